@@ -1,0 +1,89 @@
+"""The one module that builds object keys.
+
+No other code concatenates key strings: each builder validates its inputs, so a
+name from a request can never escape its scope.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from arco.core.errors import InvalidNameError
+from arco.core.scope import Scope, validate_key_part
+
+DOMAINS_BUILTIN = ("catalog", "lineage", "search", "executions")
+_DOMAIN_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_ULID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def validate_domain(domain: object) -> str:
+    """A domain name is lowercase ``[a-z][a-z0-9_]*`` (at most 32 characters)."""
+    if not isinstance(domain, str) or not _DOMAIN_RE.match(domain):
+        raise InvalidNameError(f"domain {domain!r} must match [a-z][a-z0-9_]{{0,31}}")
+    return domain
+
+
+def validate_ulid(value: object) -> str:
+    """A canonical 26-character Crockford base32 ULID."""
+    if not isinstance(value, str) or not _ULID_RE.match(value):
+        raise InvalidNameError(f"{value!r} is not a ULID")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one scope."""
+
+    scope: Scope
+
+    @property
+    def root(self) -> str:
+        """Prefix of everything this scope owns."""
+        return self.scope.prefix
+
+    def pointer(self, domain: str) -> str:
+        """The domain's head pointer: the only mutable object besides the lock."""
+        return f"{self.root}manifests/{validate_domain(domain)}.pointer.json"
+
+    def manifests_prefix(self, domain: str) -> str:
+        """Prefix under which the domain's immutable manifests live."""
+        return f"{self.root}manifests/{validate_domain(domain)}/"
+
+    def manifest(self, domain: str, version: int, commit_id: str) -> str:
+        """An immutable manifest; the commit id keeps a crashed attempt from blocking a retry."""
+        if version < 0:
+            raise InvalidNameError(f"manifest version must be >= 0, got {version}")
+        return f"{self.manifests_prefix(domain)}{version:020d}-{validate_ulid(commit_id)}.json"
+
+    def snapshots_prefix(self, domain: str) -> str:
+        """Prefix of the domain's immutable state files."""
+        return f"{self.root}snapshots/{validate_domain(domain)}/"
+
+    def snapshot_file(self, domain: str, version: int, commit_id: str, name: str) -> str:
+        """An immutable Parquet (or JSON) state file written by one commit attempt."""
+        return (
+            f"{self.snapshots_prefix(domain)}{version:020d}-{validate_ulid(commit_id)}/"
+            f"{validate_key_part('file name', name)}"
+        )
+
+    def lock(self, domain: str) -> str:
+        """The domain's lease lock."""
+        return f"{self.root}locks/{validate_domain(domain)}.lock.json"
+
+    def ledger_prefix(self, domain: str) -> str:
+        """Prefix of the domain's Tier-2 event ledger."""
+        return f"{self.root}ledger/{validate_domain(domain)}/"
+
+    def ledger_event(self, domain: str, day: datetime, event_id: str) -> str:
+        """One create-only ledger event, partitioned by UTC date."""
+        return f"{self.ledger_prefix(domain)}{day:%Y-%m-%d}/{validate_ulid(event_id)}.json"
+
+    def quarantine_prefix(self, domain: str) -> str:
+        """Prefix where events that arrive too late are moved aside, never dropped."""
+        return f"{self.root}quarantine/{validate_domain(domain)}/"
+
+    def is_within(self, key: str) -> bool:
+        """True when ``key`` lies under this scope's prefix."""
+        return key.startswith(self.root) and ".." not in key

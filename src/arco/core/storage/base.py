@@ -1,0 +1,87 @@
+"""The storage interface every backend implements (DESIGN.md section 3)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """What a HEAD or a listing tells about one object."""
+
+    key: str
+    size: int
+    version: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Put mode: compare-and-swap, succeed only if the object's version is ``version``."""
+
+    version: str
+
+
+PutMode = Literal["create", "overwrite"] | Match
+
+
+class ObjectStore(ABC):
+    """Byte storage with conditional writes.
+
+    Keys are ``/``-separated strings relative to the store's root. Versions are
+    opaque strings (an ETag, a generation, a counter). A failed precondition
+    raises :class:`~arco.core.errors.PreconditionFailedError` on every backend and
+    a missing key :class:`~arco.core.errors.ObjectNotFoundError`.
+    """
+
+    #: The URL the store was opened from (credentials removed).
+    url: str = ""
+
+    @abstractmethod
+    def get(self, key: str) -> tuple[bytes, str]:
+        """Read a whole object; return its bytes and version."""
+
+    @abstractmethod
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Read bytes ``[start, end)`` of an object."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectMeta:
+        """Metadata of one object."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
+        """Every object whose key starts with ``prefix``, in no guaranteed order."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Delete an object; deleting a missing key is not an error."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, mode: PutMode = "overwrite") -> str:
+        """Write an object and return its new version.
+
+        ``"create"`` fails if the key exists; :class:`Match` fails unless the current
+        version equals the given one; ``"overwrite"`` always writes.
+        """
+
+    @abstractmethod
+    def sign(self, key: str, ttl_seconds: int) -> str:
+        """A URL that lets its holder GET ``key`` until the TTL runs out."""
+
+    def exists(self, key: str) -> bool:
+        """True if ``key`` exists."""
+        from arco.core.errors import ObjectNotFoundError
+
+        try:
+            self.head(key)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release resources held by the store."""
