@@ -169,9 +169,41 @@ class LocalFolderStore(ObstoreStore):
                 raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
             if current != mode.version:
                 raise PreconditionFailedError(f"{key}: version does not match")
-            return super().put(key, data, "overwrite")
+            path = os.path.join(self.root, key)
+            try:
+                old_mtime: int | None = os.stat(path).st_mtime_ns
+            except OSError:  # pragma: no cover - key not stored under its plain path
+                old_mtime = None
+            version = super().put(key, data, "overwrite")
+            if old_mtime is not None and self._bump_mtime(path, old_mtime):
+                version = self.head(key).version
+            return version
         finally:
             os.close(fd)  # closing the descriptor releases the flock
+
+    @staticmethod
+    def _bump_mtime(path: str, old_mtime_ns: int) -> bool:
+        """Make the new file's mtime (in whole microseconds) later than the old one's.
+
+        The LocalStore version is ``inode-mtime_us-size`` and the rename frees the old
+        inode, which the next write usually gets back. With a coarse file clock (ext4
+        on kernels before 6.13 stamps files at jiffy resolution) two CAS writes later
+        the version of an older object can come back, and a stale CAS would succeed
+        even though the content differs. A strictly growing mtime per key rules it out.
+        """
+        try:
+            st = os.stat(path)
+        except OSError:  # pragma: no cover - key not a plain path; nothing to do
+            return False
+        if st.st_mtime_ns // 1000 > old_mtime_ns // 1000:
+            return False
+        # Try the smallest step the file system can store (us, ms, s, FAT's 2 s).
+        for step in (1_000, 1_000_000, 1_000_000_000, 2_000_000_000):
+            target = (old_mtime_ns // 1000) * 1000 + step
+            os.utime(path, ns=(st.st_atime_ns, target))
+            if os.stat(path).st_mtime_ns // 1000 > old_mtime_ns // 1000:
+                break
+        return True
 
     def list(self, prefix: str) -> Iterator[ObjectMeta]:
         """Every object under ``prefix`` (the CAS lock folder is not listed)."""

