@@ -1,0 +1,71 @@
+"""Garbage collection of objects no live manifest references.
+
+Crashed or losing commit attempts leave state files and manifests that no
+pointer reaches. GC deletes them once they are older than a grace period (so an
+attempt still in flight is never touched), and refuses to delete anything in a
+domain whose chain it cannot read completely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from arco.core.keys import Keys
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+from arco.catalog.verify import discover_domains, walk_chain
+
+DEFAULT_GRACE_SECONDS = 3600.0
+
+
+@dataclass
+class GcReport:
+    """What :func:`collect_garbage` deleted (or would delete, in a dry run)."""
+
+    deleted: list[str] = field(default_factory=list)
+    kept: int = 0
+    bytes_freed: int = 0
+    skipped_domains: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def collect_garbage(
+    store: ObjectStore,
+    scope: Scope,
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> GcReport:
+    """Delete unreferenced manifests and state files older than ``grace_seconds``."""
+    keys = Keys(scope)
+    report = GcReport(dry_run=dry_run)
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=grace_seconds)
+    domains = set(discover_domains(store, keys))
+    # Domains with files but no pointer (every attempt crashed before publishing).
+    for prefix in (f"{keys.root}snapshots/", f"{keys.root}manifests/"):
+        for meta in store.list(prefix):
+            rest = meta.key[len(prefix) :]
+            if "/" in rest:
+                domains.add(rest.split("/", 1)[0])
+    for domain in sorted(domains):
+        walk = walk_chain(store, keys, domain)
+        if not walk.complete:
+            report.skipped_domains.append(domain)
+            continue
+        live: set[str] = set()
+        for key, manifest in walk.manifests:
+            live.add(key)
+            live.update(f.path for f in manifest.files)
+        for prefix in (keys.snapshots_prefix(domain), keys.manifests_prefix(domain)):
+            for meta in store.list(prefix):
+                if meta.key in live or meta.last_modified > cutoff:
+                    report.kept += 1
+                    continue
+                report.deleted.append(meta.key)
+                report.bytes_freed += meta.size
+                if not dry_run:
+                    store.delete(meta.key)
+    report.deleted.sort()
+    return report

@@ -1,0 +1,153 @@
+"""Integrity verification: walk every domain's manifest chain and check each object.
+
+Verification (like GC) may list storage; reads never do (invariant I7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from arco.core.errors import IntegrityError, ObjectNotFoundError, StorageError
+from arco.core.ids import sha256_hex
+from arco.core.keys import Keys
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+from arco.catalog.lock import LockRecord
+from arco.catalog.manifest import Manifest, Pointer
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One integrity problem, with the key it concerns."""
+
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify` checked and found."""
+
+    problems: list[Problem] = field(default_factory=list)
+    domains: list[str] = field(default_factory=list)
+    manifests_checked: int = 0
+    files_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+
+def discover_domains(store: ObjectStore, keys: Keys) -> list[str]:
+    """Domains that have a head pointer in this scope."""
+    prefix = f"{keys.root}manifests/"
+    found = set()
+    for meta in store.list(prefix):
+        rest = meta.key[len(prefix) :]
+        if "/" not in rest and rest.endswith(".pointer.json"):
+            found.add(rest[: -len(".pointer.json")])
+    return sorted(found)
+
+
+@dataclass
+class ChainWalk:
+    """The manifests of one domain's chain, newest first, with the problems met on the way."""
+
+    manifests: list[tuple[str, Manifest]] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    complete: bool = False
+
+
+def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
+    """Follow pointer → manifest → parent ... checking each link's SHA-256."""
+    walk = ChainWalk()
+    pointer_key = keys.pointer(domain)
+    try:
+        data, _ = store.get(pointer_key)
+        pointer = Pointer.from_bytes(data, key=pointer_key)
+    except ObjectNotFoundError:
+        walk.complete = True
+        return walk
+    except (IntegrityError, StorageError) as exc:
+        walk.problems.append(Problem(pointer_key, str(exc).removeprefix(f"{pointer_key}: ")))
+        return walk
+    if pointer.domain != domain:
+        walk.problems.append(Problem(pointer_key, f"names domain {pointer.domain!r}"))
+    key, expected_sha, expected_version = pointer.manifest, pointer.manifest_sha256, pointer.version
+    if not keys.is_within(key):
+        walk.problems.append(Problem(pointer_key, f"points outside its scope: {key}"))
+        return walk
+    while True:
+        try:
+            data, _ = store.get(key)
+        except ObjectNotFoundError:
+            walk.problems.append(Problem(key, "manifest is missing"))
+            return walk
+        if sha256_hex(data) != expected_sha:
+            walk.problems.append(Problem(key, "manifest SHA-256 does not match its reference"))
+            return walk
+        try:
+            manifest = Manifest.from_bytes(data, key=key)
+        except IntegrityError as exc:
+            walk.problems.append(Problem(key, str(exc).removeprefix(f"{key}: ")))
+            return walk
+        if manifest.version != expected_version:
+            walk.problems.append(
+                Problem(key, f"version {manifest.version}, expected {expected_version} (gap)")
+            )
+        walk.manifests.append((key, manifest))
+        if manifest.parent is None:
+            if manifest.version != 1:
+                walk.problems.append(Problem(key, f"chain ends at version {manifest.version}, not 1"))
+            walk.complete = True
+            return walk
+        key, expected_sha = manifest.parent.path, manifest.parent.sha256
+        expected_version = manifest.version - 1
+        if not keys.is_within(key):
+            walk.problems.append(Problem(key, "parent lies outside the scope"))
+            return walk
+
+
+def verify(store: ObjectStore, scope: Scope, domains: list[str] | None = None) -> VerifyReport:
+    """Check every manifest and every file referenced by every domain's chain."""
+    keys = Keys(scope)
+    report = VerifyReport(domains=domains if domains is not None else discover_domains(store, keys))
+    checked: dict[str, bool] = {}
+    for domain in report.domains:
+        walk = walk_chain(store, keys, domain)
+        report.problems.extend(walk.problems)
+        report.manifests_checked += len(walk.manifests)
+        for key, manifest in walk.manifests:
+            if manifest.domain != domain:
+                report.problems.append(Problem(key, f"belongs to domain {manifest.domain!r}"))
+            for entry in manifest.files:
+                if entry.path in checked:
+                    continue
+                checked[entry.path] = True
+                report.files_checked += 1
+                if not keys.is_within(entry.path):
+                    report.problems.append(Problem(entry.path, f"outside the scope (from {key})"))
+                    continue
+                try:
+                    data, _ = store.get(entry.path)
+                except ObjectNotFoundError:
+                    report.problems.append(Problem(entry.path, f"missing (referenced by {key})"))
+                    continue
+                if len(data) != entry.size:
+                    report.problems.append(
+                        Problem(entry.path, f"size {len(data)} bytes, manifest says {entry.size}")
+                    )
+                elif sha256_hex(data) != entry.sha256:
+                    report.problems.append(Problem(entry.path, "SHA-256 does not match the manifest"))
+        lock_key = keys.lock(domain)
+        try:
+            data, _ = store.get(lock_key)
+            if LockRecord.from_bytes(data).holder == "<corrupt>":
+                report.problems.append(Problem(lock_key, "lock record is unreadable"))
+        except ObjectNotFoundError:
+            pass
+    return report
