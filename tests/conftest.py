@@ -145,9 +145,7 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
         "identities": [
             {
                 "name": "admin",
-                "credentials": [
-                    {"accessKey": SEAWEED_ACCESS_KEY, "secretKey": SEAWEED_SECRET_KEY}
-                ],
+                "credentials": [{"accessKey": SEAWEED_ACCESS_KEY, "secretKey": SEAWEED_SECRET_KEY}],
                 "actions": ["Admin", "Read", "List", "Tagging", "Write"],
             }
         ]

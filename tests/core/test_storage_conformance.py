@@ -42,7 +42,9 @@ def store(store_url: str) -> ObjectStore:
     return open_store(store_url)
 
 
-def _race(n: int, attempt: Callable[[int], Any]) -> tuple[list[int], list[int], list[BaseException]]:
+def _race(
+    n: int, attempt: Callable[[int], Any]
+) -> tuple[list[int], list[int], list[BaseException]]:
     """Run ``attempt(i)`` in ``n`` threads released at once; split winners and losers."""
     barrier = threading.Barrier(n)
     winners: list[int] = []

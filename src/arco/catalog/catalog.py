@@ -10,6 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from arco.catalog.domain import Change, DomainStore, Snapshot
+from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
+from arco.catalog.state import CatalogState
+from arco.catalog.tableset import OP_DELETE, OP_UPSERT
+from arco.catalog.types import normalize_type
 from arco.core.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -19,11 +24,6 @@ from arco.core.errors import (
 from arco.core.ids import canonical_json, new_ulid, sha256_hex, utc_now
 from arco.core.scope import Scope, validate_dotted, validate_identifier
 from arco.core.storage import ObjectStore, open_store
-from arco.catalog.domain import Change, DomainStore, Snapshot
-from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
-from arco.catalog.state import CatalogState
-from arco.catalog.tableset import OP_DELETE, OP_UPSERT
-from arco.catalog.types import normalize_type
 
 DOMAIN = "catalog"
 MAX_PROPERTIES = 256
@@ -107,7 +107,7 @@ def _as_spec(col: ColumnSpec | Mapping[str, Any] | tuple[Any, ...] | str) -> Col
             raise InvalidArgumentError("column 'nullable' must be true or false")
         return ColumnSpec(
             name=col.get("name"),  # type: ignore[arg-type]
-            data_type=col.get("type", col.get("data_type")),  # type: ignore[arg-type]
+            data_type=col.get("type", col.get("data_type")),
             nullable=nullable,
             description=col.get("description"),
         )
@@ -151,7 +151,10 @@ class _Txn:
 
     # ------------------------------------------------------------ namespaces
     def create_namespace(
-        self, name: str, description: str | None, properties: Mapping[str, Any] | None,
+        self,
+        name: str,
+        description: str | None,
+        properties: Mapping[str, Any] | None,
         exist_ok: bool = False,
     ) -> Namespace:
         name = validate_dotted("namespace", name)
@@ -186,7 +189,10 @@ class _Txn:
         return row
 
     def update_namespace(
-        self, name: str, description: Any, set_properties: Mapping[str, Any] | None,
+        self,
+        name: str,
+        description: Any,
+        set_properties: Mapping[str, Any] | None,
         remove_properties: Sequence[str] | None,
     ) -> Namespace:
         row = dict(self.require_namespace(name))
@@ -237,7 +243,9 @@ class _Txn:
                     name=spec.name,
                     data_type=normalize_type(spec.data_type),
                     nullable=spec.nullable,
-                    description=_check_text("column description", spec.description, MAX_DESCRIPTION),
+                    description=_check_text(
+                        "column description", spec.description, MAX_DESCRIPTION
+                    ),
                 )
             )
         return out
@@ -259,8 +267,14 @@ class _Txn:
         return row
 
     def create_table(
-        self, namespace: str, name: str, columns: Sequence[Any], fmt: str,
-        location: str | None, description: str | None, properties: Mapping[str, Any] | None,
+        self,
+        namespace: str,
+        name: str,
+        columns: Sequence[Any],
+        fmt: str,
+        location: str | None,
+        description: str | None,
+        properties: Mapping[str, Any] | None,
         exist_ok: bool = False,
     ) -> Table:
         self.require_namespace(namespace)
@@ -271,9 +285,7 @@ class _Txn:
                 return existing
             raise AlreadyExistsError(f"table {namespace}.{name} already exists")
         if fmt not in TABLE_FORMATS:
-            raise InvalidArgumentError(
-                f"format {fmt!r} is not one of {', '.join(TABLE_FORMATS)}"
-            )
+            raise InvalidArgumentError(f"format {fmt!r} is not one of {', '.join(TABLE_FORMATS)}")
         specs = self._columns(columns)
         self._check_unique([s.name for s in specs])
         table_id = new_ulid()
@@ -300,7 +312,9 @@ class _Txn:
         return result
 
     @staticmethod
-    def _column_row(table_id: str, column_id: int, ordinal: int, spec: ColumnSpec) -> dict[str, Any]:
+    def _column_row(
+        table_id: str, column_id: int, ordinal: int, spec: ColumnSpec
+    ) -> dict[str, Any]:
         return {
             "table_id": table_id,
             "column_id": column_id,
@@ -312,10 +326,18 @@ class _Txn:
         }
 
     def update_table(
-        self, namespace: str, name: str, *, description: Any, set_properties: Mapping[str, Any] | None,
-        remove_properties: Sequence[str] | None, add_columns: Sequence[Any] | None,
-        drop_columns: Sequence[str] | None, rename_columns: Mapping[str, str] | None,
-        column_descriptions: Mapping[str, str | None] | None, location: Any,
+        self,
+        namespace: str,
+        name: str,
+        *,
+        description: Any,
+        set_properties: Mapping[str, Any] | None,
+        remove_properties: Sequence[str] | None,
+        add_columns: Sequence[Any] | None,
+        drop_columns: Sequence[str] | None,
+        rename_columns: Mapping[str, str] | None,
+        column_descriptions: Mapping[str, str | None] | None,
+        location: Any,
     ) -> Table:
         row = dict(self.require_table(namespace, name))
         cols = [dict(c) for c in self.state.column_rows(row["id"])]
@@ -376,7 +398,11 @@ class _Txn:
         row.update(namespace=new_namespace, name=new_name, updated_at=self.now)
         self.upsert("tables", row)
         self.ops.append(
-            {"op": "rename_table", "name": f"{namespace}.{name}", "to": f"{new_namespace}.{new_name}"}
+            {
+                "op": "rename_table",
+                "name": f"{namespace}.{name}",
+                "to": f"{new_namespace}.{new_name}",
+            }
         )
         result = self.state.table(new_namespace, new_name)
         assert result is not None
@@ -401,16 +427,27 @@ class Transaction:
     version: int | None = None
 
     def create_namespace(
-        self, name: str, description: str | None = None,
-        properties: Mapping[str, str] | None = None, *, exist_ok: bool = False,
+        self,
+        name: str,
+        description: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        *,
+        exist_ok: bool = False,
     ) -> None:
         """Queue a namespace creation."""
         self._ops.append(lambda t: t.create_namespace(name, description, properties, exist_ok))
 
     def create_table(
-        self, namespace: str, name: str, columns: Sequence[Any] = (), *, format: str = "parquet",
-        location: str | None = None, description: str | None = None,
-        properties: Mapping[str, str] | None = None, exist_ok: bool = False,
+        self,
+        namespace: str,
+        name: str,
+        columns: Sequence[Any] = (),
+        *,
+        format: str = "parquet",
+        location: str | None = None,
+        description: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        exist_ok: bool = False,
     ) -> None:
         """Queue a table creation."""
         self._ops.append(
@@ -518,30 +555,39 @@ class Catalog:
 
     @staticmethod
     def _replay(
-        state: CatalogState, key: str, request_hash: str,
+        state: CatalogState,
+        key: str,
+        request_hash: str,
         decode: Callable[[dict[str, Any]], Any] | None,
     ) -> tuple[Any] | None:
         row = state.idempotency.get(key)
         if row is None:
             return None
         if row["request_hash"] != request_hash:
-            raise ConflictError(
-                f"idempotency key {key!r} was already used for a different request"
-            )
+            raise ConflictError(f"idempotency key {key!r} was already used for a different request")
         raw = json.loads(row["result_json"]) if row["result_json"] else None
         return (decode(raw) if decode is not None and raw is not None else None,)
 
     # ----------------------------------------------------------- namespaces
     def create_namespace(
-        self, name: str, description: str | None = None,
-        properties: Mapping[str, str] | None = None, *, exist_ok: bool = False,
+        self,
+        name: str,
+        description: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        *,
+        exist_ok: bool = False,
         idempotency_key: str | None = None,
     ) -> Namespace:
         """Create a namespace; dotted names nest and need their parent to exist."""
-        request = {"op": "create_namespace", "name": name, "description": description,
-                   "properties": dict(properties or {})}
+        request = {
+            "op": "create_namespace",
+            "name": name,
+            "description": description,
+            "properties": dict(properties or {}),
+        }
         return self._write(  # type: ignore[no-any-return]
-            request, idempotency_key,
+            request,
+            idempotency_key,
             lambda t: t.create_namespace(name, description, properties, exist_ok),
             namespace_from_dict,
         )
@@ -551,24 +597,36 @@ class Catalog:
         return self.view().get_namespace(name)
 
     def list_namespaces(
-        self, prefix: str | None = None, *, page_size: int | None = None,
+        self,
+        prefix: str | None = None,
+        *,
+        page_size: int | None = None,
         page_token: str | None = None,
     ) -> Page[Namespace]:
         """Namespaces sorted by name, optionally only those starting with ``prefix``."""
         return self.view().list_namespaces(prefix, page_size=page_size, page_token=page_token)
 
     def update_namespace(
-        self, name: str, *, description: Any = _UNSET,
+        self,
+        name: str,
+        *,
+        description: Any = _UNSET,
         set_properties: Mapping[str, str] | None = None,
-        remove_properties: Sequence[str] | None = None, idempotency_key: str | None = None,
+        remove_properties: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> Namespace:
         """Change a namespace's description or properties."""
-        request = {"op": "update_namespace", "name": name,
-                   "description": None if description is _UNSET else description,
-                   "description_set": description is not _UNSET,
-                   "set": dict(set_properties or {}), "remove": list(remove_properties or [])}
+        request = {
+            "op": "update_namespace",
+            "name": name,
+            "description": None if description is _UNSET else description,
+            "description_set": description is not _UNSET,
+            "set": dict(set_properties or {}),
+            "remove": list(remove_properties or []),
+        }
         return self._write(  # type: ignore[no-any-return]
-            request, idempotency_key,
+            request,
+            idempotency_key,
             lambda t: t.update_namespace(name, description, set_properties, remove_properties),
             namespace_from_dict,
         )
@@ -582,20 +640,32 @@ class Catalog:
 
     # --------------------------------------------------------------- tables
     def create_table(
-        self, namespace: str, name: str, columns: Sequence[Any] = (), *,
-        format: str = "parquet", location: str | None = None, description: str | None = None,
-        properties: Mapping[str, str] | None = None, exist_ok: bool = False,
+        self,
+        namespace: str,
+        name: str,
+        columns: Sequence[Any] = (),
+        *,
+        format: str = "parquet",
+        location: str | None = None,
+        description: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        exist_ok: bool = False,
         idempotency_key: str | None = None,
     ) -> Table:
         """Register a table with its columns."""
         request = {
-            "op": "create_table", "namespace": namespace, "name": name,
-            "columns": [_spec_json(c) for c in columns], "format": format,
-            "location": location, "description": description,
+            "op": "create_table",
+            "namespace": namespace,
+            "name": name,
+            "columns": [_spec_json(c) for c in columns],
+            "format": format,
+            "location": location,
+            "description": description,
             "properties": dict(properties or {}),
         }
         return self._write(  # type: ignore[no-any-return]
-            request, idempotency_key,
+            request,
+            idempotency_key,
             lambda t: t.create_table(
                 namespace, name, columns, format, location, description, properties, exist_ok
             ),
@@ -607,8 +677,12 @@ class Catalog:
         return self.view().get_table(namespace, name)
 
     def list_tables(
-        self, namespace: str | None = None, *, prefix: str | None = None,
-        page_size: int | None = None, page_token: str | None = None,
+        self,
+        namespace: str | None = None,
+        *,
+        prefix: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
     ) -> Page[Table]:
         """Tables sorted by (namespace, name), optionally in one namespace / by name prefix."""
         return self.view().list_tables(
@@ -616,47 +690,75 @@ class Catalog:
         )
 
     def update_table(
-        self, namespace: str, name: str, *, description: Any = _UNSET, location: Any = _UNSET,
+        self,
+        namespace: str,
+        name: str,
+        *,
+        description: Any = _UNSET,
+        location: Any = _UNSET,
         set_properties: Mapping[str, str] | None = None,
         remove_properties: Sequence[str] | None = None,
-        add_columns: Sequence[Any] | None = None, drop_columns: Sequence[str] | None = None,
+        add_columns: Sequence[Any] | None = None,
+        drop_columns: Sequence[str] | None = None,
         rename_columns: Mapping[str, str] | None = None,
         column_descriptions: Mapping[str, str | None] | None = None,
         idempotency_key: str | None = None,
     ) -> Table:
         """Change a table: description, location, properties and columns."""
         request = {
-            "op": "update_table", "namespace": namespace, "name": name,
+            "op": "update_table",
+            "namespace": namespace,
+            "name": name,
             "description": None if description is _UNSET else description,
             "description_set": description is not _UNSET,
             "location": None if location is _UNSET else location,
             "location_set": location is not _UNSET,
-            "set": dict(set_properties or {}), "remove": list(remove_properties or []),
+            "set": dict(set_properties or {}),
+            "remove": list(remove_properties or []),
             "add": [_spec_json(c) for c in add_columns or []],
-            "drop": list(drop_columns or []), "rename": dict(rename_columns or {}),
+            "drop": list(drop_columns or []),
+            "rename": dict(rename_columns or {}),
             "docs": dict(column_descriptions or {}),
         }
         return self._write(  # type: ignore[no-any-return]
-            request, idempotency_key,
+            request,
+            idempotency_key,
             lambda t: t.update_table(
-                namespace, name, description=description, set_properties=set_properties,
-                remove_properties=remove_properties, add_columns=add_columns,
-                drop_columns=drop_columns, rename_columns=rename_columns,
-                column_descriptions=column_descriptions, location=location,
+                namespace,
+                name,
+                description=description,
+                set_properties=set_properties,
+                remove_properties=remove_properties,
+                add_columns=add_columns,
+                drop_columns=drop_columns,
+                rename_columns=rename_columns,
+                column_descriptions=column_descriptions,
+                location=location,
             ),
             table_from_dict,
         )
 
     def rename_table(
-        self, namespace: str, name: str, new_name: str, *, new_namespace: str | None = None,
+        self,
+        namespace: str,
+        name: str,
+        new_name: str,
+        *,
+        new_namespace: str | None = None,
         idempotency_key: str | None = None,
     ) -> Table:
         """Rename a table, optionally moving it to another namespace."""
         target_ns = new_namespace or namespace
-        request = {"op": "rename_table", "namespace": namespace, "name": name,
-                   "new_namespace": target_ns, "new_name": new_name}
+        request = {
+            "op": "rename_table",
+            "namespace": namespace,
+            "name": name,
+            "new_namespace": target_ns,
+            "new_name": new_name,
+        }
         return self._write(  # type: ignore[no-any-return]
-            request, idempotency_key,
+            request,
+            idempotency_key,
             lambda t: t.rename_table(namespace, name, target_ns, new_name),
             table_from_dict,
         )
@@ -715,7 +817,10 @@ class CatalogView:
         return table
 
     def list_namespaces(
-        self, prefix: str | None = None, *, page_size: int | None = None,
+        self,
+        prefix: str | None = None,
+        *,
+        page_size: int | None = None,
         page_token: str | None = None,
     ) -> Page[Namespace]:
         """Namespaces sorted by name."""
@@ -730,8 +835,12 @@ class CatalogView:
         return Page([i for i in items if i is not None], token)
 
     def list_tables(
-        self, namespace: str | None = None, *, prefix: str | None = None,
-        page_size: int | None = None, page_token: str | None = None,
+        self,
+        namespace: str | None = None,
+        *,
+        prefix: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
     ) -> Page[Table]:
         """Tables sorted by (namespace, name)."""
         if namespace is not None:

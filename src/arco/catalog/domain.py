@@ -29,6 +29,10 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import pyarrow as pa
 
+from arco.catalog import tableset
+from arco.catalog.lock import Lease, LeaseLock
+from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer
+from arco.catalog.tableset import TableDef
 from arco.core.errors import (
     CommitConflictError,
     FencedError,
@@ -40,11 +44,7 @@ from arco.core.errors import (
 from arco.core.ids import new_ulid, sha256_hex, utc_now
 from arco.core.keys import Keys, validate_domain
 from arco.core.scope import Scope
-from arco.core.storage import Match, ObjectStore
-from arco.catalog import tableset
-from arco.catalog.lock import Lease, LeaseLock
-from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer
-from arco.catalog.tableset import TableDef
+from arco.core.storage import Match, ObjectStore, PutMode
 
 
 class DomainState(Protocol):
@@ -191,8 +191,10 @@ class DomainStore(Generic[S]):
             self._checked_at = now
             return cached
         pointer = Pointer.from_bytes(data, key=self._pointer_key)
-        if cached is not None and cached.pointer is not None and (
-            pointer.commit_id == cached.pointer.commit_id
+        if (
+            cached is not None
+            and cached.pointer is not None
+            and (pointer.commit_id == cached.pointer.commit_id)
         ):
             snap = replace(cached, pointer_version=version)
             self._remember(snap, now)
@@ -304,14 +306,17 @@ class DomainStore(Generic[S]):
                 raise IntegrityError(f"manifest names unknown table {table!r}")
             base = next((e for e in entries if e.kind == "base"), None)
             since = known
-            if base is not None and (cached is None or old_bases.get(table) != base.path):
-                if base.max_version > known or cached is None:
-                    state = state.clear(table)
-                    rows = self.load_file(base).to_pylist()
-                    for row in rows:
-                        row["_op"] = tableset.OP_UPSERT
-                    state = state.apply(table, rows)
-                    since = base.max_version
+            if (
+                base is not None
+                and (cached is None or old_bases.get(table) != base.path)
+                and (base.max_version > known or cached is None)
+            ):
+                state = state.clear(table)
+                rows = self.load_file(base).to_pylist()
+                for row in rows:
+                    row["_op"] = tableset.OP_UPSERT
+                state = state.apply(table, rows)
+                since = base.max_version
             deltas = sorted((e for e in entries if e.kind == "delta"), key=lambda e: e.min_version)
             for entry in deltas:
                 if entry.max_version <= since:
@@ -335,7 +340,9 @@ class DomainStore(Generic[S]):
         finally:
             self.lock.release(lease)
 
-    def _commit_locked(self, mutate: Callable[[Snapshot[S]], Change], lease: Lease) -> CommitResult[S]:
+    def _commit_locked(
+        self, mutate: Callable[[Snapshot[S]], Change], lease: Lease
+    ) -> CommitResult[S]:
         delay = 0.005
         for attempt in range(1, self.max_attempts + 1):
             snap = self.read(max_staleness=0)
@@ -373,13 +380,19 @@ class DomainStore(Generic[S]):
                 _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
             )
         pending = self._compact(pending, state, version, {t for t, r in change.rows.items() if r})
-        files = [self._write(p, version, commit_id) if isinstance(p, _Pending) else p for p in pending]
+        files = [
+            self._write(p, version, commit_id) if isinstance(p, _Pending) else p for p in pending
+        ]
         parent = (
             ParentRef(snap.manifest_key, snap.pointer.manifest_sha256)
             if snap.manifest_key is not None and snap.pointer is not None
             else None
         )
-        meta = change.meta if change.meta is not None else (snap.manifest.meta if snap.manifest else {})
+        meta = (
+            change.meta
+            if change.meta is not None
+            else (snap.manifest.meta if snap.manifest else {})
+        )
         manifest = Manifest(
             domain=self.domain,
             version=version,
@@ -405,7 +418,7 @@ class DomainStore(Generic[S]):
             updated_at=manifest.committed_at,
         )
         self.lock.check(lease)
-        mode = "create" if snap.pointer_version is None else Match(snap.pointer_version)
+        mode: PutMode = "create" if snap.pointer_version is None else Match(snap.pointer_version)
         pointer_version = self.store.put(self._pointer_key, pointer.to_bytes(), mode)
         self._manifests[manifest_key] = (manifest, pointer.manifest_sha256)
         new_snap = Snapshot(
@@ -424,7 +437,7 @@ class DomainStore(Generic[S]):
         key = self.keys.snapshot_file(
             self.domain, version, commit_id, f"{pending.table}.{suffix}.parquet"
         )
-        data = tableset.encode(pending.data)
+        data = tableset.encode(pending.data, small=pending.level == 0 and pending.kind == "delta")
         self.store.put(key, data, "create")
         if pending.kind == "delta":
             self._cache_table(key, pending.data)
@@ -470,7 +483,9 @@ class DomainStore(Generic[S]):
             limit = max(tableset.BASE_MIN_DELTA_ROWS, base_rows * tableset.BASE_REWRITE_RATIO)
             if delta_rows > limit:
                 out.append(
-                    _Pending(table, 0, 0, version, tableset.base_table(tdef, state.rows(table)), "base")
+                    _Pending(
+                        table, 0, 0, version, tableset.base_table(tdef, state.rows(table)), "base"
+                    )
                 )
             else:
                 if base is not None:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from arco.catalog.verify import discover_domains, walk_chain
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
-from arco.catalog.verify import discover_domains, walk_chain
 
 DEFAULT_GRACE_SECONDS = 3600.0
 

@@ -8,6 +8,7 @@ carries that token, so a writer that paused past its lease can never publish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -124,7 +125,9 @@ class LeaseLock:
                     record = LockRecord(self.holder, old.token + 1, now, now + self.ttl)
                     try:
                         version = self.store.put(self.key, record.to_bytes(), Match(old_version))
-                        return Lease(self.key, self.holder, record.token, version, record.expires_at)
+                        return Lease(
+                            self.key, self.holder, record.token, version, record.expires_at
+                        )
                     except PreconditionFailedError:
                         pass
             if time.monotonic() >= deadline:
@@ -152,7 +155,5 @@ class LeaseLock:
     def release(self, lease: Lease) -> None:
         """Mark the lock released, keeping its token; a no-op if someone already took over."""
         record = LockRecord(lease.holder, lease.token, time.time(), 0.0, released=True)
-        try:
+        with contextlib.suppress(PreconditionFailedError, ObjectNotFoundError):
             self.store.put(self.key, record.to_bytes(), Match(lease.version))
-        except (PreconditionFailedError, ObjectNotFoundError):
-            pass

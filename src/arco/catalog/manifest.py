@@ -9,7 +9,7 @@ size, row count), which is what ``arco verify`` walks.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from arco.core.errors import IntegrityError
@@ -58,8 +58,22 @@ class Manifest:
 
     def to_bytes(self) -> bytes:
         """Stable JSON encoding (sorted keys) of the manifest."""
-        raw = asdict(self)
-        raw["format"] = MANIFEST_FORMAT
+        # Built by hand: dataclasses.asdict deep-copies and dominated commit time.
+        raw = {
+            "format": MANIFEST_FORMAT,
+            "domain": self.domain,
+            "version": self.version,
+            "commit_id": self.commit_id,
+            "committed_at": self.committed_at,
+            "fencing_token": self.fencing_token,
+            "writer": self.writer,
+            "parent": {"path": self.parent.path, "sha256": self.parent.sha256}
+            if self.parent
+            else None,
+            "files": [f.__dict__ for f in self.files],
+            "operation": self.operation,
+            "meta": self.meta,
+        }
         return json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
@@ -100,8 +114,7 @@ class Pointer:
 
     def to_bytes(self) -> bytes:
         """JSON encoding; ``commit_id`` makes every write unique (no ETag ABA)."""
-        raw = asdict(self)
-        raw["format"] = POINTER_FORMAT
+        raw = {**self.__dict__, "format": POINTER_FORMAT}
         return json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod

@@ -151,7 +151,11 @@ class CatalogState:
                         row["table_id"], immutables.Map()
                     )
                     if row["_op"] == OP_DELETE:
-                        current = current.delete(row["column_id"]) if row["column_id"] in current else current
+                        current = (
+                            current.delete(row["column_id"])
+                            if row["column_id"] in current
+                            else current
+                        )
                     else:
                         current = current.set(row["column_id"], _clean(row))
                     if len(current):

@@ -63,9 +63,7 @@ class _Parser:
     pos: int = 0
 
     def error(self, message: str) -> InvalidArgumentError:
-        return InvalidArgumentError(
-            f"invalid type {self.text!r}: {message} at position {self.pos}"
-        )
+        return InvalidArgumentError(f"invalid type {self.text!r}: {message} at position {self.pos}")
 
     def peek(self) -> str | None:
         match = _TOKEN_RE.match(self.text, self.pos)
@@ -158,7 +156,9 @@ class _Parser:
             raise self.error("decimal precision must be between 1 and 76")
         if not 0 <= scale <= precision:
             raise self.error("decimal scale must be between 0 and the precision")
-        return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        return (
+            pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+        )
 
     def _int(self, what: str) -> int:
         token = self.take()

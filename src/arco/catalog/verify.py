@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from arco.catalog.lock import LockRecord
+from arco.catalog.manifest import Manifest, Pointer
 from arco.core.errors import IntegrityError, ObjectNotFoundError, StorageError
 from arco.core.ids import sha256_hex
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
-from arco.catalog.lock import LockRecord
-from arco.catalog.manifest import Manifest, Pointer
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,9 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
         walk.manifests.append((key, manifest))
         if manifest.parent is None:
             if manifest.version != 1:
-                walk.problems.append(Problem(key, f"chain ends at version {manifest.version}, not 1"))
+                walk.problems.append(
+                    Problem(key, f"chain ends at version {manifest.version}, not 1")
+                )
             walk.complete = True
             return walk
         key, expected_sha = manifest.parent.path, manifest.parent.sha256
@@ -142,7 +144,9 @@ def verify(store: ObjectStore, scope: Scope, domains: list[str] | None = None) -
                         Problem(entry.path, f"size {len(data)} bytes, manifest says {entry.size}")
                     )
                 elif sha256_hex(data) != entry.sha256:
-                    report.problems.append(Problem(entry.path, "SHA-256 does not match the manifest"))
+                    report.problems.append(
+                        Problem(entry.path, "SHA-256 does not match the manifest")
+                    )
         lock_key = keys.lock(domain)
         try:
             data, _ = store.get(lock_key)

@@ -63,8 +63,10 @@ class Keys:
 
     def snapshot_file(self, domain: str, version: int, commit_id: str, name: str) -> str:
         """An immutable Parquet (or JSON) state file written by one commit attempt."""
+        # Flat (no directory per commit): on a local folder a new directory per
+        # commit costs a mkdir on the write path.
         return (
-            f"{self.snapshots_prefix(domain)}{version:020d}-{validate_ulid(commit_id)}/"
+            f"{self.snapshots_prefix(domain)}{version:020d}-{validate_ulid(commit_id)}-"
             f"{validate_key_part('file name', name)}"
         )
 

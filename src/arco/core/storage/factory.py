@@ -47,8 +47,14 @@ _AZURE_KEYS = {
     "tenant_id": "tenant_id",
 }
 _CLIENT_KEYS = {"allow_http", "timeout", "connect_timeout"}
-_SECRET_KEYS = {"secret_access_key", "session_token", "service_account_key", "account_key",
-                "sas_key", "client_secret"}
+_SECRET_KEYS = {
+    "secret_access_key",
+    "session_token",
+    "service_account_key",
+    "account_key",
+    "sas_key",
+    "client_secret",
+}
 
 
 @dataclass(frozen=True)
@@ -165,19 +171,20 @@ def open_store(
                 _MEMORY_STORES[cfg.bucket] = store
             return store
     prefix = cfg.prefix or None
-    client = cfg.client_options or None
+    client: Any = cfg.client_options or None
+    config_any: Any = cfg.config
     inner: Any
     if cfg.scheme == "s3":
         from obstore.store import S3Store
 
-        config = {"region": "us-east-1", **cfg.config}
+        config: Any = {"region": "us-east-1", **cfg.config}
         inner = S3Store(cfg.bucket, prefix=prefix, config=config, client_options=client)
     elif cfg.scheme == "gs":
         from obstore.store import GCSStore
 
-        inner = GCSStore(cfg.bucket, prefix=prefix, config=cfg.config, client_options=client)
+        inner = GCSStore(cfg.bucket, prefix=prefix, config=config_any, client_options=client)
     else:
         from obstore.store import AzureStore
 
-        inner = AzureStore(cfg.bucket, prefix=prefix, config=cfg.config, client_options=client)
+        inner = AzureStore(cfg.bucket, prefix=prefix, config=config_any, client_options=client)
     return ObstoreStore(inner, cfg.redacted_url(), signer=signer)

@@ -22,7 +22,7 @@ from arco.core.storage.base import ObjectMeta, ObjectStore, PutMode
 Op = Literal["get", "get_range", "head", "list", "delete", "put", "sign"]
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it is not an error, it is a death
+class SimulatedCrash(BaseException):
     """The simulated death of the process at a storage call."""
 
 

@@ -1,0 +1,1 @@
+"""The ``arco`` command line: catalog DDL, verification, GC and commit history."""

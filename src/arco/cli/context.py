@@ -1,0 +1,114 @@
+"""Global CLI settings, user-error handling and small argument parsers.
+
+Nothing heavy is imported at module level: ``import arco.cli.main`` must stay fast,
+so the catalog (and pyarrow with it) is only loaded by commands that need it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+import typer
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from arco.catalog import Catalog
+    from arco.core.scope import Scope
+    from arco.core.storage import ObjectStore
+
+DEFAULT_STORE = "file://./.arco"
+DEFAULT_SCOPE_PART = "default"
+
+
+class CliUsageError(Exception):
+    """A user mistake in how a command was called (exit status 2, one line on stderr)."""
+
+
+@dataclass
+class Settings:
+    """The global options, stored in ``ctx.obj`` by the root callback."""
+
+    store_url: str = DEFAULT_STORE
+    tenant: str = DEFAULT_SCOPE_PART
+    workspace: str = DEFAULT_SCOPE_PART
+    json: bool = False
+    _store: ObjectStore | None = field(default=None, repr=False)
+    _catalog: Catalog | None = field(default=None, repr=False)
+
+    def scope(self) -> Scope:
+        """The validated (tenant, workspace) scope."""
+        from arco.core.scope import Scope
+
+        return Scope(self.tenant, self.workspace)
+
+    def store(self) -> ObjectStore:
+        """The object store named by ``--store`` (opened once)."""
+        if self._store is None:
+            from arco.core.storage import open_store
+
+            self._store = open_store(self.store_url)
+        return self._store
+
+    def catalog(self) -> Catalog:
+        """The catalog of this scope on this store (opened once)."""
+        if self._catalog is None:
+            from arco.catalog import Catalog
+
+            scope = self.scope()
+            self._catalog = Catalog(self.store(), scope)
+        return self._catalog
+
+
+def settings(ctx: click.Context) -> Settings:
+    """The :class:`Settings` of the running command (defaults if no callback ran)."""
+    obj = ctx.find_object(Settings)
+    return obj if obj is not None else Settings()
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message squeezed onto one line."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with ``code``."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(code)
+
+
+class ArcoGroup(TyperGroup):
+    """Root command group that turns user errors into one ``error:`` line.
+
+    :class:`~arco.core.errors.ArcoError` and validation ``ValueError`` exit with 1,
+    :class:`CliUsageError` with 2; Click's own usage errors keep their default (2).
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, mapping user errors to exit codes without a traceback."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except CliUsageError as exc:
+            fail(one_line(exc), 2)
+        except Exception as exc:
+            from arco.core.errors import ArcoError
+
+            if isinstance(exc, ArcoError | ValueError):
+                fail(one_line(exc), 1)
+            raise
+
+
+def parse_properties(items: Sequence[str] | None) -> dict[str, str]:
+    """Parse repeated ``K=V`` options (the value may itself contain ``=``)."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CliUsageError(f"property {item!r} must look like KEY=VALUE")
+        out[key.strip()] = value
+    return out

@@ -1,0 +1,232 @@
+"""Rendering: Rich tables for people, JSON for machines.
+
+Every user-supplied string goes through :class:`rich.text.Text`, never through
+markup, so a description such as ``[red]x`` prints literally.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+from rich.console import Console
+from rich.table import Table as RichTable
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from arco.catalog import Namespace, Table
+    from arco.catalog.manifest import Manifest
+
+
+def console() -> Console:
+    """A console on the current stdout (looked up per call, so test runners capture it)."""
+    return Console(highlight=False)
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as indented JSON."""
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def say(message: str) -> None:
+    """Print a plain line on stdout."""
+    click.echo(message)
+
+
+def _text(value: object) -> Text:
+    if value is None:
+        return Text("")
+    if isinstance(value, datetime):
+        return Text(when(value))
+    return Text(str(value))
+
+
+def when(value: datetime | str) -> str:
+    """A timestamp to the second, as ISO 8601."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value.isoformat(timespec="seconds")
+
+
+def _props_inline(props: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(props.items()))
+
+
+def _details(title: str, rows: Iterable[tuple[str, object]]) -> None:
+    out = console()
+    out.print(Text(title, style="bold"))
+    grid = RichTable.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    for label, value in rows:
+        grid.add_row(Text(label), _text(value))
+    out.print(grid)
+
+
+def properties_table(props: Mapping[str, str]) -> None:
+    """Print a table's or namespace's properties (or say there are none)."""
+    out = console()
+    if not props:
+        out.print(Text("No properties.", style="dim"))
+        return
+    table = RichTable(title="Properties", title_justify="left")
+    table.add_column("Key")
+    table.add_column("Value")
+    for key, value in sorted(props.items()):
+        table.add_row(Text(key), Text(value))
+    out.print(table)
+
+
+def namespaces_table(items: Sequence[Namespace]) -> None:
+    """Print namespaces as a table."""
+    out = console()
+    if not items:
+        out.print(Text("No namespaces.", style="dim"))
+        return
+    table = RichTable(title="Namespaces", title_justify="left")
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Description")
+    table.add_column("Properties")
+    table.add_column("Created", no_wrap=True)
+    for ns in items:
+        table.add_row(
+            Text(ns.name),
+            _text(ns.description),
+            Text(_props_inline(ns.properties)),
+            _text(ns.created_at),
+        )
+    out.print(table)
+
+
+def namespace_details(ns: Namespace, table_count: int | None = None) -> None:
+    """Print one namespace."""
+    rows: list[tuple[str, object]] = [
+        ("id", ns.id),
+        ("description", ns.description or "-"),
+    ]
+    if table_count is not None:
+        rows.append(("tables", table_count))
+    rows += [("created", ns.created_at), ("updated", ns.updated_at)]
+    _details(f"Namespace {ns.name}", rows)
+    properties_table(ns.properties)
+
+
+def tables_table(items: Sequence[Table]) -> None:
+    """Print tables as a table."""
+    out = console()
+    if not items:
+        out.print(Text("No tables.", style="dim"))
+        return
+    table = RichTable(title="Tables", title_justify="left")
+    table.add_column("Table", no_wrap=True)
+    table.add_column("Format")
+    table.add_column("Columns", justify="right")
+    table.add_column("Description")
+    table.add_column("Updated", no_wrap=True)
+    for t in items:
+        table.add_row(
+            Text(t.qualified_name),
+            Text(t.format),
+            Text(str(len(t.columns))),
+            _text(t.description),
+            _text(t.updated_at),
+        )
+    out.print(table)
+
+
+def table_details(t: Table) -> None:
+    """Print one table: its attributes, columns and properties."""
+    _details(
+        f"Table {t.qualified_name}",
+        [
+            ("id", t.id),
+            ("format", t.format),
+            ("location", t.location or "-"),
+            ("description", t.description or "-"),
+            ("schema version", t.schema_version),
+            ("created", t.created_at),
+            ("updated", t.updated_at),
+        ],
+    )
+    out = console()
+    if t.columns:
+        cols = RichTable(title="Columns", title_justify="left")
+        cols.add_column("#", justify="right")
+        cols.add_column("Name", no_wrap=True)
+        cols.add_column("Type")
+        cols.add_column("Nullable")
+        cols.add_column("Description")
+        for col in t.columns:
+            cols.add_row(
+                Text(str(col.ordinal + 1)),
+                Text(col.name),
+                Text(col.data_type),
+                Text("yes" if col.nullable else "no"),
+                _text(col.description),
+            )
+        out.print(cols)
+    else:
+        out.print(Text("No columns.", style="dim"))
+    properties_table(t.properties)
+
+
+def _ops_summary(operation: Mapping[str, Any]) -> str:
+    ops = operation.get("ops")
+    if not isinstance(ops, list) or not ops:
+        return json.dumps(dict(operation), sort_keys=True) if operation else ""
+    parts = []
+    for op in ops:
+        if not isinstance(op, Mapping):
+            parts.append(str(op))
+            continue
+        text = f"{op.get('op', '?')} {op.get('name', '')}".strip()
+        if "to" in op:
+            text += f" -> {op['to']}"
+        if op.get("cascade"):
+            text += " (cascade)"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def history_json(entries: Sequence[tuple[str, Manifest]]) -> list[dict[str, Any]]:
+    """Commit history as JSON-ready dicts, newest first."""
+    return [
+        {
+            "version": m.version,
+            "commit_id": m.commit_id,
+            "committed_at": m.committed_at,
+            "writer": m.writer,
+            "operation": m.operation,
+            "manifest": key,
+        }
+        for key, m in entries
+    ]
+
+
+def history_table(domain: str, entries: Sequence[tuple[str, Manifest]]) -> None:
+    """Print commit history as a table, newest first."""
+    out = console()
+    if not entries:
+        out.print(Text(f"No commits in domain {domain} yet.", style="dim"))
+        return
+    table = RichTable(title=f"History of {domain}", title_justify="left")
+    table.add_column("Version", justify="right")
+    table.add_column("Committed", no_wrap=True)
+    table.add_column("Commit id", no_wrap=True)
+    table.add_column("Writer")
+    table.add_column("Operations")
+    for _key, m in entries:
+        table.add_row(
+            Text(str(m.version)),
+            Text(when(m.committed_at)),
+            Text(m.commit_id),
+            Text(m.writer),
+            Text(_ops_summary(m.operation)),
+        )
+    out.print(table)
