@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from arco.catalog.datatypes import normalize_type
 from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import OP_DELETE, OP_UPSERT
-from arco.catalog.types import normalize_type
 from arco.core.errors import (
     AlreadyExistsError,
     ConflictError,

@@ -302,8 +302,11 @@ class DomainStore(Generic[S]):
         for entry in manifest.files:
             by_table.setdefault(entry.table, []).append(entry)
         for table, entries in by_table.items():
-            if table not in self.state_cls.TABLES:
+            tdef = self.state_cls.TABLES.get(table)
+            if tdef is None:
                 raise IntegrityError(f"manifest names unknown table {table!r}")
+            if not tdef.resident:
+                continue
             base = next((e for e in entries if e.kind == "base"), None)
             since = known
             if (
@@ -375,7 +378,8 @@ class DomainStore(Generic[S]):
                 continue
             tdef = self.state_cls.TABLES[table]
             stamped = [{**r, "_version": version} for r in rows]
-            state = state.apply(table, stamped)
+            if tdef.resident:
+                state = state.apply(table, stamped)
             pending.append(
                 _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
             )
@@ -482,16 +486,32 @@ class DomainStore(Generic[S]):
             base_rows = self._rows_of(base) if base is not None else 0
             limit = max(tableset.BASE_MIN_DELTA_ROWS, base_rows * tableset.BASE_REWRITE_RATIO)
             if delta_rows > limit:
-                out.append(
-                    _Pending(
-                        table, 0, 0, version, tableset.base_table(tdef, state.rows(table)), "base"
+                if tdef.resident:
+                    data = tableset.base_table(tdef, state.rows(table))
+                else:
+                    data = tableset.fold_table(
+                        tdef,
+                        self._table_of(base) if base is not None else None,
+                        [self._table_of(d) for d in deltas],
                     )
-                )
+                out.append(_Pending(table, 0, 0, version, data, "base"))
             else:
                 if base is not None:
                     out.append(base)
                 out.extend(deltas)
         return out
+
+    def load_table(self, snap: Snapshot[S], table: str) -> pa.Table:
+        """The live rows of one state table at ``snap``, read from its files (base schema)."""
+        tdef = self.state_cls.TABLES[table]
+        entries = [f for f in snap.files if f.table == table]
+        base = next((f for f in entries if f.kind == "base"), None)
+        deltas = sorted((f for f in entries if f.kind == "delta"), key=lambda f: f.min_version)
+        return tableset.fold_table(
+            tdef,
+            self.load_file(base) if base is not None else None,
+            [self.load_file(d) for d in deltas],
+        )
 
     @staticmethod
     def _rows_of(f: FileEntry | _Pending) -> int:

@@ -35,6 +35,12 @@ class TableDef:
     name: str
     schema: pa.Schema
     key: tuple[str, ...]
+    #: Facts that are only ever inserted: merges concatenate files instead of
+    #: folding rows, so they need no in-memory state.
+    append_only: bool = False
+    #: Whether the domain's in-memory state folds this table. Non-resident tables
+    #: are read on demand (``DomainStore.load_table``) and never loaded eagerly.
+    resident: bool = True
 
     @property
     def delta_schema(self) -> pa.Schema:
@@ -83,10 +89,37 @@ def merge_deltas(tdef: TableDef, tables: Sequence[pa.Table]) -> pa.Table:
     """Merge delta tables (oldest first) keeping the newest row of each key.
 
     Tombstones are kept: the base underneath may still hold the deleted row.
+    Append-only tables are simply concatenated.
     """
+    if tdef.append_only:
+        return pa.concat_tables([t.cast(tdef.delta_schema) for t in tables])
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for table in tables:
         for row in table.to_pylist():
             latest[tdef.row_key(row)] = row
     rows = sorted(latest.values(), key=lambda r: r["_version"])
     return pa.Table.from_pylist(rows, schema=tdef.delta_schema)
+
+
+def fold_table(tdef: TableDef, base: pa.Table | None, deltas: Sequence[pa.Table]) -> pa.Table:
+    """The live rows of a table from its base and deltas (oldest first), base schema."""
+    parts: list[pa.Table] = []
+    if tdef.append_only:
+        if base is not None:
+            parts.append(base.cast(tdef.schema))
+        parts.extend(d.drop_columns(["_op", "_version"]).cast(tdef.schema) for d in deltas)
+        return pa.concat_tables(parts) if parts else tdef.schema.empty_table()
+    latest: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+    if base is not None:
+        for row in base.to_pylist():
+            latest[tdef.row_key(row)] = row
+    for delta in deltas:
+        for row in delta.to_pylist():
+            key = tdef.row_key(row)
+            if row["_op"] == OP_DELETE:
+                latest[key] = None
+            else:
+                row.pop("_op")
+                row.pop("_version")
+                latest[key] = row
+    return pa.Table.from_pylist([r for r in latest.values() if r is not None], schema=tdef.schema)

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -47,9 +46,14 @@ class Settings:
     def store(self) -> ObjectStore:
         """The object store named by ``--store`` (opened once)."""
         if self._store is None:
+            from arco.core.errors import StorageError
             from arco.core.storage import open_store
 
-            self._store = open_store(self.store_url)
+            try:
+                self._store = open_store(self.store_url)
+            except OSError as exc:  # e.g. file:// onto an existing file or unwritable dir
+                reason = exc.strerror or str(exc)
+                raise StorageError(f"cannot open store {self.store_url}: {reason}") from exc
         return self._store
 
     def catalog(self) -> Catalog:
@@ -62,7 +66,7 @@ class Settings:
         return self._catalog
 
 
-def settings(ctx: click.Context) -> Settings:
+def settings(ctx: typer.Context) -> Settings:
     """The :class:`Settings` of the running command (defaults if no callback ran)."""
     obj = ctx.find_object(Settings)
     return obj if obj is not None else Settings()
@@ -76,29 +80,32 @@ def one_line(exc: BaseException) -> str:
 
 def fail(message: str, code: int) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit with ``code``."""
-    click.echo(f"error: {' '.join(message.split())}", err=True)
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
     raise typer.Exit(code)
 
 
 class ArcoGroup(TyperGroup):
     """Root command group that turns user errors into one ``error:`` line.
 
-    :class:`~arco.core.errors.ArcoError` and validation ``ValueError`` exit with 1,
+    :class:`~arco.core.errors.ArcoError`, validation ``ValueError`` and ``OSError``
+    (unreadable or unwritable local store) exit with 1,
     :class:`CliUsageError` with 2; Click's own usage errors keep their default (2).
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         """Run the command, mapping user errors to exit codes without a traceback."""
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise  # Typer's own usage errors, exits and aborts keep their handling
         except CliUsageError as exc:
             fail(one_line(exc), 2)
         except Exception as exc:
             from arco.core.errors import ArcoError
 
-            if isinstance(exc, ArcoError | ValueError):
+            if isinstance(exc, BrokenPipeError):
+                raise  # Typer quiets a closed pipe itself
+            if isinstance(exc, ArcoError | ValueError | OSError):
                 fail(one_line(exc), 1)
             raise
 

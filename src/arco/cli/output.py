@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import click
+import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 from rich.text import Text
@@ -28,12 +28,12 @@ def console() -> Console:
 
 def emit_json(value: Any) -> None:
     """Print ``value`` as indented JSON."""
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 def say(message: str) -> None:
     """Print a plain line on stdout."""
-    click.echo(message)
+    typer.echo(message)
 
 
 def _text(value: object) -> Text:
@@ -44,14 +44,18 @@ def _text(value: object) -> Text:
     return Text(str(value))
 
 
-def when(value: datetime | str) -> str:
-    """A timestamp to the second, as ISO 8601."""
+def when(value: datetime | str, *, utc_suffix: bool = True) -> str:
+    """A timestamp to the second in UTC, ``2024-05-01 12:00:00Z``."""
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            stamp = datetime.fromisoformat(value)
         except ValueError:
             return value
-    return value.isoformat(timespec="seconds")
+    else:
+        stamp = value
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if utc_suffix else "")
 
 
 def _props_inline(props: Mapping[str, str]) -> str:
@@ -62,8 +66,8 @@ def _details(title: str, rows: Iterable[tuple[str, object]]) -> None:
     out = console()
     out.print(Text(title, style="bold"))
     grid = RichTable.grid(padding=(0, 2))
-    grid.add_column(style="dim")
-    grid.add_column()
+    grid.add_column(style="dim", overflow="fold")
+    grid.add_column(overflow="fold")
     for label, value in rows:
         grid.add_row(Text(label), _text(value))
     out.print(grid)
@@ -76,8 +80,8 @@ def properties_table(props: Mapping[str, str]) -> None:
         out.print(Text("No properties.", style="dim"))
         return
     table = RichTable(title="Properties", title_justify="left")
-    table.add_column("Key")
-    table.add_column("Value")
+    table.add_column("Key", overflow="fold")
+    table.add_column("Value", overflow="fold")
     for key, value in sorted(props.items()):
         table.add_row(Text(key), Text(value))
     out.print(table)
@@ -90,17 +94,11 @@ def namespaces_table(items: Sequence[Namespace]) -> None:
         out.print(Text("No namespaces.", style="dim"))
         return
     table = RichTable(title="Namespaces", title_justify="left")
-    table.add_column("Name", no_wrap=True)
-    table.add_column("Description")
-    table.add_column("Properties")
-    table.add_column("Created", no_wrap=True)
+    table.add_column("Name", overflow="fold")
+    table.add_column("Description", ratio=2, overflow="fold")
+    table.add_column("Properties", ratio=1, overflow="fold")
     for ns in items:
-        table.add_row(
-            Text(ns.name),
-            _text(ns.description),
-            Text(_props_inline(ns.properties)),
-            _text(ns.created_at),
-        )
+        table.add_row(Text(ns.name), _text(ns.description), Text(_props_inline(ns.properties)))
     out.print(table)
 
 
@@ -124,18 +122,16 @@ def tables_table(items: Sequence[Table]) -> None:
         out.print(Text("No tables.", style="dim"))
         return
     table = RichTable(title="Tables", title_justify="left")
-    table.add_column("Table", no_wrap=True)
-    table.add_column("Format")
-    table.add_column("Columns", justify="right")
-    table.add_column("Description")
-    table.add_column("Updated", no_wrap=True)
+    table.add_column("Table", overflow="fold")
+    table.add_column("Format", overflow="fold")
+    table.add_column("Columns", justify="right", overflow="fold")
+    table.add_column("Description", ratio=1, overflow="fold")
     for t in items:
         table.add_row(
             Text(t.qualified_name),
             Text(t.format),
             Text(str(len(t.columns))),
             _text(t.description),
-            _text(t.updated_at),
         )
     out.print(table)
 
@@ -157,11 +153,11 @@ def table_details(t: Table) -> None:
     out = console()
     if t.columns:
         cols = RichTable(title="Columns", title_justify="left")
-        cols.add_column("#", justify="right")
-        cols.add_column("Name", no_wrap=True)
-        cols.add_column("Type")
-        cols.add_column("Nullable")
-        cols.add_column("Description")
+        cols.add_column("#", justify="right", overflow="fold")
+        cols.add_column("Name", overflow="fold")
+        cols.add_column("Type", overflow="fold")
+        cols.add_column("Nullable", overflow="fold")
+        cols.add_column("Description", overflow="fold")
         for col in t.columns:
             cols.add_row(
                 Text(str(col.ordinal + 1)),
@@ -216,16 +212,14 @@ def history_table(domain: str, entries: Sequence[tuple[str, Manifest]]) -> None:
         out.print(Text(f"No commits in domain {domain} yet.", style="dim"))
         return
     table = RichTable(title=f"History of {domain}", title_justify="left")
-    table.add_column("Version", justify="right")
-    table.add_column("Committed", no_wrap=True)
-    table.add_column("Commit id", no_wrap=True)
-    table.add_column("Writer")
-    table.add_column("Operations")
+    table.add_column("Version", justify="right", no_wrap=True)
+    table.add_column("Committed (UTC)", no_wrap=True)
+    table.add_column("Writer", max_width=24, overflow="fold")
+    table.add_column("Operations", ratio=1, overflow="fold")
     for _key, m in entries:
         table.add_row(
             Text(str(m.version)),
-            Text(when(m.committed_at)),
-            Text(m.commit_id),
+            Text(when(m.committed_at, utc_suffix=False)),
             Text(m.writer),
             Text(_ops_summary(m.operation)),
         )

@@ -82,6 +82,18 @@ class Keys:
         """One create-only ledger event, partitioned by UTC date."""
         return f"{self.ledger_prefix(domain)}{day:%Y-%m-%d}/{validate_ulid(event_id)}.json"
 
+    def ledger_batch(self, domain: str, day: datetime, batch_id: str) -> str:
+        """One create-only ledger object holding a batch of events."""
+        return f"{self.ledger_prefix(domain)}{day:%Y-%m-%d}/{validate_ulid(batch_id)}.batch.json"
+
+    def ledger_day_prefix(self, domain: str, day: datetime) -> str:
+        """Prefix of one UTC day of a domain's ledger."""
+        return f"{self.ledger_prefix(domain)}{day:%Y-%m-%d}/"
+
+    def quarantined(self, domain: str, object_id: str) -> str:
+        """Where a quarantined ledger object is copied."""
+        return f"{self.quarantine_prefix(domain)}{validate_ulid(object_id)}.json"
+
     def quarantine_prefix(self, domain: str) -> str:
         """Prefix where events that arrive too late are moved aside, never dropped."""
         return f"{self.root}quarantine/{validate_domain(domain)}/"

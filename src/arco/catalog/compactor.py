@@ -1,0 +1,325 @@
+"""The Tier-2 compactor: folds new ledger objects into each domain's Parquet state.
+
+Per domain, the manifest's ``meta`` carries the watermark: the highest ledger
+object id folded so far. A run lists ledger objects from ``watermark - window -
+horizon`` on, skips those already processed (the ``ledger_objects`` table), and:
+
+* folds objects newer than ``watermark - window`` (late but inside the window:
+  writer clocks may be skewed by up to ``window``);
+* quarantines older ones (too late), objects from too far in the future and
+  objects that fail validation: copied to ``quarantine/``, recorded in the
+  ``quarantine`` table, counted in the manifest and logged — never dropped;
+* counts events whose idempotency key was already folded as duplicates.
+
+It publishes through the same lock + manifest + pointer protocol as Tier 1, so
+two compactors at once serialise on the lock and each folds only what the
+other has not; a crash anywhere leaves the previous version, and the next run
+redoes the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arco.catalog.domain import Change, DomainStore, Snapshot
+from arco.catalog.events import REGISTRY, EventRegistry, InvalidEventError
+from arco.catalog.ledger import Ledger, LedgerObject, decode_object, ulid_time
+from arco.catalog.tier2state import ExecutionsState, Folder, LineageState, RowMapState
+from arco.core.errors import InvalidArgumentError, PreconditionFailedError
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+
+log = logging.getLogger("arco.compactor")
+
+STATE_CLASSES: dict[str, type[RowMapState]] = {
+    "executions": ExecutionsState,
+    "lineage": LineageState,
+}
+DEFAULT_WINDOW = timedelta(minutes=10)
+DEFAULT_HORIZON = timedelta(days=1)
+_ = shutil  # keep import list minimal for type checkers
+
+
+@dataclass
+class CompactionReport:
+    """What one :meth:`Compactor.compact` call did for one domain."""
+
+    domain: str
+    objects: int = 0
+    events: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    commits: int = 0
+    version: int = 0
+    watermark: str | None = None
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+
+def tier2_store(
+    store: ObjectStore, scope: Scope, domain: str, **kwargs: Any
+) -> DomainStore[RowMapState]:
+    """The :class:`DomainStore` of a Tier-2 domain."""
+    cls = STATE_CLASSES.get(domain)
+    if cls is None:
+        raise InvalidArgumentError(
+            f"unknown Tier-2 domain {domain!r}; known: {', '.join(sorted(STATE_CLASSES))}"
+        )
+    return DomainStore(store, scope, domain, cls, **kwargs)  # type: ignore[arg-type]
+
+
+class Compactor:
+    """Compacts the Tier-2 domains of one scope."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        *,
+        window: timedelta = DEFAULT_WINDOW,
+        horizon: timedelta = DEFAULT_HORIZON,
+        max_objects: int = 2_000,
+        registry: EventRegistry = REGISTRY,
+        lock_ttl: float = 60.0,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.store = store
+        self.scope = scope
+        self.window = window
+        self.horizon = horizon
+        self.max_objects = max_objects
+        self.registry = registry
+        self.ledger = Ledger(store, scope, registry=registry)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._domains: dict[str, DomainStore[RowMapState]] = {}
+        self._lock_ttl = lock_ttl
+
+    def domain_store(self, domain: str) -> DomainStore[RowMapState]:
+        """The (cached) domain store for ``domain``."""
+        if domain not in self._domains:
+            self._domains[domain] = tier2_store(
+                self.store, self.scope, domain, lock_ttl=self._lock_ttl
+            )
+        return self._domains[domain]
+
+    def pending(self, domain: str) -> list[LedgerObject]:
+        """Ledger objects not yet processed (a cheap check: listing only)."""
+        snap = self.domain_store(domain).read()
+        return self._unseen(snap, domain)[0]
+
+    def _unseen(
+        self, snap: Snapshot[RowMapState], domain: str
+    ) -> tuple[list[LedgerObject], str | None]:
+        meta = snap.manifest.meta if snap.manifest else {}
+        watermark = meta.get("watermark")
+        since = None
+        if watermark:
+            since = ulid_time(watermark) - self.window - self.horizon
+        objs = [
+            o
+            for o in self.ledger.list_objects(domain, since=since)
+            if not snap.state.has_object(o.object_id)
+        ]
+        objs.sort(key=lambda o: o.object_id)
+        return objs, watermark
+
+    def compact(
+        self,
+        domain: str,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> CompactionReport:
+        """Fold everything pending in ``domain``, in chunks of ``max_objects`` objects."""
+        if domain not in STATE_CLASSES:
+            raise InvalidArgumentError(
+                f"unknown Tier-2 domain {domain!r}; known: {', '.join(sorted(STATE_CLASSES))}"
+            )
+        report = CompactionReport(domain=domain)
+        dstore = self.domain_store(domain)
+        total_hint: list[int] = [0]
+        while True:
+            chunk_report = CompactionReport(domain=domain)
+
+            def mutate(snap: Snapshot[RowMapState], r: CompactionReport = chunk_report) -> Change:
+                r.objects = r.events = r.duplicates = r.quarantined = 0
+                r.quarantine_reasons = {}
+                return self._fold_chunk(snap, domain, r, total_hint)
+
+            result = dstore.commit(mutate)
+            if result.committed:
+                report.commits += 1
+            for name in ("objects", "events", "duplicates", "quarantined"):
+                setattr(report, name, getattr(report, name) + getattr(chunk_report, name))
+            for reason, n in chunk_report.quarantine_reasons.items():
+                report.quarantine_reasons[reason] = report.quarantine_reasons.get(reason, 0) + n
+            report.version = result.snapshot.version
+            meta = result.snapshot.manifest.meta if result.snapshot.manifest else {}
+            report.watermark = meta.get("watermark")
+            if progress is not None:
+                progress(report.objects, max(total_hint[0], report.objects))
+            if not result.committed or chunk_report.objects < self.max_objects:
+                return report
+
+    def _fold_chunk(
+        self,
+        snap: Snapshot[RowMapState],
+        domain: str,
+        report: CompactionReport,
+        total_hint: list[int],
+    ) -> Change:
+        objs, watermark = self._unseen(snap, domain)
+        if not objs:
+            return Change()
+        total_hint[0] = max(total_hint[0], report.objects + len(objs))
+        objs = objs[: self.max_objects]
+        now = self.clock()
+        low = ulid_time(watermark) - self.window if watermark else None
+        future = now + self.window
+        folder = Folder(snap.state)
+        accepted: list[LedgerObject] = []
+        quarantine: list[tuple[LedgerObject, str, str]] = []
+        for obj in objs:
+            when = ulid_time(obj.object_id)
+            if low is not None and when < low:
+                quarantine.append(
+                    (obj, "late", f"{(low - when).total_seconds():.0f}s behind the window")
+                )
+            elif when > future:
+                quarantine.append((obj, "future", f"{(when - now).total_seconds():.0f}s ahead"))
+            else:
+                accepted.append(obj)
+        seen_keys: set[str] = set()
+        new_keys: list[dict[str, Any]] = []
+        max_id = watermark
+        fetched = self.ledger.read_many(accepted)
+        for obj, data in fetched:
+            if data is None:
+                continue
+            try:
+                envelopes = decode_object(data, obj.is_batch)
+                upcast = []
+                for env in envelopes:
+                    payload = self.registry.validate(
+                        domain, env.event_type, env.event_version, env.payload
+                    )
+                    upcast.append(
+                        (env, self.registry.upcast(env.event_type, env.event_version, payload))
+                    )
+            except InvalidEventError as exc:
+                quarantine.append((obj, "invalid", str(exc)[:2000]))
+                continue
+            for env, payload in sorted(upcast, key=lambda pair: pair[0].event_id):
+                key = env.idempotency_key
+                if key in seen_keys or snap.state.has_event_key(key):
+                    report.duplicates += 1
+                    continue
+                seen_keys.add(key)
+                new_keys.append(
+                    {"idempotency_key": key, "event_id": env.event_id, "event_type": env.event_type}
+                )
+                from dataclasses import replace as _replace
+
+                folder.fold(
+                    _replace(env, payload=payload), _occurred(env.occurred_at, env.event_id)
+                )
+                report.events += 1
+            if max_id is None or obj.object_id > max_id:
+                max_id = obj.object_id
+        change = Change()
+        for obj, data in fetched:
+            if data is not None and all(obj is not q[0] for q in quarantine):
+                change.upsert(
+                    "ledger_objects",
+                    {
+                        "object_id": obj.object_id,
+                        "key": obj.key,
+                        "status": "processed",
+                        "events": 0,
+                        "compacted_at": now,
+                    },
+                )
+        for obj, reason, detail in quarantine:
+            self._quarantine(domain, obj)
+            change.upsert(
+                "ledger_objects",
+                {
+                    "object_id": obj.object_id,
+                    "key": obj.key,
+                    "status": "quarantined",
+                    "events": 0,
+                    "compacted_at": now,
+                },
+            )
+            change.upsert(
+                "quarantine",
+                {
+                    "object_id": obj.object_id,
+                    "key": obj.key,
+                    "reason": reason,
+                    "detail": detail,
+                    "quarantined_at": now,
+                },
+            )
+            report.quarantined += 1
+            report.quarantine_reasons[reason] = report.quarantine_reasons.get(reason, 0) + 1
+            log.warning(
+                "quarantined ledger object %s of domain %s (%s: %s)",
+                obj.key,
+                domain,
+                reason,
+                detail,
+            )
+        for row in new_keys:
+            change.upsert("event_keys", row)
+        for table, rows in folder.upserts.items():
+            for row in rows.values():
+                change.upsert(table, row)
+        for table, rows in folder.appends.items():
+            for row in rows:
+                change.upsert(table, row)
+        report.objects = len(objs)
+        old_meta = snap.manifest.meta if snap.manifest else {}
+        change.meta = {
+            "watermark": max_id,
+            "window_seconds": self.window.total_seconds(),
+            "events_total": int(old_meta.get("events_total", 0)) + report.events,
+            "duplicates_total": int(old_meta.get("duplicates_total", 0)) + report.duplicates,
+            "quarantined_total": int(old_meta.get("quarantined_total", 0)) + report.quarantined,
+            "last_compacted_at": now.isoformat(),
+        }
+        change.operation = {
+            "ops": [{"op": "compact", "objects": report.objects, "events": report.events}]
+        }
+        return change
+
+    def _quarantine(self, domain: str, obj: LedgerObject) -> None:
+        try:
+            data, _ = self.store.get(obj.key)
+        except Exception:
+            return
+        try:
+            self.store.put(self.ledger.keys.quarantined(domain, obj.object_id), data, "create")
+        except PreconditionFailedError:
+            pass
+
+    def compact_all(
+        self, *, progress: Callable[[str, int, int], None] | None = None
+    ) -> list[CompactionReport]:
+        """Compact every Tier-2 domain."""
+        reports = []
+        for domain in sorted(STATE_CLASSES):
+            cb = (lambda done, total, d=domain: progress(d, done, total)) if progress else None
+            reports.append(self.compact(domain, progress=cb))
+        return reports
+
+
+def _occurred(value: str, event_id: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(value)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    except ValueError:
+        return ulid_time(event_id)

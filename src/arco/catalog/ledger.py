@@ -1,0 +1,243 @@
+"""The Tier-2 event ledger: create-only objects under ``ledger/{domain}/{date}/``.
+
+A single event is one object named by its ULID; a batch is one object holding
+many events (``{ulid}.batch.json``), which is how high-volume writers amortise
+the cost of a PUT. Objects are never rewritten or deleted by the write path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ulid import ULID
+
+from arco.catalog.events import (
+    MAX_BATCH_EVENTS,
+    REGISTRY,
+    Envelope,
+    EventRegistry,
+    InvalidEventError,
+    build_envelope,
+)
+from arco.core.errors import ObjectNotFoundError
+from arco.core.ids import new_ulid
+from arco.core.keys import Keys
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+
+
+def ulid_time(value: str) -> datetime:
+    """The timestamp encoded in a ULID."""
+    return ULID.from_str(value).datetime
+
+
+def ulid_floor(when: datetime) -> str:
+    """The smallest ULID string of the millisecond ``when``."""
+    ms = max(0, int(when.timestamp() * 1000))
+    return str(ULID.from_bytes(ms.to_bytes(6, "big") + bytes(10)))
+
+
+@dataclass(frozen=True)
+class LedgerObject:
+    """A listed ledger object."""
+
+    key: str
+    object_id: str
+    is_batch: bool
+    size: int
+
+
+def _parse_key(prefix: str, key: str, size: int) -> LedgerObject | None:
+    name = key.rsplit("/", 1)[-1]
+    is_batch = name.endswith(".batch.json")
+    stem = name[: -len(".batch.json")] if is_batch else name.removesuffix(".json")
+    if len(stem) != 26 or not key.startswith(prefix):
+        return None
+    return LedgerObject(key=key, object_id=stem, is_batch=is_batch, size=size)
+
+
+def decode_object(data: bytes, is_batch: bool) -> list[Envelope]:
+    """Envelopes stored in one ledger object (structure checked, payload not)."""
+    try:
+        raw = json.loads(data)
+    except ValueError as exc:
+        raise InvalidEventError(f"ledger object is not JSON: {exc}") from exc
+    if is_batch:
+        if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
+            raise InvalidEventError('batch object must be {"events": [...]}')
+        return [Envelope.from_dict(e) for e in raw["events"]]
+    return [Envelope.from_dict(raw)]
+
+
+class Ledger:
+    """Append and read Tier-2 events for one scope."""
+
+    def __init__(
+        self, store: ObjectStore, scope: Scope, *, registry: EventRegistry = REGISTRY
+    ) -> None:
+        self.store = store
+        self.scope = scope
+        self.keys = Keys(scope)
+        self.registry = registry
+
+    def append(
+        self,
+        domain: str,
+        event_type: str,
+        payload: Any,
+        *,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+        source: str = "arco",
+        trace_id: str | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Envelope:
+        """Validate one event and write it create-only; returns the stored envelope."""
+        env = build_envelope(
+            domain,
+            event_type,
+            payload,
+            version=version,
+            idempotency_key=idempotency_key,
+            source=source,
+            trace_id=trace_id,
+            occurred_at=occurred_at,
+            registry=self.registry,
+        )
+        key = self.keys.ledger_event(domain, ulid_time(env.event_id), env.event_id)
+        self.store.put(key, json.dumps(env.to_dict(), separators=(",", ":")).encode(), "create")
+        return env
+
+    def append_batch(
+        self, domain: str, events: Sequence[Mapping[str, Any]], *, source: str = "arco"
+    ) -> list[Envelope]:
+        """Validate every event, then write them all as one create-only object.
+
+        Each item is ``{"type", "payload", "version"?, "idempotency_key"?, "occurred_at"?,
+        "trace_id"?}``. If any event is invalid nothing is written.
+        """
+        if not isinstance(events, Sequence) or isinstance(events, (str, bytes)):
+            raise InvalidEventError("a batch must be a list of events")
+        if not events:
+            return []
+        if len(events) > MAX_BATCH_EVENTS:
+            raise InvalidEventError(f"a batch holds at most {MAX_BATCH_EVENTS} events")
+        envelopes = []
+        for i, item in enumerate(events):
+            if not isinstance(item, Mapping):
+                raise InvalidEventError(f"event {i} of the batch must be an object")
+            unknown = set(item) - {
+                "type",
+                "payload",
+                "version",
+                "idempotency_key",
+                "occurred_at",
+                "trace_id",
+                "source",
+            }
+            if unknown:
+                raise InvalidEventError(f"event {i}: unknown fields {', '.join(sorted(unknown))}")
+            if "type" not in item:
+                raise InvalidEventError(f"event {i} of the batch has no 'type'")
+            occurred = item.get("occurred_at")
+            when = None
+            if occurred is not None:
+                try:
+                    when = datetime.fromisoformat(str(occurred))
+                except ValueError as exc:
+                    raise InvalidEventError(f"event {i}: occurred_at is not ISO 8601") from exc
+            try:
+                envelopes.append(
+                    build_envelope(
+                        domain,
+                        item["type"],
+                        item.get("payload"),
+                        version=item.get("version"),
+                        idempotency_key=item.get("idempotency_key"),
+                        source=item.get("source", source),
+                        trace_id=item.get("trace_id"),
+                        occurred_at=when,
+                        registry=self.registry,
+                    )
+                )
+            except InvalidEventError as exc:
+                raise InvalidEventError(f"event {i}: {exc}") from exc
+        batch_id = new_ulid()
+        body = {"events": [e.to_dict() for e in envelopes]}
+        key = self.keys.ledger_batch(domain, ulid_time(batch_id), batch_id)
+        self.store.put(key, json.dumps(body, separators=(",", ":")).encode(), "create")
+        return envelopes
+
+    def list_objects(
+        self, domain: str, *, since: datetime | None = None, until: datetime | None = None
+    ) -> Iterator[LedgerObject]:
+        """Ledger objects whose id time is at or after ``since`` (listing; compaction only)."""
+        prefix = self.keys.ledger_prefix(domain)
+        if since is None:
+            for meta in self.store.list(prefix):
+                obj = _parse_key(prefix, meta.key, meta.size)
+                if obj is not None:
+                    yield obj
+            return
+        floor = ulid_floor(since)
+        day = datetime(since.year, since.month, since.day, tzinfo=UTC)
+        last = until or (datetime.now(UTC) + timedelta(days=1))
+        while day <= last:
+            for meta in self.store.list(self.keys.ledger_day_prefix(domain, day)):
+                obj = _parse_key(prefix, meta.key, meta.size)
+                if obj is not None and obj.object_id >= floor:
+                    yield obj
+            day += timedelta(days=1)
+
+    def read(self, obj: LedgerObject) -> list[Envelope]:
+        """The envelopes of one object."""
+        data, _ = self.store.get(obj.key)
+        return decode_object(data, obj.is_batch)
+
+    def read_many(
+        self, objects: Sequence[LedgerObject], *, threads: int = 8
+    ) -> list[tuple[LedgerObject, bytes | None]]:
+        """Fetch objects in parallel (obstore releases the GIL); None for vanished keys."""
+
+        def fetch(obj: LedgerObject) -> tuple[LedgerObject, bytes | None]:
+            try:
+                return obj, self.store.get(obj.key)[0]
+            except ObjectNotFoundError:
+                return obj, None
+
+        if len(objects) <= 2:
+            return [fetch(o) for o in objects]
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            return list(pool.map(fetch, objects))
+
+    def tail(self, domain: str, limit: int = 20) -> list[Envelope]:
+        """The newest ``limit`` events of a domain (lists the newest days first)."""
+        self.registry.check_domain(domain)
+        prefix = self.keys.ledger_prefix(domain)
+        days = sorted(
+            {
+                m.key[len(prefix) :].split("/", 1)[0]
+                for m in self.store.list(prefix)
+                if "/" in m.key[len(prefix) :]
+            },
+            reverse=True,
+        )
+        out: list[Envelope] = []
+        for day in days:
+            objs = [
+                o
+                for m in self.store.list(f"{prefix}{day}/")
+                if (o := _parse_key(prefix, m.key, m.size)) is not None
+            ]
+            for obj, data in self.read_many(sorted(objs, key=lambda o: o.object_id)):
+                if data is not None:
+                    out.extend(decode_object(data, obj.is_batch))
+            if len(out) >= limit:
+                break
+        out.sort(key=lambda e: e.event_id)
+        return out[-limit:]

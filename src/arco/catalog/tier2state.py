@@ -1,0 +1,438 @@
+"""State schemas and folds of the Tier-2 domains (``executions`` and ``lineage``).
+
+Every fold is commutative and idempotent once duplicates are removed by
+idempotency key: entity rows merge by a defined order — the payload's ``seq``,
+then ``occurred_at``, then ``event_id`` — never by arrival, so any permutation
+of the same events, split over any number of compactions, gives the same state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+import immutables
+import pyarrow as pa
+
+from arco.catalog.events import Envelope
+from arco.catalog.tableset import OP_DELETE, TableDef
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+EVENT_KEYS = TableDef(
+    "event_keys",
+    pa.schema(
+        [
+            pa.field("idempotency_key", pa.string(), nullable=False),
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("event_type", pa.string(), nullable=False),
+        ]
+    ),
+    ("idempotency_key",),
+    append_only=True,
+)
+LEDGER_OBJECTS = TableDef(
+    "ledger_objects",
+    pa.schema(
+        [
+            pa.field("object_id", pa.string(), nullable=False),
+            pa.field("key", pa.string(), nullable=False),
+            pa.field("status", pa.string(), nullable=False),
+            pa.field("events", pa.int32(), nullable=False),
+            pa.field("compacted_at", _TS, nullable=False),
+        ]
+    ),
+    ("object_id",),
+    append_only=True,
+)
+QUARANTINE = TableDef(
+    "quarantine",
+    pa.schema(
+        [
+            pa.field("object_id", pa.string(), nullable=False),
+            pa.field("key", pa.string(), nullable=False),
+            pa.field("reason", pa.string(), nullable=False),
+            pa.field("detail", pa.string()),
+            pa.field("quarantined_at", _TS, nullable=False),
+        ]
+    ),
+    ("object_id",),
+    append_only=True,
+    resident=False,
+)
+RUNS = TableDef(
+    "runs",
+    pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("state", pa.string(), nullable=False),
+            pa.field("selection", pa.string()),
+            pa.field("plan_fingerprint", pa.string()),
+            pa.field("parent_run_id", pa.string()),
+            pa.field("tags_json", pa.string()),
+            pa.field("reason", pa.string()),
+            pa.field("created_at", _TS),
+            pa.field("started_at", _TS),
+            pa.field("finished_at", _TS),
+            pa.field("updated_at", _TS, nullable=False),
+            pa.field("seq", pa.int64(), nullable=False),
+            pa.field("last_event_id", pa.string(), nullable=False),
+        ]
+    ),
+    ("run_id",),
+)
+TASKS = TableDef(
+    "tasks",
+    pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("task_id", pa.string(), nullable=False),
+            pa.field("asset", pa.string()),
+            pa.field("partition", pa.string()),
+            pa.field("state", pa.string(), nullable=False),
+            pa.field("attempt", pa.int32(), nullable=False),
+            pa.field("error", pa.string()),
+            pa.field("started_at", _TS),
+            pa.field("finished_at", _TS),
+            pa.field("updated_at", _TS, nullable=False),
+            pa.field("seq", pa.int64(), nullable=False),
+            pa.field("last_event_id", pa.string(), nullable=False),
+        ]
+    ),
+    ("run_id", "task_id"),
+)
+MATERIALIZATIONS = TableDef(
+    "materializations",
+    pa.schema(
+        [
+            pa.field("materialization_id", pa.string(), nullable=False),
+            pa.field("asset", pa.string(), nullable=False),
+            pa.field("partition", pa.string()),
+            pa.field("run_id", pa.string()),
+            pa.field("task_id", pa.string()),
+            pa.field("location", pa.string()),
+            pa.field("row_count", pa.int64()),
+            pa.field("byte_size", pa.int64()),
+            pa.field("schema_json", pa.string()),
+            pa.field("code_version", pa.string()),
+            pa.field("data_version", pa.string()),
+            pa.field("inputs_json", pa.string()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("recorded_at", _TS, nullable=False),
+        ]
+    ),
+    ("materialization_id",),
+    append_only=True,
+    resident=False,
+)
+LOGS = TableDef(
+    "logs",
+    pa.schema(
+        [
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("line_no", pa.int32(), nullable=False),
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("task_id", pa.string()),
+            pa.field("level", pa.string(), nullable=False),
+            pa.field("line", pa.string(), nullable=False),
+            pa.field("logged_at", _TS, nullable=False),
+        ]
+    ),
+    ("event_id", "line_no"),
+    append_only=True,
+    resident=False,
+)
+EDGES = TableDef(
+    "edges",
+    pa.schema(
+        [
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("target", pa.string(), nullable=False),
+            pa.field("edge_type", pa.string(), nullable=False),
+            pa.field("declared", pa.bool_(), nullable=False),
+            pa.field("observations", pa.int64(), nullable=False),
+            pa.field("first_seen", _TS),
+            pa.field("last_seen", _TS),
+            pa.field("last_run_id", pa.string()),
+            pa.field("last_event_id", pa.string()),
+            pa.field("columns", pa.list_(pa.string())),
+            pa.field("updated_at", _TS, nullable=False),
+        ]
+    ),
+    ("source", "target", "edge_type"),
+)
+
+
+@dataclass(frozen=True)
+class RowMapState:
+    """Resident tables as persistent maps ``key -> row``; subclasses declare TABLES."""
+
+    TABLES: ClassVar[dict[str, TableDef]] = {}
+
+    maps: immutables.Map[str, immutables.Map[tuple[Any, ...], dict[str, Any]]]
+
+    @classmethod
+    def empty(cls) -> Self:
+        """No rows."""
+        return cls(immutables.Map())
+
+    def table(self, name: str) -> immutables.Map[tuple[Any, ...], dict[str, Any]]:
+        """The rows of one resident table by key."""
+        return self.maps.get(name, immutables.Map())
+
+    def clear(self, table: str) -> Self:
+        """Drop all rows of ``table``."""
+        return type(self)(self.maps.delete(table) if table in self.maps else self.maps)
+
+    def apply(self, table: str, rows: Sequence[dict[str, Any]]) -> Self:
+        """Apply delta rows in order."""
+        tdef = self.TABLES[table]
+        with self.table(table).mutate() as m:
+            for row in rows:
+                key = tdef.row_key(row)
+                if row.get("_op") == OP_DELETE:
+                    m.pop(key, None)
+                else:
+                    m[key] = {k: v for k, v in row.items() if k not in ("_op", "_version")}
+            new = m.finish()
+        return type(self)(self.maps.set(table, new))
+
+    def rows(self, table: str) -> Iterable[dict[str, Any]]:
+        """Live rows of one table."""
+        return list(self.table(table).values())
+
+    def has_event_key(self, key: str) -> bool:
+        """True when an event with this idempotency key was already folded."""
+        return (key,) in self.table("event_keys")
+
+    def has_object(self, object_id: str) -> bool:
+        """True when this ledger object was already processed or quarantined."""
+        return (object_id,) in self.table("ledger_objects")
+
+
+class ExecutionsState(RowMapState):
+    """Runs, tasks, materializations and run logs."""
+
+    TABLES: ClassVar[dict[str, TableDef]] = {
+        t.name: t
+        for t in (EVENT_KEYS, LEDGER_OBJECTS, QUARANTINE, RUNS, TASKS, MATERIALIZATIONS, LOGS)
+    }
+
+
+class LineageState(RowMapState):
+    """Lineage edges (declared and observed)."""
+
+    TABLES: ClassVar[dict[str, TableDef]] = {
+        t.name: t for t in (EVENT_KEYS, LEDGER_OBJECTS, QUARANTINE, EDGES)
+    }
+
+
+TERMINAL_TASK_STATES = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"})
+TERMINAL_RUN_STATES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+
+
+def _order(row: dict[str, Any] | None) -> tuple[int, str]:
+    if row is None:
+        return (-1, "")
+    return (int(row["seq"]), str(row["last_event_id"]))
+
+
+def _min_ts(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _max_ts(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return max(a, b)
+
+
+class Folder:
+    """Folds envelopes into row changes against a working copy of resident rows."""
+
+    def __init__(self, state: RowMapState) -> None:
+        self.state = state
+        self.upserts: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
+        self.appends: dict[str, list[dict[str, Any]]] = {}
+
+    def current(self, table: str, key: tuple[Any, ...]) -> dict[str, Any] | None:
+        """The latest row for ``key``: from this fold if touched, else from state."""
+        touched = self.upserts.get(table, {}).get(key)
+        return touched if touched is not None else self.state.table(table).get(key)
+
+    def put(self, table: str, key: tuple[Any, ...], row: dict[str, Any]) -> None:
+        """Record the merged row for ``key``."""
+        self.upserts.setdefault(table, {})[key] = row
+
+    def append(self, table: str, row: dict[str, Any]) -> None:
+        """Record a new fact row."""
+        self.appends.setdefault(table, []).append(row)
+
+    def fold(self, env: Envelope, when: datetime) -> None:
+        """Fold one (upcast) envelope."""
+        p = env.payload
+        kind = env.event_type
+        if kind == "materialization.recorded":
+            self.append(
+                "materializations",
+                {
+                    "materialization_id": env.event_id,
+                    "asset": p["asset"],
+                    "partition": p.get("partition"),
+                    "run_id": p.get("run_id"),
+                    "task_id": p.get("task_id"),
+                    "location": p.get("location"),
+                    "row_count": p.get("row_count"),
+                    "byte_size": p.get("byte_size"),
+                    "schema_json": json.dumps(p.get("schema")) if p.get("schema") else None,
+                    "code_version": p.get("code_version"),
+                    "data_version": p.get("data_version"),
+                    "inputs_json": json.dumps(p.get("inputs") or []),
+                    "metadata_json": json.dumps(p.get("metadata") or {}, sort_keys=True),
+                    "recorded_at": when,
+                },
+            )
+        elif kind == "run.log":
+            for i, line in enumerate(p["lines"]):
+                self.append(
+                    "logs",
+                    {
+                        "event_id": env.event_id,
+                        "line_no": i,
+                        "run_id": p["run_id"],
+                        "task_id": p.get("task_id"),
+                        "level": p.get("level", "INFO"),
+                        "line": line,
+                        "logged_at": when,
+                    },
+                )
+        elif kind in ("run.created", "run.state_changed"):
+            self._fold_run(env, when)
+        elif kind == "task.state_changed":
+            self._fold_task(env, when)
+        elif kind == "lineage.edges_observed":
+            for edge in p["edges"]:
+                self._fold_edge(env, edge, when)
+
+    def _fold_run(self, env: Envelope, when: datetime) -> None:
+        p = env.payload
+        key = (p["run_id"],)
+        old = self.current("runs", key)
+        mine = (int(p["seq"]), env.event_id)
+        newer = mine > _order(old)
+        row = (
+            dict(old)
+            if old is not None
+            else {
+                "run_id": p["run_id"],
+                "state": "QUEUED",
+                "selection": None,
+                "plan_fingerprint": None,
+                "parent_run_id": None,
+                "tags_json": None,
+                "reason": None,
+                "created_at": None,
+                "started_at": None,
+                "finished_at": None,
+                "updated_at": when,
+                "seq": -1,
+                "last_event_id": "",
+            }
+        )
+        if env.event_type == "run.created":
+            row["selection"] = p.get("selection")
+            row["plan_fingerprint"] = p.get("plan_fingerprint")
+            row["parent_run_id"] = p.get("parent_run_id")
+            row["tags_json"] = json.dumps(p.get("tags") or {}, sort_keys=True)
+            row["created_at"] = _min_ts(row["created_at"], when)
+        else:
+            if p["state"] == "RUNNING":
+                row["started_at"] = _min_ts(row["started_at"], when)
+            if p["state"] in TERMINAL_RUN_STATES and newer:
+                row["finished_at"] = when
+            if newer:
+                row["state"] = p["state"]
+                row["reason"] = p.get("reason")
+        if newer:
+            row["seq"], row["last_event_id"] = mine
+            row["updated_at"] = when
+        self.put("runs", key, row)
+
+    def _fold_task(self, env: Envelope, when: datetime) -> None:
+        p = env.payload
+        key = (p["run_id"], p["task_id"])
+        old = self.current("tasks", key)
+        mine = (int(p["seq"]), env.event_id)
+        newer = mine > _order(old)
+        row = (
+            dict(old)
+            if old is not None
+            else {
+                "run_id": p["run_id"],
+                "task_id": p["task_id"],
+                "asset": p.get("asset"),
+                "partition": p.get("partition"),
+                "state": p["state"],
+                "attempt": 0,
+                "error": None,
+                "started_at": None,
+                "finished_at": None,
+                "updated_at": when,
+                "seq": -1,
+                "last_event_id": "",
+            }
+        )
+        if p["state"] == "RUNNING":
+            row["started_at"] = _min_ts(row["started_at"], when)
+        if row["asset"] is None and p.get("asset"):
+            row["asset"] = p.get("asset")
+            row["partition"] = p.get("partition")
+        if newer:
+            row["state"] = p["state"]
+            row["attempt"] = int(p.get("attempt") or 0)
+            row["error"] = p.get("error")
+            row["finished_at"] = when if p["state"] in TERMINAL_TASK_STATES else None
+            row["seq"], row["last_event_id"] = mine
+            row["updated_at"] = when
+        self.put("tasks", key, row)
+
+    def _fold_edge(self, env: Envelope, edge: dict[str, Any], when: datetime) -> None:
+        key = (edge["source"], edge["target"], edge.get("edge_type") or "derives")
+        old = self.current("edges", key)
+        row = (
+            dict(old)
+            if old is not None
+            else {
+                "source": key[0],
+                "target": key[1],
+                "edge_type": key[2],
+                "declared": False,
+                "observations": 0,
+                "first_seen": None,
+                "last_seen": None,
+                "last_run_id": None,
+                "last_event_id": None,
+                "columns": [],
+                "updated_at": when,
+            }
+        )
+        row["observations"] = int(row["observations"]) + 1
+        row["first_seen"] = _min_ts(row["first_seen"], when)
+        mine = (when, env.event_id)
+        last = (row["last_seen"], row["last_event_id"] or "")
+        if row["last_seen"] is None or mine > last:
+            row["last_seen"] = when
+            row["last_event_id"] = env.event_id
+            row["last_run_id"] = edge.get("run_id")
+        row["columns"] = sorted(set(row["columns"] or []) | set(edge.get("columns") or []))
+        row["updated_at"] = _max_ts(row["updated_at"], when)
+        self.put("edges", key, row)

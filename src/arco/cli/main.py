@@ -1,0 +1,60 @@
+"""Entry point of the ``arco`` command (``arco.cli.main:main``).
+
+Global options come before the subcommand: ``arco --json --tenant acme table list``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from arco.cli import maintenance, namespace, table
+from arco.cli.context import DEFAULT_SCOPE_PART, DEFAULT_STORE, ArcoGroup, Settings
+
+app = typer.Typer(
+    name="arco",
+    cls=ArcoGroup,
+    help="Arco: a file-native lakehouse catalog.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(namespace.app, name="namespace")
+app.add_typer(table.app, name="table")
+app.command("verify")(maintenance.verify)
+app.command("gc")(maintenance.gc)
+app.command("log")(maintenance.log)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    store: Annotated[
+        str,
+        typer.Option(
+            "--store",
+            envvar="ARCO_STORE",
+            metavar="URL",
+            help="Store URL: file://PATH, memory://NAME, s3://BUCKET/PREFIX, gs://, az://.",
+        ),
+    ] = DEFAULT_STORE,
+    tenant: Annotated[
+        str, typer.Option("--tenant", envvar="ARCO_TENANT", help="Tenant id.")
+    ] = DEFAULT_SCOPE_PART,
+    workspace: Annotated[
+        str, typer.Option("--workspace", envvar="ARCO_WORKSPACE", help="Workspace id.")
+    ] = DEFAULT_SCOPE_PART,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Arco: a file-native lakehouse catalog."""
+    ctx.obj = Settings(store_url=store, tenant=tenant, workspace=workspace, json=as_json)
+
+
+def main() -> None:
+    """Run the ``arco`` command line."""
+    app(prog_name="arco")
+
+
+if __name__ == "__main__":
+    main()

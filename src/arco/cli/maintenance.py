@@ -1,0 +1,111 @@
+"""``arco verify``, ``arco gc`` and ``arco log``: integrity, garbage and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from arco.cli import output
+from arco.cli.context import settings
+
+CATALOG_DOMAIN = "catalog"
+
+
+def verify(ctx: typer.Context) -> None:
+    """Check every manifest and state file of this scope; exit 1 on any problem."""
+    from arco.catalog.verify import verify as run_verify
+
+    cfg = settings(ctx)
+    report = run_verify(cfg.store(), cfg.scope())
+    if cfg.json:
+        output.emit_json(
+            {
+                "ok": report.ok,
+                "problems": [{"key": p.key, "message": p.message} for p in report.problems],
+                "manifests_checked": report.manifests_checked,
+                "files_checked": report.files_checked,
+                "domains": list(getattr(report, "domains", [])),
+            }
+        )
+    else:
+        for problem in report.problems:
+            output.say(f"{problem.key}: {problem.message}")
+        summary = (
+            f"{report.manifests_checked} manifests and {report.files_checked} files "
+            f"checked in {cfg.scope()}"
+        )
+        if report.ok:
+            output.say(f"OK: {summary}; no problems found")
+        else:
+            count = len(report.problems)
+            typer.echo(
+                f"error: {count} problem{'s' if count != 1 else ''} found; {summary}", err=True
+            )
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what would be deleted.")
+    ] = False,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            min=0,
+            metavar="SECONDS",
+            help="Leave unreferenced objects younger than this alone.",
+        ),
+    ] = 3600,
+) -> None:
+    """Delete objects no live manifest references and that are older than --grace."""
+    from arco.catalog.gc import collect_garbage
+
+    cfg = settings(ctx)
+    report = collect_garbage(cfg.store(), cfg.scope(), grace_seconds=grace, dry_run=dry_run)
+    skipped = list(getattr(report, "skipped_domains", []))
+    if cfg.json:
+        output.emit_json(
+            {
+                "dry_run": dry_run,
+                "deleted": list(report.deleted),
+                "kept": report.kept,
+                "bytes_freed": report.bytes_freed,
+                "skipped_domains": skipped,
+            }
+        )
+        return
+    verb = "Would delete" if dry_run else "Deleted"
+    for key in report.deleted:
+        output.say(f"{verb.lower()} {key}")
+    output.say(
+        f"{verb} {len(report.deleted)} unreferenced objects ({report.bytes_freed} bytes); "
+        f"kept {report.kept}"
+    )
+    for domain in skipped:
+        output.say(f"skipped domain {domain}: its manifest chain is incomplete (run arco verify)")
+
+
+def log(
+    ctx: typer.Context,
+    domain: Annotated[
+        str, typer.Option("--domain", help="Which domain's history to show.")
+    ] = CATALOG_DOMAIN,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, help="How many commits to show.")
+    ] = 20,
+) -> None:
+    """Show the commit history, newest first."""
+    from arco.core.errors import InvalidArgumentError
+
+    cfg = settings(ctx)
+    if domain != CATALOG_DOMAIN:
+        raise InvalidArgumentError(f"unknown domain {domain!r}; known domains: {CATALOG_DOMAIN}")
+    entries = cfg.catalog().domain.history(limit)
+    if cfg.json:
+        output.emit_json(output.history_json(entries))
+    else:
+        output.history_table(domain, entries)
