@@ -19,8 +19,9 @@ redoes the work.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import shutil
+from dataclasses import replace
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,7 +43,6 @@ STATE_CLASSES: dict[str, type[RowMapState]] = {
 }
 DEFAULT_WINDOW = timedelta(minutes=10)
 DEFAULT_HORIZON = timedelta(days=1)
-_ = shutil  # keep import list minimal for type checkers
 
 
 @dataclass
@@ -69,7 +69,7 @@ def tier2_store(
         raise InvalidArgumentError(
             f"unknown Tier-2 domain {domain!r}; known: {', '.join(sorted(STATE_CLASSES))}"
         )
-    return DomainStore(store, scope, domain, cls, **kwargs)  # type: ignore[arg-type]
+    return DomainStore(store, scope, domain, cls, **kwargs)
 
 
 class Compactor:
@@ -275,11 +275,11 @@ class Compactor:
             )
         for row in new_keys:
             change.upsert("event_keys", row)
-        for table, rows in folder.upserts.items():
-            for row in rows.values():
+        for table, by_key in folder.upserts.items():
+            for row in by_key.values():
                 change.upsert(table, row)
-        for table, rows in folder.appends.items():
-            for row in rows:
+        for table, facts in folder.appends.items():
+            for row in facts:
                 change.upsert(table, row)
         report.objects = len(objs)
         old_meta = snap.manifest.meta if snap.manifest else {}
@@ -301,10 +301,8 @@ class Compactor:
             data, _ = self.store.get(obj.key)
         except Exception:
             return
-        try:
+        with contextlib.suppress(PreconditionFailedError):
             self.store.put(self.ledger.keys.quarantined(domain, obj.object_id), data, "create")
-        except PreconditionFailedError:
-            pass
 
     def compact_all(
         self, *, progress: Callable[[str, int, int], None] | None = None
