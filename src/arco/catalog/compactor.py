@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import replace
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -221,11 +220,8 @@ class Compactor:
                 new_keys.append(
                     {"idempotency_key": key, "event_id": env.event_id, "event_type": env.event_type}
                 )
-                from dataclasses import replace as _replace
 
-                folder.fold(
-                    _replace(env, payload=payload), _occurred(env.occurred_at, env.event_id)
-                )
+                folder.fold(replace(env, payload=payload), _occurred(env.occurred_at, env.event_id))
                 report.events += 1
             if max_id is None or obj.object_id > max_id:
                 max_id = obj.object_id
