@@ -97,13 +97,15 @@ class Change:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     operation: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] | None = None
+    #: Tables whose whole content is replaced by this change's rows (full rebuilds).
+    replace: set[str] = field(default_factory=set)
     #: Returned to the caller of :meth:`DomainStore.commit` alongside the snapshot.
     result: Any = None
 
     @property
     def is_empty(self) -> bool:
         """True if nothing would be written."""
-        return not any(self.rows.values()) and self.meta is None
+        return not any(self.rows.values()) and self.meta is None and not self.replace
 
     def upsert(self, table: str, row: dict[str, Any]) -> None:
         """Record an insert-or-replace of ``row``."""
@@ -372,7 +374,12 @@ class DomainStore(Generic[S]):
         version = snap.version + 1
         commit_id = new_ulid()
         state = snap.state
-        pending: list[FileEntry | _Pending] = list(snap.files)
+        pending: list[FileEntry | _Pending] = [
+            f for f in snap.files if f.table not in change.replace
+        ]
+        for table in sorted(change.replace):
+            if self.state_cls.TABLES[table].resident:
+                state = state.clear(table)
         for table, rows in sorted(change.rows.items()):
             if not rows:
                 continue

@@ -1,0 +1,293 @@
+"""Lineage: declared edges (Tier-1 commits) and observed edges (Tier-2 events), traversal.
+
+Both kinds live in the ``lineage`` domain's ``edges`` table. Declaring an edge is
+a Tier-1 commit that sets ``declared``; observing one is a ledger event the
+compactor folds. Traversal runs over an adjacency index built once per
+immutable snapshot version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from arco.catalog.compactor import tier2_store
+from arco.catalog.domain import Change, Snapshot
+from arco.catalog.tier2state import RowMapState
+from arco.core.errors import InvalidArgumentError, NotFoundError
+from arco.core.ids import utc_now
+from arco.core.scope import Scope, validate_dotted
+from arco.core.storage import ObjectStore
+
+Direction = Literal["upstream", "downstream", "both"]
+DEFAULT_DEPTH = 5
+MAX_DEPTH = 50
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A lineage edge."""
+
+    source: str
+    target: str
+    edge_type: str
+    declared: bool
+    observations: int
+    first_seen: datetime | None
+    last_seen: datetime | None
+    last_run_id: str | None
+    columns: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "source": self.source,
+            "target": self.target,
+            "edge_type": self.edge_type,
+            "declared": self.declared,
+            "observed": self.observations > 0,
+            "observations": self.observations,
+            "first_seen": self.first_seen.isoformat() if self.first_seen else None,
+            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
+            "run_id": self.last_run_id,
+            "columns": list(self.columns),
+        }
+
+
+def _edge(row: dict[str, Any]) -> Edge:
+    return Edge(
+        source=row["source"],
+        target=row["target"],
+        edge_type=row["edge_type"],
+        declared=bool(row["declared"]),
+        observations=int(row["observations"]),
+        first_seen=row["first_seen"],
+        last_seen=row["last_seen"],
+        last_run_id=row["last_run_id"],
+        columns=tuple(row["columns"] or ()),
+    )
+
+
+@dataclass(frozen=True)
+class TraversalNode:
+    """A node reached by a traversal, with its distance from the root."""
+
+    name: str
+    depth: int
+    direction: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"name": self.name, "depth": self.depth, "direction": self.direction}
+
+
+@dataclass
+class Traversal:
+    """The result of :meth:`LineageGraph.traverse`."""
+
+    root: str
+    direction: str
+    depth: int
+    nodes: list[TraversalNode] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "root": self.root,
+            "direction": self.direction,
+            "depth": self.depth,
+            "nodes": [n.to_dict() for n in self.nodes],
+            "edges": [e.to_dict() for e in self.edges],
+        }
+
+
+@dataclass(frozen=True)
+class _Index:
+    version: int
+    out: dict[str, list[tuple[str, tuple[Any, ...]]]]
+    inc: dict[str, list[tuple[str, tuple[Any, ...]]]]
+
+
+class LineageGraph:
+    """Declare, list and traverse lineage edges of one scope."""
+
+    def __init__(self, store: ObjectStore, scope: Scope, *, max_staleness: float = 0.0) -> None:
+        self.domain = tier2_store(store, scope, "lineage", max_staleness=max_staleness)
+        self._index: _Index | None = None
+
+    def snapshot(self) -> Snapshot[RowMapState]:
+        """The latest lineage snapshot."""
+        return self.domain.read()
+
+    def add_edge(
+        self,
+        source: str,
+        target: str,
+        *,
+        edge_type: str = "derives",
+        columns: Iterable[str] | None = None,
+    ) -> Edge:
+        """Declare ``source -> target`` (a Tier-1 commit; idempotent)."""
+        source = validate_dotted("lineage node", source)
+        target = validate_dotted("lineage node", target)
+        _check_edge_type(edge_type)
+        if source == target:
+            raise InvalidArgumentError("an edge needs two different nodes")
+        cols = sorted(set(columns or ()))
+
+        def mutate(snap: Snapshot[RowMapState]) -> Change:
+            key = (source, target, edge_type)
+            old = snap.state.table("edges").get(key)
+            now = utc_now()
+            row = (
+                dict(old)
+                if old is not None
+                else {
+                    "source": source,
+                    "target": target,
+                    "edge_type": edge_type,
+                    "observations": 0,
+                    "first_seen": None,
+                    "last_seen": None,
+                    "last_run_id": None,
+                    "last_event_id": None,
+                    "columns": [],
+                    "updated_at": now,
+                }
+            )
+            if old is not None and old["declared"] and set(old["columns"] or ()) >= set(cols):
+                return Change(result=_edge(old))
+            row["declared"] = True
+            row["columns"] = sorted(set(row["columns"] or ()) | set(cols))
+            row["updated_at"] = now
+            change = Change(
+                operation={"ops": [{"op": "declare_edge", "source": source, "target": target}]},
+                result=_edge(row),
+            )
+            change.upsert("edges", row)
+            return change
+
+        return self.domain.commit(mutate).result  # type: ignore[no-any-return]
+
+    def remove_edge(self, source: str, target: str, *, edge_type: str = "derives") -> None:
+        """Withdraw a declared edge (observed history is kept)."""
+
+        def mutate(snap: Snapshot[RowMapState]) -> Change:
+            key = (source, target, edge_type)
+            old = snap.state.table("edges").get(key)
+            if old is None or not old["declared"]:
+                raise NotFoundError(f"no declared edge {source} -> {target} ({edge_type})")
+            change = Change(
+                operation={"ops": [{"op": "remove_edge", "source": source, "target": target}]}
+            )
+            if old["observations"]:
+                change.upsert("edges", {**old, "declared": False, "updated_at": utc_now()})
+            else:
+                change.delete("edges", old)
+            return change
+
+        self.domain.commit(mutate)
+
+    def edges(self) -> list[Edge]:
+        """Every edge, sorted by (source, target, type)."""
+        rows = self.snapshot().state.table("edges")
+        return [_edge(rows[k]) for k in sorted(rows)]
+
+    def _build(self, snap: Snapshot[RowMapState]) -> _Index:
+        idx = self._index
+        if idx is not None and idx.version == snap.version:
+            return idx
+        out: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        inc: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
+        for key in snap.state.table("edges"):
+            source, target = key[0], key[1]
+            out.setdefault(source, []).append((target, key))
+            inc.setdefault(target, []).append((source, key))
+        idx = _Index(snap.version, out, inc)
+        self._index = idx
+        return idx
+
+    def traverse(
+        self, node: str, *, direction: Direction = "both", depth: int = DEFAULT_DEPTH
+    ) -> Traversal:
+        """Breadth-first walk from ``node`` up to ``depth`` hops; cycles are visited once."""
+        node = validate_dotted("lineage node", node)
+        if direction not in ("upstream", "downstream", "both"):
+            raise InvalidArgumentError("direction must be upstream, downstream or both")
+        if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+            raise InvalidArgumentError(f"depth must be between 1 and {MAX_DEPTH}")
+        snap = self.snapshot()
+        idx = self._build(snap)
+        rows = snap.state.table("edges")
+        result = Traversal(root=node, direction=direction, depth=depth)
+        edge_keys: set[tuple[Any, ...]] = set()
+        ways = ["upstream", "downstream"] if direction == "both" else [direction]
+        for way in ways:
+            adjacency = idx.inc if way == "upstream" else idx.out
+            seen = {node}
+            queue: deque[tuple[str, int]] = deque([(node, 0)])
+            while queue:
+                current, dist = queue.popleft()
+                if dist >= depth:
+                    continue
+                for neighbour, key in adjacency.get(current, ()):
+                    edge_keys.add(key)
+                    if neighbour not in seen:
+                        seen.add(neighbour)
+                        result.nodes.append(TraversalNode(neighbour, dist + 1, way))
+                        queue.append((neighbour, dist + 1))
+        result.nodes.sort(key=lambda n: (n.direction, n.depth, n.name))
+        result.edges = [_edge(rows[k]) for k in sorted(edge_keys)]
+        return result
+
+
+def _check_edge_type(edge_type: str) -> None:
+    if not isinstance(edge_type, str) or not edge_type or len(edge_type) > 64:
+        raise InvalidArgumentError("edge_type must be 1 to 64 characters")
+    if not edge_type.replace("_", "").replace("-", "").isalnum():
+        raise InvalidArgumentError("edge_type may contain only letters, digits, '_' and '-'")
+
+
+def render(traversal: Traversal, fmt: str) -> str:
+    """Render a traversal as ``text``, ``json``, ``dot`` or ``mermaid``."""
+    if fmt == "json":
+        return json.dumps(traversal.to_dict(), indent=2)
+    if fmt == "dot":
+        lines = ["digraph lineage {", "  rankdir=LR;", f'  "{traversal.root}" [style=bold];']
+        for e in traversal.edges:
+            style = "solid" if e.declared else "dashed"
+            lines.append(f'  "{e.source}" -> "{e.target}" [label="{e.edge_type}", style={style}];')
+        lines.append("}")
+        return "\n".join(lines)
+    if fmt == "mermaid":
+        ids: dict[str, str] = {}
+
+        def nid(name: str) -> str:
+            if name not in ids:
+                ids[name] = f"n{len(ids)}"
+            return ids[name]
+
+        lines = ["graph LR"]
+        nid(traversal.root)
+        for n in traversal.nodes:
+            nid(n.name)
+        for name, ident in ids.items():
+            lines.append(f'  {ident}["{name}"]')
+        for e in traversal.edges:
+            arrow = "-->" if e.declared else "-.->"
+            lines.append(f"  {nid(e.source)} {arrow}|{e.edge_type}| {nid(e.target)}")
+        return "\n".join(lines)
+    if fmt != "text":
+        raise InvalidArgumentError("format must be text, json, dot or mermaid")
+    lines = [traversal.root]
+    for n in traversal.nodes:
+        arrow = "<-" if n.direction == "upstream" else "->"
+        lines.append(f"{'  ' * n.depth}{arrow} {n.name}  (depth {n.depth})")
+    if not traversal.nodes:
+        lines.append("  (no lineage within depth)")
+    return "\n".join(lines)
