@@ -162,8 +162,14 @@ class DomainStore(Generic[S]):
         self.max_staleness = max_staleness
         self.verify_reads = verify_reads
         self.lock = LeaseLock(
-            store, self.keys.lock(domain), ttl=lock_ttl, wait_timeout=lock_wait, holder=holder
+            store,
+            self.keys.lock(domain),
+            ttl=lock_ttl,
+            wait_timeout=lock_wait,
+            holder=holder,
+            published_token=self._published_token,
         )
+        self._commit_mutex = threading.Lock()
         self._pointer_key = self.keys.pointer(domain)
         self._cache: Snapshot[S] | None = None
         self._checked_at = 0.0
@@ -253,6 +259,13 @@ class DomainStore(Generic[S]):
             manifest = self._manifest(key, manifest.parent.sha256)
         return out
 
+    def _published_token(self) -> int:
+        try:
+            data, _ = self.store.get(self._pointer_key)
+        except ObjectNotFoundError:
+            return 0
+        return Pointer.from_bytes(data, key=self._pointer_key).fencing_token
+
     def _remember(self, snap: Snapshot[S], now: float) -> None:
         with self._mutex:
             if self._cache is None or snap.version >= self._cache.version:
@@ -339,18 +352,28 @@ class DomainStore(Generic[S]):
         ``mutate`` may run more than once (after a lost CAS), always on the newest
         state; errors it raises abort the commit without writing anything visible.
         """
-        lease = self.lock.acquire()
-        try:
-            return self._commit_locked(mutate, lease)
-        finally:
-            self.lock.release(lease)
+        with self._commit_mutex:
+            lease = self.lock.acquire()
+            published = False
+            try:
+                result = self._commit_locked(mutate, lease)
+                published = result.committed
+                return result
+            finally:
+                self.lock.release(lease, published=published)
 
     def _commit_locked(
         self, mutate: Callable[[Snapshot[S]], Change], lease: Lease
     ) -> CommitResult[S]:
         delay = 0.005
         for attempt in range(1, self.max_attempts + 1):
-            snap = self.read(max_staleness=0)
+            cached = self._cache
+            if attempt == 1 and lease.uncontended and cached is not None:
+                # Nobody took the lock since our last commit, so nobody published:
+                # the cached snapshot is the head and the pointer GET can be skipped.
+                snap = cached
+            else:
+                snap = self.read(max_staleness=0)
             if snap.pointer is not None and snap.pointer.fencing_token > lease.token:
                 raise FencedError(
                     f"{self.domain}: head was published with fencing token "

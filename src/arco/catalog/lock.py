@@ -4,17 +4,24 @@ The lock object ``locks/{domain}.lock.json`` is never deleted; its ``token``
 grows by one on every acquisition. A commit records the token it held in the
 manifest and the pointer, and refuses to publish if the live lock no longer
 carries that token, so a writer that paused past its lease can never publish.
+
+A lease ends in one of three ways: it expires; its holder writes a released
+record (after a commit that published nothing); or its holder publishes — a
+pointer whose fencing token is at least the lease's token proves the lease's
+one commit is done, so a successful commit needs no release write. A writer
+that finds the lock exactly as it last left it takes the next token with a
+single compare-and-swap, without reading it first.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +31,7 @@ from arco.core.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
 )
-from arco.core.storage import Match, ObjectStore
+from arco.core.storage import Match, ObjectStore, PutMode
 
 _PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -77,6 +84,10 @@ class Lease:
     token: int
     version: str
     expires_at: float
+    acquired_at: float = 0.0
+    #: True when the lock was found exactly as this holder last left it, so no
+    #: other writer can have published since this holder's previous commit.
+    uncontended: bool = False
 
 
 class LeaseLock:
@@ -90,12 +101,17 @@ class LeaseLock:
         ttl: float = 15.0,
         wait_timeout: float = 30.0,
         holder: str | None = None,
+        published_token: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
         self.key = key
         self.ttl = ttl
         self.wait_timeout = wait_timeout
         self.holder = holder or new_holder_id()
+        # Reads the fencing token of the domain's head pointer (0 if none); a lease
+        # whose token the head already carries has done its commit.
+        self.published_token = published_token
+        self._last: tuple[LockRecord, str] | None = None
 
     def read(self) -> tuple[LockRecord, str] | None:
         """The current lock record and its version, or None if never taken."""
@@ -105,31 +121,46 @@ class LeaseLock:
             return None
         return LockRecord.from_bytes(data), version
 
+    def _take(self, old_token: int, mode: PutMode, uncontended: bool = False) -> Lease:
+        now = time.time()
+        record = LockRecord(self.holder, old_token + 1, now, now + self.ttl)
+        version = self.store.put(self.key, record.to_bytes(), mode)
+        self._last = (record, version)
+        return Lease(
+            self.key, self.holder, record.token, version, record.expires_at, now, uncontended
+        )
+
     def acquire(self) -> Lease:
-        """Take the lock, waiting with backoff and jitter while another writer holds it."""
+        """Take the lock, waiting with backoff and jitter while another writer holds it.
+
+        Callers in one process must not hold two leases of one ``LeaseLock`` at once
+        (``DomainStore`` serialises its commits with a mutex).
+        """
+        if self._last is not None:
+            last, last_version = self._last
+            try:
+                return self._take(last.token, Match(last_version), uncontended=True)
+            except PreconditionFailedError:
+                self._last = None
         deadline = time.monotonic() + self.wait_timeout
         delay = 0.001
         while True:
             now = time.time()
             current = self.read()
             if current is None:
-                record = LockRecord(self.holder, 1, now, now + self.ttl)
                 try:
-                    version = self.store.put(self.key, record.to_bytes(), "create")
-                    return Lease(self.key, self.holder, 1, version, record.expires_at)
+                    return self._take(0, "create")
                 except PreconditionFailedError:
                     continue
-            else:
-                old, old_version = current
-                if old.free(now):
-                    record = LockRecord(self.holder, old.token + 1, now, now + self.ttl)
-                    try:
-                        version = self.store.put(self.key, record.to_bytes(), Match(old_version))
-                        return Lease(
-                            self.key, self.holder, record.token, version, record.expires_at
-                        )
-                    except PreconditionFailedError:
-                        pass
+            old, old_version = current
+            done = old.free(now) or (
+                self.published_token is not None and self.published_token() >= old.token
+            )
+            if done:
+                try:
+                    return self._take(old.token, Match(old_version))
+                except PreconditionFailedError:
+                    continue
             if time.monotonic() >= deadline:
                 raise LockUnavailableError(
                     f"lock {self.key} is held by another writer; gave up after "
@@ -138,8 +169,16 @@ class LeaseLock:
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.1)
 
-    def check(self, lease: Lease) -> None:
-        """Raise :class:`FencedError` unless ``lease`` is still the live, unexpired lock."""
+    def check(self, lease: Lease, *, force: bool = False) -> None:
+        """Raise :class:`FencedError` unless ``lease`` is still the live, unexpired lock.
+
+        While more than half of the lease (and at least a second) remains, no other
+        writer may take it over, so the read is skipped unless ``force``: this
+        assumes clocks agree to within that margin (see ADR 002).
+        """
+        remaining = lease.expires_at - time.time()
+        if not force and remaining > max(self.ttl / 2, 1.0):
+            return
         current = self.read()
         if current is None:
             raise FencedError(f"lock {self.key} vanished while held (token {lease.token})")
@@ -152,8 +191,17 @@ class LeaseLock:
         if record.expires_at <= time.time():
             raise FencedError(f"lease on {self.key} (token {lease.token}) expired before publish")
 
-    def release(self, lease: Lease) -> None:
-        """Mark the lock released, keeping its token; a no-op if someone already took over."""
+    def release(self, lease: Lease, *, published: bool = False) -> None:
+        """End a lease. After a publish nothing is written: the head's token ends it.
+
+        Otherwise mark the lock released, keeping its token; a no-op if someone
+        already took over.
+        """
+        if published:
+            return
         record = LockRecord(lease.holder, lease.token, time.time(), 0.0, released=True)
-        with contextlib.suppress(PreconditionFailedError, ObjectNotFoundError):
-            self.store.put(self.key, record.to_bytes(), Match(lease.version))
+        try:
+            version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
+            self._last = (record, version)
+        except (PreconditionFailedError, ObjectNotFoundError):
+            self._last = None

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from arco.cli import maintenance, namespace, table
+from arco.cli import compact, events, lineage, maintenance, namespace, search, table
 from arco.cli.context import DEFAULT_SCOPE_PART, DEFAULT_STORE, ArcoGroup, Settings
 
 app = typer.Typer(
@@ -22,6 +22,10 @@ app = typer.Typer(
 )
 app.add_typer(namespace.app, name="namespace")
 app.add_typer(table.app, name="table")
+app.add_typer(events.app, name="events")
+app.add_typer(lineage.app, name="lineage")
+app.command("compact")(compact.compact)
+app.command("search")(search.search)
 app.command("verify")(maintenance.verify)
 app.command("gc")(maintenance.gc)
 app.command("log")(maintenance.log)

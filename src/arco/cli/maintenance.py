@@ -10,6 +10,8 @@ from arco.cli import output
 from arco.cli.context import settings
 
 CATALOG_DOMAIN = "catalog"
+#: Domains ``arco log --domain`` knows.
+LOG_DOMAINS = (CATALOG_DOMAIN, "lineage", "executions", "search")
 
 
 def verify(ctx: typer.Context) -> None:
@@ -92,19 +94,35 @@ def gc(
 def log(
     ctx: typer.Context,
     domain: Annotated[
-        str, typer.Option("--domain", help="Which domain's history to show.")
+        str,
+        typer.Option(
+            "--domain",
+            help=f"Which domain's history to show: {', '.join(LOG_DOMAINS)}.",
+        ),
     ] = CATALOG_DOMAIN,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, help="How many commits to show.")
     ] = 20,
 ) -> None:
-    """Show the commit history, newest first."""
+    """Show the commit history of a domain, newest first."""
     from arco.core.errors import InvalidArgumentError
 
     cfg = settings(ctx)
-    if domain != CATALOG_DOMAIN:
-        raise InvalidArgumentError(f"unknown domain {domain!r}; known domains: {CATALOG_DOMAIN}")
-    entries = cfg.catalog().domain.history(limit)
+    if domain == CATALOG_DOMAIN:
+        entries = cfg.catalog().domain.history(limit)
+    elif domain == "search":
+        from arco.catalog.domain import DomainStore
+        from arco.catalog.search import SearchState
+
+        entries = DomainStore(cfg.store(), cfg.scope(), "search", SearchState).history(limit)
+    elif domain in LOG_DOMAINS:
+        from arco.catalog.compactor import tier2_store
+
+        entries = tier2_store(cfg.store(), cfg.scope(), domain).history(limit)
+    else:
+        raise InvalidArgumentError(
+            f"unknown domain {domain!r}; known domains: {', '.join(LOG_DOMAINS)}"
+        )
     if cfg.json:
         output.emit_json(output.history_json(entries))
     else:

@@ -18,7 +18,13 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from arco.catalog import Namespace, Table
+    from arco.catalog.events import Envelope
+    from arco.catalog.lineage import Edge
     from arco.catalog.manifest import Manifest
+    from arco.catalog.search import SearchResults
+
+#: Longest payload excerpt ``arco events tail`` prints in its table.
+SHORT_PAYLOAD = 60
 
 
 def console() -> Console:
@@ -172,6 +178,21 @@ def table_details(t: Table) -> None:
     properties_table(t.properties)
 
 
+def _op_summary(op: Mapping[str, Any]) -> str:
+    name = op.get("op", "?")
+    if "name" in op:  # catalog operations: create_table raw.orders, rename ... -> ...
+        text = f"{name} {op['name']}"
+        if "to" in op:
+            text += f" -> {op['to']}"
+        if op.get("cascade"):
+            text += " (cascade)"
+        return text
+    if "source" in op and "target" in op:  # lineage: declare_edge a -> b
+        return f"{name} {op['source']} -> {op['target']}"
+    rest = " ".join(f"{k}={v}" for k, v in op.items() if k != "op")  # compact, index, ...
+    return f"{name} {rest}".strip()
+
+
 def _ops_summary(operation: Mapping[str, Any]) -> str:
     ops = operation.get("ops")
     if not isinstance(ops, list) or not ops:
@@ -181,12 +202,7 @@ def _ops_summary(operation: Mapping[str, Any]) -> str:
         if not isinstance(op, Mapping):
             parts.append(str(op))
             continue
-        text = f"{op.get('op', '?')} {op.get('name', '')}".strip()
-        if "to" in op:
-            text += f" -> {op['to']}"
-        if op.get("cascade"):
-            text += " (cascade)"
-        parts.append(text)
+        parts.append(_op_summary(op))
     return "; ".join(parts)
 
 
@@ -224,3 +240,117 @@ def history_table(domain: str, entries: Sequence[tuple[str, Manifest]]) -> None:
             Text(_ops_summary(m.operation)),
         )
     out.print(table)
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 event``, ``2 events`` (``nouns`` for an irregular plural)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def short_json(value: Any, limit: int = SHORT_PAYLOAD) -> str:
+    """Compact JSON of ``value`` without null fields, cut to ``limit`` characters."""
+    if isinstance(value, Mapping):
+        value = {k: v for k, v in value.items() if v is not None}
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def events_table(domain: str, envelopes: Sequence[Envelope]) -> None:
+    """Print ledger events, oldest first."""
+    out = console()
+    if not envelopes:
+        out.print(Text(f"No events in domain {domain}.", style="dim"))
+        return
+    table = RichTable(title=f"Events of {domain}", title_justify="left")
+    table.add_column("Event ID", no_wrap=True)
+    table.add_column("Type", overflow="fold")
+    table.add_column("Ver", justify="right", no_wrap=True)
+    table.add_column("Occurred (UTC)", overflow="fold")
+    table.add_column("Payload", ratio=1, overflow="fold")
+    for env in envelopes:
+        table.add_row(
+            Text(env.event_id),
+            Text(env.event_type),
+            Text(str(env.event_version)),
+            Text(when(env.occurred_at, utc_suffix=False)),
+            Text(short_json(env.payload)),
+        )
+    out.print(table)
+
+
+def event_types_table(rows: Sequence[Mapping[str, Any]]) -> None:
+    """Print the registered event types."""
+    table = RichTable(title="Event types", title_justify="left")
+    table.add_column("Type", overflow="fold")
+    table.add_column("Domain", overflow="fold")
+    table.add_column("Versions", overflow="fold")
+    table.add_column("Latest", justify="right", no_wrap=True)
+    for row in rows:
+        table.add_row(
+            Text(row["type"]),
+            Text(row["domain"]),
+            Text(", ".join(map(str, row["versions"]))),
+            Text(str(row["latest"])),
+        )
+    console().print(table)
+
+
+def edges_table(edges: Sequence[Edge]) -> None:
+    """Print lineage edges."""
+    out = console()
+    if not edges:
+        out.print(Text("No lineage edges.", style="dim"))
+        return
+    table = RichTable(title="Lineage edges", title_justify="left")
+    table.add_column("Source", overflow="fold")
+    table.add_column("Target", overflow="fold")
+    table.add_column("Type", overflow="fold")
+    table.add_column("Declared", no_wrap=True)
+    table.add_column("Observed", justify="right", no_wrap=True)
+    table.add_column("Columns", ratio=1, overflow="fold")
+    table.add_column("Last seen (UTC)", overflow="fold")
+    for e in edges:
+        table.add_row(
+            Text(e.source),
+            Text(e.target),
+            Text(e.edge_type),
+            Text("yes" if e.declared else "no"),
+            Text(str(e.observations)),
+            Text(", ".join(e.columns)),
+            Text(when(e.last_seen, utc_suffix=False) if e.last_seen else "-"),
+        )
+    out.print(table)
+
+
+def search_json(results: SearchResults) -> dict[str, Any]:
+    """A page of search results as JSON: hits, total and the next page's token."""
+    return {
+        "hits": [h.to_dict() for h in results.hits],
+        "total": results.total,
+        "next_page_token": results.next_page_token,
+    }
+
+
+def search_table(query: str, results: SearchResults) -> None:
+    """Print a page of search results, best first, and how to get the next page."""
+    out = console()
+    if not results.hits:
+        out.print(Text(f"No matches for {query!r}.", style="dim"))
+        return
+    table = RichTable(title=f"Search: {query}", title_justify="left")
+    table.add_column("Kind", no_wrap=True)
+    table.add_column("Name", overflow="fold")
+    table.add_column("Score", justify="right", no_wrap=True)
+    table.add_column("Description", ratio=1, overflow="fold")
+    for hit in results.hits:
+        table.add_row(
+            Text(hit.kind),
+            Text(hit.qualified_name),
+            Text(f"{hit.score:g}"),
+            _text(hit.description),
+        )
+    out.print(table)
+    footer = f"{len(results.hits)} of {plural(results.total, 'hit')}"
+    if results.next_page_token:
+        footer += f"; next page: --page-token {results.next_page_token}"
+    out.print(Text(footer, style="dim"))

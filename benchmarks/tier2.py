@@ -1,0 +1,692 @@
+"""Tier-2 benchmark: event ledger ingest and compaction (arco, file:// by default).
+
+Run standalone::
+
+    .venv/bin/python benchmarks/tier2.py            # full: histories of 1k / 100k / 1M events
+    .venv/bin/python benchmarks/tier2.py --quick    # smoke run: 1k / 10k / 30k events
+    .venv/bin/python benchmarks/tier2.py --json out.json
+    .venv/bin/python benchmarks/tier2.py --store file:///some/dir   # a fresh scope per phase
+
+What is measured
+----------------
+1. Ingest throughput: ``Ledger.append`` one event at a time (one object per event)
+   and ``Ledger.append_batch`` in batches of 1,000 (one object per batch), then
+   the compaction of everything just ingested (all ids from the last minutes).
+2. Compaction of a history of N ``materialization.recorded`` events (domain
+   ``executions``; payloads with asset, partition, run, task, location, row and
+   byte counts, code version, inputs and metadata), plus N/50 (at least 10)
+   ``lineage.edges_observed`` events of 4 edges each in the ``lineage`` domain:
+   the time of ``Compactor.compact("executions")`` (and of ``compact("lineage")``)
+   on a domain that has never been compacted.
+3. Incremental compaction: 1,000 new events appended with ``Ledger.append_batch``
+   on top of each compacted history, then ``compact("executions")`` on the same
+   (long-lived, warm) ``Compactor``; several rounds, median reported. The goal is
+   a cost independent of history: the ratio to the 1,000-event history should be
+   within 2x. A "cold" round uses a new ``Compactor`` object (it has to load the
+   domain state first, as a restarted compactor process would).
+
+How the history is written
+--------------------------
+The compactor only looks back ``window + horizon`` (10 minutes + 1 day by
+default) from its watermark when it lists the ledger. A history written by
+``append_batch`` in the minutes before the measurement would put every object
+inside that look-back, so every incremental run would list (and skip) the whole
+history, which is not what a production ledger that has been written over
+weeks looks like. The history is therefore written as production would have
+left it: batch number ``b`` of 1,000 events gets a time ``ts`` spread evenly over
+the past HISTORY_DAYS days (ending an hour ago); each event is built with
+``build_envelope(domain, type, payload, event_id=str(ULID.from_datetime(ts + i ms)),
+occurred_at=ts + i ms)`` (validated exactly as ``append_batch`` validates it), and
+the batch object ``{"events": [...]}`` is written create-only under
+``Keys(scope).ledger_batch(domain, day, batch_id)`` with ``batch_id`` a ULID of the
+same time: the same layout and bytes ``append_batch`` writes, only with the
+clock of the past. New events for the incremental rounds go through
+``Ledger.append_batch`` (ids from now).
+
+Each phase runs in a forked child process (``--in-process`` to disable) so its
+peak RSS (``resource.getrusage``) is its own; the figure includes the ~100 MB of
+the interpreter and imports. The machine may be shared with other work, so
+treat small differences as noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from _util import (
+    Stats,
+    environment,
+    fmt_ms,
+    fmt_s,
+    load_average,
+    print_table,
+    rss_mb,
+    write_json,
+)
+from ulid import ULID
+
+from arco.catalog.compactor import CompactionReport, Compactor
+from arco.catalog.events import build_envelope
+from arco.catalog.ledger import Ledger
+from arco.core import Keys, Scope, new_ulid, open_store
+from arco.core.storage import ObjectStore
+
+BATCH = 1_000
+HISTORY_DAYS = 30
+INCREMENT = 1_000
+ASSETS = 2_000
+ASSET_NAMESPACES = ("raw", "staging", "marts", "sales", "finance", "ops")
+LINEAGE_EVERY = 50  # one lineage.edges_observed event per 50 materializations
+EDGES_PER_EVENT = 4
+
+GOAL_COMPACT_1K_S = 0.5
+SEED_BUDGET_1K_S = 5.0
+GOAL_INCREMENTAL_RATIO = 2.0
+COMPACT_BUDGET_S = 300.0  # a single compaction above 5 minutes is "unreasonable"
+
+
+@dataclass
+class Sizes:
+    """How big each phase is."""
+
+    single: int
+    batch_events: int
+    histories: list[int]
+    rounds: int
+
+
+def sizes_for(args: argparse.Namespace) -> Sizes:
+    """Full or quick sizes, with command-line overrides."""
+    if args.quick:
+        sz = Sizes(single=300, batch_events=20_000, histories=[1_000, 10_000, 30_000], rounds=5)
+    else:
+        sz = Sizes(
+            single=2_000, batch_events=200_000, histories=[1_000, 100_000, 1_000_000], rounds=10
+        )
+    if args.histories:
+        sz.histories = [int(x.replace("_", "")) for x in args.histories.split(",") if x.strip()]
+    if args.rounds is not None:
+        sz.rounds = args.rounds
+    return sz
+
+
+def log(msg: str) -> None:
+    """Progress line (flushed, so a long run shows where it is)."""
+    print(msg, flush=True)
+
+
+def current_rss_mb() -> float:
+    """Resident set size right now, in MB (Linux; falls back to the peak)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 1024 / 1024
+    except (OSError, ValueError, IndexError):
+        return rss_mb()
+
+
+# ------------------------------------------------------------------ events
+def asset_name(k: int) -> str:
+    """One of ASSETS asset keys, ``namespace.table_NNNN``."""
+    k %= ASSETS
+    return f"{ASSET_NAMESPACES[k % len(ASSET_NAMESPACES)]}.table_{k:04d}"
+
+
+def materialization(n: int, tag: str) -> dict[str, Any]:
+    """A realistic, unique ``materialization.recorded`` payload (v2)."""
+    k = (n * 7919) % ASSETS
+    asset = asset_name(k)
+    day = n % 365
+    return {
+        "asset": asset,
+        "partition": f"date={2024 + day // 365:04d}-{day // 28 % 12 + 1:02d}-{day % 28 + 1:02d}",
+        "run_id": f"{tag}-run-{n // 50:08d}",
+        "task_id": f"{asset}#{n % 50}",
+        "location": f"s3://lake/{asset.replace('.', '/')}/part-{tag}-{n:08d}.parquet",
+        "row_count": (n * 2_654_435_761) % 5_000_000,
+        "byte_size": (n * 40_503) % 900_000_000,
+        "code_version": f"git:{n % 97:04x}",
+        "data_version": f"dv-{n:08d}",
+        "inputs": [{"asset": asset_name(k + 1)}, {"asset": asset_name(k + 17)}],
+        "metadata": {"rows_written": n % 10_000, "duration_s": round((n % 600) / 7, 2)},
+    }
+
+
+def edges_observed(n: int, tag: str) -> dict[str, Any]:
+    """A ``lineage.edges_observed`` payload of EDGES_PER_EVENT edges between assets."""
+    k = (n * 104_729) % ASSETS
+    return {
+        "edges": [
+            {
+                "source": asset_name(k + j * 13),
+                "target": asset_name(k + j * 13 + 1 + (n % 5)),
+                "run_id": f"{tag}-run-{n:08d}",
+                "columns": ["id", f"col_{j}"],
+            }
+            for j in range(EDGES_PER_EVENT)
+        ]
+    }
+
+
+def write_history(
+    store: ObjectStore,
+    scope: Scope,
+    domain: str,
+    event_type: str,
+    make_payload: Callable[[int, str], dict[str, Any]],
+    n_events: int,
+    start: datetime,
+    end: datetime,
+) -> int:
+    """Write ``n_events`` as batch objects whose ids are spread from ``start`` to ``end``.
+
+    See the module docstring: envelopes come from ``build_envelope`` with ULIDs of
+    the past; objects go where ``Ledger.append_batch`` would have put them then.
+    Returns the number of objects written.
+    """
+    keys = Keys(scope)
+    n_batches = max(1, math.ceil(n_events / BATCH))
+    span = end - start
+    for b in range(n_batches):
+        ts = start + span * (b / n_batches)
+        envelopes = []
+        when = ts
+        for i in range(b * BATCH, min(n_events, (b + 1) * BATCH)):
+            when = ts + timedelta(milliseconds=i - b * BATCH)
+            envelopes.append(
+                build_envelope(
+                    domain,
+                    event_type,
+                    make_payload(i, "hist"),
+                    event_id=str(ULID.from_datetime(when)),
+                    occurred_at=when,
+                    source="bench-history",
+                )
+            )
+        batch_time = when + timedelta(milliseconds=1)
+        batch_id = str(ULID.from_datetime(batch_time))
+        body = json.dumps({"events": [e.to_dict() for e in envelopes]}, separators=(",", ":"))
+        store.put(keys.ledger_batch(domain, batch_time, batch_id), body.encode(), "create")
+    return n_batches
+
+
+def append_batches(ledger: Ledger, n_events: int, tag: str) -> list[float]:
+    """Append ``n_events`` materializations with ``append_batch``; per-batch times (ms)."""
+    out: list[float] = []
+    for start in range(0, n_events, BATCH):
+        items = [
+            {"type": "materialization.recorded", "payload": materialization(i, tag)}
+            for i in range(start, min(n_events, start + BATCH))
+        ]
+        t0 = time.perf_counter_ns()
+        ledger.append_batch("executions", items, source="bench")
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+def timed_compact(compactor: Compactor, domain: str) -> tuple[float, CompactionReport]:
+    """Seconds taken by one ``compact(domain)`` call, and its report."""
+    gc.collect()
+    t0 = time.perf_counter()
+    report = compactor.compact(domain)
+    return time.perf_counter() - t0, report
+
+
+def report_dict(r: CompactionReport) -> dict[str, Any]:
+    """The interesting fields of a compaction report."""
+    return {
+        "objects": r.objects,
+        "events": r.events,
+        "duplicates": r.duplicates,
+        "quarantined": r.quarantined,
+        "commits": r.commits,
+        "version": r.version,
+    }
+
+
+# ------------------------------------------------------------------ phases
+@dataclass(frozen=True)
+class Target:
+    """Where a phase writes: a store URL and the scope to use in it."""
+
+    url: str
+    tenant: str
+    workspace: str
+
+    def open(self) -> tuple[ObjectStore, Scope]:
+        """The store and scope."""
+        return open_store(self.url), Scope(self.tenant, self.workspace)
+
+
+def phase_ingest(target: Target, n_single: int, n_batch: int) -> dict[str, Any]:
+    """Single and batch append throughput, then compaction of what was ingested."""
+    store, scope = target.open()
+    ledger = Ledger(store, scope)
+    out: dict[str, Any] = {"rss_start_mb": current_rss_mb()}
+
+    log(f"[ingest] Ledger.append x {n_single:,} (one object per event) ...")
+    payloads = [materialization(i, "single") for i in range(n_single)]
+    single: list[float] = []
+    for p in payloads:
+        t0 = time.perf_counter_ns()
+        ledger.append("executions", "materialization.recorded", p, source="bench")
+        single.append((time.perf_counter_ns() - t0) / 1e6)
+    s_stats = Stats.of(single)
+    out["single"] = {
+        "events": n_single,
+        "seconds": sum(single) / 1000,
+        "events_per_s": n_single / (sum(single) / 1000),
+        "latency": s_stats,
+    }
+    log(f"  {out['single']['events_per_s']:,.0f} events/s; per call {s_stats.short()}")
+
+    log(f"[ingest] Ledger.append_batch: {n_batch:,} events in batches of {BATCH:,} ...")
+    batches = append_batches(ledger, n_batch, "batch")
+    b_stats = Stats.of(batches)
+    out["batch"] = {
+        "events": n_batch,
+        "batch_size": BATCH,
+        "seconds": sum(batches) / 1000,
+        "events_per_s": n_batch / (sum(batches) / 1000),
+        "latency_per_batch": b_stats,
+    }
+    log(f"  {out['batch']['events_per_s']:,.0f} events/s; per batch {b_stats.short()}")
+
+    total = n_single + n_batch
+    log(f"[ingest] compact('executions') of the {total:,} events just ingested ...")
+    seconds, rep = timed_compact(Compactor(store, scope), "executions")
+    out["compact_ingested"] = {
+        "seconds": seconds,
+        "events_per_s": rep.events / seconds if seconds else None,
+        **report_dict(rep),
+    }
+    log(
+        f"  {fmt_s(seconds)} ({rep.events:,} events, {rep.objects:,} objects, "
+        f"{rep.commits} commits, {rep.events / seconds:,.0f} events/s)"
+    )
+    out["peak_rss_mb"] = rss_mb()
+    return out
+
+
+def phase_history(target: Target, n_events: int, rounds: int) -> dict[str, Any]:
+    """Write a spread history of ``n_events``, compact it, then incremental rounds."""
+    store, scope = target.open()
+    out: dict[str, Any] = {"history_events": n_events, "rss_start_mb": current_rss_mb()}
+    n_lineage = max(10, n_events // LINEAGE_EVERY)
+    end = datetime.now(UTC) - timedelta(hours=1)
+    start = end - timedelta(days=HISTORY_DAYS)
+
+    log(
+        f"[history {n_events:,}] writing {n_events:,} materializations + {n_lineage:,} "
+        f"lineage events spread over {HISTORY_DAYS} days ..."
+    )
+    t0 = time.perf_counter()
+    objects = write_history(
+        store,
+        scope,
+        "executions",
+        "materialization.recorded",
+        materialization,
+        n_events,
+        start,
+        end,
+    )
+    write_s = time.perf_counter() - t0
+    write_history(
+        store, scope, "lineage", "lineage.edges_observed", edges_observed, n_lineage, start, end
+    )
+    out["write"] = {
+        "seconds": write_s,
+        "objects": objects,
+        "events_per_s": n_events / write_s,
+    }
+    log(
+        f"  executions: {objects:,} objects in {fmt_s(write_s)} "
+        f"({n_events / write_s:,.0f} events/s incl. build_envelope)"
+    )
+
+    compactor = Compactor(store, scope)
+    log(f"[history {n_events:,}] compact('executions') ...")
+    seconds, rep = timed_compact(compactor, "executions")
+    out["compact"] = {
+        "seconds": seconds,
+        "events_per_s": rep.events / seconds if seconds else None,
+        "over_budget": seconds > COMPACT_BUDGET_S,
+        **report_dict(rep),
+    }
+    out["rss_after_compact_mb"] = current_rss_mb()
+    log(
+        f"  {fmt_s(seconds)}: {rep.events:,} events, {rep.objects:,} objects, {rep.commits} "
+        f"commit(s), {rep.events / seconds:,.0f} events/s; RSS now "
+        f"{out['rss_after_compact_mb']:.0f} MB, peak {rss_mb():.0f} MB"
+    )
+    if rep.events != n_events or rep.quarantined or rep.duplicates:
+        log(f"  WARNING: expected {n_events:,} events folded, got {rep}")
+
+    log(f"[history {n_events:,}] compact('lineage') ({n_lineage:,} events) ...")
+    l_seconds, l_rep = timed_compact(compactor, "lineage")
+    out["compact_lineage"] = {"seconds": l_seconds, **report_dict(l_rep)}
+    log(f"  {fmt_s(l_seconds)}: {l_rep.events:,} events, {l_rep.objects} objects")
+
+    ledger = Ledger(store, scope)
+    log(
+        f"[history {n_events:,}] incremental: {rounds} rounds of append_batch({INCREMENT:,}) "
+        "+ compact('executions') on the same Compactor ..."
+    )
+    incr: list[float] = []
+    appends: list[float] = []
+    for r in range(rounds):
+        appends.extend(append_batches(ledger, INCREMENT, f"inc{r}"))
+        seconds, rep = timed_compact(compactor, "executions")
+        if rep.events != INCREMENT:
+            log(f"  WARNING: round {r} folded {rep.events} events, expected {INCREMENT}")
+        incr.append(seconds * 1000)
+    i_stats = Stats.of(incr)
+    out["incremental"] = {
+        "rounds_ms": incr,
+        "stats": i_stats,
+        "median_s": statistics.median(incr) / 1000,
+        "append_batch_ms": Stats.of(appends),
+    }
+    log(f"  per round: {i_stats.short()}; rounds: {', '.join(fmt_ms(x) for x in incr)}")
+
+    log(f"[history {n_events:,}] cold incremental: a new Compactor object ...")
+    append_batches(ledger, INCREMENT, "cold")
+    gc.collect()
+    t0 = time.perf_counter()
+    cold = Compactor(store, scope)
+    rep = cold.compact("executions")
+    cold_s = time.perf_counter() - t0
+    out["incremental_cold_s"] = cold_s
+    log(f"  {fmt_s(cold_s)} ({rep.events:,} events; includes loading the domain state)")
+    out["peak_rss_mb"] = rss_mb()
+    log(f"  peak RSS of this phase: {out['peak_rss_mb']:.0f} MB")
+    return out
+
+
+def run_isolated(
+    isolated: bool, timeout: float, fn: Callable[..., dict[str, Any]], *args: Any
+) -> dict[str, Any]:
+    """``fn(*args)`` in a forked child process (its own peak RSS), or in-process."""
+    if not isolated:
+        return fn(*args)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        pending = pool.apply_async(fn, args)
+        try:
+            return pending.get(timeout)
+        except multiprocessing.TimeoutError:
+            log(f"  phase did not finish within {timeout:.0f} s; stopped")
+            return {"error": f"timed out after {timeout:.0f} s"}
+
+
+def nice_floor(n: float) -> int:
+    """The largest of 1, 2, 2.5, 5 x 10^k not above ``n``."""
+    if n < 1_000:
+        return 1_000
+    k = 10 ** int(math.log10(n))
+    for m in (5, 2.5, 2, 1):
+        if m * k <= n:
+            return int(m * k)
+    return int(k)
+
+
+# ------------------------------------------------------------------ main
+class Places:
+    """Hands out a fresh (store URL, scope) per phase."""
+
+    def __init__(self, store_url: str | None, tmp: Path) -> None:
+        self.store_url = store_url
+        self.tmp = tmp
+        self.run = new_ulid().lower()[-8:]
+        self.made: list[Path] = []
+
+    def target(self, phase: str) -> Target:
+        """A fresh place for ``phase``."""
+        if self.store_url:
+            return Target(self.store_url, "default", f"bench-t2-{self.run}-{phase}")
+        path = self.tmp / phase
+        path.mkdir()
+        self.made.append(path)
+        return Target(f"file://{path}", "default", "default")
+
+    def cleanup(self) -> None:
+        """Remove the temp folders written so far (free disk between phases)."""
+        for path in self.made:
+            shutil.rmtree(path, ignore_errors=True)
+        self.made.clear()
+
+
+def summary(results: dict[str, Any], sz: Sizes) -> tuple[list[list[str]], list[dict[str, Any]]]:
+    """Summary table rows and their JSON records."""
+    rows: list[list[str]] = []
+    records: list[dict[str, Any]] = []
+
+    def add(metric: str, value: str, goal: str = "", met: bool | None = None, raw: Any = None):
+        rows.append([metric, value, goal, "" if met is None else ("yes" if met else "NO")])
+        records.append({"metric": metric, "value": raw, "goal": goal or None, "met": met})
+
+    ing = results.get("ingest", {})
+    if "single" in ing:
+        s = ing["single"]
+        add(
+            f"Ledger.append x {s['events']:,}",
+            f"{s['events_per_s']:,.0f} events/s (p50 {fmt_ms(s['latency'].p50)}, "
+            f"p95 {fmt_ms(s['latency'].p95)} per call)",
+            raw=s["events_per_s"],
+        )
+        b = ing["batch"]
+        add(
+            f"Ledger.append_batch {b['events']:,} events, {BATCH:,}/batch",
+            f"{b['events_per_s']:,.0f} events/s (p50 {fmt_ms(b['latency_per_batch'].p50)}, "
+            f"p95 {fmt_ms(b['latency_per_batch'].p95)} per batch)",
+            raw=b["events_per_s"],
+        )
+        c = ing["compact_ingested"]
+        add(
+            f"compact {c['events']:,} just-ingested events ({c['objects']:,} objects)",
+            f"{fmt_s(c['seconds'])} ({c['events_per_s']:,.0f} events/s, {c['commits']} commits)",
+            raw=c["seconds"],
+        )
+    base_incr: float | None = None
+    for n, h in results.get("histories", {}).items():
+        if "error" in h:
+            add(f"history {n:,}", h["error"])
+            continue
+        c = h["compact"]
+        goal, met = "", None
+        if n == 1_000:
+            goal = f"< {GOAL_COMPACT_1K_S:g} s (seed budget {SEED_BUDGET_1K_S:g} s)"
+            met = c["seconds"] < GOAL_COMPACT_1K_S
+        elif c["over_budget"]:
+            goal, met = f"< {COMPACT_BUDGET_S:.0f} s (feasibility)", False
+        add(
+            f"compact {n:,} events (executions, first run)",
+            f"{fmt_s(c['seconds'])} ({c['events_per_s']:,.0f} events/s, "
+            f"{c['objects']:,} objects, {c['commits']} commit(s))",
+            goal,
+            met,
+            raw=c["seconds"],
+        )
+        lin = h["compact_lineage"]
+        add(
+            f"  compact lineage ({lin['events']:,} events x {EDGES_PER_EVENT} edges)",
+            fmt_s(lin["seconds"]),
+            raw=lin["seconds"],
+        )
+        add(
+            f"  history write rate (build_envelope + put, {h['write']['objects']:,} objects)",
+            f"{h['write']['events_per_s']:,.0f} events/s",
+            raw=h["write"]["events_per_s"],
+        )
+        inc = h["incremental"]
+        med = inc["median_s"]
+        if base_incr is None and n == min(results["histories"]):
+            base_incr = med
+        ratio = med / base_incr if base_incr else None
+        goal, met = "", None
+        if ratio is not None and n != min(results["histories"]):
+            goal = f"ratio <= {GOAL_INCREMENTAL_RATIO:g}x"
+            met = ratio <= GOAL_INCREMENTAL_RATIO
+        ratio_txt = f"; {ratio:.2f}x the {min(results['histories']):,} history" if ratio else ""
+        add(
+            f"  incremental {INCREMENT:,} on top of {n:,} (median of {len(inc['rounds_ms'])})",
+            f"{fmt_ms(med * 1000)} (max {fmt_ms(inc['stats'].max)}){ratio_txt}",
+            goal,
+            met,
+            raw={"median_s": med, "ratio": ratio},
+        )
+        add(
+            "  incremental, new Compactor object (cold)",
+            fmt_s(h["incremental_cold_s"]),
+            raw=h["incremental_cold_s"],
+        )
+        add("  peak RSS of the phase", f"{h['peak_rss_mb']:.0f} MB", raw=h["peak_rss_mb"])
+    return rows, records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run with small sizes")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--store", metavar="URL", help="store URL (default: file:// in a temp dir)")
+    parser.add_argument(
+        "--histories", metavar="N,N,...", help="history sizes to compact (default 1k,100k,1M)"
+    )
+    parser.add_argument("--rounds", type=int, help="incremental rounds per history")
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=COMPACT_BUDGET_S,
+        help="largest acceptable single compaction, seconds (default 300)",
+    )
+    parser.add_argument("--in-process", action="store_true", help="run every phase in this process")
+    parser.add_argument("--skip-ingest", action="store_true", help="skip the ingest phase")
+    parser.add_argument(
+        "--timeout", type=float, default=3600.0, help="give up on a phase after this many seconds"
+    )
+    args = parser.parse_args(argv)
+    sz = sizes_for(args)
+    isolated = not args.in_process
+
+    env = environment()
+    mode = "quick" if args.quick else "full"
+    log(
+        f"arco Tier-2 benchmark ({mode} mode): ingest {sz.single:,} single + "
+        f"{sz.batch_events:,} batched events; histories {', '.join(f'{n:,}' for n in sz.histories)}"
+        f" events; {sz.rounds} incremental rounds of {INCREMENT:,}"
+    )
+    log(
+        f"python {env['python']} on {env['platform']}, {env['cpu_count']} cores, "
+        f"load average {env['load_average']}"
+    )
+    log(
+        "note: this machine has 2 cores and runs other jobs in parallel, so figures are "
+        "noisy;\n  compare within one run. Store: "
+        f"{args.store or 'file:// in a temp dir'}; each phase in "
+        f"{'a forked child process' if isolated else 'this process'}; baseline RSS "
+        f"{current_rss_mb():.0f} MB."
+    )
+
+    started = time.perf_counter()
+    results: dict[str, Any] = {"histories": {}}
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="arco-tier2-") as tmpdir:
+        places = Places(args.store, Path(tmpdir))
+        if not args.skip_ingest:
+            results["ingest"] = run_isolated(
+                isolated,
+                args.timeout,
+                phase_ingest,
+                places.target("ingest"),
+                sz.single,
+                sz.batch_events,
+            )
+            places.cleanup()
+        per_event: float | None = None
+        for n in sz.histories:
+            if per_event is not None:
+                estimate = per_event * n * 1.25
+                if estimate > args.budget:
+                    feasible = nice_floor(args.budget / (per_event * 1.25))
+                    note = (
+                        f"compacting {n:,} events is estimated at {fmt_s(estimate)} "
+                        f"(> {args.budget:.0f} s budget) from the previous size; measuring "
+                        f"{feasible:,} events instead"
+                    )
+                    log(f"NOTE: {note}")
+                    notes.append(note)
+                    n = feasible
+                    if n in results["histories"]:
+                        continue
+            res = run_isolated(
+                isolated,
+                args.timeout,
+                phase_history,
+                places.target(f"history-{n}"),
+                n,
+                sz.rounds,
+            )
+            places.cleanup()
+            results["histories"][n] = res
+            if "compact" in res:
+                per_event = res["compact"]["seconds"] / n
+                if res["compact"]["over_budget"]:
+                    note = (
+                        f"compacting {n:,} events took {fmt_s(res['compact']['seconds'])}, over "
+                        f"the {args.budget:.0f} s budget"
+                    )
+                    log(f"NOTE: {note}")
+                    notes.append(note)
+
+    rows, records = summary(results, sz)
+    print_table(["metric", "value", "goal", "met?"], rows, title=f"Summary ({mode} mode)")
+    for note in notes:
+        print(f"note: {note}")
+    elapsed = time.perf_counter() - started
+    print(
+        f"total {fmt_s(elapsed)}; peak RSS of this (parent) process {rss_mb():.0f} MB; "
+        f"load average at end {load_average()} on {os.cpu_count()} cores "
+        "(other jobs share this machine)"
+    )
+    if args.json:
+        write_json(
+            args.json,
+            {
+                "benchmark": "tier2",
+                "mode": mode,
+                "sizes": sz.__dict__,
+                "environment": env,
+                "store": args.store or "file:// temp dir",
+                "load_average_end": load_average(),
+                "elapsed_s": elapsed,
+                "results": {
+                    "ingest": results.get("ingest"),
+                    "histories": {str(k): v for k, v in results["histories"].items()},
+                },
+                "summary": records,
+                "notes": notes,
+            },
+        )
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tier-2 tests: events, ledger, compactor, lineage and search."""
