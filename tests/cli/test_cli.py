@@ -404,7 +404,7 @@ def test_verify_ok_and_corrupt(store: str) -> None:
     assert report["ok"] is True
     assert report["problems"] == []
     assert report["manifests_checked"] == 2
-    assert report["files_checked"] >= 3
+    assert report["files_checked"] >= 2
 
     victim = next((_store_dir(store) / "tenant=default").rglob("*.parquet"))
     victim.write_bytes(victim.read_bytes() + b"tampered")

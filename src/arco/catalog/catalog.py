@@ -300,23 +300,19 @@ class _Txn:
                 "description": _check_text("description", description, MAX_DESCRIPTION),
                 "properties": _check_properties(properties),
                 "schema_version": 1,
+                "columns": [self._column_row(i + 1, i, spec) for i, spec in enumerate(specs)],
                 "created_at": self.now,
                 "updated_at": self.now,
             },
         )
-        for i, spec in enumerate(specs):
-            self.upsert("columns", self._column_row(table_id, i + 1, i, spec))
         self.ops.append({"op": "create_table", "name": f"{namespace}.{name}"})
         result = self.state.table(namespace, name)
         assert result is not None
         return result
 
     @staticmethod
-    def _column_row(
-        table_id: str, column_id: int, ordinal: int, spec: ColumnSpec
-    ) -> dict[str, Any]:
+    def _column_row(column_id: int, ordinal: int, spec: ColumnSpec) -> dict[str, Any]:
         return {
-            "table_id": table_id,
             "column_id": column_id,
             "ordinal": ordinal,
             "name": spec.name,
@@ -353,7 +349,6 @@ class _Txn:
         for col_name in drop_columns or ():
             col = find(col_name)
             cols.remove(col)
-            self.delete("columns", col)
             schema_changed = True
         for old, new in (rename_columns or {}).items():
             find(old)["name"] = validate_identifier("column name", new)
@@ -364,13 +359,13 @@ class _Txn:
         for spec in self._columns(add_columns or []):
             if any(c["name"] == spec.name for c in cols):
                 raise AlreadyExistsError(f"column {spec.name!r} already exists in {qualified}")
-            cols.append(self._column_row(row["id"], next_id, 0, spec))
+            cols.append(self._column_row(next_id, 0, spec))
             next_id += 1
             schema_changed = True
         self._check_unique([c["name"] for c in cols])
         for i, col in enumerate(cols):
             col["ordinal"] = i
-            self.upsert("columns", col)
+        row["columns"] = cols
         if description is not _UNSET:
             row["description"] = _check_text("description", description, MAX_DESCRIPTION)
         if location is not _UNSET:
@@ -412,8 +407,6 @@ class _Txn:
         self._drop_table_row(self.require_table(namespace, name))
 
     def _drop_table_row(self, row: dict[str, Any]) -> None:
-        for col in self.state.column_rows(row["id"]):
-            self.delete("columns", col)
         self.delete("tables", row)
         self.ops.append({"op": "drop_table", "name": f"{row['namespace']}.{row['name']}"})
 

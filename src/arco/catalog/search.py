@@ -293,8 +293,6 @@ class SearchIndex:
                 namespaces.update(r["name"] for r in rows)
             elif entry.table == "tables":
                 tables.update(r["id"] for r in rows)
-            elif entry.table == "columns":
-                tables.update(r["table_id"] for r in rows)
         return namespaces, tables, False
 
     def _full(self, snap: Snapshot[SearchState], state: CatalogState, change: Change) -> None:

@@ -33,6 +33,18 @@ NAMESPACES = TableDef(
     ),
     ("name",),
 )
+COLUMN_STRUCT = pa.struct(
+    [
+        pa.field("column_id", pa.int32(), nullable=False),
+        pa.field("ordinal", pa.int32(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("data_type", pa.string(), nullable=False),
+        pa.field("nullable", pa.bool_(), nullable=False),
+        pa.field("description", pa.string()),
+    ]
+)
+# Columns are nested in their table's row: a table and its schema change
+# together, so one DDL commit writes one small delta file, not two.
 TABLES = TableDef(
     "tables",
     pa.schema(
@@ -45,26 +57,12 @@ TABLES = TableDef(
             pa.field("description", pa.string()),
             pa.field("properties", _PROPS),
             pa.field("schema_version", pa.int32(), nullable=False),
+            pa.field("columns", pa.list_(pa.field("item", COLUMN_STRUCT, nullable=False))),
             pa.field("created_at", _TS, nullable=False),
             pa.field("updated_at", _TS, nullable=False),
         ]
     ),
     ("id",),
-)
-COLUMNS = TableDef(
-    "columns",
-    pa.schema(
-        [
-            pa.field("table_id", pa.string(), nullable=False),
-            pa.field("column_id", pa.int32(), nullable=False),
-            pa.field("ordinal", pa.int32(), nullable=False),
-            pa.field("name", pa.string(), nullable=False),
-            pa.field("data_type", pa.string(), nullable=False),
-            pa.field("nullable", pa.bool_(), nullable=False),
-            pa.field("description", pa.string()),
-        ]
-    ),
-    ("table_id", "column_id"),
 )
 IDEMPOTENCY = TableDef(
     "idempotency",
@@ -93,32 +91,27 @@ def _props(value: Any) -> dict[str, str]:
 class CatalogState:
     """Immutable (persistent-map) state of the catalog domain."""
 
-    TABLES: ClassVar[dict[str, TableDef]] = {
-        t.name: t for t in (NAMESPACES, TABLES, COLUMNS, IDEMPOTENCY)
-    }
+    TABLES: ClassVar[dict[str, TableDef]] = {t.name: t for t in (NAMESPACES, TABLES, IDEMPOTENCY)}
 
     namespaces: immutables.Map[str, dict[str, Any]]
     tables: immutables.Map[str, dict[str, Any]]
     by_name: immutables.Map[tuple[str, str], str]
-    columns: immutables.Map[str, immutables.Map[int, dict[str, Any]]]
     idempotency: immutables.Map[str, dict[str, Any]]
 
     @classmethod
     def empty(cls) -> Self:
         """No namespaces, no tables."""
         m: immutables.Map[Any, Any] = immutables.Map()
-        return cls(m, m, m, m, m)
+        return cls(m, m, m, m)
 
     def clear(self, table: str) -> Self:
         """Drop every row of one state table."""
         m: immutables.Map[Any, Any] = immutables.Map()
         if table == "namespaces":
-            return type(self)(m, self.tables, self.by_name, self.columns, self.idempotency)
+            return type(self)(m, self.tables, self.by_name, self.idempotency)
         if table == "tables":
-            return type(self)(self.namespaces, m, m, self.columns, self.idempotency)
-        if table == "columns":
-            return type(self)(self.namespaces, self.tables, self.by_name, m, self.idempotency)
-        return type(self)(self.namespaces, self.tables, self.by_name, self.columns, m)
+            return type(self)(self.namespaces, m, m, self.idempotency)
+        return type(self)(self.namespaces, self.tables, self.by_name, m)
 
     def apply(self, table: str, rows: Sequence[dict[str, Any]]) -> Self:
         """Apply delta rows in order."""
@@ -130,7 +123,7 @@ class CatalogState:
                     else:
                         ns[row["name"]] = _clean(row)
                 namespaces = ns.finish()
-            return type(self)(namespaces, self.tables, self.by_name, self.columns, self.idempotency)
+            return type(self)(namespaces, self.tables, self.by_name, self.idempotency)
         if table == "tables":
             with self.tables.mutate() as tb, self.by_name.mutate() as bn:
                 for row in rows:
@@ -143,27 +136,7 @@ class CatalogState:
                         tb[row["id"]] = _clean(row)
                         bn[(row["namespace"], row["name"])] = row["id"]
                 tables, by_name = tb.finish(), bn.finish()
-            return type(self)(self.namespaces, tables, by_name, self.columns, self.idempotency)
-        if table == "columns":
-            with self.columns.mutate() as cols:
-                for row in rows:
-                    current: immutables.Map[int, dict[str, Any]] = cols.get(
-                        row["table_id"], immutables.Map()
-                    )
-                    if row["_op"] == OP_DELETE:
-                        current = (
-                            current.delete(row["column_id"])
-                            if row["column_id"] in current
-                            else current
-                        )
-                    else:
-                        current = current.set(row["column_id"], _clean(row))
-                    if len(current):
-                        cols[row["table_id"]] = current
-                    else:
-                        cols.pop(row["table_id"], None)
-                columns = cols.finish()
-            return type(self)(self.namespaces, self.tables, self.by_name, columns, self.idempotency)
+            return type(self)(self.namespaces, tables, by_name, self.idempotency)
         with self.idempotency.mutate() as idem:
             for row in rows:
                 if row["_op"] == OP_DELETE:
@@ -171,7 +144,7 @@ class CatalogState:
                 else:
                     idem[row["key"]] = _clean(row)
             idempotency = idem.finish()
-        return type(self)(self.namespaces, self.tables, self.by_name, self.columns, idempotency)
+        return type(self)(self.namespaces, self.tables, self.by_name, idempotency)
 
     def rows(self, table: str) -> Iterable[dict[str, Any]]:
         """Live rows of one state table."""
@@ -179,8 +152,6 @@ class CatalogState:
             return list(self.namespaces.values())
         if table == "tables":
             return list(self.tables.values())
-        if table == "columns":
-            return [row for cols in self.columns.values() for row in cols.values()]
         return list(self.idempotency.values())
 
     # --------------------------------------------------------------- queries
@@ -201,10 +172,10 @@ class CatalogState:
 
     def column_rows(self, table_id: str) -> list[dict[str, Any]]:
         """Column rows of a table in ordinal order."""
-        cols = self.columns.get(table_id)
-        if cols is None:
+        row = self.tables.get(table_id)
+        if row is None:
             return []
-        return sorted(cols.values(), key=lambda c: c["ordinal"])
+        return sorted(row["columns"] or (), key=lambda c: c["ordinal"])
 
     def table_from_row(self, row: dict[str, Any]) -> Table:
         """A :class:`Table` from its row and its column rows."""
