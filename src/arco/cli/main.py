@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from arco.cli import compact, events, lineage, maintenance, namespace, search, table
+from arco.cli import compact, events, lineage, maintenance, namespace, search, server, table
 from arco.cli.context import DEFAULT_SCOPE_PART, DEFAULT_STORE, ArcoGroup, Settings
 
 app = typer.Typer(
@@ -29,6 +29,8 @@ app.command("search")(search.search)
 app.command("verify")(maintenance.verify)
 app.command("gc")(maintenance.gc)
 app.command("log")(maintenance.log)
+app.command("serve")(server.serve)
+app.command("token")(server.token)
 
 
 @app.callback()

@@ -1,0 +1,126 @@
+"""The ASGI application factory: ``create_app(settings)``.
+
+Stateless: any number of processes built from the same settings can share one
+store; per-process state is limited to read caches, keyed by immutable ids.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+from arco import __version__
+from arco.api import problems
+from arco.api.auth import TokenVerifier
+from arco.api.ratelimit import RateLimiter
+from arco.api.routes_catalog import router as catalog_router
+from arco.api.routes_tier2 import router as tier2_router
+from arco.api.schemas import HealthOut, VersionOut
+from arco.api.services import ServiceCache
+from arco.api.settings import Settings
+from arco.core.errors import ArcoError, ObjectNotFoundError
+from arco.core.storage import ObjectStore, open_store
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
+    """Build the Arco API for ``settings`` (defaults from the environment)."""
+    settings = settings or Settings.from_env()
+    app = FastAPI(
+        title="Arco",
+        version=__version__,
+        summary="File-native lakehouse catalog: REST API",
+        description="Every /api/v1 route needs a bearer JWT; errors are problem+json.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.store = store or open_store(settings.store_url)
+    app.state.verifier = TokenVerifier(
+        secret=settings.jwt_secret,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        jwks=settings.jwks,
+        leeway=settings.leeway_seconds,
+    )
+    app.state.limiter = RateLimiter(settings.rate_limits)
+    app.state.services = ServiceCache(app.state.store, max_staleness=settings.max_staleness)
+    registry = CollectorRegistry()
+    requests_total = Counter(
+        "arco_http_requests", "HTTP requests", ["method", "route", "status"], registry=registry
+    )
+    latency = Histogram(
+        "arco_http_request_seconds", "HTTP request latency", ["route"], registry=registry
+    )
+    app.state.metrics_registry = registry
+    problems.install(app)
+
+    @app.middleware("http")
+    async def envelope(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        given = request.headers.get("x-request-id")
+        rid = given if given and _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        request.state.request_id = rid
+        start = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            response: Response = problems.problem(
+                413,
+                "payload-too-large",
+                f"request body is larger than {settings.max_body_bytes} bytes",
+                request=request,
+            )
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        requests_total.labels(request.method, path, str(response.status_code)).inc()
+        latency.labels(path).observe(time.perf_counter() - start)
+        response.headers["X-Request-Id"] = rid
+        return response
+
+    @app.get("/healthz", response_model=HealthOut, tags=["ops"])
+    def healthz() -> Any:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=HealthOut, tags=["ops"])
+    def readyz(response: Response) -> Any:
+        """Readiness: the store answers a read."""
+        try:
+            app.state.store.head("_arco_readiness_probe")
+        except ObjectNotFoundError:
+            return {"status": "ok"}
+        except ArcoError as exc:
+            response.status_code = 503
+            return {"status": "unavailable", "detail": str(exc).splitlines()[0]}
+        return {"status": "ok"}
+
+    @app.get("/version", response_model=VersionOut, tags=["ops"])
+    def version() -> Any:
+        """Server version."""
+        return {"name": "arco", "version": __version__, "api": "v1"}
+
+    @app.get("/metrics", tags=["ops"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(catalog_router)
+    app.include_router(tier2_router)
+    return app

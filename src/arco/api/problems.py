@@ -1,0 +1,147 @@
+"""RFC 9457 ``application/problem+json`` responses with a stable ``type`` per failure."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from arco.api.auth import AuthenticationError, PermissionDeniedError
+from arco.api.ratelimit import RateLimitedError
+from arco.core import errors as err
+
+log = logging.getLogger("arco.api")
+PROBLEM_BASE = "urn:arco:problem:"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+# Most specific first: the first class an exception is an instance of wins.
+_STATUS: list[tuple[type[BaseException], int]] = [
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (RateLimitedError, 429),
+    (err.ObjectNotFoundError, 503),
+    (err.PreconditionFailedError, 503),
+    (err.NotFoundError, 404),
+    (err.AlreadyExistsError, 409),
+    (err.ConflictError, 409),
+    (err.FencedError, 409),
+    (err.CommitConflictError, 503),
+    (err.LockUnavailableError, 503),
+    (err.InvalidNameError, 400),
+    (err.InvalidArgumentError, 400),
+    (err.UnsupportedOperationError, 400),
+    (err.IntegrityError, 500),
+    (err.StorageError, 503),
+]
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable request",
+    429: "Too many requests",
+    500: "Internal error",
+    503: "Service unavailable",
+}
+
+
+class PayloadTooLargeError(err.ArcoError):
+    """The request body is larger than the server accepts (HTTP 413)."""
+
+    code = "payload-too-large"
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    request: Request | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + code,
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+        rid = getattr(request.state, "request_id", None)
+        if rid:
+            body["request_id"] = rid
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def status_for(exc: BaseException) -> int:
+    """The HTTP status an Arco error maps to."""
+    for cls, status in _STATUS:
+        if isinstance(exc, cls):
+            return status
+    if isinstance(exc, PayloadTooLargeError):
+        return 413
+    code = getattr(exc, "code", "")
+    if code in ("query-too-large",):
+        return 413
+    if code in ("query-timeout",):
+        return 422
+    return 400
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(err.ArcoError)
+    async def arco_error(request: Request, exc: err.ArcoError) -> JSONResponse:
+        status = status_for(exc)
+        headers: dict[str, str] = {}
+        if isinstance(exc, RateLimitedError):
+            headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+        elif status == 503:
+            headers["Retry-After"] = "1"
+        elif status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="arco"'
+        detail = str(exc)
+        if status == 500:
+            log.error("integrity problem on %s: %s", request.url.path, exc)
+        return problem(status, exc.code, detail, request=request, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for item in exc.errors()[:20]:
+            loc = ".".join(str(p) for p in item.get("loc", ()))
+            errors.append({"location": loc, "message": str(item.get("msg", ""))})
+        first = errors[0] if errors else {"location": "request", "message": "invalid"}
+        return problem(
+            422,
+            "validation-error",
+            f"{first['location']}: {first['message']}",
+            request=request,
+            extra={"errors": errors},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not-found", 405: "method-not-allowed", 401: "unauthenticated"}.get(
+            exc.status_code, f"http-{exc.status_code}"
+        )
+        headers = dict(exc.headers or {})
+        return problem(exc.status_code, code, str(exc.detail), request=request, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(500, "internal", "internal server error", request=request)

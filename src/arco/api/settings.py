@@ -1,0 +1,66 @@
+"""Server settings, read from the environment (``ARCO_*``) or passed explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: ``rate`` tokens per second, bursts of up to ``burst``."""
+
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the API server is configured with."""
+
+    store_url: str = "file://./.arco"
+    jwt_secret: str | None = None
+    jwt_issuer: str = "arco"
+    jwt_audience: str = "arco"
+    jwks: str | None = None
+    leeway_seconds: float = 30.0
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_staleness: float = 0.0
+    query_seconds: float = 10.0
+    query_rows: int = 10_000
+    query_bytes: int = 10 * 1024 * 1024
+    signed_url_ttl_max: int = 3600
+    dev_mode: bool = False
+    rate_limits: dict[str, RateLimit] = field(
+        default_factory=lambda: {
+            "write": RateLimit(rate=50.0, burst=200.0),
+            "ingest": RateLimit(rate=500.0, burst=2000.0),
+            "query": RateLimit(rate=20.0, burst=50.0),
+        }
+    )
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from ``ARCO_*`` environment variables, then ``overrides``."""
+        env: dict[str, object] = {
+            "store_url": os.environ.get("ARCO_STORE", "file://./.arco"),
+            "jwt_secret": os.environ.get("ARCO_JWT_SECRET") or None,
+            "jwt_issuer": os.environ.get("ARCO_JWT_ISSUER", "arco"),
+            "jwt_audience": os.environ.get("ARCO_JWT_AUDIENCE", "arco"),
+            "jwks": os.environ.get("ARCO_JWKS") or None,
+            "max_staleness": _float("ARCO_MAX_STALENESS", 0.0),
+            "query_seconds": _float("ARCO_QUERY_SECONDS", 10.0),
+        }
+        limits = {}
+        for kind, default in cls().rate_limits.items():
+            rate = _float(f"ARCO_RATE_{kind.upper()}", default.rate)
+            burst = _float(f"ARCO_BURST_{kind.upper()}", default.burst)
+            limits[kind] = RateLimit(rate, burst)
+        env["rate_limits"] = limits
+        env.update(overrides)
+        return cls(**env)  # type: ignore[arg-type]

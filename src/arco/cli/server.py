@@ -1,0 +1,87 @@
+"""``arco serve`` (the REST API under uvicorn) and ``arco token`` (a local HS256 token)."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated
+
+import typer
+
+from arco.cli.context import CliUsageError, settings
+
+_TTL_RE = re.compile(r"^(\d+)([smhd]?)$")
+
+
+def parse_ttl(text: str) -> int:
+    """Seconds from ``90``, ``90s``, ``15m``, ``1h`` or ``7d``."""
+    match = _TTL_RE.match(text.strip().lower())
+    if not match:
+        raise CliUsageError(f"--ttl {text!r} must look like 3600, 90s, 15m, 1h or 7d")
+    value, unit = int(match.group(1)), match.group(2) or "s"
+    seconds = value * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    if not 1 <= seconds <= 30 * 86400:
+        raise CliUsageError("--ttl must be between 1 second and 30 days")
+    return seconds
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8484,
+    store: Annotated[
+        str | None, typer.Option("--store", metavar="URL", help="Store URL (overrides global).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the REST API (needs ARCO_JWT_SECRET or ARCO_JWKS)."""
+    import uvicorn
+
+    opts = settings(ctx)
+    os.environ["ARCO_STORE"] = store or opts.store_url
+    if not os.environ.get("ARCO_JWT_SECRET") and not os.environ.get("ARCO_JWKS"):
+        raise CliUsageError("set ARCO_JWT_SECRET (HS256) or ARCO_JWKS (RS256) before serving")
+    uvicorn.run(
+        "arco.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
+
+
+def token(
+    ctx: typer.Context,
+    tenant: Annotated[str | None, typer.Option(help="Tenant (default: global --tenant).")] = None,
+    workspace: Annotated[
+        str | None, typer.Option(help="Workspace (default: global --workspace).")
+    ] = None,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="reader, writer or admin (repeatable).")
+    ] = None,
+    ttl: Annotated[str, typer.Option(help="Lifetime: 3600, 15m, 1h, 7d.")] = "1h",
+    sub: Annotated[str | None, typer.Option(help="Subject (who the token names).")] = None,
+) -> None:
+    """Mint a local HS256 token from ARCO_JWT_SECRET."""
+    from arco.api.auth import mint_token
+
+    opts = settings(ctx)
+    secret = os.environ.get("ARCO_JWT_SECRET")
+    if not secret:
+        raise CliUsageError("set ARCO_JWT_SECRET to mint a token")
+    try:
+        value = mint_token(
+            secret,
+            tenant=tenant or opts.tenant,
+            workspace=workspace or opts.workspace,
+            roles=role or ["reader"],
+            ttl_seconds=parse_ttl(ttl),
+            sub=sub,
+            issuer=os.environ.get("ARCO_JWT_ISSUER", "arco"),
+            audience=os.environ.get("ARCO_JWT_AUDIENCE", "arco"),
+        )
+    except ValueError as exc:
+        raise CliUsageError(str(exc)) from exc
+    typer.echo(value)
