@@ -98,6 +98,21 @@ class Keys:
         """Prefix where events that arrive too late are moved aside, never dropped."""
         return f"{self.root}quarantine/{validate_domain(domain)}/"
 
+    def asset_output(
+        self, asset_key: str, partition_hash: str | None, materialization_id: str, ext: str
+    ) -> str:
+        """Where a materialized asset value is stored (the partition is hashed: its
+        canonical form may contain characters that do not belong in a key)."""
+        part = f"p={validate_key_part('partition hash', partition_hash)}" if partition_hash else "_"
+        return (
+            f"{self.root}assets/{validate_key_part('asset key', asset_key)}/{part}/"
+            f"{validate_ulid(materialization_id)}.{validate_key_part('extension', ext)}"
+        )
+
+    def run_cancel(self, run_id: str) -> str:
+        """Marker object asking a running scheduler to cancel ``run_id``."""
+        return f"{self.root}control/runs/{validate_ulid(run_id)}.cancel.json"
+
     def is_within(self, key: str) -> bool:
         """True when ``key`` lies under this scope's prefix."""
         return key.startswith(self.root) and ".." not in key

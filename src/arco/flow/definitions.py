@@ -1,0 +1,136 @@
+"""A validated set of assets, discovered from a module or package."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+from arco.core.errors import ArcoError
+from arco.flow.assets import AssetDef
+
+
+class DefinitionError(ArcoError):
+    """Definitions are inconsistent: cycle, unknown dependency, duplicate key..."""
+
+    code = "definition-error"
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """One resolved upstream of an asset."""
+
+    key: str
+    param: str | None  # None for ordering-only deps
+    mapping: object | None
+
+
+class Definitions:
+    """Assets by key, with resolved upstreams; raises :class:`DefinitionError` early."""
+
+    def __init__(self, assets: Iterable[AssetDef]) -> None:
+        self.assets: dict[str, AssetDef] = {}
+        for a in assets:
+            if a.key in self.assets:
+                other = self.assets[a.key]
+                raise DefinitionError(
+                    f"duplicate asset key {a.key} at {a.source} (first defined at {other.source})"
+                )
+            self.assets[a.key] = a
+        by_name: dict[str, list[str]] = {}
+        for key, a in self.assets.items():
+            by_name.setdefault(a.name, []).append(key)
+        self.upstreams: dict[str, tuple[Upstream, ...]] = {}
+        for key, a in sorted(self.assets.items()):
+            ups: list[Upstream] = []
+            for param, spec in a.ins:
+                ups.append(Upstream(self._resolve(a, spec.key, by_name), param, spec.mapping))
+            for dep in a.deps:
+                ups.append(Upstream(self._resolve(a, dep, by_name), None, None))
+            self.upstreams[key] = tuple(ups)
+        self.downstreams: dict[str, tuple[str, ...]] = {k: () for k in self.assets}
+        down: dict[str, set[str]] = {k: set() for k in self.assets}
+        for key, resolved in self.upstreams.items():
+            for up in resolved:
+                down[up.key].add(key)
+        self.downstreams = {k: tuple(sorted(v)) for k, v in down.items()}
+        self.order = self._toposort()
+
+    def _resolve(self, asset: AssetDef, ref: str, by_name: dict[str, list[str]]) -> str:
+        if ref in self.assets:
+            return ref
+        local = f"{asset.namespace}.{ref}"
+        if local in self.assets:
+            return local
+        matches = by_name.get(ref, [])
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise DefinitionError(
+                f"asset {asset.key} ({asset.source}): upstream {ref!r} is ambiguous: "
+                f"{', '.join(sorted(matches))}; use ins={{...: 'namespace.name'}}"
+            )
+        raise DefinitionError(f"asset {asset.key} ({asset.source}): unknown upstream asset {ref!r}")
+
+    def _toposort(self) -> list[str]:
+        indeg = {k: len({u.key for u in ups}) for k, ups in self.upstreams.items()}
+        ready = sorted(k for k, d in indeg.items() if d == 0)
+        out: list[str] = []
+        import heapq
+
+        heapq.heapify(ready)
+        while ready:
+            key = heapq.heappop(ready)
+            out.append(key)
+            for d in self.downstreams[key]:
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    heapq.heappush(ready, d)
+        if len(out) != len(self.assets):
+            cycle = self._find_cycle({k for k in self.assets if k not in set(out)})
+            where = ", ".join(f"{k} ({self.assets[k].source})" for k in cycle)
+            raise DefinitionError(
+                f"dependency cycle: {' -> '.join(cycle)} -> {cycle[0]}; at {where}"
+            )
+        return out
+
+    def _find_cycle(self, remaining: set[str]) -> list[str]:
+        start = sorted(remaining)[0]
+        path: list[str] = []
+        seen: dict[str, int] = {}
+        node = start
+        while node not in seen:
+            seen[node] = len(path)
+            path.append(node)
+            node = sorted(u.key for u in self.upstreams[node] if u.key in remaining)[0]
+        return list(reversed(path[seen[node] :]))
+
+    def __len__(self) -> int:
+        return len(self.assets)
+
+    def __getitem__(self, key: str) -> AssetDef:
+        return self.assets[key]
+
+
+def _collect(module: ModuleType) -> list[AssetDef]:
+    return [v for v in vars(module).values() if isinstance(v, AssetDef)]
+
+
+def load_definitions(module_name: str, *, path: str | Path | None = None) -> Definitions:
+    """Import ``module_name`` (and, for a package, its submodules) and collect assets."""
+    if path is not None and str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise DefinitionError(f"cannot import definitions module {module_name!r}: {exc}") from exc
+    found: dict[int, AssetDef] = {id(a): a for a in _collect(module)}
+    if hasattr(module, "__path__"):
+        for info in pkgutil.walk_packages(module.__path__, prefix=module_name + "."):
+            sub = importlib.import_module(info.name)
+            found.update({id(a): a for a in _collect(sub)})
+    return Definitions(found.values())

@@ -1,0 +1,331 @@
+"""Executors run one task attempt somewhere: in this process, in a child process,
+or on a ``dask.distributed`` cluster. The scheduler only sees :class:`Handle`s."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from arco.core.ids import new_ulid
+from arco.core.keys import Keys
+from arco.core.scope import Scope
+from arco.core.storage import open_store
+from arco.flow.assets import AssetContext, AssetDef
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything needed to run one attempt, picklable."""
+
+    run_id: str
+    task_id: str
+    asset_key: str
+    partition: str | None
+    attempt: int
+    module: str
+    qualname: str
+    inputs: tuple[tuple[str, tuple[tuple[str | None, str | None], ...]], ...]
+    io: str
+    store_url: str
+    tenant: str
+    workspace: str
+    timeout: float | None
+    materialization_id: str = field(default_factory=new_ulid)
+
+
+@dataclass
+class Outcome:
+    """The result of an attempt."""
+
+    ok: bool
+    location: str | None = None
+    kind: str = "none"
+    row_count: int | None = None
+    byte_size: int | None = None
+    schema: list[dict[str, str]] | None = None
+    error: str | None = None
+    logs: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    duration: float = 0.0
+
+
+_REGISTRY: dict[tuple[str, str], AssetDef] = {}
+
+
+def register(asset: AssetDef) -> None:
+    """Let in-process executors find assets defined outside importable modules."""
+    _REGISTRY[(asset.fn.__module__, asset.fn.__qualname__)] = asset
+
+
+def _resolve(module: str, qualname: str) -> Any:
+    found = _REGISTRY.get((module, qualname))
+    if found is not None:
+        return found.fn
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj.fn if isinstance(obj, AssetDef) else obj
+
+
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.getMessage()}")
+
+
+def execute(job: Job) -> Outcome:
+    """Run one attempt: load inputs, call the asset, store its value."""
+    from arco.flow.io import load_value, store_value
+
+    start = time.perf_counter()
+    lines: list[str] = []
+    logger = logging.getLogger(f"arco.asset.{job.asset_key}.{job.materialization_id}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    handler = _ListHandler(lines)
+    logger.addHandler(handler)
+    try:
+        store = open_store(job.store_url)
+        fn = _resolve(job.module, job.qualname)
+        kwargs: dict[str, Any] = {}
+        for param, sources in job.inputs:
+            values = {part: load_value(store, loc) for part, loc in sources}
+            kwargs[param] = values[sources[0][0]] if len(sources) == 1 else values
+        ctx = AssetContext(
+            run_id=job.run_id,
+            task_id=job.task_id,
+            asset_key=job.asset_key,
+            attempt=job.attempt,
+            partition_key=job.partition,
+            log=logger,
+            store_url=job.store_url,
+            tenant=job.tenant,
+            workspace=job.workspace,
+        )
+        asset_def = _REGISTRY.get((job.module, job.qualname))
+        takes_context = asset_def.takes_context if asset_def else _takes_context(job)
+        value = fn(ctx, **kwargs) if takes_context else fn(**kwargs)
+        keys = Keys(Scope(job.tenant, job.workspace))
+        stored = store_value(
+            store, keys, job.asset_key, job.partition, job.materialization_id, value, job.io
+        )
+        return Outcome(
+            ok=True,
+            location=stored.location,
+            kind=stored.kind,
+            row_count=stored.row_count,
+            byte_size=stored.byte_size,
+            schema=stored.schema,
+            logs=lines,
+            metadata=dict(ctx.metadata),
+            duration=time.perf_counter() - start,
+        )
+    except Exception as exc:
+        tb = traceback.format_exc(limit=8)
+        first = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+        return Outcome(
+            ok=False,
+            error=first + "\n" + tb[-4000:],
+            logs=lines,
+            duration=time.perf_counter() - start,
+        )
+    finally:
+        logger.removeHandler(handler)
+
+
+def _takes_context(job: Job) -> bool:
+    obj: Any = importlib.import_module(job.module)
+    for part in job.qualname.split("."):
+        obj = getattr(obj, part, None)
+    return bool(isinstance(obj, AssetDef) and obj.takes_context)
+
+
+class Handle(ABC):
+    """A running attempt."""
+
+    @abstractmethod
+    def poll(self) -> Outcome | None:
+        """The outcome if finished, else None."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """Stop the attempt (best effort)."""
+
+
+class Executor(ABC):
+    """Starts attempts."""
+
+    name = "abstract"
+
+    @abstractmethod
+    def start(self, job: Job) -> Handle:
+        """Start ``job``; must not block for long."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release resources."""
+
+
+class _Done(Handle):
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+    def poll(self) -> Outcome | None:
+        return self.outcome
+
+    def kill(self) -> None:
+        return None
+
+
+class InlineExecutor(Executor):
+    """Runs each attempt in the scheduler's own thread (no isolation, no timeouts)."""
+
+    name = "inline"
+
+    def start(self, job: Job) -> Handle:
+        """Run to completion now."""
+        return _Done(execute(job))
+
+
+def _child(job: Job, conn: Any) -> None:
+    conn.send(execute(job))
+    conn.close()
+
+
+class _ProcessHandle(Handle):
+    def __init__(self, proc: Any, conn: Any) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.result: Outcome | None = None
+
+    def _receive(self) -> Outcome | None:
+        try:
+            if not self.conn.poll():
+                return None
+            outcome: Outcome = self.conn.recv()
+            return outcome
+        except (EOFError, OSError):
+            return None
+
+    def poll(self) -> Outcome | None:
+        if self.result is not None:
+            return self.result
+        alive = self.proc.is_alive()
+        outcome = self._receive()
+        if outcome is None and not alive:
+            outcome = self._receive() or Outcome(
+                ok=False,
+                error=f"WorkerCrashed: worker process exited with code {self.proc.exitcode}",
+            )
+        if outcome is not None:
+            self.result = outcome
+            self.proc.join(timeout=5)
+            self.conn.close()
+        return outcome
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join(timeout=5)
+
+
+class ProcessExecutor(Executor):
+    """One child process per attempt: isolation, timeouts and kill on cancel.
+
+    Uses ``forkserver`` where available: a plain ``fork`` of a process whose
+    object-store runtime threads are running can deadlock the child, while the
+    fork server is a clean process (with Arco preloaded) that forks cheaply. A
+    killed or crashed child is reported as a failed attempt.
+    """
+
+    name = "process"
+
+    def __init__(self, method: str | None = None) -> None:
+        methods = multiprocessing.get_all_start_methods()
+        chosen = method or ("forkserver" if "forkserver" in methods else "spawn")
+        self.ctx = multiprocessing.get_context(chosen)
+        if chosen == "forkserver":
+            self.ctx.set_forkserver_preload(["arco.flow.executors", "arco.flow.io"])  # type: ignore[attr-defined]
+
+    def start(self, job: Job) -> Handle:
+        """Fork a worker for ``job``."""
+        parent, child = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_child, args=(job, child), daemon=True)  # type: ignore[attr-defined]
+        proc.start()
+        child.close()
+        return _ProcessHandle(proc, parent)
+
+
+class _DaskHandle(Handle):
+    def __init__(self, future: Any) -> None:
+        self.future = future
+
+    def poll(self) -> Outcome | None:
+        if not self.future.done():
+            return None
+        try:
+            result: Outcome = self.future.result()
+            return result
+        except Exception as exc:
+            return Outcome(ok=False, error=f"WorkerCrashed: {type(exc).__name__}: {exc}")
+
+    def kill(self) -> None:
+        self.future.cancel()
+
+
+class DaskExecutor(Executor):
+    """Submits attempts to ``dask.distributed`` (a LocalCluster if no address)."""
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, *, n_workers: int = 2) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as exc:  # pragma: no cover - depends on the extra
+            from arco.core.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(
+                "the dask executor needs the 'dask' extra: pip install 'arco[dask]'"
+            ) from exc
+        self._cluster = None
+        if address is None:
+            self._cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+            )
+            address = self._cluster.scheduler_address
+        self.client = Client(address)
+
+    def start(self, job: Job) -> Handle:
+        """Submit ``job`` (retries are the scheduler's job, not dask's)."""
+        return _DaskHandle(self.client.submit(execute, job, pure=False, retries=0))
+
+    def close(self) -> None:
+        """Close the client (and the local cluster we started)."""
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(name: str, *, dask_address: str | None = None) -> Executor:
+    """An executor by name: ``inline``, ``process`` or ``dask``."""
+    if name == "inline":
+        return InlineExecutor()
+    if name == "process":
+        return ProcessExecutor()
+    if name == "dask":
+        return DaskExecutor(dask_address)
+    from arco.core.errors import InvalidArgumentError
+
+    raise InvalidArgumentError(f"executor {name!r} must be inline, process or dask")
