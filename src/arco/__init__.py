@@ -52,4 +52,20 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "AllPartitionsMapping",
+    "AssetContext",
+    "AssetDef",
+    "AssetIn",
+    "Catalog",
+    "DailyPartitions",
+    "Definitions",
+    "HourlyPartitions",
+    "IdentityMapping",
+    "MultiPartitions",
+    "RetryPolicy",
+    "StaticPartitions",
+    "TimeWindowMapping",
+    "__version__",
+    "asset",
+]

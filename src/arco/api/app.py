@@ -20,6 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arco import __version__
 from arco.api import problems
@@ -34,6 +35,47 @@ from arco.core.errors import ArcoError, ObjectNotFoundError
 from arco.core.storage import ObjectStore, open_store
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class _StreamedBodyLimit:
+    """Enforce ``max_body_bytes`` on bodies sent without ``Content-Length`` (chunked).
+
+    ``envelope`` refuses a declared length that is too large; a chunked body has
+    none, so it is read here, at most ``limit`` + 1 bytes, then replayed to the app.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(k == b"content-length" for k, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        buffered: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            buffered.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                response = problems.problem(
+                    413,
+                    "payload-too-large",
+                    f"request body is larger than {self.limit} bytes",
+                    request=Request(scope),
+                )
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return buffered.pop(0) if buffered else await receive()
+
+        await self.app(scope, replay, send)
 
 
 def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
@@ -68,6 +110,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     )
     app.state.metrics_registry = registry
     problems.install(app)
+    # Added before ``envelope`` so it runs inside it (request id, metrics).
+    app.add_middleware(_StreamedBodyLimit, limit=settings.max_body_bytes)
 
     @app.middleware("http")
     async def envelope(
@@ -121,6 +165,15 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         """Prometheus metrics."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    app.include_router(catalog_router)
-    app.include_router(tier2_router)
+    app.include_router(catalog_router, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(tier2_router, responses=problems.API_ERROR_RESPONSES)
+    generate_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        # Errors are problem+json, not FastAPI's default {"detail": [...]} 422.
+        fresh = app.openapi_schema is None
+        document = generate_openapi()
+        return problems.document_problems(document) if fresh else document
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from arco.api.auth import AuthenticationError, PermissionDeniedError
 from arco.api.ratelimit import RateLimitedError
+from arco.api.schemas import Problem
 from arco.core import errors as err
 
 log = logging.getLogger("arco.api")
@@ -51,6 +52,24 @@ _TITLES = {
     500: "Internal error",
     503: "Service unavailable",
 }
+
+
+#: Error answers documented on every ``/api/v1`` operation (``include_router(responses=)``).
+API_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": _TITLES[status]}
+    for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+
+def document_problems(document: dict[str, Any]) -> dict[str, Any]:
+    """Declare error answers of an OpenAPI document as ``application/problem+json``."""
+    for item in document.get("paths", {}).values():
+        for operation in item.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content") or {}
+                if status[:1] in ("4", "5") and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return document
 
 
 class PayloadTooLargeError(err.ArcoError):

@@ -301,6 +301,27 @@ class VersionOut(BaseModel):
     api: str
 
 
+class ProblemFieldError(BaseModel):
+    """One field of a request that failed validation."""
+
+    location: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 ``application/problem+json`` error; ``type`` is stable per failure."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:arco:problem:not-found"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    request_id: str | None = None
+    errors: list[ProblemFieldError] | None = None
+
+
 class HealthOut(BaseModel):
     """``GET /healthz`` and ``/readyz``."""
 

@@ -305,19 +305,19 @@ def edges_table(edges: Sequence[Edge]) -> None:
     table.add_column("Source", overflow="fold")
     table.add_column("Target", overflow="fold")
     table.add_column("Type", overflow="fold")
-    table.add_column("Declared", no_wrap=True)
-    table.add_column("Observed", justify="right", no_wrap=True)
+    table.add_column("Seen as", overflow="fold")
     table.add_column("Columns", ratio=1, overflow="fold")
-    table.add_column("Last seen (UTC)", overflow="fold")
     for e in edges:
+        seen = ["declared"] if e.declared else []
+        if e.observations:
+            last = f", last {when(e.last_seen)}" if e.last_seen else ""
+            seen.append(f"observed {e.observations}x{last}")
         table.add_row(
             Text(e.source),
             Text(e.target),
             Text(e.edge_type),
-            Text("yes" if e.declared else "no"),
-            Text(str(e.observations)),
+            Text("; ".join(seen)),
             Text(", ".join(e.columns)),
-            Text(when(e.last_seen, utc_suffix=False) if e.last_seen else "-"),
         )
     out.print(table)
 

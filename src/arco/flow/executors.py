@@ -253,7 +253,7 @@ class ProcessExecutor(Executor):
         chosen = method or ("forkserver" if "forkserver" in methods else "spawn")
         self.ctx = multiprocessing.get_context(chosen)
         if chosen == "forkserver":
-            self.ctx.set_forkserver_preload(["arco.flow.executors", "arco.flow.io"])  # type: ignore[attr-defined]
+            self.ctx.set_forkserver_preload(["arco.flow.executors", "arco.flow.io"])
 
     def start(self, job: Job) -> Handle:
         """Fork a worker for ``job``."""

@@ -1,0 +1,836 @@
+"""Read-only SQL over a scope's metadata: the ``system.*`` tables, run in DuckDB.
+
+:class:`SystemTables` builds Arrow tables for one scope from the catalog (Tier 1)
+and the compacted ``executions`` and ``lineage`` domains (Tier 2):
+
+``system.namespaces``
+    one row per namespace: name, description, properties (map), created_at,
+    updated_at, id.
+``system.tables``
+    one row per table: id, namespace, name, format, location, description,
+    properties (map), schema_version, column_count, created_at, updated_at.
+``system.columns``
+    one row per column: table_id, namespace, table_name, name, ordinal (0-based),
+    data_type, nullable, description, column_id.
+``system.lineage_edges``
+    declared and observed lineage edges: source, target, edge_type, declared,
+    observations, first_seen, last_seen, last_run_id, columns, updated_at.
+``system.runs``, ``system.tasks``, ``system.materializations``, ``system.logs``
+    the compacted ``executions`` state tables, with their state-file columns.
+``system.events``
+    the compacted event index of both Tier-2 domains: domain, event_id,
+    event_type, idempotency_key (events still in the ledger and not yet
+    compacted are not listed).
+``system.quarantine``
+    ledger objects the compactor set aside, from both domains: domain,
+    object_id, key, reason, detail, quarantined_at.
+
+``as_of_version`` selects a catalog version; the Tier-2 tables always show
+their latest compacted state (their versions advance independently).
+
+:func:`run_query` runs one ``SELECT`` (or ``WITH ... SELECT``) statement against
+them. The sandbox:
+
+* the text must parse as exactly one SELECT statement (DuckDB's own parser
+  decides, so comments and string literals cannot hide a second statement);
+* the statement runs on a fresh connection (a cursor) of a process-wide DuckDB
+  database that was started with external access, extension auto-install and
+  auto-load, Python replacement scans, spilling to disk, persistent secrets and
+  the local file system disabled, then had its configuration locked — so no
+  file, URL, extension, setting or Python variable is reachable, only the Arrow
+  tables registered on that connection for this one query (temporary objects
+  are private to their connection);
+* a timer interrupts the query after ``max_seconds``; results are streamed and
+  stop at ``max_rows`` rows or ``max_bytes`` bytes of Arrow data.
+
+A database per query would cost 30-90 ms to start (DuckDB loads its built-in
+extensions and thread pool), more than the whole query budget, so the database
+is shared and each query gets its own connection instead. DuckDB reserves the
+catalog name ``system``, so ``system.<name>`` is rewritten (token by token,
+never inside strings or comments) to the connection's ``temp.main.<name>``.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from arco.catalog.catalog import Catalog
+from arco.catalog.compactor import tier2_store
+from arco.catalog.domain import DomainStore, Snapshot
+from arco.catalog.state import CatalogState
+from arco.catalog.tier2state import (
+    EDGES,
+    LOGS,
+    MATERIALIZATIONS,
+    QUARANTINE,
+    RUNS,
+    TASKS,
+    RowMapState,
+)
+from arco.core.errors import InvalidArgumentError
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore, open_store
+
+_TS = pa.timestamp("ms", tz="UTC")
+_PROPS = pa.map_(pa.string(), pa.string())
+
+#: The schema of every ``system.*`` table (a contract: add columns, never change them).
+SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
+    "namespaces": pa.schema(
+        [
+            pa.field("name", pa.string(), nullable=False),
+            pa.field("description", pa.string()),
+            pa.field("properties", _PROPS),
+            pa.field("created_at", _TS, nullable=False),
+            pa.field("updated_at", _TS, nullable=False),
+            pa.field("id", pa.string(), nullable=False),
+        ]
+    ),
+    "tables": pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("namespace", pa.string(), nullable=False),
+            pa.field("name", pa.string(), nullable=False),
+            pa.field("format", pa.string(), nullable=False),
+            pa.field("location", pa.string()),
+            pa.field("description", pa.string()),
+            pa.field("properties", _PROPS),
+            pa.field("schema_version", pa.int32(), nullable=False),
+            pa.field("column_count", pa.int32(), nullable=False),
+            pa.field("created_at", _TS, nullable=False),
+            pa.field("updated_at", _TS, nullable=False),
+        ]
+    ),
+    "columns": pa.schema(
+        [
+            pa.field("table_id", pa.string(), nullable=False),
+            pa.field("namespace", pa.string(), nullable=False),
+            pa.field("table_name", pa.string(), nullable=False),
+            pa.field("name", pa.string(), nullable=False),
+            pa.field("ordinal", pa.int32(), nullable=False),
+            pa.field("data_type", pa.string(), nullable=False),
+            pa.field("nullable", pa.bool_(), nullable=False),
+            pa.field("description", pa.string()),
+            pa.field("column_id", pa.int32(), nullable=False),
+        ]
+    ),
+    "lineage_edges": pa.schema(
+        [
+            EDGES.schema.field(name)
+            for name in (
+                "source",
+                "target",
+                "edge_type",
+                "declared",
+                "observations",
+                "first_seen",
+                "last_seen",
+                "last_run_id",
+                "columns",
+                "updated_at",
+            )
+        ]
+    ),
+    "materializations": MATERIALIZATIONS.schema,
+    "runs": RUNS.schema,
+    "tasks": TASKS.schema,
+    "logs": LOGS.schema,
+    "events": pa.schema(
+        [
+            pa.field("domain", pa.string(), nullable=False),
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("event_type", pa.string(), nullable=False),
+            pa.field("idempotency_key", pa.string(), nullable=False),
+        ]
+    ),
+    "quarantine": pa.schema([pa.field("domain", pa.string(), nullable=False), *QUARANTINE.schema]),
+}
+#: The ``system.*`` table names.
+SYSTEM_TABLE_NAMES: tuple[str, ...] = tuple(SYSTEM_SCHEMAS)
+
+#: Which domains each system table is built from.
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "namespaces": ("catalog",),
+    "tables": ("catalog",),
+    "columns": ("catalog",),
+    "lineage_edges": ("lineage",),
+    "materializations": ("executions",),
+    "runs": ("executions",),
+    "tasks": ("executions",),
+    "logs": ("executions",),
+    "events": ("executions", "lineage"),
+    "quarantine": ("executions", "lineage"),
+}
+_TIER2 = ("executions", "lineage")
+
+MiB = 1024 * 1024
+#: Threads and memory of the shared query database (shared by concurrent queries).
+ENGINE_THREADS = max(1, min(4, os.cpu_count() or 1))
+ENGINE_MEMORY_LIMIT = "1GB"
+_BATCH_ROWS = 2048
+
+
+# --------------------------------------------------------------------- errors
+class QueryRejectedError(InvalidArgumentError):
+    """The query is not allowed: not a single SELECT, too long, or it tried to leave the sandbox."""
+
+    code = "query-rejected"
+
+
+class QueryTimeoutError(InvalidArgumentError):
+    """The query ran longer than its time limit and was interrupted."""
+
+    code = "query-timeout"
+
+
+class QueryTooLargeError(InvalidArgumentError):
+    """The result has more rows or bytes than allowed (or the query ran out of memory)."""
+
+    code = "query-too-large"
+
+
+class QueryError(InvalidArgumentError):
+    """DuckDB refused or failed the query (syntax, unknown table or column, types...)."""
+
+    code = "query-error"
+
+
+# ------------------------------------------------------------- system tables
+def _sorted_rows(rows: Iterable[dict[str, Any]], key: Sequence[str]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: tuple("" if r[k] is None else r[k] for k in key))
+
+
+def _props(value: Any) -> list[tuple[str, str]] | None:
+    if value is None:
+        return None
+    return list(value.items()) if isinstance(value, Mapping) else list(value)
+
+
+def _namespaces_table(state: CatalogState) -> pa.Table:
+    rows = [state.namespaces[n] for n in sorted(state.namespaces)]
+    return pa.Table.from_pydict(
+        {
+            "name": [r["name"] for r in rows],
+            "description": [r["description"] for r in rows],
+            "properties": [_props(r["properties"]) for r in rows],
+            "created_at": [r["created_at"] for r in rows],
+            "updated_at": [r["updated_at"] for r in rows],
+            "id": [r["id"] for r in rows],
+        },
+        schema=SYSTEM_SCHEMAS["namespaces"],
+    )
+
+
+def _table_rows(state: CatalogState) -> list[dict[str, Any]]:
+    return [state.tables[state.by_name[k]] for k in sorted(state.by_name)]
+
+
+def _tables_table(state: CatalogState) -> pa.Table:
+    rows = _table_rows(state)
+    return pa.Table.from_pydict(
+        {
+            "id": [r["id"] for r in rows],
+            "namespace": [r["namespace"] for r in rows],
+            "name": [r["name"] for r in rows],
+            "format": [r["format"] for r in rows],
+            "location": [r["location"] for r in rows],
+            "description": [r["description"] for r in rows],
+            "properties": [_props(r["properties"]) for r in rows],
+            "schema_version": [r["schema_version"] for r in rows],
+            "column_count": [len(r["columns"] or ()) for r in rows],
+            "created_at": [r["created_at"] for r in rows],
+            "updated_at": [r["updated_at"] for r in rows],
+        },
+        schema=SYSTEM_SCHEMAS["tables"],
+    )
+
+
+def _columns_table(state: CatalogState) -> pa.Table:
+    out: dict[str, list[Any]] = {name: [] for name in SYSTEM_SCHEMAS["columns"].names}
+    for row in _table_rows(state):
+        for col in sorted(row["columns"] or (), key=lambda c: c["ordinal"]):
+            out["table_id"].append(row["id"])
+            out["namespace"].append(row["namespace"])
+            out["table_name"].append(row["name"])
+            out["name"].append(col["name"])
+            out["ordinal"].append(col["ordinal"])
+            out["data_type"].append(col["data_type"])
+            out["nullable"].append(col["nullable"])
+            out["description"].append(col["description"])
+            out["column_id"].append(col["column_id"])
+    return pa.Table.from_pydict(out, schema=SYSTEM_SCHEMAS["columns"])
+
+
+def _with_domain(table: pa.Table, domain: str, schema: pa.Schema) -> pa.Table:
+    column = pa.array([domain] * table.num_rows, pa.string())
+    return pa.Table.from_arrays([column, *table.columns], schema=schema)
+
+
+@dataclass
+class _Part:
+    """The built tables of one domain at one version."""
+
+    snapshot: Snapshot[Any]
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+
+
+class SystemTables:
+    """The ``system.*`` tables of one scope, as Arrow, cached per domain version.
+
+    Each domain is read once per call (one pointer GET, or none within
+    ``max_staleness`` seconds) and a table is built only the first time it is
+    asked for at a given domain version; later calls reuse it. Tables read only
+    what they need: ``system.tables`` touches the catalog domain alone.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore | str,
+        scope: Scope,
+        *,
+        catalog: Catalog | None = None,
+        max_staleness: float = 0.0,
+        cache_size: int = 16,
+    ) -> None:
+        self.store = open_store(store) if isinstance(store, str) else store
+        self.scope = scope
+        if catalog is not None and catalog.scope != scope:
+            raise InvalidArgumentError("the catalog given belongs to another scope")
+        self.catalog = catalog or Catalog(self.store, scope, max_staleness=max_staleness)
+        self.max_staleness = max_staleness
+        self._tier2: dict[str, DomainStore[RowMapState]] = {
+            d: tier2_store(self.store, scope, d, max_staleness=max_staleness) for d in _TIER2
+        }
+        self._cache: OrderedDict[tuple[str, int, str], _Part] = OrderedDict()
+        self._cache_size = max(3, cache_size)
+        self._mutex = threading.Lock()
+
+    # ---------------------------------------------------------------- reads
+    def versions(self, *, as_of_version: int | None = None) -> dict[str, int]:
+        """The version of each domain the tables would be built from now."""
+        return {d: self._part(d, as_of_version).snapshot.version for d in ("catalog", *_TIER2)}
+
+    def table(self, name: str, *, as_of_version: int | None = None) -> pa.Table:
+        """One system table (``tables`` or ``system.tables``) as Arrow."""
+        return self.tables([name], as_of_version=as_of_version)[0][_bare(name)]
+
+    def tables(
+        self, names: Iterable[str] | None = None, *, as_of_version: int | None = None
+    ) -> tuple[dict[str, pa.Table], dict[str, int]]:
+        """The named system tables (all by default) and the domain versions they show.
+
+        ``as_of_version`` picks the catalog version (:class:`NotFoundError` if it
+        does not exist or is no longer retained); Tier-2 tables are always latest.
+        """
+        wanted = [_bare(n) for n in (SYSTEM_TABLE_NAMES if names is None else names)]
+        parts: dict[str, _Part] = {}
+        out: dict[str, pa.Table] = {}
+        for name in wanted:
+            pieces = []
+            for domain in _SOURCES[name]:
+                if domain not in parts:
+                    parts[domain] = self._part(domain, as_of_version)
+                pieces.append(self._build(domain, parts[domain], name))
+            out[name] = pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces)
+        return out, {d: p.snapshot.version for d, p in parts.items()}
+
+    # ------------------------------------------------------------- plumbing
+    def _snapshot(self, domain: str, as_of_version: int | None) -> Snapshot[Any]:
+        if domain != "catalog":
+            return self._tier2[domain].read()
+        if as_of_version is None:
+            return self.catalog.snapshot()
+        return self.catalog.domain.read_version(as_of_version)
+
+    def _part(self, domain: str, as_of_version: int | None) -> _Part:
+        if domain == "catalog" and as_of_version is not None:
+            if isinstance(as_of_version, bool) or not isinstance(as_of_version, int):
+                raise InvalidArgumentError("as_of_version must be a non-negative integer")
+            hit = self._cached_version(as_of_version)
+            if hit is not None:
+                return hit
+        snap = self._snapshot(domain, as_of_version)
+        key = (domain, snap.version, snap.manifest.commit_id if snap.manifest else "")
+        with self._mutex:
+            part = self._cache.get(key)
+            if part is None:
+                part = _Part(snap)
+                self._cache[key] = part
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
+            return part
+
+    def _cached_version(self, version: int) -> _Part | None:
+        """A cached catalog part at ``version``, found by walking manifests (no refold)."""
+        head = self.catalog.snapshot()
+        if version == head.version:
+            return None  # the normal path finds (or builds) it
+        if not 0 < version < head.version:
+            return None  # read_version raises the right error, or gives the empty state
+        with self._mutex:
+            candidates = [k for k in self._cache if k[0] == "catalog" and k[1] == version]
+        if not candidates:
+            return None
+        for _key, manifest in self.catalog.domain.history(head.version - version + 1):
+            if manifest.version == version:
+                with self._mutex:
+                    return self._cache.get(("catalog", version, manifest.commit_id))
+        return None
+
+    def _build(self, domain: str, part: _Part, name: str) -> pa.Table:
+        table = part.tables.get(name)
+        if table is not None:
+            return table
+        snap = part.snapshot
+        if domain == "catalog":
+            builders: dict[str, Callable[[CatalogState], pa.Table]] = {
+                "namespaces": _namespaces_table,
+                "tables": _tables_table,
+                "columns": _columns_table,
+            }
+            table = builders[name](snap.state)
+        else:
+            table = self._tier2_table(domain, snap, name)
+        with self._mutex:
+            return part.tables.setdefault(name, table)
+
+    def _tier2_table(self, domain: str, snap: Snapshot[RowMapState], name: str) -> pa.Table:
+        schema = SYSTEM_SCHEMAS[name]
+        if name == "events":
+            rows = _sorted_rows(snap.state.rows("event_keys"), ("event_id",))
+            return pa.Table.from_pydict(
+                {
+                    "domain": [domain] * len(rows),
+                    "event_id": [r["event_id"] for r in rows],
+                    "event_type": [r["event_type"] for r in rows],
+                    "idempotency_key": [r["idempotency_key"] for r in rows],
+                },
+                schema=schema,
+            )
+        source = "edges" if name == "lineage_edges" else name
+        dstore = self._tier2[domain]
+        tdef = dstore.state_cls.TABLES[source]
+        if tdef.resident:
+            data = pa.Table.from_pylist(
+                _sorted_rows(snap.state.rows(source), tdef.key), schema=tdef.schema
+            )
+        else:
+            data = dstore.load_table(snap, source)
+        if name == "quarantine":
+            return _with_domain(data.cast(QUARANTINE.schema), domain, schema)
+        return data.select(schema.names).cast(schema)
+
+
+def _bare(name: str) -> str:
+    bare = name.lower().removeprefix("system.")
+    if bare not in SYSTEM_SCHEMAS:
+        raise InvalidArgumentError(
+            f"unknown system table {name!r}; known: "
+            + ", ".join(f"system.{n}" for n in SYSTEM_TABLE_NAMES)
+        )
+    return bare
+
+
+# ------------------------------------------------------------------- queries
+@dataclass(frozen=True)
+class QueryLimits:
+    """Limits of one query. ``truncate`` cuts at ``max_rows`` instead of failing."""
+
+    max_seconds: float = 10.0
+    max_rows: int = 10_000
+    max_bytes: int = 10 * MiB
+    max_sql_length: int = 100_000
+    truncate: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.max_seconds, int | float) and 0 < self.max_seconds <= 3600):
+            raise InvalidArgumentError("max_seconds must be between 0 and 3600")
+        for name in ("max_rows", "max_bytes", "max_sql_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidArgumentError(f"{name} must be a positive integer")
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """The result of :func:`run_query`; ``rows`` holds JSON-ready values."""
+
+    columns: list[tuple[str, str]]
+    rows: list[list[Any]]
+    arrow: pa.Table
+    row_count: int
+    elapsed_ms: float
+    truncated: bool = False
+    #: The version of each domain the query read (catalog, executions, lineage).
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: columns (name, type), rows, row_count, elapsed_ms, truncated."""
+        return {
+            "columns": [{"name": n, "type": t} for n, t in self.columns],
+            "rows": self.rows,
+            "row_count": self.row_count,
+            "elapsed_ms": self.elapsed_ms,
+            "truncated": self.truncated,
+        }
+
+
+class _Engine:
+    """The process-wide, locked-down DuckDB database queries get connections to."""
+
+    #: Applied in order: paths first, since they may not change once external access is off.
+    CONFIG: dict[str, Any] = {
+        "temp_directory": "",
+        "max_temp_directory_size": "0B",
+        "extension_directory": "",
+        "home_directory": "",
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "allow_unsigned_extensions": False,
+        "allow_persistent_secrets": False,
+        "python_enable_replacements": False,
+        "enable_external_access": False,
+    }
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._db: duckdb.DuckDBPyConnection | None = None
+        self._pid = 0
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        """A new connection (with its own temporary catalog) to the shared database."""
+        with self._lock:
+            if self._db is None or self._pid != os.getpid():
+                config = {
+                    **self.CONFIG,
+                    "threads": ENGINE_THREADS,
+                    "memory_limit": ENGINE_MEMORY_LIMIT,
+                }
+                db = duckdb.connect(":memory:", config=config)
+                db.execute("SET GLOBAL TimeZone = 'UTC'")
+                db.execute("SET disabled_filesystems = 'LocalFileSystem'")
+                db.execute("SET lock_configuration = true")
+                self._db, self._pid = db, os.getpid()
+            return self._db.cursor()
+
+
+_ENGINE = _Engine()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _check_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    try:
+        statements = con.extract_statements(sql)
+        kinds = [s.type for s in statements]
+    except duckdb.Error as exc:
+        raise QueryError(_first_line(exc)) from exc
+    except ValueError as exc:  # a statement type the Python enum does not know
+        raise QueryRejectedError("only a single SELECT statement is allowed") from exc
+    if not kinds:
+        raise QueryRejectedError("the query is empty")
+    if len(kinds) > 1:
+        raise QueryRejectedError(
+            f"only a single SELECT statement is allowed, got {len(kinds)} statements"
+        )
+    if kinds[0] != duckdb.StatementType.SELECT:
+        raise QueryRejectedError(
+            f"only a single SELECT statement is allowed, not {kinds[0].name.replace('_', ' ')}"
+        )
+
+
+_NAME_TOKENS = (duckdb.token_type.identifier, duckdb.token_type.keyword)
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        text = text[1:-1].replace('""', '"')
+    return text.lower()
+
+
+def rewrite_system_names(sql: str) -> tuple[str, set[str]]:
+    """Point ``system.<table>`` at the connection's ``temp.main.<table>``.
+
+    Only two consecutive name tokens ``system`` ``.`` ``<known table>`` not
+    preceded by a ``.`` are rewritten, so strings, comments, ``x.system.y`` and
+    other names are left alone. Returns the new text and the tables it names.
+    """
+    tokens = duckdb.tokenize(sql)
+    spans: list[tuple[int, Any, str]] = []
+    for i, (start, kind) in enumerate(tokens):
+        end = tokens[i + 1][0] if i + 1 < len(tokens) else len(sql)
+        spans.append((start, kind, sql[start:end].rstrip()))
+    pieces: list[str] = []
+    used: set[str] = set()
+    last = 0
+    for i in range(len(spans) - 2):
+        start, kind, text = spans[i]
+        if kind not in _NAME_TOKENS or _unquote(text) != "system":
+            continue
+        if spans[i + 1][2] != "." or (i > 0 and spans[i - 1][2] == "."):
+            continue
+        if spans[i + 2][1] not in _NAME_TOKENS:
+            continue
+        name = _unquote(spans[i + 2][2])
+        if name not in SYSTEM_SCHEMAS:
+            continue
+        pieces.append(sql[last:start])
+        pieces.append("temp.main")
+        last = start + len(text)
+        used.add(name)
+    pieces.append(sql[last:])
+    return "".join(pieces), used
+
+
+def _map_duckdb_error(exc: duckdb.Error) -> InvalidArgumentError:
+    message = _first_line(exc)
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryRejectedError(f"not allowed in the SQL sandbox: {message}")
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return QueryTooLargeError(f"the query needs too much memory: {message}")
+    if isinstance(exc, duckdb.CatalogException) and message.startswith("Catalog Error: Table"):
+        message += "; the system tables are " + ", ".join(f"system.{n}" for n in SYSTEM_TABLE_NAMES)
+    return QueryError(message)
+
+
+def run_query(
+    system: SystemTables,
+    sql: str,
+    *,
+    as_of_version: int | None = None,
+    limits: QueryLimits | None = None,
+) -> QueryResult:
+    """Run one read-only SELECT over ``system``'s tables, within ``limits``."""
+    limits = limits or QueryLimits()
+    started = time.perf_counter()
+    if not isinstance(sql, str):
+        raise InvalidArgumentError("the query must be a string")
+    if len(sql) > limits.max_sql_length:
+        raise QueryRejectedError(
+            f"the query is {len(sql)} characters long; at most {limits.max_sql_length} allowed"
+        )
+    if "\x00" in sql:
+        raise QueryRejectedError("the query must not contain NUL characters")
+    con = _ENGINE.connection()
+    try:
+        _check_statement(con, sql)
+        rewritten, used = rewrite_system_names(sql)
+        if rewritten != sql:
+            _check_statement(con, rewritten)
+        tables, versions = system.tables(sorted(used), as_of_version=as_of_version)
+        for name, table in tables.items():
+            con.register(name, table)
+        return _execute(con, rewritten, limits, started, versions)
+    finally:
+        con.close()
+
+
+def _execute(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    limits: QueryLimits,
+    started: float,
+    versions: dict[str, int],
+) -> QueryResult:
+    state = {"done": False, "fired": False}
+    guard = threading.Lock()
+
+    def interrupt() -> None:
+        with guard:
+            if not state["done"]:
+                state["fired"] = True
+                con.interrupt()
+
+    remaining = limits.max_seconds - (time.perf_counter() - started)
+    timer = threading.Timer(max(remaining, 0.001), interrupt)
+    timer.daemon = True
+    timer.start()
+    batches: list[pa.RecordBatch] = []
+    rows = nbytes = 0
+    truncated = False
+    try:
+        try:
+            rel = con.sql(sql)
+            names = list(rel.columns)
+            types = [str(t) for t in rel.types]
+            reader = rel.to_arrow_reader(_BATCH_ROWS)
+            schema = reader.schema
+            for batch in reader:
+                if rows + batch.num_rows > limits.max_rows:
+                    if not limits.truncate:
+                        raise QueryTooLargeError(
+                            f"the query returned more than {limits.max_rows} rows; "
+                            "add a LIMIT or raise the row limit"
+                        )
+                    batch = batch.slice(0, limits.max_rows - rows)
+                    truncated = True
+                rows += batch.num_rows
+                nbytes += batch.nbytes
+                if nbytes > limits.max_bytes:
+                    raise QueryTooLargeError(
+                        f"the result is larger than {limits.max_bytes} bytes; "
+                        "select fewer columns or rows"
+                    )
+                batches.append(batch)
+                if truncated:
+                    break
+        finally:
+            with guard:
+                state["done"] = True
+            timer.cancel()
+    except duckdb.InterruptException as exc:
+        if state["fired"]:
+            raise QueryTimeoutError(
+                f"the query ran longer than {limits.max_seconds:g} s and was stopped"
+            ) from exc
+        raise QueryError(_first_line(exc)) from exc
+    except duckdb.Error as exc:
+        raise _map_duckdb_error(exc) from exc
+    if state["fired"]:
+        raise QueryTimeoutError(f"the query ran longer than {limits.max_seconds:g} s")
+    arrow = pa.Table.from_batches(batches, schema=schema)
+    json_rows = to_json_rows(arrow)
+    return QueryResult(
+        columns=list(zip(names, types, strict=True)),
+        rows=json_rows,
+        arrow=arrow,
+        row_count=arrow.num_rows,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        truncated=truncated,
+        versions=versions,
+    )
+
+
+# ---------------------------------------------------------------------- JSON
+def _float(value: float) -> Any:
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _scalar(value: Any) -> Any:
+    """A JSON-ready form of one Python value (recursing into containers)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return _float(value)
+    if isinstance(value, datetime | date | dtime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, pa.MonthDayNano):  # a named tuple: before the tuple case
+        return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
+    if isinstance(value, dict):
+        return {str(k): _scalar(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scalar(v) for v in value]
+    return str(value)
+
+
+def _converter(dtype: pa.DataType) -> Callable[[Any], Any] | None:
+    """A function turning one value of ``dtype`` (as ``to_pylist`` gives it) into JSON.
+
+    None when the values are JSON-ready as they are.
+    """
+    if pa.types.is_map(dtype):
+        key = _converter(dtype.key_type) or _same
+        item = _converter(dtype.item_type) or _same
+        string_keys = pa.types.is_string(dtype.key_type) or pa.types.is_large_string(dtype.key_type)
+
+        def conv_map(value: Any) -> Any:
+            if value is None:
+                return None
+            if string_keys:
+                return {k: item(v) for k, v in value}
+            return [{"key": key(k), "value": item(v)} for k, v in value]
+
+        return conv_map
+    if (
+        pa.types.is_list(dtype)
+        or pa.types.is_large_list(dtype)
+        or pa.types.is_fixed_size_list(dtype)
+    ):
+        inner = _converter(dtype.value_type)
+        if inner is None:
+            return None
+        return lambda v: None if v is None else [inner(x) for x in v]
+    if pa.types.is_struct(dtype):
+        fields = [(f.name, _converter(f.type) or _same) for f in dtype]
+        return lambda v: None if v is None else {n: c(v.get(n)) for n, c in fields}
+    if (
+        pa.types.is_integer(dtype)
+        or pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_boolean(dtype)
+        or pa.types.is_null(dtype)
+    ):
+        return None
+    return _scalar
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _as_strings(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """Top-level temporal and decimal columns formatted by Arrow, not value by value.
+
+    Python ``datetime`` objects cost ~20 µs each to make; this is ~100 times cheaper.
+    Timestamps hold UTC instants, so dropping the zone label keeps the UTC wall time.
+    """
+    dtype = column.type
+    if pa.types.is_timestamp(dtype):
+        wall = column.cast(pa.timestamp(dtype.unit)).cast(pa.string())
+        text = pc.replace_substring(wall, " ", "T", max_replacements=1)
+        return pc.binary_join_element_wise(text, "+00:00", "") if dtype.tz else text
+    if pa.types.is_date(dtype) or pa.types.is_time(dtype) or pa.types.is_decimal(dtype):
+        return column.cast(pa.string())
+    return None
+
+
+def to_json_rows(table: pa.Table) -> list[list[Any]]:
+    """Rows of ``table`` as lists of JSON-ready values.
+
+    Timestamps, dates and times become ISO 8601 strings, decimals strings, bytes
+    base64, durations seconds, non-finite floats ``"NaN"``/``"Infinity"``; maps
+    with string keys become objects (others lists of key/value objects), structs
+    objects and lists lists.
+    """
+    columns = []
+    for column in table.columns:
+        text = _as_strings(column)
+        if text is not None:
+            columns.append(text.to_pylist())
+            continue
+        convert = _converter(column.type)
+        values = column.to_pylist()
+        columns.append(values if convert is None else [convert(v) for v in values])
+    return [list(row) for row in zip(*columns, strict=True)] if columns else []
