@@ -328,3 +328,43 @@ def _order(tasks: dict[str, PlannedTask]) -> list[PlannedTask]:
             if indeg[nxt] == 0:
                 heapq.heappush(ready, nxt)
     return out
+
+
+def rerun_plan(defs: Definitions, items: Sequence[tuple[str, str | None]], selection: str) -> Plan:
+    """A plan of exactly ``items`` (asset, partition), e.g. the failed part of a run.
+
+    Dependencies on tasks outside the set are dropped: their outputs already exist
+    and are loaded from the store.
+    """
+    keys = sorted({a for a, _ in items if a in defs.assets})
+    parts = sorted({p for _, p in items if p is not None})
+    full = plan(defs, " ".join(keys), partitions=parts or None)
+    wanted = {task_id_of(a, p) for a, p in items}
+    tasks = {t.task_id: t for t in full.tasks if t.task_id in wanted}
+    trimmed = [
+        PlannedTask(
+            task_id=t.task_id,
+            asset=t.asset,
+            partition=t.partition,
+            deps=tuple(d for d in t.deps if d in tasks),
+            inputs=t.inputs,
+            reason="re-run",
+            code_version=t.code_version,
+        )
+        for t in tasks.values()
+    ]
+    body = Plan(
+        selection=selection,
+        mode="all",
+        tasks=tuple(_order({t.task_id: t for t in trimmed})),
+        explanations=(),
+        partitions=tuple(parts),
+    )
+    return Plan(
+        selection=body.selection,
+        mode=body.mode,
+        tasks=body.tasks,
+        explanations=(),
+        fingerprint="sha256:" + sha256_hex(canonical_json(body.body())),
+        partitions=body.partitions,
+    )

@@ -1,0 +1,402 @@
+"""Orchestration commands: ``plan``, ``run``, ``runs``, ``assets``, ``init``, ``dev``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from arco.cli.context import CliUsageError, settings
+from arco.cli.output import console, emit_json, say
+
+if TYPE_CHECKING:
+    from arco.flow.definitions import Definitions
+
+runs_app = typer.Typer(help="Inspect, cancel and re-run runs.", no_args_is_help=True)
+assets_app = typer.Typer(help="List assets and their state.", no_args_is_help=True)
+
+ModuleOpt = Annotated[
+    str | None, typer.Option("--module", help="Module or package with the assets (else arco.toml).")
+]
+
+
+def _defs(module: str | None) -> tuple[Definitions, str]:
+    from arco.flow.project import find_project, load_project
+
+    project = find_project(module=module)
+    return load_project(project), project.module
+
+
+def _materializations(ctx: typer.Context) -> dict[Any, Any]:
+    from arco.flow.runner import latest_materializations
+
+    opts = settings(ctx)
+    return {k: v[0] for k, v in latest_materializations(opts.store(), opts.scope()).items()}
+
+
+def _plan(
+    ctx: typer.Context,
+    selection: str,
+    module: str | None,
+    partition: list[str] | None,
+    start: str | None,
+    end: str | None,
+    stale_only: bool,
+) -> Any:
+    from arco.catalog.compactor import Compactor
+    from arco.flow.planner import plan
+
+    opts = settings(ctx)
+    defs, _ = _defs(module)
+    Compactor(opts.store(), opts.scope()).compact("executions")
+    if (start is None) != (end is None):
+        raise CliUsageError("--from and --to go together")
+    return defs, plan(
+        defs,
+        selection,
+        partitions=partition or None,
+        partition_range=(start, end) if start and end else None,
+        mode="stale" if stale_only else "all",
+        materializations=_materializations(ctx),
+    )
+
+
+def plan_cmd(
+    ctx: typer.Context,
+    selection: Annotated[str, typer.Argument(help="Keys, +key, key+, group:G, tag:K=V, '*'.")],
+    module: ModuleOpt = None,
+    partition: Annotated[
+        list[str] | None, typer.Option("--partition", help="Partition key.")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First partition.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last partition.")] = None,
+    stale_only: Annotated[bool, typer.Option("--stale-only", help="Only stale work.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Say why each item is in or out.")
+    ] = False,
+) -> None:
+    """Show the deterministic plan for SELECTION (with --json: the plan and its fingerprint)."""
+    _, the_plan = _plan(ctx, selection, module, partition, start, end, stale_only)
+    if settings(ctx).json:
+        emit_json(the_plan.to_dict())
+        return
+    from rich.table import Table
+
+    say(f"plan {the_plan.fingerprint}  ({len(the_plan.tasks)} tasks)")
+    if explain:
+        table = Table("asset", "partition", "in plan", "why")
+        for e in the_plan.explanations:
+            table.add_row(e.asset, e.partition or "", "yes" if e.included else "no", e.reason)
+    else:
+        table = Table("task", "depends on", "why")
+        for t in the_plan.tasks:
+            table.add_row(t.task_id, ", ".join(t.deps), t.reason)
+    console().print(table)
+
+
+def run_cmd(
+    ctx: typer.Context,
+    selection: Annotated[str, typer.Argument(help="Keys, +key, key+, group:G, tag:K=V, '*'.")],
+    module: ModuleOpt = None,
+    partition: Annotated[
+        list[str] | None, typer.Option("--partition", help="Partition key.")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First partition.")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last partition.")] = None,
+    executor: Annotated[str, typer.Option(help="inline, process or dask.")] = "process",
+    dask_address: Annotated[str | None, typer.Option(help="dask scheduler address.")] = None,
+    max_concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 4,
+    stale_only: Annotated[bool, typer.Option("--stale-only", help="Only stale work.")] = False,
+) -> None:
+    """Materialize SELECTION; exits 1 if the run fails."""
+    defs, the_plan = _plan(ctx, selection, module, partition, start, end, stale_only)
+    code = _execute(ctx, defs, the_plan, executor, dask_address, max_concurrency, None, None)
+    raise typer.Exit(code)
+
+
+def _execute(
+    ctx: typer.Context,
+    defs: Any,
+    the_plan: Any,
+    executor: str,
+    dask_address: str | None,
+    max_concurrency: int,
+    parent: str | None,
+    reuse: Any,
+) -> int:
+    from rich.live import Live
+
+    from arco.flow.executors import make_executor
+    from arco.flow.runner import RunOptions, Scheduler
+
+    opts = settings(ctx)
+    counts: dict[str, int] = {}
+    failures: list[str] = []
+    started = time.monotonic()
+
+    def render() -> str:
+        parts = " ".join(f"{k.lower()}={v}" for k, v in sorted(counts.items()) if v)
+        return f"[{time.monotonic() - started:6.1f}s] {parts}"
+
+    states: dict[str, str] = {}
+    live = (
+        Live(
+            render(), console=console().__class__(stderr=True), refresh_per_second=8, transient=True
+        )
+        if not opts.json
+        else None
+    )
+
+    def on_change(run_id: str, tr: Any) -> None:
+        old = states.get(tr.task.task_id)
+        if old:
+            counts[old] -= 1
+        states[tr.task.task_id] = tr.state
+        counts[tr.state] = counts.get(tr.state, 0) + 1
+        if tr.state == "FAILED" and tr.error:
+            failures.append(f"{tr.task.task_id}: {tr.error.splitlines()[0]}")
+        if live is not None:
+            live.update(render())
+
+    runner = make_executor(executor, dask_address=dask_address)
+    try:
+        scheduler = Scheduler(
+            opts.store(),
+            opts.scope(),
+            defs,
+            store_url=opts.store_url,
+            executor=runner,
+            options=RunOptions(max_concurrency=max_concurrency),
+            on_change=on_change,
+        )
+        if live is not None:
+            with live:
+                result = scheduler.run(the_plan, parent_run_id=parent, reuse=reuse)
+        else:
+            result = scheduler.run(the_plan, parent_run_id=parent, reuse=reuse)
+    finally:
+        runner.close()
+    if opts.json:
+        emit_json(
+            {
+                "run_id": result.run_id,
+                "state": result.state,
+                "elapsed_seconds": round(result.elapsed, 3),
+                "tasks": {t: r.state for t, r in result.tasks.items()},
+            }
+        )
+    else:
+        summary = render().split("] ")[-1]
+        say(f"run {result.run_id} {result.state} in {result.elapsed:.2f}s  {summary}")
+        for line in failures:
+            say(f"  failed {line}")
+    return 0 if result.state == "SUCCEEDED" else 1
+
+
+def _runs_state(ctx: typer.Context) -> Any:
+    from arco.catalog.compactor import Compactor, tier2_store
+
+    opts = settings(ctx)
+    Compactor(opts.store(), opts.scope()).compact("executions")
+    domain = tier2_store(opts.store(), opts.scope(), "executions")
+    return domain, domain.read()
+
+
+@runs_app.command("list")
+def runs_list(
+    ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50
+) -> None:
+    """Runs, newest first, with their state."""
+    _, snap = _runs_state(ctx)
+    rows = sorted(snap.state.rows("runs"), key=lambda r: r["run_id"], reverse=True)[:limit]
+    out = [
+        {
+            "run_id": r["run_id"],
+            "state": r["state"],
+            "selection": r["selection"],
+            "parent_run_id": r["parent_run_id"],
+            "created_at": r["created_at"].isoformat() if r["created_at"] else None,
+            "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+        }
+        for r in rows
+    ]
+    if settings(ctx).json:
+        emit_json(out)
+        return
+    from rich.table import Table
+
+    table = Table("run", "state", "selection", "created", "finished")
+    for r in out:
+        table.add_row(
+            r["run_id"],
+            r["state"],
+            r["selection"] or "",
+            r["created_at"] or "",
+            r["finished_at"] or "",
+        )
+    console().print(table)
+
+
+@runs_app.command("show")
+def runs_show(ctx: typer.Context, run_id: str) -> None:
+    """One run: per-task state, duration, attempts, errors and log lines."""
+    from arco.core.errors import NotFoundError
+
+    domain, snap = _runs_state(ctx)
+    run = snap.state.table("runs").get((run_id,))
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist")
+    tasks = sorted(
+        (r for r in snap.state.rows("tasks") if r["run_id"] == run_id), key=lambda r: r["task_id"]
+    )
+    logs = [r for r in domain.load_table(snap, "logs").to_pylist() if r["run_id"] == run_id]
+    data = {
+        "run_id": run_id,
+        "state": run["state"],
+        "selection": run["selection"],
+        "parent_run_id": run["parent_run_id"],
+        "tasks": [
+            {
+                "task_id": t["task_id"],
+                "state": t["state"],
+                "attempt": t["attempt"],
+                "duration_seconds": (t["finished_at"] - t["started_at"]).total_seconds()
+                if t["finished_at"] and t["started_at"]
+                else None,
+                "error": t["error"],
+            }
+            for t in tasks
+        ],
+        "logs": [{"task_id": r["task_id"], "line": r["line"]} for r in logs],
+    }
+    if settings(ctx).json:
+        emit_json(data)
+        return
+    from rich.table import Table
+
+    say(f"run {run_id}: {run['state']}")
+    table = Table("task", "state", "attempts", "seconds", "error")
+    for t in data["tasks"]:
+        secs = t["duration_seconds"]
+        table.add_row(
+            t["task_id"],
+            t["state"],
+            str(t["attempt"]),
+            f"{secs:.2f}" if secs is not None else "",
+            (t["error"] or "").splitlines()[0] if t["error"] else "",
+        )
+    console().print(table)
+    for entry in data["logs"]:
+        say(f"  {entry['task_id']}: {entry['line']}")
+
+
+@runs_app.command("cancel")
+def runs_cancel(ctx: typer.Context, run_id: str) -> None:
+    """Ask the scheduler running RUN_ID to cancel it."""
+    from arco.core.keys import validate_ulid
+    from arco.flow.runner import request_cancel
+
+    opts = settings(ctx)
+    request_cancel(opts.store(), opts.scope(), validate_ulid(run_id))
+    say(f"cancellation requested for run {run_id}")
+
+
+@runs_app.command("rerun")
+def runs_rerun(
+    ctx: typer.Context,
+    run_id: str,
+    from_failure: Annotated[
+        bool, typer.Option("--from-failure", help="Only failed and not-run tasks.")
+    ] = False,
+    module: ModuleOpt = None,
+    executor: Annotated[str, typer.Option(help="inline, process or dask.")] = "process",
+    max_concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 4,
+) -> None:
+    """Re-run a run (with --from-failure: only what did not succeed, reusing outputs)."""
+    from arco.core.errors import NotFoundError
+    from arco.flow.planner import rerun_plan
+
+    _, snap = _runs_state(ctx)
+    run = snap.state.table("runs").get((run_id,))
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist")
+    parent_tasks = {r["task_id"]: r for r in snap.state.rows("tasks") if r["run_id"] == run_id}
+    defs, _ = _defs(module)
+    keep = (
+        {t for t, r in parent_tasks.items() if r["state"] != "SUCCEEDED"}
+        if from_failure
+        else set(parent_tasks)
+    )
+    if not keep:
+        say(f"run {run_id} has nothing to re-run")
+        return
+    the_plan = rerun_plan(
+        defs,
+        [(r["asset"], r["partition"]) for t, r in parent_tasks.items() if t in keep],
+        run["selection"] or "*",
+    )
+    raise typer.Exit(_execute(ctx, defs, the_plan, executor, None, max_concurrency, run_id, None))
+
+
+@assets_app.command("list")
+def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
+    """Assets with their last materialization and staleness."""
+    from arco.flow.planner import plan
+
+    defs, _ = _defs(module)
+    mats = _materializations(ctx)
+    stale_plan = plan(defs, "*", mode="stale", materializations=mats)
+    reasons: dict[str, set[str]] = {}
+    for e in stale_plan.explanations:
+        reasons.setdefault(e.asset, set()).add(e.reason)
+    out: list[dict[str, Any]] = []
+    for key in defs.order:
+        a = defs[key]
+        last = max((m.recorded_at for (k, _), m in mats.items() if k == key), default=None)
+        why = sorted(reasons.get(key, set()) - {"up to date"})
+        out.append(
+            {
+                "key": key,
+                "group": a.group,
+                "partitioned": a.partitions is not None,
+                "code_version": a.code_version,
+                "last_materialized": last.isoformat() if last else None,
+                "stale": bool(why),
+                "why": why,
+            }
+        )
+    if settings(ctx).json:
+        emit_json(out)
+        return
+    from rich.table import Table
+
+    table = Table("asset", "group", "last materialized", "status")
+    for r in out:
+        table.add_row(
+            r["key"],
+            r["group"],
+            r["last_materialized"] or "never",
+            "stale: " + ", ".join(r["why"]) if r["stale"] else "up to date",
+        )
+    console().print(table)
+
+
+def init_cmd(
+    name: Annotated[str, typer.Argument(help="Project (and folder) name.")],
+) -> None:
+    """Scaffold a project: a package with example assets, arco.toml and a test."""
+    from arco.flow.project import scaffold
+
+    files = scaffold(Path(name), name)
+    say(f"created {name}/ with {len(files)} files; next: cd {name} && arco run '*'")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the orchestration commands to the root app."""
+    app.command("plan")(plan_cmd)
+    app.command("run")(run_cmd)
+    app.command("init")(init_cmd)
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(assets_app, name="assets")
