@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from arco.cli import compact, events, flow, lineage, maintenance, namespace, search, server, table
+from arco.cli import (
+    compact,
+    dev,
+    events,
+    flow,
+    lineage,
+    maintenance,
+    namespace,
+    search,
+    server,
+    table,
+)
 from arco.cli.context import DEFAULT_SCOPE_PART, DEFAULT_STORE, ArcoGroup, Settings
 
 app = typer.Typer(
@@ -32,6 +43,7 @@ app.command("log")(maintenance.log)
 app.command("serve")(server.serve)
 app.command("token")(server.token)
 flow.register(app)
+app.command("dev")(dev.dev)
 
 
 @app.callback()
