@@ -80,7 +80,8 @@ def test_partitions_canonical_keys_and_mappings() -> None:
     assert days.keys() == ["2024-01-01", "2024-01-02"]
     assert hours.keys()[:2] == ["2024-01-01T00:00", "2024-01-01T01:00"]
     ups = TimeWindowMapping().upstream("2024-01-02", days, hours)
-    assert len(ups) == 24 and ups[0] == "2024-01-02T00:00"
+    assert len(ups) == 24
+    assert ups[0] == "2024-01-02T00:00"
     multi = MultiPartitions({"region": StaticPartitions(["eu", "us"]), "date": days})
     assert multi.keys()[0] == "date=2024-01-01|region=eu"
     assert multi.validate("region=us|date=2024-01-02") == "date=2024-01-02|region=us"
@@ -108,17 +109,18 @@ def test_definition_errors_name_asset_and_line() -> None:
 
     with pytest.raises(DefinitionError, match="unknown upstream asset 'missing'"):
         Definitions([c])
-    with pytest.raises(DefinitionError, match="duplicate asset key x.c"):
+    with pytest.raises(DefinitionError, match=r"duplicate asset key x\.c"):
         Definitions([c, c])
 
 
 def test_plan_is_deterministic_across_processes() -> None:
+    here = str(Path(__file__).parent)
     code = (
-        "import sys; sys.path.insert(0, %r); import flowassets as f;"
+        f"import sys; sys.path.insert(0, {here!r}); import flowassets as f;"
         "from arco.flow.definitions import Definitions; from arco.flow.planner import plan;"
         "d = Definitions([f.orders, f.flaky, f.broken, f.after_broken, f.daily, f.report]);"
         "sys.stdout.buffer.write(plan(d, '+report', partitions=['2024-01-02']).to_json())"
-    ) % str(Path(__file__).parent)
+    )
     outs = [
         subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
         for _ in range(2)
@@ -191,7 +193,8 @@ def test_killed_worker_is_retried(tmp_path: Path, state_dir: Path) -> None:
     finally:
         ex.close()
     task = result.tasks["crash.dies_once"]
-    assert task.state == "SUCCEEDED" and task.attempt == 2
+    assert task.state == "SUCCEEDED"
+    assert task.attempt == 2
 
 
 def test_cancel_running_run(tmp_path: Path) -> None:
@@ -283,4 +286,5 @@ def test_fold_of_run_events_is_order_independent(order: list[int], dup: int) -> 
 
         folder.fold(env, datetime(2024, 1, 1, tzinfo=UTC))
     row = folder.upserts["tasks"][("r", "t")]
-    assert row["state"] == "SUCCEEDED" and row["seq"] == 6
+    assert row["state"] == "SUCCEEDED"
+    assert row["seq"] == 6
