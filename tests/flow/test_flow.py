@@ -170,7 +170,8 @@ def test_run_end_to_end(executor: str, tmp_path: Path, state_dir: Path) -> None:
     run_row = snap.state.table("runs")[(result.run_id,)]
     assert run_row["state"] == "FAILED"
     mats = latest_materializations(store, SCOPE)
-    assert ("shop.daily", "2024-01-02") in mats and ("shop.broken", None) not in mats
+    assert ("shop.daily", "2024-01-02") in mats
+    assert ("shop.broken", None) not in mats
     tables = {t.qualified_name for t in Catalog(store, SCOPE).list_tables().items}
     assert {"shop.orders", "shop.flaky"} <= tables
     from arco.catalog.lineage import LineageGraph
