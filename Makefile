@@ -1,5 +1,6 @@
 # Two commands do all set-up on a fresh Debian machine with Python 3.11:
-#   make dev   - create .venv, install Arco, build a demo catalog in ./.arco
+#   make dev   - create .venv, install Arco, build a demo catalog in ./.arco, scaffold
+#                a demo project in ./demo, run it and serve the API (arco dev)
 #   make test  - install test tools, run lint, types and the whole test suite
 PYTHON ?= python3.11
 VENV   ?= .venv
@@ -18,6 +19,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 dev: $(STAMP)
 	$(BIN)/python -m arco.demo
+	@[ -d demo ] || $(BIN)/arco init demo
+	cd demo && ../$(BIN)/arco --store file://../.arco dev
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
