@@ -21,7 +21,7 @@ from arco.core.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from arco.core.ids import canonical_json, new_ulid, sha256_hex, utc_now
+from arco.core.ids import canonical_json, new_ulid, sha256_hex, utc_now_ms
 from arco.core.scope import Scope, validate_dotted, validate_identifier
 from arco.core.storage import ObjectStore, open_store
 
@@ -300,6 +300,7 @@ class _Txn:
                 "description": _check_text("description", description, MAX_DESCRIPTION),
                 "properties": _check_properties(properties),
                 "schema_version": 1,
+                "last_column_id": len(specs),
                 "columns": [self._column_row(i + 1, i, spec) for i, spec in enumerate(specs)],
                 "created_at": self.now,
                 "updated_at": self.now,
@@ -355,7 +356,10 @@ class _Txn:
             schema_changed = True
         for col_name, doc in (column_descriptions or {}).items():
             find(col_name)["description"] = _check_text("column description", doc, MAX_DESCRIPTION)
-        next_id = max((c["column_id"] for c in self.state.column_rows(row["id"])), default=0) + 1
+        # Column ids are never reused (like Iceberg field ids): a dropped column's id
+        # stays retired, so readers of old files never confuse two columns.
+        next_id = (row.get("last_column_id") or 0) + 1
+        next_id = max(next_id, max((c["column_id"] for c in cols), default=0) + 1)
         for spec in self._columns(add_columns or []):
             if any(c["name"] == spec.name for c in cols):
                 raise AlreadyExistsError(f"column {spec.name!r} already exists in {qualified}")
@@ -366,6 +370,7 @@ class _Txn:
         for i, col in enumerate(cols):
             col["ordinal"] = i
         row["columns"] = cols
+        row["last_column_id"] = next_id - 1
         if description is not _UNSET:
             row["description"] = _check_text("description", description, MAX_DESCRIPTION)
         if location is not _UNSET:
@@ -525,7 +530,7 @@ class Catalog:
                 replay = self._replay(snap.state, idempotency_key, request_hash, decode)
                 if replay is not None:
                     return Change(result=replay[0])
-            txn = _Txn(snap.state, utc_now())
+            txn = _Txn(snap.state, utc_now_ms())
             result = fn(txn)
             if not txn.ops:
                 return Change(result=result)
@@ -741,7 +746,7 @@ class Catalog:
         idempotency_key: str | None = None,
     ) -> Table:
         """Rename a table, optionally moving it to another namespace."""
-        target_ns = new_namespace or namespace
+        target_ns = namespace if new_namespace is None else new_namespace
         request = {
             "op": "rename_table",
             "namespace": namespace,
@@ -771,7 +776,7 @@ class Catalog:
             return [op(t) for op in tx._ops]
 
         def mutate(snap: Snapshot[CatalogState]) -> Change:
-            txn = _Txn(snap.state, utc_now())
+            txn = _Txn(snap.state, utc_now_ms())
             results = run(txn)
             change = txn.change()
             change.result = results

@@ -176,6 +176,7 @@ class Compactor:
         total_hint[0] = max(total_hint[0], report.objects + len(objs))
         objs = objs[: self.max_objects]
         now = self.clock()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         low = ulid_time(watermark) - self.window if watermark else None
         future = now + self.window
         folder = Folder(snap.state)
@@ -312,8 +313,11 @@ class Compactor:
 
 
 def _occurred(value: str, event_id: str) -> datetime:
+    # Truncated to milliseconds: state columns are timestamp[ms], and a fold must give
+    # the same rows whether its result is cached in memory or read back from Parquet.
     try:
         when = datetime.fromisoformat(value)
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
     except ValueError:
-        return ulid_time(event_id)
+        when = ulid_time(event_id)
+    return when.replace(microsecond=when.microsecond // 1000 * 1000)

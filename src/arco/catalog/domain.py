@@ -273,6 +273,8 @@ class DomainStore(Generic[S]):
                 self._checked_at = now
 
     def _manifest(self, key: str, sha256: str) -> Manifest:
+        if not self.keys.is_within(key):
+            raise IntegrityError(f"{key}: manifest reference points outside scope {self.scope}")
         hit = self._manifests.get(key)
         if hit is not None and hit[1] == sha256:
             return hit[0]
@@ -288,6 +290,8 @@ class DomainStore(Generic[S]):
 
     def load_file(self, entry: FileEntry) -> pa.Table:
         """Read one state file (verified against its manifest entry) as Arrow."""
+        if not self.keys.is_within(entry.path):
+            raise IntegrityError(f"{entry.path}: state file outside scope {self.scope}")
         hit = self._tables.get(entry.path)
         if hit is not None:
             self._tables.move_to_end(entry.path)

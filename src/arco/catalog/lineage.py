@@ -19,7 +19,7 @@ from arco.catalog.compactor import tier2_store
 from arco.catalog.domain import Change, Snapshot
 from arco.catalog.tier2state import RowMapState
 from arco.core.errors import InvalidArgumentError, NotFoundError
-from arco.core.ids import utc_now
+from arco.core.ids import utc_now_ms
 from arco.core.scope import Scope, validate_dotted
 from arco.core.storage import ObjectStore
 
@@ -143,7 +143,7 @@ class LineageGraph:
         def mutate(snap: Snapshot[RowMapState]) -> Change:
             key = (source, target, edge_type)
             old = snap.state.table("edges").get(key)
-            now = utc_now()
+            now = utc_now_ms()
             row = (
                 dict(old)
                 if old is not None
@@ -186,7 +186,7 @@ class LineageGraph:
                 operation={"ops": [{"op": "remove_edge", "source": source, "target": target}]}
             )
             if old["observations"]:
-                change.upsert("edges", {**old, "declared": False, "updated_at": utc_now()})
+                change.upsert("edges", {**old, "declared": False, "updated_at": utc_now_ms()})
             else:
                 change.delete("edges", old)
             return change

@@ -57,6 +57,7 @@ TABLES = TableDef(
             pa.field("description", pa.string()),
             pa.field("properties", _PROPS),
             pa.field("schema_version", pa.int32(), nullable=False),
+            pa.field("last_column_id", pa.int32()),
             pa.field("columns", pa.list_(pa.field("item", COLUMN_STRUCT, nullable=False))),
             pa.field("created_at", _TS, nullable=False),
             pa.field("updated_at", _TS, nullable=False),

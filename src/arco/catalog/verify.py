@@ -43,13 +43,20 @@ class VerifyReport:
 
 
 def discover_domains(store: ObjectStore, keys: Keys) -> list[str]:
-    """Domains that have a head pointer in this scope."""
-    prefix = f"{keys.root}manifests/"
+    """Domains with a head pointer, manifests or state files in this scope."""
     found = set()
+    prefix = f"{keys.root}manifests/"
     for meta in store.list(prefix):
         rest = meta.key[len(prefix) :]
         if "/" not in rest and rest.endswith(".pointer.json"):
             found.add(rest[: -len(".pointer.json")])
+        elif "/" in rest:
+            found.add(rest.split("/", 1)[0])
+    snaps = f"{keys.root}snapshots/"
+    for meta in store.list(snaps):
+        rest = meta.key[len(snaps) :]
+        if "/" in rest:
+            found.add(rest.split("/", 1)[0])
     return sorted(found)
 
 
@@ -70,6 +77,11 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
         data, _ = store.get(pointer_key)
         pointer = Pointer.from_bytes(data, key=pointer_key)
     except ObjectNotFoundError:
+        # No pointer: fine for a domain nobody committed to, a problem if
+        # manifests exist that nothing points at any more.
+        if any(True for _ in store.list(keys.manifests_prefix(domain))):
+            walk.problems.append(Problem(pointer_key, "pointer is missing but manifests exist"))
+            return walk
         walk.complete = True
         return walk
     except (IntegrityError, StorageError) as exc:
@@ -86,9 +98,13 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
             data, _ = store.get(key)
         except ObjectNotFoundError:
             walk.problems.append(Problem(key, "manifest is missing"))
+            if not walk.manifests:
+                walk.problems.append(Problem(pointer_key, f"names a missing manifest {key}"))
             return walk
         if sha256_hex(data) != expected_sha:
             walk.problems.append(Problem(key, "manifest SHA-256 does not match its reference"))
+            if not walk.manifests:
+                walk.problems.append(Problem(pointer_key, f"SHA-256 of {key} does not match"))
             return walk
         try:
             manifest = Manifest.from_bytes(data, key=key)
@@ -99,6 +115,18 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
             walk.problems.append(
                 Problem(key, f"version {manifest.version}, expected {expected_version} (gap)")
             )
+        if not walk.manifests:
+            # The pointer must agree with the manifest it names, field by field.
+            for field_name, mine, theirs in (
+                ("commit_id", pointer.commit_id, manifest.commit_id),
+                ("fencing_token", pointer.fencing_token, manifest.fencing_token),
+                ("updated_at", pointer.updated_at, manifest.committed_at),
+                ("domain", pointer.domain, manifest.domain),
+            ):
+                if mine != theirs:
+                    walk.problems.append(
+                        Problem(pointer_key, f"{field_name} {mine!r} disagrees with {key}")
+                    )
         walk.manifests.append((key, manifest))
         if manifest.parent is None:
             if manifest.version != 1:

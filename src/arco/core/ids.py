@@ -20,6 +20,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def utc_now_ms() -> datetime:
+    """The current UTC time truncated to milliseconds: what a Parquet
+    ``timestamp[ms]`` column stores, so cached and re-read records are equal."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def to_millis(ts: datetime) -> int:
     """Milliseconds since the epoch of an aware datetime."""
     return int(ts.timestamp() * 1000)
@@ -33,7 +40,7 @@ def canonical_json(value: Any) -> bytes:
     """
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    ).encode("utf-8", "surrogatepass")
 
 
 def sha256_hex(data: bytes) -> str:

@@ -1,0 +1,1 @@
+"""REST API tests: contract, isolation, OpenAPI and live-server runs."""
