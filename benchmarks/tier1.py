@@ -46,6 +46,7 @@ from arco.core.storage import ObjectStore, open_store
 
 NAMESPACE = "bench"
 BATCH = 5_000
+BULK_LOCK_TTL = 300.0  # lease for the bulk-load transactions (default is 15 s)
 SEED = 20240601
 #: 10 columns, mixing int64 / string / timestamp, the same for arco and pyiceberg.
 COLUMN_KINDS = ["int64", "string", "timestamp"] * 3 + ["int64"]
@@ -158,9 +159,9 @@ class ArcoBackend:
             self._store = open_store("memory://")
             self.target = self._store
 
-    def catalog(self, max_staleness: float = 0.0) -> Catalog:
+    def catalog(self, max_staleness: float = 0.0, lock_ttl: float = 15.0) -> Catalog:
         """A new Catalog object on the current store (file:// re-opens the folder)."""
-        return Catalog(self.target, max_staleness=max_staleness)
+        return Catalog(self.target, max_staleness=max_staleness, lock_ttl=lock_ttl)
 
     def drop(self) -> None:
         """Forget the current store (free memory / disk)."""
@@ -233,10 +234,18 @@ def bench_small_arco(backend: ArcoBackend, res: Result, sz: Sizes) -> None:
 
 
 def build_big_arco(backend: ArcoBackend, res: Result, sz: Sizes) -> None:
-    """Fill a fresh store with ``sz.big`` tables, committed in transactions of BATCH."""
-    builder = backend.catalog()
+    """Fill a fresh store with ``sz.big`` tables, committed in transactions of BATCH.
+
+    A whole transaction runs under the writer lease, and one of BATCH tables can
+    take longer than the default 15 s lease on a busy machine (the commit then
+    fails with FencedError), so the bulk loader asks for a longer lease.
+    """
+    builder = backend.catalog(lock_ttl=BULK_LOCK_TTL)
     builder.create_namespace(NAMESPACE)
-    log(f"building a {sz.big:,}-table catalog in transactions of {BATCH:,} ...")
+    log(
+        f"building a {sz.big:,}-table catalog in transactions of {BATCH:,} "
+        f"(lock_ttl={BULK_LOCK_TTL:g} s) ..."
+    )
     with timer() as build:
         for start in range(0, sz.big, BATCH):
             with timer() as one, builder.transaction() as tx:

@@ -281,6 +281,7 @@ class QueryOut(BaseModel):
     rows: list[list[Any]]
     row_count: int
     elapsed_ms: float
+    truncated: bool = False
 
 
 class HistoryEntry(BaseModel):

@@ -473,8 +473,8 @@ class Catalog:
         scope: Scope | None = None,
         *,
         max_staleness: float = 0.0,
-        lock_ttl: float = 15.0,
-        lock_wait: float = 60.0,
+        lock_ttl: float = 60.0,
+        lock_wait: float = 120.0,
         holder: str | None = None,
     ) -> None:
         self.store = open_store(store) if isinstance(store, str) else store

@@ -42,6 +42,7 @@ STATE_CLASSES: dict[str, type[RowMapState]] = {
 }
 DEFAULT_WINDOW = timedelta(minutes=10)
 DEFAULT_HORIZON = timedelta(days=1)
+DEFAULT_AUDIT_INTERVAL = timedelta(hours=1)
 
 
 @dataclass
@@ -82,8 +83,9 @@ class Compactor:
         window: timedelta = DEFAULT_WINDOW,
         horizon: timedelta = DEFAULT_HORIZON,
         max_objects: int = 2_000,
+        audit_interval: timedelta = DEFAULT_AUDIT_INTERVAL,
         registry: EventRegistry = REGISTRY,
-        lock_ttl: float = 60.0,
+        lock_ttl: float = 300.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store
@@ -91,6 +93,7 @@ class Compactor:
         self.window = window
         self.horizon = horizon
         self.max_objects = max_objects
+        self.audit_interval = audit_interval
         self.registry = registry
         self.ledger = Ledger(store, scope, registry=registry)
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -105,6 +108,14 @@ class Compactor:
             )
         return self._domains[domain]
 
+    def _audit_due(self, meta: dict[str, Any]) -> bool:
+        """True when the whole ledger should be listed: objects older than the
+        horizon are found only that way, and must be quarantined, never lost."""
+        last = meta.get("last_audit_at")
+        if not last:
+            return True
+        return self.clock() - datetime.fromisoformat(last) >= self.audit_interval
+
     def pending(self, domain: str) -> list[LedgerObject]:
         """Ledger objects not yet processed (a cheap check: listing only)."""
         snap = self.domain_store(domain).read()
@@ -116,7 +127,7 @@ class Compactor:
         meta = snap.manifest.meta if snap.manifest else {}
         watermark = meta.get("watermark")
         since = None
-        if watermark:
+        if watermark and not self._audit_due(meta):
             since = ulid_time(watermark) - self.window - self.horizon
         objs = [
             o
@@ -170,8 +181,17 @@ class Compactor:
         report: CompactionReport,
         total_hint: list[int],
     ) -> Change:
+        old_meta = snap.manifest.meta if snap.manifest else {}
+        audited = self._audit_due(old_meta) and bool(old_meta)
         objs, watermark = self._unseen(snap, domain)
         if not objs:
+            if audited:
+                # Record the audit even when it found nothing, so the next full
+                # listing waits for the interval.
+                return Change(
+                    meta={**old_meta, "last_audit_at": self.clock().isoformat()},
+                    operation={"ops": [{"op": "audit", "objects": 0}]},
+                )
             return Change()
         total_hint[0] = max(total_hint[0], report.objects + len(objs))
         objs = objs[: self.max_objects]
@@ -279,7 +299,6 @@ class Compactor:
             for row in facts:
                 change.upsert(table, row)
         report.objects = len(objs)
-        old_meta = snap.manifest.meta if snap.manifest else {}
         change.meta = {
             "watermark": max_id,
             "window_seconds": self.window.total_seconds(),
@@ -287,6 +306,9 @@ class Compactor:
             "duplicates_total": int(old_meta.get("duplicates_total", 0)) + report.duplicates,
             "quarantined_total": int(old_meta.get("quarantined_total", 0)) + report.quarantined,
             "last_compacted_at": now.isoformat(),
+            "last_audit_at": now.isoformat()
+            if audited or not old_meta
+            else old_meta.get("last_audit_at", now.isoformat()),
         }
         change.operation = {
             "ops": [{"op": "compact", "objects": report.objects, "events": report.events}]

@@ -215,6 +215,8 @@ class EventRegistry:
 
     def get(self, name: str) -> EventType:
         """The registered type ``name``."""
+        if not isinstance(name, str):
+            raise InvalidEventError(f"event type must be a string, got {type(name).__name__}")
         found = self._types.get(name)
         if found is None:
             known = ", ".join(sorted(self._types))
@@ -227,7 +229,7 @@ class EventRegistry:
 
     def check_domain(self, domain: str) -> str:
         """Validate a ledger domain name."""
-        if domain not in self._domains:
+        if not isinstance(domain, str) or domain not in self._domains:
             raise InvalidEventError(
                 f"unknown event domain {domain!r}; known: {', '.join(sorted(self._domains))}"
             )

@@ -176,6 +176,9 @@ class LineageGraph:
 
     def remove_edge(self, source: str, target: str, *, edge_type: str = "derives") -> None:
         """Withdraw a declared edge (observed history is kept)."""
+        source = validate_dotted("lineage node", source)
+        target = validate_dotted("lineage node", target)
+        _check_edge_type(edge_type)
 
         def mutate(snap: Snapshot[RowMapState]) -> Change:
             key = (source, target, edge_type)

@@ -157,8 +157,12 @@ class LeaseLock:
                 self.published_token is not None and self.published_token() >= old.token
             )
             if done:
+                base = old.token
+                if old.holder == "<corrupt>" and self.published_token is not None:
+                    # An unreadable lock lost its token: continue above the head's.
+                    base = max(base, self.published_token())
                 try:
-                    return self._take(old.token, Match(old_version))
+                    return self._take(base, Match(old_version))
                 except PreconditionFailedError:
                     continue
             if time.monotonic() >= deadline:

@@ -237,10 +237,19 @@ class SearchIndex:
         *,
         catalog: Catalog | None = None,
         max_staleness: float = 0.0,
+        lock_ttl: float = 300.0,
     ) -> None:
         self.catalog = catalog or Catalog(store, scope)
+        # A full rebuild of a large catalog is one long commit: the lease must
+        # outlive it (a crashed indexer only delays the next one by the TTL).
         self.domain: DomainStore[SearchState] = DomainStore(
-            store, scope, "search", SearchState, max_staleness=max_staleness
+            store,
+            scope,
+            "search",
+            SearchState,
+            max_staleness=max_staleness,
+            lock_ttl=lock_ttl,
+            lock_wait=lock_ttl + 60,
         )
         self._buckets: OrderedDict[tuple[int, str], dict[str, list[dict[str, Any]]]] = OrderedDict()
 
@@ -414,7 +423,8 @@ class SearchIndex:
         version = self.refresh() if refresh else self.indexed_version()
         snap = self.domain.read()
         q = query.strip().lower()
-        q_tokens = tokenize(q)
+        # Tokenize before lowercasing so a camelCase query splits like the names.
+        q_tokens = tokenize(query.strip())
         scores: dict[str, float] = {}
         matched: dict[str, set[str]] = {}
         rows: dict[str, dict[str, Any]] = {}

@@ -72,7 +72,9 @@ def encode(table: pa.Table, *, small: bool = False) -> bytes:
 
 def decode(data: bytes) -> pa.Table:
     """Arrow table from Parquet bytes."""
-    return pq.read_table(io.BytesIO(data))
+    # Single-threaded: pyarrow's thread pool can abort the interpreter at exit after
+    # threaded reads (apache/arrow#34314), and state files are small.
+    return pq.read_table(io.BytesIO(data), use_threads=False)
 
 
 def delta_table(tdef: TableDef, rows: Sequence[dict[str, Any]]) -> pa.Table:

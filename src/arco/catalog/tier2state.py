@@ -2,7 +2,7 @@
 
 Every fold is commutative and idempotent once duplicates are removed by
 idempotency key: entity rows merge by a defined order — the payload's ``seq``,
-then ``occurred_at``, then ``event_id`` — never by arrival, so any permutation
+then ``event_id`` (edges: ``occurred_at``, then ``event_id``) — never by arrival, so any permutation
 of the same events, split over any number of compactions, gives the same state.
 """
 

@@ -79,7 +79,11 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
     except ObjectNotFoundError:
         # No pointer: fine for a domain nobody committed to, a problem if
         # manifests exist that nothing points at any more.
-        if any(True for _ in store.list(keys.manifests_prefix(domain))):
+        first = f"{keys.manifests_prefix(domain)}{1:020d}-"
+        stranded = [m.key for m in store.list(keys.manifests_prefix(domain))]
+        # Version-1 manifests without a pointer are attempts of a first commit that
+        # crashed before publishing: orphans for GC, not damage.
+        if any(not k.startswith(first) for k in stranded):
             walk.problems.append(Problem(pointer_key, "pointer is missing but manifests exist"))
             return walk
         walk.complete = True

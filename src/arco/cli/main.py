@@ -19,6 +19,7 @@ from arco.cli import (
     namespace,
     search,
     server,
+    sql,
     table,
 )
 from arco.cli.context import DEFAULT_SCOPE_PART, DEFAULT_STORE, ArcoGroup, Settings
@@ -43,6 +44,7 @@ app.command("log")(maintenance.log)
 app.command("serve")(server.serve)
 app.command("token")(server.token)
 flow.register(app)
+sql.register(app)
 app.command("dev")(dev.dev)
 
 
@@ -71,8 +73,25 @@ def root(
 
 
 def main() -> None:
-    """Run the ``arco`` command line."""
-    app(prog_name="arco")
+    """Run the ``arco`` command line.
+
+    The process ends with ``os._exit`` after flushing output: at interpreter
+    teardown pyarrow's thread pools can abort the process (apache/arrow#34314),
+    which would turn a successful command into exit code -6.
+    """
+    import os
+    import sys
+
+    code: int = 0
+    try:
+        app(prog_name="arco")
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

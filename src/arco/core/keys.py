@@ -98,6 +98,10 @@ class Keys:
         """Prefix where events that arrive too late are moved aside, never dropped."""
         return f"{self.root}quarantine/{validate_domain(domain)}/"
 
+    def asset_prefix(self, asset_key: str) -> str:
+        """Prefix of every stored value of one asset."""
+        return f"{self.root}assets/{validate_key_part('asset key', asset_key)}/"
+
     def asset_output(
         self, asset_key: str, partition_hash: str | None, materialization_id: str, ext: str
     ) -> str:

@@ -6,10 +6,13 @@ from __future__ import annotations
 import importlib
 import logging
 import multiprocessing
+import os
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from arco.core.ids import new_ulid
@@ -195,7 +198,12 @@ class InlineExecutor(Executor):
         return _Done(execute(job))
 
 
-def _child(job: Job, conn: Any) -> None:
+def _child(job: Job, conn: Any, env: dict[str, str] | None = None) -> None:
+    if env is not None:
+        # Fork-server children inherit the server's environment, frozen when it
+        # started; give them the scheduler's environment as it is now.
+        os.environ.clear()
+        os.environ.update(env)
     conn.send(execute(job))
     conn.close()
 
@@ -237,6 +245,28 @@ class _ProcessHandle(Handle):
             self.proc.join(timeout=5)
 
 
+def _main_imports() -> list[str]:
+    """Modules that ``__main__`` imported.
+
+    multiprocessing re-runs the main script in every child; with these modules
+    preloaded in the fork server that re-run finds them imported (the stdlib's
+    own ``__main__`` preload does not work before Python 3.13).
+    """
+    main = sys.modules.get("__main__")
+    names: set[str] = set()
+    for value in list(vars(main).values()) if main is not None else []:
+        try:
+            name = value.__name__ if isinstance(value, ModuleType) else value.__module__
+        except Exception:
+            continue
+        if not isinstance(name, str) or name.startswith("__"):
+            continue
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__spec__", None) is not None:
+            names.add(name)
+    return sorted(names)
+
+
 class ProcessExecutor(Executor):
     """One child process per attempt: isolation, timeouts and kill on cancel.
 
@@ -253,63 +283,105 @@ class ProcessExecutor(Executor):
         chosen = method or ("forkserver" if "forkserver" in methods else "spawn")
         self.ctx = multiprocessing.get_context(chosen)
         if chosen == "forkserver":
-            self.ctx.set_forkserver_preload(["arco.flow.executors", "arco.flow.io"])
+            preload = ["arco.flow.executors", "arco.flow.io", "pyarrow.parquet"]
+            self.ctx.set_forkserver_preload(preload + _main_imports())
 
     def start(self, job: Job) -> Handle:
         """Fork a worker for ``job``."""
         parent, child = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=_child, args=(job, child), daemon=True)  # type: ignore[attr-defined]
+        args = (job, child, dict(os.environ))
+        proc = self.ctx.Process(target=_child, args=args, daemon=True)  # type: ignore[attr-defined]
         proc.start()
         child.close()
         return _ProcessHandle(proc, parent)
 
 
+def _executing(dask_worker: Any) -> list[str]:
+    """Keys a dask worker is running right now (called on the worker)."""
+    return [str(ts.key) for ts in dask_worker.state.executing]
+
+
 class _DaskHandle(Handle):
-    def __init__(self, future: Any) -> None:
-        self.future = future
+    def __init__(self, future: Any, executor: DaskExecutor) -> None:
+        self.future: Any = future
+        self.executor = executor
+        self.result: Outcome | None = None
 
     def poll(self) -> Outcome | None:
+        if self.result is not None:
+            return self.result
         if not self.future.done():
             return None
         try:
-            result: Outcome = self.future.result()
-            return result
+            self.result = self.future.result()
         except Exception as exc:
-            return Outcome(ok=False, error=f"WorkerCrashed: {type(exc).__name__}: {exc}")
+            # KilledWorker when the worker died mid-task (the local cluster
+            # does not re-run it: allowed_failures=0), CancelledError, ...
+            self.result = Outcome(ok=False, error=f"WorkerCrashed: {type(exc).__name__}: {exc}")
+        # Drop the future so dask forgets the result: were it kept, a worker
+        # dying later would make dask silently re-run this attempt.
+        self.future.release()
+        return self.result
 
     def kill(self) -> None:
-        self.future.cancel()
+        if self.result is None:
+            self.executor._stop(self.future)
 
 
 class DaskExecutor(Executor):
-    """Submits attempts to ``dask.distributed`` (a LocalCluster if no address)."""
+    """Submits attempts to ``dask.distributed`` (a LocalCluster if no address).
+
+    The local cluster (worker processes on 127.0.0.1, one thread each) fails a
+    task whose worker dies instead of re-running it, so a crash is a failed
+    attempt that the scheduler retries, and ``kill`` restarts the worker that
+    runs the attempt. On a cluster at ``address`` dask's own settings apply:
+    by default it re-runs a task after a worker death (the attempt count does
+    not see it), and a killed attempt that already started runs to its end
+    with its result discarded.
+    """
 
     name = "dask"
 
     def __init__(self, address: str | None = None, *, n_workers: int = 2) -> None:
         try:
-            from dask.distributed import Client, LocalCluster  # type: ignore[import-not-found,unused-ignore]
+            import importlib
+
+            distributed: Any = importlib.import_module("dask.distributed")
         except ImportError as exc:  # pragma: no cover - depends on the extra
             from arco.core.errors import InvalidArgumentError
 
             raise InvalidArgumentError(
                 "the dask executor needs the 'dask' extra: pip install 'arco[dask]'"
             ) from exc
-        self._cluster = None
+        self._cluster: Any = None
         if address is None:
-            self._cluster = LocalCluster(
+            self._cluster = distributed.LocalCluster(
                 n_workers=n_workers,
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
                 host="127.0.0.1",
+                scheduler_kwargs={"allowed_failures": 0},
             )
             address = self._cluster.scheduler_address
-        self.client = Client(address)
+        self.client = distributed.Client(address)
 
     def start(self, job: Job) -> Handle:
         """Submit ``job`` (retries are the scheduler's job, not dask's)."""
-        return _DaskHandle(self.client.submit(execute, job, pure=False, retries=0))
+        return _DaskHandle(self.client.submit(execute, job, pure=False, retries=0), self)
+
+    def _stop(self, future: Any) -> None:
+        """Cancel ``future``; on our local cluster also restart the worker running it."""
+        if self._cluster is not None:
+            key = str(future.key)
+            try:
+                running = self.client.run(_executing)
+                workers = [w for w, keys in running.items() if key in keys]
+                if workers:
+                    self.client.restart_workers(workers, raise_for_error=False)
+            except Exception:  # best effort: the attempt is cancelled either way
+                logging.getLogger(__name__).warning("could not stop dask task %s", key)
+        future.cancel()
 
     def close(self) -> None:
         """Close the client (and the local cluster we started)."""

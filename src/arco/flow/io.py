@@ -113,7 +113,7 @@ def load_value(store: ObjectStore, location: str | None) -> Any:
     if location.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        return pq.read_table(io.BytesIO(data))
+        return pq.read_table(io.BytesIO(data), use_threads=False)
     if location.endswith(".json"):
         return json.loads(data)
     if location.endswith(".pkl"):

@@ -82,6 +82,7 @@ def latest_materializations(
         return {}
     table = domain.load_table(snap, "materializations")
     out: dict[tuple[str, str | None], tuple[Materialization, str | None]] = {}
+    newest: dict[tuple[str, str | None], tuple[Any, str]] = {}
     for row in table.select(
         [
             "asset",
@@ -97,8 +98,9 @@ def latest_materializations(
         mat = Materialization(
             row["asset"], row["partition"], row["code_version"], row["recorded_at"], row["run_id"]
         )
-        cur = out.get(key)
-        if cur is None or (mat.recorded_at, row["materialization_id"]) > (cur[0].recorded_at, ""):
+        order = (mat.recorded_at, row["materialization_id"])
+        if key not in newest or order > newest[key]:
+            newest[key] = order
             out[key] = (mat, row["location"])
     return out
 
@@ -453,7 +455,7 @@ class Scheduler:
             for i in range(1, len(parts) + 1):
                 catalog.create_namespace(".".join(parts[:i]), exist_ok=True)
             columns = [{"name": c["name"], "type": c["type"]} for c in schema]
-            location = f"{self.store_url.rstrip('/')}/{self.keys.root}assets/{key}/"
+            location = f"{self.store_url.rstrip('/')}/{self.keys.asset_prefix(key)}"
             try:
                 existing = catalog.get_table(asset.namespace, asset.name)
             except Exception:

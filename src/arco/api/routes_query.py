@@ -1,0 +1,59 @@
+"""``POST /api/v1/query``: read-only SQL over the caller's ``system.*`` tables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pyarrow as pa
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from arco.api.deps import Querier
+from arco.api.schemas import QueryIn, QueryOut
+from arco.catalog.sql import QueryLimits, SystemTables, run_query
+
+router = APIRouter(prefix="/api/v1", tags=["query"])
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def _system(request: Request, svc: Any) -> SystemTables:
+    # One SystemTables per scope, kept with the scope's services so its caches live on.
+    found = svc.extras.get("system")
+    if found is None:
+        found = SystemTables(request.app.state.store, svc.scope, catalog=svc.catalog)
+        svc.extras["system"] = found
+    return found  # type: ignore[no-any-return]
+
+
+@router.post(
+    "/query",
+    response_model=QueryOut,
+    responses={200: {"content": {ARROW_STREAM: {}}, "description": "JSON or Arrow IPC stream"}},
+)
+def query(
+    request: Request,
+    body: QueryIn,
+    svc: Querier,
+    as_of_version: Annotated[int | None, Query(ge=0)] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> Any:
+    """Run one read-only SELECT; ``as_of_version`` reads an earlier catalog snapshot."""
+    settings = request.app.state.settings
+    limits = QueryLimits(
+        max_seconds=settings.query_seconds,
+        max_rows=settings.query_rows,
+        max_bytes=settings.query_bytes,
+    )
+    version = body.as_of_version if body.as_of_version is not None else as_of_version
+    result = run_query(_system(request, svc), body.sql, as_of_version=version, limits=limits)
+    if accept and ARROW_STREAM in accept:
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, result.arrow.schema) as writer:
+            writer.write_table(result.arrow)
+        return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
+    return {
+        "columns": [{"name": n, "type": t} for n, t in result.columns],
+        "rows": result.rows,
+        "row_count": result.row_count,
+        "elapsed_ms": result.elapsed_ms,
+        "truncated": result.truncated,
+    }
