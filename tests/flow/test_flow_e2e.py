@@ -333,9 +333,9 @@ def test_process_workers_see_the_scheduler_environment(
             sched = Scheduler(store, SCOPE, defs, store_url=url, executor=executor)
             result = sched.run(plan(defs, "*"))
             assert result.state == "SUCCEEDED"
-            loc = result.tasks["probe.env_probe"].outcome
-            assert loc is not None
-            seen.append(load_value(store, loc.location)["value"])
+            outcome = result.tasks["probe.env_probe"].outcome
+            assert outcome is not None
+            seen.append(load_value(store, outcome.location)["value"])
     finally:
         executor.close()
     assert seen == ["first", "second"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -188,7 +189,6 @@ def test_declaring_while_compacting_loses_nothing(store: ObjectStore) -> None:
     graph = LineageGraph(store, SCOPE)
     for i in range(20):
         observe(store, [(f"a.n{i}", f"a.n{i + 1}")], at=T0 + timedelta(seconds=i))
-    import threading
 
     def declare() -> None:
         for i in range(20):

@@ -383,7 +383,7 @@ def test_large_generated_catalog(store: ObjectStore) -> None:
     cat = Catalog(store, SCOPE)
     cat.create_namespace("bulk")
     cat.create_namespace("analytics", description="Curated marts")
-    batch = 10_000
+    batch = min(50_000, LARGE_TABLES)
     n_tables = max(batch, LARGE_TABLES // batch * batch)
     for start in range(0, n_tables, batch):
         with cat.transaction() as tx:

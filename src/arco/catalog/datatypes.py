@@ -6,6 +6,7 @@ The canonical string of a type is what the catalog stores, so ``long``,
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -244,6 +245,13 @@ def type_to_string(dtype: pa.DataType) -> str:
     raise InvalidArgumentError(f"Arrow type {dtype} has no catalog type name")
 
 
-def normalize_type(text: str) -> str:
-    """Parse and re-print a type string in canonical form."""
+@functools.lru_cache(maxsize=4096)
+def _normalize_cached(text: str) -> str:
     return type_to_string(parse_type(text))
+
+
+def normalize_type(text: str) -> str:
+    """Parse and re-print a type string in canonical form (cached: types repeat a lot)."""
+    if not isinstance(text, str):
+        raise InvalidArgumentError("type must be a non-empty string")
+    return _normalize_cached(text)

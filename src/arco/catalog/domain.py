@@ -414,10 +414,23 @@ class DomainStore(Generic[S]):
             stamped = [{**r, "_version": version} for r in rows]
             if tdef.resident:
                 state = state.apply(table, stamped)
+            if table in change.replace:
+                # A full replacement is the table's new base: write it as one directly
+                # instead of as a delta that the merge policy would at once rewrite.
+                live = [
+                    {k: v for k, v in r.items() if k not in ("_op", "_version")}
+                    for r in rows
+                    if r.get("_op") != tableset.OP_DELETE
+                ]
+                pending.append(
+                    _Pending(table, 0, 0, version, tableset.base_table(tdef, live), "base")
+                )
+                continue
             pending.append(
                 _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
             )
-        pending = self._compact(pending, state, version, {t for t, r in change.rows.items() if r})
+        touched = {t for t, r in change.rows.items() if r and t not in change.replace}
+        pending = self._compact(pending, state, version, touched)
         files = [
             self._write(p, version, commit_id) if isinstance(p, _Pending) else p for p in pending
         ]
