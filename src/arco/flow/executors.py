@@ -7,6 +7,7 @@ import importlib
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import time
 import traceback
@@ -296,9 +297,9 @@ class ProcessExecutor(Executor):
         return _ProcessHandle(proc, parent)
 
 
-def _executing(dask_worker: Any) -> list[str]:
-    """Keys a dask worker is running right now (called on the worker)."""
-    return [str(ts.key) for ts in dask_worker.state.executing]
+def _executing(dask_worker: Any) -> tuple[int, list[str]]:
+    """The process id of a dask worker and the keys it is running (called on the worker)."""
+    return os.getpid(), [str(ts.key) for ts in dask_worker.state.executing]
 
 
 class _DaskHandle(Handle):
@@ -333,11 +334,11 @@ class DaskExecutor(Executor):
 
     The local cluster (worker processes on 127.0.0.1, one thread each) fails a
     task whose worker dies instead of re-running it, so a crash is a failed
-    attempt that the scheduler retries, and ``kill`` restarts the worker that
-    runs the attempt. On a cluster at ``address`` dask's own settings apply:
-    by default it re-runs a task after a worker death (the attempt count does
-    not see it), and a killed attempt that already started runs to its end
-    with its result discarded.
+    attempt that the scheduler retries; ``kill`` kills the worker process that
+    runs the attempt (its nanny starts a new one). On a cluster at ``address``
+    dask's own settings apply: by default it re-runs a task after a worker
+    death (the attempt count does not see it), and a killed attempt that already
+    started runs to its end with its result discarded.
     """
 
     name = "dask"
@@ -371,14 +372,14 @@ class DaskExecutor(Executor):
         return _DaskHandle(self.client.submit(execute, job, pure=False, retries=0), self)
 
     def _stop(self, future: Any) -> None:
-        """Cancel ``future``; on our local cluster also restart the worker running it."""
+        """Cancel ``future``; on our local cluster also kill the worker running it
+        (its nanny starts a fresh one, as after a crash)."""
         if self._cluster is not None:
             key = str(future.key)
             try:
-                running = self.client.run(_executing)
-                workers = [w for w, keys in running.items() if key in keys]
-                if workers:
-                    self.client.restart_workers(workers, raise_for_error=False)
+                for pid, keys in self.client.run(_executing).values():
+                    if key in keys:
+                        os.kill(pid, signal.SIGKILL)
             except Exception:  # best effort: the attempt is cancelled either way
                 logging.getLogger(__name__).warning("could not stop dask task %s", key)
         future.cancel()

@@ -149,10 +149,10 @@ class Scheduler:
             batch.append(
                 {"type": etype, "payload": body, "idempotency_key": f"{run_id}:{self._seq}:{etype}"}
             )
-        if batch:
-            self.ledger.append_batch("executions", batch, source="scheduler")
-        if lineage:
-            self.ledger.append_batch("lineage", lineage, source="scheduler")
+        for i in range(0, len(batch), 5_000):
+            self.ledger.append_batch("executions", batch[i : i + 5_000], source="scheduler")
+        for i in range(0, len(lineage), 5_000):
+            self.ledger.append_batch("lineage", lineage[i : i + 5_000], source="scheduler")
 
     def _task_event(self, run_id: str, tr: TaskRun, state: str) -> tuple[str, dict[str, Any]]:
         tr.state = task_transition(tr.state, state)
@@ -202,15 +202,9 @@ class Scheduler:
                     "selection": plan.selection,
                     "plan_fingerprint": plan.fingerprint,
                     "parent_run_id": parent_run_id,
-                    "tasks": [
-                        {
-                            "task_id": t.task_id,
-                            "asset": t.asset,
-                            "partition": t.partition,
-                            "deps": list(t.deps),
-                        }
-                        for t in plan.tasks
-                    ],
+                    # The task list is not repeated here: each task's own events name
+                    # it, and a plan of thousands of tasks would overflow one event.
+                    "tags": {"task_count": str(len(plan.tasks)), "mode": plan.mode},
                 },
             ),
             ("run.state_changed", {"run_id": run_id, "state": "RUNNING"}),
