@@ -14,6 +14,7 @@ name, then name prefix, then name tokens, then description, then properties.
 
 from __future__ import annotations
 
+import heapq
 import re
 import zlib
 from collections import OrderedDict
@@ -456,7 +457,7 @@ class SearchIndex:
             )
             matched.setdefault(doc, set()).add("exact" if exact else "prefix")
         candidates = required | prefix_hits
-        results = []
+        ranked: list[tuple[float, int, str, str]] = []
         for doc in candidates:
             row = rows[doc]
             if kind is not None and row["kind"] != kind:
@@ -467,18 +468,24 @@ class SearchIndex:
                 or (row["kind"] == "namespace" and row["qualified_name"] == namespace)
             ):
                 continue
-            results.append(
+            ranked.append(
+                (-scores.get(doc, 0.0), _KIND_ORDER[row["kind"]], row["qualified_name"], doc)
+            )
+        # Only the requested page is materialised: a common token can match every table.
+        top = heapq.nsmallest(offset + limit, ranked)[offset:]
+        page = []
+        for neg_score, _, _, doc in top:
+            row = rows[doc]
+            page.append(
                 SearchHit(
                     kind=row["kind"],
                     name=row["name"],
                     qualified_name=row["qualified_name"],
                     namespace=row["namespace"],
                     description=row["description"],
-                    score=scores.get(doc, 0.0),
+                    score=-neg_score,
                     matched=tuple(sorted(matched.get(doc, ()))),
                 )
             )
-        results.sort(key=lambda h: (-h.score, _KIND_ORDER[h.kind], h.qualified_name))
-        page = results[offset : offset + limit]
-        next_token = str(offset + limit) if offset + limit < len(results) else None
-        return SearchResults(page, len(results), next_token, version)
+        next_token = str(offset + limit) if offset + limit < len(ranked) else None
+        return SearchResults(page, len(ranked), next_token, version)
