@@ -2,35 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
+from arco.catalog.events import RUN_STATES, TASK_STATES, RunState, TaskState
 from arco.core.errors import ArcoError
 
-TaskState = Literal[
-    "PLANNED",
-    "BLOCKED",
-    "READY",
-    "RUNNING",
-    "RETRY_WAIT",
-    "SUCCEEDED",
-    "FAILED",
-    "SKIPPED",
-    "CANCELLED",
-]
-RunState = Literal["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"]
+__all__ = ["RUN_STATES", "TASK_STATES", "RunState", "TaskState"]
 
-TASK_STATES: tuple[TaskState, ...] = (
-    "PLANNED",
-    "BLOCKED",
-    "READY",
-    "RUNNING",
-    "RETRY_WAIT",
-    "SUCCEEDED",
-    "FAILED",
-    "SKIPPED",
-    "CANCELLED",
-)
-RUN_STATES: tuple[RunState, ...] = ("QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED")
+# The state names are part of the ledger's event schema, so they are defined once,
+# with the event types, and the state machine reuses them.
 TASK_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED"})
 RUN_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
 
