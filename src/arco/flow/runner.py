@@ -220,15 +220,20 @@ class Scheduler:
             batch: list[tuple[str, dict[str, Any]]] = []
             if not cancelled and self._cancel_requested(run_id):
                 cancelled = True
-                for tr in list(running.values()):
-                    if tr.handle is not None:
-                        tr.handle.kill()
+                victims = list(running.values())
+                for tr in victims:
                     tr.error = "cancelled"
                     batch.append(self._task_event(run_id, tr, "CANCELLED"))
                     running.pop(tr.task.task_id)
                 for tr in tasks.values():
                     if tr.state in ("PLANNED", "BLOCKED", "READY", "RETRY_WAIT"):
                         batch.append(self._task_event(run_id, tr, "CANCELLED"))
+                # Write-ahead: the cancellations are durable before any worker is killed.
+                self._emit(run_id, batch)
+                batch = []
+                for tr in victims:
+                    if tr.handle is not None:
+                        tr.handle.kill()
             for tr in tasks.values():
                 if tr.state == "RETRY_WAIT" and now >= tr.retry_at:
                     batch.append(self._task_event(run_id, tr, "READY"))
@@ -361,9 +366,6 @@ class Scheduler:
         if outcome.ok:
             locations[(tr.task.asset, tr.task.partition)] = outcome.location
             inputs = [{"asset": a, "partition": p} for a, p in tr.task.inputs]
-            for a, p in tr.task.inputs:
-                if (a, p) not in locations:
-                    continue
             out.append(
                 (
                     "materialization.recorded",
