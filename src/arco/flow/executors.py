@@ -92,9 +92,12 @@ def execute(job: Job) -> Outcome:
 
     start = time.perf_counter()
     lines: list[str] = []
-    logger = logging.getLogger(f"arco.asset.{job.asset_key}.{job.materialization_id}")
-    logger.propagate = False
-    logger.setLevel(logging.DEBUG)
+    # One logger per asset (not per attempt): loggers are never freed, and creating
+    # one per materialization leaked memory and slowed every later setLevel.
+    logger = logging.getLogger(f"arco.asset.{job.asset_key}")
+    if logger.level != logging.DEBUG:
+        logger.propagate = False
+        logger.setLevel(logging.DEBUG)
     handler = _ListHandler(lines)
     logger.addHandler(handler)
     try:
