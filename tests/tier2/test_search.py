@@ -328,7 +328,7 @@ def test_a_query_reads_only_its_buckets(store: ObjectStore, index: SearchIndex) 
     keys = Keys(SCOPE)
     query = "customer id"
     q = query.lower()
-    wanted = {bucket_of(m + t) for t in tokenize(q) for m in ("n:", "d:", "p:")}
+    wanted = {bucket_of(m + t) for t in tokenize(q) for m in ("n:", "d:", "p:", "q:")}
     wanted.add(bucket_of("^" + q[:MAX_PREFIX]))
     assert len(wanted) < BUCKETS // 4
     allowed = {f.path for f in snap.files if f.table in {f"postings_{b:02d}" for b in wanted}}

@@ -132,6 +132,15 @@ class Doc:
     children: tuple[str, ...] = ()
 
 
+def _qualified_tokens(qualified: str) -> list[str]:
+    """Where an object lives: ``q:`` tokens of its qualified name and prefixes of it,
+    so ``sales.orders`` and ``sales`` + ``orders`` find the table ``orders``."""
+    lower = qualified.lower()
+    tokens = [f"q:{t}" for t in tokenize(qualified)]
+    tokens.extend(f"^{lower[:i]}" for i in range(MIN_PREFIX, min(len(lower), MAX_PREFIX) + 1))
+    return tokens
+
+
 def _doc_tokens(name: str, description: str | None, props: dict[str, str]) -> list[str]:
     tokens = [f"n:{t}" for t in name_tokens(name)]
     lower = name.lower()
@@ -176,7 +185,12 @@ def docs_for_table(state: CatalogState, row: dict[str, Any]) -> list[Doc]:
             qualified_name=f"{qualified}.{c['name']}",
             namespace=row["namespace"],
             description=c["description"],
-            tokens=tuple(_doc_tokens(c["name"], c["description"], {})),
+            tokens=tuple(
+                dict.fromkeys(
+                    _doc_tokens(c["name"], c["description"], {})
+                    + _qualified_tokens(f"{qualified}.{c['name']}")
+                )
+            ),
         )
         for c in columns
     ]
@@ -187,7 +201,12 @@ def docs_for_table(state: CatalogState, row: dict[str, Any]) -> list[Doc]:
         qualified_name=qualified,
         namespace=row["namespace"],
         description=row["description"],
-        tokens=tuple(_doc_tokens(row["name"], row["description"], dict(row["properties"] or {}))),
+        tokens=tuple(
+            dict.fromkeys(
+                _doc_tokens(row["name"], row["description"], dict(row["properties"] or {}))
+                + _qualified_tokens(qualified)
+            )
+        ),
         children=tuple(d.doc_id for d in col_docs),
     )
     return [table, *col_docs]
@@ -430,6 +449,7 @@ class SearchIndex:
         matched: dict[str, set[str]] = {}
         rows: dict[str, dict[str, Any]] = {}
         per_token: list[set[str]] = []
+        direct: set[str] = set()
         for token in q_tokens:
             hits: set[str] = set()
             for field_marker, weight in (("n:", 100.0), ("d:", 10.0), ("p:", 5.0)):
@@ -437,10 +457,17 @@ class SearchIndex:
                     doc = row["doc_id"]
                     rows[doc] = row
                     hits.add(doc)
+                    direct.add(doc)
                     scores[doc] = scores.get(doc, 0.0) + weight
                     matched.setdefault(doc, set()).add(field_marker.rstrip(":") + ":" + token)
+            # Where an object lives (``q:``) can satisfy a query token but never makes
+            # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
+            # not list every column in the namespace.
+            for row in self._lookup(snap, "q:" + token):
+                rows.setdefault(row["doc_id"], row)
+                hits.add(row["doc_id"])
             per_token.append(hits)
-        required = set.intersection(*per_token) if per_token else set()
+        required = (set.intersection(*per_token) if per_token else set()) & direct
         prefix_hits: set[str] = set()
         probe = q[:MAX_PREFIX]
         for row in self._lookup(snap, "^" + probe):
