@@ -132,12 +132,15 @@ class Doc:
     children: tuple[str, ...] = ()
 
 
-def _qualified_tokens(qualified: str) -> list[str]:
-    """Where an object lives: ``q:`` tokens of its qualified name and prefixes of it,
-    so ``sales.orders`` and ``sales`` + ``orders`` find the table ``orders``."""
+def _qualified_tokens(qualified: str, *, prefixes: bool) -> list[str]:
+    """Where an object lives: ``q:`` tokens of its qualified name and (for tables)
+    prefixes of it past the namespace, so ``sales.orders`` and ``sales`` + ``orders``
+    find the table ``orders`` without multiplying the index for every column."""
     lower = qualified.lower()
     tokens = [f"q:{t}" for t in tokenize(qualified)]
-    tokens.extend(f"^{lower[:i]}" for i in range(MIN_PREFIX, min(len(lower), MAX_PREFIX) + 1))
+    if prefixes:
+        start = lower.rfind(".") + 2
+        tokens.extend(f"^{lower[:i]}" for i in range(start, min(len(lower), MAX_PREFIX) + 1))
     return tokens
 
 
@@ -188,7 +191,7 @@ def docs_for_table(state: CatalogState, row: dict[str, Any]) -> list[Doc]:
             tokens=tuple(
                 dict.fromkeys(
                     _doc_tokens(c["name"], c["description"], {})
-                    + _qualified_tokens(f"{qualified}.{c['name']}")
+                    + _qualified_tokens(f"{qualified}.{c['name']}", prefixes=False)
                 )
             ),
         )
@@ -204,7 +207,7 @@ def docs_for_table(state: CatalogState, row: dict[str, Any]) -> list[Doc]:
         tokens=tuple(
             dict.fromkeys(
                 _doc_tokens(row["name"], row["description"], dict(row["properties"] or {}))
-                + _qualified_tokens(qualified)
+                + _qualified_tokens(qualified, prefixes=True)
             )
         ),
         children=tuple(d.doc_id for d in col_docs),
