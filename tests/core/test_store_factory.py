@@ -233,7 +233,9 @@ def test_open_gcs_store_without_network() -> None:
 def test_open_gcs_store_with_a_service_account_file(tmp_path: Path) -> None:
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("openssl not installed: cannot make an RSA key for a fake service account")
+        from conftest import require_or_skip
+
+        require_or_skip("openssl not installed: cannot make an RSA key for a fake service account")
     key = tmp_path / "key.pem"
     subprocess.run(
         [openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],

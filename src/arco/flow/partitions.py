@@ -8,6 +8,7 @@ ledger events agree across processes: ``2024-05-01`` (daily),
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -276,11 +277,12 @@ class MultiPartitions(PartitionsDefinition):
 
 
 # ------------------------------------------------------------------- mappings
-class PartitionMapping:
+class PartitionMapping(ABC):
     """Which upstream partitions a downstream partition depends on."""
 
     name = "abstract"
 
+    @abstractmethod
     def upstream(
         self,
         downstream_key: str | None,
@@ -288,7 +290,6 @@ class PartitionMapping:
         upstream: PartitionsDefinition | None,
     ) -> list[str | None]:
         """Upstream keys (``[None]`` for an unpartitioned upstream)."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
 
 class IdentityMapping(PartitionMapping):
