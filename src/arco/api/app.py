@@ -34,6 +34,7 @@ from arco.api.services import ServiceCache
 from arco.api.settings import Settings
 from arco.core.errors import ArcoError, ObjectNotFoundError
 from arco.core.storage import ObjectStore, open_store
+from arco.web import install as install_web_ui
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -178,4 +179,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         return problems.document_problems(document) if fresh else document
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # The web UI (dev sign-in route, static files at "/"). Keep this last: the mount
+    # at "/" matches every GET outside the server's paths, shadowing later routes.
+    install_web_ui(app, responses=problems.API_ERROR_RESPONSES)
     return app

@@ -36,6 +36,9 @@ class Settings:
     query_bytes: int = 10 * 1024 * 1024
     signed_url_ttl_max: int = 3600
     dev_mode: bool = False
+    #: The scope ``GET /api/v1/dev/token`` signs tokens for (dev mode only).
+    dev_tenant: str = "default"
+    dev_workspace: str = "default"
     rate_limits: dict[str, RateLimit] = field(
         default_factory=lambda: {
             "write": RateLimit(rate=50.0, burst=200.0),
@@ -55,6 +58,8 @@ class Settings:
             "jwks": os.environ.get("ARCO_JWKS") or None,
             "max_staleness": _float("ARCO_MAX_STALENESS", 0.0),
             "query_seconds": _float("ARCO_QUERY_SECONDS", 10.0),
+            "dev_tenant": os.environ.get("ARCO_TENANT") or "default",
+            "dev_workspace": os.environ.get("ARCO_WORKSPACE") or "default",
         }
         limits = {}
         for kind, default in cls().rate_limits.items():

@@ -49,7 +49,15 @@ def dev(
     secret = os.environ.get("ARCO_JWT_SECRET") or secrets.token_urlsafe(32)
     os.environ["ARCO_JWT_SECRET"] = secret
     store_url = opts.store_url
-    app = create_app(Settings.from_env(store_url=store_url, jwt_secret=secret, dev_mode=True))
+    app = create_app(
+        Settings.from_env(
+            store_url=store_url,
+            jwt_secret=secret,
+            dev_mode=True,
+            dev_tenant=opts.tenant,
+            dev_workspace=opts.workspace,
+        )
+    )
     token = mint_token(
         secret, tenant=opts.tenant, workspace=opts.workspace, roles=["admin"], ttl_seconds=86400
     )
