@@ -117,6 +117,22 @@ class Keys:
         """Marker object asking a running scheduler to cancel ``run_id``."""
         return f"{self.root}control/runs/{validate_ulid(run_id)}.cancel.json"
 
+    def run_request(self, run_id: str) -> str:
+        """The immutable request of a queued run (its plan and options)."""
+        return f"{self.root}control/runs/{validate_ulid(run_id)}.request.json"
+
+    def run_lease(self, run_id: str) -> str:
+        """The lease lock naming the run worker that owns ``run_id``."""
+        return f"{self.root}control/runs/{validate_ulid(run_id)}.lease.json"
+
+    def run_queue_prefix(self) -> str:
+        """Prefix of the markers of runs that are not finished yet (what workers list)."""
+        return f"{self.root}control/queue/"
+
+    def run_queued(self, run_id: str) -> str:
+        """Marker of an unfinished run: removed once the run is terminal."""
+        return f"{self.run_queue_prefix()}{validate_ulid(run_id)}.json"
+
     def is_within(self, key: str) -> bool:
         """True when ``key`` lies under this scope's prefix."""
         return key.startswith(self.root) and ".." not in key

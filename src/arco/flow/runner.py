@@ -194,25 +194,8 @@ class Scheduler:
         for tid, tr in tasks.items():
             for d in tr.task.deps:
                 down[d].append(tid)
-        events: list[tuple[str, dict[str, Any]]] = [
-            (
-                "run.created",
-                {
-                    "run_id": run_id,
-                    "selection": plan.selection,
-                    "plan_fingerprint": plan.fingerprint,
-                    "parent_run_id": parent_run_id,
-                    # The task list is not repeated here: each task's own events name
-                    # it, and a plan of thousands of tasks would overflow one event.
-                    "tags": {"task_count": str(len(plan.tasks)), "mode": plan.mode},
-                },
-            ),
-            ("run.state_changed", {"run_id": run_id, "state": "RUNNING"}),
-        ]
+        self._emit(run_id, self._open(run_id, plan, tasks, down, locations, parent_run_id))
         run_state = run_transition("QUEUED", "RUNNING")
-        for tr in tasks.values():
-            events.append(self._task_event(run_id, tr, "BLOCKED" if tr.task.deps else "READY"))
-        self._emit(run_id, events)
         cancelled = False
         running: dict[str, TaskRun] = {}
         while True:
@@ -304,6 +287,35 @@ class Scheduler:
         if self.options.register_tables:
             self._register_tables(tasks)
         return RunResult(run_id, run_state, tasks, time.monotonic() - start, parent_run_id)
+
+    def _open(
+        self,
+        run_id: str,
+        plan: Plan,
+        tasks: dict[str, TaskRun],
+        down: dict[str, list[str]],
+        locations: dict[tuple[str, str | None], str | None],
+        parent_run_id: str | None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """The events that start a run (a run worker overrides this to resume one)."""
+        events: list[tuple[str, dict[str, Any]]] = [
+            (
+                "run.created",
+                {
+                    "run_id": run_id,
+                    "selection": plan.selection,
+                    "plan_fingerprint": plan.fingerprint,
+                    "parent_run_id": parent_run_id,
+                    # The task list is not repeated here: each task's own events name
+                    # it, and a plan of thousands of tasks would overflow one event.
+                    "tags": {"task_count": str(len(plan.tasks)), "mode": plan.mode},
+                },
+            ),
+            ("run.state_changed", {"run_id": run_id, "state": "RUNNING"}),
+        ]
+        for tr in tasks.values():
+            events.append(self._task_event(run_id, tr, "BLOCKED" if tr.task.deps else "READY"))
+        return events
 
     def _tag_allows(self, tr: TaskRun, active: list[TaskRun]) -> bool:
         limits = self.options.tag_concurrency
