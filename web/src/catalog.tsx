@@ -1,0 +1,251 @@
+// Catalog browser: namespaces -> tables -> columns; table page with lineage; search.
+import { useState } from "preact/hooks";
+import { api, enc, type Namespace, type Page, type SearchResult, type Table, type Traversal } from "./api";
+import { Graph, type GraphEdge, type GraphNode } from "./graph";
+import { Link, namespacePath, navigate, tablePath } from "./router";
+import { ErrorBox, Loading, Properties, Show, useAsync, when } from "./util";
+
+async function allPages<T>(path: string, max = 10_000): Promise<T[]> {
+  const items: T[] = [];
+  let token: string | null = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page: Page<T> = await api<Page<T>>(`${path}${sep}page_size=1000${token ? "&page_token=" + enc(token) : ""}`);
+    items.push(...page.items);
+    token = page.next_page_token;
+  } while (token && items.length < max);
+  return items;
+}
+
+export function CatalogPage(props: { namespace: string | null }) {
+  const namespaces = useAsync(() => allPages<Namespace>("/api/v1/namespaces"), []);
+  const [filter, setFilter] = useState("");
+  return (
+    <div class="split">
+      <aside class="sidebar">
+        <h2>Namespaces</h2>
+        <input class="filter" placeholder="Filter namespaces" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
+        <Show state={namespaces} what="namespaces">
+          {(items) => (
+            <ul class="nav-list" data-testid="namespace-list">
+              {items
+                .filter((n) => n.name.toLowerCase().includes(filter.toLowerCase()))
+                .map((n) => (
+                  <li key={n.name} style={{ paddingLeft: `${(n.name.split(".").length - 1) * 0.9}rem` }}>
+                    <Link href={namespacePath(n.name)} class={n.name === props.namespace ? "active" : ""}>
+                      {n.name}
+                    </Link>
+                  </li>
+                ))}
+              {!items.length && <li class="muted">No namespaces yet.</li>}
+            </ul>
+          )}
+        </Show>
+      </aside>
+      <section class="main">{props.namespace ? <NamespaceView name={props.namespace} /> : <Welcome />}</section>
+    </div>
+  );
+}
+
+function Welcome() {
+  return (
+    <div>
+      <h1>Catalog</h1>
+      <p>Pick a namespace on the left, search from the box above, or query the catalog with SQL in the <Link href="/sql">SQL console</Link> (it runs in your browser over signed URLs).</p>
+    </div>
+  );
+}
+
+function NamespaceView(props: { name: string }) {
+  const ns = useAsync(() => api<Namespace>(`/api/v1/namespaces/${enc(props.name)}`), [props.name]);
+  const tables = useAsync(() => allPages<Table>(`/api/v1/namespaces/${enc(props.name)}/tables`), [props.name]);
+  return (
+    <div>
+      <h1 data-testid="namespace-title">{props.name}</h1>
+      <Show state={ns} what="the namespace">
+        {(n) => (
+          <>
+            <p class="description">{n.description ?? <span class="muted">No description.</span>}</p>
+            <Properties props={n.properties} />
+          </>
+        )}
+      </Show>
+      <h2>Tables</h2>
+      <Show state={tables} what="tables">
+        {(items) =>
+          items.length ? (
+            <table class="grid" data-testid="table-list">
+              <thead>
+                <tr>
+                  <th>Name</th>
+                  <th>Format</th>
+                  <th>Columns</th>
+                  <th>Description</th>
+                  <th>Updated</th>
+                </tr>
+              </thead>
+              <tbody>
+                {items.map((t) => (
+                  <tr key={t.id}>
+                    <td>
+                      <Link href={tablePath(t.namespace, t.name)}>{t.name}</Link>
+                    </td>
+                    <td>{t.format}</td>
+                    <td class="num">{t.columns.length}</td>
+                    <td>{t.description ?? ""}</td>
+                    <td class="nowrap">{when(t.updated_at)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p class="muted">No tables in this namespace.</p>
+          )
+        }
+      </Show>
+    </div>
+  );
+}
+
+export function TablePage(props: { namespace: string; name: string }) {
+  const table = useAsync(() => api<Table>(`/api/v1/namespaces/${enc(props.namespace)}/tables/${enc(props.name)}`), [props.namespace, props.name]);
+  const qualified = `${props.namespace}.${props.name}`;
+  return (
+    <div class="page">
+      <p class="crumbs">
+        <Link href="/catalog">Catalog</Link> / <Link href={namespacePath(props.namespace)}>{props.namespace}</Link> / {props.name}
+      </p>
+      <h1 data-testid="table-title">{qualified}</h1>
+      <Show state={table} what="the table">
+        {(t) => (
+          <>
+            <p class="description">{t.description ?? <span class="muted">No description.</span>}</p>
+            <p class="meta">
+              {t.format}
+              {t.location ? ` · ${t.location}` : ""} · schema v{t.schema_version} · updated {when(t.updated_at)}
+            </p>
+            <h2>Columns</h2>
+            <table class="grid" data-testid="columns">
+              <thead>
+                <tr>
+                  <th>#</th>
+                  <th>Name</th>
+                  <th>Type</th>
+                  <th>Nullable</th>
+                  <th>Description</th>
+                </tr>
+              </thead>
+              <tbody>
+                {t.columns.map((c) => (
+                  <tr key={c.column_id}>
+                    <td class="num">{c.ordinal}</td>
+                    <td class="mono">{c.name}</td>
+                    <td class="mono type">{c.type}</td>
+                    <td>{c.nullable ? "yes" : "no"}</td>
+                    <td>{c.description ?? ""}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <h2>Properties</h2>
+            <Properties props={t.properties} />
+          </>
+        )}
+      </Show>
+      <h2>Lineage</h2>
+      <Lineage node={qualified} />
+      <p>
+        <Link href={`/sql?q=${enc(`SELECT * FROM system.columns WHERE namespace = '${props.namespace.replace(/'/g, "''")}' AND table_name = '${props.name.replace(/'/g, "''")}' ORDER BY ordinal`)}`}>
+          Query this table's columns in the SQL console
+        </Link>
+      </p>
+    </div>
+  );
+}
+
+function Lineage(props: { node: string }) {
+  const [depth, setDepth] = useState(3);
+  const lineage = useAsync(() => api<Traversal>(`/api/v1/lineage/${enc(props.node)}?direction=both&depth=${depth}`), [props.node, depth]);
+  if (lineage.error) return <ErrorBox error={lineage.error} what="load lineage" />;
+  if (!lineage.data) return <Loading what="lineage" />;
+  const t = lineage.data;
+  const nodes: GraphNode[] = [{ id: t.root, label: t.root, sublabel: "this table", kind: "root" }];
+  for (const n of t.nodes) {
+    if (n.name !== t.root && !nodes.some((x) => x.id === n.name)) {
+      nodes.push({ id: n.name, label: n.name, sublabel: `${n.direction} · ${n.depth} hop${n.depth > 1 ? "s" : ""}`, kind: n.direction });
+    }
+  }
+  const edges: GraphEdge[] = t.edges.map((e) => ({ source: e.source, target: e.target, dashed: !e.declared && e.observed }));
+  return (
+    <div data-testid="lineage">
+      <p class="meta">
+        {t.nodes.filter((n) => n.direction === "upstream").length} upstream, {t.nodes.filter((n) => n.direction === "downstream").length} downstream · depth{" "}
+        <select value={depth} onChange={(e) => setDepth(Number((e.target as HTMLSelectElement).value))}>
+          {[1, 2, 3, 5, 10].map((d) => (
+            <option value={d}>{d}</option>
+          ))}
+        </select>{" "}
+        · solid: declared, dashed: observed only
+      </p>
+      {t.nodes.length === 0 ? (
+        <p class="muted">No lineage recorded for this table yet.</p>
+      ) : (
+        <Graph
+          testid="lineage-graph"
+          nodes={nodes}
+          edges={edges}
+          selected={t.root}
+          onSelect={(id) => {
+            if (id === t.root) return;
+            // Lineage nodes are dotted names: the last part is the table, the rest its namespace.
+            const cut = id.lastIndexOf(".");
+            navigate(cut > 0 ? tablePath(id.slice(0, cut), id.slice(cut + 1)) : `/search?q=${enc(id)}`);
+          }}
+        />
+      )}
+    </div>
+  );
+}
+
+export function SearchPage(props: { q: string }) {
+  const result = useAsync(
+    () => (props.q.trim() ? api<SearchResult>(`/api/v1/search?q=${enc(props.q)}&limit=50`) : Promise.resolve(null as SearchResult | null)),
+    [props.q],
+  );
+  return (
+    <div class="page">
+      <h1>Search</h1>
+      {!props.q.trim() ? (
+        <p class="muted">Type in the search box above.</p>
+      ) : result.error ? (
+        <ErrorBox error={result.error} what="search" />
+      ) : !result.data ? (
+        <Loading what="results" />
+      ) : (
+        <>
+          <p class="meta" data-testid="search-total">
+            {result.data.total} result{result.data.total === 1 ? "" : "s"} for “{props.q}” (catalog v{result.data.catalog_version})
+          </p>
+          <ol class="hits" data-testid="search-results">
+            {result.data.hits.map((h) => (
+              <li key={h.kind + h.qualified_name}>
+                <span class={`kind kind-${h.kind}`}>{h.kind}</span> <Link href={hitPath(h.kind, h.qualified_name, h.namespace)}>{h.qualified_name}</Link>{" "}
+                <span class="score" title="relevance score">{h.score.toFixed(2)}</span>
+                {h.description && <div class="description">{h.description}</div>}
+                {h.matched.length > 0 && <div class="matched muted">matched: {h.matched.join(", ")}</div>}
+              </li>
+            ))}
+          </ol>
+        </>
+      )}
+    </div>
+  );
+}
+
+function hitPath(kind: string, qualified: string, namespace: string): string {
+  if (kind === "namespace") return namespacePath(qualified);
+  const rest = qualified.startsWith(namespace + ".") ? qualified.slice(namespace.length + 1) : qualified;
+  // A column hit is "<namespace>.<table>.<column>": open its table.
+  const table = kind === "column" ? rest.slice(0, rest.lastIndexOf(".") > 0 ? rest.lastIndexOf(".") : rest.length) : rest;
+  return tablePath(namespace, table);
+}

@@ -1,0 +1,268 @@
+// DuckDB-WASM in the browser over Arco's signed URLs (contract 1 in CONTRACTS.md).
+//
+// The bundles come from this origin (Vite copies them into assets/), never a CDN.
+// Files are fetched with GET and registered as buffers under 'arco://<path>', so the
+// server's view SQL runs unchanged and DuckDB never sends the HEAD request that a
+// presigned S3 GET URL refuses.
+import * as duckdb from "@duckdb/duckdb-wasm";
+import { DataType, type Table as ArrowTable } from "apache-arrow";
+import mvpWasm from "@duckdb/duckdb-wasm/dist/duckdb-mvp.wasm?url";
+import mvpWorker from "@duckdb/duckdb-wasm/dist/duckdb-browser-mvp.worker.js?url";
+import ehWasm from "@duckdb/duckdb-wasm/dist/duckdb-eh.wasm?url";
+import ehWorker from "@duckdb/duckdb-wasm/dist/duckdb-browser-eh.worker.js?url";
+import { api, ApiError } from "./api";
+
+const BUNDLES: duckdb.DuckDBBundles = {
+  mvp: { mainModule: mvpWasm, mainWorker: mvpWorker },
+  eh: { mainModule: ehWasm, mainWorker: ehWorker },
+};
+/** Schema holding the system views; `system` itself is reserved by DuckDB. */
+export const VIEW_SCHEMA = "arco_sys";
+const DOMAINS = ["catalog", "lineage", "executions"];
+const FETCH_PARALLELISM = 6;
+
+export interface SignedUrl {
+  path: string;
+  url: string;
+  expires_at: string;
+  domain?: string;
+  size?: number;
+}
+export interface BrowserUrls {
+  expires_at: string;
+  versions: Record<string, number>;
+  urls: SignedUrl[];
+  views: Record<string, string>;
+}
+export interface Snapshot {
+  versions: Record<string, number>;
+  views: string[];
+  files: number;
+  bytes: number;
+  loadMs: number;
+  loadedAt: Date;
+}
+export interface QueryResult {
+  columns: { name: string; type: string }[];
+  rows: string[][];
+  rowCount: number;
+  elapsedMs: number;
+  truncated: boolean;
+}
+
+let dbPromise: Promise<duckdb.AsyncDuckDB> | null = null;
+let connPromise: Promise<duckdb.AsyncDuckDBConnection> | null = null;
+const registered = new Set<string>();
+let snapshot: Snapshot | null = null;
+
+/** The one DuckDB-WASM instance of the page (started on first use). */
+export function database(): Promise<duckdb.AsyncDuckDB> {
+  if (!dbPromise) {
+    dbPromise = (async () => {
+      const bundle = await duckdb.selectBundle(BUNDLES);
+      const worker = new Worker(bundle.mainWorker!);
+      const db = new duckdb.AsyncDuckDB(new duckdb.VoidLogger(), worker);
+      await db.instantiate(bundle.mainModule, bundle.pthreadWorker);
+      return db;
+    })();
+    dbPromise.catch(() => (dbPromise = null));
+  }
+  return dbPromise;
+}
+
+async function connection(): Promise<duckdb.AsyncDuckDBConnection> {
+  if (!connPromise) {
+    connPromise = database().then((db) => db.connect());
+    connPromise.catch(() => (connPromise = null));
+  }
+  return connPromise;
+}
+
+export function currentSnapshot(): Snapshot | null {
+  return snapshot;
+}
+
+async function fetchAll(urls: SignedUrl[], db: duckdb.AsyncDuckDB, progress: (done: number) => void): Promise<number> {
+  let next = 0;
+  let done = 0;
+  let bytes = 0;
+  const worker = async () => {
+    while (next < urls.length) {
+      const item = urls[next++];
+      const name = "arco://" + item.path;
+      if (registered.has(name)) {
+        progress(++done);
+        continue;
+      }
+      let response: Response;
+      try {
+        response = await fetch(item.url, { method: "GET", credentials: "omit" });
+      } catch (err) {
+        throw new Error(
+          `could not download ${item.path}: ${String(err)} (a network or CORS failure: the store must allow GET from this origin)`,
+        );
+      }
+      if (!response.ok) {
+        const hint = response.status === 403 ? " (the signed URL was refused: expired, tampered or out of scope)" : "";
+        throw new Error(`could not download ${item.path}: HTTP ${response.status}${hint}`);
+      }
+      const data = new Uint8Array(await response.arrayBuffer());
+      bytes += data.byteLength;
+      await db.registerFileBuffer(name, data);
+      registered.add(name);
+      progress(++done);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(FETCH_PARALLELISM, urls.length) }, worker));
+  return bytes;
+}
+
+/**
+ * Mint signed URLs for the caller's current snapshot, download the files and
+ * (re)create one view per system table in the `arco_sys` schema.
+ */
+export async function loadSnapshot(progress: (message: string) => void = () => {}): Promise<Snapshot> {
+  const started = performance.now();
+  progress("starting DuckDB-WASM…");
+  const dbReady = database();
+  const minted = api<BrowserUrls>("/api/v1/browser/urls", { method: "POST", json: { domains: DOMAINS } }).catch(
+    (err: unknown) => {
+      if (err instanceof ApiError && err.status === 404) {
+        throw new ApiError(404, err.type, "this server has no browser read path (POST /api/v1/browser/urls): " + err.message);
+      }
+      throw err;
+    },
+  );
+  const [db, urls] = await Promise.all([dbReady, minted]);
+  progress(`downloading ${urls.urls.length} files…`);
+  const bytes = await fetchAll(urls.urls, db, (done) => progress(`downloaded ${done} of ${urls.urls.length} files…`));
+  const conn = await connection();
+  await conn.query(`CREATE SCHEMA IF NOT EXISTS ${VIEW_SCHEMA}`);
+  for (const [name, sql] of Object.entries(urls.views)) {
+    try {
+      await conn.query(`CREATE OR REPLACE VIEW ${VIEW_SCHEMA}.${quoteIdent(name)} AS ${sql}`);
+    } catch (err) {
+      throw new Error(`the server's view for system.${name} does not run in DuckDB-WASM: ${messageOf(err)}`);
+    }
+  }
+  snapshot = {
+    versions: urls.versions,
+    views: Object.keys(urls.views).sort(),
+    files: urls.urls.length,
+    bytes,
+    loadMs: performance.now() - started,
+    loadedAt: new Date(),
+  };
+  return snapshot;
+}
+
+export function quoteIdent(name: string): string {
+  return '"' + name.replace(/"/g, '""') + '"';
+}
+
+export function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/**
+ * Replace `system.<name>` (outside strings, quoted identifiers and comments) with the
+ * view that serves it. Unknown names are an error that lists the known ones.
+ */
+export function rewriteSystem(sql: string, known: string[]): string {
+  let out = "";
+  let i = 0;
+  const n = sql.length;
+  const isWord = (c: string | undefined) => !!c && /[A-Za-z0-9_$]/.test(c);
+  while (i < n) {
+    const c = sql[i];
+    if (c === "'" || c === '"') {
+      let j = i + 1;
+      while (j < n) {
+        if (sql[j] === c) {
+          if (sql[j + 1] === c) j += 2;
+          else break;
+        } else j++;
+      }
+      out += sql.slice(i, j + 1);
+      i = j + 1;
+      continue;
+    }
+    if (c === "-" && sql[i + 1] === "-") {
+      const j = sql.indexOf("\n", i);
+      const end = j < 0 ? n : j;
+      out += sql.slice(i, end);
+      i = end;
+      continue;
+    }
+    if (c === "/" && sql[i + 1] === "*") {
+      const j = sql.indexOf("*/", i + 2);
+      const end = j < 0 ? n : j + 2;
+      out += sql.slice(i, end);
+      i = end;
+      continue;
+    }
+    const m = /^system\s*\.\s*(?:"([^"]+)"|([A-Za-z_][A-Za-z0-9_]*))/i.exec(sql.slice(i, i + 200));
+    if (m && !isWord(sql[i - 1]) && sql[i - 1] !== ".") {
+      const name = (m[1] ?? m[2]).toLowerCase();
+      if (!known.includes(name)) {
+        throw new Error(`system.${name} is not a system table; the system tables are ${known.map((k) => "system." + k).join(", ")}`);
+      }
+      out += `${VIEW_SCHEMA}.${quoteIdent(name)}`;
+      i += m[0].length;
+      continue;
+    }
+    out += c;
+    i++;
+  }
+  return out;
+}
+
+function formatValue(value: unknown, type: DataType): string {
+  if (value === null || value === undefined) return "NULL";
+  if (DataType.isTimestamp(type) || DataType.isDate(type)) {
+    const ms = typeof value === "bigint" ? Number(value) : Number(value);
+    const d = new Date(ms);
+    return Number.isNaN(d.getTime()) ? String(value) : d.toISOString();
+  }
+  if (typeof value === "bigint") return value.toString();
+  if (typeof value === "object") {
+    const plain = typeof (value as { toJSON?: () => unknown }).toJSON === "function" ? (value as { toJSON: () => unknown }).toJSON() : value;
+    return JSON.stringify(plain, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+  }
+  return String(value);
+}
+
+/** Run the user's SQL (with `system.<name>` rewritten); at most `maxRows` rows are materialised for display. */
+export async function runQuery(sql: string, maxRows = 1000): Promise<QueryResult> {
+  if (!snapshot) await loadSnapshot();
+  const rewritten = rewriteSystem(sql, snapshot!.views);
+  const conn = await connection();
+  const started = performance.now();
+  let table: ArrowTable;
+  try {
+    table = await conn.query(rewritten);
+  } catch (err) {
+    throw new Error(explain(messageOf(err)));
+  }
+  const elapsedMs = performance.now() - started;
+  const fields = table.schema.fields;
+  const shown = Math.min(table.numRows, maxRows);
+  const vectors = fields.map((_f, i) => table.getChildAt(i));
+  const rows: string[][] = [];
+  for (let r = 0; r < shown; r++) {
+    rows.push(fields.map((f, c) => formatValue(vectors[c]?.get(r), f.type)));
+  }
+  return {
+    columns: fields.map((f) => ({ name: f.name, type: String(f.type) })),
+    rows,
+    rowCount: table.numRows,
+    elapsedMs,
+    truncated: table.numRows > shown,
+  };
+}
+
+/** DuckDB's message, with the internal view schema named the way the user wrote it. */
+function explain(message: string): string {
+  return message.replace(new RegExp(`${VIEW_SCHEMA}\\.`, "g"), "system.");
+}

@@ -1,0 +1,99 @@
+// Directed graph pictures (lineage, assets) laid out by dagre, drawn as SVG.
+import dagre from "@dagrejs/dagre";
+import { useMemo } from "preact/hooks";
+
+export interface GraphNode {
+  id: string;
+  label: string;
+  sublabel?: string;
+  /** CSS class for colouring: root, upstream, downstream, fresh, stale, never, failed… */
+  kind?: string;
+}
+export interface GraphEdge {
+  source: string;
+  target: string;
+  dashed?: boolean;
+}
+
+const NODE_H = 40;
+const CHAR_W = 7.2;
+
+export function Graph(props: {
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  onSelect?: (id: string) => void;
+  selected?: string | null;
+  testid?: string;
+  direction?: "LR" | "TB";
+}) {
+  const layout = useMemo(() => {
+    const g = new dagre.graphlib.Graph();
+    g.setGraph({ rankdir: props.direction ?? "LR", nodesep: 18, ranksep: 70, marginx: 12, marginy: 12 });
+    g.setDefaultEdgeLabel(() => ({}));
+    const ids = new Set(props.nodes.map((n) => n.id));
+    for (const n of props.nodes) {
+      const text = Math.max(n.label.length, (n.sublabel ?? "").length * 0.85);
+      g.setNode(n.id, { width: Math.max(90, Math.min(320, text * CHAR_W + 28)), height: NODE_H });
+    }
+    for (const e of props.edges) if (ids.has(e.source) && ids.has(e.target)) g.setEdge(e.source, e.target);
+    dagre.layout(g);
+    const info = g.graph();
+    return { g, width: info.width ?? 0, height: info.height ?? 0 };
+  }, [props.nodes, props.edges, props.direction]);
+
+  if (!props.nodes.length) return <p class="muted">Nothing to draw.</p>;
+  const { g, width, height } = layout;
+  const byId = new Map(props.nodes.map((n) => [n.id, n]));
+  const truncate = (s: string, w: number) => {
+    const max = Math.floor((w - 20) / CHAR_W);
+    return s.length > max ? s.slice(0, Math.max(1, max - 1)) + "…" : s;
+  };
+  return (
+    <div class="graph" data-testid={props.testid}>
+      <svg width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img">
+        <defs>
+          <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
+          </marker>
+        </defs>
+        {g.edges().map((e) => {
+          const pts = g.edge(e).points ?? [];
+          const d = pts.map((p, i) => `${i ? "L" : "M"}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(" ");
+          const dashed = props.edges.find((x) => x.source === e.v && x.target === e.w)?.dashed;
+          return <path key={`${e.v}->${e.w}`} d={d} class={"edge" + (dashed ? " dashed" : "")} marker-end="url(#arrow)" data-edge={`${e.v}->${e.w}`} />;
+        })}
+        {g.nodes().map((id) => {
+          const box = g.node(id);
+          const node = byId.get(id)!;
+          const x = box.x - box.width / 2;
+          const y = box.y - box.height / 2;
+          return (
+            <g
+              key={id}
+              class={`node ${node.kind ?? ""} ${props.selected === id ? "selected" : ""}`}
+              transform={`translate(${x},${y})`}
+              data-node={id}
+              onClick={() => props.onSelect?.(id)}
+              tabIndex={0}
+              role="button"
+              onKeyDown={(e) => {
+                if (e.key === "Enter") props.onSelect?.(id);
+              }}
+            >
+              <title>{id}</title>
+              <rect width={box.width} height={box.height} rx="7" />
+              <text x="10" y={node.sublabel ? 16 : 24} class="label">
+                {truncate(node.label, box.width)}
+              </text>
+              {node.sublabel && (
+                <text x="10" y="31" class="sublabel">
+                  {truncate(node.sublabel, box.width)}
+                </text>
+              )}
+            </g>
+          );
+        })}
+      </svg>
+    </div>
+  );
+}
