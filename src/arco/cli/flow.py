@@ -1,4 +1,4 @@
-"""Orchestration commands: ``plan``, ``run``, ``runs``, ``assets``, ``init``, ``dev``."""
+"""Orchestration commands: ``plan``, ``run``, ``runs``, ``assets``, ``init``, ``worker``."""
 
 from __future__ import annotations
 
@@ -20,6 +20,25 @@ assets_app = typer.Typer(help="List assets and their state.", no_args_is_help=Tr
 ModuleOpt = Annotated[
     str | None, typer.Option("--module", help="Module or package with the assets (else arco.toml).")
 ]
+TagLimitOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--tag-limit",
+        metavar="TAG=N",
+        help="At most N running tasks whose assets carry TAG (repeatable), e.g. db=1.",
+    ),
+]
+
+
+def parse_tag_limits(items: list[str] | None) -> dict[str, int]:
+    """``["db=1", "gpu=2"]`` -> ``{"db": 1, "gpu": 2}`` (usage error otherwise)."""
+    out: dict[str, int] = {}
+    for item in items or ():
+        tag, sep, value = item.partition("=")
+        if not sep or not tag.strip() or not value.strip().isdigit() or int(value) < 1:
+            raise CliUsageError(f"--tag-limit {item!r} must look like TAG=N with N >= 1")
+        out[tag.strip()] = int(value)
+    return out
 
 
 def _defs(module: str | None) -> tuple[Definitions, str]:
@@ -109,10 +128,14 @@ def run_cmd(
     dask_address: Annotated[str | None, typer.Option(help="dask scheduler address.")] = None,
     max_concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 4,
     stale_only: Annotated[bool, typer.Option("--stale-only", help="Only stale work.")] = False,
+    tag_limit: TagLimitOpt = None,
 ) -> None:
     """Materialize SELECTION; exits 1 if the run fails."""
+    limits = parse_tag_limits(tag_limit)
     defs, the_plan = _plan(ctx, selection, module, partition, start, end, stale_only)
-    code = _execute(ctx, defs, the_plan, executor, dask_address, max_concurrency, None, None)
+    code = _execute(
+        ctx, defs, the_plan, executor, dask_address, max_concurrency, None, None, limits
+    )
     raise typer.Exit(code)
 
 
@@ -125,6 +148,7 @@ def _execute(
     max_concurrency: int,
     parent: str | None,
     reuse: Any,
+    tag_limits: dict[str, int] | None = None,
 ) -> int:
     from rich.live import Live
 
@@ -168,7 +192,7 @@ def _execute(
             defs,
             store_url=opts.store_url,
             executor=runner,
-            options=RunOptions(max_concurrency=max_concurrency),
+            options=RunOptions(max_concurrency=max_concurrency, tag_concurrency=tag_limits or {}),
             on_change=on_change,
         )
         if live is not None:
@@ -296,11 +320,14 @@ def runs_show(ctx: typer.Context, run_id: str) -> None:
 def runs_cancel(ctx: typer.Context, run_id: str) -> None:
     """Ask the scheduler running RUN_ID to cancel it."""
     from arco.core.keys import validate_ulid
-    from arco.flow.runner import request_cancel
+    from arco.flow.queue import request_cancel
 
     opts = settings(ctx)
-    request_cancel(opts.store(), opts.scope(), validate_ulid(run_id))
-    say(f"cancellation requested for run {run_id}")
+    state = request_cancel(opts.store(), opts.scope(), validate_ulid(run_id))
+    if state == "CANCELLED":
+        say(f"run {run_id} cancelled before it started")
+    else:
+        say(f"cancellation requested for run {run_id}")
 
 
 @runs_app.command("rerun")
@@ -383,6 +410,63 @@ def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
     console().print(table)
 
 
+def worker_cmd(
+    ctx: typer.Context,
+    module: ModuleOpt = None,
+    once: Annotated[
+        bool, typer.Option("--once", help="Run what is queued now, then exit.")
+    ] = False,
+    executor: Annotated[str, typer.Option(help="inline, process or dask.")] = "process",
+    dask_address: Annotated[str | None, typer.Option(help="dask scheduler address.")] = None,
+    max_concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 4,
+    tag_limit: TagLimitOpt = None,
+    lease_ttl: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="Seconds a run's lease lasts unrenewed.")
+    ] = 15.0,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.05, max=600.0, help="Seconds between queue polls.")
+    ] = 1.0,
+) -> None:
+    """Execute runs queued through the API (one lease per run; resumes runs of dead workers)."""
+    import threading
+
+    from arco.flow.executors import make_executor
+    from arco.flow.worker import RunWorker, WorkerOptions
+
+    opts = settings(ctx)
+    limits = parse_tag_limits(tag_limit)
+    defs, _ = _defs(module)
+    worker = RunWorker(
+        opts.store(),
+        opts.scope(),
+        defs,
+        store_url=opts.store_url,
+        executor=lambda: make_executor(executor, dask_address=dask_address),
+        options=WorkerOptions(
+            lease_ttl=lease_ttl,
+            poll_interval=poll_interval,
+            max_concurrency=max_concurrency,
+            tag_concurrency=limits,
+        ),
+    )
+    if once:
+        handled = worker.poll_once()
+        results = {r.run_id: r.state for r in worker.results}
+        if opts.json:
+            emit_json({"runs": [{"run_id": r, "state": results.get(r)} for r in handled]})
+        else:
+            for run_id in handled:
+                say(f"run {run_id} {results.get(run_id) or 'handed over'}")
+        failed = any(state != "SUCCEEDED" for state in results.values())
+        raise typer.Exit(1 if failed else 0)
+    say(f"run worker polling {opts.tenant}/{opts.workspace} every {poll_interval:g}s")
+    stop = threading.Event()
+    try:
+        worker.serve(stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
 def init_cmd(
     name: Annotated[str, typer.Argument(help="Project (and folder) name.")],
 ) -> None:
@@ -398,5 +482,6 @@ def register(app: typer.Typer) -> None:
     app.command("plan")(plan_cmd)
     app.command("run")(run_cmd)
     app.command("init")(init_cmd)
+    app.command("worker")(worker_cmd)
     app.add_typer(runs_app, name="runs")
     app.add_typer(assets_app, name="assets")

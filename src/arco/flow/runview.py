@@ -1,0 +1,165 @@
+"""A fresh, read-only view of runs: the compacted ``executions`` state plus a fold
+of the ledger objects the compactor has not reached yet.
+
+``system.runs``/``system.tasks`` lag the ledger by one compaction. A run worker
+resuming a run, and the API answering "how is my run doing", need the state as
+the ledger has it now; they fold the pending events with the compactor's own
+:class:`~arco.catalog.tier2state.Folder` over a copy of the state and never
+write anything, so a reader (role ``reader``) needs no compaction rights.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyarrow.compute as pc
+
+from arco.catalog.compactor import DEFAULT_WINDOW, _occurred, tier2_store
+from arco.catalog.domain import DomainStore
+from arco.catalog.events import REGISTRY, InvalidEventError
+from arco.catalog.ledger import Ledger, decode_object, ulid_time
+from arco.catalog.tier2state import Folder, RowMapState
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+
+
+@dataclass
+class RunsView:
+    """Runs, tasks, and this view's pending materializations and log lines."""
+
+    runs: dict[str, dict[str, Any]]
+    tasks: dict[str, dict[str, dict[str, Any]]]
+    #: Facts folded from pending ledger objects only (the compacted ones are in Parquet).
+    pending_materializations: list[dict[str, Any]] = field(default_factory=list)
+    pending_logs: list[dict[str, Any]] = field(default_factory=list)
+    #: Highest event ``seq`` seen per run (a resuming worker continues above it).
+    max_seq: dict[str, int] = field(default_factory=dict)
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        """One run's row, or None."""
+        return self.runs.get(run_id)
+
+    def tasks_of(self, run_id: str) -> list[dict[str, Any]]:
+        """The task rows of one run, by task id."""
+        return sorted(self.tasks.get(run_id, {}).values(), key=lambda r: r["task_id"])
+
+    def task_counts(self, run_id: str) -> dict[str, int]:
+        """How many tasks of the run are in each state."""
+        counts: dict[str, int] = {}
+        for row in self.tasks.get(run_id, {}).values():
+            counts[row["state"]] = counts.get(row["state"], 0) + 1
+        return counts
+
+
+class RunsReader:
+    """Builds :class:`RunsView`s of one scope (keeps the domain's read caches)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        *,
+        domain: DomainStore[RowMapState] | None = None,
+        window: timedelta = DEFAULT_WINDOW,
+    ) -> None:
+        self.store = store
+        self.scope = scope
+        self.domain = domain or tier2_store(store, scope, "executions")
+        self.ledger = Ledger(store, scope)
+        self.window = window
+
+    def view(self, *, fresh: bool = True) -> RunsView:
+        """The runs as compacted, plus (``fresh``) the events not compacted yet."""
+        snap = self.domain.read()
+        state = snap.state
+        folder = Folder(state)
+        max_seq: dict[str, int] = {}
+        if fresh:
+            meta = snap.manifest.meta if snap.manifest else {}
+            watermark = meta.get("watermark")
+            # Objects older than the watermark minus the window were either folded or
+            # will be quarantined as too late: the compactor would not fold them either.
+            since: datetime | None = ulid_time(watermark) - self.window if watermark else None
+            objs = sorted(
+                (
+                    o
+                    for o in self.ledger.list_objects("executions", since=since)
+                    if not state.has_object(o.object_id)
+                ),
+                key=lambda o: o.object_id,
+            )
+            seen: set[str] = set()
+            envelopes = []
+            for obj, data in self.ledger.read_many(objs):
+                if data is None:
+                    continue
+                try:
+                    for env in decode_object(data, obj.is_batch):
+                        payload = REGISTRY.validate(
+                            "executions", env.event_type, env.event_version, env.payload
+                        )
+                        upcast = REGISTRY.upcast(env.event_type, env.event_version, payload)
+                        envelopes.append(replace(env, payload=upcast))
+                except InvalidEventError:
+                    continue  # the compactor quarantines it; a view just skips it
+            for env in sorted(envelopes, key=lambda e: e.event_id):
+                key = env.idempotency_key
+                if key in seen or state.has_event_key(key):
+                    continue
+                seen.add(key)
+                folder.fold(env, _occurred(env.occurred_at, env.event_id))
+                run_id = env.payload.get("run_id")
+                if isinstance(run_id, str) and "seq" in env.payload:
+                    max_seq[run_id] = max(max_seq.get(run_id, -1), int(env.payload["seq"]))
+        runs = {k[0]: row for k, row in state.table("runs").items()}
+        runs.update({k[0]: row for k, row in folder.upserts.get("runs", {}).items()})
+        tasks: dict[str, dict[str, dict[str, Any]]] = {}
+        for rows in (state.table("tasks").items(), folder.upserts.get("tasks", {}).items()):
+            for (run_id, task_id), row in rows:
+                tasks.setdefault(run_id, {})[task_id] = row
+        for run_id, row in runs.items():
+            max_seq[run_id] = max(max_seq.get(run_id, -1), int(row["seq"]))
+        for run_id, by_task in tasks.items():
+            top = max((int(r["seq"]) for r in by_task.values()), default=-1)
+            max_seq[run_id] = max(max_seq.get(run_id, -1), top)
+        return RunsView(
+            runs=runs,
+            tasks=tasks,
+            pending_materializations=list(folder.appends.get("materializations", [])),
+            pending_logs=list(folder.appends.get("logs", [])),
+            max_seq=max_seq,
+        )
+
+    def materializations(self, view: RunsView, run_id: str) -> list[dict[str, Any]]:
+        """Every materialization recorded by ``run_id`` (compacted and pending)."""
+        return self._facts(view.pending_materializations, "materializations", run_id)
+
+    def logs(self, view: RunsView, run_id: str) -> list[dict[str, Any]]:
+        """Every log line of ``run_id``, in the order they were logged."""
+        rows = self._facts(view.pending_logs, "logs", run_id)
+        return sorted(rows, key=lambda r: (r["logged_at"], r["event_id"], r["line_no"]))
+
+    def _facts(self, pending: Iterable[dict[str, Any]], table: str, run_id: str) -> list[Any]:
+        snap = self.domain.read()
+        out: list[dict[str, Any]] = []
+        if snap.manifest is not None:
+            data = self.domain.load_table(snap, table)
+            if data.num_rows:
+                out = data.filter(pc.equal(data["run_id"], run_id)).to_pylist()
+        have = {
+            json.dumps([r.get("event_id"), r.get("line_no"), r.get("materialization_id")])
+            for r in out
+        }
+        for row in pending:
+            if row["run_id"] != run_id:
+                continue
+            key = json.dumps(
+                [row.get("event_id"), row.get("line_no"), row.get("materialization_id")]
+            )
+            if key not in have:
+                out.append(row)
+        return out

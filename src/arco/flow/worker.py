@@ -1,0 +1,348 @@
+"""The run worker: executes queued runs, one lease per run, resuming runs whose
+worker died by folding their ledger events.
+
+A worker polls the run queue (:mod:`arco.flow.queue`), claims a run by taking
+its lease, renews the lease in a thread while the run executes, and runs it with
+the ordinary :class:`~arco.flow.runner.Scheduler`, subclassed so that
+
+* every batch of events is written only while the lease is still ours
+  (fencing: a worker that lost its lease stops and kills its attempts), and
+  each event's ``seq`` lies in the band of the lease's token;
+* a run that is already ``RUNNING`` (its worker died and the lease expired)
+  starts from the fold of its events: ``SUCCEEDED`` tasks are not executed
+  again and their outputs are reused, tasks found ``RUNNING`` lost their
+  attempt, which counts as failed and is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+from arco.flow.definitions import Definitions
+from arco.flow.executors import Executor, Handle, InlineExecutor, Job, Outcome
+from arco.flow.planner import Plan
+from arco.flow.queue import (
+    DEFAULT_LEASE_TTL,
+    RunLease,
+    RunRequest,
+    cancel_queued,
+    dequeue,
+    load_request,
+    queued_runs,
+)
+from arco.flow.runner import RunOptions, RunResult, Scheduler, TaskRun
+from arco.flow.runview import RunsReader
+from arco.flow.states import RUN_TERMINAL
+
+log = logging.getLogger("arco.worker")
+
+#: A worker dying is not the asset's fault: a task whose attempt was lost with its
+#: worker may retry once more than its own retry policy allows.
+LOST_ATTEMPT_GRACE = 1
+_FAILED_UPSTREAM = frozenset({"FAILED", "SKIPPED", "CANCELLED"})
+
+
+class _Tracking(Executor):
+    """Wraps an executor to remember live attempts, so a worker that loses its lease
+    can stop them before it walks away."""
+
+    def __init__(self, inner: Executor) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.handles: list[Handle] = []
+
+    def start(self, job: Job) -> Handle:
+        """Start ``job`` on the wrapped executor and remember its handle."""
+        handle = self.inner.start(job)
+        self.handles = [h for h in self.handles if h.poll() is None]
+        self.handles.append(handle)
+        return handle
+
+    def kill_all(self) -> None:
+        """Stop every attempt still running (best effort)."""
+        for handle in self.handles:
+            try:
+                if handle.poll() is None:
+                    handle.kill()
+            except Exception:  # a dead attempt must not keep the others alive
+                log.warning("could not stop an attempt", exc_info=True)
+        self.handles = []
+
+
+@dataclass
+class Prior:
+    """What the ledger says about a run before this worker touches it."""
+
+    run_state: str
+    tasks: dict[str, dict[str, Any]]
+    #: Reused outputs of tasks that already succeeded: (asset, partition) -> location.
+    locations: dict[tuple[str, str | None], str | None] = field(default_factory=dict)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+
+
+class LeasedScheduler(Scheduler):
+    """A :class:`Scheduler` that writes only under a run lease and can resume a run."""
+
+    def __init__(self, *args: Any, lease: RunLease, prior: Prior, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lease = lease
+        self.prior = prior
+
+    def _emit(self, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+        if events:
+            # Fencing: nothing is written once the lease may belong to someone else.
+            self.lease.check()
+        super()._emit(run_id, events)
+
+    def _open(
+        self,
+        run_id: str,
+        plan: Plan,
+        tasks: dict[str, TaskRun],
+        down: dict[str, list[str]],
+        locations: dict[tuple[str, str | None], str | None],
+        parent_run_id: str | None,
+    ) -> list[tuple[str, dict[str, Any]]]:
+        self._seq = self.lease.seq_base
+        events: list[tuple[str, dict[str, Any]]] = []
+        if self.prior.run_state == "QUEUED":
+            events.append(("run.state_changed", {"run_id": run_id, "state": "RUNNING"}))
+        else:
+            done = sum(1 for r in self.prior.tasks.values() if r["state"] == "SUCCEEDED")
+            events.append(
+                (
+                    "run.log",
+                    {
+                        "run_id": run_id,
+                        "task_id": None,
+                        "level": "WARNING",
+                        "lines": [
+                            f"run resumed by worker {self.lease.lock.holder} (lease token "
+                            f"{self.lease.token}); {done} succeeded tasks are reused"
+                        ],
+                    },
+                )
+            )
+        now = time.monotonic()
+        lost: list[TaskRun] = []
+        for tid, tr in tasks.items():
+            row = self.prior.tasks.get(tid)
+            if row is None or row["state"] == "PLANNED":
+                continue
+            tr.state = row["state"]
+            tr.attempt = int(row["attempt"] or 0)
+            tr.error = row["error"]
+            if tr.state == "SUCCEEDED":
+                tr.outcome = self.prior.outcomes.get(tid)
+            elif tr.state == "RETRY_WAIT":
+                tr.retry_at = now
+            elif tr.state == "RUNNING":
+                lost.append(tr)
+        for tr in tasks.values():
+            if tr.state not in ("PLANNED", "BLOCKED"):
+                continue
+            deps = [tasks[d].state for d in tr.task.deps]
+            if any(s in _FAILED_UPSTREAM for s in deps):
+                tr.error = "an upstream task did not succeed"
+                events.append(self._task_event(run_id, tr, "SKIPPED"))
+            elif all(s == "SUCCEEDED" for s in deps):
+                events.append(self._task_event(run_id, tr, "READY"))
+            elif tr.state == "PLANNED":
+                events.append(self._task_event(run_id, tr, "BLOCKED"))
+        for tr in lost:
+            asset = self.defs[tr.task.asset]
+            tr.error = (
+                f"WorkerLost: the run worker running attempt {tr.attempt} stopped renewing "
+                "its lease"
+            )
+            if tr.attempt <= asset.retry.max_retries + LOST_ATTEMPT_GRACE:
+                tr.retry_at = now  # the lease's expiry already made us wait
+                events.append(self._task_event(run_id, tr, "RETRY_WAIT"))
+            else:
+                failed = Outcome(ok=False, error=tr.error)
+                events.extend(self._finish(run_id, tr, failed, tasks, down, locations))
+        return events
+
+
+def fold_prior(reader: RunsReader, run_id: str) -> Prior:
+    """The run's state as its ledger events fold now (compacted + pending)."""
+    view = reader.view()
+    row = view.run(run_id)
+    state = str(row["state"]) if row is not None else "QUEUED"
+    tasks = {r["task_id"]: r for r in view.tasks_of(run_id)}
+    prior = Prior(run_state=state, tasks=tasks)
+    succeeded = {t for t, r in tasks.items() if r["state"] == "SUCCEEDED"}
+    if succeeded:
+        import json
+
+        for mat in reader.materializations(view, run_id):
+            if mat["task_id"] not in succeeded:
+                continue
+            location = mat["location"]
+            prior.locations[(mat["asset"], mat["partition"])] = location
+            schema = json.loads(mat["schema_json"]) if mat.get("schema_json") else None
+            kind = "parquet" if location and str(location).endswith(".parquet") else "other"
+            prior.outcomes[mat["task_id"]] = Outcome(
+                ok=True, location=location, kind=kind, schema=schema, row_count=mat["row_count"]
+            )
+    return prior
+
+
+@dataclass
+class WorkerOptions:
+    """Run worker knobs."""
+
+    lease_ttl: float = DEFAULT_LEASE_TTL
+    poll_interval: float = 1.0
+    max_concurrency: int = 4
+    tag_concurrency: Mapping[str, int] = field(default_factory=dict)
+    holder: str | None = None
+
+
+class RunWorker:
+    """Claims and executes the queued runs of one scope."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        defs: Definitions | Callable[[], Definitions],
+        *,
+        store_url: str,
+        executor: Callable[[], Executor] | None = None,
+        options: WorkerOptions | None = None,
+        on_change: Callable[[str, TaskRun], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.scope = scope
+        self._defs = defs
+        self.store_url = store_url
+        self.make_executor = executor or InlineExecutor
+        self.options = options or WorkerOptions()
+        self.on_change = on_change
+        self.reader = RunsReader(store, scope)
+        self.results: list[RunResult] = []
+
+    def definitions(self) -> Definitions:
+        """The project's definitions (loaded on first use)."""
+        if not isinstance(self._defs, Definitions):
+            self._defs = self._defs()
+        return self._defs
+
+    def poll_once(self) -> list[str]:
+        """Claim and run every queued run nobody else holds; the ids it handled."""
+        handled = []
+        for run_id in queued_runs(self.store, self.scope):
+            lease = RunLease.try_claim(
+                self.store,
+                self.scope,
+                run_id,
+                ttl=self.options.lease_ttl,
+                holder=self.options.holder,
+            )
+            if lease is None:
+                continue
+            try:
+                self._handle(run_id, lease)
+                handled.append(run_id)
+            finally:
+                lease.release()
+        return handled
+
+    def serve(self, stop: threading.Event) -> None:
+        """Poll until ``stop`` is set; errors are logged and the loop goes on."""
+        while not stop.is_set():
+            try:
+                busy = bool(self.poll_once())
+            except Exception:
+                log.exception("run worker poll failed")
+                busy = False
+            if not busy:
+                stop.wait(self.options.poll_interval)
+
+    def _handle(self, run_id: str, lease: RunLease) -> None:
+        prior = fold_prior(self.reader, run_id)
+        if prior.run_state in RUN_TERMINAL:
+            dequeue(self.store, self.scope, run_id)
+            return
+        if prior.run_state == "QUEUED" and self._cancel_requested(run_id):
+            cancel_queued(self.store, self.scope, run_id, lease, "cancelled before it started")
+            return
+        request = load_request(self.store, self.scope, run_id)
+        lease.start_keeper()
+        result = self._execute(request, lease, prior)
+        if result is not None:
+            self.results.append(result)
+            dequeue(self.store, self.scope, run_id)
+
+    def _cancel_requested(self, run_id: str) -> bool:
+        from arco.core.keys import Keys
+
+        return self.store.exists(Keys(self.scope).run_cancel(run_id))
+
+    def _abandon(self, run_id: str, lease: RunLease, reason: str) -> None:
+        from arco.catalog.ledger import Ledger
+        from arco.core.errors import FencedError
+        from arco.flow.queue import SEQ_SPAN
+
+        try:
+            lease.check()
+        except FencedError:
+            return
+        # The top of this lease's seq band: after every event the scheduler wrote.
+        seq = lease.seq_base + SEQ_SPAN - 1
+        Ledger(self.store, self.scope).append(
+            "executions",
+            "run.state_changed",
+            {"run_id": run_id, "seq": seq, "state": "FAILED", "reason": reason[:4000]},
+            idempotency_key=f"{run_id}:{seq}:run.state_changed",
+            source="worker",
+        )
+        dequeue(self.store, self.scope, run_id)
+
+    def _execute(self, request: RunRequest, lease: RunLease, prior: Prior) -> RunResult | None:
+        options = RunOptions(
+            max_concurrency=request.max_concurrency or self.options.max_concurrency,
+            tag_concurrency={**self.options.tag_concurrency, **request.tag_concurrency},
+        )
+        executor = _Tracking(self.make_executor())
+        scheduler = LeasedScheduler(
+            self.store,
+            self.scope,
+            self.definitions(),
+            store_url=self.store_url,
+            executor=executor,
+            options=options,
+            on_change=self.on_change,
+            lease=lease,
+            prior=prior,
+        )
+        try:
+            return scheduler.run(
+                request.plan,
+                run_id=request.run_id,
+                parent_run_id=request.parent_run_id,
+                reuse=prior.locations,
+            )
+        except Exception as exc:
+            from arco.core.errors import FencedError
+
+            executor.kill_all()
+            if isinstance(exc, FencedError):
+                # Another worker owns the run now; it resumes from the ledger.
+                log.warning("lost the lease of run %s: %s", request.run_id, exc)
+                return None
+            # Anything else would fail the same way on every worker: end the run
+            # FAILED (with the reason) rather than hand it around forever.
+            log.exception("run %s failed in the worker", request.run_id)
+            self._abandon(request.run_id, lease, f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            executor.inner.close()

@@ -1,0 +1,284 @@
+"""The run worker: queued runs, one lease per run, fencing, restart-by-fold.
+
+The last test runs two real ``arco worker`` processes on one file store and
+SIGKILLs the one that holds the run's lease mid-task: the other resumes the run
+from its ledger events, reuses what already succeeded, retries the lost attempt,
+and every task succeeds exactly once (checked in ``system.tasks`` and
+``system.materializations``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from arco.catalog.compactor import Compactor
+from arco.catalog.sql import SystemTables
+from arco.core import Scope
+from arco.core.errors import FencedError
+from arco.core.keys import Keys
+from arco.core.storage import ObjectStore, open_store
+from arco.flow.definitions import Definitions, load_definitions
+from arco.flow.planner import plan
+from arco.flow.queue import (
+    SEQ_SPAN,
+    RunLease,
+    enqueue,
+    load_request,
+    queued_runs,
+    request_cancel,
+)
+from arco.flow.runview import RunsReader
+from arco.flow.worker import RunWorker
+
+HERE = Path(__file__).resolve().parent
+SCOPE = Scope("acme", "main")
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("ARCO_TEST_STATE", str(state))
+    monkeypatch.setenv("ARCO_TEST_SLOW", "1.5")
+    monkeypatch.syspath_prepend(str(HERE))
+    sys.modules.pop("workerassets", None)
+    yield {"ARCO_TEST_STATE": str(state), "ARCO_TEST_SLOW": "1.5", "url": f"file://{tmp_path}/s"}
+    sys.modules.pop("workerassets", None)
+
+
+def _defs() -> Definitions:
+    return load_definitions("workerassets", path=HERE)
+
+
+def _runs(store: ObjectStore, run_id: str) -> tuple[str, dict[str, dict[str, object]]]:
+    view = RunsReader(store, SCOPE).view()
+    run = view.run(run_id)
+    state = str(run["state"]) if run else "NONE"
+    return state, {t["task_id"]: t for t in view.tasks_of(run_id)}
+
+
+def _starts(state_dir: str, name: str) -> list[str]:
+    path = Path(state_dir) / name
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [line for line in lines if line.startswith("start")]
+
+
+def test_queued_run_is_executed_once_by_a_worker(env: dict[str, str]) -> None:
+    os.environ["ARCO_TEST_SLOW"] = "0.05"
+    store = open_store(env["url"])
+    defs = _defs()
+    request = enqueue(store, SCOPE, plan(defs, "+w.fourth"), max_concurrency=2)
+    state, tasks = _runs(store, request.run_id)
+    assert state == "QUEUED"
+    assert tasks == {}
+    assert queued_runs(store, SCOPE) == [request.run_id]
+    assert load_request(store, SCOPE, request.run_id).plan.fingerprint == request.plan.fingerprint
+
+    worker = RunWorker(store, SCOPE, defs, store_url=env["url"])
+    assert worker.poll_once() == [request.run_id]
+    assert [r.state for r in worker.results] == ["SUCCEEDED"]
+    assert queued_runs(store, SCOPE) == []
+    assert worker.poll_once() == []  # nothing left: a second poll does no work
+
+    state, tasks = _runs(store, request.run_id)
+    assert state == "SUCCEEDED"
+    assert {t: r["state"] for t, r in tasks.items()} == {
+        k: "SUCCEEDED" for k in ("w.first", "w.second", "w.third", "w.fourth")
+    }
+    for name in ("first", "second", "third", "fourth"):
+        assert len(_starts(env["ARCO_TEST_STATE"], name)) == 1
+    # The worker's events are in the band of its lease token (the first claim: 1).
+    seqs = [int(r["seq"]) for r in tasks.values()]
+    assert all(SEQ_SPAN <= s < 2 * SEQ_SPAN for s in seqs)
+    # The lease is released: the next claim succeeds at once with the next token.
+    lease = RunLease.try_claim(store, SCOPE, request.run_id, ttl=5)
+    assert lease is not None
+    assert lease.token == 2
+    lease.release()
+
+
+def test_cancel_of_a_queued_run_needs_no_worker(env: dict[str, str]) -> None:
+    store = open_store(env["url"])
+    request = enqueue(store, SCOPE, plan(_defs(), "w.first"))
+    assert request_cancel(store, SCOPE, request.run_id) == "CANCELLED"
+    state, tasks = _runs(store, request.run_id)
+    assert state == "CANCELLED"
+    assert tasks == {}
+    assert queued_runs(store, SCOPE) == []
+    assert not Path(env["ARCO_TEST_STATE"], "first").exists()
+
+
+def test_cancel_marker_stops_a_claimed_queued_run(env: dict[str, str]) -> None:
+    """A cancel that finds the lease held leaves a marker; the worker honours it."""
+    store = open_store(env["url"])
+    defs = _defs()
+    request = enqueue(store, SCOPE, plan(defs, "w.first"))
+    held = RunLease.try_claim(store, SCOPE, request.run_id, ttl=30)
+    assert held is not None
+    assert request_cancel(store, SCOPE, request.run_id) == "RUNNING"  # someone holds it
+    held.release()
+    worker = RunWorker(store, SCOPE, defs, store_url=env["url"])
+    assert worker.poll_once() == [request.run_id]
+    assert _runs(store, request.run_id)[0] == "CANCELLED"
+    assert not Path(env["ARCO_TEST_STATE"], "first").exists()
+
+
+def test_a_second_claim_waits_for_expiry_and_fences_the_first(env: dict[str, str]) -> None:
+    store = open_store(env["url"])
+    request = enqueue(store, SCOPE, plan(_defs(), "w.first"))
+    first = RunLease.try_claim(store, SCOPE, request.run_id, ttl=1.0)
+    assert first is not None
+    assert first.valid()
+    assert RunLease.try_claim(store, SCOPE, request.run_id, ttl=1.0) is None
+    first.renew()  # renewing keeps it ours
+    assert RunLease.try_claim(store, SCOPE, request.run_id, ttl=1.0) is None
+    time.sleep(1.1)  # no renewal: the lease expires
+    second = RunLease.try_claim(store, SCOPE, request.run_id, ttl=5.0)
+    assert second is not None
+    assert second.token == first.token + 1
+    assert not first.valid()
+    with pytest.raises(FencedError):
+        first.check()
+    with pytest.raises(FencedError):
+        first.renew()
+    second.check()
+    second.release()
+
+
+def test_worker_that_lost_its_lease_writes_nothing_more(env: dict[str, str]) -> None:
+    store = open_store(env["url"])
+    defs = _defs()
+    request = enqueue(store, SCOPE, plan(defs, "+w.fourth"))
+    lost = RunLease.try_claim(store, SCOPE, request.run_id, ttl=30)
+    assert lost is not None
+    lost.lost.set()  # as if a renewal had found the lease taken over
+    worker = RunWorker(store, SCOPE, defs, store_url=env["url"])
+    result = worker._execute(
+        load_request(store, SCOPE, request.run_id), lost, _prior(request.run_id, store)
+    )
+    assert result is None
+    assert _runs(store, request.run_id) == ("QUEUED", {})
+    assert queued_runs(store, SCOPE) == [request.run_id]
+    lost.lost.clear()
+    lost.release()
+
+
+def _prior(run_id: str, store: ObjectStore) -> object:
+    from arco.flow.worker import fold_prior
+
+    return fold_prior(RunsReader(store, SCOPE), run_id)
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
+    child_env.update(
+        {
+            "ARCO_TEST_STATE": env["ARCO_TEST_STATE"],
+            "ARCO_TEST_SLOW": env["ARCO_TEST_SLOW"],
+            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        }
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "arco.cli.main",
+        "--store",
+        env["url"],
+        "--tenant",
+        SCOPE.tenant,
+        "--workspace",
+        SCOPE.workspace,
+        "worker",
+        "--module",
+        "workerassets",
+        "--executor",
+        "inline",
+        "--lease-ttl",
+        "2",
+        "--poll-interval",
+        "0.1",
+    ]
+    with log.open("wb") as out:
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=child_env, cwd=HERE)
+
+
+def _wait(predicate: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_killed_worker_run_is_resumed_by_another_exactly_once(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    store = open_store(env["url"])
+    request = enqueue(store, SCOPE, plan(_defs(), "+w.fourth"))
+    run_id = request.run_id
+    workers = [_worker(env, tmp_path / f"worker{i}.log") for i in range(2)]
+    try:
+        # Wait until w.first succeeded and w.second is running (asleep for 1.5 s).
+        _wait(
+            lambda: _runs(store, run_id)[1].get("w.second", {}).get("state") == "RUNNING",
+            30,
+            "w.second to start",
+        )
+        data, _ = store.get(Keys(SCOPE).run_lease(run_id))
+        pid = int(json.loads(data)["holder"].split(":")[1])
+        victim = next(p for p in workers if p.pid == pid)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        _wait(lambda: _runs(store, run_id)[0] == "SUCCEEDED", 60, "the run to succeed")
+        # The survivor dequeues the run once it has compacted and registered tables.
+        _wait(lambda: queued_runs(store, SCOPE) == [], 30, "the run to leave the queue")
+    finally:
+        for proc in workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    logs = "".join((tmp_path / f"worker{i}.log").read_text() for i in range(2))
+    # What ran where: first once (its output was reused), second twice (killed, retried).
+    assert len(_starts(env["ARCO_TEST_STATE"], "first")) == 1, logs
+    second = _starts(env["ARCO_TEST_STATE"], "second")
+    assert len(second) == 2, logs
+    assert second[0].split()[2] == str(pid)
+    assert second[1].split()[2] != str(pid)
+    assert len(_starts(env["ARCO_TEST_STATE"], "third")) == 1
+    assert len(_starts(env["ARCO_TEST_STATE"], "fourth")) == 1
+
+    Compactor(store, SCOPE).compact("executions")
+    tables = SystemTables(store, SCOPE)
+    runs = {r["run_id"]: r for r in tables.table("system.runs").to_pylist()}
+    assert runs[run_id]["state"] == "SUCCEEDED"
+    tasks = {
+        r["task_id"]: r for r in tables.table("system.tasks").to_pylist() if r["run_id"] == run_id
+    }
+    assert {t: r["state"] for t, r in tasks.items()} == {
+        k: "SUCCEEDED" for k in ("w.first", "w.second", "w.third", "w.fourth")
+    }
+    assert {t: r["attempt"] for t, r in tasks.items()} == {
+        "w.first": 1,
+        "w.second": 2,
+        "w.third": 1,
+        "w.fourth": 1,
+    }
+    mats = [r for r in tables.table("system.materializations").to_pylist() if r["run_id"] == run_id]
+    assert sorted(m["task_id"] for m in mats) == ["w.first", "w.fourth", "w.second", "w.third"]
+    # The resumed run logged the takeover.
+    reader = RunsReader(store, SCOPE)
+    lines = [r["line"] for r in reader.logs(reader.view(), run_id)]
+    assert any("run resumed by worker" in line for line in lines), lines
