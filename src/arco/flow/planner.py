@@ -13,11 +13,12 @@ import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from json.encoder import encode_basestring as _encode_str
 from typing import Any, Literal
 
 from arco.core.errors import InvalidArgumentError
 from arco.core.ids import canonical_json, sha256_hex
-from arco.flow.definitions import Definitions, Upstream
+from arco.flow.definitions import Definitions
 from arco.flow.partitions import (
     PartitionMapping,
     PartitionsDefinition,
@@ -198,11 +199,13 @@ def plan(
     mats = materializations or {}
     keys = resolve_selection(defs, selection)
     in_selection = set(keys)
+    assets = defs.assets
+    upstreams = defs.upstreams
     wanted: dict[str, list[str | None]] = {}
     for key in keys:
-        a = defs[key]
+        a = assets[key]
         if a.partitions is None:
-            wanted[key] = [None]
+            wanted[key] = _NONE_PART
             continue
         if partitions or partition_range:
             try:
@@ -214,7 +217,7 @@ def plan(
         wanted[key] = []  # decided by downstream needs below, else all keys
     # Walk downstream-first so partitions of upstreams follow their consumers.
     for key in reversed(keys):
-        a = defs[key]
+        a = assets[key]
         if a.partitions is not None and not wanted[key]:
             needed: list[str | None] = []
             for d in defs.downstreams[key]:
@@ -222,86 +225,231 @@ def plan(
                     continue
                 mapping = _mapping_for(defs, d, key)
                 for dp in wanted[d]:
-                    needed.extend(mapping.upstream(dp, defs[d].partitions, a.partitions))
+                    needed.extend(mapping.upstream(dp, assets[d].partitions, a.partitions))
             wanted[key] = sorted(set(needed), key=str) if needed else list(a.partitions.keys())
     tasks: dict[str, PlannedTask] = {}
     explanations: list[Explanation] = []
-    decided: dict[str, bool] = {}
-    assets = defs.assets
+    mats_get = mats.get
+    stale_mode = mode == "stale"
+    unchanged = "up to date" if stale_mode else "forced"
+    partitioned = {k for k, a in assets.items() if a.partitions is not None}
+    # Tasks are visited in dependency order, so an upstream task is in ``tasks``
+    # by the time its consumers look for it; being there means it is included.
+    # For every task, the first upstream (in declaration order) that is in the
+    # plan or was materialized after it gives the "upstream ..." reason.
     for key in keys:
         a = assets[key]
-        # Resolve each upstream's mapping once per asset, not once per partition.
-        ups: list[tuple[Upstream, PartitionMapping | None, PartitionsDefinition | None]] = []
-        for up in defs.upstreams[key]:
-            uparts = assets[up.key].partitions
-            if a.partitions is None and uparts is None:
-                ups.append((up, None, uparts))
-                continue
-            explicit = up.mapping if isinstance(up.mapping, PartitionMapping) else None
-            ups.append((up, explicit or default_mapping(a.partitions, uparts), uparts))
-        for part in wanted[key]:
-            tid = task_id_of(key, part)
-            deps: set[str] = set()
-            inputs: list[tuple[str, str | None]] = []
+        aparts = a.partitions
+        code_version = a.code_version
+        cv_norm = code_version or None
+        key_ups = upstreams[key]
+        if aparts is None and not any(up.key in partitioned for up in key_ups):
+            # Fast path: an unpartitioned asset over unpartitioned upstreams is one
+            # task whose task ids are the asset keys themselves.
+            last = mats_get((key, None)) if mats else None
+            dep_list: list[str] = []
+            input_list: list[tuple[str, str | None]] = []
             upstream_reason: str | None = None
-            last = mats.get((key, part))
-            for up, up_mapping, uparts in ups:
-                upstream_parts = (
-                    [None]
-                    if up_mapping is None
-                    else up_mapping.upstream(part, a.partitions, uparts)
-                )
-                for upart in upstream_parts:
-                    if up.param is not None:
-                        inputs.append((up.key, upart))
-                    utid = task_id_of(up.key, upart)
-                    if utid in tasks:
-                        deps.add(utid)
-                        if decided.get(utid):
-                            upstream_reason = upstream_reason or "upstream in plan"
-                    if last is not None:
-                        umat = mats.get((up.key, upart))
-                        if umat is not None and umat.recorded_at > last.recorded_at:
-                            upstream_reason = upstream_reason or "upstream materialized since"
+            for up in key_ups:
+                ukey = up.key
+                if up.param is not None:
+                    input_list.append((ukey, None))
+                if ukey in tasks:
+                    dep_list.append(ukey)
+                    if upstream_reason is None:
+                        upstream_reason = "upstream in plan"
+                elif last is not None and upstream_reason is None:
+                    umat = mats_get((ukey, None))
+                    if umat is not None and umat.recorded_at > last.recorded_at:
+                        upstream_reason = "upstream materialized since"
             if last is None:
                 stale: str | None = "never materialized"
-            elif (a.code_version or None) != (last.code_version or None):
+            elif cv_norm != (last.code_version or None):
                 stale = "code version changed"
             else:
                 stale = upstream_reason
-            include = mode == "all" or stale is not None
-            reason = stale if stale is not None else ("forced" if mode == "all" else "up to date")
-            decided[tid] = include
-            explanations.append(Explanation(key, part, include, reason))
+            if stale is None:
+                explanations.append(_explanation(key, None, not stale_mode, unchanged))
+                if stale_mode:
+                    continue
+                reason = unchanged
+            else:
+                explanations.append(_explanation(key, None, True, stale))
+                reason = stale
+            tasks[key] = _task(
+                key,
+                key,
+                None,
+                tuple(sorted(set(dep_list))) if len(dep_list) > 1 else tuple(dep_list),
+                tuple(sorted(set(input_list))) if len(input_list) > 1 else tuple(input_list),
+                reason,
+                code_version,
+            )
+            continue
+        # Resolve each upstream's mapping once per asset, not once per partition;
+        # ``None`` marks an unpartitioned-to-unpartitioned edge.
+        ups: list[tuple[str, bool, PartitionMapping | None, PartitionsDefinition | None]] = []
+        for up in key_ups:
+            uparts = assets[up.key].partitions
+            if aparts is None and uparts is None:
+                ups.append((up.key, up.param is not None, None, None))
+                continue
+            explicit = up.mapping if isinstance(up.mapping, PartitionMapping) else None
+            mapping = explicit or default_mapping(aparts, uparts)
+            ups.append((up.key, up.param is not None, mapping, uparts))
+        parts = wanted[key]
+        group_start = len(explanations)
+        for part in parts:
+            tid = key if part is None else f"{key}[{part}]"
+            deps: set[str] = set()
+            inputs: list[tuple[str, str | None]] = []
+            upstream_reason = None
+            last = mats_get((key, part)) if mats else None
+            for ukey, passes_value, up_mapping, uparts in ups:
+                for upart in (
+                    _NONE_PART if up_mapping is None else up_mapping.upstream(part, aparts, uparts)
+                ):
+                    if passes_value:
+                        inputs.append((ukey, upart))
+                    utid = ukey if upart is None else f"{ukey}[{upart}]"
+                    if utid in tasks:
+                        deps.add(utid)
+                        if upstream_reason is None:
+                            upstream_reason = "upstream in plan"
+                    elif last is not None and upstream_reason is None:
+                        umat = mats_get((ukey, upart))
+                        if umat is not None and umat.recorded_at > last.recorded_at:
+                            upstream_reason = "upstream materialized since"
+            if last is None:
+                stale = "never materialized"
+            elif cv_norm != (last.code_version or None):
+                stale = "code version changed"
+            else:
+                stale = upstream_reason
+            include = stale is not None or not stale_mode
+            reason = unchanged if stale is None else stale
+            explanations.append(_explanation(key, part, include, reason))
             if include:
-                tasks[tid] = PlannedTask(
-                    task_id=tid,
-                    asset=key,
-                    partition=part,
-                    deps=tuple(sorted(deps)),
-                    inputs=tuple(sorted(set(inputs), key=lambda x: (x[0], str(x[1])))),
-                    reason=reason,
-                    code_version=a.code_version,
+                tasks[tid] = _task(
+                    tid,
+                    key,
+                    part,
+                    tuple(sorted(deps)),
+                    # Partition keys compare as strings, as the canonical order wants.
+                    tuple(sorted(set(inputs), key=_input_order)),
+                    reason,
+                    code_version,
                 )
-    ordered = _order(tasks)
-    position = {k: i for i, k in enumerate(keys)}
-    explanations.sort(key=lambda e: (position[e.asset], str(e.partition)))
+        if len(parts) > 1:
+            # Explanations are in selection order, then by partition key as a string.
+            explanations[group_start:] = sorted(explanations[group_start:], key=_explanation_order)
     result = Plan(
         selection=selection,
         mode=mode,
-        tasks=tuple(ordered),
+        tasks=tuple(_order(tasks)),
         explanations=tuple(explanations),
         partitions=tuple(partitions or (partition_range or ())),
     )
-    fingerprint = "sha256:" + sha256_hex(canonical_json(result.body()))
-    return Plan(
-        selection=result.selection,
-        mode=result.mode,
-        tasks=result.tasks,
-        explanations=result.explanations,
-        fingerprint=fingerprint,
-        partitions=result.partitions,
+    return _with_fingerprint(result)
+
+
+_NONE_PART: list[str | None] = [None]
+
+
+# A plan of thousands of tasks builds two frozen dataclasses per task; their
+# generated ``__init__`` (one ``object.__setattr__`` per field, keyword call) was a
+# quarter of planning time. These fill the instance dict in one step instead; the
+# objects are the same (equality, hashing, repr and immutability included).
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _task(
+    task_id: str,
+    asset: str,
+    partition: str | None,
+    deps: tuple[str, ...],
+    inputs: tuple[tuple[str, str | None], ...],
+    reason: str,
+    code_version: str | None,
+) -> PlannedTask:
+    t = _new(PlannedTask)
+    _set(
+        t,
+        "__dict__",
+        {
+            "task_id": task_id,
+            "asset": asset,
+            "partition": partition,
+            "deps": deps,
+            "inputs": inputs,
+            "reason": reason,
+            "code_version": code_version,
+        },
     )
+    return t
+
+
+def _explanation(asset: str, partition: str | None, included: bool, reason: str) -> Explanation:
+    e = _new(Explanation)
+    _set(
+        e,
+        "__dict__",
+        {"asset": asset, "partition": partition, "included": included, "reason": reason},
+    )
+    return e
+
+
+def _input_order(item: tuple[str, str | None]) -> tuple[str, str]:
+    return item[0], str(item[1])
+
+
+def _explanation_order(e: Explanation) -> str:
+    return str(e.partition)
+
+
+def _with_fingerprint(body: Plan) -> Plan:
+    fingerprint = "sha256:" + sha256_hex(_body_json(body))
+    return Plan(
+        selection=body.selection,
+        mode=body.mode,
+        tasks=body.tasks,
+        explanations=body.explanations,
+        fingerprint=fingerprint,
+        partitions=body.partitions,
+    )
+
+
+def _json_opt(value: str | None) -> str:
+    return "null" if value is None else _encode_str(value)
+
+
+def _body_json(p: Plan) -> bytes:
+    """``canonical_json(p.body())``, built directly from the tasks.
+
+    Encoding thousands of small dicts with ``sort_keys`` dominated planning; the
+    task fields are strings (or None), so each task is written with its keys in
+    sorted order by hand (twice as fast). Anything else (say an int
+    ``code_version``) makes ``encode_basestring`` raise TypeError, and the generic
+    encoder, which gives the same bytes, takes over.
+    """
+    enc, opt = _encode_str, _json_opt
+    try:
+        items = [
+            f'{{"asset":{enc(t.asset)},"code_version":{opt(t.code_version)},'
+            f'"deps":[{",".join(map(enc, t.deps))}],'
+            f'"inputs":[{",".join([f"[{enc(a)},{opt(b)}]" for a, b in t.inputs])}],'
+            f'"partition":{opt(t.partition)},"reason":{enc(t.reason)},"task_id":{enc(t.task_id)}}}'
+            for t in p.tasks
+        ]
+        partitions = ",".join(map(enc, p.partitions))
+        text = (
+            f'{{"mode":{enc(p.mode)},"partitions":[{partitions}],'
+            f'"selection":{enc(p.selection)},"tasks":[{",".join(items)}]}}'
+        )
+    except TypeError:
+        return canonical_json(p.body())
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _mapping_for(defs: Definitions, downstream: str, upstream: str) -> PartitionMapping:
@@ -312,21 +460,27 @@ def _mapping_for(defs: Definitions, downstream: str, upstream: str) -> Partition
 
 
 def _order(tasks: dict[str, PlannedTask]) -> list[PlannedTask]:
-    indeg = {tid: len(t.deps) for tid, t in tasks.items()}
-    down: dict[str, list[str]] = {tid: [] for tid in tasks}
-    for tid, t in tasks.items():
+    """Topological order, smallest task id first among the ready ones (Kahn's
+    algorithm); the heap holds ranks in sorted-id order, not the ids themselves."""
+    ids = sorted(tasks)
+    rank = {tid: i for i, tid in enumerate(ids)}
+    ordered = [tasks[tid] for tid in ids]
+    indeg = [0] * len(ids)
+    down: list[list[int]] = [[] for _ in ids]
+    for i, t in enumerate(ordered):
+        indeg[i] = len(t.deps)
         for d in t.deps:
-            down[d].append(tid)
-    ready = [tid for tid, n in indeg.items() if n == 0]
-    heapq.heapify(ready)
+            down[rank[d]].append(i)
+    ready = [i for i, n in enumerate(indeg) if n == 0]  # already a heap: ascending
     out: list[PlannedTask] = []
+    pop, push = heapq.heappop, heapq.heappush
     while ready:
-        tid = heapq.heappop(ready)
-        out.append(tasks[tid])
-        for nxt in down[tid]:
+        i = pop(ready)
+        out.append(ordered[i])
+        for nxt in down[i]:
             indeg[nxt] -= 1
             if indeg[nxt] == 0:
-                heapq.heappush(ready, nxt)
+                push(ready, nxt)
     return out
 
 
@@ -360,11 +514,4 @@ def rerun_plan(defs: Definitions, items: Sequence[tuple[str, str | None]], selec
         explanations=(),
         partitions=tuple(parts),
     )
-    return Plan(
-        selection=body.selection,
-        mode=body.mode,
-        tasks=body.tasks,
-        explanations=(),
-        fingerprint="sha256:" + sha256_hex(canonical_json(body.body())),
-        partitions=body.partitions,
-    )
+    return _with_fingerprint(body)
