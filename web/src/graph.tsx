@@ -16,7 +16,8 @@ export interface GraphEdge {
 }
 
 const NODE_H = 40;
-const CHAR_W = 7.2;
+const CHAR_W = 7.4;
+const SUB_CHAR_W = 6.4;
 
 export function Graph(props: {
   nodes: GraphNode[];
@@ -32,8 +33,8 @@ export function Graph(props: {
     g.setDefaultEdgeLabel(() => ({}));
     const ids = new Set(props.nodes.map((n) => n.id));
     for (const n of props.nodes) {
-      const text = Math.max(n.label.length, (n.sublabel ?? "").length * 0.85);
-      g.setNode(n.id, { width: Math.max(90, Math.min(320, text * CHAR_W + 28)), height: NODE_H });
+      const text = Math.max(n.label.length * CHAR_W, (n.sublabel ?? "").length * SUB_CHAR_W);
+      g.setNode(n.id, { width: Math.max(90, Math.min(340, text + 28)), height: NODE_H });
     }
     for (const e of props.edges) if (ids.has(e.source) && ids.has(e.target)) g.setEdge(e.source, e.target);
     dagre.layout(g);
@@ -44,8 +45,8 @@ export function Graph(props: {
   if (!props.nodes.length) return <p class="muted">Nothing to draw.</p>;
   const { g, width, height } = layout;
   const byId = new Map(props.nodes.map((n) => [n.id, n]));
-  const truncate = (s: string, w: number) => {
-    const max = Math.floor((w - 20) / CHAR_W);
+  const truncate = (s: string, w: number, charW = CHAR_W) => {
+    const max = Math.floor((w - 20) / charW);
     return s.length > max ? s.slice(0, Math.max(1, max - 1)) + "…" : s;
   };
   return (
@@ -87,7 +88,7 @@ export function Graph(props: {
               </text>
               {node.sublabel && (
                 <text x="10" y="31" class="sublabel">
-                  {truncate(node.sublabel, box.width)}
+                  {truncate(node.sublabel, box.width, SUB_CHAR_W)}
                 </text>
               )}
             </g>

@@ -1,0 +1,287 @@
+"""Fixtures of the browser tests: real uvicorn servers over populated stores, Chromium.
+
+* ``web_ui``: the built UI (``make ui``); skipped, or failed under ``ARCO_REQUIRE_ALL=1``,
+  when missing.
+* ``browser``: Debian's Chromium driven by pip Playwright (never ``playwright install``).
+* ``dev_server``: a dev-mode server (auto sign-in) over a populated ``file://`` store.
+* ``start_server``: start more (the SeaweedFS S3 one).
+* ``shot``: saves a screenshot under ``test-output/web/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from arco.api.auth import mint_token
+from arco.web import STATIC_DIR
+from conftest import require_or_skip  # tests/conftest.py (pytest puts tests/ on sys.path)
+
+SECRET = "arco-web-tests-secret-0123456789-abcdefghijk"
+TENANT, WORKSPACE = "acme", "main"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+#: Every Playwright wait uses at most this (ms): a wrong MIME type hangs instead of failing.
+WAIT_MS = 30_000
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "web"
+_SERVE = Path(__file__).with_name("_serve.py")
+_START_TIMEOUT_S = 30.0
+
+# The catalog every server is filled with: (namespace, table, columns, description).
+TABLES: list[tuple[str, str, list[tuple[str, str]], str]] = [
+    (
+        "raw",
+        "orders",
+        [("order_id", "string"), ("customer_id", "string"), ("total", "decimal(12,2)")],
+        "Orders exported hourly from the shop database",
+    ),
+    ("raw", "customers", [("customer_id", "string"), ("email", "string")], "Shop customers"),
+    (
+        "analytics",
+        "daily_revenue",
+        [("day", "date32"), ("revenue", "decimal(14,2)")],
+        "Revenue per day in EUR",
+    ),
+    (
+        "analytics",
+        "customer_ltv",
+        [("customer_id", "string"), ("ltv", "double")],
+        "Lifetime value of every customer",
+    ),
+] + [
+    ("bulk", f"filler_{i:03d}", [("id", "int64"), ("value", "string")], f"Filler table {i}")
+    for i in range(40)
+]
+EDGES = [
+    ("raw.orders", "analytics.daily_revenue"),
+    ("raw.orders", "analytics.customer_ltv"),
+    ("raw.customers", "analytics.customer_ltv"),
+]
+
+
+@dataclass
+class WebServer:
+    """A running Arco server and a writer token for its test scope."""
+
+    base_url: str
+    store_url: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    token: str = field(
+        default_factory=lambda: mint_token(
+            SECRET, tenant=TENANT, workspace=WORKSPACE, roles=["writer"], ttl_seconds=3600
+        )
+    )
+
+    def headers(self) -> dict[str, str]:
+        """The ``Authorization`` header of :attr:`token`."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Call the API with the test token; fail the test on an error answer."""
+        response = httpx.request(
+            method, self.base_url + path, headers=self.headers(), timeout=30.0, **kwargs
+        )
+        assert response.status_code < 400, f"{method} {path}: {response.text}"
+        return response
+
+    def log(self) -> str:
+        """The tail of the server's output."""
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+
+def populate(server: WebServer) -> None:
+    """Fill the server's scope with :data:`TABLES` and :data:`EDGES`, then compact."""
+    for ns in sorted({t[0] for t in TABLES}):
+        server.api("POST", "/api/v1/namespaces", json={"name": ns, "description": f"{ns} data"})
+    for ns, name, cols, description in TABLES:
+        server.api(
+            "POST",
+            f"/api/v1/namespaces/{ns}/tables",
+            json={
+                "name": name,
+                "description": description,
+                "columns": [{"name": c, "type": t} for c, t in cols],
+                "properties": {"owner": "data-team"},
+            },
+        )
+    server.api(
+        "POST",
+        "/api/v1/lineage/edges",
+        json={"edges": [{"source": s, "target": t} for s, t in EDGES]},
+    )
+    server.api("POST", "/api/v1/compaction", json={})
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: have the kernel SIGTERM the server if pytest dies without tearing down."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def run_web_server(store_url: str, workdir: Path, *, dev: bool) -> Iterator[WebServer]:
+    """Run ``_serve.py`` (uvicorn, 127.0.0.1, a free port) until the block ends."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
+    if "ARCO_REQUIRE_ALL" in os.environ:
+        env["ARCO_REQUIRE_ALL"] = os.environ["ARCO_REQUIRE_ALL"]
+    env.update(
+        {
+            "ARCO_STORE": store_url,
+            "ARCO_JWT_SECRET": SECRET,
+            "ARCO_TENANT": TENANT,
+            "ARCO_WORKSPACE": WORKSPACE,
+        }
+    )
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log_path = workdir / f"server-{port}.log"
+    with log_path.open("wb") as out:
+        cmd = [sys.executable, str(_SERVE), str(port), *(["--dev"] if dev else [])]
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+    server = WebServer(f"http://127.0.0.1:{port}", store_url, proc, log_path)
+    try:
+        deadline = time.monotonic() + _START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Arco server did not start:\n{server.log()}")
+            try:
+                if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield server
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="session")
+def web_ui() -> Path:
+    """The built UI; skip (fail under ARCO_REQUIRE_ALL=1) when ``make ui`` has not run."""
+    if not (STATIC_DIR / "index.html").is_file():
+        require_or_skip(f"web UI not built in {STATIC_DIR}: run `make ui` (needs Node.js)")
+    return STATIC_DIR
+
+
+@pytest.fixture(scope="session")
+def browser(web_ui: Path) -> Iterator[Any]:
+    """Headless Debian Chromium under pip Playwright, for the whole session."""
+    if not Path(CHROMIUM).is_file():
+        require_or_skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require_or_skip("pip playwright is not installed")
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=WAIT_MS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context and page (own sessionStorage), every wait bounded."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(WAIT_MS)
+    context.set_default_navigation_timeout(WAIT_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.page_errors = errors
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """A dev-mode server over a populated ``file://`` store (session scope)."""
+    workdir = tmp_path_factory.mktemp("web-dev")
+    with run_web_server(f"file://{workdir / 'store'}", workdir, dev=True) as server:
+        populate(server)
+        yield server
+
+
+@pytest.fixture
+def start_server(
+    tmp_path: Path,
+) -> Iterator[Callable[[str, bool], WebServer]]:
+    """Start (and later stop) a populated server on a given store URL."""
+    stack = contextlib.ExitStack()
+
+    def start(store_url: str, dev: bool = False) -> WebServer:
+        server = stack.enter_context(run_web_server(store_url, tmp_path / "srv", dev=dev))
+        populate(server)
+        return server
+
+    with stack:
+        yield start
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Callable[[Any, str], Path]:
+    """``shot(page, "name")`` saves a full-page screenshot under test-output/web/."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+
+    def save(pg: Any, name: str) -> Path:
+        path = OUTPUT / f"{request.node.name}-{name}.png"
+        pg.screenshot(path=str(path), full_page=True, timeout=WAIT_MS)
+        return path
+
+    return save

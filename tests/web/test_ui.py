@@ -1,0 +1,211 @@
+"""The web UI in Chromium against real Arco servers (file:// and SeaweedFS S3).
+
+Each test drives the built single-page app with Playwright; every wait is bounded
+(``WAIT_MS``) because a broken asset (e.g. a wrong MIME type for DuckDB-WASM) makes
+the page hang rather than fail. Screenshots land in test-output/web/.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from .conftest import TABLES, WAIT_MS, WebServer
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def expect_no_page_errors(page: Any) -> None:
+    assert page.page_errors == [], f"JavaScript errors on the page: {page.page_errors}"
+
+
+def run_sql(page: Any, base_url: str, sql: str) -> None:
+    """Open the console, type ``sql`` and run it (the caller waits for the outcome)."""
+    page.goto(base_url + "/sql", wait_until="domcontentloaded")
+    box = page.get_by_test_id("sql-input")
+    box.wait_for(state="visible", timeout=WAIT_MS)
+    box.fill(sql)
+    page.get_by_test_id("run-sql").click(timeout=WAIT_MS)
+
+
+def wait_result(page: Any) -> None:
+    """Wait for the console's result; fail with the console's error message if it shows one."""
+    page.wait_for_selector("[data-testid=row-count], [data-testid=sql-error]", timeout=WAIT_MS)
+    error = page.get_by_test_id("sql-error")
+    if error.count():
+        pytest.fail(f"the SQL console failed: {error.inner_text()}")
+
+
+def first_cell(page: Any) -> str:
+    cell = page.locator("[data-testid=result-table] tbody tr >> nth=0").locator("td >> nth=0")
+    cell.wait_for(state="visible", timeout=WAIT_MS)
+    return str(cell.inner_text(timeout=WAIT_MS))
+
+
+def test_dev_sign_in_browse_to_table_and_columns(
+    page: Any, dev_server: WebServer, shot: Any
+) -> None:
+    page.goto(dev_server.base_url + "/", wait_until="domcontentloaded")
+    # Auto sign-in through GET /api/v1/dev/token: the catalog appears without a token prompt.
+    namespaces = page.get_by_test_id("namespace-list")
+    namespaces.wait_for(state="visible", timeout=WAIT_MS)
+    assert namespaces.locator("a").all_inner_texts() == ["analytics", "bulk", "raw"]
+    shot(page, "catalog")
+    namespaces.get_by_role("link", name="raw").click()
+    tables = page.get_by_test_id("table-list")
+    tables.wait_for(state="visible", timeout=WAIT_MS)
+    assert page.get_by_test_id("namespace-title").inner_text() == "raw"
+    assert "raw data" in page.locator(".description").first.inner_text()
+    tables.get_by_role("link", name="orders", exact=True).click()
+    columns = page.get_by_test_id("columns")
+    columns.wait_for(state="visible", timeout=WAIT_MS)
+    assert page.get_by_test_id("table-title").inner_text() == "raw.orders"
+    names = columns.locator("tbody tr td:nth-child(2)").all_inner_texts()
+    assert names == ["order_id", "customer_id", "total"]
+    types = columns.locator("tbody tr td:nth-child(3)").all_inner_texts()
+    assert types[2].startswith("decimal(12")
+    assert "Orders exported hourly" in page.locator(".description").first.inner_text()
+    assert "data-team" in page.get_by_test_id("properties").inner_text()
+    assert page.evaluate("location.pathname") == "/tables/raw/orders"
+    shot(page, "table")
+    # A client route loaded directly (SPA fallback on the server) renders the same page.
+    page.goto(dev_server.base_url + "/tables/raw/customers", wait_until="domcontentloaded")
+    page.get_by_test_id("columns").wait_for(state="visible", timeout=WAIT_MS)
+    assert page.get_by_test_id("table-title").inner_text() == "raw.customers"
+    expect_no_page_errors(page)
+
+
+def test_search_ranks_and_navigates(page: Any, dev_server: WebServer, shot: Any) -> None:
+    page.goto(dev_server.base_url + "/catalog", wait_until="domcontentloaded")
+    box = page.get_by_test_id("search-input")
+    box.wait_for(state="visible", timeout=WAIT_MS)
+    box.fill("orders")
+    box.press("Enter")
+    results = page.get_by_test_id("search-results")
+    results.wait_for(state="visible", timeout=WAIT_MS)
+    links = results.locator("li > a").all_inner_texts()
+    # Ranked: the table named "orders" comes first, its columns after it.
+    assert links[0] == "raw.orders"
+    api = dev_server.api("GET", "/api/v1/search", params={"q": "orders", "limit": 50}).json()
+    assert links == [h["qualified_name"] for h in api["hits"]]
+    assert f"{api['total']} result" in page.get_by_test_id("search-total").inner_text()
+    shot(page, "search")
+    results.get_by_role("link", name="raw.orders", exact=True).click()
+    page.get_by_test_id("columns").wait_for(state="visible", timeout=WAIT_MS)
+    assert page.evaluate("location.pathname") == "/tables/raw/orders"
+    expect_no_page_errors(page)
+
+
+def test_lineage_graph_shows_both_directions_and_nodes_navigate(
+    page: Any, dev_server: WebServer, shot: Any
+) -> None:
+    page.goto(dev_server.base_url + "/tables/analytics/customer_ltv", wait_until="domcontentloaded")
+    graph = page.get_by_test_id("lineage-graph")
+    graph.wait_for(state="visible", timeout=WAIT_MS)
+    nodes = sorted(graph.locator("[data-node]").evaluate_all("els => els.map(e => e.dataset.node)"))
+    assert nodes == ["analytics.customer_ltv", "raw.customers", "raw.orders"]
+    edges = sorted(graph.locator("[data-edge]").evaluate_all("els => els.map(e => e.dataset.edge)"))
+    assert edges == ["raw.customers->analytics.customer_ltv", "raw.orders->analytics.customer_ltv"]
+    # Upstream nodes are laid out left of the root (dagre, rankdir LR).
+    root_x = graph.locator("[data-node='analytics.customer_ltv']").bounding_box()["x"]
+    up_x = graph.locator("[data-node='raw.orders']").bounding_box()["x"]
+    assert up_x < root_x
+    shot(page, "lineage")
+    graph.locator("[data-node='raw.orders']").click()
+    page.wait_for_url(re.compile(r"/tables/raw/orders$"), timeout=WAIT_MS)
+    graph = page.get_by_test_id("lineage-graph")
+    graph.wait_for(state="visible", timeout=WAIT_MS)
+    downstream = graph.locator("[data-node]").evaluate_all("els => els.map(e => e.dataset.node)")
+    assert sorted(downstream) == ["analytics.customer_ltv", "analytics.daily_revenue", "raw.orders"]
+    assert "0 upstream, 2 downstream" in page.get_by_test_id("lineage").inner_text()
+    expect_no_page_errors(page)
+
+
+def test_sql_console_counts_system_tables_in_the_browser(
+    page: Any, dev_server: WebServer, shot: Any
+) -> None:
+    browser_requests: list[str] = []
+    page.on("request", lambda r: browser_requests.append(r.url))
+    run_sql(page, dev_server.base_url, "SELECT count(*) FROM system.tables")
+    wait_result(page)
+    assert first_cell(page) == str(len(TABLES))
+    assert page.get_by_test_id("row-count").inner_text() == "1 row"
+    assert float(page.get_by_test_id("elapsed").get_attribute("data-ms")) >= 0
+    shot(page, "sql")
+    # The query ran in the browser: the page fetched signed URLs, never POST /query, and
+    # DuckDB-WASM came from this origin.
+    assert not any(u.endswith("/api/v1/query") for u in browser_requests)
+    assert any("/api/v1/browser/urls" in u for u in browser_requests)
+    wasm = [u for u in browser_requests if u.endswith(".wasm")]
+    assert wasm
+    assert all(u.startswith(dev_server.base_url + "/assets/") for u in wasm)
+    # Columns of a table, joined to tables: the same rows as the REST API.
+    page.get_by_test_id("sql-input").fill(
+        "SELECT c.name FROM system.columns c JOIN system.tables t ON t.id = c.table_id "
+        "WHERE t.namespace = 'raw' AND t.name = 'orders' ORDER BY c.ordinal"
+    )
+    page.get_by_test_id("run-sql").click()
+    page.wait_for_function(
+        "document.querySelector('[data-testid=row-count]')?.dataset.rows === '3'",
+        timeout=WAIT_MS,
+    )
+    cells = page.locator("[data-testid=result-table] tbody td").all_inner_texts()
+    assert cells == ["order_id", "customer_id", "total"]
+    expect_no_page_errors(page)
+
+
+def test_sql_console_errors_say_what_is_wrong(page: Any, dev_server: WebServer) -> None:
+    run_sql(page, dev_server.base_url, "SELECT * FROM system.nope")
+    error = page.get_by_test_id("sql-error")
+    error.wait_for(state="visible", timeout=WAIT_MS)
+    text = error.inner_text()
+    assert "system.nope is not a system table" in text
+    assert "system.tables" in text
+    page.get_by_test_id("sql-input").fill("SELEC count(*) FROM system.tables")
+    page.get_by_test_id("run-sql").click()
+    page.wait_for_function(
+        "document.querySelector('[data-testid=sql-error]')?.innerText.includes('syntax error')",
+        timeout=WAIT_MS,
+    )
+    page.get_by_test_id("sql-input").fill("SELECT no_such_column FROM system.tables")
+    page.get_by_test_id("run-sql").click()
+    page.wait_for_function(
+        "document.querySelector('[data-testid=sql-error]')?.innerText.includes('no_such_column')",
+        timeout=WAIT_MS,
+    )
+    assert "arco_sys" not in error.inner_text()
+    expect_no_page_errors(page)
+
+
+def test_paste_token_sign_in_and_sql_over_seaweedfs_s3(
+    page: Any, seaweed: Any, start_server: Any, shot: Any
+) -> None:
+    server: WebServer = start_server(seaweed.fresh_url(), False)
+    # Not a dev server: no automatic token.
+    assert httpx.get(server.base_url + "/api/v1/dev/token", timeout=10).status_code == 404
+    page.goto(server.base_url + "/", wait_until="domcontentloaded")
+    field = page.get_by_test_id("token-input")
+    field.wait_for(state="visible", timeout=WAIT_MS)
+    field.fill("not-a-token")
+    page.get_by_test_id("sign-in").click()
+    refused = page.get_by_test_id("signin-error")
+    refused.wait_for(state="visible", timeout=WAIT_MS)
+    assert "refused" in refused.inner_text()
+    shot(page, "signin")
+    field.fill(server.token)
+    page.get_by_test_id("sign-in").click()
+    page.get_by_test_id("namespace-list").wait_for(state="visible", timeout=WAIT_MS)
+    assert page.evaluate("sessionStorage.getItem('arco.token')") == server.token
+    fetched: list[str] = []
+    page.on("requestfinished", lambda r: fetched.append(r.url))
+    run_sql(page, server.base_url, "SELECT count(*) FROM system.tables")
+    wait_result(page)
+    assert first_cell(page) == str(len(TABLES))
+    # The files came straight from SeaweedFS (presigned, cross-origin), not through Arco.
+    endpoint = seaweed.endpoint
+    assert any(u.startswith(endpoint) for u in fetched), fetched
+    shot(page, "sql-s3")
+    expect_no_page_errors(page)
