@@ -164,17 +164,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def run_web_server(store_url: str, workdir: Path, *, dev: bool) -> Iterator[WebServer]:
+def run_web_server(
+    store_url: str, workdir: Path, *, dev: bool, env: dict[str, str] | None = None
+) -> Iterator[WebServer]:
     """Run ``_serve.py`` (uvicorn, 127.0.0.1, a free port) until the block ends."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
-    if "ARCO_REQUIRE_ALL" in os.environ:
-        env["ARCO_REQUIRE_ALL"] = os.environ["ARCO_REQUIRE_ALL"]
-    env.update(
+    child_env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
+    child_env.update(
         {
             "ARCO_STORE": store_url,
             "ARCO_JWT_SECRET": SECRET,
             "ARCO_TENANT": TENANT,
             "ARCO_WORKSPACE": WORKSPACE,
+            **(env or {}),
         }
     )
     workdir.mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,7 @@ def run_web_server(store_url: str, workdir: Path, *, dev: bool) -> Iterator[WebS
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=workdir,
-            env=env,
+            env=child_env,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     server = WebServer(f"http://127.0.0.1:{port}", store_url, proc, log_path)

@@ -141,7 +141,7 @@ export function RunsPage() {
 }
 
 const ROW_H = 24;
-const LABEL_W = 260;
+const LABEL_W = 320;
 const CHART_W = 720;
 
 function Gantt(props: { run: Run }) {
@@ -182,7 +182,7 @@ function Gantt(props: { run: Run }) {
                 {t.error ? `\n${t.error}` : ""}
               </title>
               <text x={4} y={y + 15} class="task-label">
-                {label.length > 34 ? label.slice(0, 33) + "…" : label}
+                {label.length > 44 ? label.slice(0, 43) + "…" : label}
               </text>
               {t.queued_at && start !== null && <rect x={x(Date.parse(t.queued_at))} y={y + 9} width={Math.max(0, x(start) - x(Date.parse(t.queued_at)))} height={3} class="queued" />}
               {start !== null && end !== null && <rect x={x(start)} y={y + 3} width={Math.max(2, x(end) - x(start))} height={ROW_H - 8} rx={3} class="bar" />}

@@ -16,7 +16,7 @@ export interface GraphEdge {
 }
 
 const NODE_H = 40;
-const CHAR_W = 7.4;
+const CHAR_W = 7.7;
 const SUB_CHAR_W = 6.4;
 
 export function Graph(props: {
