@@ -292,6 +292,107 @@ class VersionInfo(TypedDict):
     api: str
 
 
+class LastMaterialization(TypedDict):
+    """The newest materialization of an asset."""
+
+    run_id: str | None
+    partition: str | None
+    materialized_at: str
+    row_count: int | None
+
+
+class Asset(TypedDict):
+    """An asset of the server's project (``GET /assets``)."""
+
+    key: str
+    namespace: str
+    name: str
+    group: str
+    description: str | None
+    deps: list[str]
+    partitioned: bool
+    tags: dict[str, str]
+    owners: list[str]
+    code_version: str | None
+    last_materialization: LastMaterialization | None
+    stale: bool
+    stale_reasons: list[str]
+
+
+class FlowPlan(TypedDict):
+    """A plan (``POST /plans``), as ``arco --json plan`` prints it."""
+
+    selection: str
+    mode: str
+    partitions: list[str]
+    tasks: list[dict[str, Any]]
+    explanations: list[dict[str, Any]]
+    fingerprint: str
+
+
+class RunAccepted(TypedDict):
+    """Answer of a run trigger, rerun or cancel."""
+
+    run_id: str
+    state: str
+    selection: str | None
+    parent_run_id: str | None
+    plan_fingerprint: str | None
+    task_count: int | None
+    created_at: str | None
+
+
+class Run(TypedDict):
+    """A run's summary."""
+
+    run_id: str
+    state: str
+    selection: str | None
+    parent_run_id: str | None
+    plan_fingerprint: str | None
+    reason: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    task_counts: dict[str, int]
+
+
+class RunTask(TypedDict):
+    """One task of a run."""
+
+    task_id: str
+    asset_key: str | None
+    partition: str | None
+    state: str
+    attempt: int
+    queued_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    error: str | None
+
+
+class RunDetail(Run):
+    """A run with its tasks (``GET /runs/{run_id}``)."""
+
+    tasks: list[RunTask]
+
+
+class RunPage(TypedDict):
+    """A page of runs, newest first."""
+
+    runs: list[Run]
+    next_page_token: str | None
+
+
+class LogLine(TypedDict):
+    """One log line of a run."""
+
+    ts: str
+    task_id: str | None
+    level: str
+    message: str
+
+
 class _Unset(enum.Enum):
     UNSET = 0
 
@@ -816,6 +917,75 @@ class _Calls:
     def catalog_history(limit: int | None) -> _Call:
         return _Call("GET", f"{_API}/catalog/history", params=_clean({"limit": limit}))
 
+    @staticmethod
+    def list_assets() -> _Call:
+        return _Call("GET", f"{_API}/assets")
+
+    @staticmethod
+    def plan(
+        selection: str,
+        partitions: Sequence[str] | None,
+        start: str | None,
+        end: str | None,
+        stale_only: bool,
+    ) -> _Call:
+        body: dict[str, Any] = {"selection": selection, "stale_only": stale_only}
+        if partitions is not None:
+            body["partitions"] = list(partitions)
+        if start is not None or end is not None:
+            body.update({"from": start, "to": end})
+        # Planning writes nothing: safe to resend.
+        return _Call("POST", f"{_API}/plans", json=body, safe_to_resend=True)
+
+    @staticmethod
+    def trigger_run(
+        selection: str,
+        partition: str | None,
+        start: str | None,
+        end: str | None,
+        stale_only: bool,
+        max_concurrency: int | None,
+        idempotency_key: str | None,
+    ) -> _Call:
+        body: dict[str, Any] = {"selection": selection, "stale_only": stale_only}
+        if partition is not None:
+            body["partition"] = partition
+        if start is not None or end is not None:
+            body.update({"from": start, "to": end})
+        if max_concurrency is not None:
+            body["max_concurrency"] = max_concurrency
+        return _Call("POST", f"{_API}/runs", json=body, headers=_idem(idempotency_key))
+
+    @staticmethod
+    def list_runs(page_size: int | None, page_token: str | None, state: str | None) -> _Call:
+        params = _clean({"page_size": page_size, "page_token": page_token, "state": state})
+        return _Call("GET", f"{_API}/runs", params=params)
+
+    @staticmethod
+    def get_run(run_id: str) -> _Call:
+        return _Call("GET", f"{_API}/runs/{_seg(run_id)}")
+
+    @staticmethod
+    def cancel_run(run_id: str) -> _Call:
+        # Cancelling twice asks for the same thing: safe to resend.
+        return _Call("POST", f"{_API}/runs/{_seg(run_id)}/cancel", safe_to_resend=True)
+
+    @staticmethod
+    def rerun(
+        run_id: str, from_failure: bool, max_concurrency: int | None, idempotency_key: str | None
+    ) -> _Call:
+        body: dict[str, Any] = {"from_failure": from_failure}
+        if max_concurrency is not None:
+            body["max_concurrency"] = max_concurrency
+        return _Call(
+            "POST", f"{_API}/runs/{_seg(run_id)}/rerun", json=body, headers=_idem(idempotency_key)
+        )
+
+    @staticmethod
+    def run_logs(run_id: str, task_id: str | None, limit: int | None) -> _Call:
+        params = _clean({"task_id": task_id, "limit": limit})
+        return _Call("GET", f"{_API}/runs/{_seg(run_id)}/logs", params=params)
+
 
 # ------------------------------------------------------------------------ retrying
 
@@ -1242,6 +1412,87 @@ class ArcoClient:
         """Run a read-only SQL query and return the result as a :class:`pyarrow.Table`."""
         return self._run(_Calls.query(sql, as_of_version, arrow=True))
 
+    # flow
+    def list_assets(self) -> list[Asset]:
+        """The assets of the server's project, with last materialization and staleness."""
+        return cast(list[Asset], self._run(_Calls.list_assets())["assets"])
+
+    def plan(
+        self,
+        selection: str = "*",
+        *,
+        partitions: Sequence[str] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        stale_only: bool = False,
+    ) -> FlowPlan:
+        """The deterministic plan of ``selection`` (nothing runs)."""
+        call = _Calls.plan(selection, partitions, start, end, stale_only)
+        return cast(FlowPlan, self._run(call))
+
+    def trigger_run(
+        self,
+        selection: str = "*",
+        *,
+        partition: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        stale_only: bool = False,
+        max_concurrency: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunAccepted:
+        """Queue a run of ``selection`` (state ``QUEUED``) for a run worker."""
+        call = _Calls.trigger_run(
+            selection, partition, start, end, stale_only, max_concurrency, idempotency_key
+        )
+        return cast(RunAccepted, self._run(call))
+
+    def list_runs(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        state: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first."""
+        return cast(RunPage, self._run(_Calls.list_runs(page_size, page_token, state)))
+
+    def iter_runs(self, *, page_size: int | None = None, state: str | None = None) -> Iterator[Run]:
+        """Every run, newest first, following ``next_page_token``."""
+        token: str | None = None
+        while True:
+            page = self.list_runs(page_size=page_size, page_token=token, state=state)
+            yield from page["runs"]
+            token = page["next_page_token"]
+            if not token:
+                return
+
+    def get_run(self, run_id: str) -> RunDetail:
+        """One run with its tasks; :class:`NotFound` if it does not exist."""
+        return cast(RunDetail, self._run(_Calls.get_run(run_id)))
+
+    def cancel_run(self, run_id: str) -> RunAccepted:
+        """Cancel a run (:class:`Conflict` if it already ended)."""
+        return cast(RunAccepted, self._run(_Calls.cancel_run(run_id)))
+
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        from_failure: bool = True,
+        max_concurrency: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunAccepted:
+        """Queue a new run of a finished run's tasks (``from_failure``: the failed ones)."""
+        call = _Calls.rerun(run_id, from_failure, max_concurrency, idempotency_key)
+        return cast(RunAccepted, self._run(call))
+
+    def run_logs(
+        self, run_id: str, *, task_id: str | None = None, limit: int | None = None
+    ) -> list[LogLine]:
+        """The log lines of a run, in order."""
+        return cast(list[LogLine], self._run(_Calls.run_logs(run_id, task_id, limit))["lines"])
+
 
 # --------------------------------------------------------------------- async client
 
@@ -1453,3 +1704,88 @@ class AsyncArcoClient:
     async def query(self, sql: str, as_of_version: int | None = None) -> QueryResult:
         """Run a read-only SQL query; JSON result."""
         return cast(QueryResult, await self._run(_Calls.query(sql, as_of_version, arrow=False)))
+
+    # flow
+    async def list_assets(self) -> list[Asset]:
+        """The assets of the server's project."""
+        return cast(list[Asset], (await self._run(_Calls.list_assets()))["assets"])
+
+    async def plan(
+        self,
+        selection: str = "*",
+        *,
+        partitions: Sequence[str] | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        stale_only: bool = False,
+    ) -> FlowPlan:
+        """The deterministic plan of ``selection``."""
+        call = _Calls.plan(selection, partitions, start, end, stale_only)
+        return cast(FlowPlan, await self._run(call))
+
+    async def trigger_run(
+        self,
+        selection: str = "*",
+        *,
+        partition: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+        stale_only: bool = False,
+        max_concurrency: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunAccepted:
+        """Queue a run of ``selection`` for a run worker."""
+        call = _Calls.trigger_run(
+            selection, partition, start, end, stale_only, max_concurrency, idempotency_key
+        )
+        return cast(RunAccepted, await self._run(call))
+
+    async def list_runs(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        state: str | None = None,
+    ) -> RunPage:
+        """One page of runs, newest first."""
+        return cast(RunPage, await self._run(_Calls.list_runs(page_size, page_token, state)))
+
+    async def iter_runs(
+        self, *, page_size: int | None = None, state: str | None = None
+    ) -> AsyncIterator[Run]:
+        """Every run, newest first."""
+        token: str | None = None
+        while True:
+            page = await self.list_runs(page_size=page_size, page_token=token, state=state)
+            for run in page["runs"]:
+                yield run
+            token = page["next_page_token"]
+            if not token:
+                return
+
+    async def get_run(self, run_id: str) -> RunDetail:
+        """One run with its tasks."""
+        return cast(RunDetail, await self._run(_Calls.get_run(run_id)))
+
+    async def cancel_run(self, run_id: str) -> RunAccepted:
+        """Cancel a run."""
+        return cast(RunAccepted, await self._run(_Calls.cancel_run(run_id)))
+
+    async def rerun(
+        self,
+        run_id: str,
+        *,
+        from_failure: bool = True,
+        max_concurrency: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> RunAccepted:
+        """Queue a new run of a finished run's tasks."""
+        call = _Calls.rerun(run_id, from_failure, max_concurrency, idempotency_key)
+        return cast(RunAccepted, await self._run(call))
+
+    async def run_logs(
+        self, run_id: str, *, task_id: str | None = None, limit: int | None = None
+    ) -> list[LogLine]:
+        """The log lines of a run, in order."""
+        data = await self._run(_Calls.run_logs(run_id, task_id, limit))
+        return cast(list[LogLine], data["lines"])

@@ -27,6 +27,7 @@ from arco.api import problems
 from arco.api.auth import TokenVerifier
 from arco.api.ratelimit import RateLimiter
 from arco.api.routes_catalog import router as catalog_router
+from arco.api.routes_flow import router as flow_router
 from arco.api.routes_query import router as query_router
 from arco.api.routes_tier2 import router as tier2_router
 from arco.api.schemas import HealthOut, VersionOut
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.include_router(catalog_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(tier2_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(query_router, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(flow_router, responses=problems.API_ERROR_RESPONSES)
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -39,6 +39,10 @@ class Settings:
     #: The scope ``GET /api/v1/dev/token`` signs tokens for (dev mode only).
     dev_tenant: str = "default"
     dev_workspace: str = "default"
+    #: The asset project served by the flow routes: a module (``arco serve --module``),
+    #: else the ``arco.toml`` found in ``project_dir`` (default: the working directory).
+    project_module: str | None = None
+    project_dir: str | None = None
     rate_limits: dict[str, RateLimit] = field(
         default_factory=lambda: {
             "write": RateLimit(rate=50.0, burst=200.0),
@@ -60,6 +64,8 @@ class Settings:
             "query_seconds": _float("ARCO_QUERY_SECONDS", 10.0),
             "dev_tenant": os.environ.get("ARCO_TENANT") or "default",
             "dev_workspace": os.environ.get("ARCO_WORKSPACE") or "default",
+            "project_module": os.environ.get("ARCO_PROJECT_MODULE") or None,
+            "project_dir": os.environ.get("ARCO_PROJECT_DIR") or None,
         }
         limits = {}
         for kind, default in cls().rate_limits.items():

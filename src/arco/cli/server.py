@@ -34,12 +34,20 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    module: Annotated[
+        str | None,
+        typer.Option("--module", help="Asset module for the flow routes (else arco.toml here)."),
+    ] = None,
 ) -> None:
     """Serve the REST API (needs ARCO_JWT_SECRET or ARCO_JWKS)."""
     import uvicorn
 
     opts = settings(ctx)
     os.environ["ARCO_STORE"] = store or opts.store_url
+    # Through the environment: uvicorn builds the app (in each worker) from it.
+    os.environ.setdefault("ARCO_PROJECT_DIR", os.getcwd())
+    if module:
+        os.environ["ARCO_PROJECT_MODULE"] = module
     if not os.environ.get("ARCO_JWT_SECRET") and not os.environ.get("ARCO_JWKS"):
         raise CliUsageError("set ARCO_JWT_SECRET (HS256) or ARCO_JWKS (RS256) before serving")
     uvicorn.run(

@@ -125,6 +125,10 @@ class Keys:
         """The lease lock naming the run worker that owns ``run_id``."""
         return f"{self.root}control/runs/{validate_ulid(run_id)}.lease.json"
 
+    def run_idempotency(self, digest: str) -> str:
+        """Maps the hash of a run trigger's ``Idempotency-Key`` to the run it created."""
+        return f"{self.root}control/runs/idempotency/{validate_key_part('key digest', digest)}.json"
+
     def run_queue_prefix(self) -> str:
         """Prefix of the markers of runs that are not finished yet (what workers list)."""
         return f"{self.root}control/queue/"

@@ -39,7 +39,7 @@ from arco.core.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
 )
-from arco.core.ids import new_ulid
+from arco.core.ids import new_ulid, sha256_hex
 from arco.core.keys import Keys, validate_ulid
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore
@@ -128,11 +128,26 @@ def enqueue(
     tag_concurrency: Mapping[str, int] | None = None,
     requested_by: str | None = None,
     run_id: str | None = None,
+    idempotency_key: str | None = None,
 ) -> RunRequest:
-    """Queue ``plan`` as a new run (state ``QUEUED``) for a run worker."""
+    """Queue ``plan`` as a new run (state ``QUEUED``) for a run worker.
+
+    With ``idempotency_key``, a repeated call (a client retrying after a lost
+    answer) returns the run the first call queued instead of queueing another.
+    """
     keys = Keys(scope)
+    run_id = validate_ulid(run_id or new_ulid())
+    if idempotency_key is not None:
+        marker = keys.run_idempotency(sha256_hex(idempotency_key.encode()))
+        try:
+            store.put(marker, json.dumps({"run_id": run_id}).encode(), "create")
+        except PreconditionFailedError:
+            run_id = validate_ulid(json.loads(store.get(marker)[0])["run_id"])
+            with contextlib.suppress(NotFoundError):
+                return load_request(store, scope, run_id)
+            # The first call stopped before queueing: finish its work under its run id.
     request = RunRequest(
-        run_id=validate_ulid(run_id or new_ulid()),
+        run_id=run_id,
         plan=plan,
         parent_run_id=parent_run_id,
         max_concurrency=max_concurrency,
@@ -140,7 +155,12 @@ def enqueue(
         requested_by=requested_by,
         requested_at=datetime.now(UTC).isoformat(),
     )
-    store.put(keys.run_request(request.run_id), request.to_bytes(), "create")
+    try:
+        store.put(keys.run_request(request.run_id), request.to_bytes(), "create")
+    except PreconditionFailedError:
+        if idempotency_key is None:
+            raise
+        request = load_request(store, scope, request.run_id)  # a concurrent retry won
     Ledger(store, scope).append(
         "executions",
         "run.created",
@@ -156,7 +176,8 @@ def enqueue(
         source="queue",
     )
     body = json.dumps({"run_id": request.run_id, "queued_at": request.requested_at}).encode()
-    store.put(keys.run_queued(request.run_id), body, "create")
+    with contextlib.suppress(PreconditionFailedError):  # a retry found it queued already
+        store.put(keys.run_queued(request.run_id), body, "create")
     return request
 
 
