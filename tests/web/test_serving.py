@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import warnings
 from pathlib import Path
 
@@ -61,6 +62,22 @@ def test_mime_types_and_caching(site: Path) -> None:
     assert index.headers["cache-control"] == "no-cache"  # must pick up new hashed bundles
     assert index.headers["x-content-type-options"] == "nosniff"
     assert client.head("/assets/duckdb-eh-abc.wasm").status_code == 200
+
+
+def test_precompressed_files_go_to_clients_that_accept_gzip(site: Path) -> None:
+    original = b"\0asm" + bytes(range(256)) * 64
+    (site / "assets" / "big.wasm").write_bytes(original)
+    (site / "assets" / "big.wasm.gz").write_bytes(gzip.compress(original))
+    client = ui_client(site)
+    packed = client.get("/assets/big.wasm", headers={"Accept-Encoding": "br, gzip"})
+    assert packed.headers["content-encoding"] == "gzip"
+    assert packed.headers["content-type"] == "application/wasm"
+    assert packed.headers["vary"] == "Accept-Encoding"
+    assert packed.content == original  # the client decodes it
+    for refuses in ("identity", "gzip;q=0", "br"):
+        plain = client.get("/assets/big.wasm", headers={"Accept-Encoding": refuses})
+        assert "content-encoding" not in plain.headers, refuses
+        assert plain.content == original
 
 
 def test_client_routes_get_index_but_missing_assets_and_escapes_do_not(site: Path) -> None:
@@ -138,6 +155,11 @@ def test_built_ui_is_served_with_duckdb_from_this_origin(
     head = httpx.head(f"{dev_server.base_url}/assets/{wasm[0]}", timeout=10)
     assert head.status_code == 200
     assert head.headers["content-type"] == "application/wasm"
+    # Sent gzip-compressed (about 4x smaller) and decoded to the very same module.
+    got = httpx.get(f"{dev_server.base_url}/assets/{wasm[0]}", timeout=60)
+    assert got.headers["content-encoding"] == "gzip"
+    assert int(got.headers["content-length"]) < (web_ui / "assets" / wasm[0]).stat().st_size / 3
+    assert got.content == (web_ui / "assets" / wasm[0]).read_bytes()
     workers = sorted((web_ui / "assets").glob("duckdb-browser-*.worker-*.js"))
     assert len(workers) == 2
     js = httpx.head(f"{dev_server.base_url}/assets/{workers[0].name}", timeout=10)

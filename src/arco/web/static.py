@@ -13,6 +13,7 @@ import html
 import os
 from pathlib import Path
 
+from starlette.datastructures import Headers
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Match, Mount
 from starlette.types import Receive, Scope, Send
@@ -66,6 +67,19 @@ from <code>{where}</code>.</p>
 """
 
 
+def _accepts_gzip(header: str) -> bool:
+    """True if an ``Accept-Encoding`` header allows gzip (and does not give it q=0)."""
+    for part in header.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=")
+            try:
+                return not params.strip() or float(quality) > 0
+            except ValueError:
+                return False
+    return False
+
+
 class StaticUI:
     """ASGI app serving ``directory`` with an ``index.html`` fallback for client routes."""
 
@@ -82,7 +96,7 @@ class StaticUI:
             return None
         return candidate
 
-    def _send_file(self, file: Path) -> Response:
+    def _send_file(self, file: Path, accept_encoding: str = "") -> Response:
         media = MIME_TYPES.get(file.suffix.lower(), "application/octet-stream")
         # Vite names files under assets/ by content hash: they never change.
         immutable = file.parent.name == "assets" and file.parent.parent == self.directory
@@ -90,6 +104,14 @@ class StaticUI:
             "Cache-Control": "public, max-age=31536000, immutable" if immutable else "no-cache",
             "X-Content-Type-Options": "nosniff",
         }
+        packed = file.with_name(file.name + ".gz")
+        if packed.is_file():
+            # The build pre-compresses (web/scripts/compress.mjs): the DuckDB .wasm goes
+            # from 18 MB to 4 MB on the wire, with no CPU spent per request.
+            headers["Vary"] = "Accept-Encoding"
+            if _accepts_gzip(accept_encoding):
+                headers["Content-Encoding"] = "gzip"
+                return FileResponse(packed, media_type=media, headers=headers)
         return FileResponse(file, media_type=media, headers=headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -97,9 +119,10 @@ class StaticUI:
         if scope["type"] != "http":  # pragma: no cover - lifespan goes to the app
             return
         path: str = scope["path"]
+        accept = Headers(scope=scope).get("accept-encoding", "")
         response: Response
         if (file := self._file(path)) is not None:
-            response = self._send_file(file)
+            response = self._send_file(file, accept)
         elif "." in path.rsplit("/", 1)[-1]:
             # A missing asset (a file name with an extension) is a 404, not the app's HTML:
             # a stale hashed bundle must fail loudly, not parse HTML as JavaScript.
