@@ -17,6 +17,22 @@ async function allPages<T>(path: string, max = 10_000): Promise<T[]> {
   return items;
 }
 
+const TABLE_PAGE = 200;
+
+async function tablePages(namespace: string, pages: number): Promise<{ items: Table[]; more: boolean }> {
+  const items: Table[] = [];
+  let token: string | null = null;
+  for (let i = 0; i < pages; i++) {
+    const page: Page<Table> = await api<Page<Table>>(
+      `/api/v1/namespaces/${enc(namespace)}/tables?page_size=${TABLE_PAGE}${token ? "&page_token=" + enc(token) : ""}`,
+    );
+    items.push(...page.items);
+    token = page.next_page_token;
+    if (!token) break;
+  }
+  return { items, more: token !== null };
+}
+
 export function CatalogPage(props: { namespace: string | null }) {
   const namespaces = useAsync(() => allPages<Namespace>("/api/v1/namespaces"), []);
   const [filter, setFilter] = useState("");
@@ -58,7 +74,9 @@ function Welcome() {
 
 function NamespaceView(props: { name: string }) {
   const ns = useAsync(() => api<Namespace>(`/api/v1/namespaces/${enc(props.name)}`), [props.name]);
-  const tables = useAsync(() => allPages<Table>(`/api/v1/namespaces/${enc(props.name)}/tables`), [props.name]);
+  // Tables a page at a time: a namespace can hold tens of thousands.
+  const [pages, setPages] = useState(1);
+  const tables = useAsync(() => tablePages(props.name, pages), [props.name, pages]);
   return (
     <div>
       <h1 data-testid="namespace-title">{props.name}</h1>
@@ -72,8 +90,9 @@ function NamespaceView(props: { name: string }) {
       </Show>
       <h2>Tables</h2>
       <Show state={tables} what="tables">
-        {(items) =>
+        {({ items, more }) =>
           items.length ? (
+            <>
             <table class="grid" data-testid="table-list">
               <thead>
                 <tr>
@@ -98,6 +117,14 @@ function NamespaceView(props: { name: string }) {
                 ))}
               </tbody>
             </table>
+            {more && (
+              <p>
+                <button class="secondary" data-testid="more-tables" onClick={() => setPages(pages + 1)}>
+                  Show more tables
+                </button>
+              </p>
+            )}
+            </>
           ) : (
             <p class="muted">No tables in this namespace.</p>
           )
