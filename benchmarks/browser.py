@@ -264,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", type=int, help="tables in the large catalog")
     parser.add_argument("--repeat", type=int, default=5, help="samples per figure")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="build the catalogs in DIR and reuse them on later runs (saves the build)",
+    )
     args = parser.parse_args(argv)
     n_large = args.tables or (10_000 if args.quick else 100_000)
     if not (STATIC_DIR / "index.html").is_file():
@@ -281,11 +286,17 @@ def main(argv: list[str] | None = None) -> int:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for label, n_tables, n_ns in (("small", 50, 4), ("large", n_large, 20)):
-                workdir = Path(tmp) / label
-                workdir.mkdir()
-                log(f"[{label}] building a {n_tables:,}-table catalog ...")
-                build_s = build_catalog(f"file://{workdir / 'store'}", n_tables, n_ns)
-                log(f"  built in {fmt_s(build_s)}")
+                workdir = Path(args.keep or tmp) / f"{label}-{n_tables}"
+                done = workdir / "built"
+                build_s = float(done.read_text()) if done.is_file() else None
+                if build_s is None:
+                    workdir.mkdir(parents=True, exist_ok=True)
+                    log(f"[{label}] building a {n_tables:,}-table catalog ...")
+                    build_s = build_catalog(f"file://{workdir / 'store'}", n_tables, n_ns)
+                    done.write_text(str(build_s))
+                    log(f"  built in {fmt_s(build_s)}")
+                else:
+                    log(f"[{label}] reusing the {n_tables:,}-table catalog in {workdir}")
                 server = Server(f"file://{workdir / 'store'}", workdir)
                 try:
                     results[label] = measure(
