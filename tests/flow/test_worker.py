@@ -282,3 +282,57 @@ def test_killed_worker_run_is_resumed_by_another_exactly_once(
     reader = RunsReader(store, SCOPE)
     lines = [r["line"] for r in reader.logs(reader.view(), run_id)]
     assert any("run resumed by worker" in line for line in lines), lines
+
+
+def test_arco_dev_runs_queued_runs_in_its_worker_thread(tmp_path: Path) -> None:
+    """``arco dev`` in an empty folder: scaffolds the demo, queues its stale run, and
+    the worker thread executes that run and one triggered through the API."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
+    out = tmp_path / "dev.log"
+    cmd = [sys.executable, "-m", "arco.cli.main", "dev", "--port", str(port)]
+    cmd += ["--executor", "inline", "--exit-after", "90"]
+    with out.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=folder, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait(lambda: "queued run" in out.read_text(), 60, "arco dev to queue the demo run")
+        text = out.read_text()
+        assert "arco dev ready in" in text
+        token = next(line.split()[-1] for line in text.splitlines() if "dev token" in line)
+        api = f"http://127.0.0.1:{port}/api/v1"
+        headers = {"Authorization": f"Bearer {token}"}
+
+        def runs() -> list[dict[str, object]]:
+            return list(httpx.get(f"{api}/runs", headers=headers).json()["runs"])
+
+        _wait(lambda: [r["state"] for r in runs()] == ["SUCCEEDED"], 60, "the demo run")
+        assert runs()[0]["task_counts"] == {"SUCCEEDED": 6}
+        answer = httpx.post(f"{api}/runs", json={"selection": "customer_revenue"}, headers=headers)
+        assert answer.status_code == 202, answer.text
+        run_id = answer.json()["run_id"]
+        _wait(
+            lambda: (
+                httpx.get(f"{api}/runs/{run_id}", headers=headers).json()["state"] == "SUCCEEDED"
+            ),
+            60,
+            "the triggered run",
+        )
+        assets = httpx.get(f"{api}/assets", headers=headers).json()["assets"]
+        revenue = next(a for a in assets if a["name"] == "customer_revenue")
+        assert revenue["last_materialization"]["run_id"] == run_id
+        # The worker reports the run once it has also compacted and registered tables.
+        _wait(lambda: f"run {run_id} SUCCEEDED" in out.read_text(), 30, "the worker's report")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()

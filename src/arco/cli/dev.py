@@ -1,4 +1,6 @@
-"""``arco dev``: API, compaction loop and the demo project in one process."""
+"""``arco dev``: API, web UI, compaction loop, run worker and the demo project in one
+process. Heavy parts (the run worker, the project's definitions, executors) start
+after "ready" is printed, so the server answers first."""
 
 from __future__ import annotations
 
@@ -20,12 +22,24 @@ def dev(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8484,
     interval: Annotated[float, typer.Option(help="Seconds between compactions.")] = 2.0,
-    run_demo: Annotated[bool, typer.Option("--run/--no-run", help="Run the project once.")] = True,
+    run_demo: Annotated[
+        bool, typer.Option("--run/--no-run", help="Queue a run of what is stale at start.")
+    ] = True,
+    module: Annotated[
+        str | None, typer.Option("--module", help="Asset module (else arco.toml here).")
+    ] = None,
+    executor: Annotated[
+        str, typer.Option(help="Executor of the run worker: inline, process or dask.")
+    ] = "process",
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Run queued runs in this process.")
+    ] = True,
     exit_after: Annotated[
         float | None, typer.Option(hidden=True, help="Stop after N seconds (tests).")
     ] = None,
 ) -> None:
-    """Start the API, a compaction loop and (in an empty folder) the scaffolded demo."""
+    """Start the API, the web UI, a compaction loop, a run worker and (in an empty
+    folder) the scaffolded demo project."""
     import uvicorn
 
     from arco.api.app import create_app
@@ -56,6 +70,8 @@ def dev(
             dev_mode=True,
             dev_tenant=opts.tenant,
             dev_workspace=opts.workspace,
+            project_module=module,
+            project_dir=str(Path.cwd()),
         )
     )
     token = mint_token(
@@ -86,12 +102,19 @@ def dev(
                 say(f"compaction error: {exc}")
 
     threading.Thread(target=compaction_loop, daemon=True).start()
-    if run_demo and Path("arco.toml").exists():
-        from arco.cli.flow import _execute, _plan
+    has_project = module is not None or Path("arco.toml").exists()
+    if worker and has_project:
+        threading.Thread(
+            target=_worker_loop, args=(ctx, module, executor, stop), daemon=True
+        ).start()
+    if run_demo and has_project:
+        from arco.cli.flow import _plan
+        from arco.flow.queue import enqueue
 
-        defs, the_plan = _plan(ctx, "*", None, None, None, None, True)
+        _, the_plan = _plan(ctx, "*", module, None, None, None, True)
         if the_plan.tasks:
-            _execute(ctx, defs, the_plan, "inline", None, 4, None, None)
+            queued = enqueue(opts.store(), opts.scope(), the_plan, requested_by="arco dev")
+            say(f"queued run {queued.run_id} of {len(the_plan.tasks)} stale tasks")
     try:
         while thread.is_alive():
             if exit_after is not None and time.monotonic() - started > exit_after:
@@ -103,3 +126,34 @@ def dev(
         stop.set()
         server.should_exit = True
         thread.join(timeout=5)
+
+
+def _worker_loop(
+    ctx: typer.Context, module: str | None, executor: str, stop: threading.Event
+) -> None:
+    """The run worker of ``arco dev``: executes runs queued through the API or the UI."""
+    from arco.cli.flow import _defs
+    from arco.flow.executors import make_executor
+    from arco.flow.worker import RunWorker, WorkerOptions
+
+    opts = settings(ctx)
+    runner = RunWorker(
+        opts.store(),
+        opts.scope(),
+        # Loaded when the first run arrives: an idle dev server never imports the project.
+        lambda: _defs(module)[0],
+        store_url=opts.store_url,
+        executor=lambda: make_executor(executor),
+        options=WorkerOptions(poll_interval=0.5),
+    )
+    while not stop.is_set():
+        try:
+            handled = runner.poll_once()
+        except Exception as exc:  # keep serving: the next poll may succeed
+            say(f"run worker error: {exc}")
+            handled = []
+        for result in runner.results:
+            say(f"run {result.run_id} {result.state} in {result.elapsed:.2f}s")
+        runner.results.clear()
+        if not handled:
+            stop.wait(runner.options.poll_interval)
