@@ -19,7 +19,7 @@ from typing import Any
 from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
-from arco.core.storage import open_store
+from arco.core.storage import ObjectStore, open_store
 from arco.flow.assets import AssetContext, AssetDef
 
 
@@ -67,6 +67,21 @@ def register(asset: AssetDef) -> None:
     _REGISTRY[(asset.fn.__module__, asset.fn.__qualname__)] = asset
 
 
+_STORES: dict[str, ObjectStore] = {}
+
+
+def _store(url: str) -> ObjectStore:
+    """The store at ``url``, opened once per process: every attempt of a run uses the
+    same store, and opening one (client, folders) cost more than a small value's PUT.
+    A bare ``memory://`` is a fresh store on every open, so it is never shared."""
+    store = _STORES.get(url)
+    if store is None:
+        store = open_store(url)
+        if url.rstrip("/") != "memory:":
+            _STORES[url] = store
+    return store
+
+
 def _resolve(module: str, qualname: str) -> Any:
     found = _REGISTRY.get((module, qualname))
     if found is not None:
@@ -92,16 +107,17 @@ def execute(job: Job) -> Outcome:
 
     start = time.perf_counter()
     lines: list[str] = []
-    # One logger per asset (not per attempt): loggers are never freed, and creating
-    # one per materialization leaked memory and slowed every later setLevel.
-    logger = logging.getLogger(f"arco.asset.{job.asset_key}")
-    if logger.level != logging.DEBUG:
-        logger.propagate = False
-        logger.setLevel(logging.DEBUG)
-    handler = _ListHandler(lines)
-    logger.addHandler(handler)
+    # A logger of this attempt alone, made directly rather than through
+    # ``logging.getLogger``: registered loggers are never freed, and ``setLevel`` on
+    # one clears the level cache of every registered logger, which made each
+    # attempt cost more than the last (quadratic over a large run). Nothing else
+    # holds this one, so it goes away with the attempt, and concurrent attempts of
+    # the same asset never see each other's lines.
+    logger = logging.Logger(f"arco.asset.{job.asset_key}", logging.DEBUG)
+    logger.propagate = False
+    logger.addHandler(_ListHandler(lines))
     try:
-        store = open_store(job.store_url)
+        store = _store(job.store_url)
         fn = _resolve(job.module, job.qualname)
         kwargs: dict[str, Any] = {}
         for param, sources in job.inputs:
@@ -145,8 +161,6 @@ def execute(job: Job) -> Outcome:
             logs=lines,
             duration=time.perf_counter() - start,
         )
-    finally:
-        logger.removeHandler(handler)
 
 
 def _takes_context(job: Job) -> bool:
@@ -172,6 +186,9 @@ class Executor(ABC):
     """Starts attempts."""
 
     name = "abstract"
+    #: ``start`` runs the attempt to its end in the caller's thread before returning
+    #: (the scheduler then writes the attempt's RUNNING event with its outcome).
+    synchronous = False
 
     @abstractmethod
     def start(self, job: Job) -> Handle:
@@ -196,6 +213,7 @@ class InlineExecutor(Executor):
     """Runs each attempt in the scheduler's own thread (no isolation, no timeouts)."""
 
     name = "inline"
+    synchronous = True
 
     def start(self, job: Job) -> Handle:
         """Run to completion now."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +47,61 @@ def _as_arrow(value: Any) -> Any | None:
     return None
 
 
+class _RecentValues:
+    """The bytes of values this process wrote lately, by store and key.
+
+    A downstream asset usually reads its inputs moments after they were written;
+    in one process (the inline executor, a dask worker) the read is then served
+    from here instead of a GET, which for small values cost more than the asset.
+    Output keys are create-only and carry a fresh materialization id, so an entry
+    can never be out of date. Bounded: small values only, least recently used out.
+    """
+
+    MAX_ENTRY = 1 << 20
+    MAX_TOTAL = 16 << 20
+
+    def __init__(self) -> None:
+        self._data: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(store: ObjectStore, key: str) -> tuple[str, str]:
+        # A bare memory:// store is a new store on every open: tell them apart.
+        url = store.url if store.url and store.url != "memory://" else f"id:{id(store)}"
+        return url, key
+
+    def put(self, store: ObjectStore, key: str, data: bytes) -> None:
+        if len(data) > self.MAX_ENTRY:
+            return
+        k = self._key(store, key)
+        with self._lock:
+            old = self._data.pop(k, None)
+            if old is not None:
+                self._size -= len(old)
+            self._data[k] = data
+            self._size += len(data)
+            while self._size > self.MAX_TOTAL:
+                _, dropped = self._data.popitem(last=False)
+                self._size -= len(dropped)
+
+    def get(self, store: ObjectStore, key: str) -> bytes | None:
+        k = self._key(store, key)
+        with self._lock:
+            data = self._data.get(k)
+            if data is not None:
+                self._data.move_to_end(k)
+            return data
+
+
+_RECENT = _RecentValues()
+
+
+def _put(store: ObjectStore, key: str, data: bytes) -> None:
+    store.put(key, data, "create")
+    _RECENT.put(store, key, data)
+
+
 def partition_hash(partition: str | None) -> str | None:
     """Short stable hash of a partition key, used in object keys."""
     return None if partition is None else sha256_hex(partition.encode())[:20]
@@ -72,7 +129,7 @@ def store_value(
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue()
         key = keys.asset_output(asset_key, partition_hash(partition), mid, "parquet")
-        store.put(key, data, "create")
+        _put(store, key, data)
         schema = []
         for f in table.schema:
             try:
@@ -96,12 +153,12 @@ def store_value(
                 "nor JSON-able; set io='pickle' on the asset to store it with pickle"
             ) from exc
         key = keys.asset_output(asset_key, partition_hash(partition), mid, "json")
-        store.put(key, data, "create")
+        _put(store, key, data)
         rows = len(value) if isinstance(value, (list, dict)) else None
         return StoredValue(key, "json", rows, len(data), None)
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     key = keys.asset_output(asset_key, partition_hash(partition), mid, "pkl")
-    store.put(key, data, "create")
+    _put(store, key, data)
     return StoredValue(key, "pickle", None, len(data), None)
 
 
@@ -109,7 +166,9 @@ def load_value(store: ObjectStore, location: str | None) -> Any:
     """Read a stored value back (Arrow table for Parquet)."""
     if location is None:
         return None
-    data, _ = store.get(location)
+    data = _RECENT.get(store, location)
+    if data is None:
+        data, _ = store.get(location)
     if location.endswith(".parquet"):
         import pyarrow.parquet as pq
 

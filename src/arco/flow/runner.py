@@ -3,14 +3,24 @@
 Each state change is appended to the ``executions`` ledger *before* the
 scheduler acts on it, so a run's state is the fold of its events (the
 compactor's ``runs``/``tasks`` tables) and replaying the ledger reproduces it.
+
+Events are written in batches (one ledger object per scheduler step, not per
+event), each event stamped with the time of its transition. A batch is durable
+before anything it enables happens: a task starts only once the events that
+made it READY are written, and an attempt on another worker only once its
+RUNNING event is. An attempt the executor runs synchronously in the scheduler's
+own thread (inline) writes RUNNING together with its outcome: nothing outside
+this thread can see the attempt before that, and its stored value is referenced
+by nothing until its ``materialization.recorded`` event is written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +36,15 @@ from arco.core.storage import ObjectStore
 from arco.flow.definitions import Definitions
 from arco.flow.executors import Executor, Handle, InlineExecutor, Job, Outcome, register
 from arco.flow.planner import Materialization, Plan, PlannedTask
-from arco.flow.states import run_outcome, run_transition, task_transition
+from arco.flow.states import TASK_TERMINAL, run_outcome, run_transition, task_transition
+
+#: How often a running scheduler looks for a cancellation request (one HEAD).
+CANCEL_POLL_SECONDS = 0.05
+#: Inline attempts run back to back for at most this long before their events are
+#: written (and cancellation is checked) — keeps the ledger's view of a run fresh.
+INLINE_FLUSH_SECONDS = 0.25
+#: ... or until this many events wait to be written.
+INLINE_FLUSH_EVENTS = 20_000
 
 
 @dataclass
@@ -43,6 +61,72 @@ class TaskRun:
     outcome: Outcome | None = None
     handle: Handle | None = None
     deadline: float | None = None
+    index: int = 0  # position in the plan: ready tasks start in plan order
+
+
+class _Stamped(dict[str, Any]):
+    """An event payload that remembers when its transition happened: events wait in
+    a batch, and the ledger should record the transition's time, not the write's."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        super().__init__(values)
+        self.at = datetime.now(UTC).isoformat()
+
+
+class _Live:
+    """Indexes over a run's task states, kept in step by every transition, so a
+    scheduler step costs what changed rather than a scan of every task."""
+
+    def __init__(self, runs: Iterable[TaskRun]) -> None:
+        self.runs = list(runs)
+        #: Plan indexes of READY tasks whose READY event is durable (a heap).
+        self.ready = [tr.index for tr in self.runs if tr.state == "READY"]
+        heapq.heapify(self.ready)
+        #: READY tasks whose event is still waiting to be written.
+        self.staged: list[int] = []
+        self.waiting = {tr.index: tr for tr in self.runs if tr.state == "RETRY_WAIT"}
+        self.open = sum(1 for tr in self.runs if tr.state not in TASK_TERMINAL)
+
+    def changed(self, tr: TaskRun, old: str, new: str) -> None:
+        """Follow one transition."""
+        if old == "RETRY_WAIT":
+            self.waiting.pop(tr.index, None)
+        if new == "READY":
+            self.staged.append(tr.index)
+        elif new == "RETRY_WAIT":
+            self.waiting[tr.index] = tr
+        if new in TASK_TERMINAL and old not in TASK_TERMINAL:
+            self.open -= 1
+
+    def promote(self) -> None:
+        """The staged READY events are (about to be) durable: those tasks may start."""
+        for i in self.staged:
+            heapq.heappush(self.ready, i)
+        self.staged.clear()
+
+    def pop_ready(self) -> TaskRun | None:
+        """The READY task first in plan order (entries of tasks since cancelled are dropped)."""
+        while self.ready:
+            tr = self.runs[heapq.heappop(self.ready)]
+            if tr.state == "READY":
+                return tr
+        return None
+
+    def due(self, now: float) -> list[TaskRun]:
+        """RETRY_WAIT tasks whose backoff is over, in plan order."""
+        if not self.waiting:
+            return []
+        return sorted((tr for tr in self.waiting.values() if now >= tr.retry_at), key=_index)
+
+    def idle(self) -> bool:
+        """Nothing ready, staged or waiting for a retry."""
+        return not (self.ready or self.staged or self.waiting)
+
+
+def _index(tr: TaskRun) -> int:
+    return tr.index
 
 
 @dataclass
@@ -129,6 +213,7 @@ class Scheduler:
         self.keys = Keys(scope)
         self.on_change = on_change
         self._seq = 0
+        self._live: _Live | None = None
         for a in defs.assets.values():
             register(a)
 
@@ -137,8 +222,13 @@ class Scheduler:
         batch = []
         lineage = []
         for etype, payload in events:
+            # Batched events carry the time of their transition (see _Stamped).
+            at = getattr(payload, "at", None)
             if etype.startswith("lineage."):
-                lineage.append({"type": etype, "payload": payload})
+                edges: dict[str, Any] = {"type": etype, "payload": payload}
+                if at is not None:
+                    edges["occurred_at"] = at
+                lineage.append(edges)
                 continue
             self._seq += 1
             body = (
@@ -146,30 +236,48 @@ class Scheduler:
                 if etype.startswith(("run.s", "run.c", "task."))
                 else payload
             )
-            batch.append(
-                {"type": etype, "payload": body, "idempotency_key": f"{run_id}:{self._seq}:{etype}"}
-            )
+            item = {
+                "type": etype,
+                "payload": body,
+                "idempotency_key": f"{run_id}:{self._seq}:{etype}",
+            }
+            if at is not None:
+                item["occurred_at"] = at
+            batch.append(item)
         for i in range(0, len(batch), 5_000):
             self.ledger.append_batch("executions", batch[i : i + 5_000], source="scheduler")
         for i in range(0, len(lineage), 5_000):
             self.ledger.append_batch("lineage", lineage[i : i + 5_000], source="scheduler")
 
     def _task_event(self, run_id: str, tr: TaskRun, state: str) -> tuple[str, dict[str, Any]]:
-        tr.state = task_transition(tr.state, state)
+        old = tr.state
+        tr.state = task_transition(old, state)
+        if self._live is not None:
+            self._live.changed(tr, old, state)
         if self.on_change is not None:
             self.on_change(run_id, tr)
         return (
             "task.state_changed",
-            {
-                "run_id": run_id,
-                "task_id": tr.task.task_id,
-                "state": state,
-                "asset": tr.task.asset,
-                "partition": tr.task.partition,
-                "attempt": tr.attempt,
-                "error": tr.error,
-            },
+            _Stamped(
+                {
+                    "run_id": run_id,
+                    "task_id": tr.task.task_id,
+                    "state": state,
+                    "asset": tr.task.asset,
+                    "partition": tr.task.partition,
+                    "attempt": tr.attempt,
+                    "error": tr.error,
+                }
+            ),
         )
+
+    def _flush(self, run_id: str, pending: list[tuple[str, dict[str, Any]]]) -> None:
+        """Write the waiting events (one batch); the READY ones among them may now start."""
+        if pending:
+            self._emit(run_id, list(pending))
+            pending.clear()
+        if self._live is not None:
+            self._live.promote()
 
     # ------------------------------------------------------------------- run
     def run(
@@ -189,82 +297,98 @@ class Scheduler:
             k: loc for k, (_, loc) in known.items()
         }
         locations.update(reuse or {})
-        tasks = {t.task_id: TaskRun(t) for t in plan.tasks}
+        tasks = {t.task_id: TaskRun(t, index=i) for i, t in enumerate(plan.tasks)}
         down: dict[str, list[str]] = {tid: [] for tid in tasks}
         for tid, tr in tasks.items():
             for d in tr.task.deps:
                 down[d].append(tid)
+        self._live = None
         self._emit(run_id, self._open(run_id, plan, tasks, down, locations, parent_run_id))
         run_state = run_transition("QUEUED", "RUNNING")
+        live = self._live = _Live(tasks.values())
+        inline = bool(getattr(self.executor, "synchronous", False))
         cancelled = False
         running: dict[str, TaskRun] = {}
-        while True:
-            now = time.monotonic()
-            batch: list[tuple[str, dict[str, Any]]] = []
-            if not cancelled and self._cancel_requested(run_id):
-                cancelled = True
-                victims = list(running.values())
-                for tr in victims:
-                    tr.error = "cancelled"
-                    batch.append(self._task_event(run_id, tr, "CANCELLED"))
-                    running.pop(tr.task.task_id)
-                for tr in tasks.values():
-                    if tr.state in ("PLANNED", "BLOCKED", "READY", "RETRY_WAIT"):
-                        batch.append(self._task_event(run_id, tr, "CANCELLED"))
-                # Write-ahead: the cancellations are durable before any worker is killed.
-                self._emit(run_id, batch)
-                batch = []
-                for tr in victims:
-                    if tr.handle is not None:
+        pending: list[tuple[str, dict[str, Any]]] = []
+        next_cancel_check = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if not cancelled and now >= next_cancel_check:
+                    next_cancel_check = now + CANCEL_POLL_SECONDS
+                    if self._cancel_requested(run_id):
+                        cancelled = True
+                        victims = list(running.values())
+                        for tr in victims:
+                            tr.error = "cancelled"
+                            pending.append(self._task_event(run_id, tr, "CANCELLED"))
+                        running.clear()
+                        for tr in tasks.values():
+                            if tr.state in ("PLANNED", "BLOCKED", "READY", "RETRY_WAIT"):
+                                pending.append(self._task_event(run_id, tr, "CANCELLED"))
+                        # Write-ahead: the cancellations are durable before any worker is killed.
+                        self._flush(run_id, pending)
+                        for tr in victims:
+                            if tr.handle is not None:
+                                tr.handle.kill()
+                for tr in live.due(now):
+                    pending.append(self._task_event(run_id, tr, "READY"))
+                starts: list[TaskRun] = []
+                if inline:
+                    # Only tasks whose READY is durable run here; their RUNNING and
+                    # outcome events are written together, after the attempt.
+                    self._flush(run_id, pending)
+                    progressed = not cancelled and self._run_inline(
+                        run_id, tasks, down, locations, pending, running
+                    )
+                else:
+                    if not cancelled:
+                        # READY events still waiting are written with these RUNNING ones.
+                        live.promote()
+                        starts = self._select(running)
+                        for tr in starts:
+                            tr.attempt += 1
+                            tr.error = None
+                            pending.append(self._task_event(run_id, tr, "RUNNING"))
+                    self._flush(run_id, pending)  # write-ahead: durable before work starts
+                    for tr in starts:
+                        self._start(run_id, tr, locations, running)
+                    progressed = bool(starts)
+                for tid, tr in list(running.items()):
+                    assert tr.handle is not None
+                    outcome = tr.handle.poll()
+                    if (
+                        outcome is None
+                        and tr.deadline is not None
+                        and time.monotonic() > tr.deadline
+                    ):
                         tr.handle.kill()
-            for tr in tasks.values():
-                if tr.state == "RETRY_WAIT" and now >= tr.retry_at:
-                    batch.append(self._task_event(run_id, tr, "READY"))
-            # Start what is ready, within the global and per-tag limits.
-            starts: list[TaskRun] = []
-            if not cancelled:
-                for tr in tasks.values():
-                    if tr.state != "READY":
+                        asset = self.defs[tr.task.asset]
+                        outcome = Outcome(
+                            ok=False, error=f"TimeoutError: exceeded {asset.timeout}s"
+                        )
+                    if outcome is None:
                         continue
-                    if len(running) + len(starts) >= self.options.max_concurrency:
-                        break
-                    if not self._tag_allows(tr, [*running.values(), *starts]):
-                        continue
-                    tr.attempt += 1
-                    tr.error = None
-                    starts.append(tr)
-                    batch.append(self._task_event(run_id, tr, "RUNNING"))
-            self._emit(run_id, batch)  # write-ahead: RUNNING is durable before work starts
-            batch = []
-            for tr in starts:
-                tr.started = time.monotonic()
-                asset = self.defs[tr.task.asset]
-                tr.deadline = tr.started + asset.timeout if asset.timeout else None
-                job = self._job(run_id, tr, locations)
-                tr.handle = self.executor.start(job)
-                running[tr.task.task_id] = tr
-            progressed = bool(starts)
-            for tid, tr in list(running.items()):
-                assert tr.handle is not None
-                outcome = tr.handle.poll()
-                if outcome is None and tr.deadline is not None and time.monotonic() > tr.deadline:
-                    tr.handle.kill()
-                    asset = self.defs[tr.task.asset]
-                    outcome = Outcome(ok=False, error=f"TimeoutError: exceeded {asset.timeout}s")
-                if outcome is None:
-                    continue
-                progressed = True
-                running.pop(tid)
-                tr.finished = time.monotonic()
-                tr.outcome = outcome
-                batch.extend(self._finish(run_id, tr, outcome, tasks, down, locations))
-            self._emit(run_id, batch)
-            if not running and all(
-                tr.state in ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELLED") for tr in tasks.values()
-            ):
-                break
-            if not progressed:
-                time.sleep(self.options.poll_interval)
+                    progressed = True
+                    running.pop(tid)
+                    tr.finished = time.monotonic()
+                    tr.outcome = outcome
+                    pending.extend(self._finish(run_id, tr, outcome, tasks, down, locations))
+                if not running and (
+                    live.open == 0
+                    or (
+                        live.idle()
+                        and not pending
+                        and all(tr.state in TASK_TERMINAL for tr in tasks.values())
+                    )
+                ):
+                    break
+                if not progressed:
+                    time.sleep(self.options.poll_interval)
+        finally:
+            # Whatever stops the loop, the transitions that happened are recorded.
+            self._flush(run_id, pending)
+            self._live = None
         final = run_outcome([tr.state for tr in tasks.values()], cancelled)
         run_state = run_transition(run_state, final)
         self._emit(
@@ -316,6 +440,73 @@ class Scheduler:
         for tr in tasks.values():
             events.append(self._task_event(run_id, tr, "BLOCKED" if tr.task.deps else "READY"))
         return events
+
+    def _select(self, running: dict[str, TaskRun]) -> list[TaskRun]:
+        """READY tasks to start now, in plan order, within the global and per-tag limits."""
+        live = self._live
+        assert live is not None
+        starts: list[TaskRun] = []
+        held: list[int] = []
+        limit = self.options.max_concurrency
+        while len(running) + len(starts) < limit:
+            tr = live.pop_ready()
+            if tr is None:
+                break
+            if not self._tag_allows(tr, [*running.values(), *starts]):
+                held.append(tr.index)
+                continue
+            starts.append(tr)
+        for i in held:
+            heapq.heappush(live.ready, i)
+        return starts
+
+    def _start(
+        self,
+        run_id: str,
+        tr: TaskRun,
+        locations: Mapping[tuple[str, str | None], str | None],
+        running: dict[str, TaskRun],
+    ) -> None:
+        tr.started = time.monotonic()
+        asset = self.defs[tr.task.asset]
+        tr.deadline = tr.started + asset.timeout if asset.timeout else None
+        tr.handle = self.executor.start(self._job(run_id, tr, locations))
+        running[tr.task.task_id] = tr
+
+    def _run_inline(
+        self,
+        run_id: str,
+        tasks: dict[str, TaskRun],
+        down: dict[str, list[str]],
+        locations: dict[tuple[str, str | None], str | None],
+        pending: list[tuple[str, dict[str, Any]]],
+        running: dict[str, TaskRun],
+    ) -> bool:
+        """Run the durably READY tasks one after another in this thread (a synchronous
+        executor), collecting their events; returns whether any ran."""
+        live = self._live
+        assert live is not None
+        began = time.monotonic()
+        ran = False
+        while (tr := live.pop_ready()) is not None:
+            tr.attempt += 1
+            tr.error = None
+            pending.append(self._task_event(run_id, tr, "RUNNING"))
+            self._start(run_id, tr, locations, running)
+            ran = True
+            assert tr.handle is not None
+            outcome = tr.handle.poll()
+            if outcome is not None:
+                running.pop(tr.task.task_id)
+                tr.finished = time.monotonic()
+                tr.outcome = outcome
+                pending.extend(self._finish(run_id, tr, outcome, tasks, down, locations))
+            if (
+                time.monotonic() - began >= INLINE_FLUSH_SECONDS
+                or len(pending) >= INLINE_FLUSH_EVENTS
+            ):
+                break
+        return ran
 
     def _tag_allows(self, tr: TaskRun, active: list[TaskRun]) -> bool:
         limits = self.options.tag_concurrency
@@ -372,28 +563,39 @@ class Scheduler:
             out.append(
                 (
                     "run.log",
-                    {"run_id": run_id, "task_id": tr.task.task_id, "lines": outcome.logs[:10_000]},
+                    _Stamped(
+                        {
+                            "run_id": run_id,
+                            "task_id": tr.task.task_id,
+                            "lines": outcome.logs[:10_000],
+                        }
+                    ),
                 )
             )
         if outcome.ok:
             locations[(tr.task.asset, tr.task.partition)] = outcome.location
             inputs = [{"asset": a, "partition": p} for a, p in tr.task.inputs]
+            metadata = outcome.metadata
             out.append(
                 (
                     "materialization.recorded",
-                    {
-                        "asset": tr.task.asset,
-                        "partition": tr.task.partition,
-                        "run_id": run_id,
-                        "task_id": tr.task.task_id,
-                        "location": outcome.location,
-                        "row_count": outcome.row_count,
-                        "byte_size": outcome.byte_size,
-                        "schema": outcome.schema,
-                        "code_version": asset.code_version,
-                        "inputs": inputs,
-                        "metadata": json.loads(json.dumps(outcome.metadata, default=str)),
-                    },
+                    _Stamped(
+                        {
+                            "asset": tr.task.asset,
+                            "partition": tr.task.partition,
+                            "run_id": run_id,
+                            "task_id": tr.task.task_id,
+                            "location": outcome.location,
+                            "row_count": outcome.row_count,
+                            "byte_size": outcome.byte_size,
+                            "schema": outcome.schema,
+                            "code_version": asset.code_version,
+                            "inputs": inputs,
+                            "metadata": (
+                                json.loads(json.dumps(metadata, default=str)) if metadata else {}
+                            ),
+                        }
+                    ),
                 )
             )
             upstream_assets = sorted(
@@ -403,17 +605,19 @@ class Scheduler:
                 out.append(
                     (
                         "lineage.edges_observed",
-                        {
-                            "edges": [
-                                {
-                                    "source": a,
-                                    "target": asset.key,
-                                    "edge_type": "derives",
-                                    "run_id": run_id,
-                                }
-                                for a in upstream_assets
-                            ]
-                        },
+                        _Stamped(
+                            {
+                                "edges": [
+                                    {
+                                        "source": a,
+                                        "target": asset.key,
+                                        "edge_type": "derives",
+                                        "run_id": run_id,
+                                    }
+                                    for a in upstream_assets
+                                ]
+                            }
+                        ),
                     )
                 )
             out.append(self._task_event(run_id, tr, "SUCCEEDED"))
