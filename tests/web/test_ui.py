@@ -82,20 +82,31 @@ def test_search_ranks_and_navigates(page: Any, dev_server: WebServer, shot: Any)
     page.goto(dev_server.base_url + "/catalog", wait_until="domcontentloaded")
     box = page.get_by_test_id("search-input")
     box.wait_for(state="visible", timeout=WAIT_MS)
-    box.fill("orders")
+    box.fill("customer")
     box.press("Enter")
     results = page.get_by_test_id("search-results")
     results.wait_for(state="visible", timeout=WAIT_MS)
     links = results.locator("li > a").all_inner_texts()
-    # Ranked: the table named "orders" comes first, its columns after it.
-    assert links[0] == "raw.orders"
-    api = dev_server.api("GET", "/api/v1/search", params={"q": "orders", "limit": 50}).json()
+    api = dev_server.api("GET", "/api/v1/search", params={"q": "customer", "limit": 50}).json()
+    # Tables and columns, in the server's rank order, best first, with their scores.
     assert links == [h["qualified_name"] for h in api["hits"]]
-    assert f"{api['total']} result" in page.get_by_test_id("search-total").inner_text()
+    assert {"analytics.customer_ltv", "raw.customers", "raw.orders.customer_id"} <= set(links)
+    scores = [float(s) for s in results.locator(".score").all_inner_texts()]
+    assert scores == sorted(scores, reverse=True)
+    kinds = results.locator(".kind").all_inner_texts()
+    assert {k.lower() for k in kinds} == {"table", "column"}
+    assert f"{api['total']} results" in page.get_by_test_id("search-total").inner_text()
     shot(page, "search")
-    results.get_by_role("link", name="raw.orders", exact=True).click()
+    # A column hit opens its table.
+    results.get_by_role("link", name="raw.orders.customer_id", exact=True).click()
     page.get_by_test_id("columns").wait_for(state="visible", timeout=WAIT_MS)
     assert page.evaluate("location.pathname") == "/tables/raw/orders"
+    # An exact table name ranks that table first.
+    page.get_by_test_id("search-input").fill("customers")
+    page.get_by_test_id("search-input").press("Enter")
+    page.wait_for_url(re.compile(r"/search\?q=customers$"), timeout=WAIT_MS)
+    first = page.get_by_test_id("search-results").locator("li > a").first
+    assert first.inner_text(timeout=WAIT_MS) == "raw.customers"
     expect_no_page_errors(page)
 
 
