@@ -58,16 +58,89 @@ export function CatalogPage(props: { namespace: string | null }) {
           )}
         </Show>
       </aside>
-      <section class="main">{props.namespace ? <NamespaceView name={props.namespace} /> : <Welcome />}</section>
+      <section class="main">{props.namespace ? <NamespaceView name={props.namespace} /> : <Welcome namespaces={namespaces.data} />}</section>
     </div>
   );
 }
 
-function Welcome() {
+interface Commit {
+  version: number;
+  commit_id: string;
+  committed_at: string;
+  writer: string;
+  operation: { ops?: { op: string; name?: string }[] };
+}
+
+function describeOps(op: Commit["operation"]): string {
+  const ops = op.ops ?? [];
+  if (!ops.length) return JSON.stringify(op);
+  const shown = ops.slice(0, 3).map((o) => `${o.op.replace(/_/g, " ")}${o.name ? " " + o.name : ""}`);
+  return shown.join(", ") + (ops.length > 3 ? ` and ${ops.length - 3} more` : "");
+}
+
+function Welcome(props: { namespaces: Namespace[] | null }) {
+  const history = useAsync(() => api<Commit[]>("/api/v1/catalog/history?limit=10"), []);
   return (
     <div>
       <h1>Catalog</h1>
-      <p>Pick a namespace on the left, search from the box above, or query the catalog with SQL in the <Link href="/sql">SQL console</Link> (it runs in your browser over signed URLs).</p>
+      <p>
+        Pick a namespace, search from the box above, or query the catalog with SQL in the <Link href="/sql">SQL console</Link> (it runs in your browser over signed URLs).
+      </p>
+      {props.namespaces && props.namespaces.length > 0 && (
+        <table class="grid" data-testid="namespace-overview">
+          <thead>
+            <tr>
+              <th>Namespace</th>
+              <th>Description</th>
+              <th>Properties</th>
+            </tr>
+          </thead>
+          <tbody>
+            {props.namespaces.slice(0, 100).map((n) => (
+              <tr key={n.name}>
+                <td>
+                  <Link href={namespacePath(n.name)}>{n.name}</Link>
+                </td>
+                <td>{n.description ?? ""}</td>
+                <td class="meta">
+                  {Object.entries(n.properties)
+                    .map(([k, v]) => `${k}=${v}`)
+                    .join(", ")}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <h2>Recent changes</h2>
+      <Show state={history} what="the catalog history">
+        {(commits) =>
+          commits.length ? (
+            <table class="grid" data-testid="history">
+              <thead>
+                <tr>
+                  <th>Version</th>
+                  <th>When</th>
+                  <th>Change</th>
+                  <th>Writer</th>
+                </tr>
+              </thead>
+              <tbody>
+                {commits.map((c) => (
+                  <tr key={c.commit_id}>
+                    <td class="num">{c.version}</td>
+                    <td class="nowrap">{when(c.committed_at)}</td>
+                    <td>{describeOps(c.operation)}</td>
+                    <td class="meta mono">{c.writer}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          ) : (
+            <p class="muted">The catalog is empty: create a namespace with <code>arco namespace create NAME</code>.</p>
+          )
+        }
+      </Show>
     </div>
   );
 }
