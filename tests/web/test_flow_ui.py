@@ -116,3 +116,23 @@ def test_run_list_and_run_page_with_timeline_and_logs(
         assert lines[0]["message"] in logs.inner_text()
     shot(page, "run")
     assert page.page_errors == []
+
+
+def test_materialize_button_queues_a_run_and_opens_it(
+    page: Any, flow_server: WebServer, shot: Any
+) -> None:
+    # Runs last in this module: it adds a run (no worker here, so it stays QUEUED).
+    key = flow_server.api("GET", "/api/v1/assets").json()["assets"][0]["key"]
+    before = {r["run_id"] for r in flow_server.api("GET", "/api/v1/runs").json()["runs"]}
+    page.goto(flow_server.base_url + "/assets", wait_until="domcontentloaded")
+    page.get_by_test_id("asset-graph").locator(f"[data-node='{key}']").click(timeout=WAIT_MS)
+    page.get_by_test_id("materialize").click(timeout=WAIT_MS)
+    page.get_by_test_id("run-title").wait_for(state="visible", timeout=WAIT_MS)
+    runs = flow_server.api("GET", "/api/v1/runs").json()["runs"]
+    new = [r for r in runs if r["run_id"] not in before]
+    assert len(new) == 1
+    assert new[0]["selection"] == key
+    assert page.evaluate("location.pathname") == f"/runs/{new[0]['run_id']}"
+    assert "QUEUED" in page.get_by_test_id("run-title").inner_text()
+    shot(page, "queued-run")
+    assert page.page_errors == []

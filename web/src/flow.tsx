@@ -27,6 +27,20 @@ function NoProject(props: { error: Error }) {
 export function AssetsPage() {
   const assets = useAsync(() => api<{ assets: Asset[] }>("/api/v1/assets"), [], 5000);
   const [selected, setSelected] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [runError, setRunError] = useState<string | null>(null);
+  const materialize = async (selection: string) => {
+    setBusy(true);
+    setRunError(null);
+    try {
+      const run = await api<{ run_id: string }>("/api/v1/runs", { method: "POST", json: { selection } });
+      navigate(`/runs/${enc(run.run_id)}`);
+    } catch (err) {
+      setRunError(`Could not start a run: ${err instanceof Error ? err.message : String(err)}`);
+    } finally {
+      setBusy(false);
+    }
+  };
   if (assets.error) return <NoProject error={assets.error} />;
   if (!assets.data) return <Loading what="assets" />;
   const list = assets.data.assets;
@@ -72,6 +86,15 @@ export function AssetsPage() {
             <p>
               <Link href={tablePath(current.namespace, current.name)}>Open in the catalog</Link>
             </p>
+            <div class="toolbar">
+              <button data-testid="materialize" disabled={busy} onClick={() => void materialize(current.key)} title="Queue a run of this asset">
+                Materialize
+              </button>
+              <button class="secondary" disabled={busy} onClick={() => void materialize("+" + current.key)} title="This asset and everything upstream of it">
+                With upstream
+              </button>
+            </div>
+            {runError && <div class="error">{runError}</div>}
           </aside>
         )}
       </div>
