@@ -80,6 +80,10 @@ def test_dev_sign_in_browse_to_table_and_columns(
     page.goto(dev_server.base_url + "/tables/raw/customers", wait_until="domcontentloaded")
     page.get_by_test_id("columns").wait_for(state="visible", timeout=WAIT_MS)
     assert page.get_by_test_id("table-title").inner_text() == "raw.customers"
+    # Signing out forgets the token and stays signed out, even on a dev server.
+    page.get_by_test_id("sign-out").click()
+    page.get_by_test_id("token-input").wait_for(state="visible", timeout=WAIT_MS)
+    assert page.evaluate("sessionStorage.getItem('arco.token')") is None
     expect_no_page_errors(page)
 
 

@@ -126,7 +126,9 @@ function Routes() {
 }
 
 function App() {
-  const [state, setState] = useState<"checking" | "signin" | "ready">(getToken() ? "ready" : "checking");
+  // "/signin" (where "Sign out" lands) never signs in automatically, even under arco dev.
+  const initial = getToken() ? "ready" : location.pathname === "/signin" ? "signin" : "checking";
+  const [state, setState] = useState<"checking" | "signin" | "ready">(initial);
   const [reason, setReason] = useState<string | null>(null);
   useEffect(() => {
     onUnauthorized(() => {
