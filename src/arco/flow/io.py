@@ -12,6 +12,7 @@ import json
 import pickle
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,8 +98,15 @@ class _RecentValues:
 _RECENT = _RecentValues()
 
 
-def _put(store: ObjectStore, key: str, data: bytes) -> None:
-    store.put(key, data, "create")
+#: Writes ``data`` under a new key (create-only); may return before it is durable.
+Writer = Callable[[str, bytes], None]
+
+
+def _put(store: ObjectStore, key: str, data: bytes, write: Writer | None) -> None:
+    if write is None:
+        store.put(key, data, "create")
+    else:
+        write(key, data)
     _RECENT.put(store, key, data)
 
 
@@ -115,8 +123,13 @@ def store_value(
     mid: str,
     value: Any,
     io_kind: str,
+    write: Writer | None = None,
 ) -> StoredValue:
-    """Write ``value`` and describe it."""
+    """Write ``value`` and describe it.
+
+    ``write`` replaces the store's create-only PUT (the inline executor hands the
+    bytes to a writer thread); the caller then owns waiting for it to be durable.
+    """
     if io_kind == "none" or (value is None and io_kind == "auto"):
         return StoredValue(None, "none", None, 0, None)
     table = _as_arrow(value) if io_kind in ("auto", "parquet") else None
@@ -129,7 +142,7 @@ def store_value(
         pq.write_table(table, sink, compression="zstd")
         data = sink.getvalue()
         key = keys.asset_output(asset_key, partition_hash(partition), mid, "parquet")
-        _put(store, key, data)
+        _put(store, key, data, write)
         schema = []
         for f in table.schema:
             try:
@@ -153,12 +166,12 @@ def store_value(
                 "nor JSON-able; set io='pickle' on the asset to store it with pickle"
             ) from exc
         key = keys.asset_output(asset_key, partition_hash(partition), mid, "json")
-        _put(store, key, data)
+        _put(store, key, data, write)
         rows = len(value) if isinstance(value, (list, dict)) else None
         return StoredValue(key, "json", rows, len(data), None)
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     key = keys.asset_output(asset_key, partition_hash(partition), mid, "pkl")
-    _put(store, key, data)
+    _put(store, key, data, write)
     return StoredValue(key, "pickle", None, len(data), None)
 
 

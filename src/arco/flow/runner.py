@@ -483,7 +483,10 @@ class Scheduler:
         running: dict[str, TaskRun],
     ) -> bool:
         """Run the durably READY tasks one after another in this thread (a synchronous
-        executor), collecting their events; returns whether any ran."""
+        executor), collecting their events; returns whether any ran.
+
+        An attempt whose value is still being written stays in ``running`` and is
+        finished by the scheduler's polling like any other."""
         live = self._live
         assert live is not None
         began = time.monotonic()
@@ -493,6 +496,7 @@ class Scheduler:
             tr.error = None
             pending.append(self._task_event(run_id, tr, "RUNNING"))
             self._start(run_id, tr, locations, running)
+            tr.deadline = None  # the code has run: in this thread there is nothing to time out
             ran = True
             assert tr.handle is not None
             outcome = tr.handle.poll()
