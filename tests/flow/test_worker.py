@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from arco.core.errors import FencedError
 from arco.core.keys import Keys
 from arco.core.storage import ObjectStore, open_store
 from arco.flow.definitions import Definitions, load_definitions
+from arco.flow.executors import Executor, Handle, InlineExecutor, Job
 from arco.flow.planner import plan
 from arco.flow.queue import (
     SEQ_SPAN,
@@ -344,3 +345,67 @@ def test_arco_dev_runs_queued_runs_in_its_worker_thread(tmp_path: Path) -> None:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+class _Died(BaseException):
+    """Stands for the worker process dying while an attempt runs."""
+
+
+class _DiesOn(InlineExecutor):
+    """Runs attempts inline, but "dies" when asked to start ``task_id``."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+
+    def start(self, job: Job) -> Handle:
+        if job.task_id == self.task_id:
+            raise _Died(job.task_id)
+        return super().start(job)
+
+
+def test_lost_attempts_retry_with_one_of_grace_then_fail(env: dict[str, str]) -> None:
+    """Restart by fold, in process: w.second (no retries) loses its attempt twice with
+    its worker; the first loss is retried (one attempt of grace), the second fails it
+    and its downstream is SKIPPED. w.first, which succeeded, never runs again."""
+    os.environ["ARCO_TEST_SLOW"] = "0"
+    store = open_store(env["url"])
+    defs = _defs()
+    run_id = enqueue(store, SCOPE, plan(defs, "+w.fourth")).run_id
+
+    def worker(executor: Callable[[], Executor]) -> RunWorker:
+        return RunWorker(store, SCOPE, defs, store_url=env["url"], executor=executor)
+
+    for attempt in (1, 2):
+        with pytest.raises(_Died):
+            worker(lambda: _DiesOn("w.second")).poll_once()
+        state, tasks = _runs(store, run_id)
+        assert state == "RUNNING"
+        assert tasks["w.first"]["state"] == "SUCCEEDED"
+        assert (tasks["w.second"]["state"], tasks["w.second"]["attempt"]) == ("RUNNING", attempt)
+        # Each owner wrote in the seq band of its own lease token.
+        assert tasks["w.second"]["seq"] // SEQ_SPAN == attempt
+    # Nothing was compacted yet: the fresh view (snapshot + a read-only fold of the
+    # pending ledger objects) must equal what the compactor's own fold then publishes.
+    fresh = RunsReader(store, SCOPE).view()
+    assert RunsReader(store, SCOPE).view(fresh=False).runs.get(run_id) is None
+    Compactor(store, SCOPE).compact("executions")
+    compacted = RunsReader(store, SCOPE).view(fresh=False)
+    assert compacted.runs[run_id] == fresh.runs[run_id]
+    assert compacted.tasks[run_id] == fresh.tasks[run_id]
+    survivor = worker(InlineExecutor)
+    assert survivor.poll_once() == [run_id]
+    assert [r.state for r in survivor.results] == ["FAILED"]
+    reader = RunsReader(store, SCOPE)
+    state, tasks = _runs(store, run_id)
+    assert state == "FAILED"
+    assert {t: (r["state"], r["attempt"]) for t, r in tasks.items()} == {
+        "w.first": ("SUCCEEDED", 1),
+        "w.second": ("FAILED", 2),
+        "w.third": ("SKIPPED", 0),
+        "w.fourth": ("SKIPPED", 0),
+    }
+    assert str(tasks["w.second"]["error"]).startswith("WorkerLost:")
+    assert len(_starts(env["ARCO_TEST_STATE"], "first")) == 1
+    assert not Path(env["ARCO_TEST_STATE"], "second").exists()  # it never got to run
+    lines = [r["line"] for r in reader.logs(reader.view(), run_id)]
+    assert sum("run resumed by worker" in line for line in lines) == 2

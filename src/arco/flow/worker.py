@@ -53,6 +53,11 @@ class _Tracking(Executor):
     """Wraps an executor to remember live attempts, so a worker that loses its lease
     can stop them before it walks away."""
 
+    #: Never the scheduler's synchronous fast path (RUNNING written together with the
+    #: outcome): under a lease, RUNNING must be durable before an attempt starts, so a
+    #: worker that dies mid-attempt leaves the record that the attempt was lost.
+    synchronous = False
+
     def __init__(self, inner: Executor) -> None:
         self.inner = inner
         self.name = inner.name
