@@ -289,3 +289,163 @@ def test_fold_of_run_events_is_order_independent(order: list[int], dup: int) -> 
     row = folder.upserts["tasks"][("r", "t")]
     assert row["state"] == "SUCCEEDED"
     assert row["seq"] == 6
+
+
+# ------------------------------------------------------------- performance work
+def _layered(n: int, layers: int, *, namespace: str = "bench", pause: float = 0.0) -> Definitions:
+    """The benchmark's graph: ``layers`` layers; each asset below the first sums two
+    assets of the layer above."""
+    from arco import asset
+
+    per = n // layers
+    out = []
+    for layer in range(layers):
+        for i in range(per):
+            name = f"a{layer}_{i}"
+            if layer == 0:
+
+                def leaf() -> int:
+                    time.sleep(pause)
+                    return 1
+
+                leaf.__name__ = leaf.__qualname__ = name
+                out.append(asset(name=name, namespace=namespace)(leaf))
+            else:
+
+                def inner(a: int, b: int) -> int:
+                    time.sleep(pause)
+                    return a + b
+
+                inner.__name__ = inner.__qualname__ = name
+                ins = {"a": f"a{layer - 1}_{i}", "b": f"a{layer - 1}_{(i + 1) % per}"}
+                out.append(asset(name=name, namespace=namespace, ins=ins)(inner))
+    return Definitions(out)
+
+
+def test_plan_fingerprints_are_pinned() -> None:
+    """Plans serialise exactly as before the planner was optimised: these
+    fingerprints were computed by the original implementation."""
+    d = _layered(200, 10)
+    assert plan(d, "*").fingerprint == (
+        "sha256:173d105dac400c9567c7d3644c3b3c938ba5b4d2d3e500e7b91b396dab2fb577"
+    )
+    assert plan(d, "+bench.a9_3").fingerprint == (
+        "sha256:d201ce46d3a82ba5a80d4ff7cd7fc5ceefe6fa4b1a0fcf9eef73119d53b02c14"
+    )
+    assert plan(_defs(), "*").fingerprint == (
+        "sha256:b9993a553e601c61eb267c5af9774c9b7af3872a7369219189e70d066b453e6f"
+    )
+    assert plan(_defs(), "+report", partitions=["2024-01-02"]).fingerprint == (
+        "sha256:e464bee7c745ef9c0a659dcd3d2a91de3a2a422abd6ae18fbe5d4e7970be5578"
+    )
+
+
+def test_fingerprint_covers_the_canonical_json_of_odd_values() -> None:
+    """The hand-built canonical JSON equals the generic encoder's, including
+    escapes, non-ASCII keys and a non-string code version (which falls back)."""
+    from arco import StaticPartitions, asset
+    from arco.core.ids import canonical_json, sha256_hex
+
+    keys = StaticPartitions(["é", 'a"b', "x\\y", "\x01z", "\u2028", "plain"])
+
+    @asset(namespace="odd", partitions=keys, code_version=3)  # type: ignore[arg-type]
+    def weird() -> int:
+        return 1
+
+    @asset(namespace="odd", code_version='ü"')
+    def after_weird(weird: int) -> int:
+        return weird
+
+    d = Definitions([weird, after_weird])
+    for p in (plan(d, "*"), plan(d, "weird+", partitions=['a"b', "é"])):
+        assert p.fingerprint == "sha256:" + sha256_hex(canonical_json(p.body()))
+        assert json.loads(p.to_json())["tasks"] == p.to_dict()["tasks"]
+    assert {t.partition for t in plan(d, "*").tasks} == set(keys.keys()) | {None}
+
+
+def test_stale_plan_reasons_follow_upstream_order() -> None:
+    """In stale mode the first upstream (in declaration order) that is in the plan
+    or newer decides the reason; unchanged assets are out and say why."""
+    from datetime import UTC, datetime, timedelta
+
+    from arco.flow.planner import Materialization
+
+    d = _layered(20, 4)
+    t0 = datetime(2024, 5, 1, tzinfo=UTC)
+    mats = {
+        (key, None): Materialization(key, None, None, t0 + timedelta(seconds=i), "r")
+        for i, key in enumerate(d.order)
+    }
+    # a0_0 never materialized: it is in, and so is everything downstream of it.
+    del mats[("bench.a0_0", None)]
+    # a1_3 is older than its second upstream only.
+    mats[("bench.a1_3", None)] = Materialization("bench.a1_3", None, None, t0, "r")
+    p = plan(d, "*", mode="stale", materializations=mats)
+    why = {e.asset: (e.included, e.reason) for e in p.explanations}
+    assert why["bench.a0_0"] == (True, "never materialized")
+    assert why["bench.a1_4"] == (True, "upstream in plan")  # reads a0_4 and a0_0
+    assert why["bench.a1_3"] == (True, "upstream materialized since")
+    assert why["bench.a0_1"] == (False, "up to date")
+    assert {t.asset for t in p.tasks} == {k for k, (inc, _) in why.items() if inc}
+
+
+def test_inline_run_batches_writes_ahead_of_their_effects(tmp_path: Path) -> None:
+    """An inline run writes a few ledger objects, not several per task; a task's
+    RUNNING is never written before its upstreams' SUCCEEDED, and every event keeps
+    the time of its own transition."""
+    from arco.catalog.ledger import Ledger
+
+    url = f"file://{tmp_path}/store"
+    store = open_store(url)
+    d = _layered(40, 4, pause=0.02)
+    result = Scheduler(store, SCOPE, d, store_url=url, options=RunOptions()).run(plan(d, "*"))
+    assert result.state == "SUCCEEDED"
+    ledger = Ledger(store, SCOPE)
+    objects = sorted(ledger.list_objects("executions"), key=lambda o: o.object_id)
+    assert len(objects) <= len(result.tasks) // 2
+    where: dict[tuple[str, str], int] = {}
+    for i, obj in enumerate(objects):
+        for env in ledger.read(obj):
+            if env.event_type == "task.state_changed":
+                where[(env.payload["task_id"], env.payload["state"])] = i
+    for tid, tr in result.tasks.items():
+        for dep in tr.task.deps:
+            assert where[(dep, "SUCCEEDED")] < where[(tid, "RUNNING")], (dep, tid)
+    rows = {
+        r["task_id"]: r
+        for r in tier2_store(store, SCOPE, "executions").read().state.rows("tasks")
+        if r["run_id"] == result.run_id
+    }
+    for tid, tr in result.tasks.items():
+        row = rows[tid]
+        # Each attempt sleeps 20 ms: RUNNING and SUCCEEDED carry their own times
+        # even though they were written in one batch.
+        assert (row["finished_at"] - row["started_at"]).total_seconds() >= 0.015, tid
+        for dep in tr.task.deps:
+            assert row["started_at"] >= rows[dep]["finished_at"], (dep, tid)
+
+
+def test_inline_attempt_fails_when_its_value_cannot_be_stored(tmp_path: Path) -> None:
+    """The value is written after the asset's code ran; a failed write fails the
+    attempt (and is retried) instead of recording a materialization."""
+    from arco import asset
+    from arco.core.keys import Keys
+    from arco.flow.assets import RetryPolicy
+
+    @asset(namespace="io", retries=RetryPolicy(max_retries=1, backoff_seconds=0.01))
+    def blocked() -> dict[str, int]:
+        return {"x": 1}
+
+    url = f"file://{tmp_path}/store"
+    store = open_store(url)
+    # A file where the asset's output folder should be: every write under it fails.
+    where = tmp_path / "store" / Keys(SCOPE).asset_prefix("io.blocked").rstrip("/")
+    where.parent.mkdir(parents=True)
+    where.write_text("in the way")
+    d = Definitions([blocked])
+    result = Scheduler(store, SCOPE, d, store_url=url).run(plan(d, "*"))
+    task = result.tasks["io.blocked"]
+    assert (result.state, task.state, task.attempt) == ("FAILED", "FAILED", 2)
+    assert task.error is not None
+    assert task.error.startswith("storing the value failed")
+    assert ("io.blocked", None) not in latest_materializations(store, SCOPE)
