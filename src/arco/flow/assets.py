@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -74,16 +75,25 @@ class AssetDef:
 
 
 def _source(fn: Callable[..., Any]) -> str:
+    """``file:line`` of a function's definition (its first decorator's line).
+
+    Read from the code object: ``inspect.getsourcelines`` tokenises the function's
+    source and made up half of loading a project of thousands of assets.
+    """
     try:
-        file = inspect.getsourcefile(fn) or "<unknown>"
-        line = inspect.getsourcelines(fn)[1]
-    except (OSError, TypeError):
+        code = inspect.unwrap(fn).__code__
+    except (AttributeError, ValueError):
         return "<unknown>"
-    return f"{file}:{line}"
+    return f"{code.co_filename}:{code.co_firstlineno}"
 
 
 def _default_namespace(fn: Callable[..., Any]) -> str:
-    module = getattr(fn, "__module__", "") or "default"
+    return _module_namespace(getattr(fn, "__module__", "") or "default")
+
+
+# A module declares many assets: derive and validate its namespace once, not per asset.
+@functools.lru_cache(maxsize=1024)
+def _module_namespace(module: str) -> str:
     last = module.rsplit(".", 1)[-1]
     if last in ("__main__", "assets", "definitions", "__init__") and "." in module:
         last = module.rsplit(".", 2)[-2]
@@ -91,6 +101,17 @@ def _default_namespace(fn: Callable[..., Any]) -> str:
         last = "default"
     cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in last) or "default"
     return cleaned if not cleaned[0].isdigit() else f"_{cleaned}"
+
+
+def _valid_namespace(namespace: object) -> str:
+    if isinstance(namespace, str):
+        return _valid_namespace_str(namespace)
+    return validate_dotted("asset namespace", namespace)  # raises: not a string
+
+
+@functools.lru_cache(maxsize=1024)
+def _valid_namespace_str(namespace: str) -> str:
+    return validate_dotted("asset namespace", namespace)
 
 
 @overload
@@ -148,7 +169,7 @@ def asset(
         if not callable(func):
             raise InvalidArgumentError("@asset decorates a function")
         asset_name = validate_identifier("asset name", name or func.__name__)
-        ns = validate_dotted("asset namespace", namespace or _default_namespace(func))
+        ns = _valid_namespace(namespace or _default_namespace(func))
         policy = retries if isinstance(retries, RetryPolicy) else RetryPolicy(max_retries=retries)
         if policy.max_retries < 0 or policy.max_retries > 100:
             raise InvalidArgumentError("retries must be between 0 and 100")
