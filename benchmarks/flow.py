@@ -344,7 +344,13 @@ def worker_main(args: argparse.Namespace) -> int:
 
 
 def run_worker(
-    python: Path, kind: str, n: int, materialize: str, root: Path, timeout: float
+    python: Path,
+    kind: str,
+    n: int,
+    materialize: str,
+    root: Path,
+    timeout: float,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Run one worker in a child process; return its figures (or an error)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"{kind}-{n}-{materialize}-", dir=root))
@@ -360,7 +366,12 @@ def run_worker(
         "--workdir",
         str(workdir),
     ]
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "DAGSTER_HOME": str(workdir)}
+    env = {
+        **os.environ,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "DAGSTER_HOME": str(workdir),
+        **(extra_env or {}),
+    }
     wall = time.perf_counter()
     try:
         proc = subprocess.run(
@@ -687,6 +698,52 @@ def summarize_dev(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------- driver
+MEDIAN_KEYS = (
+    "load_s",
+    "plan_first_ms",
+    "plan_warm_ms",
+    "materialize_s",
+    "per_asset_ms",
+    "ledger_s",
+    "ledger_calls",
+    "exec_s",
+    "compact_s",
+    "rss_mb",
+)
+
+
+def median_of(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from repeated runs: the median of each figure (errors kept)."""
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results[-1]
+    out = dict(good[0])
+    for key in MEDIAN_KEYS:
+        values = [r[key] for r in good if key in r]
+        if values:
+            out[key] = statistics.median(values)
+    out["repeats"] = len(good)
+    if len(good) > 1:
+        out["per_run"] = {
+            key: [r.get(key) for r in good] for key in ("plan_first_ms", "per_asset_ms")
+        }
+    return out
+
+
+def arco_runs(
+    n: int, root: Path, repeat: int, sources: dict[str, dict[str, str]]
+) -> dict[str, dict[str, Any]]:
+    """``repeat`` runs of every arco source tree at size ``n``, interleaved (so a
+    baseline and the current code see the same machine load); medians."""
+    raw: dict[str, list[dict[str, Any]]] = {label: [] for label in sources}
+    for _ in range(repeat):
+        for label, extra in sources.items():
+            raw[label].append(
+                run_worker(PROJECT_PYTHON, "arco", n, "file", root, 1800, extra_env=extra)
+            )
+    return {label: median_of(results) for label, results in raw.items()}
+
+
 def estimate_s(previous: dict[str, Any] | None, n: int) -> float | None:
     """Linear extrapolation of a materialize time from a smaller size."""
     if not previous or "per_asset_ms" not in previous:
@@ -731,6 +788,19 @@ def main(argv: list[str] | None = None) -> int:
         help="run a Dagster materialization only if estimated under this (default 300; quick 120)",
     )
     parser.add_argument("--dev-trials", type=int, default=3, help="arco/dagster dev starts")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every arco size N times and report medians (the machine is noisy)",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        metavar="DIR",
+        help="also measure the arco source tree at DIR (its src/ on PYTHONPATH), "
+        "interleaved with the current one, e.g. a `git archive` of an older commit",
+    )
     parser.add_argument("--skip-dev", action="store_true", help="skip the dev-server figures")
     # Internal: child-process mode.
     parser.add_argument("--worker", choices=["arco", "dagster"], help=argparse.SUPPRESS)
@@ -797,11 +867,26 @@ def main(argv: list[str] | None = None) -> int:
             )
         report["arco_imports"] = imports
         arco_results: dict[int, dict[str, Any]] = {}
+        baseline_results: dict[int, dict[str, Any]] = {}
+        sources: dict[str, dict[str, str]] = {"current": {}}
+        if args.baseline_src:
+            base_src = Path(args.baseline_src).resolve() / "src"
+            if not (base_src / "arco").is_dir():
+                parser.error(f"{base_src} has no arco package")
+            sources["baseline"] = {"PYTHONPATH": str(base_src)}
+            log(f"baseline: {base_src} (measured interleaved with the current code)")
+        if args.repeat > 1:
+            log(f"each arco size runs {args.repeat} times; medians shown")
         for n in sizes:
-            r = run_worker(PROJECT_PYTHON, "arco", n, "file", root, timeout=1800)
-            arco_results[n] = r
-            log(f"{n:>5,} assets: {describe(r)}")
+            by_source = arco_runs(n, root, max(1, args.repeat), sources)
+            arco_results[n] = by_source["current"]
+            log(f"{n:>5,} assets: {describe(arco_results[n])}")
+            if "baseline" in by_source:
+                baseline_results[n] = by_source["baseline"]
+                log(f"{n:>5,} assets, baseline: {describe(baseline_results[n])}")
         report["arco"] = arco_results
+        if baseline_results:
+            report["arco_baseline"] = {"src": args.baseline_src, "results": baseline_results}
         if not args.skip_dev:
             dev = measure_arco_dev(root, args.dev_trials)
             report["arco_dev"] = dev
@@ -1031,6 +1116,21 @@ def summary_rows(report: dict[str, Any], sizes: list[int]) -> list[list[str]]:
                     "",
                 ]
             )
+    base = (report.get("arco_baseline") or {}).get("results") or {}
+    for n in sizes:
+        b = base.get(n) or {}
+        if not b:
+            continue
+        rows.append(
+            [
+                f"  baseline src, {n:,} assets: plan first / materialize",
+                f"{fmt_ms(b.get('plan_first_ms'))} / "
+                + (f"{b['per_asset_ms']:.2f} ms/asset" if "per_asset_ms" in b else "error"),
+                "",
+                "(same run, interleaved)",
+                "",
+            ]
+        )
     dev = report.get("arco_dev") or {}
     ddev = dag.get("dev") or {}
     if dev:

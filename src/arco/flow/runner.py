@@ -129,6 +129,16 @@ def _index(tr: TaskRun) -> int:
     return tr.index
 
 
+def _settle(runs: Iterable[TaskRun], limit: float) -> None:
+    """Wait (at most ``limit`` seconds) until every attempt in ``runs`` has an outcome."""
+    waiting = [tr.handle for tr in runs if tr.handle is not None]
+    deadline = time.monotonic() + limit
+    while waiting and time.monotonic() < deadline:
+        waiting = [h for h in waiting if h.poll() is None]
+        if waiting:
+            time.sleep(0.0005)
+
+
 @dataclass
 class RunResult:
     """What :meth:`Scheduler.run` returns."""
@@ -341,6 +351,11 @@ class Scheduler:
                     progressed = not cancelled and self._run_inline(
                         run_id, tasks, down, locations, pending, running
                     )
+                    if running and not live.ready:
+                        # Nothing else can start before these values are written:
+                        # collect them all, for one batch of events instead of one
+                        # per poll.
+                        _settle(running.values(), INLINE_FLUSH_SECONDS)
                 else:
                     if not cancelled:
                         # READY events still waiting are written with these RUNNING ones.
