@@ -25,7 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from arco import __version__
 from arco.api import problems
 from arco.api.auth import TokenVerifier
+from arco.api.blob import router as blob_router
 from arco.api.ratelimit import RateLimiter
+from arco.api.routes_browser import router as browser_router
 from arco.api.routes_catalog import router as catalog_router
 from arco.api.routes_flow import router as flow_router
 from arco.api.routes_query import router as query_router
@@ -34,7 +36,8 @@ from arco.api.schemas import HealthOut, VersionOut
 from arco.api.services import ServiceCache
 from arco.api.settings import Settings
 from arco.core.errors import ArcoError, ObjectNotFoundError
-from arco.core.storage import ObjectStore, open_store
+from arco.core.storage import HmacSigner, ObjectStore, open_store
+from arco.core.storage.signing import url_signing_secret
 from arco.web import install as install_web_ui
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -103,6 +106,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         leeway=settings.leeway_seconds,
     )
     app.state.limiter = RateLimiter(settings.rate_limits)
+    # Signs the blob route's URLs (local and memory stores cannot presign).
+    app.state.url_signer = HmacSigner(url_signing_secret(settings.url_secret, settings.jwt_secret))
     app.state.services = ServiceCache(app.state.store, max_staleness=settings.max_staleness)
     registry = CollectorRegistry()
     requests_total = Counter(
@@ -172,6 +177,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.include_router(tier2_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(query_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(flow_router, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(browser_router, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(blob_router)
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

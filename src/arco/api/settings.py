@@ -35,6 +35,9 @@ class Settings:
     query_rows: int = 10_000
     query_bytes: int = 10 * 1024 * 1024
     signed_url_ttl_max: int = 3600
+    #: Secret of the blob route's signed URLs (``ARCO_URL_SECRET``); when unset it is
+    #: derived from ``jwt_secret`` under a label of its own, else random per process.
+    url_secret: str | None = None
     dev_mode: bool = False
     #: The scope ``GET /api/v1/dev/token`` signs tokens for (dev mode only).
     dev_tenant: str = "default"
@@ -62,6 +65,8 @@ class Settings:
             "jwks": os.environ.get("ARCO_JWKS") or None,
             "max_staleness": _float("ARCO_MAX_STALENESS", 0.0),
             "query_seconds": _float("ARCO_QUERY_SECONDS", 10.0),
+            "url_secret": os.environ.get("ARCO_URL_SECRET") or None,
+            "signed_url_ttl_max": int(_float("ARCO_SIGNED_URL_TTL_MAX", 3600)),
             "dev_tenant": os.environ.get("ARCO_TENANT") or "default",
             "dev_workspace": os.environ.get("ARCO_WORKSPACE") or "default",
             "project_module": os.environ.get("ARCO_PROJECT_MODULE") or None,

@@ -73,6 +73,15 @@ class ObjectStore(ABC):
     def sign(self, key: str, ttl_seconds: int) -> str:
         """A URL that lets its holder GET ``key`` until the TTL runs out."""
 
+    def signed_get_url(self, key: str, ttl_seconds: int) -> str | None:
+        """The store's own presigned GET URL for ``key``, or None when it cannot presign.
+
+        S3, GCS and Azure answer a real presigned URL; a local folder or memory
+        store answers None and the caller falls back to Arco's HMAC blob route.
+        No attached signer is consulted: that is what the fallback is for.
+        """
+        return None
+
     def exists(self, key: str) -> bool:
         """True if ``key`` exists."""
         from arco.core.errors import ObjectNotFoundError

@@ -19,7 +19,7 @@ from typing import Literal
 from arco.core.errors import StorageError
 from arco.core.storage.base import ObjectMeta, ObjectStore, PutMode
 
-Op = Literal["get", "get_range", "head", "list", "delete", "put", "sign"]
+Op = Literal["get", "get_range", "head", "list", "delete", "put", "sign", "signed_get_url"]
 
 
 class SimulatedCrash(BaseException):
@@ -148,4 +148,11 @@ class FaultInjectingStore(ObjectStore):
         n = self._begin("sign", key)
         result = self.inner.sign(key, ttl_seconds)
         self._fire("after", n, "sign", key)
+        return result
+
+    def signed_get_url(self, key: str, ttl_seconds: int) -> str | None:
+        """Presign, with faults."""
+        n = self._begin("signed_get_url", key)
+        result = self.inner.signed_get_url(key, ttl_seconds)
+        self._fire("after", n, "signed_get_url", key)
         return result

@@ -29,6 +29,11 @@ def _meta(raw: Any) -> ObjectMeta:
     )
 
 
+def _can_presign(inner: Any) -> bool:
+    """Only the cloud stores presign (obstore raises a misleading ValueError otherwise)."""
+    return type(inner).__name__ in ("S3Store", "GCSStore", "AzureStore")
+
+
 def _is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NotFoundError"
 
@@ -119,6 +124,19 @@ class ObstoreStore(ObjectStore):
             raise UnsupportedOperationError(
                 f"{self.url}: this store cannot sign URLs ({exc})"
             ) from exc
+
+    def signed_get_url(self, key: str, ttl_seconds: int) -> str | None:
+        """A presigned GET URL from S3, GCS or Azure; None for local and memory stores."""
+        if not _can_presign(self._inner):
+            return None
+        from datetime import timedelta
+
+        if ttl_seconds < 1:
+            raise UnsupportedOperationError(f"{key}: a signed URL needs a positive TTL")
+        try:
+            return str(obstore.sign(self._inner, "GET", key, timedelta(seconds=ttl_seconds)))
+        except Exception as exc:
+            raise self._translate(exc, key) from exc
 
     @staticmethod
     def _translate(exc: BaseException, key: str) -> Exception:

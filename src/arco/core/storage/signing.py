@@ -2,16 +2,22 @@
 
 The URL carries the key, an expiry and an HMAC over both; Arco's blob route
 recomputes it. The signature is method-agnostic so one URL serves GET and HEAD
-(DuckDB-WASM sends HEAD before reading).
+(DuckDB-WASM sends HEAD before reading). The key itself starts with the scope
+prefix (``tenant=.../workspace=.../``), so a signature is bound to one scope.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 import time
 from dataclasses import dataclass
 from urllib.parse import quote
+
+#: Label of the URL-signing key derived from the JWT secret: a distinct key, so a
+#: signed URL can never be replayed as (or help forge) a token, and vice versa.
+_DERIVE_LABEL = b"arco/blob-url-signing/v1"
 
 
 def _mac(secret: bytes, key: str, expires: int) -> str:
@@ -19,21 +25,46 @@ def _mac(secret: bytes, key: str, expires: int) -> str:
     return hmac.new(secret, msg, hashlib.sha256).hexdigest()
 
 
+def url_signing_secret(configured: str | None, jwt_secret: str | None) -> bytes:
+    """The secret blob URLs are signed with.
+
+    ``configured`` (``ARCO_URL_SECRET``) wins; else a key derived from the JWT secret
+    with HMAC-SHA256 under a label of its own (one HKDF-Expand step), so every server
+    process sharing the JWT secret verifies the others' URLs; else a random key for
+    this process only (URLs then work only against the process that minted them).
+    """
+    if configured:
+        return configured.encode()
+    if jwt_secret:
+        return hmac.new(jwt_secret.encode(), _DERIVE_LABEL + b"\x01", hashlib.sha256).digest()
+    return secrets.token_bytes(32)
+
+
 @dataclass(frozen=True)
 class HmacSigner:
     """Signs keys into URLs under ``{base_url}/blob/{key}``."""
 
     secret: bytes
-    base_url: str
+    #: Default base URL; the API passes each request's own base instead.
+    base_url: str = ""
 
-    def sign(self, key: str, ttl_seconds: int, *, now: float | None = None) -> str:
-        """A URL for ``key`` valid for ``ttl_seconds``."""
+    def sign(
+        self,
+        key: str,
+        ttl_seconds: int,
+        *,
+        now: float | None = None,
+        base_url: str | None = None,
+    ) -> str:
+        """A URL for ``key`` valid for ``ttl_seconds`` (under ``base_url`` if given)."""
         expires = int((time.time() if now is None else now) + ttl_seconds)
         sig = _mac(self.secret, key, expires)
-        return f"{self.base_url.rstrip('/')}/blob/{quote(key)}?expires={expires}&sig={sig}"
+        base = (self.base_url if base_url is None else base_url).rstrip("/")
+        return f"{base}/blob/{quote(key)}?expires={expires}&sig={sig}"
 
     def verify(self, key: str, expires: int, sig: str, *, now: float | None = None) -> bool:
         """True when ``sig`` is this signer's signature of ``key`` and it has not expired."""
         if expires < (time.time() if now is None else now):
             return False
-        return hmac.compare_digest(_mac(self.secret, key, expires), sig)
+        # Bytes, not str: compare_digest refuses non-ASCII strings, and a URL may carry any.
+        return hmac.compare_digest(_mac(self.secret, key, expires).encode(), sig.encode())

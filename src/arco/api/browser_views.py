@@ -1,0 +1,245 @@
+"""The ``system.*`` tables as DuckDB SQL over a scope's state files (contract 1).
+
+The browser downloads each state file a manifest references and registers its
+bytes as ``'arco://<path>'``; the SELECTs built here turn those files into the
+rows :class:`~arco.catalog.sql.SystemTables` builds in Python, with the columns
+of :data:`~arco.catalog.sql.SYSTEM_SCHEMAS`. They follow the readers exactly:
+
+* resident tables (catalog tables, runs, tasks, edges, event keys) apply the
+  delta rows newer than the base (``_version > base.max_version``) on top of the
+  base: per primary key the row with the highest ``_version`` wins (later rows of
+  the same file break ties, as the in-order fold does) and ``_op = 1`` deletes it;
+* append-only fact tables (materializations, logs, quarantine) are the base and
+  every delta concatenated, as ``DomainStore.load_table`` reads them.
+
+Only SQL that DuckDB 0.9 (the engine inside DuckDB-WASM 1.28.0) understands is
+used: ``read_parquet`` with a list, ``file_row_number``, ``QUALIFY``, ``unnest``
+and ``struct_extract``. Every column is cast to its system type, so a view over
+no files has the same columns (typed NULLs and ``WHERE false``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from arco.catalog.manifest import FileEntry, Manifest
+from arco.catalog.sql import SYSTEM_SCHEMAS
+from arco.catalog.state import NAMESPACES, TABLES
+from arco.catalog.tableset import OP_DELETE, TableDef
+from arco.catalog.tier2state import (
+    EDGES,
+    EVENT_KEYS,
+    LOGS,
+    MATERIALIZATIONS,
+    QUARANTINE,
+    RUNS,
+    TASKS,
+)
+
+#: The file-name prefix the browser registers every downloaded file under.
+FILE_PREFIX = "arco://"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def duckdb_type(dtype: pa.DataType) -> str:
+    """The DuckDB type name of an Arrow type used by the system schemas."""
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return "VARCHAR"
+    if pa.types.is_boolean(dtype):
+        return "BOOLEAN"
+    ints = {8: "TINYINT", 16: "SMALLINT", 32: "INTEGER", 64: "BIGINT"}
+    if pa.types.is_signed_integer(dtype):
+        return ints[dtype.bit_width]
+    if pa.types.is_timestamp(dtype):
+        return "TIMESTAMPTZ" if dtype.tz else "TIMESTAMP"
+    if pa.types.is_float64(dtype):
+        return "DOUBLE"
+    if pa.types.is_map(dtype):
+        return f"MAP({duckdb_type(dtype.key_type)}, {duckdb_type(dtype.item_type)})"
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        return f"{duckdb_type(dtype.value_type)}[]"
+    raise TypeError(f"no DuckDB type for {dtype}")  # pragma: no cover - schemas are fixed
+
+
+def _files(paths: Sequence[str]) -> str:
+    return "[" + ", ".join(_literal(FILE_PREFIX + p) for p in paths) + "]"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One state table of one domain in a system view."""
+
+    domain: str
+    tdef: TableDef
+    #: Resident tables fold deltas by key; append-only facts concatenate.
+    keyed: bool
+
+
+#: The state tables behind each system view, in output order of their domains.
+_SOURCES: dict[str, tuple[_Source, ...]] = {
+    "namespaces": (_Source("catalog", NAMESPACES, True),),
+    "tables": (_Source("catalog", TABLES, True),),
+    "columns": (_Source("catalog", TABLES, True),),
+    "lineage_edges": (_Source("lineage", EDGES, True),),
+    "runs": (_Source("executions", RUNS, True),),
+    "tasks": (_Source("executions", TASKS, True),),
+    "materializations": (_Source("executions", MATERIALIZATIONS, False),),
+    "logs": (_Source("executions", LOGS, False),),
+    "events": (
+        _Source("executions", EVENT_KEYS, True),
+        _Source("lineage", EVENT_KEYS, True),
+    ),
+    "quarantine": (
+        _Source("executions", QUARANTINE, False),
+        _Source("lineage", QUARANTINE, False),
+    ),
+}
+#: Ordering of views whose Python rows come out sorted (append-only facts keep file order).
+_ORDER: dict[str, tuple[str, ...]] = {
+    "namespaces": ("name",),
+    "tables": ("namespace", "name"),
+    "columns": ("namespace", "table_name", "ordinal"),
+    "lineage_edges": ("source", "target", "edge_type"),
+    "runs": ("run_id",),
+    "tasks": ("run_id", "task_id"),
+    "events": ("domain", "event_id"),
+}
+
+#: The system views the browser gets, and the domains each one reads.
+VIEW_DOMAINS: dict[str, tuple[str, ...]] = {
+    name: tuple(dict.fromkeys(s.domain for s in sources)) for name, sources in _SOURCES.items()
+}
+
+
+def state_tables_used(domain: str) -> set[str]:
+    """The state tables of ``domain`` that some view reads (the files worth downloading)."""
+    return {s.tdef.name for sources in _SOURCES.values() for s in sources if s.domain == domain}
+
+
+def _merged(source: _Source, files: Sequence[FileEntry]) -> str | None:
+    """A SELECT of the live rows (state-table columns) of one source, None if no files."""
+    mine = [f for f in files if f.table == source.tdef.name]
+    if not mine:
+        return None
+    columns = ", ".join(_ident(n) for n in source.tdef.schema.names)
+    base = next((f for f in mine if f.kind == "base"), None)
+    deltas = sorted((f for f in mine if f.kind == "delta"), key=lambda f: f.min_version)
+    parts: list[str] = []
+    if not source.keyed:
+        if base is not None:
+            parts.append(f"SELECT {columns} FROM read_parquet({_files([base.path])})")
+        if deltas:
+            parts.append(
+                f"SELECT {columns} FROM read_parquet("
+                f"{_files([d.path for d in deltas])}, union_by_name=true)"
+            )
+        return " UNION ALL ".join(parts)
+    since = base.max_version if base is not None else 0
+    # The readers apply only delta rows newer than the base (a merged delta may
+    # straddle it), and a delta file newer than the base is read whole.
+    deltas = [d for d in deltas if d.max_version > since]
+    if not deltas:
+        assert base is not None
+        return f"SELECT {columns} FROM read_parquet({_files([base.path])})"
+    keys = source.tdef.key
+    partition = ", ".join(_ident(k) for k in keys)
+    latest = (
+        f"SELECT * FROM read_parquet({_files([d.path for d in deltas])}, "
+        f"union_by_name=true, file_row_number=true) WHERE _version > {since} "
+        f"QUALIFY row_number() OVER (PARTITION BY {partition} "
+        "ORDER BY _version DESC, file_row_number DESC) = 1"
+    )
+    live = f"SELECT {columns} FROM d WHERE d._op <> {OP_DELETE}"
+    if base is None:
+        return f"WITH d AS ({latest}) {live}"
+    match = " AND ".join(f"d.{_ident(k)} = b.{_ident(k)}" for k in keys)
+    kept = (
+        f"SELECT {', '.join('b.' + _ident(n) for n in source.tdef.schema.names)} "
+        f"FROM read_parquet({_files([base.path])}) AS b "
+        f"WHERE NOT EXISTS (SELECT 1 FROM d WHERE {match})"
+    )
+    return f"WITH d AS ({latest}) {kept} UNION ALL {live}"
+
+
+def _cast(expression: str, name: str, dtype: pa.DataType) -> str:
+    return f"CAST({expression} AS {duckdb_type(dtype)}) AS {_ident(name)}"
+
+
+def _empty(schema: pa.Schema) -> str:
+    return "SELECT " + ", ".join(_cast("NULL", f.name, f.type) for f in schema) + " WHERE false"
+
+
+def _projection(name: str, source: _Source) -> list[str]:
+    """Expressions turning one source's rows (as ``s``) into the view's columns."""
+    schema = SYSTEM_SCHEMAS[name]
+    out = []
+    for field in schema:
+        if name == "tables" and field.name == "column_count":
+            expr = 'coalesce(len(s."columns"), 0)'
+        elif name in ("events", "quarantine") and field.name == "domain":
+            expr = _literal(source.domain)
+        else:
+            expr = f"s.{_ident(field.name)}"
+        out.append(_cast(expr, field.name, field.type))
+    return out
+
+
+def _columns_view(merged: str) -> str:
+    schema = SYSTEM_SCHEMAS["columns"]
+    struct_fields = {"name", "ordinal", "data_type", "nullable", "description", "column_id"}
+    exprs = []
+    for field in schema:
+        if field.name == "table_id":
+            expr = 's."id"'
+        elif field.name == "table_name":
+            expr = 's."name"'
+        elif field.name in struct_fields:
+            expr = f"struct_extract(s.c, {_literal(field.name)})"
+        else:
+            expr = f"s.{_ident(field.name)}"
+        exprs.append(_cast(expr, field.name, field.type))
+    exploded = (
+        f'SELECT t."id", t."namespace", t."name", unnest(t."columns") AS c FROM ({merged}) AS t'
+    )
+    return f"SELECT {', '.join(exprs)} FROM ({exploded}) AS s"
+
+
+def build_view(name: str, manifests: Mapping[str, Manifest | None]) -> str:
+    """The SELECT of ``system.<name>`` over the files of ``manifests`` (domain -> manifest)."""
+    sources = _SOURCES[name]
+    selects = []
+    for source in sources:
+        manifest = manifests.get(source.domain)
+        merged = _merged(source, manifest.files if manifest is not None else ())
+        if merged is None:
+            continue
+        if name == "columns":
+            selects.append(_columns_view(merged))
+        else:
+            selects.append(f"SELECT {', '.join(_projection(name, source))} FROM ({merged}) AS s")
+    if not selects:
+        return _empty(SYSTEM_SCHEMAS[name])
+    body = selects[0] if len(selects) == 1 else " UNION ALL ".join(f"({s})" for s in selects)
+    order = _ORDER.get(name)
+    if order is None:
+        return body
+    return f"SELECT * FROM ({body}) AS v ORDER BY {', '.join(_ident(c) for c in order)}"
+
+
+def build_views(manifests: Mapping[str, Manifest | None]) -> dict[str, str]:
+    """Every system view whose domains are all in ``manifests`` (None: domain has no commit)."""
+    return {
+        name: build_view(name, manifests)
+        for name, domains in VIEW_DOMAINS.items()
+        if all(d in manifests for d in domains)
+    }

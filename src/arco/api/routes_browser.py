@@ -1,0 +1,284 @@
+"""``POST /api/v1/browser/urls``: signed GET URLs for the caller's state files (contract 1).
+
+The browser reads the catalog with DuckDB-WASM straight from the files (DESIGN.md
+section 5): this route names the files a live manifest of the caller's scope
+references, signs a short-lived GET URL for each (a presigned URL from S3, GCS or
+Azure; an HMAC URL of Arco's own blob route for local and memory stores), and
+returns the DuckDB SQL of every ``system.*`` view over those files.
+
+Nothing else can be signed: the keys come from the manifests the pointers name,
+never from the request (``paths`` only narrows that set), so ledger objects,
+locks, pointers, manifests and other scopes' keys are out of reach. Each mint is
+audited on the ``arco.audit`` logger, without the URLs or their signatures.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from arco.api.auth import PermissionDeniedError, Principal
+from arco.api.browser_views import VIEW_DOMAINS, build_views, state_tables_used
+from arco.api.deps import Querier
+from arco.catalog.manifest import FileEntry, Manifest, Pointer
+from arco.core.errors import (
+    IntegrityError,
+    InvalidArgumentError,
+    NotFoundError,
+    ObjectNotFoundError,
+)
+from arco.core.ids import sha256_hex
+from arco.core.keys import DOMAINS_BUILTIN, Keys
+from arco.core.storage import HmacSigner, ObjectStore
+
+router = APIRouter(prefix="/api/v1", tags=["browser"])
+audit = logging.getLogger("arco.audit")
+
+DEFAULT_TTL_SECONDS = 900
+#: The hard ceiling of any signed URL's lifetime, whatever the settings say.
+MAX_TTL_SECONDS = 3600
+MAX_PATHS = 10_000
+
+
+class BrowserUrlsIn(BaseModel):
+    """Body of ``POST /browser/urls``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domains: list[str] = Field(
+        default_factory=lambda: ["catalog", "lineage", "executions"],
+        min_length=1,
+        max_length=len(DOMAINS_BUILTIN),
+        description="Domains whose current files to sign: " + ", ".join(DOMAINS_BUILTIN),
+    )
+    paths: list[str] | None = Field(
+        default=None,
+        max_length=MAX_PATHS,
+        description="Sign only these keys; each must be a file a live manifest references",
+    )
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, description="URL lifetime (default 900 s, capped by the server)"
+    )
+    as_of_version: int | None = Field(
+        default=None, ge=0, description="Catalog version to read (other domains: latest)"
+    )
+
+
+class SignedUrlOut(BaseModel):
+    """One signed state file."""
+
+    path: str = Field(description="The store key; the view SQL names it 'arco://<path>'")
+    url: str = Field(description="Signed GET URL (fetch it with GET, never HEAD)")
+    expires_at: str
+    domain: str
+    table: str
+    kind: str
+    level: int
+    min_version: int
+    max_version: int
+    rows: int
+    size: int
+
+
+class BrowserUrlsOut(BaseModel):
+    """Signed URLs of the caller's current state files, and the ``system.*`` view SQL."""
+
+    expires_at: str
+    versions: dict[str, int]
+    urls: list[SignedUrlOut]
+    views: dict[str, str] = Field(
+        description="DuckDB SELECT per system table over the 'arco://<path>' files"
+    )
+
+
+# ------------------------------------------------------------------ manifests
+class _Manifests:
+    """Reads pointers and manifests (verified by checksum); manifests cached by key."""
+
+    def __init__(self, store: ObjectStore, size: int = 512) -> None:
+        self.store = store
+        self.size = size
+        self._cache: OrderedDict[str, tuple[Manifest, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _manifest(self, keys: Keys, key: str, sha256: str) -> Manifest:
+        if not keys.is_within(key):
+            raise IntegrityError(f"{key}: manifest reference points outside scope {keys.scope}")
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[1] == sha256:
+                self._cache.move_to_end(key)
+                return hit[0]
+        try:
+            data, _ = self.store.get(key)
+        except ObjectNotFoundError as exc:
+            raise IntegrityError(f"{key}: manifest referenced by the chain is missing") from exc
+        if sha256_hex(data) != sha256:
+            raise IntegrityError(f"{key}: manifest checksum does not match its reference")
+        manifest = Manifest.from_bytes(data, key=key)
+        with self._lock:
+            self._cache[key] = (manifest, sha256)
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+        return manifest
+
+    def at(self, keys: Keys, domain: str, version: int | None) -> Manifest | None:
+        """The manifest of ``domain`` at ``version`` (None: latest); None before any commit."""
+        pointer_key = keys.pointer(domain)
+        try:
+            data, _ = self.store.get(pointer_key)
+        except ObjectNotFoundError:
+            head = None
+        else:
+            pointer = Pointer.from_bytes(data, key=pointer_key)
+            head = self._manifest(keys, pointer.manifest, pointer.manifest_sha256)
+        latest = head.version if head is not None else 0
+        if version is None or version == latest:
+            return head
+        if version > latest:
+            raise NotFoundError(f"{domain} has no version {version} (latest is {latest})")
+        if version == 0:
+            return None
+        manifest = head
+        while manifest is not None and manifest.version > version and manifest.parent:
+            manifest = self._manifest(keys, manifest.parent.path, manifest.parent.sha256)
+        if manifest is None or manifest.version != version:
+            raise NotFoundError(f"{domain} version {version} is no longer retained")
+        return manifest
+
+
+def _manifests(request: Request) -> _Manifests:
+    found = getattr(request.app.state, "browser_manifests", None)
+    if found is None:
+        found = _Manifests(request.app.state.store)
+        request.app.state.browser_manifests = found
+    return found
+
+
+def _signer(request: Request) -> HmacSigner:
+    signer: HmacSigner = request.app.state.url_signer
+    return signer
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _domains(requested: list[str]) -> list[str]:
+    out: list[str] = []
+    for domain in requested:
+        if domain not in DOMAINS_BUILTIN:
+            raise InvalidArgumentError(
+                f"unknown domain {domain!r}; domains are {', '.join(DOMAINS_BUILTIN)}"
+            )
+        if domain not in out:
+            out.append(domain)
+    return out
+
+
+def _selected(
+    domain: str, manifest: Manifest | None, explicit: bool
+) -> list[tuple[str, FileEntry]]:
+    """Files of one domain worth signing: what some view reads, or all for a viewless domain."""
+    if manifest is None:
+        return []
+    used = state_tables_used(domain)
+    if explicit or not used:
+        return [(domain, f) for f in manifest.files]
+    return [(domain, f) for f in manifest.files if f.table in used]
+
+
+@router.post("/browser/urls", response_model=BrowserUrlsOut)
+def browser_urls(request: Request, body: BrowserUrlsIn, svc: Querier) -> Any:
+    """Sign GET URLs for the caller's current state files and give the ``system.*`` view SQL.
+
+    Reader role; rate-limited like queries. Every URL expires after ``ttl_seconds``
+    (default 900 s, at most the server's cap). Paths not referenced by a live
+    manifest of the caller's scope are refused with 403.
+    """
+    settings = request.app.state.settings
+    started = time.perf_counter()
+    domains = _domains(body.domains)
+    cap = max(1, min(int(settings.signed_url_ttl_max), MAX_TTL_SECONDS))
+    ttl = min(body.ttl_seconds or DEFAULT_TTL_SECONDS, cap)
+    keys = Keys(svc.scope)
+    reader = _manifests(request)
+    manifests = {
+        d: reader.at(keys, d, body.as_of_version if d == "catalog" else None) for d in domains
+    }
+    explicit = body.paths is not None
+    files = [pair for d in domains for pair in _selected(d, manifests[d], explicit)]
+    if body.paths is not None:
+        by_path = {f.path: (d, f) for d, f in files}
+        missing = [p for p in body.paths if p not in by_path]
+        if missing:
+            raise PermissionDeniedError(
+                f"{len(missing)} path(s) are not files of a live manifest of your scope "
+                f"(domains {', '.join(domains)}), e.g. {missing[0][:200]!r}"
+            )
+        files = [by_path[p] for p in dict.fromkeys(body.paths)]
+    now = datetime.now(UTC)
+    expires_at = _iso(now.replace(microsecond=0) + timedelta(seconds=ttl))
+    store: ObjectStore = request.app.state.store
+    signer = _signer(request)
+    base = str(request.base_url)
+    urls = []
+    for domain, entry in files:
+        url = store.signed_get_url(entry.path, ttl)
+        if url is None:
+            url = signer.sign(entry.path, ttl, now=now.timestamp(), base_url=base)
+        urls.append(
+            {
+                "path": entry.path,
+                "url": url,
+                "expires_at": expires_at,
+                "domain": domain,
+                "table": entry.table,
+                "kind": entry.kind,
+                "level": entry.level,
+                "min_version": entry.min_version,
+                "max_version": entry.max_version,
+                "rows": entry.rows,
+                "size": entry.size,
+            }
+        )
+    views = build_views({d: m for d, m in manifests.items() if d in _view_domains()})
+    who: Principal = request.state.principal
+    audit.info(
+        "browser urls minted: subject=%s tenant=%s workspace=%s domains=%s urls=%d ttl=%ds",
+        who.sub,
+        who.tenant,
+        who.workspace,
+        ",".join(domains),
+        len(urls),
+        ttl,
+        extra={
+            "event": "browser.urls",
+            "subject": who.sub,
+            "tenant": who.tenant,
+            "workspace": who.workspace,
+            "domains": domains,
+            "as_of_version": body.as_of_version,
+            "urls": len(urls),
+            "ttl_seconds": ttl,
+            "request_id": getattr(request.state, "request_id", None),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        },
+    )
+    return {
+        "expires_at": expires_at,
+        "versions": {d: (m.version if m is not None else 0) for d, m in manifests.items()},
+        "urls": urls,
+        "views": views,
+    }
+
+
+def _view_domains() -> set[str]:
+    return {d for domains in VIEW_DOMAINS.values() for d in domains}
