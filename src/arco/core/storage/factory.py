@@ -144,6 +144,29 @@ def parse_store_url(url: str, options: dict[str, Any] | None = None) -> StoreCon
     )
 
 
+#: The Azure Storage emulator's well-known account (public, the same in every Azurite).
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def _azure_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Azure options for obstore; ``use_emulator`` with an ``endpoint`` reaches any Azurite.
+
+    obstore's emulator mode always dials ``127.0.0.1:10000`` (or the
+    ``AZURITE_BLOB_STORAGE_URL`` environment variable), ignoring ``endpoint``; an
+    emulator on another address is reached as a plain account at that endpoint with
+    the emulator's well-known name and key.
+    """
+    if not (config.get("use_emulator") and config.get("endpoint")):
+        return config
+    out = {k: v for k, v in config.items() if k != "use_emulator"}
+    out.setdefault("account_name", AZURITE_ACCOUNT)
+    out.setdefault("account_key", AZURITE_KEY)
+    return out
+
+
 _MEMORY_STORES: dict[str, ObstoreStore] = {}
 _MEMORY_LOCK = threading.Lock()
 
@@ -186,5 +209,6 @@ def open_store(
     else:
         from obstore.store import AzureStore
 
-        inner = AzureStore(cfg.bucket, prefix=prefix, config=config_any, client_options=client)
+        azure: Any = _azure_config(cfg.config)
+        inner = AzureStore(cfg.bucket, prefix=prefix, config=azure, client_options=client)
     return ObstoreStore(inner, cfg.redacted_url(), signer=signer)

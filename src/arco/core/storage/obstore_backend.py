@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,10 +80,16 @@ class ObstoreStore(ObjectStore):
 
     def list(self, prefix: str) -> Iterator[ObjectMeta]:
         """Every object under ``prefix``."""
+        # Azure lists ETags bare but answers HEAD, GET and PUT with them quoted: quote
+        # them so a listed version equals the one every other call reports.
+        quote = type(self._inner).__name__ == "AzureStore"
         try:
             for batch in obstore.list(self._inner, prefix or None, chunk_size=1000):
                 for raw in batch:
-                    yield _meta(raw)
+                    meta = _meta(raw)
+                    if quote and meta.version and not meta.version.startswith(('"', "W/")):
+                        meta = replace(meta, version=f'"{meta.version}"')
+                    yield meta
         except Exception as exc:
             raise self._translate(exc, prefix) from exc
 
