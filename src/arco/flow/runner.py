@@ -284,8 +284,11 @@ class Scheduler:
     def _flush(self, run_id: str, pending: list[tuple[str, dict[str, Any]]]) -> None:
         """Write the waiting events (one batch); the READY ones among them may now start."""
         if pending:
-            self._emit(run_id, list(pending))
+            # Taken off the list first: a batch whose write failed is never written
+            # again with new seq numbers (its first part may have been stored).
+            batch = list(pending)
             pending.clear()
+            self._emit(run_id, batch)
         if self._live is not None:
             self._live.promote()
 
@@ -400,10 +403,15 @@ class Scheduler:
                     break
                 if not progressed:
                     time.sleep(self.options.poll_interval)
+        except BaseException:
+            # The transitions that happened before the failure are still recorded,
+            # unless writing is what failed (or the lease is gone).
+            with contextlib.suppress(Exception):
+                self._flush(run_id, pending)
+            raise
         finally:
-            # Whatever stops the loop, the transitions that happened are recorded.
-            self._flush(run_id, pending)
             self._live = None
+        self._flush(run_id, pending)
         final = run_outcome([tr.state for tr in tasks.values()], cancelled)
         run_state = run_transition(run_state, final)
         self._emit(
@@ -486,6 +494,8 @@ class Scheduler:
         asset = self.defs[tr.task.asset]
         tr.deadline = tr.started + asset.timeout if asset.timeout else None
         tr.handle = self.executor.start(self._job(run_id, tr, locations))
+        if tr.handle.code_finished:
+            tr.deadline = None  # the code ran in this thread; only its write may remain
         running[tr.task.task_id] = tr
 
     def _run_inline(
@@ -511,7 +521,6 @@ class Scheduler:
             tr.error = None
             pending.append(self._task_event(run_id, tr, "RUNNING"))
             self._start(run_id, tr, locations, running)
-            tr.deadline = None  # the code has run: in this thread there is nothing to time out
             ran = True
             assert tr.handle is not None
             outcome = tr.handle.poll()
