@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from arco.core.storage import HmacSigner, open_store
+from arco.core.errors import UnsupportedOperationError
+from arco.core.storage import FaultInjectingStore, HmacSigner, open_store
+from arco.core.storage.signing import url_signing_secret
 
 NOW = 1_800_000_000.0
 BASE = "http://127.0.0.1:8080/api"
@@ -97,3 +101,72 @@ def test_store_with_a_signer_returns_hmac_urls(signer: HmacSigner, tmp_path: Pat
         key, expires, sig = _parts(store.sign("obj", 120))
         assert key == "obj"
         assert signer.verify(key, expires, sig)
+
+
+# ----------------------------------------------------------------- the API's signer
+
+
+def test_request_base_url_overrides_the_default(signer: HmacSigner) -> None:
+    url = signer.sign("k", 60, now=NOW, base_url="https://arco.example/root/")
+    assert url.startswith("https://arco.example/root/blob/k?")
+    key, expires, sig = _parts(url.replace("https://arco.example/root", BASE))
+    assert signer.verify(
+        key, expires, sig, now=NOW
+    )  # the base is not signed: proxies may rewrite it
+
+
+def test_a_non_ascii_signature_is_refused_not_an_error(signer: HmacSigner) -> None:
+    key, expires, _ = _parts(signer.sign("k", 60, now=NOW))
+    assert not signer.verify(key, expires, "\u0080" * 64, now=NOW)
+    assert not signer.verify(key, expires, "é", now=NOW)
+
+
+def test_signing_secret_configured_wins() -> None:
+    assert url_signing_secret("configured", "jwt") == b"configured"
+
+
+def test_signing_secret_is_derived_from_the_jwt_secret_under_its_own_label() -> None:
+    derived = url_signing_secret(None, "jwt-secret")
+    assert derived == url_signing_secret(None, "jwt-secret")  # every process agrees
+    assert derived != b"jwt-secret"
+    assert derived != hmac.new(b"jwt-secret", b"", hashlib.sha256).digest()
+    assert derived != url_signing_secret(None, "another-jwt-secret")
+    assert len(derived) == 32
+    # A URL signed with the JWT secret itself does not verify under the derived key.
+    raw = HmacSigner(secret=b"jwt-secret", base_url=BASE)
+    key, expires, sig = _parts(raw.sign("k", 60, now=NOW))
+    assert not HmacSigner(secret=derived, base_url=BASE).verify(key, expires, sig, now=NOW)
+
+
+def test_signing_secret_without_configuration_is_random_per_call() -> None:
+    first, second = url_signing_secret(None, None), url_signing_secret(None, None)
+    assert len(first) == 32
+    assert first != second
+
+
+def test_local_and_memory_stores_do_not_presign(tmp_path: Path) -> None:
+    for url in ("memory://", f"file://{tmp_path}/store"):
+        store = open_store(url)
+        store.put("obj", b"x")
+        assert store.signed_get_url("obj", 60) is None
+        wrapped = FaultInjectingStore(store)
+        assert wrapped.signed_get_url("obj", 60) is None
+        assert [c.op for c in wrapped.calls] == ["signed_get_url"]
+
+
+def test_cloud_stores_presign_locally_without_network() -> None:
+    """S3 signing is local arithmetic: no request leaves the process."""
+    store = open_store(
+        "s3://bucket/pre?endpoint=http://127.0.0.1:1&access_key_id=AKID&secret_access_key=S"
+        "&allow_http=true&virtual_hosted_style_request=false"
+    )
+    url = store.signed_get_url("tenant=t/workspace=w/snapshots/x.parquet", 900)
+    assert url is not None
+    split = urlsplit(url)
+    assert split.netloc == "127.0.0.1:1"
+    assert unquote(split.path) == "/bucket/pre/tenant=t/workspace=w/snapshots/x.parquet"
+    query = parse_qs(split.query)
+    assert query["X-Amz-Expires"] == ["900"]
+    assert query["X-Amz-Credential"][0].startswith("AKID/")
+    with pytest.raises(UnsupportedOperationError):
+        store.signed_get_url("k", 0)

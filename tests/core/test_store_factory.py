@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -297,3 +298,94 @@ def test_open_azure_store_without_network() -> None:
     assert inner.config["container_name"] == "container"
     assert str(inner.config["use_emulator"]).lower() == "true"
     assert store.url == "az://container/lake"
+
+
+def test_azure_emulator_endpoint_becomes_the_well_known_account() -> None:
+    from arco.core.storage.factory import AZURITE_ACCOUNT, _azure_config
+
+    endpoint = "http://127.0.0.1:18000/devstoreaccount1"
+    cfg = parse_store_url(f"az://c/p?use_emulator=true&endpoint={endpoint}&allow_http=true")
+    assert cfg.config == {"use_emulator": True, "endpoint": endpoint}
+    azure = _azure_config(cfg.config)
+    assert azure["account_name"] == AZURITE_ACCOUNT
+    assert azure["endpoint"] == endpoint
+    assert "use_emulator" not in azure
+    assert len(azure["account_key"]) == 88  # the emulator's public base64 key
+    # Without an endpoint obstore's own emulator mode (127.0.0.1:10000) is kept.
+    assert _azure_config({"use_emulator": True}) == {"use_emulator": True}
+    # An explicit account wins over the emulator defaults.
+    assert (
+        _azure_config({"use_emulator": True, "endpoint": endpoint, "account_name": "x"})[
+            "account_name"
+        ]
+        == "x"
+    )
+    store = open_store(f"az://c/p?use_emulator=true&endpoint={endpoint}&allow_http=true")
+    assert store.inner.config["account_name"] == AZURITE_ACCOUNT
+    assert store.url == "az://c/p"
+
+
+# --------------------------------------------------------------------------- gcs (more)
+
+
+def test_gcs_client_options_and_every_credential_kind() -> None:
+    cfg = parse_store_url(
+        "gs://b/deep/prefix/?timeout=30s&connect_timeout=5s&allow_http=false"
+        "&application_credentials=/etc/adc.json"
+    )
+    assert cfg.prefix == "deep/prefix"
+    assert cfg.config == {"application_credentials": "/etc/adc.json"}
+    assert cfg.client_options == {"timeout": "30s", "connect_timeout": "5s", "allow_http": False}
+    key = parse_store_url("gs://b", {"service_account_key": "{}"})
+    assert key.config == {"service_account_key": "{}"}
+
+
+@pytest.mark.parametrize(
+    "option",
+    ["endpoint=http://x", "region=eu", "access_key_id=A", "account_name=x", "use_emulator=true"],
+)
+def test_gcs_refuses_options_of_other_clouds(option: str) -> None:
+    with pytest.raises(InvalidArgumentError, match=r"unknown option .* for gs://"):
+        parse_store_url(f"gs://b?{option}")
+
+
+def test_gcs_bucket_and_prefix_shapes() -> None:
+    assert parse_store_url("gs://b").prefix == ""
+    assert parse_store_url("gs://b/").prefix == ""
+    assert parse_store_url("GS://b/x").scheme == "gs"
+    with pytest.raises(InvalidArgumentError, match="bucket"):
+        parse_store_url("gs:///x")
+
+
+def test_gcs_store_presigns_without_network_given_a_service_account(tmp_path: Path) -> None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        from conftest import require_or_skip
+
+        require_or_skip("openssl not installed: cannot make an RSA key for a fake service account")
+    key = tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
+        check=True,
+        capture_output=True,
+    )
+    account = {
+        "type": "service_account",
+        "project_id": "arco-test",
+        "private_key_id": "0",
+        "private_key": key.read_text(),
+        "client_email": "arco@arco-test.iam.gserviceaccount.com",
+        "client_id": "1",
+        "token_uri": "http://127.0.0.1:1/token",
+    }
+    sa_path = tmp_path / "sa.json"
+    sa_path.write_text(json.dumps(account))
+    store = open_store(f"gs://my-bucket/lake?service_account_path={sa_path}")
+    url = store.signed_get_url("tenant=t/workspace=w/snapshots/x.parquet", 600)
+    assert url is not None
+    split = urlsplit(url)
+    assert split.netloc == "storage.googleapis.com"
+    assert unquote(split.path) == "/my-bucket/lake/tenant=t/workspace=w/snapshots/x.parquet"
+    assert "X-Goog-Expires=600" in url
+    assert "X-Goog-Signature=" in url
+    assert "arco%40arco-test.iam.gserviceaccount.com" in url
