@@ -14,18 +14,22 @@ name, then name prefix, then name tokens, then description, then properties.
 
 from __future__ import annotations
 
-import heapq
 import re
+import threading
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from arco.catalog import tableset
 from arco.catalog.catalog import Catalog
-from arco.catalog.domain import Change, DomainStore, Snapshot
+from arco.catalog.domain import Change, DomainStore, Snapshot, _Pending
+from arco.catalog.lock import Lease
+from arco.catalog.manifest import FileEntry
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import TableDef
 from arco.catalog.tier2state import RowMapState
@@ -250,6 +254,303 @@ class SearchResults:
     catalog_version: int = 0
 
 
+# ------------------------------------------------------------ full rebuild
+#: Documents per chunk of a full rebuild: postings are turned into Arrow every this
+#: many documents, so the build never holds one Python object per posting.
+BUILD_CHUNK_DOCS = 20_000
+_META_SCHEMA = pa.schema([f for f in _POSTING_SCHEMA if f.name != "token"])
+_SLIM_SCHEMA = pa.schema([pa.field("token", pa.string()), pa.field("doc", pa.int32())])
+
+
+class _Builder:
+    """The tables of a full rebuild, built from documents in bounded chunks.
+
+    Postings are kept "slim" (token, document number) until the commit writes each
+    bucket; only then is the bucket expanded with its documents' columns (one
+    bucket at a time), so peak memory is the slim index plus one bucket.
+    """
+
+    def __init__(self) -> None:
+        self.n_docs = 0
+        self._meta: dict[str, list[Any]] = {f.name: [] for f in _META_SCHEMA}
+        self._meta_chunks: list[pa.Table] = []
+        self._tok: list[list[str]] = [[] for _ in range(BUCKETS)]
+        self._doc: list[list[int]] = [[] for _ in range(BUCKETS)]
+        self._post_chunks: list[list[pa.Table]] = [[] for _ in range(BUCKETS)]
+        self._docs: list[dict[str, list[Any]]] = [
+            {"doc_id": [], "tokens": [], "children": []} for _ in range(DOC_BUCKETS)
+        ]
+        self._doc_chunks: list[list[pa.Table]] = [[] for _ in range(DOC_BUCKETS)]
+        self._buckets: dict[str, int] = {}
+
+    def add(self, doc: Doc) -> None:
+        """Add one document."""
+        number = self.n_docs
+        self.n_docs += 1
+        meta = self._meta
+        meta["doc_id"].append(doc.doc_id)
+        meta["kind"].append(doc.kind)
+        meta["name"].append(doc.name)
+        meta["qualified_name"].append(doc.qualified_name)
+        meta["namespace"].append(doc.namespace)
+        meta["description"].append((doc.description or "")[:300] or None)
+        memo = self._buckets
+        for token in doc.tokens:
+            b = memo.get(token)
+            if b is None:
+                b = memo[token] = bucket_of(token)
+            self._tok[b].append(token)
+            self._doc[b].append(number)
+        rows = self._docs[doc_bucket_of(doc.doc_id)]
+        rows["doc_id"].append(doc.doc_id)
+        rows["tokens"].append(list(doc.tokens))
+        rows["children"].append(list(doc.children))
+        if len(meta["doc_id"]) >= BUILD_CHUNK_DOCS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._meta["doc_id"]:
+            self._meta_chunks.append(pa.Table.from_pydict(self._meta, schema=_META_SCHEMA))
+            self._meta = {f.name: [] for f in _META_SCHEMA}
+        for b in range(BUCKETS):
+            if self._tok[b]:
+                self._post_chunks[b].append(
+                    pa.Table.from_arrays(
+                        [pa.array(self._tok[b], pa.string()), pa.array(self._doc[b], pa.int32())],
+                        schema=_SLIM_SCHEMA,
+                    )
+                )
+                self._tok[b], self._doc[b] = [], []
+        for b in range(DOC_BUCKETS):
+            if self._docs[b]["doc_id"]:
+                self._doc_chunks[b].append(pa.Table.from_pydict(self._docs[b], schema=_DOC_SCHEMA))
+                self._docs[b] = {"doc_id": [], "tokens": [], "children": []}
+        # Common tokens repeat within a chunk; whole-name prefixes hardly ever do.
+        self._buckets.clear()
+
+    def finish(self) -> tuple[dict[str, pa.Table], Callable[[pa.Table], pa.Table]]:
+        """Slim posting tables and full docs tables, and the expander of a slim table."""
+        self._flush()
+        tables: dict[str, pa.Table] = {}
+        for b, chunks in enumerate(self._post_chunks):
+            if chunks:
+                tables[_posting_table(b)] = pa.concat_tables(chunks)
+        for b, chunks in enumerate(self._doc_chunks):
+            if chunks:
+                tables[_doc_table(b)] = pa.concat_tables(chunks)
+        meta = (
+            pa.concat_tables(self._meta_chunks).combine_chunks()
+            if self._meta_chunks
+            else _META_SCHEMA.empty_table()
+        )
+        self._post_chunks, self._doc_chunks, self._meta_chunks = [], [], []
+
+        def expand(slim: pa.Table) -> pa.Table:
+            rows = meta.take(slim.column("doc"))
+            return pa.Table.from_arrays(
+                [slim.column("token"), *rows.columns], schema=_POSTING_SCHEMA
+            )
+
+        return tables, expand
+
+
+@dataclass
+class _RebuildChange(Change):
+    """A full rebuild: its tables come pre-built in Arrow instead of as row dicts."""
+
+    bases: dict[str, pa.Table] = field(default_factory=dict)
+    expand: Callable[[pa.Table], pa.Table] | None = None
+
+
+class _SearchDomain(DomainStore[SearchState]):
+    """The search domain's store: publishes a full rebuild from Arrow tables.
+
+    A rebuild of a large catalog has ~100 postings per table; as ``Change`` row
+    dicts (copied twice more on publish) that took gigabytes. The rebuild's tables
+    go in as bases through the same commit protocol (manifest, fencing check,
+    pointer CAS); only the way the files are produced differs.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._bases: dict[str, pa.Table] = {}
+        self._expand: Callable[[pa.Table], pa.Table] | None = None
+
+    def _publish(
+        self, snap: Snapshot[SearchState], change: Change, lease: Lease
+    ) -> Snapshot[SearchState]:
+        if isinstance(change, _RebuildChange):
+            self._bases, self._expand = change.bases, change.expand
+        try:
+            return super()._publish(snap, change, lease)
+        finally:
+            self._bases, self._expand = {}, None
+
+    def _compact(
+        self,
+        files: list[FileEntry | _Pending],
+        state: SearchState,
+        version: int,
+        touched: set[str],
+    ) -> list[FileEntry | _Pending]:
+        out = super()._compact(files, state, version, touched)
+        out.extend(
+            _Pending(table, 0, 0, version, data, "base")
+            for table, data in sorted(self._bases.items())
+        )
+        return out
+
+    def _write(self, pending: _Pending, version: int, commit_id: str) -> FileEntry:
+        if (
+            self._expand is not None
+            and pending.kind == "base"
+            and pending.data.schema.equals(_SLIM_SCHEMA)
+        ):
+            # One bucket at a time: the expanded table is dropped once written.
+            pending = replace(pending, data=self._expand(pending.data))
+        return super()._write(pending, version, commit_id)
+
+
+# ------------------------------------------------------------- query side
+_EMPTY_GIDS = pa.array([], pa.int32())
+
+
+class _Registry:
+    """Every document seen in a decoded bucket, numbered (``gid``) in Arrow columns.
+
+    Buckets map their postings to these numbers so a query combines tokens from
+    different buckets with Arrow set operations instead of Python row dicts.
+    Numbers only grow: a document whose columns changed gets a new number (the
+    old one is retired), which is safe because a change rewrites every posting of
+    the document, so every bucket that still holds it is decoded afresh.
+    """
+
+    _COLUMNS = ("doc_id", "kind", "name", "qualified_name", "namespace", "description")
+
+    def __init__(self) -> None:
+        self._chunks: list[pa.Table] = []
+        self._table: pa.Table | None = None
+        self._lookup: pa.Array | None = None
+        self.size = 0
+        self._retired: list[int] = []
+
+    @property
+    def table(self) -> pa.Table:
+        """All documents, row ``gid``: the columns above plus ``kind_order``, lengths."""
+        if self._table is None:
+            self._table = pa.concat_tables(self._chunks) if self._chunks else None
+            if self._table is None:
+                return _registry_schema().empty_table()
+        return self._table
+
+    def _ids(self) -> pa.Array:
+        if self._lookup is None:
+            ids = self.table.column("doc_id").combine_chunks()
+            if self._retired:
+                retired = pc.is_in(
+                    pa.array(range(len(ids)), pa.int32()),
+                    value_set=pa.array(self._retired, pa.int32()),
+                )
+                ids = pc.if_else(retired, pa.scalar(None, pa.string()), ids)
+            self._lookup = ids
+        return self._lookup
+
+    def register(self, postings: pa.Table) -> pa.Array:
+        """The gid of each row of a decoded postings table (registering new documents)."""
+        docs = postings.select(list(self._COLUMNS)).group_by("doc_id", use_threads=False)
+        docs = docs.aggregate([(c, "first") for c in self._COLUMNS[1:]])
+        docs = docs.rename_columns([c.removesuffix("_first") for c in docs.column_names])
+        docs = docs.select(list(self._COLUMNS))
+        pos = pc.index_in(docs.column("doc_id"), value_set=self._ids())
+        known = pc.is_valid(pos)
+        if self.size and pc.any(known).as_py():
+            same = known
+            old = self.table.take(pc.fill_null(pos, 0))
+            for col in self._COLUMNS[1:]:
+                same = pc.and_(
+                    same,
+                    pc.equal(
+                        pc.fill_null(docs.column(col), "\x00"),
+                        pc.fill_null(old.column(col), "\x00"),
+                    ),
+                )
+            same = pc.fill_null(same, False)
+            changed = pc.and_(known, pc.invert(same))
+            if pc.any(changed).as_py():
+                self._retired.extend(pc.filter(pos, changed).to_pylist())
+                self._lookup = None
+            new = pc.invert(same)
+        else:
+            new = pc.invert(known)
+        fresh = docs.filter(new)
+        if fresh.num_rows:
+            kind = fresh.column("kind")
+            extra = [
+                pc.fill_null(pc.index_in(kind, value_set=pa.array(KINDS)), 1).cast(pa.int8()),
+                pc.utf8_length(pc.utf8_lower(fresh.column("name"))).cast(pa.int32()),
+                pc.utf8_length(pc.utf8_lower(fresh.column("qualified_name"))).cast(pa.int32()),
+            ]
+            chunk = pa.Table.from_arrays([*fresh.columns, *extra], schema=_registry_schema())
+            self._chunks.append(chunk)
+            self.size += chunk.num_rows
+            self._table = None
+            self._lookup = None
+        doc_ids = postings.column("doc_id").combine_chunks()
+        return pc.index_in(doc_ids, value_set=self._ids()).cast(pa.int32())
+
+
+def _registry_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            *(_POSTING_SCHEMA.field(c) for c in _Registry._COLUMNS),
+            pa.field("kind_order", pa.int8()),
+            pa.field("name_len", pa.int32()),
+            pa.field("qualified_len", pa.int32()),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class _Bucket:
+    """One decoded postings bucket: a token's postings are one slice of ``gids``."""
+
+    words: dict[str, int]
+    offsets: list[int]
+    gids: pa.Array
+
+    def lookup(self, token: str) -> pa.Array:
+        """The gids (ascending) of the documents holding ``token``."""
+        i = self.words.get(token)
+        if i is None:
+            return _EMPTY_GIDS
+        return self.gids.slice(self.offsets[i], self.offsets[i + 1] - self.offsets[i])
+
+
+def _fold(tdef: TableDef, base: pa.Table | None, deltas: Sequence[pa.Table]) -> pa.Table:
+    """Live rows from a base and deltas (oldest first), vectorised: the newest row of
+    each key wins, deletes drop it."""
+    names = tdef.schema.names
+    if not deltas:
+        return base.select(names) if base is not None else tdef.schema.empty_table()
+    parts: list[pa.Table] = []
+    if base is not None:
+        n = base.num_rows
+        parts.append(
+            base.select(names)
+            .append_column("_op", pa.array([tableset.OP_UPSERT] * n, pa.int8()))
+            .append_column("_version", pa.array([0] * n, pa.int64()))
+            .cast(tdef.delta_schema)
+        )
+    parts.extend(d.select([*names, "_op", "_version"]).cast(tdef.delta_schema) for d in deltas)
+    rows = pa.concat_tables(parts).combine_chunks()
+    rows = rows.append_column("_pos", pa.array(range(rows.num_rows), pa.int64()))
+    last = rows.group_by(list(tdef.key), use_threads=False).aggregate([("_pos", "max")])
+    newest = last.column("_pos_max")
+    rows = rows.take(pc.take(newest, pc.sort_indices(newest)))
+    rows = rows.filter(pc.not_equal(rows.column("_op"), tableset.OP_DELETE))
+    return rows.select(names)
+
+
 class SearchIndex:
     """Maintains and queries the search domain of one scope."""
 
@@ -265,7 +566,7 @@ class SearchIndex:
         self.catalog = catalog or Catalog(store, scope)
         # A full rebuild of a large catalog is one long commit: the lease must
         # outlive it (a crashed indexer only delays the next one by the TTL).
-        self.domain: DomainStore[SearchState] = DomainStore(
+        self.domain: DomainStore[SearchState] = _SearchDomain(
             store,
             scope,
             "search",
@@ -274,7 +575,11 @@ class SearchIndex:
             lock_ttl=lock_ttl,
             lock_wait=lock_ttl + 60,
         )
-        self._buckets: OrderedDict[tuple[int, str], dict[str, list[dict[str, Any]]]] = OrderedDict()
+        self._buckets: OrderedDict[tuple[int, str], _Bucket] = OrderedDict()
+        self._registry = _Registry()
+        self._files_of: tuple[str | None, dict[str, list[FileEntry]]] = (None, {})
+        # Decoding grows the shared registry; queries from several threads take turns.
+        self._mutex = threading.RLock()
 
     # ------------------------------------------------------------- indexing
     def indexed_version(self) -> int:
@@ -294,12 +599,14 @@ class SearchIndex:
             if indexed >= head.version:
                 return Change()
             changed_ns, changed_tables, full = self._changes(indexed, head)
-            change = Change(meta={"catalog_version": head.version})
-            change.operation = {"ops": [{"op": "index", "from": indexed, "to": head.version}]}
+            change: Change
             if full:
-                self._full(snap, head.state, change)
+                change = self._full(head.state)
             else:
+                change = Change()
                 self._incremental(snap, head.state, changed_ns, changed_tables, change)
+            change.meta = {"catalog_version": head.version}
+            change.operation = {"ops": [{"op": "index", "from": indexed, "to": head.version}]}
             return change
 
         self.domain.commit(mutate)
@@ -319,20 +626,26 @@ class SearchIndex:
             if entry.kind == "base":
                 # The catalog folded its deltas into a new base: rebuild from state.
                 return set(), set(), True
+            if entry.table not in ("namespaces", "tables"):
+                continue
             data = self.catalog.domain.load_file(entry)
-            rows = [r for r in data.to_pylist() if r["_version"] > indexed]
-            if entry.table == "namespaces":
-                namespaces.update(r["name"] for r in rows)
-            elif entry.table == "tables":
-                tables.update(r["id"] for r in rows)
+            column = "name" if entry.table == "namespaces" else "id"
+            newer = data.filter(pc.greater(data.column("_version"), indexed))
+            ids = newer.column(column).to_pylist()
+            (namespaces if entry.table == "namespaces" else tables).update(ids)
         return namespaces, tables, False
 
-    def _full(self, snap: Snapshot[SearchState], state: CatalogState, change: Change) -> None:
-        docs: list[Doc] = [docs_for_namespace(r) for r in state.namespaces.values()]
+    @staticmethod
+    def _full(state: CatalogState) -> _RebuildChange:
+        """A rebuild of every table of the domain, streamed into Arrow."""
+        builder = _Builder()
+        for ns_row in state.namespaces.values():
+            builder.add(docs_for_namespace(ns_row))
         for row in state.tables.values():
-            docs.extend(docs_for_table(state, row))
-        change.replace.update(SearchState.TABLES)
-        self._emit(docs, change)
+            for doc in docs_for_table(state, row):
+                builder.add(doc)
+        tables, expand = builder.finish()
+        return _RebuildChange(replace=set(SearchState.TABLES), bases=tables, expand=expand)
 
     def _incremental(
         self,
@@ -344,10 +657,8 @@ class SearchIndex:
     ) -> None:
         wanted = [f"ns:{n}" for n in namespaces] + [f"tbl:{t}" for t in table_ids]
         old = self._old_docs(snap, wanted)
-        for doc_id in list(old):
-            for child in old[doc_id]["children"] or ():
-                if child not in old:
-                    old.update(self._old_docs(snap, [child]))
+        children = [c for row in old.values() for c in row["children"] or () if c not in old]
+        old.update(self._old_docs(snap, children))
         for doc_id, doc_row in old.items():
             for token in doc_row["tokens"] or ():
                 change.delete(_posting_table(bucket_of(token)), {"token": token, "doc_id": doc_id})
@@ -363,6 +674,17 @@ class SearchIndex:
                 docs.extend(docs_for_table(state, trow))
         self._emit(docs, change)
 
+    def _load(self, snap: Snapshot[SearchState], table: str) -> pa.Table:
+        """The live rows of one of the domain's tables, folded in Arrow."""
+        entries = [f for f in snap.files if f.table == table]
+        base = next((f for f in entries if f.kind == "base"), None)
+        deltas = sorted((f for f in entries if f.kind == "delta"), key=lambda f: f.min_version)
+        return _fold(
+            SearchState.TABLES[table],
+            self.domain.load_file(base) if base is not None else None,
+            [self.domain.load_file(d) for d in deltas],
+        )
+
     def _old_docs(
         self, snap: Snapshot[SearchState], doc_ids: Iterable[str]
     ) -> dict[str, dict[str, Any]]:
@@ -371,10 +693,10 @@ class SearchIndex:
             by_bucket.setdefault(doc_bucket_of(doc_id), set()).add(doc_id)
         out: dict[str, dict[str, Any]] = {}
         for bucket, ids in by_bucket.items():
-            table = self.domain.load_table(snap, _doc_table(bucket))
-            for row in table.to_pylist():
-                if row["doc_id"] in ids:
-                    out[row["doc_id"]] = row
+            table = self._load(snap, _doc_table(bucket))
+            mine = table.filter(pc.is_in(table.column("doc_id"), value_set=pa.array(list(ids))))
+            for row in mine.to_pylist():
+                out[row["doc_id"]] = row
         return out
 
     @staticmethod
@@ -400,24 +722,47 @@ class SearchIndex:
                 )
 
     # --------------------------------------------------------------- query
-    def _bucket(self, snap: Snapshot[SearchState], bucket: int) -> dict[str, list[dict[str, Any]]]:
-        files = ",".join(f.path for f in snap.files if f.table == _posting_table(bucket))
-        key = (bucket, files)
+    def _bucket(self, snap: Snapshot[SearchState], bucket: int) -> _Bucket:
+        manifest_key, by_table = self._files_of
+        if manifest_key != snap.manifest_key or manifest_key is None:
+            by_table = {}
+            for f in snap.files:
+                by_table.setdefault(f.table, []).append(f)
+            self._files_of = (snap.manifest_key, by_table)
+        table_name = _posting_table(bucket)
+        key = (bucket, ",".join(f.path for f in by_table.get(table_name, ())))
         hit = self._buckets.get(key)
         if hit is not None:
             self._buckets.move_to_end(key)
             return hit
-        table = self.domain.load_table(snap, _posting_table(bucket))
-        index: dict[str, list[dict[str, Any]]] = {}
-        for row in table.to_pylist():
-            index.setdefault(row["token"], []).append(row)
-        self._buckets[key] = index
+        decoded = self._decode(self._load(snap, table_name))
+        self._buckets[key] = decoded
         while len(self._buckets) > BUCKETS * 2:
             self._buckets.popitem(last=False)
-        return index
+        return decoded
 
-    def _lookup(self, snap: Snapshot[SearchState], token: str) -> list[dict[str, Any]]:
-        return self._bucket(snap, bucket_of(token)).get(token, [])
+    def _decode(self, table: pa.Table) -> _Bucket:
+        """Postings grouped by token, each group's gids ascending."""
+        if table.num_rows == 0:
+            return _Bucket({}, [0], _EMPTY_GIDS)
+        gids = self._registry.register(table)
+        tokens = table.column("token").combine_chunks().dictionary_encode()
+        codes = tokens.indices
+        order = pc.sort_indices(
+            pa.table({"c": codes, "g": gids}), sort_keys=[("c", "ascending"), ("g", "ascending")]
+        )
+        runs = pc.run_end_encode(codes.take(order))
+        words = tokens.dictionary.to_pylist()
+        # Every dictionary entry occurs, so the runs are exactly tokens 0, 1, 2, ...
+        offsets = [0, *runs.run_ends.to_pylist()]
+        return _Bucket(
+            dict(zip(words, range(len(words)), strict=True)),
+            offsets,
+            gids.take(order),
+        )
+
+    def _lookup(self, snap: Snapshot[SearchState], token: str) -> pa.Array:
+        return self._bucket(snap, bucket_of(token)).lookup(token)
 
     def search(
         self,
@@ -445,77 +790,191 @@ class SearchIndex:
             offset = int(page_token)
         version = self.refresh() if refresh else self.indexed_version()
         snap = self.domain.read()
+        with self._mutex:
+            return self._search(snap, query, kind, namespace, limit, offset, version)
+
+    def _search(
+        self,
+        snap: Snapshot[SearchState],
+        query: str,
+        kind: str | None,
+        namespace: str | None,
+        limit: int,
+        offset: int,
+        version: int,
+    ) -> SearchResults:
         q = query.strip().lower()
         # Tokenize before lowercasing so a camelCase query splits like the names.
         q_tokens = tokenize(query.strip())
-        scores: dict[str, float] = {}
-        matched: dict[str, set[str]] = {}
-        rows: dict[str, dict[str, Any]] = {}
-        per_token: list[set[str]] = []
-        direct: set[str] = set()
+        # (label, gids, weight) of every field match; gids ascending, no repeats.
+        field_hits: list[tuple[str, pa.Array, float]] = []
+        required: pa.Array | None = None
+        direct: list[pa.Array] = []
         for token in q_tokens:
-            hits: set[str] = set()
-            for field_marker, weight in (("n:", 100.0), ("d:", 10.0), ("p:", 5.0)):
-                for row in self._lookup(snap, field_marker + token):
-                    doc = row["doc_id"]
-                    rows[doc] = row
-                    hits.add(doc)
-                    direct.add(doc)
-                    scores[doc] = scores.get(doc, 0.0) + weight
-                    matched.setdefault(doc, set()).add(field_marker.rstrip(":") + ":" + token)
+            parts: list[pa.Array] = []
+            for marker, weight in (("n", 100.0), ("d", 10.0), ("p", 5.0)):
+                gids = self._lookup(snap, f"{marker}:{token}")
+                if len(gids):
+                    field_hits.append((f"{marker}:{token}", gids, weight))
+                    parts.append(gids)
+                    direct.append(gids)
             # Where an object lives (``q:``) can satisfy a query token but never makes
             # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
             # not list every column in the namespace.
-            for row in self._lookup(snap, "q:" + token):
-                rows.setdefault(row["doc_id"], row)
-                hits.add(row["doc_id"])
-            per_token.append(hits)
-        required = (set.intersection(*per_token) if per_token else set()) & direct
-        prefix_hits: set[str] = set()
-        probe = q[:MAX_PREFIX]
-        for row in self._lookup(snap, "^" + probe):
-            full = row["name"].lower()
-            qualified = row["qualified_name"].lower()
-            if not (full.startswith(q) or qualified.startswith(q)):
-                continue
-            doc = row["doc_id"]
-            rows[doc] = row
-            prefix_hits.add(doc)
-            exact = full == q or qualified == q
-            scores[doc] = scores.get(doc, 0.0) + (
-                1000.0 if exact else 500.0 + 100.0 * len(q) / len(full)
+            located = self._lookup(snap, "q:" + token)
+            if len(located):
+                parts.append(located)
+            hits = _union(parts)
+            required = hits if required is None else _keep(required, hits)
+        if required is None or not direct:
+            required = _EMPTY_GIDS
+        elif len(required):
+            required = _keep(required, _union(direct))
+
+        reg = self._registry.table
+        prefix_gids = self._lookup(snap, "^" + q[:MAX_PREFIX])
+        prefix_scores = pa.array([], pa.float64())
+        exact: set[int] = set()
+        if len(prefix_gids):
+            prefix_gids, prefix_scores, exact = _prefix_scores(reg, prefix_gids, q)
+        candidates = _union([required, prefix_gids])
+        if not len(candidates):
+            return SearchResults([], 0, None, version)
+
+        # Score: field weights (integers, summed exactly) plus the prefix score, added
+        # last so the float result is the same whatever order the tokens came in.
+        rows = [
+            pa.table({"g": g, "w": pa.repeat(pa.scalar(w, pa.float64()), len(g))})
+            for _, g, w in field_hits
+        ]
+        if len(prefix_gids):
+            zero = pa.repeat(pa.scalar(0.0, pa.float64()), len(prefix_gids))
+            rows.append(pa.table({"g": prefix_gids, "w": zero}))
+        scored = pa.concat_tables(rows)
+        scored = scored.filter(pc.is_in(scored.column("g"), value_set=candidates))
+        summed = scored.group_by("g", use_threads=False).aggregate([("w", "sum")])
+        gids = summed.column("g")
+        scores = summed.column("w_sum")
+        if len(prefix_gids):
+            extra = pc.index_in(gids, value_set=prefix_gids)
+            add = pc.fill_null(pc.take(prefix_scores, extra), 0.0)
+            scores = pc.add(scores, add)
+        meta = reg.take(gids).select(["kind_order", "namespace", "qualified_name"])
+        ranked = pa.table({"g": gids, "score": scores, "kind_order": meta.column("kind_order")})
+        keep = None
+        if kind is not None:
+            keep = pc.equal(ranked.column("kind_order"), _KIND_ORDER[kind])
+        if namespace is not None:
+            ns = meta.column("namespace")
+            inside = pc.or_(
+                pc.or_(pc.equal(ns, namespace), pc.starts_with(ns, namespace + ".")),
+                pc.and_(
+                    pc.equal(meta.column("kind_order"), _KIND_ORDER["namespace"]),
+                    pc.equal(meta.column("qualified_name"), namespace),
+                ),
             )
-            matched.setdefault(doc, set()).add("exact" if exact else "prefix")
-        candidates = required | prefix_hits
-        ranked: list[tuple[float, int, str, str]] = []
-        for doc in candidates:
-            row = rows[doc]
-            if kind is not None and row["kind"] != kind:
-                continue
-            if namespace is not None and not (
-                row["namespace"] == namespace
-                or row["namespace"].startswith(namespace + ".")
-                or (row["kind"] == "namespace" and row["qualified_name"] == namespace)
-            ):
-                continue
-            ranked.append(
-                (-scores.get(doc, 0.0), _KIND_ORDER[row["kind"]], row["qualified_name"], doc)
-            )
-        # Only the requested page is materialised: a common token can match every table.
-        top = heapq.nsmallest(offset + limit, ranked)[offset:]
+            keep = inside if keep is None else pc.and_(keep, inside)
+        if keep is not None:
+            ranked = ranked.filter(pc.fill_null(keep, False))
+        total = ranked.num_rows
+        need = offset + limit
+        if total > need:
+            # Cut on the score first (cheap), then break the remaining ties by name.
+            kth = pc.select_k_unstable(ranked, k=need, sort_keys=[("score", "descending")])
+            floor = ranked.column("score")[kth[-1].as_py()]
+            ranked = ranked.filter(pc.greater_equal(ranked.column("score"), floor))
+        names_of = reg.take(ranked.column("g")).select(["qualified_name", "doc_id"])
+        ranked = ranked.append_column("q", names_of.column(0)).append_column(
+            "d", names_of.column(1)
+        )
+        order = pc.sort_indices(
+            ranked,
+            sort_keys=[
+                ("score", "descending"),
+                ("kind_order", "ascending"),
+                ("q", "ascending"),
+                ("d", "ascending"),
+            ],
+        )
+        top = ranked.take(order.slice(offset, limit))
+        page_gids = top.column("g").combine_chunks()
+        labels: dict[int, set[str]] = {g: set() for g in page_gids.to_pylist()}
+        for label, g, _ in field_hits:
+            for hit in pc.filter(g, pc.is_in(g, value_set=page_gids)).to_pylist():
+                labels[hit].add(label)
+        if len(prefix_gids):
+            for hit in pc.filter(
+                prefix_gids, pc.is_in(prefix_gids, value_set=page_gids)
+            ).to_pylist():
+                labels[hit].add("exact" if hit in exact else "prefix")
         page = []
-        for neg_score, _, _, doc in top:
-            row = rows[doc]
+        docs = reg.take(page_gids).to_pylist()
+        for gid, doc, score in zip(
+            page_gids.to_pylist(), docs, top.column("score").to_pylist(), strict=True
+        ):
             page.append(
                 SearchHit(
-                    kind=row["kind"],
-                    name=row["name"],
-                    qualified_name=row["qualified_name"],
-                    namespace=row["namespace"],
-                    description=row["description"],
-                    score=-neg_score,
-                    matched=tuple(sorted(matched.get(doc, ()))),
+                    kind=doc["kind"],
+                    name=doc["name"],
+                    qualified_name=doc["qualified_name"],
+                    namespace=doc["namespace"],
+                    description=doc["description"],
+                    score=score,
+                    matched=tuple(sorted(labels[gid])),
                 )
             )
-        next_token = str(offset + limit) if offset + limit < len(ranked) else None
-        return SearchResults(page, len(ranked), next_token, version)
+        next_token = str(offset + limit) if offset + limit < total else None
+        return SearchResults(page, total, next_token, version)
+
+
+def _union(parts: Sequence[pa.Array]) -> pa.Array:
+    """Distinct gids of several arrays."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _EMPTY_GIDS
+    if len(parts) == 1:
+        return parts[0]
+    return pc.unique(pa.concat_arrays(parts))
+
+
+def _keep(gids: pa.Array, allowed: pa.Array) -> pa.Array:
+    """The gids also in ``allowed``."""
+    if not len(gids) or not len(allowed):
+        return _EMPTY_GIDS
+    return pc.filter(gids, pc.is_in(gids, value_set=allowed))
+
+
+def _prefix_scores(reg: pa.Table, gids: pa.Array, q: str) -> tuple[pa.Array, pa.Array, set[int]]:
+    """Prefix hits of ``q`` among the postings of its (truncated) prefix token: the
+    gids, their scores (1000 exact, else 500 + 100 * len(q) / len(name)) and which
+    are exact."""
+    meta = reg.take(gids).select(["name", "qualified_name", "name_len", "qualified_len"])
+    if len(q) > MAX_PREFIX:
+        # The token held only the first MAX_PREFIX characters: check the rest.
+        keep = [
+            n.lower().startswith(q) or qn.lower().startswith(q)
+            for n, qn in zip(
+                meta.column("name").to_pylist(),
+                meta.column("qualified_name").to_pylist(),
+                strict=True,
+            )
+        ]
+        mask = pa.array(keep, pa.bool_())
+        gids, meta = pc.filter(gids, mask), meta.filter(mask)
+    # Otherwise every posting of "^" + q is a prefix of the name or qualified name.
+    n = len(q)
+    maybe = pc.or_(pc.equal(meta.column("name_len"), n), pc.equal(meta.column("qualified_len"), n))
+    exact: set[int] = set()
+    for gid, name, qualified in zip(
+        pc.filter(gids, maybe).to_pylist(),
+        pc.filter(meta.column("name"), maybe).to_pylist(),
+        pc.filter(meta.column("qualified_name"), maybe).to_pylist(),
+        strict=True,
+    ):
+        if name.lower() == q or qualified.lower() == q:
+            exact.add(gid)
+    scores = pc.add(500.0, pc.divide(100.0 * n, pc.cast(meta.column("name_len"), pa.float64())))
+    if exact:
+        is_exact = pc.is_in(gids, value_set=pa.array(sorted(exact), pa.int32()))
+        scores = pc.if_else(is_exact, 1000.0, scores)
+    return gids, scores, exact
