@@ -636,6 +636,30 @@ def test_max_objects_chunks_the_work() -> None:
     assert verify(store, SCOPE).ok
 
 
+def test_max_events_caps_a_chunk_of_batch_objects() -> None:
+    store = memory_store()
+    ledger = Ledger(store, SCOPE)
+    batches = [
+        ledger.append_batch(
+            "executions",
+            [{"type": MAT, "payload": {"asset": f"a.b{b}e{i}"}} for i in range(4)],
+        )
+        for b in range(5)
+    ]
+    one_run = memory_store()
+    assert copy_prefix(store, one_run, "") == 5
+    # 7 events per chunk: a chunk stops after the object that reaches the cap.
+    report = Compactor(store, SCOPE, max_events=7).compact("executions")
+    assert (report.objects, report.events, report.commits) == (5, 20, 3)
+    assert mat_ids(store) == {e.event_id for batch in batches for e in batch}
+    whole = Compactor(one_run, SCOPE).compact("executions")
+    assert (whole.objects, whole.events, whole.commits) == (5, 20, 1)
+    assert state_of(store) == state_of(one_run)
+    watermark = meta_of(store, SCOPE, "executions")["watermark"]
+    assert watermark == meta_of(one_run, SCOPE, "executions")["watermark"]
+    assert verify(store, SCOPE).ok
+
+
 # ------------------------------------------------------------------ concurrency
 
 

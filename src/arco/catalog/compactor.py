@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +43,8 @@ STATE_CLASSES: dict[str, type[RowMapState]] = {
 DEFAULT_WINDOW = timedelta(minutes=10)
 DEFAULT_HORIZON = timedelta(days=1)
 DEFAULT_AUDIT_INTERVAL = timedelta(hours=1)
+#: Ledger objects fetched at once; the event cap is checked between objects.
+_READ_SLICE = 256
 
 
 @dataclass
@@ -83,6 +85,7 @@ class Compactor:
         window: timedelta = DEFAULT_WINDOW,
         horizon: timedelta = DEFAULT_HORIZON,
         max_objects: int = 2_000,
+        max_events: int = 100_000,
         audit_interval: timedelta = DEFAULT_AUDIT_INTERVAL,
         registry: EventRegistry = REGISTRY,
         lock_ttl: float = 300.0,
@@ -93,6 +96,9 @@ class Compactor:
         self.window = window
         self.horizon = horizon
         self.max_objects = max_objects
+        # Batch objects hold up to thousands of events each: capping objects alone
+        # let one chunk hold millions of events (and their folded rows) in memory.
+        self.max_events = max_events
         self.audit_interval = audit_interval
         self.registry = registry
         self.ledger = Ledger(store, scope, registry=registry)
@@ -143,7 +149,8 @@ class Compactor:
         *,
         progress: Callable[[int, int], None] | None = None,
     ) -> CompactionReport:
-        """Fold everything pending in ``domain``, in chunks of ``max_objects`` objects."""
+        """Fold everything pending in ``domain``, in chunks of at most ``max_objects``
+        objects and (up to the object that crosses it) ``max_events`` events."""
         if domain not in STATE_CLASSES:
             raise InvalidArgumentError(
                 f"unknown Tier-2 domain {domain!r}; known: {', '.join(sorted(STATE_CLASSES))}"
@@ -151,13 +158,15 @@ class Compactor:
         report = CompactionReport(domain=domain)
         dstore = self.domain_store(domain)
         total_hint: list[int] = [0]
+        capped: list[bool] = [False]
         while True:
             chunk_report = CompactionReport(domain=domain)
 
             def mutate(snap: Snapshot[RowMapState], r: CompactionReport = chunk_report) -> Change:
                 r.objects = r.events = r.duplicates = r.quarantined = 0
                 r.quarantine_reasons = {}
-                return self._fold_chunk(snap, domain, r, total_hint)
+                capped[0] = False
+                return self._fold_chunk(snap, domain, r, total_hint, capped)
 
             result = dstore.commit(mutate)
             if result.committed:
@@ -171,7 +180,7 @@ class Compactor:
             report.watermark = meta.get("watermark")
             if progress is not None:
                 progress(report.objects, max(total_hint[0], report.objects))
-            if not result.committed or chunk_report.objects < self.max_objects:
+            if not result.committed or (chunk_report.objects < self.max_objects and not capped[0]):
                 return report
 
     def _fold_chunk(
@@ -180,6 +189,7 @@ class Compactor:
         domain: str,
         report: CompactionReport,
         total_hint: list[int],
+        capped: list[bool],
     ) -> Change:
         old_meta = snap.manifest.meta if snap.manifest else {}
         audited = self._audit_due(old_meta) and bool(old_meta)
@@ -215,8 +225,15 @@ class Compactor:
         seen_keys: set[str] = set()
         new_keys: list[dict[str, Any]] = []
         max_id = watermark
-        fetched = self.ledger.read_many(accepted)
-        for obj, data in fetched:
+        fetched: list[tuple[LedgerObject, bytes | None]] = []
+        for obj, data in self._read(accepted):
+            if report.events + report.duplicates >= self.max_events:
+                # The rest waits for the next chunk (a later commit of this run).
+                capped[0] = True
+                unread = {o.object_id for o in accepted[len(fetched) :]}
+                objs = [o for o in objs if o.object_id not in unread]
+                break
+            fetched.append((obj, data))
             if data is None:
                 continue
             try:
@@ -314,6 +331,12 @@ class Compactor:
             "ops": [{"op": "compact", "objects": report.objects, "events": report.events}]
         }
         return change
+
+    def _read(self, objs: list[LedgerObject]) -> Iterator[tuple[LedgerObject, bytes | None]]:
+        """Ledger objects with their bytes, read a slice at a time so an event cap can
+        stop the reading early."""
+        for start in range(0, len(objs), _READ_SLICE):
+            yield from self.ledger.read_many(objs[start : start + _READ_SLICE])
 
     def _quarantine(self, domain: str, obj: LedgerObject) -> None:
         try:
