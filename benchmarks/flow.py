@@ -6,6 +6,9 @@ Run standalone::
     .venv/bin/python benchmarks/flow.py --quick         # smoke run: 100 and 1,000 assets
     .venv/bin/python benchmarks/flow.py --skip-dagster  # arco only
     .venv/bin/python benchmarks/flow.py --json out.json
+    .venv/bin/python benchmarks/flow.py --repeat 3       # medians of 3 runs per arco size
+    .venv/bin/python benchmarks/flow.py --baseline-src /tmp/old   # an older arco tree too,
+                                                        # interleaved (git archive REV | tar -x)
 
 What is measured
 ----------------
