@@ -419,6 +419,8 @@ class _SearchDomain(DomainStore[SearchState]):
 
 # ------------------------------------------------------------- query side
 _EMPTY_GIDS = pa.array([], pa.int32())
+#: Above this many candidates left after the score cut, ties are broken by rank.
+_TIES_BY_RANK = 2_000
 
 
 class _Registry:
@@ -439,6 +441,7 @@ class _Registry:
         self._lookup: pa.Array | None = None
         self.size = 0
         self._retired: list[int] = []
+        self._rank: pa.Array | None = None
 
     @property
     def table(self) -> pa.Table:
@@ -450,6 +453,18 @@ class _Registry:
             self._table = pa.concat_tables(self._chunks).combine_chunks()
             self._chunks = [self._table]
         return self._table
+
+    def rank(self) -> pa.Array:
+        """Each gid's position in (qualified name, doc id) order: the tie-break of
+        ranking, as a number (computed once per registry growth)."""
+        if self._rank is None or len(self._rank) != self.size:
+            names = self.table.select(["qualified_name", "doc_id"])
+            order = pc.sort_indices(
+                names, sort_keys=[("qualified_name", "ascending"), ("doc_id", "ascending")]
+            )
+            # The inverse of a permutation is its argsort.
+            self._rank = pc.sort_indices(order).cast(pa.int32())
+        return self._rank
 
     def _ids(self) -> pa.Array:
         if self._lookup is None:
@@ -816,7 +831,7 @@ class SearchIndex:
         q_tokens = tokenize(query.strip())
         # (label, gids, weight) of every field match; gids ascending, no repeats.
         field_hits: list[tuple[str, pa.Array, float]] = []
-        required: pa.Array | None = None
+        per_token: list[list[pa.Array]] = []
         direct: list[pa.Array] = []
         for token in q_tokens:
             parts: list[pa.Array] = []
@@ -832,12 +847,19 @@ class SearchIndex:
             located = self._lookup(snap, "q:" + token)
             if len(located):
                 parts.append(located)
-            hits = _union(parts)
-            required = hits if required is None else _keep(required, hits)
-        if required is None or not direct:
-            required = _EMPTY_GIDS
-        elif len(required):
-            required = _keep(required, _union(direct))
+            per_token.append(parts)
+        required = _EMPTY_GIDS
+        if per_token and direct:
+            # Every token must match: start from the rarest token and keep narrowing,
+            # probing each (large) posting list against the (small) set so far.
+            per_token.sort(key=lambda parts: sum(len(p) for p in parts))
+            required = _union(per_token[0])
+            for parts in per_token[1:]:
+                if not len(required):
+                    break
+                required = _union([_within(p, required) for p in parts])
+            if len(required):
+                required = _union([_within(p, required) for p in direct])
 
         reg = self._registry.table
         prefix_gids = self._lookup(snap, "^" + q[:MAX_PREFIX])
@@ -867,12 +889,13 @@ class SearchIndex:
             extra = pc.index_in(gids, value_set=prefix_gids)
             add = pc.fill_null(pc.take(prefix_scores, extra), 0.0)
             scores = pc.add(scores, add)
-        meta = reg.take(gids).select(["kind_order", "namespace", "qualified_name"])
-        ranked = pa.table({"g": gids, "score": scores, "kind_order": meta.column("kind_order")})
+        kinds = reg.column("kind_order").take(gids)
+        ranked = pa.table({"g": gids, "score": scores, "kind_order": kinds})
         keep = None
         if kind is not None:
             keep = pc.equal(ranked.column("kind_order"), _KIND_ORDER[kind])
         if namespace is not None:
+            meta = reg.select(["kind_order", "namespace", "qualified_name"]).take(gids)
             ns = meta.column("namespace")
             inside = pc.or_(
                 pc.or_(pc.equal(ns, namespace), pc.starts_with(ns, namespace + ".")),
@@ -891,19 +914,28 @@ class SearchIndex:
             kth = pc.select_k_unstable(ranked, k=need, sort_keys=[("score", "descending")])
             floor = ranked.column("score")[kth[-1].as_py()]
             ranked = ranked.filter(pc.greater_equal(ranked.column("score"), floor))
-        names_of = reg.take(ranked.column("g")).select(["qualified_name", "doc_id"])
-        ranked = ranked.append_column("q", names_of.column(0)).append_column(
-            "d", names_of.column(1)
-        )
-        order = pc.sort_indices(
-            ranked,
-            sort_keys=[
-                ("score", "descending"),
-                ("kind_order", "ascending"),
-                ("q", "ascending"),
-                ("d", "ascending"),
-            ],
-        )
+        if ranked.num_rows > _TIES_BY_RANK:
+            # Many equal scores (a common word): order them by each document's
+            # precomputed rank by name instead of comparing the names themselves.
+            ranked = ranked.append_column("r", self._registry.rank().take(ranked.column("g")))
+            keys = [("score", "descending"), ("kind_order", "ascending"), ("r", "ascending")]
+            picked = pc.select_k_unstable(ranked, k=min(need, ranked.num_rows), sort_keys=keys)
+            ranked = ranked.take(picked)
+            order = pc.sort_indices(ranked, sort_keys=keys)
+        else:
+            names_of = reg.select(["qualified_name", "doc_id"]).take(ranked.column("g"))
+            ranked = ranked.append_column("q", names_of.column(0)).append_column(
+                "d", names_of.column(1)
+            )
+            order = pc.sort_indices(
+                ranked,
+                sort_keys=[
+                    ("score", "descending"),
+                    ("kind_order", "ascending"),
+                    ("q", "ascending"),
+                    ("d", "ascending"),
+                ],
+            )
         top = ranked.take(order.slice(offset, limit))
         page_gids = top.column("g").combine_chunks()
         labels: dict[int, set[str]] = {g: set() for g in page_gids.to_pylist()}
@@ -916,7 +948,7 @@ class SearchIndex:
             ).to_pylist():
                 labels[hit].add("exact" if hit in exact else "prefix")
         page = []
-        docs = reg.take(page_gids).to_pylist()
+        docs = reg.select(list(_Registry._COLUMNS)).take(page_gids).to_pylist()
         for gid, doc, score in zip(
             page_gids.to_pylist(), docs, top.column("score").to_pylist(), strict=True
         ):
@@ -945,8 +977,8 @@ def _union(parts: Sequence[pa.Array]) -> pa.Array:
     return pc.unique(pa.concat_arrays(parts))
 
 
-def _keep(gids: pa.Array, allowed: pa.Array) -> pa.Array:
-    """The gids also in ``allowed``."""
+def _within(gids: pa.Array, allowed: pa.Array) -> pa.Array:
+    """The gids also in ``allowed`` (hashes ``allowed``: pass the smaller set there)."""
     if not len(gids) or not len(allowed):
         return _EMPTY_GIDS
     return pc.filter(gids, pc.is_in(gids, value_set=allowed))
@@ -956,7 +988,7 @@ def _prefix_scores(reg: pa.Table, gids: pa.Array, q: str) -> tuple[pa.Array, pa.
     """Prefix hits of ``q`` among the postings of its (truncated) prefix token: the
     gids, their scores (1000 exact, else 500 + 100 * len(q) / len(name)) and which
     are exact."""
-    meta = reg.take(gids).select(["name", "qualified_name", "name_len", "qualified_len"])
+    meta = reg.select(["name", "qualified_name", "name_len", "qualified_len"]).take(gids)
     if len(q) > MAX_PREFIX:
         # The token held only the first MAX_PREFIX characters: check the rest.
         keep = [
