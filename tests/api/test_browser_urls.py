@@ -612,8 +612,12 @@ def test_blob_refuses_bad_urls(api: TestClient, signed: dict[str, Any], store_di
         for p in (store_dir / SCOPE.prefix / "snapshots").rglob("*.parquet")
         if str(p.relative_to(store_dir)) != signed["path"]
     )
+    other_tenant = next(
+        str(p.relative_to(store_dir)) for p in (store_dir / "tenant=other").rglob("*.parquet")
+    )
     flipped = ("0" if sig[0] != "0" else "1") + sig[1:]
     bad = {
+        "other tenant's file": _with(url, path="/blob/" + quote(other_tenant)),
         "tampered signature": _with(url, sig=flipped),
         "longer expiry": _with(url, expires=str(expires + 3600)),
         "other key": _with(url, path="/blob/" + quote(other_file)),
@@ -757,14 +761,18 @@ def test_presigned_s3_urls(
         short = mint(client, tokens, ttl_seconds=1, paths=[item["path"]])["urls"][0]["url"]
         time.sleep(2.5)
         assert httpx.get(short, timeout=10).status_code == 403
-        # Another tenant's file: the API refuses to sign it.
+        # Another tenant's file, or objects no manifest lists as state: never signed.
         other_key = next(m.key for m in store.list("tenant=other/") if m.key.endswith(".parquet"))
-        response = client.post(
-            URLS,
-            json={"domains": ALL_DOMAINS, "paths": [other_key]},
-            headers=tokens.headers(TENANT, WORKSPACE, ("reader",)),
-        )
-        _refused(response)
+        keys = Keys(SCOPE)
+        ledger_key = next(m.key for m in store.list(keys.ledger_prefix("executions")))
+        for path in (other_key, keys.pointer("catalog"), keys.lock("catalog"), ledger_key):
+            response = client.post(
+                URLS,
+                json={"domains": ALL_DOMAINS, "paths": [path]},
+                headers=tokens.headers(TENANT, WORKSPACE, ("reader",)),
+            )
+            _refused(response)
+            assert "X-Amz-Signature" not in response.text
 
 
 # ------------------------------------------------------------------ a real browser
