@@ -310,7 +310,11 @@ def run_views_in_wasm(views: dict[str, str], local: dict[str, Path], out: Path) 
     )
     script = Path(__file__).with_name("wasm_views.cjs")
     done = subprocess.run(
-        [str(node), str(script), str(job)], capture_output=True, text=True, timeout=120
+        [str(node), str(script), str(job)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=out,  # DuckDB-WASM's Node runtime reaches the real file system: keep it in tmp
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, Any] = json.loads(done.stdout)
