@@ -483,12 +483,15 @@ class _Registry:
         docs = postings.select(list(self._COLUMNS)).group_by("doc_id", use_threads=False)
         docs = docs.aggregate([(c, "first") for c in self._COLUMNS[1:]])
         docs = docs.rename_columns([c.removesuffix("_first") for c in docs.column_names])
-        docs = docs.select(list(self._COLUMNS))
-        pos = pc.index_in(docs.column("doc_id"), value_set=self._ids())
+        docs = docs.select(list(self._COLUMNS)).combine_chunks()
+        unique_ids = docs.column("doc_id").combine_chunks()
+        pos = pc.index_in(unique_ids, value_set=self._ids())
         known = pc.is_valid(pos)
         if self.size and pc.any(known).as_py():
             same = known
-            old = self.table.take(pc.fill_null(pos, 0))
+            # Unconsolidated: combining the whole registry per decoded bucket costs more.
+            whole = pa.concat_tables(self._chunks).select(list(self._COLUMNS[1:]))
+            old = whole.take(pc.fill_null(pos, 0)).combine_chunks()
             for col in self._COLUMNS[1:]:
                 same = pc.and_(
                     same,
@@ -505,8 +508,14 @@ class _Registry:
             new = pc.invert(same)
         else:
             new = pc.invert(known)
+        if isinstance(new, pa.ChunkedArray):
+            new = new.combine_chunks()
         fresh = docs.filter(new)
+        first = self.size
+        gid_of_doc = pc.fill_null(pos, 0).cast(pa.int32())
         if fresh.num_rows:
+            numbers = pa.array(range(first, first + fresh.num_rows), pa.int32())
+            gid_of_doc = pc.replace_with_mask(gid_of_doc, new, numbers)
             kind = fresh.column("kind")
             extra = [
                 pc.fill_null(pc.index_in(kind, value_set=pa.array(KINDS)), 1).cast(pa.int8()),
@@ -518,8 +527,10 @@ class _Registry:
             self.size += chunk.num_rows
             self._table = None
             self._lookup = None
+        # Rows to their document among this bucket's (fewer than the registry's).
         doc_ids = postings.column("doc_id").combine_chunks()
-        return pc.index_in(doc_ids, value_set=self._ids()).cast(pa.int32())
+        row_doc = pc.index_in(doc_ids, value_set=unique_ids)
+        return gid_of_doc.take(row_doc)
 
 
 def _registry_schema() -> pa.Schema:
