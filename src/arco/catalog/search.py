@@ -618,14 +618,18 @@ class SearchIndex:
     # ------------------------------------------------------------- indexing
     def indexed_version(self) -> int:
         """The catalog version the index reflects."""
-        snap = self.domain.read()
-        return int((snap.manifest.meta if snap.manifest else {}).get("catalog_version", 0))
+        return _indexed(self.domain.read())
 
     def refresh(self) -> int:
         """Bring the index up to the latest catalog version; returns that version."""
+        return self._refresh()[0]
+
+    def _refresh(self) -> tuple[int, Snapshot[SearchState]]:
+        """``refresh`` plus the index snapshot it leaves (saves a query a pointer read)."""
         head = self.catalog.snapshot()
-        if self.indexed_version() >= head.version:
-            return head.version
+        current = self.domain.read()
+        if _indexed(current) >= head.version:
+            return head.version, current
 
         def mutate(snap: Snapshot[SearchState]) -> Change:
             meta = snap.manifest.meta if snap.manifest else {}
@@ -643,8 +647,7 @@ class SearchIndex:
             change.operation = {"ops": [{"op": "index", "from": indexed, "to": head.version}]}
             return change
 
-        self.domain.commit(mutate)
-        return head.version
+        return head.version, self.domain.commit(mutate).snapshot
 
     def _changes(
         self, indexed: int, head: Snapshot[CatalogState]
@@ -822,8 +825,11 @@ class SearchIndex:
             if not page_token.isdigit() or len(page_token) > 9:
                 raise InvalidArgumentError("page token is malformed")
             offset = int(page_token)
-        version = self.refresh() if refresh else self.indexed_version()
-        snap = self.domain.read()
+        if refresh:
+            version, snap = self._refresh()
+        else:
+            snap = self.domain.read()
+            version = _indexed(snap)
         with self._mutex:
             return self._search(snap, query, kind, namespace, limit, offset, version)
 
@@ -855,12 +861,15 @@ class SearchIndex:
             # Where an object lives (``q:``) can satisfy a query token but never makes
             # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
             # not list every column in the namespace.
-            located = self._lookup(snap, "q:" + token)
+            # With one token only direct matches count, so its ``q:`` bucket is not read.
+            located = self._lookup(snap, "q:" + token) if len(q_tokens) > 1 else _EMPTY_GIDS
             if len(located):
                 parts.append(located)
             per_token.append(parts)
         required = _EMPTY_GIDS
-        if per_token and direct:
+        if len(per_token) == 1:
+            required = _union(direct)
+        elif per_token and direct:
             # Every token must match: start from the rarest token and keep narrowing,
             # probing each (large) posting list against the (small) set so far.
             per_token.sort(key=lambda parts: sum(len(p) for p in parts))
@@ -892,7 +901,9 @@ class SearchIndex:
             zero = pa.repeat(pa.scalar(0.0, pa.float64()), len(prefix_gids))
             rows.append(pa.table({"g": prefix_gids, "w": zero}))
         scored = pa.concat_tables(rows)
-        scored = scored.filter(pc.is_in(scored.column("g"), value_set=candidates))
+        if len(per_token) > 1:
+            # One token: every field match is a candidate already.
+            scored = scored.filter(pc.is_in(scored.column("g"), value_set=candidates))
         summed = scored.group_by("g", use_threads=False).aggregate([("w", "sum")])
         gids = summed.column("g")
         scores = summed.column("w_sum")
@@ -976,6 +987,11 @@ class SearchIndex:
             )
         next_token = str(offset + limit) if offset + limit < total else None
         return SearchResults(page, total, next_token, version)
+
+
+def _indexed(snap: Snapshot[SearchState]) -> int:
+    """The catalog version an index snapshot reflects."""
+    return int((snap.manifest.meta if snap.manifest else {}).get("catalog_version", 0))
 
 
 def _union(parts: Sequence[pa.Array]) -> pa.Array:
