@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -84,6 +83,64 @@ class _StreamedBodyLimit:
         await self.app(scope, replay, send)
 
 
+class _Envelope:
+    """Request id, the declared-length body limit and metrics, as plain ASGI.
+
+    Starlette's ``@app.middleware("http")`` wraps every response in a streaming
+    task; as plain ASGI the envelope costs a few microseconds instead.
+    """
+
+    def __init__(self, app: ASGIApp, max_body: int, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given: str | None = None
+        length: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value.decode("latin-1")
+        rid = given if given and _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        # Request.state reads scope["state"]: problem responses pick the id up there.
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+        status = 500
+        rid_header = (b"x-request-id", rid.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers.append(rid_header)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+                response = problems.problem(
+                    413,
+                    "payload-too-large",
+                    f"request body is larger than {self.max_body} bytes",
+                    request=Request(scope),
+                )
+                await response(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.requests.labels(scope["method"], path, str(status)).inc()
+            self.latency.labels(path).observe(time.perf_counter() - start)
+
+
 def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
     """Build the Arco API for ``settings`` (defaults from the environment)."""
     settings = settings or Settings.from_env()
@@ -121,30 +178,9 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     # Added before ``envelope`` so it runs inside it (request id, metrics).
     app.add_middleware(_StreamedBodyLimit, limit=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def envelope(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        given = request.headers.get("x-request-id")
-        rid = given if given and _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
-        request.state.request_id = rid
-        start = time.perf_counter()
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            response: Response = problems.problem(
-                413,
-                "payload-too-large",
-                f"request body is larger than {settings.max_body_bytes} bytes",
-                request=request,
-            )
-        else:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        requests_total.labels(request.method, path, str(response.status_code)).inc()
-        latency.labels(path).observe(time.perf_counter() - start)
-        response.headers["X-Request-Id"] = rid
-        return response
+    app.add_middleware(
+        _Envelope, max_body=settings.max_body_bytes, requests=requests_total, latency=latency
+    )
 
     @app.get("/healthz", response_model=HealthOut, tags=["ops"])
     def healthz() -> Any:

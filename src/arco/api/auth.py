@@ -9,8 +9,10 @@ comes from the verified claims only.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ from arco.core.scope import Scope
 
 ROLES = ("reader", "writer", "admin")
 _ROLE_RANK = {"reader": 0, "writer": 1, "admin": 2}
+_VERIFIED_CACHE_SIZE = 4096
 
 
 class AuthenticationError(ArcoError):
@@ -77,6 +80,12 @@ class TokenVerifier:
         self._jwks_source = jwks
         self._jwk_client: jwt.PyJWKClient | None = None
         self._jwk_set: jwt.PyJWKSet | None = None
+        # Verified tokens by their exact text: a client sends the same token on every
+        # request, and re-verifying its signature cost more than serving a small read.
+        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        #: Whether verifying may fetch keys over the network (then not on the event loop).
+        self.remote_keys = bool(jwks and jwks.startswith(("http://", "https://")))
         if jwks and jwks.startswith(("http://", "https://")):
             self._jwk_client = jwt.PyJWKClient(jwks, cache_keys=True, lifespan=300)
         elif jwks:
@@ -97,8 +106,29 @@ class TokenVerifier:
             raise AuthenticationError("token key id is not in the JWKS")
         raise AuthenticationError(f"token algorithm {alg!r} is not accepted")
 
+    def cached(self, token: str, *, now: float | None = None) -> Principal | None:
+        """The principal of ``token`` if it was verified before and is still in its window.
+
+        The time window (``nbf``..``exp`` with leeway) is re-checked on every call, so a
+        cached token expires exactly when a freshly verified one would.
+        """
+        with self._verified_lock:
+            found = self._verified.get(token)
+        if found is None:
+            return None
+        who, not_before, expires = found
+        at = time.time() if now is None else now
+        if not_before - self.leeway <= at < expires + self.leeway:
+            return who
+        with self._verified_lock:
+            self._verified.pop(token, None)
+        return None
+
     def verify(self, token: str) -> Principal:
         """The principal of a valid token; :class:`AuthenticationError` otherwise."""
+        found = self.cached(token)
+        if found is not None:
+            return found
         try:
             header = jwt.get_unverified_header(token)
             key, algorithms = self._key_for(token, header)
@@ -123,7 +153,14 @@ class TokenVerifier:
             raise AuthenticationError("token issuer is not accepted") from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise AuthenticationError(f"invalid token: {exc}") from exc
-        return principal_from_claims(claims)
+        who = principal_from_claims(claims)
+        expires, not_before = claims.get("exp"), claims.get("nbf", 0)
+        if isinstance(expires, int | float) and isinstance(not_before, int | float):
+            with self._verified_lock:
+                self._verified[token] = (who, float(not_before), float(expires))
+                while len(self._verified) > _VERIFIED_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+        return who
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

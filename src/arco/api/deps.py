@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from arco.api.auth import AuthenticationError, PermissionDeniedError, Principal
 from arco.api.services import ScopeServices
@@ -13,17 +14,30 @@ from arco.api.services import ScopeServices
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")
 
 
-def principal(
+async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller, from a verified bearer token (never from path, header or body)."""
+    """The caller, from a verified bearer token (never from path, header or body).
+
+    Async so a request does not hop to the thread pool just to check a token: HS256
+    and cached tokens are pure CPU. Only a verifier that may fetch a JWKS over the
+    network verifies an unseen token in the thread pool.
+    """
     if credentials is None or not credentials.credentials:
         raise AuthenticationError("missing bearer token")
     if credentials.scheme.lower() != "bearer":
         raise AuthenticationError("authorization scheme must be Bearer")
     verifier = request.app.state.verifier
-    found: Principal = verifier.verify(credentials.credentials)
+    token = credentials.credentials
+    cached: Principal | None = verifier.cached(token)
+    found: Principal
+    if cached is not None:
+        found = cached
+    elif verifier.remote_keys:
+        found = await run_in_threadpool(verifier.verify, token)
+    else:
+        found = verifier.verify(token)
     request.state.principal = found
     return found
 
@@ -32,7 +46,7 @@ Caller = Annotated[Principal, Depends(principal)]
 
 
 def _role(role: str, rate: str | None = None):  # type: ignore[no-untyped-def]
-    def check(request: Request, who: Caller) -> ScopeServices:
+    async def check(request: Request, who: Caller) -> ScopeServices:
         if not who.has(role):
             raise PermissionDeniedError(f"this operation needs the {role!r} role")
         if rate is not None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 
 from arco.api.deps import Reader, Writer
+from arco.api.responses import json_out
 from arco.api.schemas import (
     ColumnIn,
     HistoryEntry,
@@ -49,13 +50,15 @@ def list_namespaces(
 ) -> Any:
     """Namespaces sorted by name."""
     page = svc.catalog.list_namespaces(prefix, page_size=page_size, page_token=page_token)
-    return {"items": [n.to_dict() for n in page.items], "next_page_token": page.next_page_token}
+    return json_out(
+        {"items": [n.to_dict() for n in page.items], "next_page_token": page.next_page_token}
+    )
 
 
 @router.get("/namespaces/{namespace}", response_model=NamespaceOut)
 def get_namespace(namespace: str, svc: Reader) -> Any:
     """One namespace."""
-    return svc.catalog.get_namespace(namespace).to_dict()
+    return json_out(svc.catalog.get_namespace(namespace).to_dict())
 
 
 @router.patch("/namespaces/{namespace}", response_model=NamespaceOut)
@@ -117,20 +120,24 @@ def list_tables(
     page = svc.catalog.list_tables(
         namespace, prefix=prefix, page_size=page_size, page_token=page_token
     )
-    return {"items": [t.to_dict() for t in page.items], "next_page_token": page.next_page_token}
+    return json_out(
+        {"items": [t.to_dict() for t in page.items], "next_page_token": page.next_page_token}
+    )
 
 
 @router.get("/tables", response_model=TablePage)
 def list_all_tables(svc: Reader, page_size: PageSize = 100, page_token: PageToken = None) -> Any:
     """Every table of the workspace sorted by (namespace, name)."""
     page = svc.catalog.list_tables(None, page_size=page_size, page_token=page_token)
-    return {"items": [t.to_dict() for t in page.items], "next_page_token": page.next_page_token}
+    return json_out(
+        {"items": [t.to_dict() for t in page.items], "next_page_token": page.next_page_token}
+    )
 
 
 @router.get("/namespaces/{namespace}/tables/{name}", response_model=TableOut)
 def get_table(namespace: str, name: str, svc: Reader) -> Any:
     """One table with its columns."""
-    return svc.catalog.get_table(namespace, name).to_dict()
+    return json_out(svc.catalog.get_table(namespace, name).to_dict())
 
 
 @router.patch("/namespaces/{namespace}/tables/{name}", response_model=TableOut)

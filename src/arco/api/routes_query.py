@@ -8,6 +8,7 @@ import pyarrow as pa
 from fastapi import APIRouter, Header, Query, Request, Response
 
 from arco.api.deps import Querier
+from arco.api.responses import json_out
 from arco.api.schemas import QueryIn, QueryOut
 from arco.catalog.sql import QueryLimits, SystemTables, run_query
 
@@ -50,10 +51,12 @@ def query(
         with pa.ipc.new_stream(sink, result.arrow.schema) as writer:
             writer.write_table(result.arrow)
         return Response(sink.getvalue().to_pybytes(), media_type=ARROW_STREAM)
-    return {
-        "columns": [{"name": n, "type": t} for n, t in result.columns],
-        "rows": result.rows,
-        "row_count": result.row_count,
-        "elapsed_ms": result.elapsed_ms,
-        "truncated": result.truncated,
-    }
+    return json_out(
+        {
+            "columns": [{"name": n, "type": t} for n, t in result.columns],
+            "rows": result.rows,
+            "row_count": result.row_count,
+            "elapsed_ms": result.elapsed_ms,
+            "truncated": result.truncated,
+        }
+    )
