@@ -507,6 +507,8 @@ def test_not_found_is_404(client: TestClient, writer: Headers) -> None:
     assert_problem(client.delete(f"{API}/namespaces/nope", headers=writer), 404, "not-found")
     assert_problem(client.get(f"{API}/no/such/route", headers=writer), 404, "not-found")
     assert_problem(client.get("/nothing-here"), 404, "not-found")
+    page = client.get("/nothing-here", headers={"Accept": "text/html,*/*;q=0.8"})
+    assert page.headers["content-type"].startswith("text/html")  # the UI's client route
     assert_problem(client.put(f"{API}/namespaces", headers=writer), 405, "method-not-allowed")
 
 

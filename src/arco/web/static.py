@@ -67,6 +67,16 @@ from <code>{where}</code>.</p>
 """
 
 
+#: First path segments of the UI's own routes (web/src/main.tsx): always the app's page.
+_CLIENT_ROUTES = ("catalog", "tables", "search", "sql", "runs", "assets", "signin")
+
+
+def _is_client_route(path: str) -> bool:
+    first, _, rest = path.lstrip("/").partition("/")
+    # /assets/<file> is a build file, /assets alone the asset graph page.
+    return first == "" or (first in _CLIENT_ROUTES and not (first == "assets" and rest))
+
+
 def _accepts_gzip(header: str) -> bool:
     """True if an ``Accept-Encoding`` header allows gzip (and does not give it q=0)."""
     for part in header.lower().split(","):
@@ -148,5 +158,15 @@ class UIMount(Mount):
             return Match.NONE, {}
         path = scope.get("path", "")
         if path.startswith(_SERVER_PREFIXES) or path in _SERVER_PATHS:
+            return Match.NONE, {}
+        # The index.html fallback is for browsers navigating to a client route; an API
+        # client (no text/html in Accept) asking for an unknown path gets problem+json 404.
+        ui = self.app
+        if (
+            isinstance(ui, StaticUI)
+            and not _is_client_route(path)
+            and ui._file(path) is None
+            and "text/html" not in Headers(scope=scope).get("accept", "")
+        ):
             return Match.NONE, {}
         return super().matches(scope)
