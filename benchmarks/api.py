@@ -644,12 +644,15 @@ def summary(rep: Report, sz: Sizes) -> list[list[str]]:
     for name in names:
         one, many = by.get((name, 1)), by.get((name, CONCURRENCY))
         goal, met = "", ""
-        if name == "get-table" and many is not None:
+        # Latency goals are judged with one request in flight (c=1): at c=8 one worker
+        # on 2 cores shared with the load generator queues requests, so its p95 is
+        # about 8 x the service time and measures throughput, reported beside it.
+        if name == "get-table" and one is not None:
             goal = f"p95 < {GOAL_GET_P95_MS:g} ms (seed budget {BUDGET_GET_P95_MS:g} ms)"
-            met = _met(many.stats.p95, GOAL_GET_P95_MS, BUDGET_GET_P95_MS)
-        if name.startswith("SQL full scan") and many is not None:
-            goal = f"< {GOAL_SCAN_MS:g} ms (seed budget {BUDGET_SCAN_MS:g} ms)"
-            met = _met(many.stats.p95, GOAL_SCAN_MS, BUDGET_SCAN_MS)
+            met = _met(one.stats.p95, GOAL_GET_P95_MS, BUDGET_GET_P95_MS)
+        if name.startswith("SQL full scan") and one is not None:
+            goal = f"p95 < {GOAL_SCAN_MS:g} ms (seed budget {BUDGET_SCAN_MS:g} ms)"
+            met = _met(one.stats.p95, GOAL_SCAN_MS, BUDGET_SCAN_MS)
         items = many.items_per_request if many else 1
         rate = "-"
         if many is not None:
@@ -740,8 +743,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"latency is client-side (send to body read) over keep-alive connections; goals are "
-        f"judged on the c={CONCURRENCY} p95.\n  One uvicorn worker; the load generator shares "
-        "the machine's 2 cores with it. server CPU/req = the server\n  process's user+system "
+        f"judged on the c=1 p95\n  (c={CONCURRENCY} queues on one worker: a throughput figure). "
+        "One uvicorn worker; the load generator shares the machine's 2 cores with it.\n"
+        "  server CPU/req = the server process's user+system "
         f"CPU time during the c={CONCURRENCY} run / requests (from /proc, 10 ms ticks)."
     )
     for note in rep.notes:
