@@ -40,8 +40,11 @@ UI_INDEX   := src/arco/web/static/index.html
 UI_SOURCES := web/package.json web/package-lock.json web/index.html web/vite.config.ts \
               web/tsconfig.json $(wildcard web/src/*)
 
+# `npm ci` refuses a lock file without every platform's optional packages (rollup's
+# native builds), and a registry mirror that only carries this platform's cannot
+# produce one; `npm install --no-save` installs the locked versions and writes nothing.
 ui:
-	npm ci --prefix web --no-audit --no-fund
+	npm ci --prefix web --no-audit --no-fund || npm install --prefix web --no-save --no-audit --no-fund
 	npm run --prefix web build
 
 $(UI_INDEX): $(UI_SOURCES)
