@@ -225,7 +225,9 @@ def browser_urls(request: Request, body: BrowserUrlsIn, svc: Querier) -> Any:
             )
         files = [by_path[p] for p in dict.fromkeys(body.paths)]
     now = datetime.now(UTC)
-    expires_at = _iso(now.replace(microsecond=0) + timedelta(seconds=ttl))
+    # Rounded up like the signer's expiry, so the advertised time matches the URLs'.
+    whole = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
+    expires_at = _iso(whole + timedelta(seconds=ttl))
     store: ObjectStore = request.app.state.store
     signer = _signer(request)
     base = str(request.base_url)

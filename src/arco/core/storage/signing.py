@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ class HmacSigner:
         base_url: str | None = None,
     ) -> str:
         """A URL for ``key`` valid for ``ttl_seconds`` (under ``base_url`` if given)."""
-        expires = int((time.time() if now is None else now) + ttl_seconds)
+        # Rounded up so a URL is good for at least ttl_seconds, never a fraction less.
+        expires = math.ceil((time.time() if now is None else now) + ttl_seconds)
         sig = _mac(self.secret, key, expires)
         base = (self.base_url if base_url is None else base_url).rstrip("/")
         return f"{base}/blob/{quote(key)}?expires={expires}&sig={sig}"
