@@ -46,7 +46,12 @@ export interface QueryResult {
   columns: { name: string; type: string }[];
   rows: string[][];
   rowCount: number;
+  /** The query itself, in the browser. */
   elapsedMs: number;
+  /** Building the system tables this query was the first to use (0 when all were built). */
+  prepareMs: number;
+  /** The system tables built for this query. */
+  prepared: string[];
   truncated: boolean;
 }
 
@@ -54,6 +59,10 @@ let dbPromise: Promise<duckdb.AsyncDuckDB> | null = null;
 let connPromise: Promise<duckdb.AsyncDuckDBConnection> | null = null;
 const registered = new Set<string>();
 let snapshot: Snapshot | null = null;
+/** The server's SQL of each system table of the loaded snapshot. */
+let systemSql: Record<string, string> = {};
+/** System tables already built as DuckDB tables for the loaded snapshot. */
+const built = new Set<string>();
 
 /** The one DuckDB-WASM instance of the page (started on first use). */
 export function database(): Promise<duckdb.AsyncDuckDB> {
@@ -118,8 +127,8 @@ async function fetchAll(urls: SignedUrl[], db: duckdb.AsyncDuckDB, progress: (do
 }
 
 /**
- * Mint signed URLs for the caller's current snapshot, download the files and
- * (re)create one view per system table in the `arco_sys` schema.
+ * Mint signed URLs for the caller's current snapshot and download the files. The
+ * system tables are built from them when a query first uses each (see `prepare`).
  */
 export async function loadSnapshot(progress: (message: string) => void = () => {}): Promise<Snapshot> {
   const started = performance.now();
@@ -138,13 +147,10 @@ export async function loadSnapshot(progress: (message: string) => void = () => {
   const bytes = await fetchAll(urls.urls, db, (done) => progress(`downloaded ${done} of ${urls.urls.length} files…`));
   const conn = await connection();
   await conn.query(`CREATE SCHEMA IF NOT EXISTS ${VIEW_SCHEMA}`);
-  for (const [name, sql] of Object.entries(urls.views)) {
-    try {
-      await conn.query(`CREATE OR REPLACE VIEW ${VIEW_SCHEMA}.${quoteIdent(name)} AS ${sql}`);
-    } catch (err) {
-      throw new Error(`the server's view for system.${name} does not run in DuckDB-WASM: ${messageOf(err)}`);
-    }
-  }
+  // Tables of an older snapshot go; each is built again when a query first uses it.
+  for (const name of built) await conn.query(`DROP TABLE IF EXISTS ${VIEW_SCHEMA}.${quoteIdent(name)}`);
+  built.clear();
+  systemSql = { ...urls.views };
   snapshot = {
     versions: urls.versions,
     views: Object.keys(urls.views).sort(),
@@ -167,9 +173,11 @@ export function messageOf(err: unknown): string {
 
 /**
  * Replace `system.<name>` (outside strings, quoted identifiers and comments) with the
- * view that serves it. Unknown names are an error that lists the known ones.
+ * table that serves it, and list the names used. Unknown names are an error that
+ * lists the known ones.
  */
-export function rewriteSystem(sql: string, known: string[]): string {
+export function rewriteSystem(sql: string, known: string[]): { sql: string; names: string[] } {
+  const names = new Set<string>();
   let out = "";
   let i = 0;
   const n = sql.length;
@@ -208,6 +216,7 @@ export function rewriteSystem(sql: string, known: string[]): string {
       if (!known.includes(name)) {
         throw new Error(`system.${name} is not a system table; the system tables are ${known.map((k) => "system." + k).join(", ")}`);
       }
+      names.add(name);
       out += `${VIEW_SCHEMA}.${quoteIdent(name)}`;
       i += m[0].length;
       continue;
@@ -215,7 +224,28 @@ export function rewriteSystem(sql: string, known: string[]): string {
     out += c;
     i++;
   }
-  return out;
+  return { sql: out, names: [...names] };
+}
+
+/**
+ * Build the system tables `names` (those not built yet) as DuckDB tables; ms taken.
+ *
+ * Tables, not views: DuckDB-WASM 1.28.0 traps ("table index is out of bounds") on
+ * aggregates over these views, and a view would redo the base/delta merge of every
+ * row on every query; built once, later queries scan plain columns (ADR 008).
+ */
+async function prepare(conn: duckdb.AsyncDuckDBConnection, names: string[]): Promise<{ ms: number; built: string[] }> {
+  const started = performance.now();
+  const todo = names.filter((n) => !built.has(n));
+  for (const name of todo) {
+    try {
+      await conn.query(`CREATE OR REPLACE TABLE ${VIEW_SCHEMA}.${quoteIdent(name)} AS ${systemSql[name]}`);
+    } catch (err) {
+      throw new Error(`could not build system.${name} from the snapshot files in DuckDB-WASM: ${messageOf(err)}`);
+    }
+    built.add(name);
+  }
+  return { ms: performance.now() - started, built: todo };
 }
 
 function formatValue(value: unknown, type: DataType): string {
@@ -238,10 +268,11 @@ export async function runQuery(sql: string, maxRows = 1000): Promise<QueryResult
   if (!snapshot) await loadSnapshot();
   const rewritten = rewriteSystem(sql, snapshot!.views);
   const conn = await connection();
+  const prepared = await prepare(conn, rewritten.names);
   const started = performance.now();
   let table: ArrowTable;
   try {
-    table = await conn.query(rewritten);
+    table = await conn.query(rewritten.sql);
   } catch (err) {
     throw new Error(explain(messageOf(err)));
   }
@@ -258,6 +289,8 @@ export async function runQuery(sql: string, maxRows = 1000): Promise<QueryResult
     rows,
     rowCount: table.numRows,
     elapsedMs,
+    prepareMs: prepared.ms,
+    prepared: prepared.built,
     truncated: table.numRows > shown,
   };
 }

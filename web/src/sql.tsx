@@ -50,6 +50,7 @@ export function SqlPage(props: { q: string | null; autorun: boolean }) {
       const timings = ((window as unknown as { arcoTimings?: Record<string, number> }).arcoTimings ??= {});
       timings.firstResultMs ??= performance.now();
       timings.lastQueryMs = out.elapsedMs;
+      timings.lastPrepareMs = out.prepareMs;
       timings.lastRows = out.rowCount;
       timings.queries = (timings.queries ?? 0) + 1;
       const url = `/sql?q=${encodeURIComponent(text)}`;
@@ -122,6 +123,12 @@ export function SqlPage(props: { q: string | null; autorun: boolean }) {
             <span data-testid="elapsed" data-ms={result.elapsedMs.toFixed(1)}>
               {duration(result.elapsedMs)}
             </span>
+            {result.prepared.length > 0 && (
+              <span data-testid="prepared" data-ms={result.prepareMs.toFixed(1)}>
+                {" "}
+                (+ {duration(result.prepareMs)} building {result.prepared.map((n) => "system." + n).join(", ")} from the snapshot, once)
+              </span>
+            )}
             {result.truncated && ` · showing the first ${result.rows.length}`}
           </p>
           <div class="scroll">

@@ -104,17 +104,6 @@ _SOURCES: dict[str, tuple[_Source, ...]] = {
         _Source("lineage", QUARANTINE, False),
     ),
 }
-#: Ordering of views whose Python rows come out sorted (append-only facts keep file order).
-_ORDER: dict[str, tuple[str, ...]] = {
-    "namespaces": ("name",),
-    "tables": ("namespace", "name"),
-    "columns": ("namespace", "table_name", "ordinal"),
-    "lineage_edges": ("source", "target", "edge_type"),
-    "runs": ("run_id",),
-    "tasks": ("run_id", "task_id"),
-    "events": ("domain", "event_id"),
-}
-
 #: The system views the browser gets, and the domains each one reads.
 VIEW_DOMAINS: dict[str, tuple[str, ...]] = {
     name: tuple(dict.fromkeys(s.domain for s in sources)) for name, sources in _SOURCES.items()
@@ -229,11 +218,10 @@ def build_view(name: str, manifests: Mapping[str, Manifest | None]) -> str:
             selects.append(f"SELECT {', '.join(_projection(name, source))} FROM ({merged}) AS s")
     if not selects:
         return _empty(SYSTEM_SCHEMAS[name])
-    body = selects[0] if len(selects) == 1 else " UNION ALL ".join(f"({s})" for s in selects)
-    order = _ORDER.get(name)
-    if order is None:
-        return body
-    return f"SELECT * FROM ({body}) AS v ORDER BY {', '.join(_ident(c) for c in order)}"
+    # No ORDER BY: SQL promises no order without one, a sort of every row costs most
+    # of a scan in the single-threaded browser engine, and DuckDB-WASM 1.28.0 traps
+    # ("table index is out of bounds") on some aggregates over a view that sorts.
+    return selects[0] if len(selects) == 1 else " UNION ALL ".join(f"({s})" for s in selects)
 
 
 def build_views(manifests: Mapping[str, Manifest | None]) -> dict[str, str]:
