@@ -28,6 +28,7 @@ from arco.api.auth import PermissionDeniedError, Principal
 from arco.api.browser_views import VIEW_DOMAINS, build_views, state_tables_used
 from arco.api.deps import Querier
 from arco.catalog.manifest import FileEntry, Manifest, Pointer
+from arco.catalog.retention import floor_version
 from arco.core.errors import (
     IntegrityError,
     InvalidArgumentError,
@@ -146,6 +147,12 @@ class _Manifests:
             raise NotFoundError(f"{domain} has no version {version} (latest is {latest})")
         if version == 0:
             return None
+        oldest = floor_version(self.store, keys, domain)
+        if version < oldest:
+            raise NotFoundError(
+                f"{domain} version {version} is no longer retained "
+                f"(history starts at version {oldest})"
+            )
         manifest = head
         while manifest is not None and manifest.version > version and manifest.parent:
             manifest = self._manifest(keys, manifest.parent.path, manifest.parent.sha256)

@@ -32,6 +32,7 @@ import pyarrow as pa
 from arco.catalog import tableset
 from arco.catalog.lock import Lease, LeaseLock
 from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer
+from arco.catalog.retention import floor_version
 from arco.catalog.tableset import TableDef
 from arco.core.errors import (
     CommitConflictError,
@@ -231,6 +232,12 @@ class DomainStore(Generic[S]):
             )
         if version == 0:
             return self.empty_snapshot()
+        oldest = floor_version(self.store, self.keys, self.domain)
+        if version < oldest:
+            raise NotFoundError(
+                f"{self.domain} version {version} is no longer retained "
+                f"(history starts at version {oldest})"
+            )
         manifest, key = head.manifest, head.manifest_key
         while manifest is not None and manifest.version > version:
             if manifest.parent is None:
@@ -247,13 +254,14 @@ class DomainStore(Generic[S]):
         )
 
     def history(self, limit: int = 50) -> list[tuple[str, Manifest]]:
-        """The newest ``limit`` manifests, newest first."""
+        """The newest ``limit`` retained manifests, newest first."""
         head = self.read()
         out: list[tuple[str, Manifest]] = []
         manifest, key = head.manifest, head.manifest_key
+        oldest = floor_version(self.store, self.keys, self.domain) if manifest else 1
         while manifest is not None and key is not None and len(out) < limit:
             out.append((key, manifest))
-            if manifest.parent is None:
+            if manifest.parent is None or manifest.version <= oldest:
                 break
             key = manifest.parent.path
             manifest = self._manifest(key, manifest.parent.sha256)

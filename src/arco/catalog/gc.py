@@ -3,7 +3,9 @@
 Crashed or losing commit attempts leave state files and manifests that no
 pointer reaches. GC deletes them once they are older than a grace period (so an
 attempt still in flight is never touched), and refuses to delete anything in a
-domain whose chain it cannot read completely.
+domain whose chain it cannot read completely. Given a retention policy it first
+expires old history (:mod:`arco.catalog.retention`), so the manifests below each
+domain's new floor and the files only they referenced are collected too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from arco.catalog.retention import ExpireReport, RetentionPolicy, expire_history
 from arco.catalog.verify import discover_domains, walk_chain
 from arco.core.keys import Keys
 from arco.core.scope import Scope
@@ -28,6 +31,7 @@ class GcReport:
     bytes_freed: int = 0
     skipped_domains: list[str] = field(default_factory=list)
     dry_run: bool = False
+    expired: list[ExpireReport] = field(default_factory=list)
 
 
 def collect_garbage(
@@ -37,8 +41,13 @@ def collect_garbage(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     dry_run: bool = False,
     now: datetime | None = None,
+    retention: RetentionPolicy | None = None,
 ) -> GcReport:
-    """Delete unreferenced manifests and state files older than ``grace_seconds``."""
+    """Delete unreferenced manifests and state files older than ``grace_seconds``.
+
+    With ``retention``, each domain's history is first expired to the policy, and
+    what only the expired versions referenced is unreferenced too.
+    """
     keys = Keys(scope)
     report = GcReport(dry_run=dry_run)
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=grace_seconds)
@@ -54,8 +63,24 @@ def collect_garbage(
         if not walk.complete:
             report.skipped_domains.append(domain)
             continue
+        oldest = 0
+        if retention is not None and walk.manifests:
+            expired = expire_history(store, scope, domain, retention, now=now, dry_run=dry_run)
+            report.expired.append(expired)
+            if dry_run:
+                # No floor was written, so the walk still reaches below the would-be one.
+                oldest = expired.floor_after
+            else:
+                # Walk again from the head the floor was chosen against (or a newer one):
+                # a head committed after the first walk may keep files of expired versions.
+                walk = walk_chain(store, keys, domain)
+                if not walk.complete:
+                    report.skipped_domains.append(domain)
+                    continue
         live: set[str] = set()
         for key, manifest in walk.manifests:
+            if manifest.version < oldest:
+                break
             live.add(key)
             live.update(f.path for f in manifest.files)
         for prefix in (keys.snapshots_prefix(domain), keys.manifests_prefix(domain)):

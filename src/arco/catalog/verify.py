@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from arco.catalog.lock import LockRecord
 from arco.catalog.manifest import Manifest, Pointer
+from arco.catalog.retention import read_floor
 from arco.core.errors import IntegrityError, ObjectNotFoundError, StorageError
 from arco.core.ids import sha256_hex
 from arco.core.keys import Keys
@@ -93,6 +94,17 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
         return walk
     if pointer.domain != domain:
         walk.problems.append(Problem(pointer_key, f"names domain {pointer.domain!r}"))
+    try:
+        floor, _ = read_floor(store, keys, domain)
+    except (IntegrityError, StorageError) as exc:
+        key = keys.floor(domain)
+        walk.problems.append(Problem(key, str(exc).removeprefix(f"{key}: ")))
+        return walk
+    if floor is not None and floor.version > pointer.version:
+        walk.problems.append(
+            Problem(keys.floor(domain), f"floor {floor.version} is above the head")
+        )
+        return walk
     key, expected_sha, expected_version = pointer.manifest, pointer.manifest_sha256, pointer.version
     if not keys.is_within(key):
         walk.problems.append(Problem(pointer_key, f"points outside its scope: {key}"))
@@ -132,6 +144,15 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
                         Problem(pointer_key, f"{field_name} {mine!r} disagrees with {key}")
                     )
         walk.manifests.append((key, manifest))
+        if floor is not None and manifest.version <= floor.version:
+            # Expired history below the floor is not part of the chain any more.
+            if (key, expected_sha) != (floor.manifest, floor.manifest_sha256):
+                walk.problems.append(
+                    Problem(keys.floor(domain), f"names a manifest not on the chain: {key}")
+                )
+                return walk
+            walk.complete = True
+            return walk
         if manifest.parent is None:
             if manifest.version != 1:
                 walk.problems.append(

@@ -62,12 +62,48 @@ def gc(
             help="Leave unreferenced objects younger than this alone.",
         ),
     ] = 3600,
+    keep_versions: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-versions",
+            min=1,
+            metavar="N",
+            help="Expire history: keep each domain's newest N versions (and --keep-days).",
+        ),
+    ] = None,
+    keep_days: Annotated[
+        float | None,
+        typer.Option(
+            "--keep-days",
+            min=0,
+            metavar="DAYS",
+            help="Expire history: keep versions committed in the last DAYS days.",
+        ),
+    ] = None,
 ) -> None:
-    """Delete objects no live manifest references and that are older than --grace."""
+    """Delete objects no live manifest references and that are older than --grace.
+
+    With --keep-versions and/or --keep-days, old versions are expired first (a
+    version goes only when neither rule keeps it; the head always stays), so the
+    files only they referenced are deleted too and time travel before them ends.
+    """
+    from datetime import timedelta
+
     from arco.catalog.gc import collect_garbage
+    from arco.catalog.retention import RetentionPolicy
 
     cfg = settings(ctx)
-    report = collect_garbage(cfg.store(), cfg.scope(), grace_seconds=grace, dry_run=dry_run)
+    policy = (
+        None
+        if keep_versions is None and keep_days is None
+        else RetentionPolicy(
+            keep_versions=keep_versions,
+            keep_for=None if keep_days is None else timedelta(days=keep_days),
+        )
+    )
+    report = collect_garbage(
+        cfg.store(), cfg.scope(), grace_seconds=grace, dry_run=dry_run, retention=policy
+    )
     skipped = list(getattr(report, "skipped_domains", []))
     if cfg.json:
         output.emit_json(
@@ -77,9 +113,19 @@ def gc(
                 "kept": report.kept,
                 "bytes_freed": report.bytes_freed,
                 "skipped_domains": skipped,
+                "expired": [e.to_dict() for e in report.expired],
             }
         )
         return
+    for e in report.expired:
+        if e.expired:
+            output.say(
+                f"{'would expire' if dry_run else 'expired'} {e.domain} versions "
+                f"{e.floor_before}-{e.floor_after - 1}; history now starts at "
+                f"version {e.floor_after} (head {e.head})"
+            )
+        else:
+            output.say(f"{e.domain}: nothing to expire (history starts at {e.floor_before})")
     verb = "Would delete" if dry_run else "Deleted"
     for key in report.deleted:
         output.say(f"{verb.lower()} {key}")

@@ -47,6 +47,10 @@ class Keys:
         """The domain's head pointer: the only mutable object besides the lock."""
         return f"{self.root}manifests/{validate_domain(domain)}.pointer.json"
 
+    def floor(self, domain: str) -> str:
+        """The domain's history floor: the oldest retained manifest (see catalog.retention)."""
+        return f"{self.root}manifests/{validate_domain(domain)}.floor.json"
+
     def manifests_prefix(self, domain: str) -> str:
         """Prefix under which the domain's immutable manifests live."""
         return f"{self.root}manifests/{validate_domain(domain)}/"
