@@ -21,6 +21,8 @@ pytestmark = pytest.mark.timeout(240)
 
 def expect_no_page_errors(page: Any) -> None:
     assert page.page_errors == [], f"JavaScript errors on the page: {page.page_errors}"
+    # The static boot placeholder goes once the app renders (it once stayed below it).
+    assert "Loading Arco" not in page.inner_text("body")
 
 
 def run_sql(page: Any, base_url: str, sql: str) -> None:

@@ -154,4 +154,7 @@ function App() {
   return <Routes />;
 }
 
-render(<App />, document.getElementById("app")!);
+const root = document.getElementById("app")!;
+// The static "Loading Arco…" placeholder is not Preact's: render would keep it below the app.
+root.replaceChildren();
+render(<App />, root);
