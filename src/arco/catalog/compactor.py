@@ -62,6 +62,27 @@ class CompactionReport:
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass
+class PruneReport:
+    """What one :meth:`Compactor.prune` call did (or would do) to one domain."""
+
+    domain: str
+    cutoff: datetime | None = None
+    ledger_objects: int = 0
+    event_keys: int = 0
+    kept_objects: int = 0
+    kept_keys: int = 0
+    dry_run: bool = False
+    committed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            **self.__dict__,
+            "cutoff": self.cutoff.isoformat() if self.cutoff is not None else None,
+        }
+
+
 def tier2_store(
     store: ObjectStore, scope: Scope, domain: str, **kwargs: Any
 ) -> DomainStore[RowMapState]:
@@ -317,6 +338,7 @@ class Compactor:
                 change.upsert(table, row)
         report.objects = len(objs)
         change.meta = {
+            **old_meta,  # keys other writers keep here (prune's totals) carry over
             "watermark": max_id,
             "window_seconds": self.window.total_seconds(),
             "events_total": int(old_meta.get("events_total", 0)) + report.events,
@@ -331,6 +353,74 @@ class Compactor:
             "ops": [{"op": "compact", "objects": report.objects, "events": report.events}]
         }
         return change
+
+    def prune(self, domain: str, keep: timedelta, *, dry_run: bool = False) -> PruneReport:
+        """Forget ledger history older than ``keep`` behind the watermark.
+
+        Deletes the processed (or quarantined) ledger objects older than the cutoff,
+        then, in one commit, drops their ``ledger_objects`` rows and the
+        ``event_keys`` of events older than the cutoff, so the compactor's resident
+        bookkeeping stops growing with history. The folded state (runs, tasks,
+        materializations, edges, quarantine records and copies) is untouched.
+
+        ``keep`` is the deduplication horizon: an event re-sent with an idempotency
+        key older than it is no longer recognised as a duplicate. It must cover the
+        compactor's own look-back (``window + horizon``).
+        """
+        if domain not in STATE_CLASSES:
+            raise InvalidArgumentError(
+                f"unknown Tier-2 domain {domain!r}; known: {', '.join(sorted(STATE_CLASSES))}"
+            )
+        if keep < self.window + self.horizon:
+            raise InvalidArgumentError(
+                f"keep ({keep}) must be at least the compactor's look-back, window + horizon "
+                f"({self.window + self.horizon})"
+            )
+        report = PruneReport(domain=domain, dry_run=dry_run)
+        dstore = self.domain_store(domain)
+        snap = dstore.read(max_staleness=0)
+        watermark = (snap.manifest.meta if snap.manifest else {}).get("watermark")
+        if not watermark:
+            return report  # nothing compacted yet
+        cutoff = ulid_time(watermark) - keep
+        report.cutoff = cutoff
+        victims = {
+            row["object_id"]: row["key"]
+            for row in snap.state.rows("ledger_objects")
+            if ulid_time(row["object_id"]) < cutoff
+        }
+        old_keys = sum(1 for row in snap.state.rows("event_keys") if _older(row, cutoff))
+        report.ledger_objects, report.event_keys = len(victims), old_keys
+        if dry_run or (not victims and not old_keys):
+            return report
+        # Objects first, rows second: a crash in between leaves rows for objects that
+        # are gone (dropped by the next prune), never unrecorded objects that the
+        # next audit would quarantine as late.
+        for key in victims.values():
+            if self.ledger.keys.is_within(key):
+                self.store.delete(key)
+
+        def mutate(latest: Snapshot[RowMapState]) -> Change:
+            change = Change(replace={"ledger_objects", "event_keys"})
+            for row in latest.state.rows("ledger_objects"):
+                if row["object_id"] not in victims:
+                    change.upsert("ledger_objects", row)
+            for row in latest.state.rows("event_keys"):
+                if not _older(row, cutoff):
+                    change.upsert("event_keys", row)
+            report.kept_objects = len(change.rows.get("ledger_objects", ()))
+            report.kept_keys = len(change.rows.get("event_keys", ()))
+            meta = dict(latest.manifest.meta if latest.manifest else {})
+            meta["pruned_before"] = cutoff.isoformat()
+            meta["pruned_objects_total"] = int(meta.get("pruned_objects_total", 0)) + len(victims)
+            change.meta = meta
+            change.operation = {
+                "ops": [{"op": "prune", "objects": len(victims), "before": cutoff.isoformat()}]
+            }
+            return change
+
+        report.committed = dstore.commit(mutate).committed
+        return report
 
     def _read(self, objs: list[LedgerObject]) -> Iterator[tuple[LedgerObject, bytes | None]]:
         """Ledger objects with their bytes, read a slice at a time so an event cap can
@@ -355,6 +445,14 @@ class Compactor:
             cb = (lambda done, total, d=domain: progress(d, done, total)) if progress else None
             reports.append(self.compact(domain, progress=cb))
         return reports
+
+
+def _older(event_key_row: dict[str, Any], cutoff: datetime) -> bool:
+    """True when an ``event_keys`` row's event is older than ``cutoff``."""
+    try:
+        return ulid_time(event_key_row["event_id"]) < cutoff
+    except ValueError:
+        return False  # not a ULID: keep it rather than guess
 
 
 def _occurred(value: str, event_id: str) -> datetime:

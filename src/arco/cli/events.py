@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="events",
-    help="Append Tier-2 events to the ledger, show the newest, list event types.",
+    help="Append Tier-2 events to the ledger, show the newest, prune old history, list types.",
     no_args_is_help=True,
 )
 
@@ -216,6 +216,54 @@ def tail(
         output.emit_json([e.to_dict() for e in envelopes])
     else:
         output.events_table(domain, envelopes)
+
+
+@app.command("prune")
+def prune(
+    ctx: typer.Context,
+    domain: Annotated[
+        str | None,
+        typer.Argument(metavar="[DOMAIN]", help="executions or lineage (default: both)."),
+    ] = None,
+    keep_days: Annotated[
+        float,
+        typer.Option(
+            "--keep-days",
+            min=0,
+            metavar="DAYS",
+            help="Keep this much ledger history behind the watermark (the dedup horizon).",
+        ),
+    ] = 7,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what would be pruned.")
+    ] = False,
+) -> None:
+    """Delete compacted ledger objects and dedup records older than --keep-days.
+
+    The compacted state (runs, tasks, materializations, lineage, quarantine) stays;
+    an event re-sent with an idempotency key older than the horizon is no longer
+    recognised as a duplicate.
+    """
+    from datetime import timedelta
+
+    from arco.catalog.compactor import STATE_CLASSES, Compactor
+
+    cfg = settings(ctx)
+    compactor = Compactor(cfg.store(), cfg.scope())
+    domains = [domain] if domain is not None else sorted(STATE_CLASSES)
+    reports = [compactor.prune(d, timedelta(days=keep_days), dry_run=dry_run) for d in domains]
+    if cfg.json:
+        output.emit_json([r.to_dict() for r in reports])
+        return
+    verb = "would prune" if dry_run else "pruned"
+    for r in reports:
+        if r.cutoff is None:
+            output.say(f"{r.domain}: nothing compacted yet; nothing to prune")
+            continue
+        output.say(
+            f"{r.domain}: {verb} {r.ledger_objects} ledger objects and {r.event_keys} "
+            f"dedup records older than {r.cutoff.isoformat(timespec='seconds')}"
+        )
 
 
 @app.command("types")
