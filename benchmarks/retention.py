@@ -9,19 +9,30 @@ a catalog's history. Reported: objects and bytes under the scope before, the tim
 of ``collect_garbage`` with ``keep_versions`` (expire + GC; files older than the
 grace period, here 0 s), objects and bytes after, and the latency of reading the
 head and of time travel to the oldest retained version after expiry.
+
+Tier 2: ``--days`` days of ``materialization.recorded`` events (10 batch objects a
+day, ``--events`` in all) are compacted, then ``Compactor.prune`` keeps 7 days.
+Reported: the prune's time, ledger objects before and after, and the time a fresh
+process takes to load the domain's resident state (the compactor's first read),
+before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from _util import Stats, environment, fmt_s, print_table, write_json
+from ulid import ULID
 
 from arco.catalog import Catalog
+from arco.catalog.compactor import Compactor, tier2_store
+from arco.catalog.events import build_envelope
 from arco.catalog.gc import collect_garbage
 from arco.catalog.retention import RetentionPolicy, floor_version
 from arco.core.keys import Keys
@@ -37,6 +48,60 @@ def usage(store: ObjectStore) -> tuple[int, int]:
     return len(metas), sum(m.size for m in metas)
 
 
+def seed_ledger(store: ObjectStore, days: int, events: int) -> None:
+    """``events`` materializations over the last ``days`` days, 10 batch objects a day."""
+    keys = Keys(SCOPE)
+    now = datetime.now(UTC)
+    per_batch = max(1, events // (days * 10))
+    n = 0
+    for day in range(days, 0, -1):
+        for b in range(10):
+            at = now - timedelta(days=day) + timedelta(hours=2 * b)
+            batch_id = str(ULID.from_timestamp(at.timestamp()))
+            envs = []
+            for _ in range(per_batch):
+                event_id = str(ULID.from_timestamp(at.timestamp()))
+                envs.append(
+                    build_envelope(
+                        "executions",
+                        "materialization.recorded",
+                        {"asset": f"bench.a{n % 500}", "row_count": n},
+                        event_id=event_id,
+                        occurred_at=at,
+                    ).to_dict()
+                )
+                n += 1
+            body = json.dumps({"events": envs}, separators=(",", ":")).encode()
+            store.put(keys.ledger_batch("executions", at, batch_id), body, "create")
+
+
+def load_ms(store: ObjectStore) -> float:
+    """ms a fresh process needs to load the executions domain's resident state."""
+    t0 = time.perf_counter()
+    tier2_store(store, SCOPE, "executions").read()
+    return (time.perf_counter() - t0) * 1000
+
+
+def tier2(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Compact ``args.days`` of events, then prune to 7 days; the figures."""
+    store = open_store(f"file://{tmp / 'tier2'}")
+    seed_ledger(store, args.days, args.events)
+    out: dict[str, Any] = {"days": args.days, "events": args.events}
+    t0 = time.perf_counter()
+    Compactor(store, SCOPE, max_events=1_000_000).compact("executions")
+    out["compact_s"] = time.perf_counter() - t0
+    prefix = Keys(SCOPE).ledger_prefix("executions")
+    out["ledger_before"] = sum(1 for _ in store.list(prefix))
+    out["load_before"] = Stats.of([load_ms(store) for _ in range(3)])
+    t0 = time.perf_counter()
+    report = Compactor(store, SCOPE).prune("executions", timedelta(days=7))
+    out["prune_s"] = time.perf_counter() - t0
+    out["pruned_keys"] = report.event_keys
+    out["ledger_after"] = sum(1 for _ in store.list(prefix))
+    out["load_after"] = Stats.of([load_ms(store) for _ in range(3)])
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
@@ -44,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tables", type=int)
     parser.add_argument("--commits", type=int)
     parser.add_argument("--keep", type=int, default=10, help="versions to keep")
+    parser.add_argument("--days", type=int, default=30, help="Tier 2: days of events")
+    parser.add_argument("--events", type=int, help="Tier 2: events in all")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
     n_tables = args.tables or (2_000 if args.quick else 20_000)
@@ -84,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             old_ms.append((time.perf_counter() - t0) * 1000)
         results["read_head"] = Stats.of(head_ms)
         results["time_travel_oldest"] = Stats.of(old_ms)
+        args.events = args.events or (30_000 if args.quick else 300_000)
+        t2 = results["tier2"] = tier2(args, Path(tmp))
     mb = 1e6
     print_table(
         ["metric", "value"],
@@ -111,6 +180,21 @@ def main(argv: list[str] | None = None) -> int:
             ],
         ],
         title="History retention (file://)",
+    )
+    print_table(
+        ["metric", "value"],
+        [
+            [
+                "ledger",
+                f"{t2['events']:,} events over {t2['days']} days "
+                f"(compacted in {fmt_s(t2['compact_s'])})",
+            ],
+            ["prune to 7 days", f"{fmt_s(t2['prune_s'])}, {t2['pruned_keys']:,} dedup records"],
+            ["ledger objects before / after", f"{t2['ledger_before']:,} / {t2['ledger_after']:,}"],
+            ["load resident state, before prune", t2["load_before"].short()],
+            ["load resident state, after prune", t2["load_after"].short()],
+        ],
+        title="Tier-2 ledger pruning (file://)",
     )
     if args.json:
         write_json(
