@@ -186,13 +186,20 @@ def test_sql_console_counts_system_tables_in_the_browser(
     page.get_by_test_id("sql-input").fill(
         "SELECT namespace, count(*) AS n FROM system.tables GROUP BY ALL ORDER BY namespace"
     )
+    # The previous result may have as many rows: wait for the console's query counter.
+    done = int(page.evaluate("window.arcoTimings.queries"))
     page.get_by_test_id("run-sql").click()
     page.wait_for_function(
-        f"document.querySelector('[data-testid=row-count]')?.dataset.rows === '{len(by_namespace)}'"
+        f"window.arcoTimings.queries > {done}"
         " || !!document.querySelector('[data-testid=sql-error]')",
         timeout=WAIT_MS,
     )
     assert not page.get_by_test_id("sql-error").count()
+    first = sorted(by_namespace)[0]
+    page.wait_for_function(  # the new result is on screen, not only computed
+        f"document.querySelector('[data-testid=result-table] tbody td')?.innerText === '{first}'",
+        timeout=WAIT_MS,
+    )
     cells = page.locator("[data-testid=result-table] tbody td").all_inner_texts()
     assert cells == [x for ns in sorted(by_namespace) for x in (ns, str(by_namespace[ns]))]
     assert not page.get_by_test_id("prepared").count()  # nothing left to build
