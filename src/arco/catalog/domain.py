@@ -342,7 +342,7 @@ class DomainStore(Generic[S]):
                 and (base.max_version > known or cached is None)
             ):
                 state = state.clear(table)
-                rows = self.load_file(base).to_pylist()
+                rows = tableset.to_rows(self.load_file(base))
                 for row in rows:
                     row["_op"] = tableset.OP_UPSERT
                 state = state.apply(table, rows)
@@ -351,7 +351,7 @@ class DomainStore(Generic[S]):
             for entry in deltas:
                 if entry.max_version <= since:
                     continue
-                rows = self.load_file(entry).to_pylist()
+                rows = tableset.to_rows(self.load_file(entry))
                 if entry.min_version <= since:
                     rows = [r for r in rows if r["_version"] > since]
                 state = state.apply(table, rows)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -75,6 +77,42 @@ def decode(data: bytes) -> pa.Table:
     # Single-threaded: pyarrow's thread pool can abort the interpreter at exit after
     # threaded reads (apache/arrow#34314), and state files are small.
     return pq.read_table(io.BytesIO(data), use_threads=False)
+
+
+def to_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Exactly ``table.to_pylist()``, faster on tables with timestamp columns.
+
+    pyarrow builds each timezone-aware datetime through a slow generic path (0.3 s
+    per timestamp column of 100,000 rows); here they are built from the integers.
+    Other types go through ``to_pylist`` column by column.
+    """
+    names = table.column_names
+    columns = [_column_values(table.column(i)) for i in range(table.num_columns)]
+    if not columns:
+        return [{} for _ in range(table.num_rows)]
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+_EPOCHS: dict[str | None, datetime] = {
+    None: datetime(1970, 1, 1),  # naive timestamps stay naive, as in pyarrow
+    "UTC": datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC")),
+}
+_UNIT_MICROSECONDS = {"s": 1_000_000, "ms": 1_000, "us": 1}
+
+
+def _column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    dtype = array.type
+    if pa.types.is_timestamp(dtype) and dtype.tz in _EPOCHS and dtype.unit in _UNIT_MICROSECONDS:
+        epoch, scale = _EPOCHS[dtype.tz], _UNIT_MICROSECONDS[dtype.unit]
+        # Whole-epoch arithmetic on an aware UTC datetime matches pyarrow's
+        # conversion exactly (no DST in UTC), including the ZoneInfo tzinfo.
+        return [
+            None if v is None else epoch + timedelta(microseconds=v * scale)
+            for v in array.cast(pa.int64()).to_pylist()
+        ]
+    values: list[Any] = array.to_pylist()
+    return values
 
 
 def delta_table(tdef: TableDef, rows: Sequence[dict[str, Any]]) -> pa.Table:
