@@ -4,7 +4,8 @@ Builds a catalog of N tables (file://, a base plus a few deltas), then measures
 the mint (pointer + manifest reads, signing, view SQL) through the in-process
 app, the bytes the browser would download, and how long native DuckDB takes to
 run the returned ``system.tables`` view over those files (``count(*)`` and a
-full scan). The in-browser figures are ``benchmarks/browser.py``'s.
+full scan), and a cold open of the catalog in Python (the state every CLI command
+and a starting server fold). The in-browser figures are ``benchmarks/browser.py``'s.
 
     .venv/bin/python benchmarks/browser_urls.py               # 100,000 tables
     .venv/bin/python benchmarks/browser_urls.py --tables 10000
@@ -85,6 +86,10 @@ def main() -> None:
         scan = _median_ms(lambda: con.sql(sql).to_arrow_table(), 5)
         print(f"native DuckDB system.tables view: count(*) = {count} in {counting:.1f} ms")
         print(f"native DuckDB system.tables view: full scan in {scan:.1f} ms")
+        # What every CLI command and a starting API server pay on this catalog: a new
+        # Catalog folds the base and the deltas into its in-memory state.
+        cold = _median_ms(lambda: Catalog(open_store(url), Scope("acme", "main")).snapshot(), 3)
+        print(f"cold open (new Catalog, fold {args.tables} tables into memory): {cold:.0f} ms")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

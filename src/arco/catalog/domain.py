@@ -19,6 +19,7 @@ files, and never list (invariant I7).
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 import time
@@ -322,6 +323,18 @@ class DomainStore(Generic[S]):
 
     def _advance(self, cached: Snapshot[S] | None, manifest: Manifest) -> S:
         """Fold ``manifest``'s files into state, reusing ``cached`` where it is a prefix."""
+        # A cold fold allocates a dict per row and creates no reference cycles; with
+        # the cyclic collector on, its generation-2 passes over a large heap took a
+        # quarter of the time of a 100,000-table fold.
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._fold(cached, manifest)
+        finally:
+            if was_enabled:
+                gc.enable()
+
+    def _fold(self, cached: Snapshot[S] | None, manifest: Manifest) -> S:
         state = cached.state if cached is not None else self.state_cls.empty()
         known = cached.version if cached is not None else 0
         old_bases = {f.table: f.path for f in (cached.files if cached else ()) if f.kind == "base"}
