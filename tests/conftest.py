@@ -13,6 +13,7 @@ it are skipped, or failed when ``ARCO_REQUIRE_ALL=1``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,11 +21,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -36,6 +38,34 @@ SEAWEED_SECRET_KEY = "SECRETTEST"
 SEAWEED_BUCKET = "test"
 _START_TIMEOUT_S = 30.0
 _GRPC_OFFSET = 10_000  # weed puts each service's gRPC port at its HTTP port + 10000
+
+
+@contextlib.contextmanager
+def repeating_in_background(step: Callable[[], object]) -> Iterator[None]:
+    """Run ``step`` over and over in a thread while the block runs; re-raise its error.
+
+    For races: the block is one party, ``step`` the other.
+    """
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def loop() -> None:
+        try:
+            while not stop.is_set():
+                step()
+        except BaseException as exc:  # re-raised in the test's thread below
+            errors.append(exc)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=120)
+    assert not thread.is_alive(), "the background step did not stop"
+    if errors:
+        raise errors[0]
 
 
 def require_or_skip(reason: str) -> NoReturn:

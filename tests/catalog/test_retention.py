@@ -10,7 +10,6 @@ exactly the objects the retained versions reference.
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -38,6 +37,7 @@ from arco.core.errors import IntegrityError, InvalidArgumentError, NotFoundError
 from arco.core.keys import Keys
 from arco.core.storage import ObjectStore, open_store
 from arco.core.storage.faults import FaultInjectingStore, SimulatedCrash
+from conftest import repeating_in_background
 
 SCOPE = Scope("default", "default")
 KEYS = Keys(SCOPE)
@@ -291,29 +291,15 @@ def test_commits_racing_expiry_and_gc_in_threads() -> None:
     store = memory_store()
     cat = Catalog(store)
     cat.create_namespace("ns")
-    stop = threading.Event()
-    errors: list[BaseException] = []
 
-    def collector() -> None:
-        try:
-            while not stop.is_set():
-                # A short grace protects in-flight attempts; everything older is fair game.
-                collect_garbage(
-                    store, SCOPE, grace_seconds=0.3, retention=RetentionPolicy(keep_versions=1)
-                )
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
+    def collect() -> None:
+        # A short grace protects in-flight attempts; everything older is fair game.
+        collect_garbage(store, SCOPE, grace_seconds=0.3, retention=RetentionPolicy(keep_versions=1))
 
-    thread = threading.Thread(target=collector)
-    thread.start()
-    try:
+    with repeating_in_background(collect):
         for i in range(60):
             cat.create_table("ns", f"t{i:03d}", COLS)
             time.sleep(0.01)
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert errors == []
     assert verify(store, SCOPE).ok
     fresh = Catalog(store)
     assert tables_at(fresh, fresh.version) == [f"ns.t{i:03d}" for i in range(60)]

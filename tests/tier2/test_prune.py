@@ -8,7 +8,6 @@ racing a compactor loses no event.
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from arco.cli.main import app
 from arco.core import Keys, ObjectStore, open_store
 from arco.core.errors import InvalidArgumentError
 from arco.core.storage import FaultInjectingStore, SimulatedCrash
+from conftest import repeating_in_background
 
 from ._support import SCOPE, memory_store, meta_of, state_of, table_rows, write_event
 
@@ -159,31 +159,15 @@ def test_prune_racing_a_compactor_loses_no_event(now: datetime) -> None:
     store = memory_store()
     seed(store, now)
     Compactor(store, SCOPE).compact("executions")
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def pruner() -> None:
-        try:
-            compactor = Compactor(store, SCOPE)
-            while not stop.is_set():
-                compactor.prune("executions", timedelta(days=7))
-        except BaseException as exc:  # surfaced by the assertion below
-            errors.append(exc)
-
-    thread = threading.Thread(target=pruner)
-    thread.start()
+    pruner = Compactor(store, SCOPE)
     ledger = Ledger(store, SCOPE)
     compactor = Compactor(store, SCOPE)
-    try:
+    with repeating_in_background(lambda: pruner.prune("executions", timedelta(days=7))):
         for i in range(40):
             ledger.append("executions", MAT, {"asset": f"b.{i:02d}"}, idempotency_key=f"b{i}")
             if i % 4 == 3:
                 compactor.compact("executions")
         compactor.compact("executions")
-    finally:
-        stop.set()
-        thread.join(timeout=60)
-    assert errors == []
     assert verify(store, SCOPE).ok
     got = mats(store)
     assert got == sorted([f"a.day{d}" for d in DAYS_AGO] + [f"b.{i:02d}" for i in range(40)])
