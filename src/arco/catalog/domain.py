@@ -101,13 +101,24 @@ class Change:
     meta: dict[str, Any] | None = None
     #: Tables whose whole content is replaced by this change's rows (full rebuilds).
     replace: set[str] = field(default_factory=set)
+    #: Non-resident tables whose whole new content is given as Arrow (base schema):
+    #: written as their new base without becoming row dicts; they are replaced too.
+    bases: dict[str, pa.Table] = field(default_factory=dict)
+    #: Applied to each table of ``bases`` just before it is written, one at a time,
+    #: so a compact form can be kept in memory and expanded only for the write.
+    prepare_base: Callable[[str, pa.Table], pa.Table] | None = None
     #: Returned to the caller of :meth:`DomainStore.commit` alongside the snapshot.
     result: Any = None
 
     @property
     def is_empty(self) -> bool:
         """True if nothing would be written."""
-        return not any(self.rows.values()) and self.meta is None and not self.replace
+        return (
+            not any(self.rows.values())
+            and self.meta is None
+            and not self.replace
+            and not self.bases
+        )
 
     def upsert(self, table: str, row: dict[str, Any]) -> None:
         """Record an insert-or-replace of ``row``."""
@@ -422,9 +433,11 @@ class DomainStore(Generic[S]):
         version = snap.version + 1
         commit_id = new_ulid()
         state = snap.state
-        pending: list[FileEntry | _Pending] = [
-            f for f in snap.files if f.table not in change.replace
-        ]
+        for table in change.bases:
+            if self.state_cls.TABLES[table].resident:
+                raise ValueError(f"{table}: Change.bases is for non-resident tables only")
+        replaced = change.replace | set(change.bases)
+        pending: list[FileEntry | _Pending] = [f for f in snap.files if f.table not in replaced]
         for table in sorted(change.replace):
             if self.state_cls.TABLES[table].resident:
                 state = state.clear(table)
@@ -450,11 +463,20 @@ class DomainStore(Generic[S]):
             pending.append(
                 _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
             )
-        touched = {t for t, r in change.rows.items() if r and t not in change.replace}
+        touched = {t for t, r in change.rows.items() if r and t not in replaced}
         pending = self._compact(pending, state, version, touched)
-        files = [
-            self._write(p, version, commit_id) if isinstance(p, _Pending) else p for p in pending
-        ]
+        pending.extend(
+            _Pending(table, 0, 0, version, data, "base")
+            for table, data in sorted(change.bases.items())
+        )
+        files = []
+        for p in pending:
+            if not isinstance(p, _Pending):
+                files.append(p)
+                continue
+            if change.prepare_base is not None and p.kind == "base" and p.table in change.bases:
+                p = replace(p, data=change.prepare_base(p.table, p.data))
+            files.append(self._write(p, version, commit_id))
         parent = (
             ParentRef(snap.manifest_key, snap.pointer.manifest_sha256)
             if snap.manifest_key is not None and snap.pointer is not None

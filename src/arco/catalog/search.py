@@ -20,7 +20,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
@@ -28,8 +28,7 @@ import pyarrow.compute as pc
 
 from arco.catalog import tableset
 from arco.catalog.catalog import Catalog
-from arco.catalog.domain import Change, DomainStore, Snapshot, _Pending
-from arco.catalog.lock import Lease
+from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.manifest import FileEntry
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import TableDef
@@ -360,63 +359,6 @@ class _Builder:
         return tables, expand
 
 
-@dataclass
-class _RebuildChange(Change):
-    """A full rebuild: its tables come pre-built in Arrow instead of as row dicts."""
-
-    bases: dict[str, pa.Table] = field(default_factory=dict)
-    expand: Callable[[pa.Table], pa.Table] | None = None
-
-
-class _SearchDomain(DomainStore[SearchState]):
-    """The search domain's store: publishes a full rebuild from Arrow tables.
-
-    A rebuild of a large catalog has ~100 postings per table; as ``Change`` row
-    dicts (copied twice more on publish) that took gigabytes. The rebuild's tables
-    go in as bases through the same commit protocol (manifest, fencing check,
-    pointer CAS); only the way the files are produced differs.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._bases: dict[str, pa.Table] = {}
-        self._expand: Callable[[pa.Table], pa.Table] | None = None
-
-    def _publish(
-        self, snap: Snapshot[SearchState], change: Change, lease: Lease
-    ) -> Snapshot[SearchState]:
-        if isinstance(change, _RebuildChange):
-            self._bases, self._expand = change.bases, change.expand
-        try:
-            return super()._publish(snap, change, lease)
-        finally:
-            self._bases, self._expand = {}, None
-
-    def _compact(
-        self,
-        files: list[FileEntry | _Pending],
-        state: SearchState,
-        version: int,
-        touched: set[str],
-    ) -> list[FileEntry | _Pending]:
-        out = super()._compact(files, state, version, touched)
-        out.extend(
-            _Pending(table, 0, 0, version, data, "base")
-            for table, data in sorted(self._bases.items())
-        )
-        return out
-
-    def _write(self, pending: _Pending, version: int, commit_id: str) -> FileEntry:
-        if (
-            self._expand is not None
-            and pending.kind == "base"
-            and pending.data.schema.equals(_SLIM_SCHEMA)
-        ):
-            # One bucket at a time: the expanded table is dropped once written.
-            pending = replace(pending, data=self._expand(pending.data))
-        return super()._write(pending, version, commit_id)
-
-
 # ------------------------------------------------------------- query side
 _EMPTY_GIDS = pa.array([], pa.int32())
 #: Above this many candidates left after the score cut, ties are broken by rank.
@@ -600,7 +542,7 @@ class SearchIndex:
         self.catalog = catalog or Catalog(store, scope)
         # A full rebuild of a large catalog is one long commit: the lease must
         # outlive it (a crashed indexer only delays the next one by the TTL).
-        self.domain: DomainStore[SearchState] = _SearchDomain(
+        self.domain: DomainStore[SearchState] = DomainStore(
             store,
             scope,
             "search",
@@ -673,8 +615,14 @@ class SearchIndex:
         return namespaces, tables, False
 
     @staticmethod
-    def _full(state: CatalogState) -> _RebuildChange:
-        """A rebuild of every table of the domain, streamed into Arrow."""
+    def _full(state: CatalogState) -> Change:
+        """A rebuild of every table of the domain, streamed into Arrow.
+
+        A rebuild of a large catalog has ~100 postings per table; as row dicts that
+        took gigabytes. The tables go in as Arrow bases, posting tables in a slim
+        form that is expanded with its documents' columns one bucket at a time,
+        just before the bucket is written.
+        """
         builder = _Builder()
         for ns_row in state.namespaces.values():
             builder.add(docs_for_namespace(ns_row))
@@ -682,7 +630,11 @@ class SearchIndex:
             for doc in docs_for_table(state, row):
                 builder.add(doc)
         tables, expand = builder.finish()
-        return _RebuildChange(replace=set(SearchState.TABLES), bases=tables, expand=expand)
+
+        def prepare(_table: str, data: pa.Table) -> pa.Table:
+            return expand(data) if data.schema.equals(_SLIM_SCHEMA) else data
+
+        return Change(replace=set(SearchState.TABLES), bases=tables, prepare_base=prepare)
 
     def _incremental(
         self,
