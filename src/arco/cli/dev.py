@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from arco.cli import STARTED
 from arco.cli.context import settings
 from arco.cli.output import say
 
@@ -84,7 +85,11 @@ def dev(
         time.sleep(0.02)
     if not thread.is_alive():
         raise typer.Exit(1)
-    say(f"arco dev ready in {time.monotonic() - started:.2f}s at http://{host}:{port}")
+    say(
+        f"arco dev ready in {time.monotonic() - STARTED:.2f}s "
+        f"(server up {time.monotonic() - started:.2f}s after the command began) "
+        f"at http://{host}:{port}"
+    )
     say(f"store: {store_url}  scope: {opts.tenant}/{opts.workspace}")
     say(f"dev token (admin, 24h): {token}")
     if scaffolded:
