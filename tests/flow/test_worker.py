@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ import pytest
 from arco.catalog.compactor import Compactor
 from arco.catalog.sql import SystemTables
 from arco.core import Scope
-from arco.core.errors import FencedError
+from arco.core.errors import FencedError, InvalidArgumentError
 from arco.core.keys import Keys
 from arco.core.storage import ObjectStore, open_store
 from arco.flow.definitions import Definitions, load_definitions
@@ -38,7 +39,7 @@ from arco.flow.queue import (
     request_cancel,
 )
 from arco.flow.runview import RunsReader
-from arco.flow.worker import RunWorker
+from arco.flow.worker import RunWorker, WorkerOptions
 
 HERE = Path(__file__).resolve().parent
 SCOPE = Scope("acme", "main")
@@ -105,6 +106,55 @@ def test_queued_run_is_executed_once_by_a_worker(env: dict[str, str]) -> None:
     assert lease is not None
     assert lease.token == 2
     lease.release()
+
+
+def test_a_worker_runs_up_to_max_runs_at_once(env: dict[str, str]) -> None:
+    """Each run waits for the other to start: they finish only if run side by side."""
+    store = open_store(env["url"])
+    defs = _defs()
+    requests = [enqueue(store, SCOPE, plan(defs, "w.rendezvous")) for _ in range(2)]
+    worker = RunWorker(store, SCOPE, defs, store_url=env["url"], options=WorkerOptions(max_runs=2))
+    assert sorted(worker.poll_once()) == sorted(r.run_id for r in requests)
+    assert [r.state for r in worker.results] == ["SUCCEEDED", "SUCCEEDED"]
+    assert queued_runs(store, SCOPE) == []
+    assert len(_starts(env["ARCO_TEST_STATE"], "rendezvous")) == 2
+    with pytest.raises(InvalidArgumentError, match="max_runs"):
+        WorkerOptions(max_runs=0)
+
+
+def test_serving_worker_fills_a_freed_slot_without_waiting(env: dict[str, str]) -> None:
+    """With two slots, a long run keeps one while later runs pass through the other."""
+    os.environ["ARCO_TEST_SLOW"] = "0.05"
+    store = open_store(env["url"])
+    defs = _defs()
+    # Queued first (the queue is in ULID order): a run that waits for a partner.
+    long = enqueue(store, SCOPE, plan(defs, "w.rendezvous"))
+    quick = [enqueue(store, SCOPE, plan(defs, "w.first")) for _ in range(3)]
+    partner = enqueue(store, SCOPE, plan(defs, "w.rendezvous"))
+    worker = RunWorker(
+        store,
+        SCOPE,
+        defs,
+        store_url=env["url"],
+        options=WorkerOptions(max_runs=2, poll_interval=0.05),
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.serve, args=(stop,))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while queued_runs(store, SCOPE) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not thread.is_alive()
+    states = {r.run_id: r.state for r in worker.results}
+    every = [long, *quick, partner]
+    assert states == {r.run_id: "SUCCEEDED" for r in every}
+    # The long run was still waiting while the quick ones went through the other slot.
+    finished = [r.run_id for r in worker.results]
+    assert finished.index(long.run_id) > max(finished.index(q.run_id) for q in quick)
 
 
 def test_cancel_of_a_queued_run_needs_no_worker(env: dict[str, str]) -> None:

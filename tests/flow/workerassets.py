@@ -65,3 +65,16 @@ def fails(first: pa.Table) -> int:
 def after_fails(fails: int) -> int:
     record("after_fails")
     return fails + 1
+
+
+@asset(namespace="w", code_version="1")
+def rendezvous() -> int:
+    """Waits (up to 30 s) until a second execution has started: runs only in parallel."""
+    record("rendezvous")
+    deadline = time.monotonic() + 30
+    path = STATE_DIR / "rendezvous"
+    while time.monotonic() < deadline:
+        if path.read_text().count("start") >= 2:
+            return 1
+        time.sleep(0.02)
+    raise RuntimeError("no second run started alongside this one")

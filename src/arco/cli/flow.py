@@ -419,6 +419,12 @@ def worker_cmd(
     executor: Annotated[str, typer.Option(help="inline, process or dask.")] = "process",
     dask_address: Annotated[str | None, typer.Option(help="dask scheduler address.")] = None,
     max_concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 4,
+    runs: Annotated[
+        int,
+        typer.Option(
+            "--runs", min=1, max=256, help="Runs executed at once (each with its own lease)."
+        ),
+    ] = 1,
     tag_limit: TagLimitOpt = None,
     lease_ttl: Annotated[
         float, typer.Option(min=1.0, max=3600.0, help="Seconds a run's lease lasts unrenewed.")
@@ -447,6 +453,7 @@ def worker_cmd(
             poll_interval=poll_interval,
             max_concurrency=max_concurrency,
             tag_concurrency=limits,
+            max_runs=runs,
         ),
     )
     if once:
@@ -459,7 +466,10 @@ def worker_cmd(
                 say(f"run {run_id} {results.get(run_id) or 'handed over'}")
         failed = any(state != "SUCCEEDED" for state in results.values())
         raise typer.Exit(1 if failed else 0)
-    say(f"run worker polling {opts.tenant}/{opts.workspace} every {poll_interval:g}s")
+    say(
+        f"run worker polling {opts.tenant}/{opts.workspace} every {poll_interval:g}s, "
+        f"up to {runs} run{'s' if runs != 1 else ''} at once"
+    )
     stop = threading.Event()
     try:
         worker.serve(stop)

@@ -20,9 +20,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from arco.core.errors import InvalidArgumentError
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.flow.definitions import Definitions
@@ -209,6 +211,12 @@ class WorkerOptions:
     max_concurrency: int = 4
     tag_concurrency: Mapping[str, int] = field(default_factory=dict)
     holder: str | None = None
+    #: Runs this worker executes at once, each with its own lease and executor.
+    max_runs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_runs < 1:
+            raise InvalidArgumentError(f"max_runs must be at least 1, got {self.max_runs}")
 
 
 class RunWorker:
@@ -234,17 +242,23 @@ class RunWorker:
         self.on_change = on_change
         self.reader = RunsReader(store, scope)
         self.results: list[RunResult] = []
+        self._defs_lock = threading.Lock()
 
     def definitions(self) -> Definitions:
-        """The project's definitions (loaded on first use)."""
-        if not isinstance(self._defs, Definitions):
-            self._defs = self._defs()
-        return self._defs
+        """The project's definitions (loaded on first use, once across run threads)."""
+        with self._defs_lock:
+            if not isinstance(self._defs, Definitions):
+                self._defs = self._defs()
+            return self._defs
 
-    def poll_once(self) -> list[str]:
-        """Claim and run every queued run nobody else holds; the ids it handled."""
-        handled = []
+    def _claim(self, limit: int, skip: set[str]) -> list[tuple[str, RunLease]]:
+        """Take the leases of up to ``limit`` queued runs (not in ``skip``)."""
+        claimed: list[tuple[str, RunLease]] = []
         for run_id in queued_runs(self.store, self.scope):
+            if len(claimed) >= limit:
+                break
+            if run_id in skip:
+                continue
             lease = RunLease.try_claim(
                 self.store,
                 self.scope,
@@ -252,25 +266,71 @@ class RunWorker:
                 ttl=self.options.lease_ttl,
                 holder=self.options.holder,
             )
-            if lease is None:
+            if lease is not None:
+                claimed.append((run_id, lease))
+        return claimed
+
+    def _run_claimed(self, run_id: str, lease: RunLease) -> str:
+        try:
+            self._handle(run_id, lease)
+            return run_id
+        finally:
+            lease.release()
+
+    def poll_once(self) -> list[str]:
+        """Claim and run every queued run nobody else holds; the ids it handled.
+
+        Up to ``max_runs`` runs execute at once, each in its own thread; the call
+        returns when the queue it found is done.
+        """
+        handled: list[str] = []
+        tried: set[str] = set()
+        while True:
+            claimed = self._claim(self.options.max_runs, tried)
+            if not claimed:
+                return handled
+            tried.update(run_id for run_id, _ in claimed)
+            if len(claimed) == 1:
+                handled.append(self._run_claimed(*claimed[0]))
                 continue
-            try:
-                self._handle(run_id, lease)
-                handled.append(run_id)
-            finally:
-                lease.release()
-        return handled
+            with ThreadPoolExecutor(len(claimed), thread_name_prefix="arco-run") as pool:
+                futures = [pool.submit(self._run_claimed, r, lease) for r, lease in claimed]
+                errors = []
+                for future in futures:
+                    try:
+                        handled.append(future.result())
+                    except Exception as exc:  # the others still finish first
+                        errors.append(exc)
+                if errors:
+                    raise errors[0]
 
     def serve(self, stop: threading.Event) -> None:
-        """Poll until ``stop`` is set; errors are logged and the loop goes on."""
-        while not stop.is_set():
-            try:
-                busy = bool(self.poll_once())
-            except Exception:
-                log.exception("run worker poll failed")
-                busy = False
-            if not busy:
-                stop.wait(self.options.poll_interval)
+        """Poll until ``stop`` is set, running up to ``max_runs`` runs at once.
+
+        A slot freed by a finished run is filled at the next poll, without waiting
+        for the other runs; errors are logged and the loop goes on.
+        """
+        active: dict[str, Future[str]] = {}
+        with ThreadPoolExecutor(self.options.max_runs, thread_name_prefix="arco-run") as pool:
+            while not stop.is_set():
+                for run_id, future in list(active.items()):
+                    if future.done():
+                        del active[run_id]
+                        if future.exception() is not None:
+                            log.error(
+                                "run %s failed in the worker", run_id, exc_info=future.exception()
+                            )
+                started = 0
+                free = self.options.max_runs - len(active)
+                if free > 0:
+                    try:
+                        for run_id, lease in self._claim(free, set(active)):
+                            active[run_id] = pool.submit(self._run_claimed, run_id, lease)
+                            started += 1
+                    except Exception:
+                        log.exception("run worker poll failed")
+                if not started:
+                    stop.wait(self.options.poll_interval)
 
     def _handle(self, run_id: str, lease: RunLease) -> None:
         prior = fold_prior(self.reader, run_id)
