@@ -399,8 +399,11 @@ def test_cli_gc_expires_history(tmp_path: Path) -> None:
     got = runner.invoke(app, [*base, "gc", "--grace", "0", "--keep-versions", "3"])
     assert got.exit_code == 0, got.output
     assert "expired catalog versions 1-6" in got.output
-    log = runner.invoke(app, [*base, "--json", "log", "-n", "50"])
+    log = runner.invoke(app, [*base, "log", "-n", "50"])
     assert log.exit_code == 0
+    assert "Versions before 7 were expired by retention" in log.output
+    short = runner.invoke(app, [*base, "log", "-n", "2"])  # cut by the limit, not the floor
+    assert "expired" not in short.output
     assert runner.invoke(app, [*base, "verify"]).exit_code == 0
     bad = runner.invoke(app, [*base, "gc", "--keep-versions", "0"])
     assert bad.exit_code == 2

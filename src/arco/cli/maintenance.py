@@ -172,4 +172,4 @@ def log(
     if cfg.json:
         output.emit_json(output.history_json(entries))
     else:
-        output.history_table(domain, entries)
+        output.history_table(domain, entries, limit)

@@ -221,8 +221,10 @@ def history_json(entries: Sequence[tuple[str, Manifest]]) -> list[dict[str, Any]
     ]
 
 
-def history_table(domain: str, entries: Sequence[tuple[str, Manifest]]) -> None:
-    """Print commit history as a table, newest first."""
+def history_table(
+    domain: str, entries: Sequence[tuple[str, Manifest]], limit: int | None = None
+) -> None:
+    """Print commit history as a table, newest first (``limit``: how many were asked for)."""
     out = console()
     if not entries:
         out.print(Text(f"No commits in domain {domain} yet.", style="dim"))
@@ -240,6 +242,15 @@ def history_table(domain: str, entries: Sequence[tuple[str, Manifest]]) -> None:
             Text(_ops_summary(m.operation)),
         )
     out.print(table)
+    oldest = entries[-1][1]
+    if (limit is None or len(entries) < limit) and oldest.parent is not None:
+        # The walk stopped at the history floor, not at the limit or the first commit.
+        out.print(
+            Text(
+                f"Versions before {oldest.version} were expired by retention (arco gc --keep-*).",
+                style="dim",
+            )
+        )
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
