@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from arco.catalog.compactor import Compactor, tier2_store
+from arco.catalog.events import InvalidEventError
+from arco.catalog.ledger import decode_object
 from arco.catalog.retention import ExpireReport, RetentionPolicy, expire_history
 from arco.catalog.verify import discover_domains, walk_chain
 from arco.core.keys import Keys
@@ -92,5 +95,70 @@ def collect_garbage(
                 report.bytes_freed += meta.size
                 if not dry_run:
                     store.delete(meta.key)
+    report.deleted.sort()
+    return report
+
+
+@dataclass
+class AssetGcReport:
+    """What :func:`collect_asset_outputs` deleted (or would delete, in a dry run)."""
+
+    deleted: list[str] = field(default_factory=list)
+    kept: int = 0
+    bytes_freed: int = 0
+    referenced: int = 0
+    dry_run: bool = False
+
+
+def collect_asset_outputs(
+    store: ObjectStore,
+    scope: Scope,
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> AssetGcReport:
+    """Delete stored asset values (``assets/``) that no materialization references.
+
+    Attempts that failed after writing their value, or whose worker died, leave a
+    file no ``materialization.recorded`` event names. A file is kept when the
+    compacted ``materializations`` table or a not yet compacted ledger event of
+    the ``executions`` domain names it, or when it is younger than the grace
+    period (an attempt writes its value before it records the event).
+    """
+    keys = Keys(scope)
+    report = AssetGcReport(dry_run=dry_run)
+    cutoff = (now or datetime.now(UTC)) - timedelta(seconds=grace_seconds)
+    # Listed before the references are read: a value written after this listing is
+    # simply not considered, and one recorded meanwhile is found among the events.
+    candidates = [m for m in store.list(f"{keys.root}assets/") if m.last_modified <= cutoff]
+    if not candidates:
+        return report
+    dstore = tier2_store(store, scope, "executions")
+    snap = dstore.read(max_staleness=0)
+    referenced = {
+        loc for loc in dstore.load_table(snap, "materializations").column("location").to_pylist()
+    }
+    compactor = Compactor(store, scope)
+    for obj, data in compactor.ledger.read_many(compactor.pending("executions")):
+        if data is None:
+            continue
+        try:
+            envelopes = decode_object(data, obj.is_batch)
+        except (InvalidEventError, ValueError, KeyError, TypeError):
+            continue  # the compactor quarantines it; it names nothing we could keep
+        for env in envelopes:
+            if env.event_type == "materialization.recorded" and isinstance(env.payload, dict):
+                referenced.add(env.payload.get("location"))
+    referenced.discard(None)
+    report.referenced = len(referenced)
+    for meta in candidates:
+        if meta.key in referenced:
+            report.kept += 1
+            continue
+        report.deleted.append(meta.key)
+        report.bytes_freed += meta.size
+        if not dry_run:
+            store.delete(meta.key)
     report.deleted.sort()
     return report

@@ -80,6 +80,13 @@ def gc(
             help="Expire history: keep versions committed in the last DAYS days.",
         ),
     ] = None,
+    assets: Annotated[
+        bool,
+        typer.Option(
+            "--assets",
+            help="Also delete stored asset values no materialization references.",
+        ),
+    ] = False,
 ) -> None:
     """Delete objects no live manifest references and that are older than --grace.
 
@@ -89,7 +96,7 @@ def gc(
     """
     from datetime import timedelta
 
-    from arco.catalog.gc import collect_garbage
+    from arco.catalog.gc import collect_asset_outputs, collect_garbage
     from arco.catalog.retention import RetentionPolicy
 
     cfg = settings(ctx)
@@ -104,6 +111,11 @@ def gc(
     report = collect_garbage(
         cfg.store(), cfg.scope(), grace_seconds=grace, dry_run=dry_run, retention=policy
     )
+    outputs = (
+        collect_asset_outputs(cfg.store(), cfg.scope(), grace_seconds=grace, dry_run=dry_run)
+        if assets
+        else None
+    )
     skipped = list(getattr(report, "skipped_domains", []))
     if cfg.json:
         output.emit_json(
@@ -114,6 +126,13 @@ def gc(
                 "bytes_freed": report.bytes_freed,
                 "skipped_domains": skipped,
                 "expired": [e.to_dict() for e in report.expired],
+                "assets": None
+                if outputs is None
+                else {
+                    "deleted": outputs.deleted,
+                    "kept": outputs.kept,
+                    "bytes_freed": outputs.bytes_freed,
+                },
             }
         )
         return
@@ -135,6 +154,13 @@ def gc(
     )
     for domain in skipped:
         output.say(f"skipped domain {domain}: its manifest chain is incomplete (run arco verify)")
+    if outputs is not None:
+        for key in outputs.deleted:
+            output.say(f"{verb.lower()} {key}")
+        output.say(
+            f"{verb} {len(outputs.deleted)} unreferenced asset values "
+            f"({outputs.bytes_freed} bytes); kept {outputs.kept} that materializations reference"
+        )
 
 
 def log(
