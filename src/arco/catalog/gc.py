@@ -10,6 +10,7 @@ domain's new floor and the files only they referenced are collected too.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -20,20 +21,39 @@ from arco.catalog.retention import ExpireReport, RetentionPolicy, expire_history
 from arco.catalog.verify import discover_domains, walk_chain
 from arco.core.keys import Keys
 from arco.core.scope import Scope
-from arco.core.storage import ObjectStore
+from arco.core.storage import ObjectMeta, ObjectStore
 
 DEFAULT_GRACE_SECONDS = 3600.0
 
 
 @dataclass
-class GcReport:
-    """What :func:`collect_garbage` deleted (or would delete, in a dry run)."""
+class _Sweep:
+    """Objects deleted (or, in a dry run, that would be) and kept by one GC pass."""
 
     deleted: list[str] = field(default_factory=list)
     kept: int = 0
     bytes_freed: int = 0
-    skipped_domains: list[str] = field(default_factory=list)
     dry_run: bool = False
+
+    def sweep(
+        self, store: ObjectStore, metas: Iterable[ObjectMeta], keep: Callable[[ObjectMeta], bool]
+    ) -> None:
+        """Delete every object of ``metas`` that ``keep`` does not keep."""
+        for meta in metas:
+            if keep(meta):
+                self.kept += 1
+                continue
+            self.deleted.append(meta.key)
+            self.bytes_freed += meta.size
+            if not self.dry_run:
+                store.delete(meta.key)
+
+
+@dataclass
+class GcReport(_Sweep):
+    """What :func:`collect_garbage` deleted (or would delete, in a dry run)."""
+
+    skipped_domains: list[str] = field(default_factory=list)
     expired: list[ExpireReport] = field(default_factory=list)
 
 
@@ -87,27 +107,21 @@ def collect_garbage(
             live.add(key)
             live.update(f.path for f in manifest.files)
         for prefix in (keys.snapshots_prefix(domain), keys.manifests_prefix(domain)):
-            for meta in store.list(prefix):
-                if meta.key in live or meta.last_modified > cutoff:
-                    report.kept += 1
-                    continue
-                report.deleted.append(meta.key)
-                report.bytes_freed += meta.size
-                if not dry_run:
-                    store.delete(meta.key)
+            report.sweep(store, store.list(prefix), _keeping(live, cutoff))
     report.deleted.sort()
     return report
 
 
+def _keeping(live: set[str], cutoff: datetime) -> Callable[[ObjectMeta], bool]:
+    """Keep what the chain references, and anything younger than the grace period."""
+    return lambda meta: meta.key in live or meta.last_modified > cutoff
+
+
 @dataclass
-class AssetGcReport:
+class AssetGcReport(_Sweep):
     """What :func:`collect_asset_outputs` deleted (or would delete, in a dry run)."""
 
-    deleted: list[str] = field(default_factory=list)
-    kept: int = 0
-    bytes_freed: int = 0
     referenced: int = 0
-    dry_run: bool = False
 
 
 def collect_asset_outputs(
@@ -152,13 +166,6 @@ def collect_asset_outputs(
                 referenced.add(env.payload.get("location"))
     referenced.discard(None)
     report.referenced = len(referenced)
-    for meta in candidates:
-        if meta.key in referenced:
-            report.kept += 1
-            continue
-        report.deleted.append(meta.key)
-        report.bytes_freed += meta.size
-        if not dry_run:
-            store.delete(meta.key)
+    report.sweep(store, candidates, lambda meta: meta.key in referenced)
     report.deleted.sort()
     return report
