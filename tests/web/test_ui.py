@@ -206,6 +206,22 @@ def test_sql_console_counts_system_tables_in_the_browser(
     expect_no_page_errors(page)
 
 
+def test_sql_console_shows_decimals_and_hugeints_as_numbers(
+    page: Any, dev_server: WebServer
+) -> None:
+    """DuckDB's DECIMAL and HUGEINT (sum of integers) reach the page as 128-bit decimals."""
+    run_sql(
+        page,
+        dev_server.base_url,
+        "SELECT 2.5::DECIMAL(10,2) AS d, (-0.05)::DECIMAL(9,3) AS n, 10::HUGEINT AS h, "
+        "sum(x) AS s, 7::BIGINT AS b FROM (VALUES (1), (2)) AS t(x)",
+    )
+    wait_result(page)
+    cells = page.locator("[data-testid=result-table] tbody td").all_inner_texts()
+    assert cells == ["2.50", "-0.050", "10", "3", "7"]
+    expect_no_page_errors(page)
+
+
 def test_sql_console_errors_say_what_is_wrong(page: Any, dev_server: WebServer) -> None:
     run_sql(page, dev_server.base_url, "SELECT * FROM system.nope")
     error = page.get_by_test_id("sql-error")

@@ -255,12 +255,25 @@ function formatValue(value: unknown, type: DataType): string {
     const d = new Date(ms);
     return Number.isNaN(d.getTime()) ? String(value) : d.toISOString();
   }
+  if (DataType.isDecimal(type)) {
+    // Arrow hands decimals (and DuckDB's HUGEINT, as DECIMAL(38,0)) over as unscaled
+    // 128-bit integers whose toJSON is a quoted string: place the point by hand.
+    return withScale(String(value), type.scale);
+  }
   if (typeof value === "bigint") return value.toString();
   if (typeof value === "object") {
     const plain = typeof (value as { toJSON?: () => unknown }).toJSON === "function" ? (value as { toJSON: () => unknown }).toJSON() : value;
     return JSON.stringify(plain, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
   }
   return String(value);
+}
+
+/** An unscaled integer's digits ("-250") with ``scale`` decimals ("-2.50"). */
+export function withScale(digits: string, scale: number): string {
+  if (scale <= 0) return digits;
+  const negative = digits.startsWith("-");
+  const abs = (negative ? digits.slice(1) : digits).padStart(scale + 1, "0");
+  return `${negative ? "-" : ""}${abs.slice(0, -scale)}.${abs.slice(-scale)}`;
 }
 
 /** Run the user's SQL (with `system.<name>` rewritten); at most `maxRows` rows are materialised for display. */
