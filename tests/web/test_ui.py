@@ -219,6 +219,21 @@ def test_sql_console_shows_decimals_and_hugeints_as_numbers(
     wait_result(page)
     cells = page.locator("[data-testid=result-table] tbody td").all_inner_texts()
     assert cells == ["2.50", "-0.050", "10", "3", "7"]
+    # Other types Arrow hands over raw: dates, times, bytes, nested decimals, intervals.
+    done = int(page.evaluate("window.arcoTimings.queries"))
+    page.get_by_test_id("sql-input").fill(
+        "SELECT DATE '2026-12-04' AS d, TIME '12:34:56.5' AS t, 'ab\\x01'::BLOB AS b, "
+        "[1.5::DECIMAL(4,2)] AS l, {'x': 2::HUGEINT} AS st, INTERVAL 3 DAY AS i"
+    )
+    page.get_by_test_id("run-sql").click()
+    page.wait_for_function(f"window.arcoTimings.queries > {done}", timeout=WAIT_MS)
+    page.wait_for_function(
+        "document.querySelector('[data-testid=result-table] tbody td')?.innerText === '2026-12-04'",
+        timeout=WAIT_MS,
+    )
+    cells = page.locator("[data-testid=result-table] tbody td").all_inner_texts()
+    assert cells[:5] == ["2026-12-04", "12:34:56.5", "ab\\x01", '["1.50"]', '{"x":"2"}']
+    assert "cast it to VARCHAR" in cells[5]
     expect_no_page_errors(page)
 
 

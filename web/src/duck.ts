@@ -248,24 +248,76 @@ async function prepare(conn: duckdb.AsyncDuckDBConnection, names: string[]): Pro
   return { ms: performance.now() - started, built: todo };
 }
 
+/** One cell as the console shows it (NULL, numbers and text as typed; nested values as JSON). */
 function formatValue(value: unknown, type: DataType): string {
-  if (value === null || value === undefined) return "NULL";
-  if (DataType.isTimestamp(type) || DataType.isDate(type)) {
-    const ms = typeof value === "bigint" ? Number(value) : Number(value);
-    const d = new Date(ms);
-    return Number.isNaN(d.getTime()) ? String(value) : d.toISOString();
-  }
+  const plain = plainValue(value, type);
+  if (plain === null) return "NULL";
+  if (typeof plain === "string") return plain;
+  if (typeof plain === "object") return JSON.stringify(plain);
+  return String(plain);
+}
+
+const TIME_DIVISOR: Record<number, number> = { 0: 1, 1: 1e3, 2: 1e6, 3: 1e9 };
+
+function pad(n: number, width = 2): string {
+  return String(n).padStart(width, "0");
+}
+
+/**
+ * An Arrow value as plain JSON-able data, typed by ``type``: decimals with their
+ * point, dates and times as ISO text, bytes escaped, nested values recursively.
+ */
+export function plainValue(value: unknown, type: DataType): unknown {
+  if (value === null || value === undefined) return null;
   if (DataType.isDecimal(type)) {
     // Arrow hands decimals (and DuckDB's HUGEINT, as DECIMAL(38,0)) over as unscaled
     // 128-bit integers whose toJSON is a quoted string: place the point by hand.
     return withScale(String(value), type.scale);
   }
-  if (typeof value === "bigint") return value.toString();
-  if (typeof value === "object") {
-    const plain = typeof (value as { toJSON?: () => unknown }).toJSON === "function" ? (value as { toJSON: () => unknown }).toJSON() : value;
-    return JSON.stringify(plain, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+  if (DataType.isTimestamp(type) || DataType.isDate(type)) {
+    const d = new Date(Number(value));
+    if (Number.isNaN(d.getTime())) return String(value);
+    return DataType.isDate(type) ? d.toISOString().slice(0, 10) : d.toISOString();
   }
-  return String(value);
+  if (DataType.isTime(type)) {
+    const seconds = Number(value) / (TIME_DIVISOR[type.unit] ?? 1);
+    const whole = Math.floor(seconds);
+    const frac = seconds - whole;
+    const text = `${pad(Math.floor(whole / 3600))}:${pad(Math.floor(whole / 60) % 60)}:${pad(whole % 60)}`;
+    return frac > 0 ? text + frac.toFixed(6).slice(1).replace(/0+$/, "") : text;
+  }
+  if (DataType.isInterval(type)) {
+    // apache-arrow 13 cannot decode DuckDB's MONTH_DAY_NANO intervals.
+    return "(interval: cast it to VARCHAR to see it)";
+  }
+  if (DataType.isBinary(type) || DataType.isFixedSizeBinary(type)) {
+    let out = "";
+    for (const byte of value as Uint8Array) {
+      out += byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, "0")}`;
+    }
+    return out;
+  }
+  if (typeof value === "bigint") return value.toString();
+  if (DataType.isList(type) || DataType.isFixedSizeList(type)) {
+    const child = type.children[0].type;
+    return Array.from(value as Iterable<unknown>, (v) => plainValue(v, child));
+  }
+  if (DataType.isStruct(type)) {
+    const out: Record<string, unknown> = {};
+    for (const field of type.children) out[field.name] = plainValue((value as Record<string, unknown>)[field.name], field.type);
+    return out;
+  }
+  if (DataType.isMap(type)) {
+    const [keyField, valueField] = type.children[0].type.children;
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of value as Iterable<[unknown, unknown]>) out[String(plainValue(k, keyField.type))] = plainValue(v, valueField.type);
+    return out;
+  }
+  if (typeof value === "object") {
+    const json = (value as { toJSON?: () => unknown }).toJSON;
+    return typeof json === "function" ? json.call(value) : value;
+  }
+  return value;
 }
 
 /** An unscaled integer's digits ("-250") with ``scale`` decimals ("-2.50"). */
