@@ -120,6 +120,11 @@ def test_dry_run_and_bad_horizons(
     assert ledger_keys(store) == before
     with pytest.raises(InvalidArgumentError, match="look-back"):
         compactor.prune("executions", timedelta(hours=1))
+    # A domain compacted with a wider window needs a longer horizon, whoever prunes it.
+    Ledger(store, SCOPE).append("executions", MAT, {"asset": "a.wide"})
+    assert Compactor(store, SCOPE, window=timedelta(days=7)).compact("executions").commits == 1
+    with pytest.raises(InvalidArgumentError, match="look-back"):
+        compactor.prune("executions", timedelta(days=7))
     with pytest.raises(InvalidArgumentError, match="unknown Tier-2 domain"):
         compactor.prune("catalog", timedelta(days=7))
     empty = Compactor(memory_store(), SCOPE).prune("lineage", timedelta(days=7))

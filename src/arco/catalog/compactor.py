@@ -371,15 +371,19 @@ class Compactor:
             raise InvalidArgumentError(
                 f"unknown Tier-2 domain {domain!r}; known: {', '.join(sorted(STATE_CLASSES))}"
             )
-        if keep < self.window + self.horizon:
-            raise InvalidArgumentError(
-                f"keep ({keep}) must be at least the compactor's look-back, window + horizon "
-                f"({self.window + self.horizon})"
-            )
         report = PruneReport(domain=domain, dry_run=dry_run)
         dstore = self.domain_store(domain)
         snap = dstore.read(max_staleness=0)
-        watermark = (snap.manifest.meta if snap.manifest else {}).get("watermark")
+        meta = snap.manifest.meta if snap.manifest else {}
+        # The window the domain was last compacted with counts too (arco compact
+        # --window may have widened it beyond this compactor's).
+        window = max(self.window, timedelta(seconds=float(meta.get("window_seconds") or 0)))
+        if keep < window + self.horizon:
+            raise InvalidArgumentError(
+                f"keep ({keep}) must be at least the compactor's look-back, window + horizon "
+                f"({window + self.horizon})"
+            )
+        watermark = meta.get("watermark")
         if not watermark:
             return report  # nothing compacted yet
         cutoff = ulid_time(watermark) - keep
