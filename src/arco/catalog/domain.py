@@ -24,7 +24,8 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
@@ -47,6 +48,24 @@ from arco.core.ids import new_ulid, sha256_hex, utc_now
 from arco.core.keys import Keys, validate_domain
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore, PutMode
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a bulk fold or commit.
+
+    Folds and commits allocate a dict per row and create no reference cycles; with
+    the collector on, its generation-2 passes over a large heap took a quarter of
+    a 100,000-table fold and a sixth of a 300,000-event compaction. Whatever
+    cyclic garbage appears meanwhile is collected once the collector is back.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class DomainState(Protocol):
@@ -334,16 +353,8 @@ class DomainStore(Generic[S]):
 
     def _advance(self, cached: Snapshot[S] | None, manifest: Manifest) -> S:
         """Fold ``manifest``'s files into state, reusing ``cached`` where it is a prefix."""
-        # A cold fold allocates a dict per row and creates no reference cycles; with
-        # the cyclic collector on, its generation-2 passes over a large heap took a
-        # quarter of the time of a 100,000-table fold.
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             return self._fold(cached, manifest)
-        finally:
-            if was_enabled:
-                gc.enable()
 
     def _fold(self, cached: Snapshot[S] | None, manifest: Manifest) -> S:
         state = cached.state if cached is not None else self.state_cls.empty()
@@ -392,7 +403,8 @@ class DomainStore(Generic[S]):
             lease = self.lock.acquire()
             published = False
             try:
-                result = self._commit_locked(mutate, lease)
+                with gc_paused():
+                    result = self._commit_locked(mutate, lease)
                 published = result.committed
                 return result
             finally:
