@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -27,17 +27,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from arco.api.auth import PermissionDeniedError, Principal
 from arco.api.browser_views import VIEW_DOMAINS, build_views, state_tables_used
 from arco.api.deps import Querier
-from arco.catalog.manifest import FileEntry, Manifest, Pointer
-from arco.catalog.retention import floor_version
+from arco.catalog.manifest import FileEntry, Manifest, Pointer, fetch_manifest
+from arco.catalog.retention import require_retained
 from arco.core.errors import (
-    IntegrityError,
     InvalidArgumentError,
     NotFoundError,
     ObjectNotFoundError,
 )
-from arco.core.ids import sha256_hex
 from arco.core.keys import DOMAINS_BUILTIN, Keys
 from arco.core.storage import HmacSigner, ObjectStore
+from arco.core.storage.signing import expiry_of
 
 router = APIRouter(prefix="/api/v1", tags=["browser"])
 audit = logging.getLogger("arco.audit")
@@ -110,20 +109,12 @@ class _Manifests:
         self._lock = threading.Lock()
 
     def _manifest(self, keys: Keys, key: str, sha256: str) -> Manifest:
-        if not keys.is_within(key):
-            raise IntegrityError(f"{key}: manifest reference points outside scope {keys.scope}")
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and hit[1] == sha256:
+            if hit is not None and hit[1] == sha256 and keys.is_within(key):
                 self._cache.move_to_end(key)
                 return hit[0]
-        try:
-            data, _ = self.store.get(key)
-        except ObjectNotFoundError as exc:
-            raise IntegrityError(f"{key}: manifest referenced by the chain is missing") from exc
-        if sha256_hex(data) != sha256:
-            raise IntegrityError(f"{key}: manifest checksum does not match its reference")
-        manifest = Manifest.from_bytes(data, key=key)
+        manifest = fetch_manifest(self.store, keys, key, sha256)
         with self._lock:
             self._cache[key] = (manifest, sha256)
             while len(self._cache) > self.size:
@@ -147,12 +138,7 @@ class _Manifests:
             raise NotFoundError(f"{domain} has no version {version} (latest is {latest})")
         if version == 0:
             return None
-        oldest = floor_version(self.store, keys, domain)
-        if version < oldest:
-            raise NotFoundError(
-                f"{domain} version {version} is no longer retained "
-                f"(history starts at version {oldest})"
-            )
+        require_retained(self.store, keys, domain, version)
         manifest = head
         while manifest is not None and manifest.version > version and manifest.parent:
             manifest = self._manifest(keys, manifest.parent.path, manifest.parent.sha256)
@@ -232,9 +218,8 @@ def browser_urls(request: Request, body: BrowserUrlsIn, svc: Querier) -> Any:
             )
         files = [by_path[p] for p in dict.fromkeys(body.paths)]
     now = datetime.now(UTC)
-    # Rounded up like the signer's expiry, so the advertised time matches the URLs'.
-    whole = now.replace(microsecond=0) + timedelta(seconds=1 if now.microsecond else 0)
-    expires_at = _iso(whole + timedelta(seconds=ttl))
+    # The signer's own expiry, so the advertised time matches the URLs'.
+    expires_at = _iso(datetime.fromtimestamp(expiry_of(ttl, now.timestamp()), UTC))
     store: ObjectStore = request.app.state.store
     signer = _signer(request)
     base = str(request.base_url)

@@ -33,8 +33,8 @@ import pyarrow as pa
 
 from arco.catalog import tableset
 from arco.catalog.lock import Lease, LeaseLock
-from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer
-from arco.catalog.retention import floor_version
+from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch_manifest
+from arco.catalog.retention import floor_version, require_retained
 from arco.catalog.tableset import TableDef
 from arco.core.errors import (
     CommitConflictError,
@@ -263,12 +263,7 @@ class DomainStore(Generic[S]):
             )
         if version == 0:
             return self.empty_snapshot()
-        oldest = floor_version(self.store, self.keys, self.domain)
-        if version < oldest:
-            raise NotFoundError(
-                f"{self.domain} version {version} is no longer retained "
-                f"(history starts at version {oldest})"
-            )
+        require_retained(self.store, self.keys, self.domain, version)
         manifest, key = head.manifest, head.manifest_key
         while manifest is not None and manifest.version > version:
             if manifest.parent is None:
@@ -312,18 +307,10 @@ class DomainStore(Generic[S]):
                 self._checked_at = now
 
     def _manifest(self, key: str, sha256: str) -> Manifest:
-        if not self.keys.is_within(key):
-            raise IntegrityError(f"{key}: manifest reference points outside scope {self.scope}")
         hit = self._manifests.get(key)
-        if hit is not None and hit[1] == sha256:
+        if hit is not None and hit[1] == sha256 and self.keys.is_within(key):
             return hit[0]
-        try:
-            data, _ = self.store.get(key)
-        except ObjectNotFoundError as exc:
-            raise IntegrityError(f"{key}: manifest referenced by the chain is missing") from exc
-        if sha256_hex(data) != sha256:
-            raise IntegrityError(f"{key}: manifest checksum does not match its reference")
-        manifest = Manifest.from_bytes(data, key=key)
+        manifest = fetch_manifest(self.store, self.keys, key, sha256)
         self._manifests[key] = (manifest, sha256)
         return manifest
 

@@ -150,9 +150,7 @@ def collect_asset_outputs(
         return report
     dstore = tier2_store(store, scope, "executions")
     snap = dstore.read(max_staleness=0)
-    referenced = {
-        loc for loc in dstore.load_table(snap, "materializations").column("location").to_pylist()
-    }
+    referenced = set(dstore.load_table(snap, "materializations").column("location").to_pylist())
     compactor = Compactor(store, scope)
     for obj, data in compactor.ledger.read_many(compactor.pending("executions")):
         if data is None:

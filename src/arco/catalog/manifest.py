@@ -12,7 +12,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from arco.core.errors import IntegrityError
+from arco.core.errors import IntegrityError, ObjectNotFoundError
+from arco.core.ids import sha256_hex
+from arco.core.keys import Keys
+from arco.core.storage import ObjectStore
 
 POINTER_FORMAT = "arco.pointer/1"
 MANIFEST_FORMAT = "arco.manifest/1"
@@ -128,3 +131,20 @@ class Pointer:
             return cls(**raw)
         except (ValueError, KeyError, TypeError) as exc:
             raise IntegrityError(f"{key}: malformed pointer ({exc})") from exc
+
+
+def fetch_manifest(store: ObjectStore, keys: Keys, key: str, sha256: str) -> Manifest:
+    """GET the manifest ``key`` of ``keys``' scope and check it against its reference.
+
+    Raises :class:`IntegrityError` when the reference leaves the scope, the object
+    is missing, or its bytes do not match ``sha256``.
+    """
+    if not keys.is_within(key):
+        raise IntegrityError(f"{key}: manifest reference points outside scope {keys.scope}")
+    try:
+        data, _ = store.get(key)
+    except ObjectNotFoundError as exc:
+        raise IntegrityError(f"{key}: manifest referenced by the chain is missing") from exc
+    if sha256_hex(data) != sha256:
+        raise IntegrityError(f"{key}: manifest checksum does not match its reference")
+    return Manifest.from_bytes(data, key=key)

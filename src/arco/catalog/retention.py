@@ -30,15 +30,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arco.catalog.manifest import Manifest, Pointer
+from arco.catalog.manifest import Manifest, Pointer, fetch_manifest
 from arco.core.errors import (
     CommitConflictError,
     IntegrityError,
     InvalidArgumentError,
+    NotFoundError,
     ObjectNotFoundError,
     PreconditionFailedError,
 )
-from arco.core.ids import sha256_hex, utc_now
+from arco.core.ids import utc_now
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore, PutMode
@@ -94,6 +95,15 @@ def floor_version(store: ObjectStore, keys: Keys, domain: str) -> int:
     """The oldest retained version of ``domain`` (1 when nothing was ever expired)."""
     floor, _ = read_floor(store, keys, domain)
     return floor.version if floor is not None else 1
+
+
+def require_retained(store: ObjectStore, keys: Keys, domain: str, version: int) -> None:
+    """Raise :class:`NotFoundError` when ``version`` of ``domain`` lies below its floor."""
+    oldest = floor_version(store, keys, domain)
+    if version < oldest:
+        raise NotFoundError(
+            f"{domain} version {version} is no longer retained (history starts at version {oldest})"
+        )
 
 
 @dataclass
@@ -182,7 +192,7 @@ def expire_history(
         key, sha = pointer.manifest, pointer.manifest_sha256
         target: tuple[str, str, Manifest] | None = None
         while True:
-            manifest = _manifest(store, keys, key, sha)
+            manifest = fetch_manifest(store, keys, key, sha)
             if not policy.keeps(manifest, pointer.version, at):
                 break
             target = (key, sha, manifest)
@@ -212,15 +222,3 @@ def expire_history(
     raise CommitConflictError(
         f"{domain}: the history floor kept changing under {max_attempts} attempts; try again"
     )
-
-
-def _manifest(store: ObjectStore, keys: Keys, key: str, sha256: str) -> Manifest:
-    if not keys.is_within(key):
-        raise IntegrityError(f"{key}: manifest reference points outside the scope")
-    try:
-        data, _ = store.get(key)
-    except ObjectNotFoundError as exc:
-        raise IntegrityError(f"{key}: manifest referenced by the chain is missing") from exc
-    if sha256_hex(data) != sha256:
-        raise IntegrityError(f"{key}: manifest checksum does not match its reference")
-    return Manifest.from_bytes(data, key=key)

@@ -41,6 +41,12 @@ def url_signing_secret(configured: str | None, jwt_secret: str | None) -> bytes:
     return secrets.token_bytes(32)
 
 
+def expiry_of(ttl_seconds: float, now: float) -> int:
+    """The Unix second a URL signed at ``now`` expires: rounded up, so a URL is good
+    for at least ``ttl_seconds``, never a fraction less."""
+    return math.ceil(now + ttl_seconds)
+
+
 @dataclass(frozen=True)
 class HmacSigner:
     """Signs keys into URLs under ``{base_url}/blob/{key}``."""
@@ -58,8 +64,7 @@ class HmacSigner:
         base_url: str | None = None,
     ) -> str:
         """A URL for ``key`` valid for ``ttl_seconds`` (under ``base_url`` if given)."""
-        # Rounded up so a URL is good for at least ttl_seconds, never a fraction less.
-        expires = math.ceil((time.time() if now is None else now) + ttl_seconds)
+        expires = expiry_of(ttl_seconds, time.time() if now is None else now)
         sig = _mac(self.secret, key, expires)
         base = (self.base_url if base_url is None else base_url).rstrip("/")
         return f"{base}/blob/{quote(key)}?expires={expires}&sig={sig}"
