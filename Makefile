@@ -24,8 +24,8 @@ dev: $(STAMP) ui-if-node
 	cd demo && ../$(BIN)/arco --store file://../.arco dev
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/ruff check src tests benchmarks tools
 
 types: $(STAMP)
 	$(BIN)/mypy --strict src
