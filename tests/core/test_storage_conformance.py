@@ -421,3 +421,81 @@ def test_cross_process_cas_counter_on_a_folder(store_url: str) -> None:
             worker.kill()
     assert [w.exitcode for w in workers] == [0] * processes
     assert store.get("counter")[0] == str(processes * rounds).encode()
+
+
+# --------------------------------------------------------------------------- fork
+
+_FORK_SCRIPT = """
+import json, os, sys
+from arco.core.errors import UnsupportedOperationError
+from arco.core.storage import open_store
+
+url, use_first = sys.argv[1], sys.argv[2] == "used"
+store = open_store(url)
+if use_first:
+    store.put("before-fork", b"1")
+    store.get("before-fork")
+read, write = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(read)
+    outcome = {}
+    for name, call in [
+        ("put", lambda: store.put("child", b"2")),
+        ("get", lambda: store.get("child")[0].decode()),
+        ("list", lambda: sorted(m.key for m in store.list(""))),
+        ("reopened", lambda: open_store(url).get("child")[0].decode()),
+    ]:
+        try:
+            outcome[name] = call()
+        except UnsupportedOperationError as exc:
+            outcome[name] = "refused: " + str(exc)
+    os.write(write, json.dumps(outcome).encode())
+    os._exit(0)
+os.close(write)
+_, status = os.waitpid(pid, 0)
+data = b""
+while chunk := os.read(read, 65536):
+    data += chunk
+print(data.decode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def _run_fork_script(url: str, mode: str) -> dict[str, Any]:
+    import subprocess
+    import sys
+
+    # A real process: a hang in the forked child must not hang the test session.
+    done = subprocess.run(
+        [sys.executable, "-c", _FORK_SCRIPT, url, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_a_child_forked_after_use_fails_fast_instead_of_hanging(store_url: str) -> None:
+    outcome = _run_fork_script(store_url, "used")
+    if _backend(store_url) == "memory":
+        # An in-memory store needs no I/O runtime: the child works on its copy.
+        assert outcome["put"]
+        assert outcome["get"] == "2"
+        assert outcome["list"] == ["before-fork", "child"]
+        return
+    for name in ("put", "get", "list", "reopened"):
+        assert outcome[name].startswith("refused: "), (name, outcome)
+        assert "forkserver" in outcome[name]
+        assert "fork()" in outcome[name]
+
+
+@pytest.mark.parametrize("store_url", ["file"], indirect=True)
+def test_a_child_forked_before_any_request_can_use_the_store(store_url: str) -> None:
+    outcome = _run_fork_script(store_url, "unused")
+    assert outcome["get"] == "2"
+    assert outcome["reopened"] == "2"
+    assert outcome["list"] == ["child"]

@@ -39,8 +39,42 @@ def _is_not_found(exc: BaseException) -> bool:
     return isinstance(exc, FileNotFoundError) or type(exc).__name__ == "NotFoundError"
 
 
+class _Runtime:
+    """Whether obstore's I/O runtime has run in this process, and whether we forked since.
+
+    obstore drives every request of a file or cloud store on one process-wide Tokio
+    runtime. Its worker threads do not survive ``fork()``, and the runtime cannot
+    be rebuilt from Python: in a child forked after the parent made a request, every
+    request -- through any store, even one opened in the child -- waits forever.
+    A request there fails at once with :class:`UnsupportedOperationError` instead.
+    In-memory stores answer without the runtime and keep working.
+    """
+
+    used = False
+    forked = False
+
+
+def _after_fork_in_child() -> None:
+    if _Runtime.used:
+        _Runtime.forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+FORKED_MESSAGE = (
+    "this process was forked after it used the object store, and the store's I/O "
+    "runtime does not survive fork() (the request would hang); open the store in a "
+    "process started with the 'spawn' or 'forkserver' method instead, e.g. "
+    "multiprocessing.get_context('forkserver')"
+)
+
+
 class ObstoreStore(ObjectStore):
-    """An :class:`ObjectStore` over any obstore store that supports conditional puts."""
+    """An :class:`ObjectStore` over any obstore store that supports conditional puts.
+
+    A store other than ``memory://`` refuses every request in a child forked
+    after this process made one (see :class:`_Runtime`), rather than hanging.
+    """
 
     def __init__(self, inner: Any, url: str, *, signer: Any = None) -> None:
         self._inner = inner
@@ -48,6 +82,14 @@ class ObstoreStore(ObjectStore):
         # Local and memory stores cannot presign; an HMAC signer (Arco's blob route)
         # can be attached instead.
         self._signer = signer
+        self._uses_runtime = type(inner).__name__ != "MemoryStore"
+
+    def _runtime(self) -> None:
+        """Fail fast in a forked child; otherwise note that the runtime is in use."""
+        if self._uses_runtime:
+            if _Runtime.forked:
+                raise UnsupportedOperationError(f"{self.url}: {FORKED_MESSAGE}")
+            _Runtime.used = True
 
     @property
     def inner(self) -> Any:
@@ -56,6 +98,7 @@ class ObstoreStore(ObjectStore):
 
     def get(self, key: str) -> tuple[bytes, str]:
         """Read a whole object."""
+        self._runtime()
         try:
             result = obstore.get(self._inner, key)
             data = bytes(result.bytes())
@@ -66,6 +109,7 @@ class ObstoreStore(ObjectStore):
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Read part of an object."""
+        self._runtime()
         try:
             return bytes(obstore.get_range(self._inner, key, start=start, end=end))
         except Exception as exc:
@@ -73,6 +117,7 @@ class ObstoreStore(ObjectStore):
 
     def head(self, key: str) -> ObjectMeta:
         """Metadata of one object."""
+        self._runtime()
         try:
             return _meta(obstore.head(self._inner, key))
         except Exception as exc:
@@ -82,6 +127,7 @@ class ObstoreStore(ObjectStore):
         """Every object under ``prefix``."""
         # Azure lists ETags bare but answers HEAD, GET and PUT with them quoted: quote
         # them so a listed version equals the one every other call reports.
+        self._runtime()
         quote = type(self._inner).__name__ == "AzureStore"
         try:
             for batch in obstore.list(self._inner, prefix or None, chunk_size=1000):
@@ -95,6 +141,7 @@ class ObstoreStore(ObjectStore):
 
     def delete(self, key: str) -> None:
         """Delete an object (missing keys are ignored)."""
+        self._runtime()
         try:
             obstore.delete(self._inner, key)
         except Exception as exc:
@@ -111,6 +158,7 @@ class ObstoreStore(ObjectStore):
             obs_mode = mode
         else:  # pragma: no cover - guarded by the type
             raise ValueError(f"unknown put mode {mode!r}")
+        self._runtime()
         try:
             result = obstore.put(self._inner, key, data, mode=obs_mode)
         except Exception as exc:
@@ -140,6 +188,7 @@ class ObstoreStore(ObjectStore):
 
         if ttl_seconds < 1:
             raise UnsupportedOperationError(f"{key}: a signed URL needs a positive TTL")
+        self._runtime()
         try:
             return str(obstore.sign(self._inner, "GET", key, timedelta(seconds=ttl_seconds)))
         except Exception as exc:
