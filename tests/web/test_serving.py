@@ -82,11 +82,16 @@ def test_precompressed_files_go_to_clients_that_accept_gzip(site: Path) -> None:
 
 def test_client_routes_get_index_but_missing_assets_and_escapes_do_not(site: Path) -> None:
     client = ui_client(site)
-    for route in ("/catalog/raw", "/tables/raw/orders", "/sql", "/runs/01ABC"):
+    routes = ["/catalog/raw", "/tables/raw/orders", "/sql", "/runs/01ABC", "/assets", "/signin"]
+    # Names with dots look like file names but are client routes (a reload must work).
+    routes += ["/catalog/analytics.marketing", "/tables/analytics.marketing/campaigns.v2"]
+    routes += ["/lineage/analytics.daily_summary", "/lineage/s3.bucket.export.csv"]
+    for route in routes:
         response = client.get(route)
         assert response.status_code == 200, route
         assert "<div id=app>" in response.text
     assert client.get("/assets/index-old999.js").status_code == 404
+    assert client.get("/favicon.ico").status_code == 404
     assert client.get("/../secret.txt").status_code == 404
     assert client.get("/assets/..%2F..%2Fsecret.txt").status_code == 404
     assert "do not serve" not in client.get("/%2e%2e/secret.txt").text

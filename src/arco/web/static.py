@@ -68,7 +68,7 @@ from <code>{where}</code>.</p>
 
 
 #: First path segments of the UI's own routes (web/src/main.tsx): always the app's page.
-_CLIENT_ROUTES = ("catalog", "tables", "search", "sql", "runs", "assets", "signin")
+_CLIENT_ROUTES = ("catalog", "tables", "lineage", "search", "sql", "runs", "assets", "signin")
 
 
 def _is_client_route(path: str) -> bool:
@@ -133,9 +133,10 @@ class StaticUI:
         response: Response
         if (file := self._file(path)) is not None:
             response = self._send_file(file, accept)
-        elif "." in path.rsplit("/", 1)[-1]:
+        elif "." in path.rsplit("/", 1)[-1] and not _is_client_route(path):
             # A missing asset (a file name with an extension) is a 404, not the app's HTML:
-            # a stale hashed bundle must fail loudly, not parse HTML as JavaScript.
+            # a stale hashed bundle must fail loudly, not parse HTML as JavaScript. Client
+            # routes are exempt: their names have dots (/catalog/analytics.marketing).
             response = PlainTextResponse("not found", status_code=404)
         elif (index := self.directory / "index.html").is_file():
             response = self._send_file(index)
