@@ -467,6 +467,45 @@ def test_log(store: str) -> None:
     assert "rename_table" in human
 
 
+def test_log_shows_who_made_each_commit(store: str) -> None:
+    import getpass
+
+    from arco.catalog import Catalog
+    from arco.core import Scope, open_store
+    from arco.core.actor import acting_as
+    from arco.core.ids import sha256_hex
+    from arco.core.keys import Keys
+
+    ok(store, "namespace", "create", "raw")
+    # A commit from a library caller acting for someone else (as the API does for a
+    # token's subject) is shown with that name.
+    with acting_as("alice"):
+        Catalog(open_store(store)).create_namespace("staging")
+    history = js(store, "log")
+    assert [(h["version"], h["actor"]) for h in history] == [(2, "alice"), (1, getpass.getuser())]
+    assert all(h["writer"] != h["actor"] for h in history)
+    human = ok(store, "log").stdout
+    for text in ("Actor", "alice", getpass.getuser()):
+        assert text in human
+
+    # A commit written before actors were recorded has none: JSON null, "-" in the table.
+    keys = Keys(Scope("default", "default"))  # the CLI's default scope
+    raw_store = open_store(store)
+    pointer = json.loads(raw_store.get(keys.pointer("catalog"))[0])
+    manifest = json.loads(raw_store.get(pointer["manifest"])[0])
+    del manifest["actor"]
+    old = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    old_key = pointer["manifest"].replace(".json", "-old.json")
+    raw_store.put(old_key, old, "create")
+    pointer.update(manifest=old_key, manifest_sha256=sha256_hex(old))
+    raw_store.put(keys.pointer("catalog"), json.dumps(pointer).encode(), "overwrite")
+    assert [h["actor"] for h in js(store, "log")] == [None, getpass.getuser()]
+    rows = [line.split("│") for line in ok(store, "log").stdout.splitlines() if "│" in line]
+    actor_of = {cells[1].strip(): cells[3].strip() for cells in rows if cells[1].strip()}
+    assert actor_of == {"2": "-", "1": getpass.getuser()}
+    assert js(store, "verify")["ok"] is True
+
+
 def test_log_and_verify_on_empty_store(store: str) -> None:
     assert js(store, "log") == []
     assert "No commits" in ok(store, "log").stdout

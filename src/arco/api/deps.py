@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from arco.api.auth import AuthenticationError, PermissionDeniedError, Principal
 from arco.api.services import ScopeServices
+from arco.core.actor import set_actor
 
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")
 
@@ -39,6 +40,10 @@ async def principal(
     else:
         found = verifier.verify(token)
     request.state.principal = found
+    # Every commit and event this request makes records the token's subject as its
+    # actor; the request runs in its own task (and the sync handler in a copy of its
+    # context), so the name never leaks into another request.
+    set_actor(found.sub)
     return found
 
 

@@ -222,6 +222,7 @@ def catalog_history(svc: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 5
             "commit_id": m.commit_id,
             "committed_at": m.committed_at,
             "writer": m.writer,
+            "actor": m.actor,
             "operation": m.operation,
         }
         for _, m in svc.catalog.domain.history(limit)

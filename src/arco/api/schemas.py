@@ -223,6 +223,8 @@ class EventOut(BaseModel):
     idempotency_key: str
     occurred_at: str
     source: str
+    #: Who wrote the event; null for events written before actors were recorded.
+    actor: str | None = None
     trace_id: str | None
     payload: dict[str, Any]
 
@@ -291,6 +293,9 @@ class HistoryEntry(BaseModel):
     commit_id: str
     committed_at: str
     writer: str
+    #: Who committed (token subject or OS user); null for commits made before actors
+    #: were recorded.
+    actor: str | None = None
     operation: dict[str, Any]
 
 

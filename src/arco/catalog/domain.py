@@ -36,6 +36,7 @@ from arco.catalog.lock import Lease, LeaseLock
 from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch_manifest
 from arco.catalog.retention import floor_version, require_retained
 from arco.catalog.tableset import TableDef
+from arco.core.actor import current_actor
 from arco.core.errors import (
     CommitConflictError,
     FencedError,
@@ -493,6 +494,7 @@ class DomainStore(Generic[S]):
             committed_at=utc_now().isoformat(),
             fencing_token=lease.token,
             writer=lease.holder,
+            actor=current_actor(),
             parent=parent,
             files=tuple(files),
             operation=change.operation,

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from arco.core.actor import clean_actor, current_actor
 from arco.core.errors import InvalidArgumentError
 from arco.core.ids import canonical_json, new_ulid, sha256_hex
 from arco.core.keys import validate_domain, validate_ulid
@@ -304,6 +305,9 @@ class Envelope:
     source: str
     payload: dict[str, Any]
     trace_id: str | None = None
+    #: Who wrote the event (token subject or OS user; see :mod:`arco.core.actor`),
+    #: next to ``source``, the component. None in events written before actors were.
+    actor: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -314,6 +318,7 @@ class Envelope:
             "idempotency_key": self.idempotency_key,
             "occurred_at": self.occurred_at,
             "source": self.source,
+            "actor": self.actor,
             "trace_id": self.trace_id,
             "payload": self.payload,
         }
@@ -336,6 +341,7 @@ class Envelope:
                 source=str(raw.get("source") or ""),
                 payload=dict(raw["payload"]),
                 trace_id=raw.get("trace_id"),
+                actor=clean_actor(raw.get("actor")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidEventError(f"malformed event envelope: {exc}") from exc
@@ -360,7 +366,11 @@ def build_envelope(
     event_id: str | None = None,
     registry: EventRegistry = REGISTRY,
 ) -> Envelope:
-    """Validate an event and wrap it in an envelope; nothing is written here."""
+    """Validate an event and wrap it in an envelope; nothing is written here.
+
+    The envelope's ``actor`` is the current one (:func:`arco.core.actor.current_actor`):
+    it comes from who is acting, never from the event's submitter-supplied fields.
+    """
     registry.check_domain(domain)
     etype = registry.get(event_type)
     use_version = etype.latest if version is None else version
@@ -384,6 +394,7 @@ def build_envelope(
         source=source,
         payload=normalised,
         trace_id=trace_id,
+        actor=current_actor(),
     )
     size = len(json.dumps(env.to_dict()))
     if size > MAX_EVENT_BYTES:

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from arco.core.actor import clean_actor
 from arco.core.errors import IntegrityError, ObjectNotFoundError
 from arco.core.ids import sha256_hex
 from arco.core.keys import Keys
@@ -58,6 +59,9 @@ class Manifest:
     files: tuple[FileEntry, ...]
     operation: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Who made the commit (token subject or OS user; see :mod:`arco.core.actor`),
+    #: next to ``writer``, the process. None in manifests written before actors were.
+    actor: str | None = None
 
     def to_bytes(self) -> bytes:
         """Stable JSON encoding (sorted keys) of the manifest."""
@@ -70,6 +74,7 @@ class Manifest:
             "committed_at": self.committed_at,
             "fencing_token": self.fencing_token,
             "writer": self.writer,
+            "actor": self.actor,
             "parent": {"path": self.parent.path, "sha256": self.parent.sha256}
             if self.parent
             else None,
@@ -94,6 +99,7 @@ class Manifest:
                 committed_at=str(raw["committed_at"]),
                 fencing_token=int(raw["fencing_token"]),
                 writer=str(raw["writer"]),
+                actor=clean_actor(raw.get("actor")),
                 parent=ParentRef(**parent) if parent else None,
                 files=tuple(FileEntry(**f) for f in raw["files"]),
                 operation=dict(raw.get("operation") or {}),

@@ -118,7 +118,7 @@ def dev(
 
         _, the_plan = _plan(ctx, "*", module, None, None, None, True)
         if the_plan.tasks:
-            queued = enqueue(opts.store(), opts.scope(), the_plan, requested_by="arco dev")
+            queued = enqueue(opts.store(), opts.scope(), the_plan)
             say(f"queued run {queued.run_id} of {len(the_plan.tasks)} stale tasks")
     try:
         while thread.is_alive():

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from arco.catalog.manifest import Manifest
     from arco.catalog.search import SearchResults
 
+#: What a record written before actors were recorded shows as its actor
+#: (the value of :data:`arco.core.actor.UNKNOWN_ACTOR`, kept here so the CLI stays light).
+UNKNOWN_ACTOR = "-"
+
 #: Longest payload excerpt ``arco events tail`` prints in its table.
 SHORT_PAYLOAD = 60
 
@@ -214,6 +218,7 @@ def history_json(entries: Sequence[tuple[str, Manifest]]) -> list[dict[str, Any]
             "commit_id": m.commit_id,
             "committed_at": m.committed_at,
             "writer": m.writer,
+            "actor": m.actor,
             "operation": m.operation,
             "manifest": key,
         }
@@ -232,12 +237,14 @@ def history_table(
     table = RichTable(title=f"History of {domain}", title_justify="left")
     table.add_column("Version", justify="right", no_wrap=True)
     table.add_column("Committed (UTC)", no_wrap=True)
+    table.add_column("Actor", max_width=24, overflow="fold")
     table.add_column("Writer", max_width=24, overflow="fold")
     table.add_column("Operations", ratio=1, overflow="fold")
     for _key, m in entries:
         table.add_row(
             Text(str(m.version)),
             Text(when(m.committed_at, utc_suffix=False)),
+            Text(m.actor or UNKNOWN_ACTOR),
             Text(m.writer),
             Text(_ops_summary(m.operation)),
         )

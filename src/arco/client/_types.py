@@ -158,6 +158,7 @@ class Event(TypedDict):
     idempotency_key: str
     occurred_at: str
     source: str
+    actor: str | None
     trace_id: str | None
     payload: dict[str, Any]
 
@@ -212,6 +213,7 @@ class HistoryEntry(TypedDict):
     commit_id: str
     committed_at: str
     writer: str
+    actor: str | None
     operation: dict[str, Any]
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from arco.catalog.ledger import Ledger
 from arco.catalog.lock import Lease, LeaseLock, LockRecord
+from arco.core.actor import clean_actor, current_actor
 from arco.core.errors import (
     FencedError,
     LockUnavailableError,
@@ -152,7 +153,8 @@ def enqueue(
         parent_run_id=parent_run_id,
         max_concurrency=max_concurrency,
         tag_concurrency=dict(tag_concurrency or {}),
-        requested_by=requested_by,
+        # Who queued the run: the worker that executes it acts on their behalf.
+        requested_by=clean_actor(requested_by) or current_actor(),
         requested_at=datetime.now(UTC).isoformat(),
     )
     try:

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from arco.core.actor import acting_as
 from arco.core.errors import InvalidArgumentError
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
@@ -342,7 +343,9 @@ class RunWorker:
             return
         request = load_request(self.store, self.scope, run_id)
         lease.start_keeper()
-        result = self._execute(request, lease, prior)
+        # The run's commits and events record who queued it, not the worker's OS user.
+        with acting_as(request.requested_by):
+            result = self._execute(request, lease, prior)
         if result is not None:
             self.results.append(result)
             dequeue(self.store, self.scope, run_id)
