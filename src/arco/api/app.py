@@ -30,6 +30,7 @@ from arco.api.routes_browser import router as browser_router
 from arco.api.routes_catalog import router as catalog_router
 from arco.api.routes_flow import router as flow_router
 from arco.api.routes_query import router as query_router
+from arco.api.routes_openlineage import router as openlineage_router
 from arco.api.routes_tier2 import router as tier2_router
 from arco.api.schemas import HealthOut, VersionOut
 from arco.api.services import ServiceCache
@@ -228,3 +229,4 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     # at "/" matches every GET outside the server's paths, shadowing later routes.
     install_web_ui(app, responses=problems.API_ERROR_RESPONSES)
     return app
+    app.include_router(openlineage_router, responses=problems.API_ERROR_RESPONSES)

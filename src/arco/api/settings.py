@@ -46,6 +46,9 @@ class Settings:
     #: else the ``arco.toml`` found in ``project_dir`` (default: the working directory).
     project_module: str | None = None
     project_dir: str | None = None
+    #: A TOML file whose ``[openlineage]`` section configures OpenLineage ingest
+    #: (dataset mapping rules, auto-registration): ``ARCO_OPENLINEAGE_CONFIG``.
+    openlineage_config: str | None = None
     rate_limits: dict[str, RateLimit] = field(
         default_factory=lambda: {
             "write": RateLimit(rate=50.0, burst=200.0),
@@ -71,6 +74,7 @@ class Settings:
             "dev_workspace": os.environ.get("ARCO_WORKSPACE") or "default",
             "project_module": os.environ.get("ARCO_PROJECT_MODULE") or None,
             "project_dir": os.environ.get("ARCO_PROJECT_DIR") or None,
+            "openlineage_config": os.environ.get("ARCO_OPENLINEAGE_CONFIG") or None,
         }
         limits = {}
         for kind, default in cls().rate_limits.items():

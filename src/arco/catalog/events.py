@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from arco.catalog.external_lineage import OpenLineageEventV1
 from arco.core.actor import clean_actor, current_actor
 from arco.core.errors import InvalidArgumentError
 from arco.core.ids import canonical_json, new_ulid, sha256_hex
@@ -291,6 +292,9 @@ REGISTRY.register("run.state_changed", "executions", {1: RunStateChangedV1})
 REGISTRY.register("task.state_changed", "executions", {1: TaskStateChangedV1})
 REGISTRY.register("run.log", "executions", {1: RunLogV1})
 REGISTRY.register("lineage.edges_observed", "lineage", {1: LineageEdgesObservedV1})
+# OpenLineage events, normalised at ingest (arco.openlineage); folded into external runs,
+# datasets, edges and column edges of the lineage domain.
+REGISTRY.register("openlineage.event", "lineage", {1: OpenLineageEventV1})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import immutables
 import pyarrow as pa
 
 from arco.catalog.events import Envelope
+from arco.catalog.external_lineage import EXTERNAL_TABLES, fold_openlineage
 from arco.catalog.tableset import OP_DELETE, TableDef
 
 _TS = pa.timestamp("ms", tz="UTC")
@@ -226,7 +227,7 @@ class LineageState(RowMapState):
     """Lineage edges (declared and observed)."""
 
     TABLES: ClassVar[dict[str, TableDef]] = {
-        t.name: t for t in (EVENT_KEYS, LEDGER_OBJECTS, QUARANTINE, EDGES)
+        t.name: t for t in (EVENT_KEYS, LEDGER_OBJECTS, QUARANTINE, EDGES, *EXTERNAL_TABLES)
     }
 
 
@@ -322,6 +323,8 @@ class Folder:
         elif kind == "lineage.edges_observed":
             for edge in p["edges"]:
                 self._fold_edge(env, edge, when)
+        elif kind == "openlineage.event":
+            fold_openlineage(self, env, when)
 
     def _fold_run(self, env: Envelope, when: datetime) -> None:
         p = env.payload

@@ -1,0 +1,393 @@
+"""External lineage: the ``openlineage.event`` Tier-2 payload, its state tables and folds.
+
+An OpenLineage event (from dbt-ol, Airflow, Spark, openlineage-python...) is
+validated and normalised at ingest (``arco.openlineage``) into the payload defined
+here: the event's identity, its run, job and parent, and its datasets already
+mapped to Arco qualified names. The compactor folds it, in the ``lineage``
+domain, into four tables:
+
+* ``external_runs``: one row per OpenLineage run id;
+* ``datasets``: one row per OpenLineage dataset (namespace, name), mapped or not;
+* ``column_edges``: column-to-column edges (from ``columnLineage`` facets, or
+  declared through :class:`arco.catalog.lineage.LineageGraph`);
+* and the existing ``edges`` table: one observed edge per input -> output.
+
+Every fold is deterministic in the set of events: rows follow the event with the
+greatest ``(event time, state rank, event id)``, counts add up and sets union.
+Qualified names were validated at ingest and are validated again here, since a
+ledger object is only as trustworthy as whoever could write it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from arco.catalog.tableset import TableDef
+from arco.core.errors import InvalidNameError
+from arco.core.scope import validate_dotted
+
+if TYPE_CHECKING:
+    from arco.catalog.events import Envelope
+    from arco.catalog.tier2state import Folder
+
+_TS = pa.timestamp("ms", tz="UTC")
+
+#: OpenLineage run event types, in the order a run moves through them.
+OL_EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
+OL_TERMINAL = frozenset({"COMPLETE", "ABORT", "FAIL"})
+_RANK = {"START": 0, "RUNNING": 1, "COMPLETE": 2, "ABORT": 2, "FAIL": 2}
+OlEventType = Literal["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _qualified(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return validate_dotted("qualified name", value)
+
+
+class OlColumn(_Model):
+    """A column of a dataset's ``schema`` facet."""
+
+    name: str = Field(min_length=1, max_length=256)
+    type: str | None = Field(default=None, max_length=4096)
+
+
+class OlDataset(_Model):
+    """A dataset of an event, with the Arco table it maps to (None: unmapped)."""
+
+    namespace: str = Field(min_length=1, max_length=1024)
+    name: str = Field(min_length=1, max_length=1024)
+    qualified_name: str | None = Field(default=None, max_length=128)
+    schema_: list[OlColumn] | None = Field(default=None, alias="schema", max_length=4096)
+    row_count: int | None = Field(default=None, ge=0)
+
+    @field_validator("qualified_name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        return _qualified(value)
+
+
+class OlColumnEdge(_Model):
+    """One column of one input feeding one column of one output (``columnLineage``)."""
+
+    source: str = Field(min_length=1, max_length=128)
+    source_column: str = Field(min_length=1, max_length=256)
+    target: str = Field(min_length=1, max_length=128)
+    target_column: str = Field(min_length=1, max_length=256)
+    transformation: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("source", "target")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        return validate_dotted("lineage node", value)
+
+
+class OpenLineageEventV1(_Model):
+    """An OpenLineage RunEvent, DatasetEvent or JobEvent, normalised at ingest."""
+
+    kind: Literal["run", "dataset", "job"]
+    event_type: OlEventType | None = None
+    event_time: datetime
+    producer: str = Field(min_length=1, max_length=2048)
+    run_id: str | None = Field(default=None, max_length=64)
+    job_namespace: str | None = Field(default=None, max_length=1024)
+    job_name: str | None = Field(default=None, max_length=1024)
+    parent_run_id: str | None = Field(default=None, max_length=64)
+    parent_job_namespace: str | None = Field(default=None, max_length=1024)
+    parent_job_name: str | None = Field(default=None, max_length=1024)
+    error_message: str | None = Field(default=None, max_length=65_536)
+    inputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
+    outputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
+    column_edges: list[OlColumnEdge] = Field(default_factory=list, max_length=100_000)
+    #: The event as received, when it fits the ledger's size limit (for replay).
+    raw: dict[str, Any] | None = None
+
+
+EXTERNAL_RUNS = TableDef(
+    "external_runs",
+    pa.schema(
+        [
+            pa.field("run_id", pa.string(), nullable=False),
+            pa.field("job_namespace", pa.string()),
+            pa.field("job_name", pa.string()),
+            pa.field("parent_run_id", pa.string()),
+            pa.field("parent_job_namespace", pa.string()),
+            pa.field("parent_job_name", pa.string()),
+            pa.field("state", pa.string(), nullable=False),
+            pa.field("producer", pa.string()),
+            pa.field("started_at", _TS),
+            pa.field("finished_at", _TS),
+            pa.field("error_message", pa.string()),
+            pa.field("inputs", pa.list_(pa.string())),
+            pa.field("outputs", pa.list_(pa.string())),
+            pa.field("events", pa.int64(), nullable=False),
+            pa.field("last_event_time", _TS),
+            pa.field("last_rank", pa.int32(), nullable=False),
+            pa.field("last_event_id", pa.string(), nullable=False),
+            pa.field("updated_at", _TS, nullable=False),
+        ]
+    ),
+    ("run_id",),
+)
+DATASETS = TableDef(
+    "datasets",
+    pa.schema(
+        [
+            pa.field("namespace", pa.string(), nullable=False),
+            pa.field("name", pa.string(), nullable=False),
+            pa.field("qualified_name", pa.string()),
+            pa.field("roles", pa.list_(pa.string())),
+            pa.field("observations", pa.int64(), nullable=False),
+            pa.field("first_seen", _TS),
+            pa.field("last_seen", _TS),
+            pa.field("last_run_id", pa.string()),
+            pa.field("last_event_id", pa.string()),
+            pa.field("schema_json", pa.string()),
+            pa.field("schema_seen", _TS),
+            pa.field("schema_event_id", pa.string()),
+            pa.field("row_count", pa.int64()),
+        ]
+    ),
+    ("namespace", "name"),
+)
+COLUMN_EDGES = TableDef(
+    "column_edges",
+    pa.schema(
+        [
+            pa.field("source", pa.string(), nullable=False),
+            pa.field("source_column", pa.string(), nullable=False),
+            pa.field("target", pa.string(), nullable=False),
+            pa.field("target_column", pa.string(), nullable=False),
+            pa.field("transformation", pa.string()),
+            pa.field("declared", pa.bool_(), nullable=False),
+            pa.field("observations", pa.int64(), nullable=False),
+            pa.field("first_seen", _TS),
+            pa.field("last_seen", _TS),
+            pa.field("last_run_id", pa.string()),
+            pa.field("last_event_id", pa.string()),
+            pa.field("updated_at", _TS, nullable=False),
+        ]
+    ),
+    ("source", "source_column", "target", "target_column"),
+)
+EXTERNAL_TABLES = (EXTERNAL_RUNS, DATASETS, COLUMN_EDGES)
+
+
+def dataset_label(namespace: str, name: str) -> str:
+    """How a dataset is named in run rows: ``namespace::name``."""
+    return f"{namespace}::{name}"
+
+
+def _min(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _node_or_none(value: str | None) -> str | None:
+    """A stored qualified name re-validated; an invalid one is treated as unmapped."""
+    if value is None:
+        return None
+    try:
+        return validate_dotted("lineage node", value)
+    except InvalidNameError:
+        return None
+
+
+def fold_openlineage(folder: Folder, env: Envelope, when: datetime) -> None:
+    """Fold one ``openlineage.event`` into runs, datasets, edges and column edges."""
+    p = env.payload
+    run_id = p.get("run_id") if p["kind"] == "run" else None
+    if run_id:
+        _fold_run(folder, env, when)
+    for role in ("inputs", "outputs"):
+        for ds in p[role]:
+            _fold_dataset(folder, env, ds, role[:-1], run_id, when)
+    if p["kind"] in ("run", "job"):
+        sources = sorted({q for d in p["inputs"] if (q := _node_or_none(d.get("qualified_name")))})
+        targets = sorted({q for d in p["outputs"] if (q := _node_or_none(d.get("qualified_name")))})
+        for target in targets:
+            for source in sources:
+                if source != target:
+                    folder._fold_edge(
+                        env,
+                        {
+                            "source": source,
+                            "target": target,
+                            "edge_type": "derives",
+                            "run_id": run_id,
+                        },
+                        when,
+                    )
+    for ce in p.get("column_edges") or ():
+        col_source, col_target = _node_or_none(ce["source"]), _node_or_none(ce["target"])
+        if col_source is None or col_target is None:
+            continue
+        fold_column_edge(
+            folder,
+            (col_source, ce["source_column"], col_target, ce["target_column"]),
+            ce.get("transformation"),
+            run_id,
+            env.event_id,
+            when,
+        )
+
+
+def fold_column_edge(
+    folder: Folder,
+    key: tuple[str, str, str, str],
+    transformation: str | None,
+    run_id: str | None,
+    event_id: str,
+    when: datetime,
+) -> None:
+    """Count one observation of a column edge (``source.col -> target.col``)."""
+    old = folder.current("column_edges", key)
+    row: dict[str, Any] = (
+        dict(old)
+        if old is not None
+        else {
+            "source": key[0],
+            "source_column": key[1],
+            "target": key[2],
+            "target_column": key[3],
+            "transformation": None,
+            "declared": False,
+            "observations": 0,
+            "first_seen": None,
+            "last_seen": None,
+            "last_run_id": None,
+            "last_event_id": None,
+            "updated_at": when,
+        }
+    )
+    row["observations"] = int(row["observations"]) + 1
+    row["first_seen"] = _min(row["first_seen"], when)
+    if row["last_seen"] is None or (when, event_id) > (
+        row["last_seen"],
+        row["last_event_id"] or "",
+    ):
+        row["last_seen"] = when
+        row["last_event_id"] = event_id
+        row["last_run_id"] = run_id
+        if transformation:
+            row["transformation"] = transformation
+    row["updated_at"] = max(row["updated_at"], when)
+    folder.put("column_edges", key, row)
+
+
+def _fold_run(folder: Folder, env: Envelope, when: datetime) -> None:
+    p = env.payload
+    key = (p["run_id"],)
+    old = folder.current("external_runs", key)
+    row = (
+        dict(old)
+        if old is not None
+        else {
+            "run_id": p["run_id"],
+            "job_namespace": None,
+            "job_name": None,
+            "parent_run_id": None,
+            "parent_job_namespace": None,
+            "parent_job_name": None,
+            "state": "OTHER",
+            "producer": None,
+            "started_at": None,
+            "finished_at": None,
+            "error_message": None,
+            "inputs": [],
+            "outputs": [],
+            "events": 0,
+            "last_event_time": None,
+            "last_rank": -1,
+            "last_event_id": "",
+            "updated_at": when,
+        }
+    )
+    etype = p.get("event_type") or "OTHER"
+    row["events"] = int(row["events"]) + 1
+    if etype in ("START", "RUNNING"):
+        row["started_at"] = _min(row["started_at"], when)
+    rank = _RANK.get(etype)
+    mine = (when, rank if rank is not None else -1, env.event_id)
+    last = (row["last_event_time"], int(row["last_rank"]), row["last_event_id"])
+    newer = rank is not None and (last[0] is None or mine > last)
+    if newer or row["job_name"] is None:
+        for field in ("job_namespace", "job_name", "producer"):
+            row[field] = p.get(field) or row[field]
+        if p.get("parent_run_id"):
+            row["parent_run_id"] = p["parent_run_id"]
+            row["parent_job_namespace"] = p.get("parent_job_namespace")
+            row["parent_job_name"] = p.get("parent_job_name")
+    if newer:
+        row["state"] = etype
+        row["last_event_time"], row["last_rank"], row["last_event_id"] = mine
+        row["finished_at"] = when if etype in OL_TERMINAL else None
+        row["error_message"] = p.get("error_message") if etype == "FAIL" else None
+    elif etype == "FAIL" and row["state"] == "FAIL" and row["error_message"] is None:
+        row["error_message"] = p.get("error_message")
+    for role in ("inputs", "outputs"):
+        labels = {dataset_label(d["namespace"], d["name"]) for d in p[role]}
+        row[role] = sorted(set(row[role] or ()) | labels)
+    row["updated_at"] = max(row["updated_at"], when)
+    folder.put("external_runs", key, row)
+
+
+def _fold_dataset(
+    folder: Folder,
+    env: Envelope,
+    ds: dict[str, Any],
+    role: str,
+    run_id: str | None,
+    when: datetime,
+) -> None:
+    key = (ds["namespace"], ds["name"])
+    old = folder.current("datasets", key)
+    row = (
+        dict(old)
+        if old is not None
+        else {
+            "namespace": key[0],
+            "name": key[1],
+            "qualified_name": None,
+            "roles": [],
+            "observations": 0,
+            "first_seen": None,
+            "last_seen": None,
+            "last_run_id": None,
+            "last_event_id": None,
+            "schema_json": None,
+            "schema_seen": None,
+            "schema_event_id": None,
+            "row_count": None,
+        }
+    )
+    row["observations"] = int(row["observations"]) + 1
+    row["roles"] = sorted(set(row["roles"] or ()) | {role})
+    row["first_seen"] = _min(row["first_seen"], when)
+    if row["last_seen"] is None or (when, env.event_id) > (
+        row["last_seen"],
+        row["last_event_id"] or "",
+    ):
+        row["last_seen"] = when
+        row["last_event_id"] = env.event_id
+        row["last_run_id"] = run_id
+        row["qualified_name"] = _node_or_none(ds.get("qualified_name"))
+        if ds.get("row_count") is not None:
+            row["row_count"] = ds["row_count"]
+    schema = ds.get("schema")
+    if schema and (
+        row["schema_seen"] is None
+        or (when, env.event_id) > (row["schema_seen"], row["schema_event_id"] or "")
+    ):
+        row["schema_json"] = json.dumps(schema, sort_keys=True)
+        row["schema_seen"] = when
+        row["schema_event_id"] = env.event_id
+    folder.put("datasets", key, row)

@@ -1,0 +1,9 @@
+"""OpenLineage in Arco: ingest (validate, map, write to the ledger) and emit.
+
+* :mod:`arco.openlineage.schema` validates OpenLineage 2-0-x events;
+* :mod:`arco.openlineage.mapping` maps OpenLineage datasets to Arco qualified names;
+* :mod:`arco.openlineage.ingest` normalises events into ``openlineage.event`` ledger events;
+* :mod:`arco.openlineage.emit` sends Arco's own runs to an OpenLineage endpoint.
+
+The compactor's folds live in :mod:`arco.catalog.external_lineage`.
+"""
