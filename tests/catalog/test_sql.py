@@ -32,6 +32,7 @@ from arco.catalog.sql import (
     to_json_rows,
 )
 from arco.core import (
+    ArcoError,
     InvalidArgumentError,
     Keys,
     NotFoundError,
@@ -549,8 +550,12 @@ def test_query_errors_are_typed(system: SystemTables) -> None:
     with pytest.raises(QueryError) as exc:
         run_query(system, "SELECT * FROM system.tables WHERE name = 'unterminated")
     assert "\n" not in str(exc.value)
-    for cls in (QueryError, QueryRejectedError, QueryTimeoutError, QueryTooLargeError):
+    for cls in (QueryError, QueryRejectedError):
         assert issubclass(cls, InvalidArgumentError)
+    # Limits are not bad arguments: they have statuses of their own (413, 422).
+    for cls in (QueryTimeoutError, QueryTooLargeError):
+        assert issubclass(cls, ArcoError)
+        assert not issubclass(cls, InvalidArgumentError)
     codes = {c.code for c in (QueryError, QueryRejectedError, QueryTimeoutError)}
     assert codes == {"query-error", "query-rejected", "query-timeout"}
     assert QueryTooLargeError.code == "query-too-large"

@@ -33,28 +33,43 @@ them. The sandbox:
 
 * the text must parse as exactly one SELECT statement (DuckDB's own parser
   decides, so comments and string literals cannot hide a second statement);
-* the statement runs on a fresh connection (a cursor) of a process-wide DuckDB
-  database that was started with external access, extension auto-install and
-  auto-load, Python replacement scans, spilling to disk, persistent secrets and
-  the local file system disabled, then had its configuration locked — so no
-  file, URL, extension, setting or Python variable is reachable, only the Arrow
-  tables registered on that connection for this one query (temporary objects
-  are private to their connection);
-* a timer interrupts the query after ``max_seconds``; results are streamed and
-  stop at ``max_rows`` rows or ``max_bytes`` bytes of Arrow data.
+* the statement runs in a query worker process (:mod:`arco.catalog._sqlworker`),
+  on a fresh connection (a cursor) of its DuckDB database, which was started
+  with external access, extension auto-install and auto-load, Python
+  replacement scans, spilling to disk, persistent secrets and the local file
+  system disabled, then had its configuration locked — so no file, URL,
+  extension, setting or Python variable is reachable, only the Arrow tables
+  registered on that connection for this one query;
+* memory: the worker's address space is capped at its idle size plus
+  ``ENGINE_MEMORY_BUDGET``, which bounds everything a query allocates —
+  DuckDB's ``memory_limit`` alone does not cover a value computed in one step
+  (``generate_series(1, 500000000)``, ``repeat('x', 2000000000)``), which
+  then fails with :class:`QueryTooLargeError` instead of growing the server;
+* time: the worker interrupts the query at ``max_seconds``; a query that does
+  not stop (one uninterruptible step) is killed with its worker shortly after;
+* results are streamed and stop at ``max_rows`` rows or ``max_bytes`` bytes,
+  where each value, however deeply nested, counts at least 8 bytes (a list of
+  a million NULLs has almost no Arrow buffers but would be a million Python
+  objects).
 
-A database per query would cost 30-90 ms to start (DuckDB loads its built-in
-extensions and thread pool), more than the whole query budget, so the database
-is shared and each query gets its own connection instead. DuckDB reserves the
+Workers live as long as the process, each holding the tables it was last sent
+(a table is sent again only when the snapshot behind it changed), so a query
+costs one round trip, not a process start. DuckDB reserves the
 catalog name ``system``, so ``system.<name>`` is rewritten (token by token,
 never inside strings or comments) to the connection's ``temp.main.<name>``.
 """
 
 from __future__ import annotations
 
+import atexit
 import base64
+import contextlib
+import json
 import math
 import os
+import select
+import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -63,13 +78,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from arco.catalog import _sqlworker
 from arco.catalog.catalog import Catalog
 from arco.catalog.compactor import tier2_store
 from arco.catalog.domain import DomainStore, Snapshot
@@ -83,7 +99,7 @@ from arco.catalog.tier2state import (
     TASKS,
     RowMapState,
 )
-from arco.core.errors import InvalidArgumentError
+from arco.core.errors import ArcoError, InvalidArgumentError
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
 
@@ -180,10 +196,32 @@ _SOURCES: dict[str, tuple[str, ...]] = {
 _TIER2 = ("executions", "lineage")
 
 MiB = 1024 * 1024
-#: Threads and memory of the shared query database (shared by concurrent queries).
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise InvalidArgumentError(f"{name} must be a positive integer, not {raw!r}")
+    return int(raw)
+
+
+#: Query worker processes (each runs one query at a time; more queries wait for one).
+#: ``ARCO_QUERY_WORKERS``; the most memory all queries together can take is
+#: ``ENGINE_WORKERS * ENGINE_MEMORY_BUDGET``.
+ENGINE_WORKERS = _env_int("ARCO_QUERY_WORKERS", max(1, min(2, os.cpu_count() or 1)))
+#: DuckDB threads of each worker.
 ENGINE_THREADS = max(1, min(4, os.cpu_count() or 1))
-ENGINE_MEMORY_LIMIT = "1GB"
-_BATCH_ROWS = 2048
+#: Memory one query may use, all of it: DuckDB, the values it computes and the result
+#: (the worker's address space is capped at its idle size plus this).
+#: ``ARCO_QUERY_MEMORY_MB``.
+ENGINE_MEMORY_BUDGET = _env_int("ARCO_QUERY_MEMORY_MB", 768) * MiB
+#: DuckDB's own buffer limit, below the budget so most queries fail inside DuckDB first.
+ENGINE_MEMORY_LIMIT = f"{ENGINE_MEMORY_BUDGET // 2 // MiB}MB"
+#: How long after its deadline a query that did not stop is killed with its worker.
+_KILL_GRACE_SECONDS = 1.0
+_WORKER_START_SECONDS = 30.0
 
 
 # --------------------------------------------------------------------- errors
@@ -193,14 +231,14 @@ class QueryRejectedError(InvalidArgumentError):
     code = "query-rejected"
 
 
-class QueryTimeoutError(InvalidArgumentError):
-    """The query ran longer than its time limit and was interrupted."""
+class QueryTimeoutError(ArcoError):
+    """The query ran longer than its time limit and was interrupted (HTTP 422)."""
 
     code = "query-timeout"
 
 
-class QueryTooLargeError(InvalidArgumentError):
-    """The result has more rows or bytes than allowed (or the query ran out of memory)."""
+class QueryTooLargeError(ArcoError):
+    """The result has more rows or bytes than allowed, or the query needs more memory (HTTP 413)."""
 
     code = "query-too-large"
 
@@ -493,23 +531,8 @@ class QueryResult:
         }
 
 
-class _Engine:
-    """The process-wide, locked-down DuckDB database queries get connections to."""
-
-    #: Applied in order: paths first, since they may not change once external access is off.
-    CONFIG: dict[str, Any] = {
-        "temp_directory": "",
-        "max_temp_directory_size": "0B",
-        "extension_directory": "",
-        "home_directory": "",
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "allow_community_extensions": False,
-        "allow_unsigned_extensions": False,
-        "allow_persistent_secrets": False,
-        "python_enable_replacements": False,
-        "enable_external_access": False,
-    }
+class _Parser:
+    """A locked-down DuckDB that only parses: statements are checked before tables are built."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -517,23 +540,250 @@ class _Engine:
         self._pid = 0
 
     def connection(self) -> duckdb.DuckDBPyConnection:
-        """A new connection (with its own temporary catalog) to the shared database."""
+        """A new cursor of the parse-only database."""
         with self._lock:
             if self._db is None or self._pid != os.getpid():
-                config = {
-                    **self.CONFIG,
-                    "threads": ENGINE_THREADS,
-                    "memory_limit": ENGINE_MEMORY_LIMIT,
-                }
+                config = {**_sqlworker.CONFIG, "threads": 1, "memory_limit": "64MB"}
                 db = duckdb.connect(":memory:", config=config)
-                db.execute("SET GLOBAL TimeZone = 'UTC'")
                 db.execute("SET disabled_filesystems = 'LocalFileSystem'")
                 db.execute("SET lock_configuration = true")
                 self._db, self._pid = db, os.getpid()
             return self._db.cursor()
 
 
-_ENGINE = _Engine()
+_PARSER = _Parser()
+
+
+class _Worker:
+    """One query worker process and the tables it holds from earlier requests."""
+
+    def __init__(self) -> None:
+        # malloc for Arrow too: jemalloc/mimalloc reserve address space in big steps,
+        # which an address-space cap turns into spurious allocation failures.
+        env = {**os.environ, "MALLOC_ARENA_MAX": "2", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-I",  # no script directory on sys.path: catalog/gc.py would shadow gc
+                _sqlworker.__file__,
+                str(ENGINE_MEMORY_BUDGET),
+                str(ENGINE_THREADS),
+                ENGINE_MEMORY_LIMIT,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
+        )
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self._in = self.proc.stdin
+        self._out = self.proc.stdout.fileno()
+        #: name -> the exact table object the worker holds (identity: tables are immutable)
+        self.held: dict[str, pa.Table] = {}
+        ready = self.read(time.monotonic() + _WORKER_START_SECONDS, 4096)
+        if ready is None or not json.loads(ready).get("ready"):
+            self.kill()
+            raise QueryError("the query engine did not start")
+
+    def send(self, header: dict[str, Any], frames: list[bytes]) -> None:
+        """Write one request (a JSON header and its table frames)."""
+        data: list[bytes] = []
+        for frame in (json.dumps(header).encode(), *frames):
+            data.append(len(frame).to_bytes(8, "big"))
+            data.append(frame)
+        self._in.write(b"".join(data))
+        self._in.flush()
+
+    def read(self, deadline: float, max_size: int) -> bytes | None:
+        """One frame; None if the worker died, sent over ``max_size`` or missed ``deadline``."""
+        head = self._read_exact(8, deadline)
+        if head is None:
+            return None
+        size = int.from_bytes(head, "big")
+        if size > max_size:
+            return None
+        return self._read_exact(size, deadline)
+
+    def _read_exact(self, size: int, deadline: float) -> bytes | None:
+        chunks: list[bytes] = []
+        missing = size
+        while missing:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self._out], [], [], left)
+            if not ready:
+                return None
+            chunk = os.read(self._out, min(missing, 1 << 20))
+            if not chunk:
+                return None  # the worker exited
+            chunks.append(chunk)
+            missing -= len(chunk)
+        return b"".join(chunks)
+
+    def kill(self) -> None:
+        """Stop the process now and reap it."""
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+
+
+class _Pool:
+    """At most ``ENGINE_WORKERS`` query workers, started on demand and reused."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = threading.BoundedSemaphore(size)
+        self._idle: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def run(
+        self,
+        sql: str,
+        tables: dict[str, pa.Table],
+        limits: QueryLimits,
+        deadline: float,
+    ) -> tuple[list[str], list[str], pa.Table, bool]:
+        """Run ``sql`` on a worker; the query's own deadline is ``deadline`` (monotonic)."""
+        if not self._slots.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            raise QueryTimeoutError(
+                f"the query waited {limits.max_seconds:g} s for a free query engine and was "
+                "not run; the server is busy"
+            )
+        worker: _Worker | None = None
+        try:
+            with self._lock:
+                worker = self._idle.pop() if self._idle else None
+            if worker is None or worker.proc.poll() is not None:
+                worker = _Worker()
+            result = self._ask(worker, sql, tables, limits, deadline)
+            with self._lock:
+                self._idle.append(worker)
+            worker = None
+            return result
+        finally:
+            if worker is not None:
+                worker.kill()
+            self._slots.release()
+
+    def _ask(
+        self,
+        worker: _Worker,
+        sql: str,
+        tables: dict[str, pa.Table],
+        limits: QueryLimits,
+        deadline: float,
+    ) -> tuple[list[str], list[str], pa.Table, bool]:
+        frames: list[bytes] = []
+        items = []
+        for name, table in tables.items():
+            send = worker.held.get(name) is not table
+            items.append({"name": name, "send": send})
+            if send:
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, table.schema) as writer:
+                    writer.write_table(table)
+                frames.append(sink.getvalue().to_pybytes())
+                worker.held.pop(name, None)
+        header = {
+            "sql": sql,
+            "remaining": max(deadline - time.monotonic(), 0.001),
+            "max_rows": limits.max_rows,
+            "max_bytes": limits.max_bytes,
+            "truncate": limits.truncate,
+            "tables": items,
+        }
+        try:
+            worker.send(header, frames)
+        except OSError:
+            raise QueryError("the query engine stopped unexpectedly; try again") from None
+        for name, table in tables.items():
+            worker.held[name] = table
+        # The worker interrupts itself at the deadline; the grace covers its answer.
+        # A value DuckDB computes in one step cannot be interrupted: then the process goes.
+        hard = deadline + _KILL_GRACE_SECONDS
+        raw = worker.read(hard, 1 << 20)
+        if raw is None:
+            self._lost(worker, limits, hard)
+        answer = json.loads(raw)
+        if not answer["ok"]:
+            kind, message = answer["kind"], answer["message"]
+            if kind == "fatal":
+                worker.kill()
+            raise _worker_error(kind, message, limits)
+        # Arrow framing adds a little to the values the worker counted.
+        data = worker.read(hard, 2 * limits.max_bytes + MiB)
+        if data is None:
+            self._lost(worker, limits, hard)
+        arrow = pa.ipc.open_stream(data).read_all()
+        return answer["names"], answer["types"], arrow, bool(answer["truncated"])
+
+    @staticmethod
+    def _lost(worker: _Worker, limits: QueryLimits, hard: float) -> NoReturn:
+        timed_out = time.monotonic() >= hard
+        worker.proc.poll()
+        worker.kill()
+        if timed_out:
+            raise QueryTimeoutError(_timeout_message(limits))
+        raise QueryTooLargeError(
+            "the query engine stopped: the query needs more than its memory budget of "
+            f"{ENGINE_MEMORY_BUDGET // MiB} MiB"
+        )
+
+    def close(self) -> None:
+        """Stop the idle workers (at interpreter exit)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        if os.getpid() != self._pid:
+            return  # a forked child: the processes belong to the parent
+        for worker in idle:
+            worker.kill()
+
+
+def _timeout_message(limits: QueryLimits) -> str:
+    return f"the query ran longer than its time limit of {limits.max_seconds:g} s and was stopped"
+
+
+def _worker_error(kind: str, message: str, limits: QueryLimits) -> ArcoError:
+    if kind == "timeout":
+        return QueryTimeoutError(_timeout_message(limits))
+    if kind == "too-large":
+        return QueryTooLargeError(message)
+    if kind == "rejected":
+        return QueryRejectedError(message)
+    if kind == "unknown-table":
+        return QueryError(
+            message
+            + "; the system tables are "
+            + ", ".join(f"system.{n}" for n in SYSTEM_TABLE_NAMES)
+        )
+    return QueryError(message)
+
+
+_POOLS: dict[int, _Pool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool() -> _Pool:
+    with _POOLS_LOCK:
+        pool = _POOLS.get(os.getpid())
+        if pool is None:
+            _POOLS.clear()  # after fork: the parent's workers are not ours to use
+            pool = _POOLS[os.getpid()] = _Pool(ENGINE_WORKERS)
+        return pool
+
+
+@atexit.register
+def _close_pools() -> None:
+    for pool in list(_POOLS.values()):
+        pool.close()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -604,17 +854,6 @@ def rewrite_system_names(sql: str) -> tuple[str, set[str]]:
     return "".join(pieces), used
 
 
-def _map_duckdb_error(exc: duckdb.Error) -> InvalidArgumentError:
-    message = _first_line(exc)
-    if isinstance(exc, duckdb.PermissionException):
-        return QueryRejectedError(f"not allowed in the SQL sandbox: {message}")
-    if isinstance(exc, duckdb.OutOfMemoryException):
-        return QueryTooLargeError(f"the query needs too much memory: {message}")
-    if isinstance(exc, duckdb.CatalogException) and message.startswith("Catalog Error: Table"):
-        message += "; the system tables are " + ", ".join(f"system.{n}" for n in SYSTEM_TABLE_NAMES)
-    return QueryError(message)
-
-
 def run_query(
     system: SystemTables,
     sql: str,
@@ -622,7 +861,12 @@ def run_query(
     as_of_version: int | None = None,
     limits: QueryLimits | None = None,
 ) -> QueryResult:
-    """Run one read-only SELECT over ``system``'s tables, within ``limits``."""
+    """Run one read-only SELECT over ``system``'s tables, within ``limits``.
+
+    The query runs in a worker process whose memory is capped (see the module
+    docstring): :class:`QueryTooLargeError` when the result or the memory the
+    query needs is over its limit, :class:`QueryTimeoutError` past ``max_seconds``.
+    """
     limits = limits or QueryLimits()
     started = time.perf_counter()
     if not isinstance(sql, str):
@@ -633,84 +877,17 @@ def run_query(
         )
     if "\x00" in sql:
         raise QueryRejectedError("the query must not contain NUL characters")
-    con = _ENGINE.connection()
+    con = _PARSER.connection()
     try:
         _check_statement(con, sql)
         rewritten, used = rewrite_system_names(sql)
         if rewritten != sql:
             _check_statement(con, rewritten)
-        tables, versions = system.tables(sorted(used), as_of_version=as_of_version)
-        for name, table in tables.items():
-            con.register(name, table)
-        return _execute(con, rewritten, limits, started, versions)
     finally:
         con.close()
-
-
-def _execute(
-    con: duckdb.DuckDBPyConnection,
-    sql: str,
-    limits: QueryLimits,
-    started: float,
-    versions: dict[str, int],
-) -> QueryResult:
-    state = {"done": False, "fired": False}
-    guard = threading.Lock()
-
-    def interrupt() -> None:
-        with guard:
-            if not state["done"]:
-                state["fired"] = True
-                con.interrupt()
-
-    remaining = limits.max_seconds - (time.perf_counter() - started)
-    timer = threading.Timer(max(remaining, 0.001), interrupt)
-    timer.daemon = True
-    timer.start()
-    batches: list[pa.RecordBatch] = []
-    rows = nbytes = 0
-    truncated = False
-    try:
-        try:
-            rel = con.sql(sql)
-            names = list(rel.columns)
-            types = [str(t) for t in rel.types]
-            reader = rel.to_arrow_reader(_BATCH_ROWS)
-            schema = reader.schema
-            for batch in reader:
-                if rows + batch.num_rows > limits.max_rows:
-                    if not limits.truncate:
-                        raise QueryTooLargeError(
-                            f"the query returned more than {limits.max_rows} rows; "
-                            "add a LIMIT or raise the row limit"
-                        )
-                    batch = batch.slice(0, limits.max_rows - rows)
-                    truncated = True
-                rows += batch.num_rows
-                nbytes += batch.nbytes
-                if nbytes > limits.max_bytes:
-                    raise QueryTooLargeError(
-                        f"the result is larger than {limits.max_bytes} bytes; "
-                        "select fewer columns or rows"
-                    )
-                batches.append(batch)
-                if truncated:
-                    break
-        finally:
-            with guard:
-                state["done"] = True
-            timer.cancel()
-    except duckdb.InterruptException as exc:
-        if state["fired"]:
-            raise QueryTimeoutError(
-                f"the query ran longer than {limits.max_seconds:g} s and was stopped"
-            ) from exc
-        raise QueryError(_first_line(exc)) from exc
-    except duckdb.Error as exc:
-        raise _map_duckdb_error(exc) from exc
-    if state["fired"]:
-        raise QueryTimeoutError(f"the query ran longer than {limits.max_seconds:g} s")
-    arrow = pa.Table.from_batches(batches, schema=schema)
+    tables, versions = system.tables(sorted(used), as_of_version=as_of_version)
+    deadline = time.monotonic() + limits.max_seconds - (time.perf_counter() - started)
+    names, types, arrow, truncated = _pool().run(rewritten, tables, limits, deadline)
     json_rows = to_json_rows(arrow)
     return QueryResult(
         columns=list(zip(names, types, strict=True)),
