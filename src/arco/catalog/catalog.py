@@ -12,6 +12,7 @@ from typing import Any
 
 from arco.catalog.datatypes import normalize_type
 from arco.catalog.domain import Change, DomainStore, Snapshot
+from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT
 from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import OP_DELETE, OP_UPSERT
@@ -473,8 +474,8 @@ class Catalog:
         scope: Scope | None = None,
         *,
         max_staleness: float = 0.0,
-        lock_ttl: float = 60.0,
-        lock_wait: float = 120.0,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+        lock_wait: float = DEFAULT_LOCK_WAIT,
         holder: str | None = None,
     ) -> None:
         self.store = open_store(store) if isinstance(store, str) else store

@@ -29,6 +29,7 @@ from typing import Any
 from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.events import REGISTRY, EventRegistry, InvalidEventError
 from arco.catalog.ledger import Ledger, LedgerObject, decode_object, ulid_floor, ulid_time
+from arco.catalog.lock import DEFAULT_LOCK_TTL
 from arco.catalog.tier2state import ExecutionsState, Folder, LineageState, RowMapState
 from arco.core.errors import InvalidArgumentError, PreconditionFailedError
 from arco.core.scope import Scope
@@ -109,7 +110,7 @@ class Compactor:
         max_events: int = 100_000,
         audit_interval: timedelta = DEFAULT_AUDIT_INTERVAL,
         registry: EventRegistry = REGISTRY,
-        lock_ttl: float = 300.0,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.store = store

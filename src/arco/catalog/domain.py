@@ -11,6 +11,8 @@ Commit (one writer at a time, serialised by the lease lock):
 6. compare-and-swap the pointer from the version read in step 2;
 7. release the lock.
 
+A keeper thread renews the lease every third of its TTL from step 1 to step 7.
+
 A crash before step 6 leaves only unreferenced files (collected by GC); a crash
 after it leaves a complete commit and, at worst, a lock that expires. A lost CAS
 retries from step 2 with backoff and jitter. Readers follow pointer, manifest,
@@ -32,7 +34,7 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import pyarrow as pa
 
 from arco.catalog import tableset
-from arco.catalog.lock import Lease, LeaseLock
+from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT, Lease, LeaseLock
 from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch_manifest
 from arco.catalog.retention import floor_version, require_retained
 from arco.catalog.tableset import TableDef
@@ -179,8 +181,8 @@ class DomainStore(Generic[S]):
         domain: str,
         state_cls: type[S],
         *,
-        lock_ttl: float = 15.0,
-        lock_wait: float = 60.0,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
+        lock_wait: float = DEFAULT_LOCK_WAIT,
         max_attempts: int = 20,
         max_staleness: float = 0.0,
         holder: str | None = None,
@@ -391,7 +393,7 @@ class DomainStore(Generic[S]):
             lease = self.lock.acquire()
             published = False
             try:
-                with gc_paused():
+                with self.lock.kept_alive(lease), gc_paused():
                     result = self._commit_locked(mutate, lease)
                 published = result.committed
                 return result

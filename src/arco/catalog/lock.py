@@ -11,6 +11,10 @@ pointer whose fencing token is at least the lease's token proves the lease's
 one commit is done, so a successful commit needs no release write. A writer
 that finds the lock exactly as it last left it takes the next token with a
 single compare-and-swap, without reading it first.
+
+While a commit runs, a keeper thread renews its lease every third of the TTL
+(:meth:`LeaseLock.kept_alive`), so the TTL bounds how long a *dead* writer
+blocks the domain, not how long a live commit may take.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import json
 import os
 import random
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,10 +36,20 @@ from arco.core.errors import (
     LockUnavailableError,
     ObjectNotFoundError,
     PreconditionFailedError,
+    StorageError,
 )
 from arco.core.storage import Match, ObjectStore, PutMode
 
 _PROCESS_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+#: Default lease TTL of every domain lock: how long a crashed writer blocks its
+#: domain. Live writers renew every third of it, so it does not bound commit time.
+DEFAULT_LOCK_TTL = 15.0
+#: Default time a writer waits for a lease held by another live writer.
+DEFAULT_LOCK_WAIT = 60.0
+#: Leases shorter than this are not renewed: sub-second TTLs exist to model a
+#: stalled writer in tests, and renewing them would cost a write every few ms.
+MIN_RENEWED_TTL = 1.0
 
 
 def new_holder_id() -> str:
@@ -88,6 +104,8 @@ class Lease:
     #: True when the lock was found exactly as this holder last left it, so no
     #: other writer can have published since this holder's previous commit.
     uncontended: bool = False
+    #: Set when a renewal found the lock taken over: the lease may not publish.
+    lost: bool = False
 
 
 class LeaseLock:
@@ -98,8 +116,8 @@ class LeaseLock:
         store: ObjectStore,
         key: str,
         *,
-        ttl: float = 15.0,
-        wait_timeout: float = 30.0,
+        ttl: float = DEFAULT_LOCK_TTL,
+        wait_timeout: float = DEFAULT_LOCK_WAIT,
         holder: str | None = None,
         published_token: Callable[[], int] | None = None,
     ) -> None:
@@ -112,6 +130,8 @@ class LeaseLock:
         # whose token the head already carries has done its commit.
         self.published_token = published_token
         self._last: tuple[LockRecord, str] | None = None
+        # Serialises a renewal (keeper thread) with check and release (commit thread).
+        self._renewing = threading.Lock()
 
     def read(self) -> tuple[LockRecord, str] | None:
         """The current lock record and its version, or None if never taken."""
@@ -180,6 +200,11 @@ class LeaseLock:
         writer may take it over, so the read is skipped unless ``force``: this
         assumes clocks agree to within that margin (see ADR 002).
         """
+        if lease.lost:
+            raise FencedError(
+                f"lock {self.key} was taken over while held (token {lease.token}); "
+                "this writer may not publish"
+            )
         remaining = lease.expires_at - time.time()
         if not force and remaining > max(self.ttl / 2, 1.0):
             return
@@ -199,13 +224,67 @@ class LeaseLock:
         """End a lease. After a publish nothing is written: the head's token ends it.
 
         Otherwise mark the lock released, keeping its token; a no-op if someone
-        already took over.
+        already took over. Best effort: if storage fails, the lease simply runs out
+        (as after a crash), and the error that ended the commit is not masked.
         """
         if published:
             return
         record = LockRecord(lease.holder, lease.token, time.time(), 0.0, released=True)
-        try:
-            version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
+        with self._renewing:
+            try:
+                version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
+                self._last = (record, version)
+            except StorageError:  # incl. a lost CAS or a vanished lock
+                self._last = None
+
+    def renew(self, lease: Lease) -> bool:
+        """Push ``lease``'s expiry to now + TTL; False (and ``lease.lost``) if it was taken.
+
+        A compare-and-swap from the version this holder last wrote, so it can never
+        extend a lease another writer has taken over. Other storage errors propagate
+        and leave the lease as it was (the keeper tries again).
+        """
+        with self._renewing:
+            if lease.lost:
+                return False
+            now = time.time()
+            record = LockRecord(lease.holder, lease.token, lease.acquired_at, now + self.ttl)
+            try:
+                version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
+            except (PreconditionFailedError, ObjectNotFoundError):
+                lease.lost = True
+                self._last = None
+                return False
+            lease.version = version
+            lease.expires_at = record.expires_at
             self._last = (record, version)
-        except (PreconditionFailedError, ObjectNotFoundError):
-            self._last = None
+            return True
+
+    @contextmanager
+    def kept_alive(self, lease: Lease) -> Iterator[Lease]:
+        """Renew ``lease`` every third of the TTL in a keeper thread while the block runs.
+
+        A writer that stalls as a whole (its process paused, or storage unreachable)
+        stops renewing too, so its lease still expires and the next writer fences it.
+        """
+        if self.ttl < MIN_RENEWED_TTL:
+            yield lease
+            return
+        stop = threading.Event()
+        interval = self.ttl / 3
+
+        def keep() -> None:
+            while not stop.wait(interval):
+                try:
+                    if not self.renew(lease):
+                        return
+                except StorageError:
+                    continue  # transient: the next beat tries again before expiry
+
+        keeper = threading.Thread(target=keep, name=f"lease-keeper {self.key}", daemon=True)
+        keeper.start()
+        try:
+            yield lease
+        finally:
+            stop.set()
+            keeper.join()

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 from arco.catalog import tableset
 from arco.catalog.catalog import Catalog
 from arco.catalog.domain import Change, DomainStore, Snapshot
+from arco.catalog.lock import DEFAULT_LOCK_TTL
 from arco.catalog.manifest import FileEntry
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import TableDef
@@ -37,6 +38,8 @@ from arco.core.errors import InvalidArgumentError
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 
+#: How long a search writer waits for another one's lease (a rebuild is long).
+SEARCH_LOCK_WAIT = 360.0
 BUCKETS = 64
 DOC_BUCKETS = 16
 MAX_PREFIX = 24
@@ -537,11 +540,11 @@ class SearchIndex:
         *,
         catalog: Catalog | None = None,
         max_staleness: float = 0.0,
-        lock_ttl: float = 300.0,
+        lock_ttl: float = DEFAULT_LOCK_TTL,
     ) -> None:
         self.catalog = catalog or Catalog(store, scope)
-        # A full rebuild of a large catalog is one long commit: the lease must
-        # outlive it (a crashed indexer only delays the next one by the TTL).
+        # A full rebuild of a large catalog is one long commit; its lease is renewed
+        # while it runs (a crashed indexer only delays the next one by the TTL).
         self.domain: DomainStore[SearchState] = DomainStore(
             store,
             scope,
@@ -549,7 +552,8 @@ class SearchIndex:
             SearchState,
             max_staleness=max_staleness,
             lock_ttl=lock_ttl,
-            lock_wait=lock_ttl + 60,
+            # A rebuild of a large catalog can hold the lease for minutes.
+            lock_wait=SEARCH_LOCK_WAIT,
         )
         self._buckets: OrderedDict[tuple[int, str], _Bucket] = OrderedDict()
         self._registry = _Registry()

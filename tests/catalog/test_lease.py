@@ -1,0 +1,187 @@
+"""Lease defaults and renewal: a dead writer costs one short TTL, a live one is never fenced."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from arco.catalog import Catalog, Change, Snapshot
+from arco.catalog.compactor import Compactor
+from arco.catalog.lock import DEFAULT_LOCK_TTL, LeaseLock
+from arco.catalog.search import SearchIndex
+from arco.catalog.verify import verify
+from arco.core import Keys, Scope
+from arco.core.errors import FencedError
+from arco.core.ids import new_ulid, utc_now
+from arco.core.storage import FaultInjectingStore, open_store
+
+SCOPE = Scope("default", "default")
+KEYS = Keys(SCOPE)
+
+
+def namespace_change(name: str) -> Change:
+    """A hand-built change that adds a namespace (for driving DomainStore directly)."""
+    now = utc_now()
+    change = Change(operation={"ops": [{"op": "create_namespace", "name": name}]})
+    change.upsert(
+        "namespaces",
+        {
+            "id": new_ulid(),
+            "name": name,
+            "description": None,
+            "properties": [],
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    return change
+
+
+def test_every_domain_writer_defaults_to_the_documented_short_lease() -> None:
+    store = open_store("memory://")
+    catalog = Catalog(store, SCOPE)
+    writers = {
+        "catalog": catalog.domain,
+        "executions": Compactor(store, SCOPE).domain_store("executions"),
+        "search": SearchIndex(store, SCOPE, catalog=catalog).domain,
+        "lineage": Compactor(store, SCOPE).domain_store("lineage"),
+    }
+    assert DEFAULT_LOCK_TTL == 15.0
+    for name, domain in writers.items():
+        assert domain.lock.ttl == DEFAULT_LOCK_TTL, name
+    # The docs state the same number.
+    root = Path(__file__).resolve().parents[2]
+    concepts = (root / "docs" / "concepts.md").read_text()
+    adr = next((root / "docs" / "adr").glob("002-*.md")).read_text()
+    assert "TTL 15 s" in concepts
+    assert "15 s" in adr
+    assert "300 s" not in concepts
+
+
+def test_a_catalog_writes_its_lease_with_the_default_ttl() -> None:
+    store = open_store("memory://")
+    Catalog(store, SCOPE).create_namespace("ns")
+    record = LeaseLock(store, KEYS.lock("catalog")).read()
+    assert record is not None
+    assert record[0].expires_at - record[0].acquired_at == pytest.approx(DEFAULT_LOCK_TTL)
+
+
+_DEAD_WRITER = """
+import os, sys
+from arco.catalog import Catalog
+from arco.core import Scope
+
+catalog = Catalog(sys.argv[1], Scope("default", "default"))
+catalog.create_namespace("first")
+
+def die(snapshot):
+    print("holding", flush=True)
+    os._exit(3)  # the process dies holding the lease, its keeper thread with it
+
+catalog.domain.commit(die)
+"""
+
+
+def test_a_dead_writer_blocks_the_next_one_for_at_most_the_default_ttl(tmp_path: Path) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    dead = subprocess.run(
+        [sys.executable, "-c", _DEAD_WRITER, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert dead.returncode == 3, dead.stderr
+    assert "holding" in dead.stdout
+    died_at = time.time()
+    Catalog(url, SCOPE).create_namespace("second")
+    waited = time.time() - died_at
+    assert waited <= DEFAULT_LOCK_TTL + 3, waited
+    names = [n.name for n in Catalog(url, SCOPE).list_namespaces().items]
+    assert names == ["first", "second"]
+
+
+def test_a_live_commit_longer_than_its_lease_is_renewed_not_fenced() -> None:
+    store = open_store("memory://")
+    slow = Catalog(store, SCOPE, lock_ttl=1.2)
+    slow.create_namespace("ns")
+    other = Catalog(store, SCOPE, lock_ttl=1.2, lock_wait=30)
+    started = threading.Event()
+    finished: list[float] = []
+    errors: list[BaseException] = []
+
+    def work(snap: Snapshot[Any]) -> Change:
+        started.set()
+        time.sleep(4.0)  # more than three TTLs of real work
+        return namespace_change("slow")
+
+    def contender() -> None:
+        started.wait(10)
+        try:
+            other.create_namespace("other")
+            finished.append(time.monotonic())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=contender)
+    thread.start()
+    t0 = time.monotonic()
+    result = slow.domain.commit(work)
+    done = time.monotonic()
+    thread.join(30)
+    assert result.committed
+    assert not errors
+    # The contender waited for the live lease instead of taking it over.
+    assert finished
+    assert finished[0] >= done - 0.05
+    assert done - t0 >= 4.0
+    catalog = Catalog(store, SCOPE)
+    assert [n.name for n in catalog.list_namespaces().items] == ["ns", "other", "slow"]
+    assert catalog.version == 3
+    assert verify(store, SCOPE).ok
+
+
+def test_a_writer_that_cannot_renew_is_fenced_when_its_lease_runs_out() -> None:
+    inner = open_store("memory://")
+    store = FaultInjectingStore(inner)
+    slow = Catalog(store, SCOPE, lock_ttl=1.2)
+    slow.create_namespace("ns")
+    fast = Catalog(inner, SCOPE, lock_ttl=1.2)
+    lock_key = KEYS.lock("catalog")
+
+    def work(snap: Snapshot[Any]) -> Change:
+        # From here on the slow writer cannot reach the lock (a partition, a stall).
+        store.arm("fail", op="put", key_glob=lock_key, times=1000)
+        time.sleep(2.0)
+        fast.create_namespace("fast")  # takes the expired lease and publishes
+        return namespace_change("slow")
+
+    with pytest.raises(FencedError):
+        slow.domain.commit(work)
+    catalog = Catalog(inner, SCOPE)
+    assert [n.name for n in catalog.list_namespaces().items] == ["fast", "ns"]
+    assert verify(inner, SCOPE).ok
+
+
+def test_renewal_never_extends_a_lease_another_writer_took() -> None:
+    store = open_store("memory://")
+    key = KEYS.lock("catalog")
+    first = LeaseLock(store, key, ttl=0.3, holder="first")
+    second = LeaseLock(store, key, ttl=5, wait_timeout=5, holder="second")
+    lease1 = first.acquire()
+    lease2 = second.acquire()  # after lease1 expired
+    assert not first.renew(lease1)
+    assert lease1.lost
+    with pytest.raises(FencedError):
+        first.check(lease1)
+    record = second.read()
+    assert record is not None
+    assert (record[0].holder, record[0].token) == ("second", lease2.token)
+    assert second.renew(lease2)
+    second.check(lease2, force=True)
