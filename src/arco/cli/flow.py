@@ -230,7 +230,15 @@ def _runs_state(ctx: typer.Context) -> Any:
 
 @runs_app.command("list")
 def runs_list(
-    ctx: typer.Context, limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    include_external: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Also list external runs reported through OpenLineage (dbt, Airflow, Spark...).",
+        ),
+    ] = False,
 ) -> None:
     """Runs, newest first, with their state."""
     _, snap = _runs_state(ctx)
@@ -238,6 +246,7 @@ def runs_list(
     out = [
         {
             "run_id": r["run_id"],
+            "source": "arco",
             "state": r["state"],
             "selection": r["selection"],
             "parent_run_id": r["parent_run_id"],
@@ -246,21 +255,50 @@ def runs_list(
         }
         for r in rows
     ]
+    if include_external:
+        out = sorted(out + _external_runs(ctx), key=lambda r: r["created_at"] or "", reverse=True)[
+            :limit
+        ]
     if settings(ctx).json:
         emit_json(out)
         return
     from rich.table import Table
 
     table = Table("run", "state", "selection", "created", "finished")
+    if include_external:
+        table.add_column("source")
     for r in out:
-        table.add_row(
+        cells = [
             r["run_id"],
             r["state"],
             r["selection"] or "",
             r["created_at"] or "",
             r["finished_at"] or "",
-        )
+        ]
+        table.add_row(*cells, *([r["source"]] if include_external else []))
     console().print(table)
+
+
+def _external_runs(ctx: typer.Context) -> list[dict[str, Any]]:
+    """OpenLineage runs (folded into the lineage domain) in the shape of ``runs list``."""
+    from arco.catalog.compactor import Compactor, tier2_store
+
+    opts = settings(ctx)
+    Compactor(opts.store(), opts.scope()).compact("lineage")
+    snap = tier2_store(opts.store(), opts.scope(), "lineage").read()
+    return [
+        {
+            "run_id": r["run_id"],
+            "source": "openlineage",
+            "state": r["state"],
+            "selection": f"{r['job_namespace']}/{r['job_name']}",
+            "parent_run_id": r["parent_run_id"],
+            "created_at": r["started_at"].isoformat() if r["started_at"] else None,
+            "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
+            "error": r["error_message"],
+        }
+        for r in snap.state.rows("external_runs")
+    ]
 
 
 @runs_app.command("show")

@@ -125,11 +125,24 @@ def show(
             "--format", "-f", help="Output format (default text, or json with the global --json)."
         ),
     ] = None,
+    column: Annotated[
+        str | None,
+        typer.Option(
+            "--column",
+            "-c",
+            metavar="C",
+            help="Follow column C of table NODE through column edges (upstream unless "
+            "--downstream).",
+        ),
+    ] = None,
 ) -> None:
     """Walk the lineage graph from NODE, both ways unless --upstream or --downstream."""
     from arco.catalog.lineage import render
 
     cfg = settings(ctx)
+    if column is not None:
+        _show_column(cfg, node, column, upstream, downstream, depth, fmt)
+        return
     if upstream and downstream:
         raise CliUsageError("give --upstream or --downstream, not both (neither means both)")
     if cfg.json and fmt not in (None, Format.json):
@@ -141,3 +154,27 @@ def show(
         output.emit_json(traversal.to_dict())
     else:
         output.say(render(traversal, chosen.value))
+
+
+def _show_column(
+    cfg: Settings,
+    node: str,
+    column: str,
+    upstream: bool,
+    downstream: bool,
+    depth: int,
+    fmt: Format | None,
+) -> None:
+    """``show --column``: a walk over column edges (upstream by default: where C comes from)."""
+    from arco.catalog.lineage import ColumnLineage, render_columns
+
+    if upstream and downstream:
+        raise CliUsageError("give --upstream or --downstream, not both")
+    if fmt not in (None, Format.text, Format.json):
+        raise CliUsageError("--column supports --format text or json")
+    direction: Direction = "downstream" if downstream else "upstream"
+    traversal = ColumnLineage(_graph(cfg)).traverse(node, column, direction=direction, depth=depth)
+    if cfg.json or fmt is Format.json:
+        output.emit_json(traversal.to_dict())
+    else:
+        output.say(render_columns(traversal))
