@@ -19,6 +19,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "arco.core": ("arco.core",),
     "arco.catalog": ("arco.core", "arco.catalog"),
     "arco.flow": ("arco.core", "arco.catalog", "arco.flow"),
+    # The Iceberg REST catalog: below the API server, which mounts it (ADR 012).
+    "arco.iceberg": ("arco.core", "arco.catalog", "arco.iceberg"),
 }
 
 

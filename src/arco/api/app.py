@@ -142,6 +142,21 @@ class _Envelope:
             self.latency.labels(path).observe(time.perf_counter() - start)
 
 
+def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
+    """The Iceberg REST catalog (ADR 013), sharing this server's auth, catalogs and store."""
+    from arco.iceberg.routes import IcebergHooks, create_iceberg_app
+
+    return create_iceberg_app(
+        IcebergHooks(
+            authenticate=app.state.verifier.verify,
+            catalog_for=lambda scope: app.state.services.get(scope).catalog,
+            store=app.state.store,
+            store_url=settings.store_url,
+            rate_limit=app.state.limiter.take,
+        )
+    )
+
+
 def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
     """Build the Arco API for ``settings`` (defaults from the environment)."""
     settings = settings or Settings.from_env()
@@ -216,6 +231,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.include_router(flow_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(browser_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(blob_router)
+    app.mount("/iceberg", _iceberg_app(app, settings))
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

@@ -417,6 +417,10 @@ class _Txn:
         self.ops.append({"op": "drop_table", "name": f"{row['namespace']}.{row['name']}"})
 
 
+#: The working copy a :meth:`Catalog.write` function mutates.
+CatalogTxn = _Txn
+
+
 @dataclass
 class Transaction:
     """Operations queued to be committed together, atomically, as one version."""
@@ -551,6 +555,24 @@ class Catalog:
             return change
 
         return self.domain.commit(mutate).result
+
+    def write(
+        self,
+        request: dict[str, Any],
+        fn: Callable[[CatalogTxn], Any],
+        *,
+        idempotency_key: str | None = None,
+        decode: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """Run ``fn`` on a working copy of the latest state; commit what it did as one version.
+
+        For operations built outside this module (the Iceberg REST catalog): ``fn``
+        may run more than once (after a lost race) and records what it changed with
+        ``CatalogTxn.upsert``/``delete`` and one ``ops`` entry. ``request`` identifies
+        the operation for ``idempotency_key`` (same key, other request: ConflictError);
+        a replay returns ``decode`` of the stored result.
+        """
+        return self._write(request, idempotency_key, fn, decode)
 
     @staticmethod
     def _replay(
@@ -936,4 +958,5 @@ def table_from_dict(raw: dict[str, Any]) -> Table:
         created_at=datetime.fromisoformat(raw["created_at"]),
         updated_at=datetime.fromisoformat(raw["updated_at"]),
         schema_version=raw.get("schema_version", 1),
+        metadata_location=raw.get("metadata_location"),
     )

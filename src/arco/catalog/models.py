@@ -92,6 +92,8 @@ class Table:
     created_at: datetime
     updated_at: datetime
     schema_version: int = 1
+    #: An Iceberg table's current metadata file (``format == "iceberg"``), else None.
+    metadata_location: str | None = None
 
     @property
     def qualified_name(self) -> str:
@@ -119,6 +121,7 @@ class Table:
             "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
             "schema_version": self.schema_version,
+            "metadata_location": self.metadata_location,
         }
 
 

@@ -61,6 +61,8 @@ TABLES = TableDef(
             pa.field("columns", pa.list_(pa.field("item", COLUMN_STRUCT, nullable=False))),
             pa.field("created_at", _TS, nullable=False),
             pa.field("updated_at", _TS, nullable=False),
+            # Iceberg tables: the current metadata file (added later, so nullable).
+            pa.field("metadata_location", pa.string()),
         ]
     ),
     ("id",),
@@ -202,6 +204,7 @@ class CatalogState:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             schema_version=row["schema_version"],
+            metadata_location=row.get("metadata_location"),
         )
 
     def tables_in(self, namespace: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from arco.core.errors import InvalidNameError
-from arco.core.scope import Scope, validate_key_part
+from arco.core.scope import Scope, validate_dotted, validate_identifier, validate_key_part
 
 DOMAINS_BUILTIN = ("catalog", "lineage", "search", "executions")
 _DOMAIN_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -140,6 +140,17 @@ class Keys:
     def run_queued(self, run_id: str) -> str:
         """Marker of an unfinished run: removed once the run is terminal."""
         return f"{self.run_queue_prefix()}{validate_ulid(run_id)}.json"
+
+    def warehouse_prefix(self) -> str:
+        """Prefix of the scope's table data: Iceberg table folders live under it."""
+        return f"{self.root}warehouse/"
+
+    def iceberg_table_prefix(self, namespace: str, table: str, table_id: str) -> str:
+        """The default folder of an Iceberg table (its id keeps re-created names apart)."""
+        return (
+            f"{self.warehouse_prefix()}{validate_dotted('namespace', namespace)}/"
+            f"{validate_identifier('table name', table)}-{validate_ulid(table_id).lower()}/"
+        )
 
     def is_within(self, key: str) -> bool:
         """True when ``key`` lies under this scope's prefix."""
