@@ -39,6 +39,7 @@ from arco.core.errors import ArcoError, ObjectNotFoundError
 from arco.core.storage import HmacSigner, ObjectStore, open_store
 from arco.core.storage.signing import url_signing_secret
 from arco.web import install as install_web_ui
+from arco.openlineage.emit import register_metrics as register_openlineage_metrics
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -193,6 +194,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     problems.install(app)
     # Added before ``envelope`` so it runs inside it (request id, metrics).
     app.add_middleware(_StreamedBodyLimit, limit=settings.max_body_bytes)
+    register_openlineage_metrics(registry)
 
     app.add_middleware(
         _Envelope, max_body=settings.max_body_bytes, requests=requests_total, latency=latency

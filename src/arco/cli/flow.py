@@ -184,6 +184,9 @@ def _execute(
         if live is not None:
             live.update(render())
 
+    from arco.openlineage.emit import emitter_for_cli
+
+    lineage_out = emitter_for_cli(opts.scope(), defs)
     runner = make_executor(executor, dask_address=dask_address)
     try:
         scheduler = Scheduler(
@@ -194,6 +197,7 @@ def _execute(
             executor=runner,
             options=RunOptions(max_concurrency=max_concurrency, tag_concurrency=tag_limits or {}),
             on_change=on_change,
+            on_events=lineage_out[1] if lineage_out else None,
         )
         if live is not None:
             with live:
@@ -202,6 +206,9 @@ def _execute(
             result = scheduler.run(the_plan, parent_run_id=parent, reuse=reuse)
     finally:
         runner.close()
+        if lineage_out:
+            # Bounded: an endpoint that is down delays the exit, never the run's result.
+            lineage_out[0].close(timeout=lineage_out[0].close_timeout)
     if opts.json:
         emit_json(
             {

@@ -212,6 +212,7 @@ class Scheduler:
         executor: Executor | None = None,
         options: RunOptions | None = None,
         on_change: Callable[[str, TaskRun], None] | None = None,
+        on_events: Callable[[str, list[tuple[str, dict[str, Any]]]], None] | None = None,
     ) -> None:
         self.store = store
         self.scope = scope
@@ -222,6 +223,9 @@ class Scheduler:
         self.ledger = Ledger(store, scope)
         self.keys = Keys(scope)
         self.on_change = on_change
+        #: Sees every batch of a run's events once it is in the ledger (the OpenLineage
+        #: emitter); it must not block or raise.
+        self.on_events = on_events
         self._seq = 0
         self._live: _Live | None = None
         for a in defs.assets.values():
@@ -258,6 +262,8 @@ class Scheduler:
             self.ledger.append_batch("executions", batch[i : i + 5_000], source="scheduler")
         for i in range(0, len(lineage), 5_000):
             self.ledger.append_batch("lineage", lineage[i : i + 5_000], source="scheduler")
+        if self.on_events is not None:
+            self.on_events(run_id, events)
 
     def _task_event(self, run_id: str, tr: TaskRun, state: str) -> tuple[str, dict[str, Any]]:
         old = tr.state
