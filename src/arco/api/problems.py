@@ -13,31 +13,43 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from arco.api.auth import AuthenticationError, PermissionDeniedError
 from arco.api.ratelimit import RateLimitedError
 from arco.api.schemas import Problem
+from arco.catalog.sql import QueryTimeoutError, QueryTooLargeError
 from arco.core import errors as err
+from arco.flow.states import IllegalTransitionError
 
 log = logging.getLogger("arco.api")
 PROBLEM_BASE = "urn:arco:problem:"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 
-# Most specific first: the first class an exception is an instance of wins.
-_STATUS: list[tuple[type[BaseException], int]] = [
-    (AuthenticationError, 401),
-    (PermissionDeniedError, 403),
-    (RateLimitedError, 429),
-    (err.ObjectNotFoundError, 503),
-    (err.PreconditionFailedError, 503),
-    (err.NotFoundError, 404),
-    (err.AlreadyExistsError, 409),
-    (err.ConflictError, 409),
-    (err.FencedError, 409),
-    (err.CommitConflictError, 503),
-    (err.LockUnavailableError, 503),
-    (err.InvalidNameError, 400),
-    (err.InvalidArgumentError, 400),
-    (err.UnsupportedOperationError, 400),
-    (err.IntegrityError, 500),
-    (err.StorageError, 503),
-]
+# The status of each error class. An error takes the entry of the nearest class in
+# its MRO, so a subclass is never shadowed by a broader entry listed before it.
+STATUS: dict[type[BaseException], int] = {
+    err.ArcoError: 400,
+    AuthenticationError: 401,
+    PermissionDeniedError: 403,
+    RateLimitedError: 429,
+    err.NotFoundError: 404,
+    err.AlreadyExistsError: 409,
+    err.ConflictError: 409,
+    err.FencedError: 409,
+    err.CommitConflictError: 503,
+    err.LockUnavailableError: 503,
+    err.InvalidNameError: 400,
+    err.InvalidArgumentError: 400,
+    err.IntegrityError: 500,
+    err.StorageError: 503,
+    # A key the metadata names is missing or a conditional write lost: the store, not the
+    # request, is at fault (and a retry may succeed).
+    err.ObjectNotFoundError: 503,
+    err.PreconditionFailedError: 503,
+    err.UnsupportedOperationError: 400,
+    # A run or task asked to move where its state machine does not allow (cancel a
+    # finished run): the request conflicts with the current state.
+    IllegalTransitionError: 409,
+    QueryTooLargeError: 413,
+    # Not 408: that tells clients the request was sent too slowly and invites a retry.
+    QueryTimeoutError: 422,
+}
 _TITLES = {
     400: "Bad request",
     401: "Unauthenticated",
@@ -78,6 +90,9 @@ class PayloadTooLargeError(err.ArcoError):
     code = "payload-too-large"
 
 
+STATUS[PayloadTooLargeError] = 413
+
+
 def problem(
     status: int,
     code: str,
@@ -105,18 +120,12 @@ def problem(
 
 
 def status_for(exc: BaseException) -> int:
-    """The HTTP status an Arco error maps to."""
-    for cls, status in _STATUS:
-        if isinstance(exc, cls):
+    """The HTTP status an Arco error maps to: the entry of the nearest class in its MRO."""
+    for cls in type(exc).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
             return status
-    if isinstance(exc, PayloadTooLargeError):
-        return 413
-    code = getattr(exc, "code", "")
-    if code in ("query-too-large",):
-        return 413
-    if code in ("query-timeout",):
-        return 422
-    return 400
+    return 500
 
 
 def install(app: FastAPI) -> None:
@@ -159,6 +168,20 @@ def install(app: FastAPI) -> None:
         )
         headers = dict(exc.headers or {})
         return problem(exc.status_code, code, str(exc.detail), request=request, headers=headers)
+
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, exc: OSError) -> JSONResponse:
+        # A file-system or network failure outside the storage layer's translation:
+        # the service, not the request, is at fault.
+        log.error("I/O error on %s %s: %s", request.method, request.url.path, exc)
+        reason = exc.strerror or type(exc).__name__
+        return problem(
+            503,
+            err.StorageError.code,
+            f"storage is unavailable: {reason}",
+            request=request,
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

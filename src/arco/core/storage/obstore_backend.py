@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -208,6 +209,12 @@ class ObstoreStore(ObjectStore):
         return StorageError(f"{key}: {first}")
 
 
+def _os_error(exc: OSError, key: str) -> StorageError:
+    """A local file-system failure as the storage error every backend raises."""
+    reason = exc.strerror or type(exc).__name__
+    return StorageError(f"{key}: local store failed: {reason}")
+
+
 def _local_etag(st: os.stat_result) -> str:
     """obstore LocalStore's ETag for a file: ``"{inode:x}-{mtime_us:x}-{size:x}"``."""
     return f'"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}"'
@@ -225,19 +232,35 @@ class LocalFolderStore(ObstoreStore):
     def __init__(self, root: str, url: str, *, signer: Any = None) -> None:
         from obstore.store import LocalStore
 
-        os.makedirs(root, exist_ok=True)
         self.root = os.path.abspath(root)
         self._lock_dir = os.path.join(self.root, ".cas-locks")
-        os.makedirs(self._lock_dir, exist_ok=True)
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except OSError as exc:
+            raise _os_error(exc, root) from exc
+        # A read-only folder still serves reads: the lock folder is made on the first CAS.
+        with contextlib.suppress(OSError):
+            os.makedirs(self._lock_dir, exist_ok=True)
         super().__init__(LocalStore(self.root, mkdir=True), url, signer=signer)
 
     def put(self, key: str, data: bytes, mode: PutMode = "overwrite") -> str:
-        """Write an object; :class:`Match` runs under a cross-process file lock."""
+        """Write an object; :class:`Match` runs under a cross-process file lock.
+
+        File-system failures (read-only or full disk, permissions) raise
+        :class:`StorageError` like every other backend failure.
+        """
         if not isinstance(mode, Match):
             return super().put(key, data, mode)
+        try:
+            return self._put_match(key, data, mode)
+        except OSError as exc:
+            raise _os_error(exc, key) from exc
+
+    def _put_match(self, key: str, data: bytes, mode: Match) -> str:
         import fcntl
         import hashlib
 
+        os.makedirs(self._lock_dir, exist_ok=True)
         lock_path = os.path.join(self._lock_dir, hashlib.sha256(key.encode()).hexdigest())
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
