@@ -196,6 +196,13 @@ def test_openlineage_python_http_transport_runs_datasets_edges_columns(
         {"name": "amount", "type": "NUMERIC"},
     ]
 
+    cov = httpx.get(live_server.base_url + "/api/v1/lineage-coverage", headers=headers).json()
+    by_source = {c["source"]: c for c in cov["items"]}
+    # The parent run "etl" named no dataset; the two task runs did.
+    assert (by_source["openlineage"]["finished"], by_source["openlineage"]["with_io"]) == (3, 2)
+    assert by_source["arco"]["finished"] == 0
+    assert by_source["arco"]["share"] is None
+
     # Re-sent events change nothing: same run id + eventType + eventTime.
     client.emit(complete)
     again = _compact(live_server, headers)

@@ -251,3 +251,11 @@ def declare_column_edges(svc: Writer, body: dict[str, Any]) -> Any:
         except KeyError as exc:
             raise InvalidArgumentError(f"edges[{i}].{exc.args[0]}: field required") from exc
     return {"items": out}
+
+
+@router.get("/lineage-coverage", tags=["lineage"])
+def coverage(svc: Reader) -> Any:
+    """Share of finished runs (Arco's and OpenLineage's) with an input or output recorded."""
+    from arco.catalog.lineage import lineage_coverage
+
+    return {"items": [c.to_dict() for c in lineage_coverage(svc.catalog.store, svc.scope)]}

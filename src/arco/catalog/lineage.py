@@ -550,3 +550,60 @@ def render_columns(traversal: ColumnTraversal) -> str:
     if not traversal.nodes:
         lines.append("  (no column lineage within depth)")
     return "\n".join(lines)
+
+
+# ------------------------------------------------------------------ coverage
+_ARCO_FINISHED = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+_OL_FINISHED = frozenset({"COMPLETE", "FAIL", "ABORT"})
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Finished runs, and how many of them recorded at least one input or output."""
+
+    source: str
+    finished: int
+    with_io: int
+
+    @property
+    def share(self) -> float | None:
+        """``with_io / finished`` (None when nothing finished)."""
+        return self.with_io / self.finished if self.finished else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "source": self.source,
+            "finished": self.finished,
+            "with_io": self.with_io,
+            "share": self.share,
+        }
+
+
+def lineage_coverage(store: ObjectStore, scope: Scope) -> list[Coverage]:
+    """Lineage coverage of finished runs: Arco's own, external (OpenLineage), and all.
+
+    An Arco run counts as covered when it recorded a materialization or one of its
+    tasks started on an asset (the output the run attempted, which is what its
+    OpenLineage FAIL event reports); an external run when any of its events named
+    an input or an output dataset. Reads the compacted state only.
+    """
+    executions = tier2_store(store, scope, "executions")
+    snap = executions.read()
+    finished = {r["run_id"] for r in snap.state.rows("runs") if r["state"] in _ARCO_FINISHED}
+    with_io = {
+        r["run_id"]
+        for r in snap.state.rows("tasks")
+        if r["run_id"] in finished and r["asset"] and r["started_at"] is not None
+    }
+    if finished - with_io:
+        mats = executions.load_table(snap, "materializations").column("run_id").to_pylist()
+        with_io |= finished & set(mats)
+    arco = Coverage("arco", len(finished), len(with_io))
+    runs = tier2_store(store, scope, "lineage").read().state.rows("external_runs")
+    done = [r for r in runs if r["state"] in _OL_FINISHED]
+    external = Coverage(
+        "openlineage", len(done), sum(1 for r in done if r["inputs"] or r["outputs"])
+    )
+    total = Coverage("all", arco.finished + external.finished, arco.with_io + external.with_io)
+    return [arco, external, total]
