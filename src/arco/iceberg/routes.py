@@ -153,6 +153,9 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
         redoc_url=None,
     )
     io_config = client_io_config(hooks.store_url)
+    # No per-table config while no credentials are vended: DuckDB turns a table's
+    # s3.* config into a secret of its own, and one without keys hides the client's.
+    table_config: dict[str, str] = {}
     cache = MetadataCache()
     services: dict[Scope, IcebergCatalog] = {}
     lock = threading.Lock()
@@ -375,7 +378,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
                 stage=bool(body.get("stage-create")),
                 idempotency_key=idempotency_key,
             )
-            return _table_result(loaded.metadata_location, loaded.raw, io_config)
+            return _table_result(loaded.metadata_location, loaded.raw, table_config)
 
         return await handle(request, "writer", prefix, work, body=True)
 
@@ -392,7 +395,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
             loaded = svc.register_table(
                 _levels(namespace), body["name"], location, overwrite=bool(body.get("overwrite"))
             )
-            return _table_result(loaded.metadata_location, loaded.raw, io_config)
+            return _table_result(loaded.metadata_location, loaded.raw, table_config)
 
         return await handle(request, "writer", prefix, work, body=True)
 
@@ -402,7 +405,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
 
         def work(svc: IcebergCatalog, _: Any) -> Response:
             loaded = svc.load_table(_levels(namespace), table)
-            return _table_result(loaded.metadata_location, loaded.raw, io_config)
+            return _table_result(loaded.metadata_location, loaded.raw, table_config)
 
         return await handle(request, "reader", prefix, work)
 
@@ -426,7 +429,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
 
             change = table_changes(body, (tuple(_levels(namespace)), table))
             (loaded,) = svc.commit([change], idempotency_key)
-            return _table_result(loaded.metadata_location, loaded.raw, io_config)
+            return _table_result(loaded.metadata_location, loaded.raw, table_config)
 
         return await handle(request, "writer", prefix, work, body=True)
 
