@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,24 @@ def test_timeout(store: str) -> None:
         "SELECT count(*) FROM range(1000000000) a, range(1000) b WHERE (a.range + b.range) % 7 = 3"
     )
     user_error(cli(store, "sql", slow, "--timeout", "0.3"), "ran longer")
+
+
+@pytest.mark.parametrize(
+    ("sql", "contains"),
+    [
+        # One value of 2-4 GB computed in one step: DuckDB's memory_limit does not see it.
+        ("SELECT len(generate_series(1, 500000000))", "memory budget"),
+        ("SELECT length(repeat('x', 2000000000))", "memory budget"),
+        # One uninterruptible step of ~8 s: stopped at the deadline, not after it.
+        ("SELECT length(regexp_replace(repeat('ab', 10000000), 'a', 'b', 'g'))", "time limit"),
+    ],
+)
+def test_a_query_over_the_engine_limits_is_a_one_line_error(
+    store: str, sql: str, contains: str
+) -> None:
+    started = time.monotonic()
+    line = user_error(cli(store, "sql", sql, "--timeout", "2"), contains)
+    assert time.monotonic() - started < 2 + 3, line
 
 
 def test_tenants_are_isolated(store: str) -> None:
