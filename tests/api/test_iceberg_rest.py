@@ -11,6 +11,7 @@ import json
 import multiprocessing
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,10 @@ from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 
 from arco.catalog import Catalog
+from arco.catalog.gc import collect_garbage
+from arco.catalog.retention import RetentionPolicy
 from arco.catalog.sql import SystemTables
+from arco.catalog.verify import verify
 from arco.core.errors import NotFoundError
 from arco.core.scope import Scope
 from arco.core.storage import open_store
@@ -422,3 +426,47 @@ def test_metrics_reports_are_accepted(server: LiveServer) -> None:
         json.loads(_commit(server, f"namespaces/{ns}/tables/m/metrics", []).text)["error"]["code"]
         == 400
     )
+
+
+def test_verify_hashes_metadata_files_and_gc_collects_unnamed_ones(server: LiveServer) -> None:
+    tenant = "gcco"  # a scope of its own: this test expires its whole history
+    cat = rest_catalog(server, tenant=tenant)
+    ns = fresh_ns(cat)
+    table = cat.create_table(f"{ns}.t", schema=SCHEMA)
+    for start in (0, 10, 20):
+        table = cat.load_table(f"{ns}.t")
+        table.append(rows(start, 2))
+    current = Path(cat.load_table(f"{ns}.t").metadata_location.removeprefix("file://"))
+    folder = current.parent
+    written = sorted(folder.glob("*.metadata.json"))
+    assert len(written) == 4  # the create and three appends
+    store, scope = open_store(server.store_url), Scope(tenant, WORKSPACE)
+
+    report = verify(store, scope)
+    assert report.ok, report.problems
+    # A metadata file altered after its commit is found, by key.
+    victim, original = written[1], written[1].read_bytes()
+    assert b'"format-version":2' in original
+    victim.write_bytes(original.replace(b'"format-version":2', b'"format-version":1'))
+    found = [p for p in verify(store, scope).problems if p.key.endswith(victim.name)]
+    assert len(found) == 1
+    assert "SHA-256" in found[0].message
+    victim.write_bytes(original)
+    assert verify(store, scope).ok
+
+    # An orphan (a metadata file no commit published) goes; every named one stays.
+    orphan = folder / f"00009-{uuid.uuid4()}.metadata.json"
+    orphan.write_bytes(current.read_bytes())
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    gc = collect_garbage(store, scope, grace_seconds=60, now=later)
+    assert any(k.endswith(orphan.name) for k in gc.deleted)
+    assert sorted(folder.glob("*.metadata.json")) == written
+
+    # Once history keeps only the head, the superseded metadata files go too.
+    gc = collect_garbage(
+        store, scope, grace_seconds=60, now=later, retention=RetentionPolicy(keep_versions=1)
+    )
+    assert sorted(folder.glob("*.metadata.json")) == [current]
+    assert {Path(k).name for k in gc.deleted} >= {p.name for p in written[:-1]}
+    assert verify(store, scope).ok
+    assert cat.load_table(f"{ns}.t").scan().to_arrow().num_rows == 6

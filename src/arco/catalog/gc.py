@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from arco.catalog.compactor import Compactor, tier2_store
 from arco.catalog.events import InvalidEventError
+from arco.catalog.iceberg_files import metadata_gc_plan
 from arco.catalog.ledger import decode_object
 from arco.catalog.retention import ExpireReport, RetentionPolicy, expire_history
 from arco.catalog.verify import discover_domains, walk_chain
@@ -108,6 +109,10 @@ def collect_garbage(
             live.update(f.path for f in manifest.files)
         for prefix in (keys.snapshots_prefix(domain), keys.manifests_prefix(domain)):
             report.sweep(store, store.list(prefix), _keeping(live, cutoff))
+        if domain == "catalog":
+            retained = [m for _, m in walk.manifests if m.version >= oldest]
+            candidates, live_metadata = metadata_gc_plan(store, scope, retained)
+            report.sweep(store, candidates, _keeping(live_metadata, cutoff))
     report.deleted.sort()
     return report
 

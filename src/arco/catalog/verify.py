@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from arco.catalog.iceberg_files import check_metadata_files
 from arco.catalog.lock import LockRecord
 from arco.catalog.manifest import Manifest, Pointer
 from arco.catalog.retention import read_floor
@@ -200,6 +201,10 @@ def verify(store: ObjectStore, scope: Scope, domains: list[str] | None = None) -
                     report.problems.append(
                         Problem(entry.path, "SHA-256 does not match the manifest")
                     )
+        if domain == "catalog":
+            count, found = check_metadata_files(store, keys, [m for _, m in walk.manifests])
+            report.files_checked += count
+            report.problems.extend(Problem(key, message) for key, message in found)
         lock_key = keys.lock(domain)
         try:
             data, _ = store.get(lock_key)
