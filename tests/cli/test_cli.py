@@ -319,7 +319,7 @@ def test_bad_store_url_is_a_user_error(tmp_path: Path) -> None:
         ["log", "--limit", "0"],
         ["log", "--limit", "many"],
         ["gc", "--grace", "-1"],
-        ["namespace", "list", "--json"],  # global options go before the subcommand
+        ["namespace", "list", "--tenant", "x"],  # global options other than --json go first
     ],
 )
 def test_usage_errors_exit_2(store: str, args: list[str]) -> None:

@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -25,6 +25,7 @@ from arco import __version__
 from arco.api import problems
 from arco.api.auth import TokenVerifier
 from arco.api.blob import router as blob_router
+from arco.api.deps import as_of_version_guard
 from arco.api.ratelimit import RateLimiter
 from arco.api.routes_browser import router as browser_router
 from arco.api.routes_catalog import router as catalog_router
@@ -169,6 +170,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        # No route silently ignores ``as_of_version``: it reads that version or answers 400.
+        dependencies=[Depends(as_of_version_guard)],
     )
     app.state.settings = settings
     app.state.store = store or open_store(settings.store_url)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from arco.api.auth import AuthenticationError, PermissionDeniedError, Principal
 from arco.api.services import ScopeServices
 from arco.core.actor import set_actor
+from arco.core.errors import InvalidArgumentError
 
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")
 
@@ -60,6 +63,32 @@ def _role(role: str, rate: str | None = None):  # type: ignore[no-untyped-def]
         return services
 
     return check
+
+
+def _takes_query(dependant: Dependant, name: str) -> bool:
+    """True if the route (or one of its dependencies) declares query parameter ``name``."""
+    return any(p.alias == name for p in dependant.query_params) or any(
+        _takes_query(sub, name) for sub in dependant.dependencies
+    )
+
+
+async def as_of_version_guard(request: Request) -> None:
+    """Refuse ``as_of_version`` on a route that cannot read an earlier version (400).
+
+    Time travel is answered by the routes that declare the parameter (the catalog
+    reads, ``/query``); anywhere else the parameter would be silently ignored and
+    the caller would take the latest state for the version it asked for. Async,
+    so the check costs no thread-pool hop on every request.
+    """
+    if "as_of_version" not in request.query_params:
+        return
+    route = request.scope.get("route")
+    if isinstance(route, APIRoute) and _takes_query(route.dependant, "as_of_version"):
+        return
+    raise InvalidArgumentError(
+        f"as_of_version is not supported by {request.method} {request.url.path}: it "
+        "reads the latest state only (time travel applies to catalog reads and /query)"
+    )
 
 
 Reader = Annotated[ScopeServices, Depends(_role("reader"))]

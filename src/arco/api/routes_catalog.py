@@ -21,11 +21,27 @@ from arco.api.schemas import (
     TablePatch,
     TableRename,
 )
+from arco.api.services import ScopeServices
+from arco.catalog.catalog import CatalogView
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
 PageSize = Annotated[int, Query(ge=1, le=1000)]
 PageToken = Annotated[str | None, Query(max_length=2048)]
+AsOfVersion = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        description="Read the catalog as of this version (time travel); default: the latest.",
+    ),
+]
+
+
+def _view(svc: ScopeServices, as_of_version: int | None) -> CatalogView:
+    """The catalog at ``as_of_version`` (404 past the head, or once expired), else the latest."""
+    if as_of_version is None:
+        return svc.catalog.view()
+    return svc.catalog.at_version(as_of_version)
 
 
 def _col(c: ColumnIn) -> dict[str, Any]:
@@ -47,18 +63,21 @@ def list_namespaces(
     prefix: Annotated[str | None, Query(max_length=255)] = None,
     page_size: PageSize = 100,
     page_token: PageToken = None,
+    as_of_version: AsOfVersion = None,
 ) -> Any:
     """Namespaces sorted by name."""
-    page = svc.catalog.list_namespaces(prefix, page_size=page_size, page_token=page_token)
+    page = _view(svc, as_of_version).list_namespaces(
+        prefix, page_size=page_size, page_token=page_token
+    )
     return json_out(
         {"items": [n.to_dict() for n in page.items], "next_page_token": page.next_page_token}
     )
 
 
 @router.get("/namespaces/{namespace}", response_model=NamespaceOut)
-def get_namespace(namespace: str, svc: Reader) -> Any:
+def get_namespace(namespace: str, svc: Reader, as_of_version: AsOfVersion = None) -> Any:
     """One namespace."""
-    return json_out(svc.catalog.get_namespace(namespace).to_dict())
+    return json_out(_view(svc, as_of_version).get_namespace(namespace).to_dict())
 
 
 @router.patch("/namespaces/{namespace}", response_model=NamespaceOut)
@@ -115,9 +134,10 @@ def list_tables(
     prefix: Annotated[str | None, Query(max_length=255)] = None,
     page_size: PageSize = 100,
     page_token: PageToken = None,
+    as_of_version: AsOfVersion = None,
 ) -> Any:
     """Tables of a namespace sorted by name."""
-    page = svc.catalog.list_tables(
+    page = _view(svc, as_of_version).list_tables(
         namespace, prefix=prefix, page_size=page_size, page_token=page_token
     )
     return json_out(
@@ -126,18 +146,23 @@ def list_tables(
 
 
 @router.get("/tables", response_model=TablePage)
-def list_all_tables(svc: Reader, page_size: PageSize = 100, page_token: PageToken = None) -> Any:
+def list_all_tables(
+    svc: Reader,
+    page_size: PageSize = 100,
+    page_token: PageToken = None,
+    as_of_version: AsOfVersion = None,
+) -> Any:
     """Every table of the workspace sorted by (namespace, name)."""
-    page = svc.catalog.list_tables(None, page_size=page_size, page_token=page_token)
+    page = _view(svc, as_of_version).list_tables(None, page_size=page_size, page_token=page_token)
     return json_out(
         {"items": [t.to_dict() for t in page.items], "next_page_token": page.next_page_token}
     )
 
 
 @router.get("/namespaces/{namespace}/tables/{name}", response_model=TableOut)
-def get_table(namespace: str, name: str, svc: Reader) -> Any:
+def get_table(namespace: str, name: str, svc: Reader, as_of_version: AsOfVersion = None) -> Any:
     """One table with its columns."""
-    return json_out(svc.catalog.get_table(namespace, name).to_dict())
+    return json_out(_view(svc, as_of_version).get_table(namespace, name).to_dict())
 
 
 @router.patch("/namespaces/{namespace}/tables/{name}", response_model=TableOut)

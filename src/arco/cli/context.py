@@ -6,6 +6,7 @@ so the catalog (and pyarrow with it) is only loaded by commands that need it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -84,13 +85,66 @@ def fail(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+#: Commands that print no JSON (servers that run until stopped): they take no
+#: ``--json`` of their own and refuse the global one.
+NO_JSON_COMMANDS = frozenset({"serve", "dev"})
+
+JSON_HELP = "Print machine-readable JSON (the same as the global arco --json)."
+
+
+def _json_flag(ctx: Any, _param: Any, value: Any) -> Any:
+    if value:
+        obj = ctx.find_object(Settings)
+        if obj is not None:
+            obj.json = True
+    return value
+
+
+def _opts(param: Any) -> list[str]:
+    return list(getattr(param, "opts", ()))
+
+
+def add_json_options(group: Any, proto: Any) -> None:
+    """Give every command under ``group`` a ``--json`` that works after the command name.
+
+    ``arco table list NS --json`` then means ``arco --json table list NS``. Each
+    option is a copy of the root's ``--json`` (``proto``) that sets the global
+    flag instead of passing a value, added to the command tree once, so a new
+    command gets it too and no command declares its own.
+    """
+    for name, command in getattr(group, "commands", {}).items():
+        if hasattr(command, "commands"):
+            add_json_options(command, proto)
+            continue
+        if name in NO_JSON_COMMANDS or any("--json" in _opts(p) for p in command.params):
+            continue
+        option = copy.copy(proto)
+        option.expose_value = False
+        option.callback = _json_flag
+        option.help = JSON_HELP
+        command.params.append(option)
+
+
+def refuse_json(ctx: typer.Context, command: str) -> None:
+    """Raise a usage error if the global ``--json`` was given to a command that prints no JSON."""
+    if settings(ctx).json:
+        raise CliUsageError(f"arco {command} prints no JSON; drop --json")
+
+
 class ArcoGroup(TyperGroup):
     """Root command group that turns user errors into one ``error:`` line.
 
     :class:`~arco.core.errors.ArcoError`, validation ``ValueError`` and ``OSError``
     (unreadable or unwritable local store) exit with 1,
     :class:`CliUsageError` with 2; Click's own usage errors keep their default (2).
+    It also gives every subcommand its own ``--json`` (:func:`add_json_options`).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        proto = next((p for p in self.params if "--json" in _opts(p)), None)
+        if proto is not None:
+            add_json_options(self, proto)
 
     def invoke(self, ctx: Any) -> Any:
         """Run the command, mapping user errors to exit codes without a traceback."""

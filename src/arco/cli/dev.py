@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from arco.cli import STARTED
-from arco.cli.context import settings
+from arco.cli.context import refuse_json, settings
 from arco.cli.output import say
 
 
@@ -50,6 +50,7 @@ def dev(
     from arco.catalog.search import SearchIndex
 
     started = time.monotonic()
+    refuse_json(ctx, "dev")
     opts = settings(ctx)
     cwd = Path.cwd()
     scaffolded = False

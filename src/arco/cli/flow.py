@@ -369,7 +369,9 @@ def runs_cancel(ctx: typer.Context, run_id: str) -> None:
 
     opts = settings(ctx)
     state = request_cancel(opts.store(), opts.scope(), validate_ulid(run_id))
-    if state == "CANCELLED":
+    if opts.json:
+        emit_json({"run_id": run_id, "state": state, "cancelled": state == "CANCELLED"})
+    elif state == "CANCELLED":
         say(f"run {run_id} cancelled before it started")
     else:
         say(f"cancellation requested for run {run_id}")
@@ -402,7 +404,10 @@ def runs_rerun(
         else set(parent_tasks)
     )
     if not keep:
-        say(f"run {run_id} has nothing to re-run")
+        if settings(ctx).json:
+            emit_json({"run_id": None, "parent_run_id": run_id, "state": None, "tasks": {}})
+        else:
+            say(f"run {run_id} has nothing to re-run")
         return
     the_plan = rerun_plan(
         defs,
@@ -511,9 +516,11 @@ def worker_cmd(
                 say(f"run {run_id} {results.get(run_id) or 'handed over'}")
         failed = any(state != "SUCCEEDED" for state in results.values())
         raise typer.Exit(1 if failed else 0)
-    say(
+    # A status line, not a result: on stderr under --json so stdout stays JSON-only.
+    typer.echo(
         f"run worker polling {opts.tenant}/{opts.workspace} every {poll_interval:g}s, "
-        f"up to {runs} run{'s' if runs != 1 else ''} at once"
+        f"up to {runs} run{'s' if runs != 1 else ''} at once",
+        err=opts.json,
     )
     stop = threading.Event()
     try:
@@ -523,12 +530,18 @@ def worker_cmd(
 
 
 def init_cmd(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Project (and folder) name.")],
 ) -> None:
     """Scaffold a project: a package with example assets, arco.toml and a test."""
     from arco.flow.project import scaffold
 
     files = scaffold(Path(name), name)
+    if settings(ctx).json:
+        emit_json(
+            {"project": name, "path": str(Path(name).resolve()), "files": list(map(str, files))}
+        )
+        return
     say(f"created {name}/ with {len(files)} files; next: cd {name} && arco run '*'")
 
 

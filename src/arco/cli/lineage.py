@@ -90,16 +90,11 @@ def remove(
 
 
 @app.command("list")
-def list_(
-    ctx: typer.Context,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print JSON (same as the global --json).")
-    ] = False,
-) -> None:
+def list_(ctx: typer.Context) -> None:
     """List every edge, declared or observed, sorted by source, target and type."""
     cfg = settings(ctx)
     edges = _graph(cfg).edges()
-    if cfg.json or as_json:
+    if cfg.json:
         output.emit_json([e.to_dict() for e in edges])
     else:
         output.edges_table(edges)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from arco.cli.context import CliUsageError, settings
+from arco.cli.context import CliUsageError, refuse_json, settings
 
 _TTL_RE = re.compile(r"^(\d+)([smhd]?)$")
 
@@ -42,6 +42,7 @@ def serve(
     """Serve the REST API (needs ARCO_JWT_SECRET or ARCO_JWKS)."""
     import uvicorn
 
+    refuse_json(ctx, "serve")
     opts = settings(ctx)
     os.environ["ARCO_STORE"] = store or opts.store_url
     # Through the environment: uvicorn builds the app (in each worker) from it.
@@ -92,4 +93,9 @@ def token(
         )
     except ValueError as exc:
         raise CliUsageError(str(exc)) from exc
-    typer.echo(value)
+    if opts.json:
+        from arco.cli.output import emit_json
+
+        emit_json({"token": value})
+    else:
+        typer.echo(value)
