@@ -97,7 +97,11 @@ async def post_lineage(request: Request, svc: Ingest) -> JSONResponse:
     body, size = await _body(request)
     events = as_events(body)
     config = _config(request)
-    envelopes = ingest(svc.ledger, events, config.mapper(svc.scope), raw_size=size)
+    mapper = svc.extras.get("openlineage_mapper")
+    if mapper is None or mapper.rules is not config.rules:
+        # Kept per scope: the mapper caches names, and events repeat the same datasets.
+        mapper = svc.extras["openlineage_mapper"] = config.mapper(svc.scope)
+    envelopes = ingest(svc.ledger, events, mapper, raw_size=size)
     if config.auto_register:
         from arco.openlineage.register import register_datasets
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
@@ -48,10 +49,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+@lru_cache(maxsize=65_536)
+def _dotted(value: str) -> str:
+    # The same few thousand dataset names recur in every event: validate each once.
+    return validate_dotted("lineage node", value)
+
+
 def _qualified(value: str | None) -> str | None:
     if value is None:
         return None
-    return validate_dotted("qualified name", value)
+    return _dotted(value)
 
 
 class OlColumn(_Model):
@@ -88,7 +95,7 @@ class OlColumnEdge(_Model):
     @field_validator("source", "target")
     @classmethod
     def _node(cls, value: str) -> str:
-        return validate_dotted("lineage node", value)
+        return _dotted(value)
 
 
 class OpenLineageEventV1(_Model):
@@ -196,7 +203,7 @@ def _node_or_none(value: str | None) -> str | None:
     if value is None:
         return None
     try:
-        return validate_dotted("lineage node", value)
+        return _dotted(value)
     except InvalidNameError:
         return None
 

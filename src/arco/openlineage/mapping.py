@@ -43,6 +43,7 @@ from arco.core.scope import Scope, validate_dotted
 _SPLIT = re.compile(r"[./]+")
 _BAD = re.compile(r"[^A-Za-z0-9_-]")
 MAX_RULES = 256
+_MISSING = object()
 
 
 def arco_namespace(scope: Scope) -> str:
@@ -78,9 +79,24 @@ class DatasetMapper:
 
     rules: tuple[MappingRule, ...] = ()
     own_namespaces: frozenset[str] = field(default_factory=frozenset)
+    #: Results by (namespace, name): events name the same datasets over and over.
+    _cache: dict[tuple[str, str], str | None] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def map(self, namespace: str, name: str) -> str | None:
         """The qualified name of a dataset, or None when it stays unmapped."""
+        key = (namespace, name)
+        found = self._cache.get(key, _MISSING)
+        if found is not _MISSING:
+            return found  # type: ignore[return-value]
+        result = self._map(namespace, name)
+        if len(self._cache) >= 65_536:
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+    def _map(self, namespace: str, name: str) -> str | None:
         if namespace in self.own_namespaces:
             try:
                 return validate_dotted("qualified name", name)
