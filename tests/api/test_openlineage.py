@@ -331,3 +331,72 @@ def test_dataset_and_job_events(client: TestClient, tokens: Tokens) -> None:
     ds = client.get("/api/v1/openlineage/datasets?unknown=true", headers=h).json()["items"]
     assert {d["qualified_name"] for d in ds} == {"raw.events.clicks", "curated.sessions"}
     assert client.get("/api/v1/openlineage/runs", headers=h).json()["items"] == []
+
+
+def test_mapping_rules_and_their_errors() -> None:
+    from arco.core import Scope
+    from arco.core.errors import InvalidArgumentError
+    from arco.openlineage.mapping import OpenLineageConfig
+
+    config = OpenLineageConfig.from_section(
+        {
+            "mapping": [
+                {"namespace": "duckdb://*", "strip": 1, "prefix": "dbt"},
+                {"namespace": "file://*", "ignore": True},
+            ]
+        }
+    )
+    m = config.mapper(Scope("acme", "main"))
+    assert m.map("duckdb:///x.duckdb", "shop.main.customers") == "dbt.main.customers"
+    assert m.map("file:///tmp", "a/b") is None
+    assert m.map("s3://bucket", "raw/events/clicks") == "raw.events.clicks"
+    assert m.map("s3://bucket", "2024 data/orders.v1") == "_2024_data.orders.v1"
+    assert m.map("pg", "orders") is None  # one segment: no namespace
+    assert m.map("pg", "../../etc/passwd") == "etc.passwd"  # separators are never kept
+    assert m.map("arco://acme/main", "sales.orders") == "sales.orders"
+    assert m.map("arco://acme/main", "not valid!") is None
+    for bad in (
+        {"mapping": [{"strip": -1}]},
+        {"mapping": [{"prefix": "a..b"}]},
+        {"mapping": [{"nope": 1}]},
+        {"unknown": 1},
+    ):
+        with pytest.raises(InvalidArgumentError):
+            OpenLineageConfig.from_section(bad)
+
+
+def test_auto_register_creates_tables_from_the_schema_facet(tmp_path: Any, tokens: Tokens) -> None:
+    from .conftest import in_process_client, make_app
+
+    config = tmp_path / "arco.toml"
+    config.write_text("[openlineage]\nauto_register = true\n[[openlineage.mapping]]\nstrip = 1\n")
+    facet = {
+        "_producer": PRODUCER,
+        "_schemaURL": PRODUCER,
+        "fields": [
+            {"name": "id", "type": "INTEGER"},
+            {"name": "name", "type": "VARCHAR"},
+            {"name": "geo", "type": "GEOGRAPHY"},
+            {"name": "bad name"},
+        ],
+    }
+    event = _raw_event(
+        eventType="COMPLETE",
+        outputs=[
+            {"namespace": "duckdb://x", "name": "shop.main.customers", "facets": {"schema": facet}}
+        ],
+    )
+    with in_process_client(make_app(openlineage_config=str(config))) as client:
+        h = tokens.headers()
+        assert client.post("/api/v1/lineage", json=event, headers=h).status_code == 201
+        table = client.get("/api/v1/namespaces/main/tables/customers", headers=h)
+        assert table.status_code == 200, table.text
+        cols = [(c["name"], c["type"], c["description"]) for c in table.json()["columns"]]
+        assert cols == [
+            ("id", "int32", None),
+            ("name", "string", None),
+            ("geo", "string", "reported type: GEOGRAPHY"),
+        ]
+        # The second time the table exists: nothing changes, still accepted.
+        again = client.post("/api/v1/lineage", json=event, headers=h)
+        assert again.status_code == 201

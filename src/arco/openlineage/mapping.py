@@ -141,7 +141,10 @@ def rules_from(raw: Any) -> tuple[MappingRule, ...]:
         if not isinstance(prefix, str):
             raise InvalidArgumentError(f"openlineage.mapping[{i}].prefix must be a string")
         if prefix:
-            validate_dotted("openlineage.mapping prefix", prefix)
+            try:
+                validate_dotted("prefix", prefix)
+            except InvalidNameError as exc:
+                raise InvalidArgumentError(f"openlineage.mapping[{i}].{exc}") from exc
         for glob in ("namespace", "name"):
             if not isinstance(item.get(glob, "*"), str):
                 raise InvalidArgumentError(f"openlineage.mapping[{i}].{glob} must be a string")
