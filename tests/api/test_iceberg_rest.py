@@ -33,12 +33,14 @@ from pyiceberg.partitioning import PartitionField, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.transforms import IdentityTransform
 from pyiceberg.types import DoubleType, LongType, NestedField, StringType
+from typer.testing import CliRunner
 
 from arco.catalog import Catalog
 from arco.catalog.gc import collect_garbage
 from arco.catalog.retention import RetentionPolicy
 from arco.catalog.sql import SystemTables
 from arco.catalog.verify import verify
+from arco.cli.main import app as cli_app
 from arco.core.errors import NotFoundError
 from arco.core.scope import Scope
 from arco.core.storage import open_store
@@ -152,6 +154,18 @@ def test_pyiceberg_round_trip_through_both_doors(server: LiveServer) -> None:
         "amount",
         "note",
     ]
+
+    shown = CliRunner().invoke(
+        cli_app,
+        [
+            *("--store", server.store_url, "--tenant", TENANT, "--workspace", WORKSPACE),
+            *("table", "show", f"{ns}.orders"),
+        ],
+        env={"ARCO_STORE": None, "ARCO_TENANT": None, "ARCO_WORKSPACE": None},
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "iceberg" in shown.stdout
+    assert seen.metadata_location.rsplit("/", 1)[1][:20] in shown.stdout.replace("\n", "")
 
     cat.rename_table(f"{ns}.orders", f"{ns}.emea.orders")
     assert cat.list_tables(f"{ns}.emea") == [(ns, "emea", "orders")]

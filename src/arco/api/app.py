@@ -145,7 +145,7 @@ class _Envelope:
 
 
 def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
-    """The Iceberg REST catalog (ADR 013), sharing this server's auth, catalogs and store."""
+    """The Iceberg REST catalog (ADR 014), sharing this server's auth, catalogs and store."""
     from arco.iceberg.routes import IcebergHooks, create_iceberg_app
 
     return create_iceberg_app(

@@ -154,6 +154,7 @@ def table_details(t: Table) -> None:
             ("id", t.id),
             ("format", t.format),
             ("location", t.location or "-"),
+            *([("metadata", t.metadata_location)] if t.metadata_location else []),
             ("description", t.description or "-"),
             ("schema version", t.schema_version),
             ("created", t.created_at),
