@@ -74,15 +74,17 @@ export async function api<T>(path: string, init: RequestInit & { json?: unknown 
   return (await response.json()) as T;
 }
 
-/** The token `arco dev` hands to loopback browsers, or null on any other server. */
-export async function devToken(): Promise<string | null> {
+/** Sign in automatically when the server runs `arco dev` on this machine. */
+export async function tryDevToken(): Promise<boolean> {
   try {
     const response = await fetch("/api/v1/dev/token");
-    if (!response.ok) return null;
+    if (!response.ok) return false;
     const body = (await response.json()) as { token?: string };
-    return body.token ?? null;
+    if (!body.token) return false;
+    setToken(body.token);
+    return true;
   } catch {
-    return null;
+    return false;
   }
 }
 

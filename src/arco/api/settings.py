@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from arco.core.config import absolute_store_url, resolve_store
 
 
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
     return float(raw) if raw else default
+
+
+def _store_url(overrides: dict[str, object]) -> str:
+    """The CLI's order: ``ARCO_STORE`` (relative to the working folder), else the nearest
+    arco.toml above the project folder (``ARCO_PROJECT_DIR``, else the working folder),
+    else ``./.arco``."""
+    from_env = os.environ.get("ARCO_STORE", "")
+    if from_env.strip():
+        return absolute_store_url(from_env, Path.cwd())
+    project_dir = overrides.get("project_dir") or os.environ.get("ARCO_PROJECT_DIR")
+    return resolve_store(env={}, start=Path(str(project_dir)) if project_dir else None).url
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,7 @@ class Settings:
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from ``ARCO_*`` environment variables, then ``overrides``."""
         env: dict[str, object] = {
-            "store_url": os.environ.get("ARCO_STORE", "file://./.arco"),
+            "store_url": None if "store_url" in overrides else _store_url(overrides),
             "jwt_secret": os.environ.get("ARCO_JWT_SECRET") or None,
             "jwt_issuer": os.environ.get("ARCO_JWT_ISSUER", "arco"),
             "jwt_audience": os.environ.get("ARCO_JWT_AUDIENCE", "arco"),

@@ -16,10 +16,10 @@ from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from arco.catalog import Catalog
+    from arco.core.config import StoreChoice
     from arco.core.scope import Scope
     from arco.core.storage import ObjectStore
 
-DEFAULT_STORE = "file://./.arco"
 DEFAULT_SCOPE_PART = "default"
 
 
@@ -31,12 +31,31 @@ class CliUsageError(Exception):
 class Settings:
     """The global options, stored in ``ctx.obj`` by the root callback."""
 
-    store_url: str = DEFAULT_STORE
+    #: ``--store`` as given (None: resolve from ARCO_STORE, arco.toml or ./.arco).
+    store_option: str | None = None
     tenant: str = DEFAULT_SCOPE_PART
     workspace: str = DEFAULT_SCOPE_PART
     json: bool = False
+    _choice: StoreChoice | None = field(default=None, repr=False)
     _store: ObjectStore | None = field(default=None, repr=False)
     _catalog: Catalog | None = field(default=None, repr=False)
+
+    def store_choice(self) -> StoreChoice:
+        """The store this command uses and where its URL came from (resolved once).
+
+        Resolved on first use, not when options are parsed, so commands that need
+        no store (``init``, ``token``, ``--help``) work beside a broken arco.toml.
+        """
+        if self._choice is None:
+            from arco.core.config import resolve_store
+
+            self._choice = resolve_store(self.store_option)
+        return self._choice
+
+    @property
+    def store_url(self) -> str:
+        """The resolved store URL (``file://`` paths absolute)."""
+        return self.store_choice().url
 
     def scope(self) -> Scope:
         """The validated (tenant, workspace) scope."""

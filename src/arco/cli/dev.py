@@ -52,6 +52,8 @@ def dev(
     started = time.monotonic()
     refuse_json(ctx, "dev")
     opts = settings(ctx)
+    if opts.store_option or os.environ.get("ARCO_STORE"):
+        opts.store_choice()  # a given relative path means the folder the command ran in
     cwd = Path.cwd()
     scaffolded = False
     if not (cwd / "arco.toml").exists() and not any(
@@ -91,7 +93,10 @@ def dev(
         f"(server up {time.monotonic() - started:.2f}s after the command began) "
         f"at http://{host}:{port}"
     )
-    say(f"store: {store_url}  scope: {opts.tenant}/{opts.workspace}")
+    say(
+        f"store: {store_url} (from {opts.store_choice().describe()})  "
+        f"scope: {opts.tenant}/{opts.workspace}"
+    )
     say(f"dev token (admin, 24h): {token}")
     if scaffolded:
         say("scaffolded a demo project in ./demo")
@@ -108,7 +113,10 @@ def dev(
                 say(f"compaction error: {exc}")
 
     threading.Thread(target=compaction_loop, daemon=True).start()
-    has_project = module is not None or Path("arco.toml").exists()
+    from arco.core.config import find_config
+
+    # The project above this folder too, as `arco run` and `arco assets list` find it.
+    has_project = module is not None or find_config() is not None
     if worker and has_project:
         threading.Thread(
             target=_worker_loop, args=(ctx, module, executor, stop), daemon=True

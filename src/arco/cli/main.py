@@ -14,6 +14,7 @@ from arco.cli import (
     dev,
     events,
     flow,
+    info,
     lineage,
     maintenance,
     namespace,
@@ -22,12 +23,20 @@ from arco.cli import (
     sql,
     table,
 )
-from arco.cli.context import DEFAULT_SCOPE_PART, DEFAULT_STORE, ArcoGroup, Settings
+from arco.cli.context import DEFAULT_SCOPE_PART, ArcoGroup, Settings
+
+#: Said in ``arco --help``; the same order as :func:`arco.core.config.resolve_store`
+#: (repeated, not imported, so ``--help`` stays light).
+STORE_HELP = (
+    "Which store every command uses: --store URL, else $ARCO_STORE, else store.url of "
+    "the nearest arco.toml (this folder or a parent; a relative path there is relative "
+    "to that arco.toml), else ./.arco. 'arco info' shows the store in use and why."
+)
 
 app = typer.Typer(
     name="arco",
     cls=ArcoGroup,
-    help="Arco: a file-native lakehouse catalog.",
+    help="Arco: a file-native lakehouse catalog.\n\n" + STORE_HELP,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -41,6 +50,7 @@ app.command("search")(search.search)
 app.command("verify")(maintenance.verify)
 app.command("gc")(maintenance.gc)
 app.command("log")(maintenance.log)
+app.command("info")(info.info)
 app.command("serve")(server.serve)
 app.command("token")(server.token)
 flow.register(app)
@@ -52,14 +62,16 @@ app.command("dev")(dev.dev)
 def root(
     ctx: typer.Context,
     store: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--store",
-            envvar="ARCO_STORE",
             metavar="URL",
-            help="Store URL: file://PATH, memory://NAME, s3://BUCKET/PREFIX, gs://, az://.",
+            help=(
+                "Store URL: file://PATH, memory://NAME, s3://BUCKET/PREFIX, gs://, az://. "
+                "Default: $ARCO_STORE, else store.url of the nearest arco.toml, else ./.arco."
+            ),
         ),
-    ] = DEFAULT_STORE,
+    ] = None,
     tenant: Annotated[
         str, typer.Option("--tenant", envvar="ARCO_TENANT", help="Tenant id.")
     ] = DEFAULT_SCOPE_PART,
@@ -69,7 +81,7 @@ def root(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Arco: a file-native lakehouse catalog."""
-    ctx.obj = Settings(store_url=store, tenant=tenant, workspace=workspace, json=as_json)
+    ctx.obj = Settings(store_option=store, tenant=tenant, workspace=workspace, json=as_json)
 
 
 def main() -> None:

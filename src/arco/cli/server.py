@@ -44,7 +44,14 @@ def serve(
 
     refuse_json(ctx, "serve")
     opts = settings(ctx)
-    os.environ["ARCO_STORE"] = store or opts.store_url
+    # Resolved here (--store > global --store > ARCO_STORE > arco.toml > ./.arco, file://
+    # paths absolute) and handed to uvicorn's workers through the environment.
+    if store:
+        from arco.core.config import resolve_store
+
+        os.environ["ARCO_STORE"] = resolve_store(store).url
+    else:
+        os.environ["ARCO_STORE"] = opts.store_url
     # Through the environment: uvicorn builds the app (in each worker) from it.
     os.environ.setdefault("ARCO_PROJECT_DIR", os.getcwd())
     if module:

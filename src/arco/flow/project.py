@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from arco.core.config import find_config
 from arco.core.errors import InvalidArgumentError
 from arco.flow.definitions import DefinitionError, Definitions, load_definitions
 
@@ -25,21 +25,17 @@ def find_project(start: Path | None = None, module: str | None = None) -> Projec
     here = (start or Path.cwd()).resolve()
     if module:
         return Project(here, module, module)
-    for folder in (here, *here.parents):
-        cfg = folder / "arco.toml"
-        if cfg.is_file():
-            try:
-                data = tomllib.loads(cfg.read_text())
-            except tomllib.TOMLDecodeError as exc:
-                raise InvalidArgumentError(f"{cfg}: invalid TOML: {exc}") from exc
-            proj = data.get("project", {})
-            mod = proj.get("module")
-            if not isinstance(mod, str) or not mod:
-                raise InvalidArgumentError(f'{cfg}: [project] module = "..." is required')
-            return Project(folder, mod, str(proj.get("name", mod)))
-    raise InvalidArgumentError(
-        "no arco.toml found here or above; pass --module MODULE or run 'arco init NAME'"
-    )
+    # The same arco.toml the store is resolved from (arco.core.config), found the same way.
+    config = find_config(here)
+    if config is None:
+        raise InvalidArgumentError(
+            "no arco.toml found here or above; pass --module MODULE or run 'arco init NAME'"
+        )
+    proj = config.section("project")
+    mod = proj.get("module")
+    if not isinstance(mod, str) or not mod:
+        raise InvalidArgumentError(f'{config.path}: [project] module = "..." is required')
+    return Project(config.root, mod, str(proj.get("name", mod)))
 
 
 def load_project(project: Project) -> Definitions:
