@@ -6,6 +6,8 @@
 * ``dev_server``: a dev-mode server (auto sign-in) over a populated ``file://`` store.
 * ``start_server``: start more (the SeaweedFS S3 one).
 * ``shot``: saves a screenshot under ``test-output/web/``.
+* ``new_page(width, height)``, ``phone``: pages at other viewports (390 px: a phone).
+* ``axe_serious(page)``: axe-core's serious and critical WCAG 2.1 AA violations.
 """
 
 from __future__ import annotations
@@ -49,35 +51,52 @@ _SERVE = Path(__file__).with_name("_serve.py")
 _START_TIMEOUT_S = 30.0
 
 # The catalog every server is filled with: (namespace, table, columns, description).
-TABLES: list[tuple[str, str, list[tuple[str, str]], str]] = [
-    (
-        "raw",
-        "orders",
-        [("order_id", "string"), ("customer_id", "string"), ("total", "decimal(12,2)")],
-        "Orders exported hourly from the shop database",
-    ),
-    ("raw", "customers", [("customer_id", "string"), ("email", "string")], "Shop customers"),
-    (
-        "analytics",
-        "daily_revenue",
-        [("day", "date32"), ("revenue", "decimal(14,2)")],
-        "Revenue per day in EUR",
-    ),
-    (
-        "analytics",
-        "customer_ltv",
-        [("customer_id", "string"), ("ltv", "double")],
-        "Lifetime value of every customer",
-    ),
-] + [
-    ("bulk", f"filler_{i:03d}", [("id", "int64"), ("value", "string")], f"Filler table {i}")
-    for i in range(40)
-]
+TABLES: list[tuple[str, str, list[tuple[str, str]], str]] = (
+    [
+        (
+            "raw",
+            "orders",
+            [("order_id", "string"), ("customer_id", "string"), ("total", "decimal(12,2)")],
+            "Orders exported hourly from the shop database",
+        ),
+        ("raw", "customers", [("customer_id", "string"), ("email", "string")], "Shop customers"),
+        (
+            "analytics",
+            "daily_revenue",
+            [("day", "date32"), ("revenue", "decimal(14,2)")],
+            "Revenue per day in EUR",
+        ),
+        (
+            "analytics",
+            "customer_ltv",
+            [("customer_id", "string"), ("ltv", "double")],
+            "Lifetime value of every customer",
+        ),
+    ]
+    + [
+        (
+            "analytics.marketing",
+            "campaign_attribution",
+            [("campaign_id", "string"), ("attributed_revenue", "decimal(18,2)")],
+            "Last-touch revenue attribution per campaign",
+        ),
+    ]
+    + [
+        ("bulk", f"filler_{i:03d}", [("id", "int64"), ("value", "string")], f"Filler table {i}")
+        for i in range(40)
+    ]
+)
 EDGES = [
     ("raw.orders", "analytics.daily_revenue"),
     ("raw.orders", "analytics.customer_ltv"),
     ("raw.customers", "analytics.customer_ltv"),
+    # A lineage node that is no catalog table (a dashboard fed by the table).
+    ("analytics.marketing.campaign_attribution", "reports.campaign_dashboard"),
 ]
+#: Viewports the layout is checked at: a desktop and a phone (iPhone 12-15 width).
+DESKTOP = (1400, 900)
+PHONE = (390, 844)
+AXE_JS = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 
 
 @dataclass
@@ -235,19 +254,77 @@ def browser(web_ui: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser context and page (own sessionStorage), every wait bounded."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(WAIT_MS)
-    context.set_default_navigation_timeout(WAIT_MS)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.page_errors = errors
+def new_page(browser: Any) -> Iterator[Callable[[int, int], Any]]:
+    """``new_page(width, height)``: a fresh context and page (own sessionStorage), every
+    wait bounded, JavaScript errors collected in ``page.page_errors``."""
+    contexts: list[Any] = []
+
+    def make(width: int, height: int) -> Any:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        contexts.append(context)
+        context.set_default_timeout(WAIT_MS)
+        context.set_default_navigation_timeout(WAIT_MS)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.page_errors = errors
+        return pg
+
     try:
-        yield pg
+        yield make
     finally:
-        context.close()
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture
+def page(new_page: Callable[[int, int], Any]) -> Any:
+    """A desktop-sized page (1400 x 900)."""
+    return new_page(*DESKTOP)
+
+
+@pytest.fixture
+def phone(new_page: Callable[[int, int], Any]) -> Any:
+    """A phone-sized page (390 x 844)."""
+    return new_page(*PHONE)
+
+
+def axe_serious(pg: Any) -> list[str]:
+    """Run axe-core (WCAG 2.0/2.1 A and AA rules) on the page; its serious and critical
+    violations, one line each (rule, impact, the first offending elements)."""
+    if not AXE_JS.is_file():
+        require_or_skip(f"{AXE_JS} missing: npm ci --prefix web (axe-core is a devDependency)")
+    if not pg.evaluate("!!window.axe"):
+        pg.add_script_tag(path=str(AXE_JS))
+    found = pg.evaluate(
+        """async () => {
+          const r = await axe.run(document, {
+            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+            resultTypes: ['violations'],
+          });
+          return r.violations
+            .filter(v => v.impact === 'serious' || v.impact === 'critical')
+            .map(v => `${v.id} (${v.impact}): ${v.help} at `
+              + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '));
+        }"""
+    )
+    return list(found)
+
+
+def fits_width(pg: Any) -> list[str]:
+    """Elements wider than the viewport make the page scroll sideways: none may."""
+    return list(
+        pg.evaluate(
+            """() => {
+              const w = document.documentElement.clientWidth;
+              if (document.documentElement.scrollWidth <= w + 1) return [];
+              return [...document.querySelectorAll('body *')]
+                .filter(e => e.getBoundingClientRect().right > w + 1)
+                .slice(0, 5)
+                .map(e => `${e.tagName}.${e.className} ${e.getBoundingClientRect().right}`);
+            }"""
+        )
+    )
 
 
 @pytest.fixture(scope="session")

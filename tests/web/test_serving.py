@@ -140,7 +140,12 @@ def test_dev_token_signs_in_loopback_clients_only(dev_server: WebServer) -> None
     assert claims["exp"] - claims["iat"] == body["expires_in"]
     headers = {"Authorization": f"Bearer {body['token']}"}
     listed = httpx.get(dev_server.base_url + "/api/v1/namespaces", headers=headers, timeout=10)
-    assert [n["name"] for n in listed.json()["items"]] == ["analytics", "bulk", "raw"]
+    assert [n["name"] for n in listed.json()["items"]] == [
+        "analytics",
+        "analytics.marketing",
+        "bulk",
+        "raw",
+    ]
     # DNS rebinding: a foreign host name pointed at 127.0.0.1 gets nothing.
     rebound = httpx.get(url, headers={"Host": "evil.example:8484"}, timeout=10)
     assert rebound.status_code == 404

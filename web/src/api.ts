@@ -74,17 +74,15 @@ export async function api<T>(path: string, init: RequestInit & { json?: unknown 
   return (await response.json()) as T;
 }
 
-/** Sign in automatically when the server runs `arco dev` on this machine. */
-export async function tryDevToken(): Promise<boolean> {
+/** The token `arco dev` hands to loopback browsers, or null on any other server. */
+export async function devToken(): Promise<string | null> {
   try {
     const response = await fetch("/api/v1/dev/token");
-    if (!response.ok) return false;
+    if (!response.ok) return null;
     const body = (await response.json()) as { token?: string };
-    if (!body.token) return false;
-    setToken(body.token);
-    return true;
+    return body.token ?? null;
   } catch {
-    return false;
+    return null;
   }
 }
 

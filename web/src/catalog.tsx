@@ -1,9 +1,9 @@
 // Catalog browser: namespaces -> tables -> columns; table page with lineage; search.
-import { useState } from "preact/hooks";
-import { api, enc, type Namespace, type Page, type SearchResult, type Table, type Traversal } from "./api";
+import { useEffect, useState } from "preact/hooks";
+import { api, ApiError, enc, type Asset, type Namespace, type Page, type SearchHit, type SearchResult, type Table, type Traversal } from "./api";
 import { Graph, type GraphEdge, type GraphNode } from "./graph";
-import { Link, namespacePath, navigate, tablePath } from "./router";
-import { ErrorBox, Loading, Properties, Show, useAsync, when } from "./util";
+import { assetPath, lineagePath, Link, namespacePath, navigate, tablePath } from "./router";
+import { ErrorBox, Loading, Properties, Show, useAsync, useNarrow, useTitle, when, Wide } from "./util";
 
 async function allPages<T>(path: string, max = 10_000): Promise<T[]> {
   const items: T[] = [];
@@ -36,12 +36,21 @@ async function tablePages(namespace: string, pages: number): Promise<{ items: Ta
 export function CatalogPage(props: { namespace: string | null }) {
   const namespaces = useAsync(() => allPages<Namespace>("/api/v1/namespaces"), []);
   const [filter, setFilter] = useState("");
-  return (
-    <div class="split">
-      <aside class="sidebar">
-        <h2>Namespaces</h2>
-        <input class="filter" placeholder="Filter namespaces" value={filter} onInput={(e) => setFilter((e.target as HTMLInputElement).value)} />
-        <Show state={namespaces} what="namespaces">
+  const narrow = useNarrow();
+  useTitle(props.namespace ? `${props.namespace} · Catalog` : "Catalog");
+  // On a phone the namespace list folds away once a namespace is open (it would fill the screen).
+  const [open, setOpen] = useState(!narrow || !props.namespace);
+  const list = (
+    <>
+      <input
+        class="filter"
+        type="search"
+        aria-label="Filter namespaces"
+        placeholder="Filter namespaces"
+        value={filter}
+        onInput={(e) => setFilter((e.target as HTMLInputElement).value)}
+      />
+      <Show state={namespaces} what="namespaces">
           {(items) => (
             <ul class="nav-list" data-testid="namespace-list">
               {items
@@ -57,6 +66,24 @@ export function CatalogPage(props: { namespace: string | null }) {
             </ul>
           )}
         </Show>
+    </>
+  );
+  return (
+    <div class="split">
+      <aside class="sidebar" aria-label="Namespaces" data-testid="sidebar">
+        {narrow ? (
+          <details open={open} onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
+            <summary>
+              Namespaces{namespaces.data ? ` (${namespaces.data.length})` : ""}
+            </summary>
+            {list}
+          </details>
+        ) : (
+          <>
+            <h2>Namespaces</h2>
+            {list}
+          </>
+        )}
       </aside>
       <section class="main">{props.namespace ? <NamespaceView name={props.namespace} /> : <Welcome namespaces={namespaces.data} />}</section>
     </div>
@@ -87,6 +114,7 @@ function Welcome(props: { namespaces: Namespace[] | null }) {
         Pick a namespace, search from the box above, or query the catalog with SQL in the <Link href="/sql">SQL console</Link> (it runs in your browser over signed URLs).
       </p>
       {props.namespaces && props.namespaces.length > 0 && (
+        <Wide label="Namespaces">
         <table class="grid" data-testid="namespace-overview">
           <thead>
             <tr>
@@ -111,11 +139,13 @@ function Welcome(props: { namespaces: Namespace[] | null }) {
             ))}
           </tbody>
         </table>
+        </Wide>
       )}
       <h2>Recent changes</h2>
       <Show state={history} what="the catalog history">
         {(commits) =>
           commits.length ? (
+            <Wide label="Recent changes">
             <table class="grid" data-testid="history">
               <thead>
                 <tr>
@@ -136,6 +166,7 @@ function Welcome(props: { namespaces: Namespace[] | null }) {
                 ))}
               </tbody>
             </table>
+            </Wide>
           ) : (
             <p class="muted">The catalog is empty: create a namespace with <code>arco namespace create NAME</code>.</p>
           )
@@ -166,6 +197,7 @@ function NamespaceView(props: { name: string }) {
         {({ items, more }) =>
           items.length ? (
             <>
+            <Wide label="Tables">
             <table class="grid" data-testid="table-list">
               <thead>
                 <tr>
@@ -190,6 +222,7 @@ function NamespaceView(props: { name: string }) {
                 ))}
               </tbody>
             </table>
+            </Wide>
             {more && (
               <p>
                 <button class="secondary" data-testid="more-tables" onClick={() => setPages(pages + 1)}>
@@ -207,9 +240,14 @@ function NamespaceView(props: { name: string }) {
   );
 }
 
-export function TablePage(props: { namespace: string; name: string }) {
+export function TablePage(props: { namespace: string; name: string; column?: string | null }) {
   const table = useAsync(() => api<Table>(`/api/v1/namespaces/${enc(props.namespace)}/tables/${enc(props.name)}`), [props.namespace, props.name]);
   const qualified = `${props.namespace}.${props.name}`;
+  useTitle(qualified);
+  // A search hit on a column opens the table at that column.
+  useEffect(() => {
+    if (props.column && table.data) document.querySelector("[data-testid=columns] tr.highlight")?.scrollIntoView({ block: "center" });
+  }, [props.column, table.data]);
   return (
     <div class="page">
       <p class="crumbs">
@@ -225,6 +263,7 @@ export function TablePage(props: { namespace: string; name: string }) {
               {t.location ? ` · ${t.location}` : ""} · schema v{t.schema_version} · updated {when(t.updated_at)}
             </p>
             <h2>Columns</h2>
+            <Wide label="Columns">
             <table class="grid" data-testid="columns">
               <thead>
                 <tr>
@@ -237,7 +276,7 @@ export function TablePage(props: { namespace: string; name: string }) {
               </thead>
               <tbody>
                 {t.columns.map((c) => (
-                  <tr key={c.column_id}>
+                  <tr key={c.column_id} class={c.name === props.column ? "highlight" : ""} aria-current={c.name === props.column ? "true" : undefined}>
                     <td class="num">{c.ordinal}</td>
                     <td class="mono">{c.name}</td>
                     <td class="mono type">{c.type}</td>
@@ -247,13 +286,14 @@ export function TablePage(props: { namespace: string; name: string }) {
                 ))}
               </tbody>
             </table>
+            </Wide>
             <h2>Properties</h2>
             <Properties props={t.properties} />
           </>
         )}
       </Show>
       <h2>Lineage</h2>
-      <Lineage node={qualified} />
+      <Lineage node={qualified} rootLabel="this table" />
       <p>
         <Link href={`/sql?q=${enc(`SELECT * FROM system.columns WHERE namespace = '${props.namespace.replace(/'/g, "''")}' AND table_name = '${props.name.replace(/'/g, "''")}' ORDER BY ordinal`)}`}>
           Query this table's columns in the SQL console
@@ -263,13 +303,28 @@ export function TablePage(props: { namespace: string; name: string }) {
   );
 }
 
-function Lineage(props: { node: string }) {
+/** Open a lineage node: its table page when the catalog has one, else its lineage page. */
+export async function openNode(id: string): Promise<void> {
+  const cut = id.lastIndexOf(".");
+  if (cut > 0) {
+    try {
+      await api<Table>(`/api/v1/namespaces/${enc(id.slice(0, cut))}/tables/${enc(id.slice(cut + 1))}`);
+      navigate(tablePath(id.slice(0, cut), id.slice(cut + 1)));
+      return;
+    } catch (err) {
+      if (!(err instanceof ApiError) || (err.status !== 404 && err.status !== 422)) throw err;
+    }
+  }
+  navigate(lineagePath(id));
+}
+
+function Lineage(props: { node: string; rootLabel: string }) {
   const [depth, setDepth] = useState(3);
   const lineage = useAsync(() => api<Traversal>(`/api/v1/lineage/${enc(props.node)}?direction=both&depth=${depth}`), [props.node, depth]);
   if (lineage.error) return <ErrorBox error={lineage.error} what="load lineage" />;
   if (!lineage.data) return <Loading what="lineage" />;
   const t = lineage.data;
-  const nodes: GraphNode[] = [{ id: t.root, label: t.root, sublabel: "this table", kind: "root" }];
+  const nodes: GraphNode[] = [{ id: t.root, label: t.root, sublabel: props.rootLabel, kind: "root" }];
   for (const n of t.nodes) {
     if (n.name !== t.root && !nodes.some((x) => x.id === n.name)) {
       nodes.push({ id: n.name, label: n.name, sublabel: `${n.direction} · ${n.depth} hop${n.depth > 1 ? "s" : ""}`, kind: n.direction });
@@ -280,7 +335,7 @@ function Lineage(props: { node: string }) {
     <div data-testid="lineage">
       <p class="meta">
         {t.nodes.filter((n) => n.direction === "upstream").length} upstream, {t.nodes.filter((n) => n.direction === "downstream").length} downstream · depth{" "}
-        <select value={depth} onChange={(e) => setDepth(Number((e.target as HTMLSelectElement).value))}>
+        <select aria-label="Lineage depth" value={depth} onChange={(e) => setDepth(Number((e.target as HTMLSelectElement).value))}>
           {[1, 2, 3, 5, 10].map((d) => (
             <option value={d}>{d}</option>
           ))}
@@ -288,18 +343,16 @@ function Lineage(props: { node: string }) {
         · solid: declared, dashed: observed only
       </p>
       {t.nodes.length === 0 ? (
-        <p class="muted">No lineage recorded for this table yet.</p>
+        <p class="muted">No lineage recorded for {props.rootLabel} yet.</p>
       ) : (
         <Graph
           testid="lineage-graph"
+          label={`Lineage of ${t.root}`}
           nodes={nodes}
           edges={edges}
           selected={t.root}
           onSelect={(id) => {
-            if (id === t.root) return;
-            // Lineage nodes are dotted names: the last part is the table, the rest its namespace.
-            const cut = id.lastIndexOf(".");
-            navigate(cut > 0 ? tablePath(id.slice(0, cut), id.slice(cut + 1)) : `/search?q=${enc(id)}`);
+            if (id !== t.root) void openNode(id);
           }}
         />
       )}
@@ -307,7 +360,28 @@ function Lineage(props: { node: string }) {
   );
 }
 
+/** What a search hit matched, in words: the index's field markers are not for people. */
+export function describeMatched(matched: string[]): string {
+  const fields: [string, string][] = [
+    ["n:", "name"],
+    ["d:", "description"],
+    ["p:", "property"],
+  ];
+  const parts: string[] = [];
+  if (matched.includes("exact")) parts.push("exact name");
+  else if (matched.includes("prefix")) parts.push("name starts with your query");
+  for (const [marker, field] of fields) {
+    const words = matched.filter((m) => m.startsWith(marker)).map((m) => m.slice(marker.length));
+    if (words.length) parts.push(`${field} (${words.join(", ")})`);
+  }
+  const known = new Set(["exact", "prefix"]);
+  const other = matched.filter((m) => !known.has(m) && !fields.some(([marker]) => m.startsWith(marker)));
+  if (other.length) parts.push(other.join(", "));
+  return parts.join(" · ");
+}
+
 export function SearchPage(props: { q: string }) {
+  useTitle(props.q.trim() ? `“${props.q.trim()}” · Search` : "Search");
   const result = useAsync(
     () => (props.q.trim() ? api<SearchResult>(`/api/v1/search?q=${enc(props.q)}&limit=50`) : Promise.resolve(null as SearchResult | null)),
     [props.q],
@@ -329,10 +403,9 @@ export function SearchPage(props: { q: string }) {
           <ol class="hits" data-testid="search-results">
             {result.data.hits.map((h) => (
               <li key={h.kind + h.qualified_name}>
-                <span class={`kind kind-${h.kind}`}>{h.kind}</span> <Link href={hitPath(h.kind, h.qualified_name, h.namespace)}>{h.qualified_name}</Link>{" "}
-                <span class="score" title="relevance score">{h.score.toFixed(2)}</span>
+                <span class={`kind kind-${h.kind}`}>{h.kind}</span> <Link href={hitPath(h)}>{h.qualified_name}</Link>
                 {h.description && <div class="description">{h.description}</div>}
-                {h.matched.length > 0 && <div class="matched muted">matched: {h.matched.join(", ")}</div>}
+                {h.matched.length > 0 && <div class="matched muted">Matched: {describeMatched(h.matched)}</div>}
               </li>
             ))}
           </ol>
@@ -342,10 +415,68 @@ export function SearchPage(props: { q: string }) {
   );
 }
 
-function hitPath(kind: string, qualified: string, namespace: string): string {
+/** The page of a search hit; a column hit opens its table with the column highlighted. */
+export function hitPath(hit: SearchHit): string {
+  const { kind, qualified_name: qualified, namespace } = hit;
   if (kind === "namespace") return namespacePath(qualified);
   const rest = qualified.startsWith(namespace + ".") ? qualified.slice(namespace.length + 1) : qualified;
-  // A column hit is "<namespace>.<table>.<column>": open its table.
-  const table = kind === "column" ? rest.slice(0, rest.lastIndexOf(".") > 0 ? rest.lastIndexOf(".") : rest.length) : rest;
-  return tablePath(namespace, table);
+  if (kind !== "column") return tablePath(namespace, rest);
+  // A column hit is "<namespace>.<table>.<column>".
+  const cut = rest.lastIndexOf(".");
+  return cut > 0 ? tablePath(namespace, rest.slice(0, cut), rest.slice(cut + 1)) : tablePath(namespace, rest);
+}
+
+/** The page of any lineage node: its graph, and its table and asset when they exist. */
+export function LineagePage(props: { name: string }) {
+  useTitle(`${props.name} · Lineage`);
+  const cut = props.name.lastIndexOf(".");
+  const table = useAsync(
+    () =>
+      cut > 0
+        ? api<Table>(`/api/v1/namespaces/${enc(props.name.slice(0, cut))}/tables/${enc(props.name.slice(cut + 1))}`).catch((err: unknown) => {
+            if (err instanceof ApiError && (err.status === 404 || err.status === 422)) return null;
+            throw err;
+          })
+        : Promise.resolve(null),
+    [props.name],
+  );
+  // A server without a project has no assets: that is not an error here.
+  const asset = useAsync(
+    () =>
+      api<{ assets: Asset[] }>("/api/v1/assets").then(
+        (a) => a.assets.find((x) => x.key === props.name) ?? null,
+        () => null,
+      ),
+    [props.name],
+  );
+  return (
+    <div class="page">
+      <p class="crumbs">
+        <Link href="/catalog">Catalog</Link> / lineage
+      </p>
+      <h1 data-testid="node-title">{props.name}</h1>
+      {table.error ? (
+        <ErrorBox error={table.error} what="look the node up in the catalog" />
+      ) : table.loading && !table.data ? (
+        <Loading what="the node" />
+      ) : (
+        <ul class="facts" data-testid="node-facts">
+          <li>
+            {table.data ? (
+              <Link href={tablePath(table.data.namespace, table.data.name)}>Open the table {props.name} in the catalog</Link>
+            ) : (
+              <span class="muted">Not a table in the catalog (a lineage node only).</span>
+            )}
+          </li>
+          {asset.data && (
+            <li>
+              Asset of the project: <Link href={assetPath(asset.data.key)}>{asset.data.key} in the asset graph</Link>
+            </li>
+          )}
+        </ul>
+      )}
+      <h2>Lineage</h2>
+      <Lineage node={props.name} rootLabel="this node" />
+    </div>
+  );
 }

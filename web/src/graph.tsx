@@ -1,6 +1,7 @@
 // Directed graph pictures (lineage, assets) laid out by dagre, drawn as SVG.
 import dagre from "@dagrejs/dagre";
 import { useMemo } from "preact/hooks";
+import { useNarrow } from "./util";
 
 export interface GraphNode {
   id: string;
@@ -25,22 +26,27 @@ export function Graph(props: {
   onSelect?: (id: string) => void;
   selected?: string | null;
   testid?: string;
+  /** What the picture shows, for screen readers ("Lineage of raw.orders"). */
+  label: string;
   direction?: "LR" | "TB";
 }) {
+  // A phone is tall and narrow: lay the layers out top to bottom there.
+  const narrow = useNarrow();
+  const direction = props.direction ?? (narrow ? "TB" : "LR");
   const layout = useMemo(() => {
     const g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: props.direction ?? "LR", nodesep: 18, ranksep: 70, marginx: 12, marginy: 12 });
+    g.setGraph({ rankdir: direction, nodesep: 18, ranksep: direction === "TB" ? 44 : 70, marginx: 12, marginy: 12 });
     g.setDefaultEdgeLabel(() => ({}));
     const ids = new Set(props.nodes.map((n) => n.id));
     for (const n of props.nodes) {
       const text = Math.max(n.label.length * CHAR_W, (n.sublabel ?? "").length * SUB_CHAR_W);
-      g.setNode(n.id, { width: Math.max(90, Math.min(340, text + 28)), height: NODE_H });
+      g.setNode(n.id, { width: Math.max(90, Math.min(480, text + 28)), height: NODE_H });
     }
     for (const e of props.edges) if (ids.has(e.source) && ids.has(e.target)) g.setEdge(e.source, e.target);
     dagre.layout(g);
     const info = g.graph();
     return { g, width: info.width ?? 0, height: info.height ?? 0 };
-  }, [props.nodes, props.edges, props.direction]);
+  }, [props.nodes, props.edges, direction]);
 
   if (!props.nodes.length) return <p class="muted">Nothing to draw.</p>;
   const { g, width, height } = layout;
@@ -50,8 +56,8 @@ export function Graph(props: {
     return s.length > max ? s.slice(0, Math.max(1, max - 1)) + "…" : s;
   };
   return (
-    <div class="graph" data-testid={props.testid}>
-      <svg width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="img">
+    <div class="graph" data-testid={props.testid} data-direction={direction}>
+      <svg width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="group" aria-label={props.label}>
         <defs>
           <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
             <path d="M 0 0 L 10 5 L 0 10 z" class="arrowhead" />
@@ -75,13 +81,20 @@ export function Graph(props: {
               transform={`translate(${x},${y})`}
               data-node={id}
               onClick={() => props.onSelect?.(id)}
-              tabIndex={0}
-              role="button"
+              // Lower-case: on SVG elements Preact sets attributes verbatim, and "tabIndex"
+              // is not the "tabindex" attribute (the nodes were not focusable).
+              tabindex={props.onSelect ? 0 : undefined}
+              role={props.onSelect ? "button" : undefined}
+              aria-pressed={props.onSelect ? props.selected === id : undefined}
               onKeyDown={(e) => {
-                if (e.key === "Enter") props.onSelect?.(id);
+                if (e.key === "Enter" || e.key === " ") {
+                  e.preventDefault();
+                  props.onSelect?.(id);
+                }
               }}
             >
-              <title>{id}</title>
+              {/* The accessible name and tooltip: the full name even when the label is cut. */}
+              <title>{node.sublabel ? `${id} (${node.sublabel})` : id}</title>
               <rect width={box.width} height={box.height} rx="7" />
               <text x="10" y={node.sublabel ? 16 : 24} class="label">
                 {truncate(node.label, box.width)}

@@ -4,11 +4,11 @@ import { useEffect, useState } from "preact/hooks";
 
 const listeners = new Set<() => void>();
 
-export function navigate(to: string, replace = false): void {
+export function navigate(to: string, replace = false, scroll = true): void {
   if (replace) history.replaceState(null, "", to);
   else history.pushState(null, "", to);
   listeners.forEach((l) => l());
-  window.scrollTo(0, 0);
+  if (scroll) window.scrollTo(0, 0);
 }
 
 window.addEventListener("popstate", () => listeners.forEach((l) => l()));
@@ -42,5 +42,19 @@ export function Link(props: { href: string; class?: string; children: ComponentC
   );
 }
 
-export const tablePath = (ns: string, name: string) => `/tables/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
-export const namespacePath = (ns: string) => `/catalog/${encodeURIComponent(ns)}`;
+const enc = encodeURIComponent;
+export const tablePath = (ns: string, name: string, column?: string | null) =>
+  `/tables/${enc(ns)}/${enc(name)}${column ? "?column=" + enc(column) : ""}`;
+export const namespacePath = (ns: string) => `/catalog/${enc(ns)}`;
+/** The page of any lineage node, whether or not the catalog has a table of that name. */
+export const lineagePath = (name: string) => `/lineage/${enc(name)}`;
+/** The asset graph with one asset selected (its details panel open). */
+export const assetPath = (key: string) => `/assets?asset=${enc(key)}`;
+
+/** Where the app is now, to come back to after signing in again. */
+export const here = () => location.pathname + location.search;
+
+/** A same-origin path to return to (never another site: `//evil.example` is refused). */
+export function safeNext(next: string | null): string {
+  return next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/signin") ? next : "/";
+}

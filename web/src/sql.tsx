@@ -2,7 +2,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { currentSnapshot, loadSnapshot, messageOf, runQuery, type QueryResult, type Snapshot } from "./duck";
 import { navigate } from "./router";
-import { duration } from "./util";
+import { duration, useTitle } from "./util";
 
 const DEFAULT_SQL = "SELECT namespace, name, column_count, description\nFROM system.tables\nORDER BY namespace, name\nLIMIT 100";
 
@@ -14,6 +14,7 @@ export function SqlPage(props: { q: string | null; autorun: boolean }) {
   const [busy, setBusy] = useState(false);
   const [snap, setSnap] = useState<Snapshot | null>(currentSnapshot());
   const ran = useRef(false);
+  useTitle("SQL console");
 
   const refresh = async () => {
     setBusy(true);
@@ -78,7 +79,11 @@ export function SqlPage(props: { q: string | null; autorun: boolean }) {
         Runs in your browser with DuckDB-WASM over signed URLs of your catalog snapshot. Query <code>system.tables</code>, <code>system.columns</code>, <code>system.namespaces</code>,{" "}
         <code>system.lineage_edges</code>, <code>system.runs</code>, <code>system.tasks</code>, <code>system.materializations</code>….
       </p>
+      <label for="sql-input" class="sr-only">
+        SQL query
+      </label>
       <textarea
+        id="sql-input"
         data-testid="sql-input"
         spellcheck={false}
         rows={7}
@@ -131,7 +136,7 @@ export function SqlPage(props: { q: string | null; autorun: boolean }) {
             )}
             {result.truncated && ` · showing the first ${result.rows.length}`}
           </p>
-          <div class="scroll">
+          <div class="scroll" tabIndex={0} role="region" aria-label="Query result">
             <table class="grid results" data-testid="result-table">
               <thead>
                 <tr>

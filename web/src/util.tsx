@@ -32,6 +32,36 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[], intervalMs?
   return { ...state, reload: () => setTick((t) => t + 1) };
 }
 
+/** True on a narrow (phone) viewport; follows rotation and window resizes. */
+export function useNarrow(maxPx = 720): boolean {
+  const query = `(max-width: ${maxPx}px)`;
+  const [narrow, setNarrow] = useState(() => window.matchMedia(query).matches);
+  useEffect(() => {
+    const mql = window.matchMedia(query);
+    const on = () => setNarrow(mql.matches);
+    mql.addEventListener("change", on);
+    return () => mql.removeEventListener("change", on);
+  }, [query]);
+  return narrow;
+}
+
+/** A wide table that scrolls sideways on its own on a phone instead of the whole page. */
+export function Wide(props: { label: string; children: ComponentChildren }) {
+  // Focusable so keyboard users can scroll it (WCAG 2.1.1, axe scrollable-region-focusable).
+  return (
+    <div class="wide" tabIndex={0} role="region" aria-label={props.label}>
+      {props.children}
+    </div>
+  );
+}
+
+/** Name the browser tab after the page (WCAG 2.4.2: every page has its own title). */
+export function useTitle(title: string): void {
+  useEffect(() => {
+    document.title = title ? `${title} · Arco` : "Arco";
+  }, [title]);
+}
+
 export function ErrorBox(props: { error: Error; what?: string }) {
   const e = props.error;
   const kind = e instanceof ApiError ? ` (${e.status} ${e.type})` : "";

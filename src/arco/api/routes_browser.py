@@ -28,6 +28,7 @@ from arco.api.auth import PermissionDeniedError, Principal
 from arco.api.browser_views import VIEW_DOMAINS, build_views, state_tables_used
 from arco.api.deps import Querier
 from arco.catalog.manifest import FileEntry, Manifest, Pointer, fetch_manifest
+from arco.catalog.repair import find_stranded, pointer_missing
 from arco.catalog.retention import require_retained
 from arco.core.errors import (
     InvalidArgumentError,
@@ -127,6 +128,10 @@ class _Manifests:
         try:
             data, _ = self.store.get(pointer_key)
         except ObjectNotFoundError:
+            # A lost head is an error, not an empty domain (see arco.catalog.repair).
+            evidence = find_stranded(self.store, keys, domain)
+            if evidence is not None:
+                raise pointer_missing(keys, domain, evidence) from None
             head = None
         else:
             pointer = Pointer.from_bytes(data, key=pointer_key)

@@ -36,6 +36,7 @@ import pyarrow as pa
 from arco.catalog import tableset
 from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT, Lease, LeaseLock
 from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch_manifest
+from arco.catalog.repair import find_stranded, pointer_missing
 from arco.catalog.retention import floor_version, require_retained
 from arco.catalog.tableset import TableDef
 from arco.core.actor import current_actor
@@ -227,6 +228,11 @@ class DomainStore(Generic[S]):
         try:
             data, version = self.store.get(self._pointer_key)
         except ObjectNotFoundError:
+            # Rare path: tell a domain nobody committed to from one whose head was
+            # lost (one LIST; reads with a pointer never list, invariant I7).
+            evidence = find_stranded(self.store, self.keys, self.domain)
+            if evidence is not None:
+                raise pointer_missing(self.keys, self.domain, evidence) from None
             snap = self.empty_snapshot()
             self._remember(snap, now)
             return snap
@@ -300,6 +306,11 @@ class DomainStore(Generic[S]):
         try:
             data, _ = self.store.get(self._pointer_key)
         except ObjectNotFoundError:
+            # Called only while another lease blocks us: fail now on a lost head
+            # rather than after waiting that lease out.
+            evidence = find_stranded(self.store, self.keys, self.domain)
+            if evidence is not None:
+                raise pointer_missing(self.keys, self.domain, evidence) from None
             return 0
         return Pointer.from_bytes(data, key=self._pointer_key).fencing_token
 

@@ -3,7 +3,8 @@
 Crashed or losing commit attempts leave state files and manifests that no
 pointer reaches. GC deletes them once they are older than a grace period (so an
 attempt still in flight is never touched), and refuses to delete anything in a
-domain whose chain it cannot read completely. Given a retention policy it first
+domain whose chain it cannot read completely; it refuses to run at all while
+``verify`` finds any problem in the scope. Given a retention policy it first
 expires old history (:mod:`arco.catalog.retention`), so the manifests below each
 domain's new floor and the files only they referenced are collected too.
 """
@@ -19,7 +20,8 @@ from arco.catalog.events import InvalidEventError
 from arco.catalog.iceberg_files import metadata_gc_plan
 from arco.catalog.ledger import decode_object
 from arco.catalog.retention import ExpireReport, RetentionPolicy, expire_history
-from arco.catalog.verify import discover_domains, walk_chain
+from arco.catalog.verify import discover_domains, verify, walk_chain
+from arco.core.errors import IntegrityError
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectMeta, ObjectStore
@@ -73,6 +75,19 @@ def collect_garbage(
     what only the expired versions referenced is unreferenced too.
     """
     keys = Keys(scope)
+    problems = verify(store, scope).problems
+    if problems:
+        # A concurrent expiry can delete manifests below a floor this walk had not
+        # seen yet; what is still wrong on a second look is real.
+        problems = verify(store, scope).problems
+    if problems:
+        # Deleting "unreferenced" objects is only safe when the references can be
+        # trusted: a lost or rolled-back head makes a whole history look unreferenced.
+        raise IntegrityError(
+            f"gc refuses to run while `arco verify` reports {len(problems)} problem(s) "
+            f"in {scope}, e.g. {problems[0]}; fix them first (a lost head pointer: "
+            "`arco repair`)"
+        )
     report = GcReport(dry_run=dry_run)
     cutoff = (now or datetime.now(UTC)) - timedelta(seconds=grace_seconds)
     domains = set(discover_domains(store, keys))

@@ -86,7 +86,12 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
         # Version-1 manifests without a pointer are attempts of a first commit that
         # crashed before publishing: orphans for GC, not damage.
         if any(not k.startswith(first) for k in stranded):
-            walk.problems.append(Problem(pointer_key, "pointer is missing but manifests exist"))
+            walk.problems.append(
+                Problem(
+                    pointer_key,
+                    f"pointer is missing but manifests exist; run `arco repair --domain {domain}`",
+                )
+            )
             return walk
         walk.complete = True
         return walk
@@ -152,20 +157,60 @@ def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
                     Problem(keys.floor(domain), f"names a manifest not on the chain: {key}")
                 )
                 return walk
-            walk.complete = True
-            return walk
+            return _check_off_chain(store, keys, domain, walk, pointer, floor.version)
         if manifest.parent is None:
             if manifest.version != 1:
                 walk.problems.append(
                     Problem(key, f"chain ends at version {manifest.version}, not 1")
                 )
-            walk.complete = True
-            return walk
+            return _check_off_chain(store, keys, domain, walk, pointer, 0)
         key, expected_sha = manifest.parent.path, manifest.parent.sha256
         expected_version = manifest.version - 1
         if not keys.is_within(key):
             walk.problems.append(Problem(key, "parent lies outside the scope"))
             return walk
+
+
+def _check_off_chain(
+    store: ObjectStore, keys: Keys, domain: str, walk: ChainWalk, pointer: Pointer, floor: int
+) -> ChainWalk:
+    """Complete ``walk`` unless manifests of another history lie beside the chain.
+
+    A crashed or losing commit attempt leaves a manifest of at most head + 1 whose
+    parent is on the chain. A manifest above that, or one whose parent is off the
+    chain, belongs to a history the head no longer reaches: the pointer was lost
+    and re-created, or rolled back, and ``gc`` would delete that history.
+    """
+    from arco.catalog.repair import OFF_CHAIN, manifest_version
+
+    on_chain = {k for k, _ in walk.manifests}
+    off: list[tuple[int, str]] = []
+    for meta in store.list(keys.manifests_prefix(domain)):
+        version = manifest_version(keys, domain, meta.key)
+        if meta.key in on_chain or version is None or version <= floor:
+            continue
+        if version > pointer.version + 1:
+            off.append((version, meta.key))
+            continue
+        try:
+            orphan = Manifest.from_bytes(store.get(meta.key)[0], key=meta.key)
+        except (IntegrityError, StorageError):
+            continue  # an unreadable orphan is garbage, whatever it was
+        if orphan.parent is not None and orphan.parent.path not in on_chain:
+            off.append((version, meta.key))
+    if off:
+        newest, example = max(off)
+        walk.problems.append(
+            Problem(
+                keys.pointer(domain),
+                f"{len(off)} manifest(s) up to version {newest} (e.g. {example}) are "
+                f"{OFF_CHAIN} at version {pointer.version}: the head pointer was lost or "
+                f"rolled back; run `arco repair --domain {domain}`",
+            )
+        )
+        return walk
+    walk.complete = True
+    return walk
 
 
 def verify(store: ObjectStore, scope: Scope, domains: list[str] | None = None) -> VerifyReport:

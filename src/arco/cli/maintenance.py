@@ -1,4 +1,5 @@
-"""``arco verify``, ``arco gc`` and ``arco log``: integrity, garbage and history."""
+"""``arco verify``, ``arco gc``, ``arco repair`` and ``arco log``: integrity, garbage,
+repair and history."""
 
 from __future__ import annotations
 
@@ -161,6 +162,64 @@ def gc(
             f"{verb} {len(outputs.deleted)} unreferenced asset values "
             f"({outputs.bytes_freed} bytes); kept {outputs.kept} that materializations reference"
         )
+
+
+def repair(
+    ctx: typer.Context,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--domain",
+            help="Domain to repair (repeatable). Default: every domain found in the scope.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what would be re-pointed.")
+    ] = False,
+) -> None:
+    """Re-point a domain whose head pointer was lost to its newest valid manifest.
+
+    Under the domain's lease, tries the manifests newest first and publishes a
+    pointer to the first whose whole chain verifies. Deletes nothing. Exits 1 if
+    a domain cannot be repaired.
+    """
+    from arco.catalog.repair import repair_domain
+    from arco.catalog.verify import discover_domains
+    from arco.core.keys import Keys, validate_domain
+
+    cfg = settings(ctx)
+    store, scope = cfg.store(), cfg.scope()
+    names = [validate_domain(d) for d in domain] if domain else discover_domains(store, Keys(scope))
+    reports = [repair_domain(store, scope, name, dry_run=dry_run) for name in names]
+    if cfg.json:
+        output.emit_json([r.to_dict() for r in reports])
+    else:
+        for r in reports:
+            if r.action == "ok":
+                output.say(f"{r.domain}: OK at version {r.before}; nothing to repair")
+            elif r.action == "repointed":
+                verb = "would re-point" if dry_run else "re-pointed"
+                before = "missing" if r.before is None else f"version {r.before}"
+                output.say(
+                    f"{r.domain}: {verb} the head from {before} to version {r.after} "
+                    f"({r.manifest}); {len(r.rejected)} newer manifest(s) passed over"
+                )
+        for r in reports:
+            if r.action == "unrepairable":
+                typer.echo(
+                    f"error: {r.domain}: no manifest has a chain that verifies; see `arco verify`",
+                    err=True,
+                )
+            elif r.action == "diverged":
+                typer.echo(
+                    f"error: {r.domain}: the head (version {r.before}) is sound but another "
+                    "history lies beside it (see `arco verify`); repair leaves the choice to "
+                    "you: delete the manifests of the history to drop, or the pointer to "
+                    "re-point to the newest history",
+                    err=True,
+                )
+    if any(r.action in ("unrepairable", "diverged") for r in reports):
+        raise typer.Exit(1)
 
 
 def log(

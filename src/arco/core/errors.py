@@ -93,3 +93,13 @@ class IntegrityError(ArcoError):
     """Stored metadata is missing, truncated or altered (checksum or size mismatch)."""
 
     code = "integrity"
+
+
+class PointerMissingError(IntegrityError):
+    """A domain has committed manifests but no head pointer: its head was lost.
+
+    Reading it as empty, or starting a new history at version 1, would hide (and
+    let ``gc`` delete) everything committed so far; ``arco repair`` re-points it.
+    """
+
+    code = "pointer-missing"
