@@ -768,6 +768,22 @@ def test_search_filters_and_pages(store: str) -> None:
     assert [h["qualified_name"] for h in by_property] == ["analytics.daily_orders"]
 
 
+def test_readme_prefix_search(store: str) -> None:
+    """``arco search ord --kind table`` (the README's example) once raised ArrowIndexError."""
+    ok(store, "namespace", "create", "sales")
+    ok(store, "table", "create", "sales.orders", "-c", "order_id:string")
+    ok(store, "table", "create", "sales.daily_revenue", "-c", "amount:double")
+    ok(store, "table", "create", "sales.customers", "-c", "id:string")
+    found = js(store, "search", "ord", "--kind", "table")["hits"]
+    assert [h["qualified_name"] for h in found] == ["sales.orders"]
+    assert "sales.orders" in ok(store, "search", "ord", "--kind", "table").stdout
+    # Prefixes of the words in a name find it too.
+    rev = js(store, "search", "rev")["hits"]
+    assert [h["qualified_name"] for h in rev] == ["sales.daily_revenue"]
+    customer = js(store, "search", "customer", "--kind", "table")["hits"]
+    assert [h["qualified_name"] for h in customer] == ["sales.customers"]
+
+
 def test_search_follows_catalog_changes(store: str) -> None:
     make_catalog(store)
     assert js(store, "search", "orders")["hits"][0]["qualified_name"] == "raw.orders"

@@ -8,8 +8,10 @@ catalog version it reflects, and a refresh folds only the catalog rows changed
 since then.
 
 Posting tokens carry a field marker: ``n:`` name token, ``d:`` description
-token, ``p:`` property token, ``^`` a prefix of the whole name. Ranking: exact
-name, then name prefix, then name tokens, then description, then properties.
+token, ``p:`` property token (``n^``, ``d^``, ``p^``: a proper prefix of one),
+``q:`` a token of the qualified name, ``^`` a prefix of the whole name. Ranking:
+exact name, then name prefix, then name tokens, then description, then
+properties. The matching rules are in docs/adr/005-search-index.md.
 """
 
 from __future__ import annotations
@@ -47,8 +49,16 @@ MIN_PREFIX = 2
 Kind = Literal["namespace", "table", "column"]
 KINDS = ("namespace", "table", "column")
 _KIND_ORDER = {"namespace": 0, "table": 1, "column": 2}
-_SPLIT_RE = re.compile(r"[^0-9A-Za-z]+")
+#: Words are runs of letters and digits (any script); ``_`` and punctuation separate.
+_SPLIT_RE = re.compile(r"[\W_]+")
 _CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+#: Field markers of token postings and their weights: a query token equal to a token
+#: of the field scores the first weight, one that only starts a token the second
+#: (each below the field's whole-token weight, above the next field's).
+FIELDS = (("n", 100.0, 50.0), ("d", 10.0, 6.0), ("p", 5.0, 2.0))
+#: What the index was built by: an index built by another revision (tokenizer,
+#: posting kinds) is rebuilt in full by the next refresh.
+INDEX_REVISION = 2
 
 _POSTING_SCHEMA = pa.schema(
     [
@@ -103,7 +113,26 @@ def tokenize(text: str | None) -> list[str]:
 def _chunk_tokens(chunk: str) -> tuple[str, ...]:
     # Words repeat across names, columns and descriptions: a full index build
     # splits each distinct word once instead of once per occurrence.
-    return tuple(p.lower() for p in (_CAMEL_RE.findall(chunk) or [chunk]))
+    if not chunk.isascii():
+        # camelCase and digit runs are split in ASCII words only: splitting "Größe"
+        # or "café2" at its non-ASCII letters would make words nobody types.
+        return (chunk.lower(),)
+    return tuple(p.lower() for p in _CAMEL_RE.findall(chunk))
+
+
+def token_prefixes(token: str) -> list[str]:
+    """The proper prefixes of ``token`` that a query token can match
+    (``MIN_PREFIX`` to ``MAX_PREFIX`` characters)."""
+    return [token[:i] for i in range(MIN_PREFIX, min(len(token) - 1, MAX_PREFIX) + 1)]
+
+
+def _field_tokens(marker: str, words: Iterable[str], exact: Iterable[str] = ()) -> list[str]:
+    """Postings of one field: ``{marker}:`` each word (and each of ``exact``), and
+    ``{marker}^`` each proper prefix of a word, so "rev" finds "revenue"."""
+    words = list(words)
+    tokens = [f"{marker}:{w}" for w in [*words, *exact]]
+    tokens.extend(f"{marker}^{p}" for w in words for p in token_prefixes(w))
+    return tokens
 
 
 def name_tokens(name: str) -> list[str]:
@@ -151,20 +180,29 @@ def _qualified_tokens(qualified: str, *, prefixes: bool) -> list[str]:
     lower = qualified.lower()
     tokens = [f"q:{t}" for t in tokenize(qualified)]
     if prefixes:
-        start = lower.rfind(".") + 2
+        # A namespace of MAX_PREFIX characters or more still gets the (truncated)
+        # posting: the query checks longer prefixes against the name itself.
+        start = min(lower.rfind(".") + 2, MAX_PREFIX)
         tokens.extend(f"^{lower[:i]}" for i in range(start, min(len(lower), MAX_PREFIX) + 1))
     return tokens
 
 
-def _doc_tokens(name: str, description: str | None, props: dict[str, str]) -> list[str]:
-    tokens = [f"n:{t}" for t in name_tokens(name)]
+def _doc_tokens(
+    name: str, description: str | None, props: dict[str, str], *, full_name: str | None = None
+) -> list[str]:
+    words = tokenize(name)
+    whole = [name.lower()]
+    if full_name is not None:
+        words = list(dict.fromkeys(words + tokenize(full_name)))
+        whole.append(full_name.lower())
+    tokens = _field_tokens("n", words, [w for w in whole if w not in words])
     lower = name.lower()
     tokens.extend(f"^{lower[:i]}" for i in range(MIN_PREFIX, min(len(lower), MAX_PREFIX) + 1))
     if len(lower) < MIN_PREFIX:
         tokens.append(f"^{lower}")
-    tokens.extend(f"d:{t}" for t in tokenize(description))
-    for key, value in props.items():
-        tokens.extend(f"p:{t}" for t in tokenize(key) + tokenize(value))
+    tokens.extend(_field_tokens("d", tokenize(description)))
+    prop_words = [t for key, value in props.items() for t in tokenize(key) + tokenize(value)]
+    tokens.extend(_field_tokens("p", dict.fromkeys(prop_words)))
     return list(dict.fromkeys(tokens))
 
 
@@ -180,10 +218,7 @@ def docs_for_namespace(row: dict[str, Any]) -> Doc:
         namespace=name.rsplit(".", 1)[0] if "." in name else "",
         description=row["description"],
         tokens=tuple(
-            dict.fromkeys(
-                _doc_tokens(short, row["description"], dict(row["properties"] or {}))
-                + [f"n:{t}" for t in name_tokens(name)]
-            )
+            _doc_tokens(short, row["description"], dict(row["properties"] or {}), full_name=name)
         ),
     )
 
@@ -578,8 +613,7 @@ class SearchIndex:
             return head.version, current
 
         def mutate(snap: Snapshot[SearchState]) -> Change:
-            meta = snap.manifest.meta if snap.manifest else {}
-            indexed = int(meta.get("catalog_version", 0))
+            indexed = _indexed(snap)
             if indexed >= head.version:
                 return Change()
             changed_ns, changed_tables, full = self._changes(indexed, head)
@@ -589,7 +623,7 @@ class SearchIndex:
             else:
                 change = Change()
                 self._incremental(snap, head.state, changed_ns, changed_tables, change)
-            change.meta = {"catalog_version": head.version}
+            change.meta = {"catalog_version": head.version, "revision": INDEX_REVISION}
             change.operation = {"ops": [{"op": "index", "from": indexed, "to": head.version}]}
             return change
 
@@ -808,12 +842,21 @@ class SearchIndex:
         direct: list[pa.Array] = []
         for token in q_tokens:
             parts: list[pa.Array] = []
-            for marker, weight in (("n", 100.0), ("d", 10.0), ("p", 5.0)):
+            can_prefix = MIN_PREFIX <= len(token) <= MAX_PREFIX
+            for marker, weight, prefix_weight in FIELDS:
                 gids = self._lookup(snap, f"{marker}:{token}")
-                if len(gids):
-                    field_hits.append((f"{marker}:{token}", gids, weight))
-                    parts.append(gids)
-                    direct.append(gids)
+                starts = self._lookup(snap, f"{marker}^{token}") if can_prefix else _EMPTY_GIDS
+                # A document holding the token itself scores as exact, not also as prefix.
+                starts = _without(starts, gids)
+                exact_and_prefix = (
+                    (f"{marker}:{token}", gids, weight),
+                    (f"{marker}:{token}*", starts, prefix_weight),
+                )
+                for label, hits, w in exact_and_prefix:
+                    if len(hits):
+                        field_hits.append((label, hits, w))
+                        parts.append(hits)
+                        direct.append(hits)
             # Where an object lives (``q:``) can satisfy a query token but never makes
             # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
             # not list every column in the namespace.
@@ -837,8 +880,9 @@ class SearchIndex:
             if len(required):
                 required = _union([_within(p, required) for p in direct])
 
-        reg = self._registry.table
         prefix_gids = self._lookup(snap, "^" + q[:MAX_PREFIX])
+        # Only now: every lookup above may decode a bucket, which grows the registry.
+        reg = self._registry.table
         prefix_scores = pa.array([], pa.float64())
         exact: set[int] = set()
         if len(prefix_gids):
@@ -946,8 +990,12 @@ class SearchIndex:
 
 
 def _indexed(snap: Snapshot[SearchState]) -> int:
-    """The catalog version an index snapshot reflects."""
-    return int((snap.manifest.meta if snap.manifest else {}).get("catalog_version", 0))
+    """The catalog version an index snapshot reflects (0 if another revision built it:
+    its postings cannot answer this revision's queries, so it is rebuilt in full)."""
+    meta = snap.manifest.meta if snap.manifest else {}
+    if meta.get("revision", 1) != INDEX_REVISION:
+        return 0
+    return int(meta.get("catalog_version", 0))
 
 
 def _union(parts: Sequence[pa.Array]) -> pa.Array:
@@ -958,6 +1006,13 @@ def _union(parts: Sequence[pa.Array]) -> pa.Array:
     if len(parts) == 1:
         return parts[0]
     return pc.unique(pa.concat_arrays(parts))
+
+
+def _without(gids: pa.Array, removed: pa.Array) -> pa.Array:
+    """The gids not in ``removed``."""
+    if not len(gids) or not len(removed):
+        return gids
+    return pc.filter(gids, pc.invert(pc.is_in(gids, value_set=removed)))
 
 
 def _within(gids: pa.Array, allowed: pa.Array) -> pa.Array:
@@ -971,20 +1026,25 @@ def _prefix_scores(reg: pa.Table, gids: pa.Array, q: str) -> tuple[pa.Array, pa.
     """Prefix hits of ``q`` among the postings of its (truncated) prefix token: the
     gids, their scores (1000 exact, else 500 + 100 * len(q) / len(name)) and which
     are exact."""
-    meta = reg.select(["name", "qualified_name", "name_len", "qualified_len"]).take(gids)
-    if len(q) > MAX_PREFIX:
-        # The token held only the first MAX_PREFIX characters: check the rest.
-        keep = [
-            n.lower().startswith(q) or qn.lower().startswith(q)
-            for n, qn in zip(
-                meta.column("name").to_pylist(),
-                meta.column("qualified_name").to_pylist(),
-                strict=True,
-            )
-        ]
-        mask = pa.array(keep, pa.bool_())
+    meta = reg.select(
+        ["name", "qualified_name", "namespace", "kind_order", "name_len", "qualified_len"]
+    ).take(gids)
+    if len(q) >= MAX_PREFIX:
+        # The token held only the first MAX_PREFIX characters (and a table in a long
+        # namespace posts that much of its qualified name): check the whole rule.
+        # Names are ASCII identifiers, so Arrow's lowercasing equals Python's.
+        table_prefix = pc.and_(
+            pc.equal(meta.column("kind_order"), _KIND_ORDER["table"]),
+            pc.and_(
+                pc.starts_with(pc.utf8_lower(meta.column("qualified_name")), q),
+                pc.less(pc.utf8_length(meta.column("namespace")), len(q) - 1),
+            ),
+        )
+        mask = pc.or_(pc.starts_with(pc.utf8_lower(meta.column("name")), q), table_prefix)
+        mask = pc.fill_null(mask, False).combine_chunks()
         gids, meta = pc.filter(gids, mask), meta.filter(mask)
-    # Otherwise every posting of "^" + q is a prefix of the name or qualified name.
+    # Otherwise every posting of "^" + q is a prefix of the name or, for a table, of
+    # its qualified name past the namespace.
     n = len(q)
     maybe = pc.or_(pc.equal(meta.column("name_len"), n), pc.equal(meta.column("qualified_len"), n))
     exact: set[int] = set()
