@@ -1,7 +1,14 @@
 """Build a small demo catalog in ``./.arco`` (run by ``make dev`` as ``python -m arco.demo``).
 
-Idempotent: every namespace and table is created with ``exist_ok=True``, so running it
-again changes nothing and commits nothing.
+One story with the project ``arco init`` scaffolds (``arco.flow.project``): the shop's
+orders and customers land in ``raw``, ``analytics`` derives revenue and lifetime value
+from them. The lineage between the tables is declared here, and the project's runs
+materialize ``raw.orders``, ``raw.customers``, ``analytics.daily_revenue`` and
+``analytics.customer_lifetime_value`` (observing the same edges), so the first table a
+new user opens has a lineage graph and runs behind it.
+
+Idempotent: every namespace and table is created with ``exist_ok=True`` and declaring
+an edge twice changes nothing, so running it again commits nothing.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arco.catalog import Catalog, ColumnSpec
+from arco.catalog.lineage import LineageGraph
 from arco.core.scope import Scope
 
 DEMO_STORE = "file://./.arco"
@@ -149,8 +157,19 @@ TABLES: tuple[DemoTable, ...] = (
 )
 
 
+#: Declared lineage (source, target): every demo table is on one connected graph.
+EDGES: tuple[tuple[str, str], ...] = (
+    ("raw.orders", "analytics.daily_revenue"),
+    ("raw.orders", "analytics.customer_lifetime_value"),
+    ("raw.customers", "analytics.customer_lifetime_value"),
+    ("raw.orders", "analytics.marketing.campaign_attribution"),
+    ("raw.web_events", "analytics.marketing.campaign_attribution"),
+)
+
+
 def build(catalog: Catalog) -> None:
-    """Create the demo namespaces and tables in ``catalog`` (existing ones are kept)."""
+    """Create the demo namespaces, tables and lineage in ``catalog``'s scope (existing
+    ones are kept)."""
     for ns in NAMESPACES:
         catalog.create_namespace(ns.name, ns.description, ns.properties, exist_ok=True)
     for t in TABLES:
@@ -163,6 +182,9 @@ def build(catalog: Catalog) -> None:
             properties=t.properties,
             exist_ok=True,
         )
+    lineage = LineageGraph(catalog.store, catalog.scope)
+    for source, target in EDGES:
+        lineage.add_edge(source, target)
 
 
 def main() -> None:
@@ -178,12 +200,14 @@ def main() -> None:
         for t in TABLES:
             if t.namespace == ns.name:
                 print(f"    table {t.namespace}.{t.name} ({len(t.columns)} columns, {t.format})")
+    print(f"  lineage: {len(EDGES)} edges, e.g. raw.orders -> analytics.daily_revenue")
     print()
     print("Look at it with:")
     for command in (
         "arco namespace list",
         "arco table list",
         "arco table show analytics.daily_revenue",
+        "arco lineage show analytics.daily_revenue",
         "arco verify",
         "arco log",
     ):

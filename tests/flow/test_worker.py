@@ -374,7 +374,9 @@ def test_arco_dev_runs_queued_runs_in_its_worker_thread(tmp_path: Path) -> None:
 
         _wait(lambda: [r["state"] for r in runs()] == ["SUCCEEDED"], 60, "the demo run")
         assert runs()[0]["task_counts"] == {"SUCCEEDED": 6}
-        answer = httpx.post(f"{api}/runs", json={"selection": "customer_revenue"}, headers=headers)
+        answer = httpx.post(
+            f"{api}/runs", json={"selection": "customer_lifetime_value"}, headers=headers
+        )
         assert answer.status_code == 202, answer.text
         run_id = answer.json()["run_id"]
         _wait(
@@ -385,7 +387,7 @@ def test_arco_dev_runs_queued_runs_in_its_worker_thread(tmp_path: Path) -> None:
             "the triggered run",
         )
         assets = httpx.get(f"{api}/assets", headers=headers).json()["assets"]
-        revenue = next(a for a in assets if a["name"] == "customer_revenue")
+        revenue = next(a for a in assets if a["name"] == "customer_lifetime_value")
         assert revenue["last_materialization"]["run_id"] == run_id
         # The worker reports the run once it has also compacted and registered tables.
         _wait(lambda: f"run {run_id} SUCCEEDED" in out.read_text(), 30, "the worker's report")

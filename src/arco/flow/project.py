@@ -50,9 +50,18 @@ def load_project(project: Project) -> Definitions:
         ) from exc
 
 
-_ASSETS = '''"""Example assets: edit freely. Run them with `arco run '*'`."""
+_ASSETS = '''"""Example assets: edit freely. Run them with `arco run '*'`.
+
+One story with the demo catalog (`python -m arco.demo`): the shop's orders and customers
+land in `raw`; `analytics` derives the revenue per day and every customer's lifetime
+value from them. A run writes the assets, registers their tables in the catalog and
+records lineage (raw.orders -> analytics.daily_revenue), so the catalog, the lineage
+graph and the runs in the web UI all tell it.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,53 +69,96 @@ import pyarrow.compute as pc
 from arco import AssetContext, DailyPartitions, asset
 
 DAYS = DailyPartitions(start="2024-01-01", end="2024-01-04")
+TS = pa.timestamp("us", tz="UTC")
 
 
-@asset(description="Raw orders as they arrive from the shop", code_version="1")
-def raw_orders() -> pa.Table:
+def _at(day: int, hour: int) -> datetime:
+    return datetime(2024, 1, day, hour, tzinfo=UTC)
+
+
+@asset(
+    namespace="raw", description="Orders exported hourly from the shop database", code_version="1"
+)
+def orders() -> pa.Table:
     return pa.table(
         {
-            "order_id": [1, 2, 3, 4, 5],
-            "customer": ["ann", "bob", "ann", "cid", "bob"],
-            "amount": [12.5, 7.0, 3.25, 40.0, 9.5],
+            "order_id": ["o-1", "o-2", "o-3", "o-4", "o-5", "o-6"],
+            "customer_id": ["ann", "bob", "ann", "cid", "bob", "ann"],
+            "ordered_at": pa.array(
+                [_at(1, 9), _at(1, 14), _at(2, 10), _at(2, 18), _at(3, 8), _at(3, 20)], TS
+            ),
+            "total": [12.5, 7.0, 3.25, 40.0, 0.0, 9.5],
         }
     )
 
 
-@asset(description="Orders with a positive amount", code_version="1", retries=1)
-def clean_orders(context: AssetContext, raw_orders: pa.Table) -> pa.Table:
-    kept = raw_orders.filter(pc.greater(raw_orders["amount"], 0))
-    context.log.info("kept %d of %d orders", kept.num_rows, raw_orders.num_rows)
-    context.add_metadata(dropped=raw_orders.num_rows - kept.num_rows)
-    return kept
+@asset(namespace="raw", description="Customer master data from the CRM", code_version="1")
+def customers() -> pa.Table:
+    return pa.table(
+        {
+            "customer_id": ["ann", "bob", "cid"],
+            "email": ["ann@example.com", "bob@example.com", "cid@example.com"],
+            "signed_up_at": pa.array([_at(1, 8), _at(1, 12), _at(2, 17)], TS),
+        }
+    )
 
 
-@asset(description="Revenue per customer", code_version="1")
-def customer_revenue(clean_orders: pa.Table) -> pa.Table:
-    return clean_orders.group_by("customer").aggregate([("amount", "sum")])
+@asset(
+    namespace="analytics",
+    description="Lifetime value per customer (paid orders only)",
+    code_version="1",
+    ins={"orders": "raw.orders", "customers": "raw.customers"},
+)
+def customer_lifetime_value(orders: pa.Table, customers: pa.Table) -> pa.Table:
+    paid = orders.filter(pc.greater(orders["total"], 0))
+    per_customer = paid.group_by("customer_id").aggregate(
+        [("total", "sum"), ("ordered_at", "min"), ("ordered_at", "max")]
+    )
+    joined = customers.join(per_customer, "customer_id").sort_by("customer_id")
+    return pa.table(
+        {
+            "customer_id": joined["customer_id"],
+            "first_order_at": joined["ordered_at_min"],
+            "last_order_at": joined["ordered_at_max"],
+            "lifetime_value": joined["total_sum"],
+        }
+    )
 
 
-@asset(partitions=DAYS, description="One summary per day", code_version="1")
-def daily_summary(context: AssetContext, customer_revenue: pa.Table) -> dict[str, object]:
-    return {"day": context.partition_key, "customers": customer_revenue.num_rows}
+@asset(
+    namespace="analytics",
+    partitions=DAYS,
+    description="Revenue per day, in EUR",
+    code_version="1",
+    retries=1,
+    ins={"orders": "raw.orders"},
+)
+def daily_revenue(context: AssetContext, orders: pa.Table) -> pa.Table:
+    day = date.fromisoformat(str(context.partition_key))
+    start = pa.scalar(datetime(day.year, day.month, day.day, tzinfo=UTC), TS)
+    end = pa.scalar(datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1), TS)
+    on_day = orders.filter(
+        pc.and_(pc.greater_equal(orders["ordered_at"], start), pc.less(orders["ordered_at"], end))
+    )
+    revenue = pc.sum(on_day["total"]).as_py() or 0.0
+    context.log.info("%s: %d orders, %.2f EUR", day, on_day.num_rows, revenue)
+    context.add_metadata(orders=on_day.num_rows)
+    return pa.table(
+        {
+            "day": pa.array([day], pa.date32()),
+            "orders": pa.array([on_day.num_rows], pa.int64()),
+            "revenue": [revenue],
+        }
+    )
 '''
 
-_TEST = """from {module}.assets import clean_orders, raw_orders
+_TEST = """from {module}.assets import customer_lifetime_value, customers, orders
 
 
-def test_clean_orders_keeps_positive_amounts() -> None:
-    class Ctx:
-        class log:  # noqa: N801 - a stand-in logger
-            @staticmethod
-            def info(*args: object) -> None:
-                pass
-
-        @staticmethod
-        def add_metadata(**kwargs: object) -> None:
-            pass
-
-    table = clean_orders.fn(Ctx(), raw_orders.fn())
-    assert table.num_rows == 5
+def test_lifetime_value_counts_paid_orders_only() -> None:
+    table = customer_lifetime_value.fn(orders.fn(), customers.fn())
+    values = dict(zip(table["customer_id"].to_pylist(), table["lifetime_value"].to_pylist()))
+    assert values == {{"ann": 25.25, "bob": 7.0, "cid": 40.0}}
 """
 
 
