@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from arco.catalog.manifest import Manifest
-from arco.core.errors import ObjectNotFoundError
+from arco.core.errors import NotFoundError, ObjectNotFoundError
 from arco.core.ids import sha256_hex
 from arco.core.keys import Keys
 from arco.core.scope import Scope
@@ -118,15 +118,20 @@ def metadata_gc_plan(
     """
     from arco.catalog.catalog import Catalog
 
-    if not retained:
-        return [], set()
     keys = Keys(scope)
+    # No warehouse objects, nothing to collect: skip folding any catalog state.
+    if not retained or next(iter(store.list(keys.warehouse_prefix())), None) is None:
+        return [], set()
     catalog = Catalog(store, scope)
     oldest = min(m.version for m in retained)
     base = store.url.rstrip("/") + "/"
     live = {ref.key for m in retained for ref in metadata_refs(m)}
     folders: set[str] = set()
-    states = [catalog.snapshot(0).state, catalog.domain.read_version(oldest).state]
+    try:
+        states = [catalog.snapshot(0).state, catalog.domain.read_version(oldest).state]
+    except NotFoundError:
+        # Another collector expired that version meanwhile: propose nothing this time.
+        return [], live
     for state in states:
         for row in state.tables.values():
             if row.get("format") != "iceberg":
