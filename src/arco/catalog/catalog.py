@@ -14,6 +14,7 @@ from arco.catalog.datatypes import normalize_type
 from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT
 from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
+from arco.catalog.pointread import CatalogReader, namespace_from_row, table_from_row
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import OP_DELETE, OP_UPSERT
 from arco.core.errors import (
@@ -495,6 +496,7 @@ class Catalog:
             holder=holder,
         )
         self._sorted: tuple[int, list[tuple[str, str]]] | None = None
+        self._point: tuple[str, CatalogReader] | None = None
 
     # ------------------------------------------------------------- plumbing
     def snapshot(self, max_staleness: float | None = None) -> Snapshot[CatalogState]:
@@ -504,7 +506,26 @@ class Catalog:
     @property
     def version(self) -> int:
         """The latest committed version (0 before the first commit)."""
-        return self.snapshot(0).version
+        return self.domain.read_head(0).version
+
+    def _reader(self) -> CatalogReader | None:
+        """A point reader of the latest version, or None when the folded state answers.
+
+        A catalog that has folded its state (it committed, or someone asked for
+        :meth:`view`) keeps answering from memory; a cold one reads only what each
+        question needs (ADR 012). Catalogs written before sorted bases existed have
+        no index to read by, and are folded until their next commit rewrites the base.
+        """
+        if self.domain.folded:
+            return None
+        head = self.domain.read_head()
+        if head.manifest is None or head.manifest_key is None:
+            return None
+        point = self._point
+        if point is None or point[0] != head.manifest_key:
+            point = (head.manifest_key, CatalogReader(self.domain, head.manifest))
+            self._point = point
+        return point[1] if point[1].indexed else None
 
     def at_version(self, version: int) -> CatalogView:
         """A read-only view of the catalog as of ``version``."""
@@ -615,7 +636,14 @@ class Catalog:
 
     def get_namespace(self, name: str) -> Namespace:
         """The namespace called ``name``."""
-        return self.view().get_namespace(name)
+        reader = self._reader()
+        if reader is None:
+            return self.view().get_namespace(name)
+        validate_dotted("namespace", name)
+        row = reader.namespace_row(name)
+        if row is None:
+            raise NotFoundError(f"namespace {name!r} does not exist")
+        return namespace_from_row(row)
 
     def list_namespaces(
         self,
@@ -625,7 +653,14 @@ class Catalog:
         page_token: str | None = None,
     ) -> Page[Namespace]:
         """Namespaces sorted by name, optionally only those starting with ``prefix``."""
-        return self.view().list_namespaces(prefix, page_size=page_size, page_token=page_token)
+        reader = self._reader()
+        if reader is None:
+            return self.view().list_namespaces(prefix, page_size=page_size, page_token=page_token)
+        after = _decode_token(page_token)
+        marker = (after[0],) if after else None
+        rows = _first(reader.namespaces.scan(after=marker), _page_size(page_size) + 1, prefix)
+        items = [namespace_from_row(r) for r in rows]
+        return _page(items, _page_size(page_size), lambda n: [n.name])
 
     def update_namespace(
         self,
@@ -695,7 +730,17 @@ class Catalog:
 
     def get_table(self, namespace: str, name: str) -> Table:
         """The table ``namespace.name``."""
-        return self.view().get_table(namespace, name)
+        reader = self._reader()
+        if reader is None:
+            return self.view().get_table(namespace, name)
+        table: Table | None = reader.table(namespace, name)
+        if table is not None:
+            return table
+        validate_dotted("namespace", namespace)
+        validate_identifier("table name", name)
+        if reader.namespace_row(namespace) is None:
+            raise NotFoundError(f"namespace {namespace!r} does not exist")
+        raise NotFoundError(f"table {namespace}.{name} does not exist")
 
     def list_tables(
         self,
@@ -706,9 +751,46 @@ class Catalog:
         page_token: str | None = None,
     ) -> Page[Table]:
         """Tables sorted by (namespace, name), optionally in one namespace / by name prefix."""
-        return self.view().list_tables(
-            namespace, prefix=prefix, page_size=page_size, page_token=page_token
-        )
+        reader = self._reader()
+        if reader is None:
+            return self.view().list_tables(
+                namespace, prefix=prefix, page_size=page_size, page_token=page_token
+            )
+        size = _page_size(page_size)
+        after = _decode_token(page_token)
+        if after is not None and len(after) != 2:
+            raise InvalidArgumentError("page token is not valid for this listing")
+        batches = self._scan_tables(reader, namespace, tuple(after) if after else None, prefix)
+        rows = _first(batches, size + 1)
+        items = [table_from_row(r) for r in rows]
+        return _page(items, size, lambda t: [t.namespace, t.name])
+
+    def iter_tables(self, namespace: str | None = None) -> Iterator[list[Table]]:
+        """Every table sorted by (namespace, name), in batches, read as they are yielded.
+
+        One version throughout; the first batch comes before the last is read, so a
+        caller can print rows while the rest are fetched (``arco table list``).
+        """
+        reader = self._reader()
+        if reader is None:
+            yield self.view().list_tables(namespace).items
+            return
+        for batch in self._scan_tables(reader, namespace, None, None):
+            yield [table_from_row(r) for r in batch]
+
+    @staticmethod
+    def _scan_tables(
+        reader: CatalogReader,
+        namespace: str | None,
+        after: tuple[str, ...] | None,
+        prefix: str | None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        if namespace is not None:
+            validate_dotted("namespace", namespace)
+            if reader.namespace_row(namespace) is None:
+                raise NotFoundError(f"namespace {namespace!r} does not exist")
+        key = (namespace,) if namespace is not None else ()
+        return reader.tables.scan(key, after=after, name_prefix=prefix)
 
     def update_table(
         self,
@@ -883,6 +965,28 @@ class CatalogView:
         items = [self.state.table(ns, n) for ns, n in chunk]
         token = _encode_token(list(chunk[-1])) if len(keys) > size and chunk else None
         return Page([i for i in items if i is not None], token)
+
+
+def _first(
+    batches: Iterator[list[dict[str, Any]]], n: int, prefix: str | None = None
+) -> list[dict[str, Any]]:
+    """The first ``n`` rows of ``batches`` (whose name starts with ``prefix``)."""
+    out: list[dict[str, Any]] = []
+    for batch in batches:
+        for row in batch:
+            if prefix and not row["name"].startswith(prefix):
+                continue
+            out.append(row)
+            if len(out) >= n:
+                return out
+    return out
+
+
+def _page(items: list[Any], size: int, marker: Callable[[Any], list[str]]) -> Page[Any]:
+    """A page of at most ``size`` items, with a token when ``items`` has more."""
+    if len(items) > size:
+        return Page(items[:size], _encode_token(marker(items[size - 1])))
+    return Page(items, None)
 
 
 def _page_size(page_size: int | None) -> int:

@@ -115,6 +115,17 @@ class Snapshot(Generic[S]):
         return self.manifest.files if self.manifest else ()
 
 
+@dataclass(frozen=True)
+class Head:
+    """The latest pointer and manifest of a domain, with no state folded."""
+
+    version: int
+    pointer: Pointer | None
+    pointer_version: str | None
+    manifest: Manifest | None
+    manifest_key: str | None
+
+
 @dataclass
 class Change:
     """What a commit changes: delta rows per table (each with ``_op``)."""
@@ -212,6 +223,8 @@ class DomainStore(Generic[S]):
         self._manifests: dict[str, tuple[Manifest, str]] = {}
         self._tables: OrderedDict[str, pa.Table] = OrderedDict()
         self._mutex = threading.Lock()
+        self._head: Head | None = None
+        self._head_checked_at = 0.0
 
     # ------------------------------------------------------------------ reads
     def empty_snapshot(self) -> Snapshot[S]:
@@ -260,6 +273,45 @@ class DomainStore(Generic[S]):
         )
         self._remember(snap, now)
         return snap
+
+    @property
+    def folded(self) -> bool:
+        """Whether this store holds a folded state (after a read or a commit)."""
+        return self._cache is not None
+
+    def read_head(self, max_staleness: float | None = None) -> Head:
+        """The latest pointer and manifest, without folding any state file.
+
+        One pointer GET (none within ``max_staleness`` seconds of the last one);
+        the manifest is read once per id. For readers that fetch only what a
+        question needs (:mod:`arco.catalog.pointread`).
+        """
+        staleness = self.max_staleness if max_staleness is None else max_staleness
+        cached = self._cache
+        if cached is not None:
+            snap = self.read(max_staleness)
+            return Head(
+                snap.version, snap.pointer, snap.pointer_version, snap.manifest, snap.manifest_key
+            )
+        head = self._head
+        now = time.monotonic()
+        if head is not None and staleness > 0 and now - self._head_checked_at < staleness:
+            return head
+        try:
+            data, version = self.store.get(self._pointer_key)
+        except ObjectNotFoundError:
+            head = Head(0, None, None, None, None)
+        else:
+            if head is not None and head.pointer_version == version:
+                self._head_checked_at = now
+                return head
+            pointer = Pointer.from_bytes(data, key=self._pointer_key)
+            manifest = self._manifest(pointer.manifest, pointer.manifest_sha256)
+            head = Head(manifest.version, pointer, version, manifest, pointer.manifest)
+        with self._mutex:
+            if self._head is None or head.version >= self._head.version:
+                self._head, self._head_checked_at = head, now
+        return head
 
     def read_version(self, version: int) -> Snapshot[S]:
         """The immutable snapshot of an earlier ``version`` (walks the parent chain)."""
@@ -545,7 +597,15 @@ class DomainStore(Generic[S]):
         key = self.keys.snapshot_file(
             self.domain, version, commit_id, f"{pending.table}.{suffix}.parquet"
         )
-        data = tableset.encode(pending.data, small=pending.level == 0 and pending.kind == "delta")
+        tdef = self.state_cls.TABLES[pending.table]
+        index = None
+        if pending.kind == "base" and tdef.sort_key:
+            data, index = tableset.encode_sorted_base(
+                tdef, pending.data.sort_by([(k, "ascending") for k in tdef.sort_key])
+            )
+        else:
+            small = pending.level == 0 and pending.kind == "delta"
+            data = tableset.encode(pending.data, small=small)
         self.store.put(key, data, "create")
         if pending.kind == "delta":
             self._cache_table(key, pending.data)
@@ -559,6 +619,7 @@ class DomainStore(Generic[S]):
             sha256=sha256_hex(data),
             size=len(data),
             rows=pending.data.num_rows,
+            index=index,
         )
 
     def _compact(
@@ -589,7 +650,10 @@ class DomainStore(Generic[S]):
             delta_rows = sum(self._rows_of(f) for f in deltas)
             base_rows = self._rows_of(base) if base is not None else 0
             limit = max(tableset.BASE_MIN_DELTA_ROWS, base_rows * tableset.BASE_REWRITE_RATIO)
-            if delta_rows > limit:
+            # A base written before sorted bases existed is rewritten once, sorted and
+            # indexed, by the first commit that touches its table (ADR 012).
+            unindexed = bool(tdef.sort_key) and isinstance(base, FileEntry) and base.index is None
+            if delta_rows > limit or unindexed:
                 if tdef.resident:
                     data = tableset.base_table(tdef, state.rows(table))
                 else:

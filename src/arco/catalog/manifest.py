@@ -35,6 +35,17 @@ class FileEntry:
     sha256: str
     size: int
     rows: int
+    #: For a base sorted by its table's ``sort_key``: key range, byte range and
+    #: SHA-256 of each row group and of the footer (``tableset.encode_sorted_base``),
+    #: so a reader can fetch and verify one group. Absent on other files.
+    index: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's JSON record of this entry (no ``index`` key when absent)."""
+        raw = dict(self.__dict__)
+        if raw["index"] is None:
+            del raw["index"]
+        return raw
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class Manifest:
             "parent": {"path": self.parent.path, "sha256": self.parent.sha256}
             if self.parent
             else None,
-            "files": [f.__dict__ for f in self.files],
+            "files": [f.to_json() for f in self.files],
             "operation": self.operation,
             "meta": self.meta,
         }

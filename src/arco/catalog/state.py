@@ -32,6 +32,7 @@ NAMESPACES = TableDef(
         ]
     ),
     ("name",),
+    sort_key=("name",),
 )
 COLUMN_STRUCT = pa.struct(
     [
@@ -66,6 +67,7 @@ TABLES = TableDef(
         ]
     ),
     ("id",),
+    sort_key=("namespace", "name"),
 )
 IDEMPOTENCY = TableDef(
     "idempotency",
@@ -180,8 +182,9 @@ class CatalogState:
             return []
         return sorted(row["columns"] or (), key=lambda c: c["ordinal"])
 
-    def table_from_row(self, row: dict[str, Any]) -> Table:
-        """A :class:`Table` from its row and its column rows."""
+    @staticmethod
+    def table_from_row(row: dict[str, Any]) -> Table:
+        """A :class:`Table` from its row (columns are nested in it)."""
         return Table(
             id=row["id"],
             namespace=row["namespace"],
@@ -199,7 +202,7 @@ class CatalogState:
                     description=c["description"],
                     column_id=c["column_id"],
                 )
-                for c in self.column_rows(row["id"])
+                for c in sorted(row["columns"] or (), key=lambda c: c["ordinal"])
             ),
             created_at=row["created_at"],
             updated_at=row["updated_at"],

@@ -6,6 +6,7 @@ Verification (like GC) may list storage; reads never do (invariant I7).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from arco.catalog.iceberg_files import check_metadata_files
 from arco.catalog.lock import LockRecord
@@ -213,6 +214,25 @@ def _check_off_chain(
     return walk
 
 
+def index_problem(index: dict[str, Any], data: bytes) -> str | None:
+    """What is wrong with a sorted base's index (``FileEntry.index``) for ``data``, if anything.
+
+    Point readers fetch the footer and single row groups by the index's byte
+    ranges and check each against its SHA-256, so every range must hash as listed.
+    """
+    try:
+        ranges = [("footer", index["footer"][:3])]
+        ranges += [(f"row group {i}", g[2:5]) for i, g in enumerate(index["groups"])]
+        for label, (start, length, sha) in ranges:
+            if start < 0 or start + length > len(data):
+                return f"index: {label} lies outside the file"
+            if sha256_hex(data[start : start + length]) != sha:
+                return f"index: SHA-256 of {label} does not match the manifest"
+    except (KeyError, TypeError, ValueError):
+        return "index: malformed"
+    return None
+
+
 def verify(store: ObjectStore, scope: Scope, domains: list[str] | None = None) -> VerifyReport:
     """Check every manifest and every file referenced by every domain's chain."""
     keys = Keys(scope)
@@ -246,6 +266,8 @@ def verify(store: ObjectStore, scope: Scope, domains: list[str] | None = None) -
                     report.problems.append(
                         Problem(entry.path, "SHA-256 does not match the manifest")
                     )
+                elif entry.index is not None and (bad := index_problem(entry.index, data)):
+                    report.problems.append(Problem(entry.path, bad))
         if domain == "catalog":
             count, found = check_metadata_files(store, keys, [m for _, m in walk.manifests])
             report.files_checked += count

@@ -7,6 +7,7 @@ markup, so a description such as ``[red]x`` prints literally.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,21 @@ def console() -> Console:
 def emit_json(value: Any) -> None:
     """Print ``value`` as indented JSON."""
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def emit_json_list(items: Iterable[Any]) -> None:
+    """Print ``items`` as the indented JSON list :func:`emit_json` would, one item at a time.
+
+    Nothing is held back: the first items are out before the last are read.
+    """
+    write = sys.stdout.write
+    first = True
+    for item in items:
+        text = json.dumps(item, indent=2, ensure_ascii=False, default=str)
+        write(("[\n  " if first else ",\n  ") + text.replace("\n", "\n  "))
+        first = False
+    write("[]\n" if first else "\n]\n")
+    sys.stdout.flush()
 
 
 def say(message: str) -> None:
@@ -144,6 +160,35 @@ def tables_table(items: Sequence[Table]) -> None:
             _text(t.description),
         )
     out.print(table)
+
+
+def tables_stream(batches: Iterable[Sequence[Table]]) -> None:
+    """Print tables batch by batch: a Rich table if there is one batch, else plain columns.
+
+    A Rich table measures every row before it prints the first (seconds for tens
+    of thousands), so a long listing is written as aligned plain text instead,
+    its widths taken from the first batch, each batch as soon as it is read.
+    """
+    it = iter(batches)
+    first = list(next(it, []))
+    second = next(it, None)
+    if second is None:
+        tables_table(first)
+        return
+    name_w = min(60, max([5, *(len(t.qualified_name) for t in first)]))
+    fmt_w = max([6, *(len(t.format) for t in first)])
+    write = sys.stdout.write
+    write(f"{'Table':<{name_w}}  {'Format':<{fmt_w}}  Columns  Description\n")
+    for batch in (first, second, *it):
+        write(
+            "".join(
+                f"{t.qualified_name:<{name_w}}  {t.format:<{fmt_w}}  {len(t.columns):>7}  "
+                f"{' '.join((t.description or '').split())}".rstrip()
+                + "\n"
+                for t in batch
+            )
+        )
+    sys.stdout.flush()
 
 
 def table_details(t: Table) -> None:

@@ -97,11 +97,12 @@ def list_(
 ) -> None:
     """List tables, sorted by namespace and name."""
     cfg = settings(ctx)
-    items = cfg.catalog().list_tables(namespace).items
+    # Streamed: a cold catalog reads the listing group by group (ADR 012).
+    batches = cfg.catalog().iter_tables(namespace)
     if cfg.json:
-        output.emit_json([t.to_dict() for t in items])
+        output.emit_json_list(t.to_dict() for batch in batches for t in batch)
     else:
-        output.tables_table(items)
+        output.tables_stream(batches)
 
 
 @app.command("show")

@@ -1,0 +1,314 @@
+"""Cold reads: what a new process (or a new Catalog object) pays to answer one question.
+
+Builds catalogs of 100 / 1,000 / 20,000 / 100,000 tables once into a cache
+folder (arco on ``file://``, pyiceberg ``SqlCatalog`` on SQLite + a local
+warehouse), then times, each in a **new process**, median of ``--repeat``:
+
+* ``arco table show NS.T`` / ``pyiceberg describe NS.T``
+* ``arco --json table list NS`` / ``pyiceberg --output json list NS``
+* ``arco table list NS`` / ``pyiceberg list NS`` (text)
+* in-process cold ``get_table``: a new ``Catalog`` object per call, in a
+  process that has already imported everything / a new ``SqlCatalog`` +
+  ``load_table``.
+
+Wall time is spawn to exit; peak memory is the child's ``ru_maxrss`` from
+``os.wait4``. Peers run in the same run, interleaved with arco per size.
+
+    .venv/bin/python benchmarks/cold_reads.py                       # 100, 1k, 20k, 100k
+    .venv/bin/python benchmarks/cold_reads.py --sizes 100,1000 --repeat 3
+    .venv/bin/python benchmarks/cold_reads.py --peer-max 100000     # also build pyiceberg at 100k
+    git archive HEAD~3 src | tar -x -C /tmp/old && \
+      .venv/bin/python benchmarks/cold_reads.py --src /tmp/old/src --cache /tmp/cold-old
+
+The cache (``--cache``, default ``/tmp/arco-cold-reads``) keeps the built
+catalogs between runs; delete it after changing the write path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from _util import environment, load_average, print_table, write_json
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+ARCO = str(Path(PY).with_name("arco"))
+PYICEBERG = str(Path(PY).with_name("pyiceberg"))
+NAMESPACE = "bench"
+BATCH = 5_000
+COLUMN_KINDS = ["int64", "string", "timestamp"] * 3 + ["int64"]
+ARCO_TYPES = {"int64": "int64", "string": "string", "timestamp": "timestamp[us, UTC]"}
+ARCO_COLUMNS = [f"c{i}:{ARCO_TYPES[k]}" for i, k in enumerate(COLUMN_KINDS)]
+
+
+def log(msg: str) -> None:
+    """Progress line."""
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- building
+BUILD_ARCO = """
+import sys
+from arco.catalog.catalog import Catalog
+url, n, batch, cols = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(";")
+cat = Catalog(url, lock_ttl=600.0)
+cat.create_namespace("bench")
+for start in range(0, n, batch):
+    with cat.transaction() as tx:
+        for i in range(start, min(start + batch, n)):
+            tx.create_table("bench", f"t{i:06d}", cols, description=f"table number {i}")
+"""
+
+BUILD_PEER = """
+import sys, warnings, logging
+warnings.simplefilter("ignore")
+logging.getLogger("pyiceberg").setLevel(logging.ERROR)
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.schema import Schema
+from pyiceberg.types import LongType, NestedField, StringType, TimestamptzType
+path, n, kinds = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(",")
+types = {"int64": LongType(), "string": StringType(), "timestamp": TimestamptzType()}
+fields = [NestedField(i + 1, f"c{i}", types[k], required=False) for i, k in enumerate(kinds)]
+schema = Schema(*fields)
+cat = SqlCatalog("bench", uri=f"sqlite:///{path}/catalog.db", warehouse=f"file://{path}/wh")
+cat.create_namespace("bench")
+for i in range(n):
+    cat.create_table(("bench", f"t{i:06d}"), schema, properties={"comment": f"table number {i}"})
+"""
+
+
+def build(cache: Path, size: int, peer: bool) -> tuple[str, Path | None]:
+    """The arco store URL (and pyiceberg folder) for ``size`` tables, built if missing."""
+    arco_dir = cache / f"arco-{size}"
+    if not (arco_dir / ".done").exists():
+        shutil.rmtree(arco_dir, ignore_errors=True)
+        arco_dir.mkdir(parents=True)
+        log(f"building arco catalog of {size:,} tables ...")
+        t0 = time.perf_counter()
+        subprocess.run(
+            [
+                PY,
+                "-c",
+                BUILD_ARCO,
+                f"file://{arco_dir}",
+                str(size),
+                str(BATCH),
+                ";".join(ARCO_COLUMNS),
+            ],
+            check=True,
+        )
+        (arco_dir / ".done").write_text("")
+        log(f"  built in {time.perf_counter() - t0:.1f} s")
+    peer_dir = cache / f"pyiceberg-{size}"
+    if peer and not (peer_dir / ".done").exists():
+        shutil.rmtree(peer_dir, ignore_errors=True)
+        peer_dir.mkdir(parents=True)
+        log(f"building pyiceberg catalog of {size:,} tables ...")
+        t0 = time.perf_counter()
+        subprocess.run(
+            [PY, "-c", BUILD_PEER, str(peer_dir), str(size), ",".join(COLUMN_KINDS)], check=True
+        )
+        (peer_dir / ".done").write_text("")
+        log(f"  built in {time.perf_counter() - t0:.1f} s")
+    return f"file://{arco_dir}", (peer_dir if peer else None)
+
+
+# --------------------------------------------------------------- measuring
+def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, bytes]:
+    """Wall seconds, peak RSS (MiB) and stdout of one new process."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
+    out = bytearray()
+    assert proc.stdout is not None
+    first: float | None = None
+    while chunk := proc.stdout.read1(65536):  # type: ignore[attr-defined]
+        if first is None:
+            first = time.perf_counter() - t0
+        out += chunk
+    err = proc.stderr.read() if proc.stderr else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv} exited {proc.returncode}: {err.decode()[-2000:]}")
+    return wall, usage.ru_maxrss / 1024, bytes(out)
+
+
+def measure(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Median wall time and peak RSS of ``repeat`` new processes (after one warm-up)."""
+    run_once(argv, env)  # page cache, .pyc files
+    walls, rss = [], []
+    out = b""
+    for _ in range(repeat):
+        wall, peak, out = run_once(argv, env)
+        walls.append(wall)
+        rss.append(peak)
+    return {
+        "s": statistics.median(walls),
+        "mib": statistics.median(rss),
+        "all_s": walls,
+        "out_bytes": len(out),
+    }
+
+
+INPROC_ARCO = """
+import sys, time, json, resource, random, statistics
+from arco.catalog.catalog import Catalog
+from arco.core.storage import open_store
+url, n, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+store = open_store(url)
+Catalog(store).get_table("bench", "t000000")  # imports, first-touch costs
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+rng = random.Random(7)
+times = []
+for _ in range(repeat):
+    name = f"t{rng.randrange(n):06d}"
+    t0 = time.perf_counter()
+    Catalog(store).get_table("bench", name)
+    times.append((time.perf_counter() - t0) * 1000)
+print(json.dumps({"ms": statistics.median(times), "all_ms": times,
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+INPROC_PEER = """
+import sys, time, json, resource, random, statistics, warnings, logging
+warnings.simplefilter("ignore")
+logging.getLogger("pyiceberg").setLevel(logging.ERROR)
+from pyiceberg.catalog.sql import SqlCatalog
+path, n, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def cat():
+    return SqlCatalog("bench", uri=f"sqlite:///{path}/catalog.db", warehouse=f"file://{path}/wh")
+c = cat(); c.load_table(("bench", "t000000")); c.engine.dispose()
+rng = random.Random(7)
+times = []
+for _ in range(repeat):
+    name = f"t{rng.randrange(n):06d}"
+    t0 = time.perf_counter()
+    c = cat(); c.load_table(("bench", name))
+    times.append((time.perf_counter() - t0) * 1000)
+    c.engine.dispose()
+print(json.dumps({"ms": statistics.median(times), "all_ms": times,
+                  "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def inproc(code: str, target: str, size: int, repeat: int) -> dict[str, Any]:
+    """In-process cold point reads: median ms over ``repeat`` new catalog objects."""
+    _, peak, out = run_once([PY, "-c", code, target, str(size), str(repeat)])
+    result: dict[str, Any] = json.loads(out)
+    result["peak_mib"] = peak
+    return result
+
+
+def peer_env(path: Path) -> dict[str, str]:
+    """Environment that points the pyiceberg CLI at the SQLite catalog."""
+    return {
+        "PYICEBERG_CATALOG__BENCH__TYPE": "sql",
+        "PYICEBERG_CATALOG__BENCH__URI": f"sqlite:///{path}/catalog.db",
+        "PYICEBERG_CATALOG__BENCH__WAREHOUSE": f"file://{path}/wh",
+        "PYTHONWARNINGS": "ignore",
+    }
+
+
+def bench_size(url: str, peer: Path | None, size: int, repeat: int) -> dict[str, Any]:
+    """Every figure for one catalog size."""
+    one = f"{NAMESPACE}.t{size // 2:06d}"
+    res: dict[str, Any] = {"tables": size}
+    cases = {
+        "show": ([ARCO, "--store", url, "table", "show", one], ["describe", one]),
+        "list_json": (
+            [ARCO, "--store", url, "--json", "table", "list", NAMESPACE],
+            ["--output", "json", "list", NAMESPACE],
+        ),
+        "list_text": ([ARCO, "--store", url, "table", "list", NAMESPACE], ["list", NAMESPACE]),
+    }
+    for name, (argv, peer_args) in cases.items():
+        res[f"arco_{name}"] = measure(argv, repeat)
+        log(
+            f"  arco {name}: {res[f'arco_{name}']['s']:.3f} s, {res[f'arco_{name}']['mib']:.0f} MiB"
+        )
+        if peer is not None:
+            res[f"peer_{name}"] = measure(
+                [PYICEBERG, "--catalog", "bench", *peer_args], repeat, peer_env(peer)
+            )
+            log(
+                f"  pyiceberg {name}: {res[f'peer_{name}']['s']:.3f} s, "
+                f"{res[f'peer_{name}']['mib']:.0f} MiB"
+            )
+    res["arco_get_cold"] = inproc(INPROC_ARCO, url, size, max(repeat, 5) * 4)
+    log(f"  arco in-process cold get_table: {res['arco_get_cold']['ms']:.2f} ms")
+    if peer is not None:
+        res["peer_get_cold"] = inproc(INPROC_PEER, str(peer), size, max(repeat, 5) * 4)
+        log(f"  pyiceberg in-process cold load_table: {res['peer_get_cold']['ms']:.2f} ms")
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100,1000,20000,100000")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cache", default="/tmp/arco-cold-reads")
+    parser.add_argument("--peer-max", type=int, default=20_000, help="largest pyiceberg catalog")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument(
+        "--src",
+        metavar="DIR",
+        help="run arco from this source tree (e.g. a `git archive` of an older commit)",
+    )
+    args = parser.parse_args(argv)
+    if args.src:
+        # Children inherit it: PYTHONPATH comes before the venv's editable install.
+        os.environ["PYTHONPATH"] = str(Path(args.src).resolve())
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    log(f"cold reads, sizes {sizes}, repeat {args.repeat}, load {env['load_average']}")
+    built = {s: build(cache, s, not args.no_peer and s <= args.peer_max) for s in sizes}
+    results = []
+    for size in sizes:
+        log(f"\n== {size:,} tables ==")
+        url, peer = built[size]
+        results.append(bench_size(url, peer, size, args.repeat))
+
+    def cell(r: dict[str, Any], key: str) -> str:
+        v = r.get(key)
+        if v is None:
+            return "-"
+        if "ms" in v:
+            return f"{v['ms']:.2f} ms"
+        return f"{v['s']:.2f} s / {v['mib']:.0f} MiB"
+
+    rows = []
+    for r in results:
+        for name, label in (
+            ("show", "table show"),
+            ("list_json", "--json table list"),
+            ("list_text", "table list (text)"),
+            ("get_cold", "in-process cold get"),
+        ):
+            rows.append(
+                [f"{r['tables']:,}", label, cell(r, f"arco_{name}"), cell(r, f"peer_{name}")]
+            )
+    print_table(["tables", "operation", "arco", "pyiceberg"], rows, title="Cold reads (median)")
+    print(f"load average at end {load_average()}")
+    if args.json:
+        write_json(args.json, {"benchmark": "cold_reads", "environment": env, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

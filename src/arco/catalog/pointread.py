@@ -1,0 +1,328 @@
+"""Reads that touch only what a question needs (ADR 012).
+
+A cold reader (a new process, a new ``Catalog`` object) used to fold every row of
+the catalog into Python objects before answering one question. Here one
+question reads: the pointer, the manifest (both as before), the delta files of
+the table newer than its base (bounded by the merge policy of ADR 003, and only
+their key columns become Python values), and, from a base sorted by the table's
+``sort_key``, only the footer and the row group whose key range holds the key —
+two ranged GETs, each checked against the SHA-256 the manifest records for it.
+
+The answer is the one the full fold gives at the same manifest: a delta row with
+``_version`` above the base wins over the base (last write per primary key),
+``_op = 1`` deletes, and a base row whose primary key any newer delta row
+touches is superseded even if its sort key no longer matches (a rename).
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from arco.catalog import tableset
+from arco.catalog.manifest import FileEntry, Manifest
+from arco.catalog.models import Namespace, Table
+from arco.catalog.state import NAMESPACES, TABLES, CatalogState
+from arco.catalog.tableset import TableDef
+from arco.core.errors import IntegrityError, ObjectNotFoundError
+from arco.core.ids import sha256_hex
+
+if TYPE_CHECKING:
+    from arco.catalog.domain import DomainStore
+
+Key = tuple[Any, ...]
+
+#: Decoded row groups kept per process, across readers (they are immutable).
+GROUP_CACHE_SIZE = 64
+
+
+class _GroupCache:
+    """A bounded LRU of decoded row groups and parsed footers, keyed by SHA-256."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int]) -> Any:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None:
+                self._items.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple[str, int], value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_GROUPS = _GroupCache(GROUP_CACHE_SIZE)
+
+
+def _key_of(row: Sequence[Any]) -> Key:
+    return tuple("" if v is None else v for v in row)
+
+
+class StateReader:
+    """Point lookups and ordered scans of one state table at one manifest."""
+
+    def __init__(self, domain: DomainStore[Any], manifest: Manifest, tdef: TableDef) -> None:
+        if not tdef.sort_key:
+            raise ValueError(f"{tdef.name} has no sort key")
+        self.domain = domain
+        self.tdef = tdef
+        entries = [f for f in manifest.files if f.table == tdef.name]
+        self.base: FileEntry | None = next((f for f in entries if f.kind == "base"), None)
+        self.since = self.base.max_version if self.base is not None else 0
+        self.deltas = sorted(
+            (f for f in entries if f.kind == "delta" and f.max_version > self.since),
+            key=lambda f: f.min_version,
+        )
+        index = self.base.index if self.base is not None else None
+        self.indexed = self.base is None or (
+            index is not None
+            and index.get("format") == tableset.INDEX_FORMAT
+            and tuple(index.get("sort_key", ())) == tdef.sort_key
+        )
+        self._bounds: list[tuple[Key, Key]] = (
+            [(tuple(g[0]), tuple(g[1])) for g in index["groups"]] if index is not None else []
+        )
+        self._overlay: tuple[set[Key], dict[Key, tuple[int, int]], list[pa.Table]] | None = None
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------- overlay
+    def _deltas(self) -> tuple[set[Key], dict[Key, tuple[int, int]], list[pa.Table]]:
+        """Primary keys the deltas touch, and where each live delta row is, by sort key."""
+        with self._lock:
+            if self._overlay is not None:
+                return self._overlay
+            pk, sk = self.tdef.key, self.tdef.sort_key
+            latest: dict[Key, tuple[int, int, int, Key]] = {}
+            tables = [self.domain.load_file(d) for d in self.deltas]
+            for d, table in enumerate(tables):
+                cols = {c: table.column(c).to_pylist() for c in {*pk, *sk, "_op", "_version"}}
+                versions, ops = cols["_version"], cols["_op"]
+                pks = list(zip(*(cols[c] for c in pk), strict=True))
+                sks = list(zip(*(cols[c] for c in sk), strict=True))
+                for r, version in enumerate(versions):
+                    if version <= self.since:
+                        continue
+                    old = latest.get(pks[r])
+                    if old is None or version >= old[0]:
+                        latest[pks[r]] = (version, ops[r], d * (1 << 32) + r, _key_of(sks[r]))
+            live = {
+                skey: (pos >> 32, pos & 0xFFFFFFFF)
+                for _, op, pos, skey in latest.values()
+                if op != tableset.OP_DELETE
+            }
+            self._overlay = (set(latest), live, tables)
+            return self._overlay
+
+    def _delta_row(self, tables: list[pa.Table], where: tuple[int, int]) -> dict[str, Any]:
+        return self._delta_rows(tables, [where])[0]
+
+    @staticmethod
+    def _delta_rows(
+        tables: list[pa.Table], wheres: Sequence[tuple[int, int]]
+    ) -> list[dict[str, Any]]:
+        """Delta rows at (file, row) positions, built in one pass per file."""
+        by_file: dict[int, list[int]] = {}
+        for d, r in wheres:
+            by_file.setdefault(d, []).append(r)
+        found: dict[tuple[int, int], dict[str, Any]] = {}
+        for d, positions in by_file.items():
+            table = tables[d]
+            part = table.slice(positions[0], 1) if len(positions) == 1 else table.take(positions)
+            for r, row in zip(positions, tableset.to_rows(part), strict=True):
+                row.pop("_op", None)
+                row.pop("_version", None)
+                found[(d, r)] = row
+        return [found[w] for w in wheres]
+
+    # ---------------------------------------------------------------- base
+    def _fetch(self, path: str, start: int, length: int, sha256: str) -> bytes:
+        if not self.domain.keys.is_within(path):
+            raise IntegrityError(f"{path}: state file outside scope {self.domain.scope}")
+        try:
+            data = self.domain.store.get_range(path, start, start + length)
+        except ObjectNotFoundError as exc:
+            raise IntegrityError(f"{path}: state file is missing") from exc
+        if len(data) != length or sha256_hex(data) != sha256:
+            raise IntegrityError(
+                f"{path}: bytes {start}-{start + length} do not match the manifest's index"
+            )
+        return data
+
+    def _group(self, g: int) -> pa.Table:
+        """Row group ``g`` of the base, fetched by range and verified (cached)."""
+        base = self.base
+        assert base is not None
+        assert base.index is not None
+        index = base.index
+        f_start, f_len, f_sha = index["footer"]
+        _, _, g_start, g_len, g_sha, _ = index["groups"][g]
+        # Keyed by content hash, not path: two stores may hold one path with other bytes.
+        hit = _GROUPS.get((g_sha, g))
+        if hit is not None:
+            return hit
+        meta = _GROUPS.get((f_sha, -1))
+        buf = bytearray(base.size)
+        buf[g_start : g_start + g_len] = self._fetch(base.path, g_start, g_len, g_sha)
+        if meta is None:
+            buf[f_start : f_start + f_len] = self._fetch(base.path, f_start, f_len, f_sha)
+            meta = pq.ParquetFile(pa.BufferReader(pa.py_buffer(buf))).metadata
+            _GROUPS.put((f_sha, -1), meta)
+        table = pq.ParquetFile(pa.BufferReader(pa.py_buffer(buf)), metadata=meta).read_row_group(
+            g, use_threads=False
+        )
+        _GROUPS.put((g_sha, g), table)
+        return table
+
+    def _groups_for(self, lo: Key, hi: Key | None) -> range:
+        """Indexes of the base groups whose key range meets ``[lo, hi]`` (hi None: open)."""
+        bounds = self._bounds
+        first = bisect.bisect_left([b[1] for b in bounds], lo)
+        last = len(bounds) if hi is None else bisect.bisect_right([b[0] for b in bounds], hi)
+        return range(first, max(first, last))
+
+    def _group_keys(self, table: pa.Table) -> list[Key]:
+        cols = [table.column(c).to_pylist() for c in self.tdef.sort_key]
+        return [_key_of(k) for k in zip(*cols, strict=True)]
+
+    # --------------------------------------------------------------- reads
+    def get(self, key: Key) -> dict[str, Any] | None:
+        """The live row whose sort key is ``key``, or None."""
+        touched, live, tables = self._deltas()
+        where = live.get(key)
+        if where is not None:
+            return self._delta_row(tables, where)
+        if self.base is None:
+            return None
+        for g in self._groups_for(key, key):
+            table = self._group(g)
+            keys = self._group_keys(table)
+            i = bisect.bisect_left(keys, key)
+            if i < len(keys) and keys[i] == key:
+                row = tableset.to_rows(table.slice(i, 1))[0]
+                if tuple(row[c] for c in self.tdef.key) in touched:
+                    return None  # renamed, changed or deleted by a newer delta
+                return row
+        return None
+
+    def scan(
+        self, prefix: Key = (), *, after: Key | None = None, name_prefix: str | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Live rows whose sort key starts with ``prefix``, in sort-key order, in batches.
+
+        ``after`` skips keys up to and including it (a page marker);
+        ``name_prefix`` keeps keys whose last component starts with it.
+        Rows come out group by group, so the first batch is ready before the last
+        group is read.
+        """
+        touched, live, tables = self._deltas()
+        n = len(prefix)
+
+        def wanted(key: Key) -> bool:
+            if key[:n] != prefix or (after is not None and key <= after):
+                return False
+            return name_prefix is None or str(key[-1]).startswith(name_prefix)
+
+        pending = sorted((k, w) for k, w in live.items() if wanted(k))
+        p = 0
+        groups: Sequence[int] = ()
+        if self.base is not None:
+            lo = max(prefix, after) if after is not None else prefix
+            groups = self._groups_for(lo, None)
+        for g in groups:
+            if self._bounds[g][0][:n] > prefix:
+                break
+            table = self._group(g)
+            keys = self._group_keys(table)
+            lo_i = bisect.bisect_left(keys, prefix)
+            rows = tableset.to_rows(table.slice(lo_i)) if lo_i < len(keys) else []
+            # Base rows as dicts, delta rows as (file, row) positions resolved per batch.
+            batch: list[dict[str, Any] | tuple[int, int]] = []
+            for key, row in zip(keys[lo_i:], rows, strict=True):
+                if key[:n] > prefix:
+                    break
+                if not wanted(key) or tuple(row[c] for c in self.tdef.key) in touched:
+                    continue
+                while p < len(pending) and pending[p][0] < key:
+                    batch.append(pending[p][1])
+                    p += 1
+                batch.append(row)
+            if batch:
+                yield self._resolve(tables, batch)
+        for start in range(p, len(pending), tableset.GROUP_ROWS):
+            chunk = [w for _, w in pending[start : start + tableset.GROUP_ROWS]]
+            yield self._delta_rows(tables, chunk)
+
+    def _resolve(
+        self, tables: list[pa.Table], batch: list[dict[str, Any] | tuple[int, int]]
+    ) -> list[dict[str, Any]]:
+        wheres = [b for b in batch if isinstance(b, tuple)]
+        if not wheres:
+            return batch  # type: ignore[return-value]
+        rows = iter(self._delta_rows(tables, wheres))
+        return [next(rows) if isinstance(b, tuple) else b for b in batch]
+
+
+class CatalogReader:
+    """The catalog at one manifest, answered by point reads instead of a full fold."""
+
+    #: Resolved tables kept per reader, so repeated reads of one table stay in memory.
+    TABLE_CACHE_SIZE = 4096
+
+    def __init__(self, domain: DomainStore[Any], manifest: Manifest) -> None:
+        self.version = manifest.version
+        self.namespaces = StateReader(domain, manifest, NAMESPACES)
+        self.tables = StateReader(domain, manifest, TABLES)
+        self.indexed = self.namespaces.indexed and self.tables.indexed
+        self._hot: OrderedDict[Key, Table] = OrderedDict()
+        self._hot_lock = threading.Lock()
+
+    def namespace_row(self, name: str) -> dict[str, Any] | None:
+        """The row of namespace ``name``."""
+        return self.namespaces.get((name,))
+
+    def table(self, namespace: str, name: str) -> Table | None:
+        """The :class:`~arco.catalog.models.Table` ``namespace.name``, or None."""
+        key = (namespace, name)
+        with self._hot_lock:
+            hit = self._hot.get(key)
+        if hit is not None:
+            return hit
+        row = self.tables.get(key)
+        if row is None:
+            return None
+        table = table_from_row(row)
+        with self._hot_lock:
+            self._hot[key] = table
+            while len(self._hot) > self.TABLE_CACHE_SIZE:
+                self._hot.popitem(last=False)
+        return table
+
+
+def table_from_row(row: dict[str, Any]) -> Table:
+    """A :class:`~arco.catalog.models.Table` from a ``tables`` state row."""
+    return CatalogState.table_from_row(row)
+
+
+def namespace_from_row(row: dict[str, Any]) -> Namespace:
+    """A :class:`~arco.catalog.models.Namespace` from a ``namespaces`` state row."""
+    return Namespace(
+        id=row["id"],
+        name=row["name"],
+        description=row["description"],
+        properties=dict(row["properties"] or {}),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
