@@ -657,7 +657,7 @@ def test_i4_verify_detects_every_damaged_object(busy_store: ObjectStore) -> None
                 # reads every file of the head...
                 with pytest.raises(IntegrityError):
                     Catalog(store).view()
-                # ...and a cold point read (ADR 012) every byte it reads: the manifest,
+                # ...and a cold point read (ADR 015) every byte it reads: the manifest,
                 # the deltas and every row group and the footer of the tables' base.
                 # (The leading magic number of a sorted base is not among them.)
                 unread = label == "flip byte 0" and key.endswith("base.parquet")

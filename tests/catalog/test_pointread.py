@@ -1,4 +1,4 @@
-"""Cold point reads (ADR 012) answer exactly what the full fold answers."""
+"""Cold point reads (ADR 015) answer exactly what the full fold answers."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from arco.api.deps import Reader, Writer
 from arco.api.services import ScopeServices
 from arco.core.errors import ConflictError, InvalidArgumentError, NotFoundError
 from arco.core.keys import validate_ulid
-from arco.flow.states import RUN_TERMINAL
+from arco.flow.states import RUN_STATES, RUN_TERMINAL
 
 if TYPE_CHECKING:
     # The flow package is imported on first use: the API (and ``arco dev``) start faster.
@@ -435,6 +435,11 @@ def list_runs(
 ) -> Any:
     """Runs, newest first; ``page_token`` is the last run id of the previous page."""
     after = validate_ulid(page_token) if page_token else None
+    if state is not None and state.upper() not in RUN_STATES:
+        # An unknown state would match nothing and look like "no runs".
+        raise InvalidArgumentError(
+            f"unknown run state {state!r}; known: {', '.join(sorted(RUN_STATES))}"
+        )
     view = _reader(request, svc).view()
     ids = sorted(view.runs, reverse=True)
     if after is not None:

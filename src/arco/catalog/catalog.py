@@ -513,7 +513,7 @@ class Catalog:
 
         A catalog that has folded its state (it committed, or someone asked for
         :meth:`view`) keeps answering from memory; a cold one reads only what each
-        question needs (ADR 012). Catalogs written before sorted bases existed have
+        question needs (ADR 015). Catalogs written before sorted bases existed have
         no index to read by, and are folded until their next commit rewrites the base.
         """
         if self.domain.folded:

@@ -651,7 +651,7 @@ class DomainStore(Generic[S]):
             base_rows = self._rows_of(base) if base is not None else 0
             limit = max(tableset.BASE_MIN_DELTA_ROWS, base_rows * tableset.BASE_REWRITE_RATIO)
             # A base written before sorted bases existed is rewritten once, sorted and
-            # indexed, by the first commit that touches its table (ADR 012).
+            # indexed, by the first commit that touches its table (ADR 015).
             unindexed = bool(tdef.sort_key) and isinstance(base, FileEntry) and base.index is None
             if delta_rows > limit or unindexed:
                 if tdef.resident:

@@ -19,7 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from arco.catalog.external_lineage import OpenLineageEventV1
 from arco.core.actor import clean_actor, current_actor
 from arco.core.errors import InvalidArgumentError
-from arco.core.ids import canonical_json, new_ulid, sha256_hex
+from arco.core.ids import (
+    MAX_JSON_DEPTH,
+    canonical_json,
+    check_idempotency_key,
+    json_depth_over,
+    new_ulid,
+    sha256_hex,
+)
 from arco.core.keys import validate_domain, validate_ulid
 
 MAX_EVENT_BYTES = 256 * 1024
@@ -251,6 +258,10 @@ class EventRegistry:
             )
         if not isinstance(payload, dict):
             raise InvalidEventError(f"payload of {name!r} must be a JSON object")
+        if json_depth_over(payload, MAX_JSON_DEPTH):
+            raise InvalidEventError(
+                f"payload of {name!r} is nested deeper than {MAX_JSON_DEPTH} levels"
+            )
         try:
             model = etype.models[version].model_validate(payload)
         except ValidationError as exc:
@@ -379,10 +390,11 @@ def build_envelope(
     etype = registry.get(event_type)
     use_version = etype.latest if version is None else version
     normalised = registry.validate(domain, event_type, use_version, payload)
-    if idempotency_key is not None and (
-        not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255
-    ):
-        raise InvalidEventError("idempotency_key must be 1 to 255 characters")
+    if idempotency_key is not None:
+        try:
+            check_idempotency_key(idempotency_key)
+        except InvalidArgumentError as exc:
+            raise InvalidEventError(str(exc)) from exc
     if not isinstance(source, str) or len(source) > 256:
         raise InvalidEventError("source must be a string of at most 256 characters")
     key = idempotency_key or derive_idempotency_key(event_type, use_version, normalised)

@@ -24,9 +24,9 @@ from arco.catalog.events import (
     InvalidEventError,
     build_envelope,
 )
-from arco.core.errors import ObjectNotFoundError
+from arco.core.errors import InvalidNameError, ObjectNotFoundError
 from arco.core.ids import new_ulid
-from arco.core.keys import Keys
+from arco.core.keys import Keys, is_external
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 
@@ -74,6 +74,22 @@ def decode_object(data: bytes, is_batch: bool) -> list[Envelope]:
     return [Envelope.from_dict(raw)]
 
 
+def check_event_keys(keys: Keys, env: Envelope) -> None:
+    """Refuse an event whose ``location`` names a store key outside ``keys``' scope.
+
+    A location with a scheme (``s3://...``) is an external reference that Arco never
+    reads through its store; any other location is a key of this store, which a run
+    worker may read back as an input, so it must lie inside the writer's own scope.
+    """
+    location = env.payload.get("location") if isinstance(env.payload, dict) else None
+    if location is None or is_external(location):
+        return
+    try:
+        keys.require_within(location, "location")
+    except InvalidNameError as exc:
+        raise InvalidEventError(f"{env.event_type}: {exc}") from exc
+
+
 class Ledger:
     """Append and read Tier-2 events for one scope."""
 
@@ -109,6 +125,7 @@ class Ledger:
             occurred_at=occurred_at,
             registry=self.registry,
         )
+        check_event_keys(self.keys, env)
         key = self.keys.ledger_event(domain, ulid_time(env.event_id), env.event_id)
         self.store.put(key, json.dumps(env.to_dict(), separators=(",", ":")).encode(), "create")
         return env
@@ -152,21 +169,21 @@ class Ledger:
                 except ValueError as exc:
                     raise InvalidEventError(f"event {i}: occurred_at is not ISO 8601") from exc
             try:
-                envelopes.append(
-                    build_envelope(
-                        domain,
-                        item["type"],
-                        item.get("payload"),
-                        version=item.get("version"),
-                        idempotency_key=item.get("idempotency_key"),
-                        source=item.get("source", source),
-                        trace_id=item.get("trace_id"),
-                        occurred_at=when,
-                        registry=self.registry,
-                    )
+                envelope = build_envelope(
+                    domain,
+                    item["type"],
+                    item.get("payload"),
+                    version=item.get("version"),
+                    idempotency_key=item.get("idempotency_key"),
+                    source=item.get("source", source),
+                    trace_id=item.get("trace_id"),
+                    occurred_at=when,
+                    registry=self.registry,
                 )
+                check_event_keys(self.keys, envelope)
             except InvalidEventError as exc:
                 raise InvalidEventError(f"event {i}: {exc}") from exc
+            envelopes.append(envelope)
         batch_id = new_ulid()
         body = {"events": [e.to_dict() for e in envelopes]}
         key = self.keys.ledger_batch(domain, ulid_time(batch_id), batch_id)

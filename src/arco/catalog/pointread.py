@@ -1,4 +1,4 @@
-"""Reads that touch only what a question needs (ADR 012).
+"""Reads that touch only what a question needs (ADR 015).
 
 A cold reader (a new process, a new ``Catalog`` object) used to fold every row of
 the catalog into Python objects before answering one question. Here one

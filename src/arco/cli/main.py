@@ -95,6 +95,9 @@ def main() -> None:
     import os
     import sys
 
+    # The system allocator, unless the user chose one: pyarrow's default pool
+    # (mimalloc/jemalloc) reserves ~10 MB up front that a short command never uses.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     code: int = 0
     try:
         app(prog_name="arco")

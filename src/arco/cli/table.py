@@ -97,7 +97,7 @@ def list_(
 ) -> None:
     """List tables, sorted by namespace and name."""
     cfg = settings(ctx)
-    # Streamed: a cold catalog reads the listing group by group (ADR 012).
+    # Streamed: a cold catalog reads the listing group by group (ADR 015).
     batches = cfg.catalog().iter_tables(namespace)
     if cfg.json:
         output.emit_json_list(t.to_dict() for batch in batches for t in batch)

@@ -9,6 +9,13 @@ from typing import Any
 
 from ulid import ULID
 
+from arco.core.errors import InvalidArgumentError
+
+#: Free-form JSON values (event payloads, metadata) may nest at most this deep.
+MAX_JSON_DEPTH = 64
+#: Idempotency keys are 1 to this many printable characters.
+MAX_IDEMPOTENCY_KEY = 255
+
 
 def new_ulid() -> str:
     """A new ULID string: sortable by creation time, unique without coordination."""
@@ -46,3 +53,50 @@ def canonical_json(value: Any) -> bytes:
 def sha256_hex(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
+
+
+def json_depth_over(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether ``value`` nests objects and arrays more than ``limit`` levels deep.
+
+    Iterative, so a value too deep for recursion is still measured; ``{}`` is one level.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend(
+            (child, depth + 1) for child in children if isinstance(child, dict | list | tuple)
+        )
+    return False
+
+
+def check_json_depth(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
+    """Raise :class:`InvalidArgumentError` if ``value`` nests deeper than ``limit`` levels.
+
+    Deeper values cannot be serialised back (pydantic stops at 255 levels, ``json``
+    at the recursion limit), so they are refused where they enter.
+    """
+    if json_depth_over(value, limit):
+        raise InvalidArgumentError(f"{what} is nested deeper than {limit} levels")
+
+
+def check_idempotency_key(key: Any) -> str:
+    """``key`` if it is 1 to 255 printable characters, else :class:`InvalidArgumentError`.
+
+    Control characters would be stored and echoed back (headers, logs, JSON) and two
+    keys differing only in invisible characters would look the same.
+    """
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise InvalidArgumentError(f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    if not key.isprintable():
+        raise InvalidArgumentError(
+            "idempotency key must not contain control or other non-printable characters"
+        )
+    return key

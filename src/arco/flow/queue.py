@@ -40,7 +40,7 @@ from arco.core.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
 )
-from arco.core.ids import new_ulid, sha256_hex
+from arco.core.ids import check_idempotency_key, new_ulid, sha256_hex
 from arco.core.keys import Keys, validate_ulid
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore
@@ -139,6 +139,7 @@ def enqueue(
     keys = Keys(scope)
     run_id = validate_ulid(run_id or new_ulid())
     if idempotency_key is not None:
+        check_idempotency_key(idempotency_key)
         marker = keys.run_idempotency(sha256_hex(idempotency_key.encode()))
         try:
             store.put(marker, json.dumps({"run_id": run_id}).encode(), "create")
