@@ -25,7 +25,7 @@ import pytest
 from arco.catalog import Catalog
 from arco.catalog.compactor import tier2_store
 from arco.catalog.lineage import LineageGraph
-from arco.core import Scope
+from arco.core import Keys, Scope
 from arco.core.ids import new_ulid
 from arco.core.storage import ObjectStore, open_store
 from arco.flow.definitions import Definitions
@@ -145,7 +145,7 @@ def _check_outputs(ws: Workspace, rows: list[dict[str, Any]], run_id: str, tasks
     for r in mine:
         spec = _spec(r["asset"])
         assert r["task_id"] == task_id_of(r["asset"], r["partition"])
-        value = load_value(ws.store, r["location"])
+        value = load_value(ws.store, r["location"], Keys(SCOPE))
         expected = big.expected_total(spec.name, r["partition"])
         assert json.loads(r["metadata_json"]) == {"total": expected}
         if spec.io == "parquet":
@@ -335,7 +335,7 @@ def test_process_workers_see_the_scheduler_environment(
             assert result.state == "SUCCEEDED"
             outcome = result.tasks["probe.env_probe"].outcome
             assert outcome is not None
-            seen.append(load_value(store, outcome.location)["value"])
+            seen.append(load_value(store, outcome.location, Keys(SCOPE))["value"])
     finally:
         executor.close()
     assert seen == ["first", "second"]

@@ -31,6 +31,7 @@ from arco.catalog.manifest import FileEntry, Manifest, Pointer, fetch_manifest
 from arco.catalog.repair import find_stranded, pointer_missing
 from arco.catalog.retention import require_retained
 from arco.core.errors import (
+    IntegrityError,
     InvalidArgumentError,
     NotFoundError,
     ObjectNotFoundError,
@@ -230,6 +231,10 @@ def browser_urls(request: Request, body: BrowserUrlsIn, svc: Querier) -> Any:
     base = str(request.base_url)
     urls = []
     for domain, entry in files:
+        if not keys.is_within(entry.path):
+            # Manifests are read back from storage: never sign what they name outside
+            # the caller's scope, whoever wrote it there.
+            raise IntegrityError(f"{domain}: a manifest names a file outside scope {svc.scope}")
         url = store.signed_get_url(entry.path, ttl)
         if url is None:
             url = signer.sign(entry.path, ttl, now=now.timestamp(), base_url=base)

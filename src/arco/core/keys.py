@@ -7,6 +7,7 @@ name from a request can never escape its scope.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -152,6 +153,59 @@ class Keys:
             f"{validate_identifier('table name', table)}-{validate_ulid(table_id).lower()}/"
         )
 
-    def is_within(self, key: str) -> bool:
-        """True when ``key`` lies under this scope's prefix."""
-        return key.startswith(self.root) and ".." not in key
+    def is_within(self, key: object) -> bool:
+        """True when ``key`` is a well-formed store key under this scope's prefix."""
+        try:
+            self.require_within(key)
+        except InvalidNameError:
+            return False
+        return True
+
+    def require_within(self, key: object, kind: str = "key") -> str:
+        """Return ``key`` if it is a well-formed store key inside this scope, else raise.
+
+        The one check for every key that arrives from outside -- an event's
+        ``location``, a request body, a manifest or state row read back -- before
+        anything reads or writes it. The message names the key relative to the
+        store, never a server path.
+        """
+        value = validate_store_key(kind, key)
+        if not value.startswith(self.root):
+            raise InvalidNameError(f"{kind} {value!r} lies outside this scope ({self.root})")
+        return value
+
+
+MAX_KEY_LENGTH = 1024
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def is_external(location: object) -> bool:
+    """True for a location with a URL scheme (``s3://b/k``): not a key of Arco's store."""
+    return isinstance(location, str) and bool(_URL_SCHEME.match(location))
+
+
+_ENCODED_SEPARATOR = re.compile(r"%(2[eEfF]|5[cC]|25)")
+
+
+def validate_store_key(kind: str, key: object) -> str:
+    """A relative ``/``-separated store key: no absolute path, no empty, ``.`` or ``..``
+    segment, no backslash, no control or invisible character, no percent-encoded
+    separator, at most ``MAX_KEY_LENGTH`` characters. Says nothing about scope."""
+    if not isinstance(key, str):
+        raise InvalidNameError(f"{kind} must be a string, got {type(key).__name__}")
+    if not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidNameError(f"{kind} must have 1 to {MAX_KEY_LENGTH} characters")
+    shown = key[:200]
+    if not key.isprintable() or any(
+        unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for ch in key
+    ):
+        raise InvalidNameError(f"{kind} {shown!r} contains control or invisible characters")
+    if "\\" in key or "://" in key:
+        raise InvalidNameError(f"{kind} {shown!r} must be a store key, not a path or URL")
+    if key.startswith("/"):
+        raise InvalidNameError(f"{kind} {shown!r} must not be an absolute path")
+    if _ENCODED_SEPARATOR.search(key):
+        raise InvalidNameError(f"{kind} {shown!r} must not contain percent-encoded separators")
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        raise InvalidNameError(f"{kind} {shown!r} has an empty, '.' or '..' segment")
+    return key

@@ -134,7 +134,8 @@ def execute(job: Job, *, writes: list[Future[None]] | None = None) -> Outcome:
         fn = _resolve(job.module, job.qualname)
         kwargs: dict[str, Any] = {}
         for param, sources in job.inputs:
-            values = {part: load_value(store, loc) for part, loc in sources}
+            keys = _keys(job.tenant, job.workspace)
+            values = {part: load_value(store, loc, keys) for part, loc in sources}
             kwargs[param] = values[sources[0][0]] if len(sources) == 1 else values
         ctx = AssetContext(
             run_id=job.run_id,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from arco.core.errors import InvalidArgumentError
+from arco.core.errors import InvalidArgumentError, InvalidNameError
 from arco.core.ids import sha256_hex
 from arco.core.keys import Keys
 from arco.core.storage import ObjectStore
@@ -175,10 +175,22 @@ def store_value(
     return StoredValue(key, "pickle", None, len(data), None)
 
 
-def load_value(store: ObjectStore, location: str | None) -> Any:
-    """Read a stored value back (Arrow table for Parquet)."""
+def load_value(store: ObjectStore, location: str | None, keys: Keys) -> Any:
+    """Read a stored value of ``keys``' scope back (Arrow table for Parquet).
+
+    ``location`` comes from a ledger event or the compacted materializations, which
+    a writer of the scope supplied: it is checked to lie inside the scope before
+    anything is read (a key of another tenant, or an external URL, is refused).
+    """
     if location is None:
         return None
+    try:
+        keys.require_within(location, "input location")
+    except InvalidNameError as exc:
+        raise InvalidArgumentError(
+            f"refusing to load an input whose location is not a stored value of scope "
+            f"{keys.scope}: {exc}"
+        ) from exc
     data = _RECENT.get(store, location)
     if data is None:
         data, _ = store.get(location)

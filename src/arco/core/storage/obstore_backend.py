@@ -89,7 +89,7 @@ class ObstoreStore(ObjectStore):
         """Fail fast in a forked child; otherwise note that the runtime is in use."""
         if self._uses_runtime:
             if _Runtime.forked:
-                raise UnsupportedOperationError(f"{self.url}: {FORKED_MESSAGE}")
+                raise UnsupportedOperationError(f"{self._scrub(self.url)}: {FORKED_MESSAGE}")
             _Runtime.used = True
 
     @property
@@ -138,7 +138,9 @@ class ObstoreStore(ObjectStore):
                         meta = replace(meta, version=f'"{meta.version}"')
                     yield meta
         except Exception as exc:
-            raise self._translate(exc, prefix) from exc
+            if "Not a directory" in str(exc):
+                return  # the prefix runs through an object: nothing lies under it
+            raise self._translate(exc, prefix, reading=False) from exc
 
     def delete(self, key: str) -> None:
         """Delete an object (missing keys are ignored)."""
@@ -165,7 +167,7 @@ class ObstoreStore(ObjectStore):
         except Exception as exc:
             if isinstance(mode, Match) and _is_not_found(exc):
                 raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
-            raise self._translate(exc, key) from exc
+            raise self._translate(exc, key, reading=False) from exc
         return str(result.get("e_tag") or result.get("version") or "")
 
     def sign(self, key: str, ttl_seconds: int) -> str:
@@ -178,7 +180,7 @@ class ObstoreStore(ObjectStore):
             return str(obstore.sign(self._inner, "GET", key, timedelta(seconds=ttl_seconds)))
         except Exception as exc:
             raise UnsupportedOperationError(
-                f"{self.url}: this store cannot sign URLs ({exc})"
+                f"{self._scrub(self.url)}: this store cannot sign URLs ({exc})"
             ) from exc
 
     def signed_get_url(self, key: str, ttl_seconds: int) -> str | None:
@@ -195,8 +197,11 @@ class ObstoreStore(ObjectStore):
         except Exception as exc:
             raise self._translate(exc, key) from exc
 
-    @staticmethod
-    def _translate(exc: BaseException, key: str) -> Exception:
+    def _scrub(self, text: str) -> str:
+        """``text`` without anything of the server's own layout (see LocalFolderStore)."""
+        return text
+
+    def _translate(self, exc: BaseException, key: str, *, reading: bool = True) -> Exception:
         if isinstance(exc, AlreadyExistsError):
             return PreconditionFailedError(f"{key}: already exists")
         if isinstance(exc, PreconditionError):
@@ -206,7 +211,11 @@ class ObstoreStore(ObjectStore):
         if isinstance(exc, NotImplementedError):
             return UnsupportedOperationError(f"{key}: {exc}")
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return StorageError(f"{key}: {first}")
+        if reading and "Not a directory" in first:
+            # A key below an existing object's key (``a.json/b``): there is no such object.
+            return ObjectNotFoundError(f"{key}: no such object")
+        # Messages reach API clients: never the server's absolute folder.
+        return StorageError(f"{key}: {self._scrub(first)}")
 
 
 def _os_error(exc: OSError, key: str) -> StorageError:
@@ -304,6 +313,10 @@ class LocalFolderStore(ObstoreStore):
             if os.stat(path).st_mtime_ns // 1000 > old_mtime_ns // 1000:
                 break
         return True
+
+    def _scrub(self, text: str) -> str:
+        """Replace the folder's absolute path (obstore's I/O errors name it) by ``<store>``."""
+        return text.replace(self.root, "<store>")
 
     def list(self, prefix: str) -> Iterator[ObjectMeta]:
         """Every object under ``prefix`` (the CAS lock folder is not listed)."""
