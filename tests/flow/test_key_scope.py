@@ -27,7 +27,7 @@ from arco.flow.planner import plan
 from arco.flow.runner import Scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))
-import scopeassets  # noqa: E402
+import scopeassets
 
 ALPHA = Scope("alpha", "main")
 BETA = Scope("beta", "main")
@@ -83,7 +83,7 @@ def test_appending_an_event_with_a_foreign_location_is_refused(key: str) -> None
     payload = {"asset": "vault.secret", "location": key}
     with pytest.raises(InvalidEventError, match="location"):
         ledger.append("executions", "materialization.recorded", payload)
-    with pytest.raises(InvalidEventError, match="event 1: .*location"):
+    with pytest.raises(InvalidEventError, match=r"event 1: .*location"):
         ledger.append_batch(
             "executions",
             [
