@@ -192,3 +192,31 @@ def test_an_unknown_run_state_filter_is_a_400(tmp_path: Path, tokens: Tokens) ->
         for state in ("queued", "SUCCEEDED", "Cancelled"):
             listed = client.get(f"{API}/runs", params={"state": state}, headers=headers)
             assert listed.status_code == 200, listed.text
+
+
+# ------------------------------------------------------------------ redirects
+@pytest.mark.parametrize("path", ["/api/v1/namespaces/", "/api/v1/runs/", "/healthz/"])
+def test_redirects_do_not_trust_the_host_header(tokens: Tokens, path: str) -> None:
+    with in_process_client(make_app()) as client:
+        response = client.get(
+            path,
+            headers={**tokens.headers(), "Host": "evil.example"},
+            follow_redirects=False,
+        )
+    assert response.status_code in (307, 308), response.text
+    location = response.headers["location"]
+    assert "evil.example" not in location
+    assert location == path.rstrip("/")
+    with in_process_client(make_app()) as client:
+        followed = client.get(path, headers=tokens.headers())
+    assert followed.status_code == 200, followed.text
+
+
+def test_a_location_to_another_host_is_left_alone() -> None:
+    from arco.api.app import _relative_location
+
+    assert _relative_location(b"https://s3.example/b/k?sig=1", b"arco.example") == (
+        b"https://s3.example/b/k?sig=1"
+    )
+    assert _relative_location(b"http://ARCO.example//x?q=1", b"arco.example") == b"/x?q=1"
+    assert _relative_location(b"/already/relative", b"arco.example") == b"/already/relative"

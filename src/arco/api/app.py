@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import (
@@ -43,6 +44,23 @@ from arco.web import install as install_web_ui
 from arco.openlineage.emit import register_metrics as register_openlineage_metrics
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _relative_location(location: bytes, host: bytes) -> bytes:
+    """A ``Location`` built from the request's ``Host`` header, made relative.
+
+    Starlette's trailing-slash redirect and StaticFiles' directory redirect build
+    absolute URLs from ``Host``, which the client controls: a forged header would
+    send the next request (with its credentials) to another site. A path-only
+    Location resolves against the URL the client really used.
+    """
+    parts = urlsplit(location.decode("latin-1"))
+    if not parts.netloc or parts.netloc.encode("latin-1").lower() != host.lower():
+        return location
+    path = parts.path or "/"
+    if path.startswith("//"):
+        path = "/" + path.lstrip("/")  # "//x" would be read as another host
+    return urlunsplit(("", "", path, parts.query, parts.fragment)).encode("latin-1")
 
 
 class _StreamedBodyLimit:
@@ -105,11 +123,14 @@ class _Envelope:
             return
         given: str | None = None
         length: str | None = None
+        host = b""
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 given = value.decode("latin-1")
             elif name == b"content-length":
                 length = value.decode("latin-1")
+            elif name == b"host":
+                host = value
         rid = given if given and _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
         # Request.state reads scope["state"]: problem responses pick the id up there.
         scope.setdefault("state", {})["request_id"] = rid
@@ -121,7 +142,11 @@ class _Envelope:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [h for h in message.get("headers", []) if h[0].lower() != b"x-request-id"]
+                headers = [
+                    (k, _relative_location(v, host) if k.lower() == b"location" else v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() != b"x-request-id"
+                ]
                 headers.append(rid_header)
                 message = {**message, "headers": headers}
             await send(message)
