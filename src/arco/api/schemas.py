@@ -105,6 +105,8 @@ class TableOut(BaseModel):
     created_at: str
     updated_at: str
     schema_version: int
+    #: An Iceberg table's current metadata file; None for every other format.
+    metadata_location: str | None = None
 
 
 class NamespacePage(BaseModel):

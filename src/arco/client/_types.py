@@ -52,6 +52,7 @@ class Table(TypedDict):
     created_at: str
     updated_at: str
     schema_version: int
+    metadata_location: NotRequired[str | None]
 
 
 class NamespacePage(TypedDict):
