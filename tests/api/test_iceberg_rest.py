@@ -484,3 +484,110 @@ def test_verify_hashes_metadata_files_and_gc_collects_unnamed_ones(server: LiveS
     assert {Path(k).name for k in gc.deleted} >= {p.name for p in written[:-1]}
     assert verify(store, scope).ok
     assert cat.load_table(f"{ns}.t").scan().to_arrow().num_rows == 6
+
+
+def arco_cli(server: LiveServer, *args: str) -> Any:
+    """Run ``arco`` against the server's store as the tests' scope."""
+    return CliRunner().invoke(
+        cli_app,
+        [*("--store", server.store_url, "--tenant", TENANT, "--workspace", WORKSPACE), *args],
+        env={"ARCO_STORE": None, "ARCO_TENANT": None, "ARCO_WORKSPACE": None},
+    )
+
+
+def test_schema_changes_through_the_arco_door_reach_iceberg(server: LiveServer) -> None:
+    cat = rest_catalog(server)
+    ns = fresh_ns(cat)
+    table = cat.create_table(f"{ns}.orders", schema=SCHEMA, partition_spec=SPEC)
+    table.append(rows(0, 4))
+    before = cat.load_table(f"{ns}.orders").metadata_location
+
+    added = arco_cli(server, "table", "add-column", f"{ns}.orders", "channel:string")
+    assert added.exit_code == 0, added.output
+
+    # pyiceberg sees the new column (a fresh field id above last-column-id) ...
+    loaded = cat.load_table(f"{ns}.orders")
+    assert loaded.metadata_location != before
+    field = loaded.schema().find_field("channel")
+    assert field.field_id == 4
+    assert not field.required
+    assert loaded.metadata.last_column_id == 4
+    # ... and appends data with it; old rows read the new column as null.
+    wide = rows(100, 2).append_column("channel", pa.array(["web", "shop"], pa.string()))
+    loaded.append(wide)
+    got = {
+        r["id"]: r["channel"] for r in cat.load_table(f"{ns}.orders").scan().to_arrow().to_pylist()
+    }
+    assert got == {0: None, 1: None, 2: None, 3: None, 100: "web", 101: "shop"}
+
+    # The Arco door names the metadata file the Iceberg door serves; verify hashes it.
+    arco = arco_catalog(server)
+    seen = arco.get_table(ns, "orders")
+    assert seen.metadata_location == cat.load_table(f"{ns}.orders").metadata_location
+    assert [c.name for c in seen.columns] == ["id", "region", "amount", "channel"]
+    assert verify(arco.store, arco.scope).ok
+
+    # A rename and a description through the Arco door; a drop of a column.
+    assert (
+        arco_cli(server, "table", "rename-column", f"{ns}.orders", "amount", "total").exit_code == 0
+    )
+    assert (
+        arco_cli(server, "table", "set", f"{ns}.orders", "--description", "all orders").exit_code
+        == 0
+    )
+    assert arco_cli(server, "table", "drop-column", f"{ns}.orders", "channel").exit_code == 0
+    loaded = cat.load_table(f"{ns}.orders")
+    assert [f.name for f in loaded.schema().fields] == ["id", "region", "total"]
+    assert loaded.schema().find_field("total").field_id == 3
+    assert loaded.properties["comment"] == "all orders"
+    assert sorted(r["total"] for r in loaded.scan().to_arrow().to_pylist())[:2] == [0.0, 1.5]
+
+    # The API's table PATCH (the server process) is the same door.
+    token = server.tokens(TENANT, WORKSPACE, ["writer"])
+    patched = httpx.patch(
+        f"{server.base_url}/api/v1/namespaces/{ns}/tables/orders",
+        json={"add_columns": [{"name": "note", "type": "string", "description": "why"}]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert patched.status_code == 200, patched.text
+    loaded = cat.load_table(f"{ns}.orders")
+    assert loaded.schema().find_field("note").doc == "why"
+    assert loaded.schema().find_field("note").field_id == 5  # 4 (channel) stays retired
+    refused = httpx.patch(
+        f"{server.base_url}/api/v1/namespaces/{ns}/tables/orders",
+        json={"add_columns": [{"name": "tiny", "type": "uint16"}]},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert refused.status_code == 400, refused.text
+    assert "Iceberg has no type uint16" in refused.text
+
+    # The other way round: a rename through pyiceberg shows in `arco table show`.
+    with loaded.update_schema() as update:
+        update.rename_column("region", "area")
+    shown = arco_cli(server, "--json", "table", "show", f"{ns}.orders")
+    assert shown.exit_code == 0, shown.output
+    described = json.loads(shown.stdout)
+    assert [c["name"] for c in described["columns"]] == ["id", "area", "total", "note"]
+    assert described["description"] == "all orders"
+
+
+def test_arco_door_refuses_changes_iceberg_cannot_express(server: LiveServer) -> None:
+    cat = rest_catalog(server)
+    ns = fresh_ns(cat)
+    cat.create_table(f"{ns}.orders", schema=SCHEMA, partition_spec=SPEC)
+    before = cat.load_table(f"{ns}.orders").metadata_location
+    arco = arco_catalog(server)
+    version = arco.version
+    for args, words in [
+        (("add-column", f"{ns}.orders", "small:int8"), "Iceberg has no type int8"),
+        (("add-column", f"{ns}.orders", "n:int64:not-null"), "not-null"),
+        (("drop-column", f"{ns}.orders", "region"), "partition spec"),
+    ]:
+        out = arco_cli(server, "table", *args)
+        assert out.exit_code != 0, args
+        assert words in out.output, out.output
+    # Refused means nothing written: same catalog version, same metadata file.
+    assert arco.version == version
+    assert cat.load_table(f"{ns}.orders").metadata_location == before
+    with pytest.raises(Exception, match="cannot move Iceberg table"):
+        arco.update_table(ns, "orders", location="file:///elsewhere")

@@ -12,6 +12,7 @@ from typing import Any
 
 from arco.catalog.datatypes import normalize_type
 from arco.catalog.domain import Change, DomainStore, Snapshot
+from arco.catalog.formats import apply_format_hook
 from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT
 from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
 from arco.catalog.pointread import CatalogReader, namespace_from_row, table_from_row
@@ -119,9 +120,18 @@ def _as_spec(col: ColumnSpec | Mapping[str, Any] | tuple[Any, ...] | str) -> Col
 class _Txn:
     """A working copy of the state that operations mutate; collapses to one Change."""
 
-    def __init__(self, state: CatalogState, now: datetime) -> None:
+    def __init__(
+        self,
+        state: CatalogState,
+        now: datetime,
+        store: ObjectStore | None = None,
+        scope: Scope | None = None,
+    ) -> None:
         self.state = state
         self.now = now
+        # For format hooks (formats.py): an Iceberg table's schema change writes metadata.
+        self.store = store
+        self.scope = scope
         self._rows: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {}
         self.ops: list[dict[str, Any]] = []
 
@@ -385,6 +395,8 @@ class _Txn:
         if schema_changed:
             row["schema_version"] = row["schema_version"] + 1
         row["updated_at"] = self.now
+        old_row = self.require_table(namespace, name)
+        row = apply_format_hook(self.store, self.scope, self, old_row, row)
         self.upsert("tables", row)
         self.ops.append({"op": "update_table", "name": f"{namespace}.{name}"})
         result = self.state.table(namespace, name)
@@ -556,7 +568,7 @@ class Catalog:
                 replay = self._replay(snap.state, idempotency_key, request_hash, decode)
                 if replay is not None:
                     return Change(result=replay[0])
-            txn = _Txn(snap.state, utc_now_ms())
+            txn = _Txn(snap.state, utc_now_ms(), self.store, self.scope)
             result = fn(txn)
             if not txn.ops:
                 return Change(result=result)

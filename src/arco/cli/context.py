@@ -66,6 +66,7 @@ class Settings:
     def store(self) -> ObjectStore:
         """The object store named by ``--store`` (opened once)."""
         if self._store is None:
+            import arco.iceberg  # noqa: F401 - registers the Iceberg format hook (ADR 014)
             from arco.core.errors import StorageError
             from arco.core.storage import open_store
 

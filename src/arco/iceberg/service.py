@@ -323,38 +323,7 @@ class IcebergCatalog:
         metadata_location: str,
         table_id: str | None = None,
     ) -> dict[str, Any]:
-        columns = arco_columns(metadata.schema())
-        row: dict[str, Any] = (
-            dict(old)
-            if old is not None
-            else {
-                "id": table_id or new_ulid(),
-                "namespace": ns,
-                "name": name,
-                "format": FORMAT,
-                "description": None,
-                "schema_version": 0,
-                "created_at": txn.now,
-            }
-        )
-
-        def shape(cols: Any) -> list[tuple[Any, ...]]:
-            return [(c["column_id"], c["name"], c["data_type"], c["nullable"]) for c in cols or ()]
-
-        if old is None or shape(old.get("columns")) != shape(columns):
-            row["schema_version"] = int(row["schema_version"]) + 1
-        row.update(
-            location=metadata.location,
-            properties=dict(metadata.properties),
-            columns=columns,
-            last_column_id=metadata.last_column_id,
-            metadata_location=metadata_location,
-            updated_at=txn.now,
-        )
-        description = metadata.properties.get("comment")
-        if description is not None:
-            row["description"] = description
-        return row
+        return table_row(txn.now, old, ns, name, metadata, metadata_location, table_id)
 
     def create_table(
         self,
@@ -564,17 +533,66 @@ class IcebergCatalog:
         return LoadedTable(metadata_location, metadata, raw)
 
 
+def table_row(
+    now: Any,
+    old: dict[str, Any] | None,
+    ns: str,
+    name: str,
+    metadata: TableMetadata,
+    metadata_location: str,
+    table_id: str | None = None,
+) -> dict[str, Any]:
+    """The catalog row of an Iceberg table at ``metadata`` (both doors write it alike)."""
+    columns = arco_columns(metadata.schema())
+    row: dict[str, Any] = (
+        dict(old)
+        if old is not None
+        else {
+            "id": table_id or new_ulid(),
+            "namespace": ns,
+            "name": name,
+            "format": FORMAT,
+            "description": None,
+            "schema_version": 0,
+            "created_at": now,
+        }
+    )
+
+    def shape(cols: Any) -> list[tuple[Any, ...]]:
+        return [(c["column_id"], c["name"], c["data_type"], c["nullable"]) for c in cols or ()]
+
+    if old is None or shape(old.get("columns")) != shape(columns):
+        row["schema_version"] = int(row["schema_version"]) + 1
+    row.update(
+        location=metadata.location,
+        properties=dict(metadata.properties),
+        columns=columns,
+        last_column_id=metadata.last_column_id,
+        metadata_location=metadata_location,
+        updated_at=now,
+    )
+    # Iceberg's table comment is Arco's description: one value, seen through both doors.
+    row["description"] = metadata.properties.get("comment")
+    return row
+
+
 def _same(raw: Any) -> Any:
     """A replayed result is stored as the JSON it was returned as."""
     return raw
 
 
 def _op(kind: str, name: str, svc: IcebergCatalog, location: str, raw: bytes) -> dict[str, Any]:
+    return metadata_op(kind, name, svc.warehouse, location, raw)
+
+
+def metadata_op(
+    kind: str, name: str, warehouse: Warehouse, location: str, raw: bytes
+) -> dict[str, Any]:
     """The manifest's record of a metadata file: ``arco verify`` hashes it, GC keeps it."""
     return {
         "op": kind,
         "name": name,
-        "metadata_key": svc.warehouse.key_of(location),
+        "metadata_key": warehouse.key_of(location),
         "metadata_sha256": sha256_hex(raw),
         "metadata_size": len(raw),
     }
