@@ -31,17 +31,17 @@ from arco.api.ratelimit import RateLimiter
 from arco.api.routes_browser import router as browser_router
 from arco.api.routes_catalog import router as catalog_router
 from arco.api.routes_flow import router as flow_router
-from arco.api.routes_query import router as query_router
 from arco.api.routes_openlineage import router as openlineage_router
+from arco.api.routes_query import router as query_router
 from arco.api.routes_tier2 import router as tier2_router
 from arco.api.schemas import HealthOut, VersionOut
 from arco.api.services import ServiceCache
-from arco.api.settings import Settings
+from arco.api.settings import MAX_HEADER_BYTES, Settings
 from arco.core.errors import ArcoError, ObjectNotFoundError
 from arco.core.storage import HmacSigner, ObjectStore, open_store
 from arco.core.storage.signing import url_signing_secret
-from arco.web import install as install_web_ui
 from arco.openlineage.emit import register_metrics as register_openlineage_metrics
+from arco.web import install as install_web_ui
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -124,7 +124,9 @@ class _Envelope:
         given: str | None = None
         length: str | None = None
         host = b""
+        header_bytes = 0
         for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
             if name == b"x-request-id":
                 given = value.decode("latin-1")
             elif name == b"content-length":
@@ -152,7 +154,15 @@ class _Envelope:
             await send(message)
 
         try:
-            if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            if header_bytes > MAX_HEADER_BYTES:
+                response = problems.problem(
+                    431,
+                    "request-header-too-large",
+                    f"request headers are larger than {MAX_HEADER_BYTES} bytes",
+                    request=Request(scope),
+                )
+                await response(scope, receive, send_with_id)
+            elif length is not None and (not length.isdigit() or int(length) > self.max_body):
                 response = problems.problem(
                     413,
                     "payload-too-large",
@@ -219,10 +229,10 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         "arco_http_request_seconds", "HTTP request latency", ["route"], registry=registry
     )
     app.state.metrics_registry = registry
+    register_openlineage_metrics(registry)
     problems.install(app)
     # Added before ``envelope`` so it runs inside it (request id, metrics).
     app.add_middleware(_StreamedBodyLimit, limit=settings.max_body_bytes)
-    register_openlineage_metrics(registry)
 
     app.add_middleware(
         _Envelope, max_body=settings.max_body_bytes, requests=requests_total, latency=latency
@@ -256,6 +266,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(catalog_router, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(openlineage_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(tier2_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(query_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(flow_router, responses=problems.API_ERROR_RESPONSES)
@@ -275,4 +286,3 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     # at "/" matches every GET outside the server's paths, shadowing later routes.
     install_web_ui(app, responses=problems.API_ERROR_RESPONSES)
     return app
-    app.include_router(openlineage_router, responses=problems.API_ERROR_RESPONSES)

@@ -8,6 +8,13 @@ from pathlib import Path
 
 from arco.core.config import absolute_store_url, resolve_store
 
+#: Request header bytes beyond which the API answers 431: bearer tokens are ~1 KB, so
+#: 32 KiB leaves room for every real client and stops a header used as a payload.
+MAX_HEADER_BYTES = 32 * 1024
+#: The most a server's HTTP parser buffers for one request head, so that the app (not
+#: a connection reset) answers the requests between the two bounds.
+MAX_REQUEST_HEAD_BYTES = 1024 * 1024
+
 
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)

@@ -45,7 +45,7 @@ def dev(
 
     from arco.api.app import create_app
     from arco.api.auth import mint_token
-    from arco.api.settings import Settings
+    from arco.api.settings import MAX_REQUEST_HEAD_BYTES, Settings
     from arco.catalog.compactor import Compactor
     from arco.catalog.search import SearchIndex
 
@@ -81,7 +81,15 @@ def dev(
     token = mint_token(
         secret, tenant=opts.tenant, workspace=opts.workspace, roles=["admin"], ttl_seconds=86400
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started and thread.is_alive():

@@ -42,6 +42,8 @@ def serve(
     """Serve the REST API (needs ARCO_JWT_SECRET or ARCO_JWKS)."""
     import uvicorn
 
+    from arco.api.settings import MAX_REQUEST_HEAD_BYTES
+
     refuse_json(ctx, "serve")
     opts = settings(ctx)
     # Resolved here (--store > global --store > ARCO_STORE > arco.toml > ./.arco, file://
@@ -65,6 +67,9 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        # h11 (when httptools is absent) resets connections whose headers pass its
+        # 16 KiB default; a larger bound lets the app answer 431 with a problem body.
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
     )
 
 
