@@ -16,7 +16,11 @@ Protocol on stdin/stdout: frames of an 8-byte big-endian length and a payload.
 The worker first sends ``{"ready": true}``. A request is a JSON header
 ``{"sql", "remaining", "max_rows", "max_bytes", "truncate", "tables":
 [{"name", "send"}]}`` followed by one Arrow IPC stream frame per table whose
-``send`` is true (the others are reused from earlier requests). The answer is a
+``send`` is true (the others are reused from earlier requests). A table item
+with ``"kind": "parquet"`` is table data: when sent, ``files`` frames of Parquet
+file bytes follow, then, if ``schema`` is true, one Arrow IPC stream frame with
+the schema to project every file onto; the worker decodes them itself, under its
+memory cap, and drops the table data a request does not name. The answer is a
 JSON header: ``{"ok": true, "names", "types", "truncated"}`` then one Arrow IPC
 stream frame with the result, or ``{"ok": false, "kind", "message"}`` where
 kind is ``rejected``, ``error``, ``unknown-table``, ``too-large``, ``timeout`` or
@@ -35,6 +39,7 @@ from typing import Any, BinaryIO
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 _HEADER = struct.Struct(">Q")
 _BATCH_ROWS = 2048
@@ -216,6 +221,48 @@ def _run(
     return header, sink.getvalue().to_pybytes()
 
 
+def _memory_message(budget: int) -> str:
+    return f"the query needs more than its memory budget of {budget // (1024 * 1024)} MiB"
+
+
+def _project(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns: missing ones (older files) are NULL."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table[field.name].cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def parquet_table(name: str, blobs: list[bytes], schema: pa.Schema | None) -> pa.Table:
+    """One table from the bytes of its Parquet files (projected onto ``schema`` if given)."""
+    parts = []
+    for i, blob in enumerate(blobs):
+        try:
+            part = pq.read_table(pa.BufferReader(blob), use_threads=False)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _FailureError(
+                "error", f"table {name}: data file {i + 1} is not valid Parquet: {_first_line(exc)}"
+            ) from exc
+        try:
+            parts.append(_project(part, schema) if schema is not None else part)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise _FailureError(
+                "error",
+                f"table {name}: a data file does not match the table schema: {_first_line(exc)}",
+            ) from exc
+    if not parts:
+        return (schema or pa.schema([])).empty_table()
+    try:
+        return pa.concat_tables(parts, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise _FailureError(
+            "error", f"table {name}: its data files have incompatible schemas: {_first_line(exc)}"
+        ) from exc
+
+
 def _limit_address_space(budget: int) -> None:
     try:
         import resource
@@ -250,17 +297,52 @@ def main() -> None:
         _limit_address_space(budget)
     write_frame(stdout, json.dumps({"ready": True}).encode())
     tables: dict[str, pa.Table] = {}
+    data_names: set[str] = set()
     while True:
         frame = read_frame(stdin)
         if frame is None:
             return
         request = json.loads(frame)
+        pending: dict[str, tuple[list[bytes], pa.Schema | None]] = {}
         for item in request["tables"]:
-            if item["send"]:
-                data = read_frame(stdin)
-                if data is None:
-                    return
-                tables[item["name"]] = pa.ipc.open_stream(data).read_all()
+            if not item["send"]:
+                continue
+            if item.get("kind") == "parquet":
+                blobs = []
+                for _ in range(item["files"] + (1 if item["schema"] else 0)):
+                    data = read_frame(stdin)
+                    if data is None:
+                        return
+                    blobs.append(data)
+                schema = pa.ipc.open_stream(blobs.pop()).schema if item["schema"] else None
+                pending[item["name"]] = (blobs, schema)
+                continue
+            data = read_frame(stdin)
+            if data is None:
+                return
+            tables[item["name"]] = pa.ipc.open_stream(data).read_all()
+        # Table data nobody asks for any more only takes memory from the next query.
+        named = {item["name"] for item in request["tables"]}
+        for name in data_names - named:
+            tables.pop(name, None)
+        data_names = {i["name"] for i in request["tables"] if i.get("kind") == "parquet"}
+        failure: dict[str, Any] | None = None
+        for name in list(pending):
+            blobs, schema = pending.pop(name)
+            try:
+                tables[name] = parquet_table(name, blobs, schema)
+            except _FailureError as exc:
+                failure = {"ok": False, "kind": exc.kind, "message": str(exc)}
+            except MemoryError:
+                failure = {"ok": False, "kind": "too-large", "message": _memory_message(budget)}
+            del blobs
+            if failure is not None:
+                tables.pop(name, None)
+                break
+        if failure is not None:
+            pending.clear()
+            write_frame(stdout, json.dumps(failure).encode())
+            continue
         con = db.cursor()
         payload = b""
         try:
@@ -270,12 +352,7 @@ def main() -> None:
         except _FailureError as exc:
             header = {"ok": False, "kind": exc.kind, "message": str(exc)}
         except MemoryError:
-            header = {
-                "ok": False,
-                "kind": "too-large",
-                "message": f"the query needs more than its memory budget of "
-                f"{budget // (1024 * 1024)} MiB",
-            }
+            header = {"ok": False, "kind": "too-large", "message": _memory_message(budget)}
         finally:
             con.close()
         write_frame(stdout, json.dumps(header).encode())

@@ -75,7 +75,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -90,6 +90,7 @@ from arco.catalog.catalog import Catalog
 from arco.catalog.compactor import tier2_store
 from arco.catalog.domain import DomainStore, Snapshot
 from arco.catalog.state import CatalogState
+from arco.catalog.tabledata import TableData, read_files, resolve_table
 from arco.catalog.tier2state import (
     EDGES,
     LOGS,
@@ -100,6 +101,7 @@ from arco.catalog.tier2state import (
     RowMapState,
 )
 from arco.core.errors import ArcoError, InvalidArgumentError
+from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
 
@@ -219,6 +221,9 @@ ENGINE_THREADS = max(1, min(4, os.cpu_count() or 1))
 ENGINE_MEMORY_BUDGET = _env_int("ARCO_QUERY_MEMORY_MB", 768) * MiB
 #: DuckDB's own buffer limit, below the budget so most queries fail inside DuckDB first.
 ENGINE_MEMORY_LIMIT = f"{ENGINE_MEMORY_BUDGET // 2 // MiB}MB"
+#: Bytes of table data files one query may read (their stored, compressed size): the
+#: worker decodes them inside its memory budget. ``ARCO_QUERY_DATA_MB``.
+ENGINE_DATA_BUDGET = _env_int("ARCO_QUERY_DATA_MB", 256) * MiB
 #: How long after its deadline a query that did not stop is killed with its worker.
 _KILL_GRACE_SECONDS = 1.0
 _WORKER_START_SECONDS = 30.0
@@ -364,6 +369,11 @@ class SystemTables:
         """The version of each domain the tables would be built from now."""
         return {d: self._part(d, as_of_version).snapshot.version for d in ("catalog", *_TIER2)}
 
+    def catalog_state(self, *, as_of_version: int | None = None) -> CatalogState:
+        """The catalog state the tables are built from (latest, or ``as_of_version``)."""
+        state: CatalogState = self._part("catalog", as_of_version).snapshot.state
+        return state
+
     def table(self, name: str, *, as_of_version: int | None = None) -> pa.Table:
         """One system table (``tables`` or ``system.tables``) as Arrow."""
         return self.tables([name], as_of_version=as_of_version)[0][_bare(name)]
@@ -497,11 +507,13 @@ class QueryLimits:
     max_bytes: int = 10 * MiB
     max_sql_length: int = 100_000
     truncate: bool = False
+    #: Bytes of table data files (as stored) the query may read.
+    max_data_bytes: int = ENGINE_DATA_BUDGET
 
     def __post_init__(self) -> None:
         if not (isinstance(self.max_seconds, int | float) and 0 < self.max_seconds <= 3600):
             raise InvalidArgumentError("max_seconds must be between 0 and 3600")
-        for name in ("max_rows", "max_bytes", "max_sql_length"):
+        for name in ("max_rows", "max_bytes", "max_sql_length", "max_data_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InvalidArgumentError(f"{name} must be a positive integer")
@@ -580,8 +592,9 @@ class _Worker:
         assert self.proc.stdout is not None
         self._in = self.proc.stdin
         self._out = self.proc.stdout.fileno()
-        #: name -> the exact table object the worker holds (identity: tables are immutable)
-        self.held: dict[str, pa.Table] = {}
+        #: name -> the exact system table object the worker holds (identity: tables are
+        #: immutable), or the fingerprint (a str) of the table data it holds
+        self.held: dict[str, pa.Table | str] = {}
         ready = self.read(time.monotonic() + _WORKER_START_SECONDS, 4096)
         if ready is None or not json.loads(ready).get("ready"):
             self.kill()
@@ -589,11 +602,9 @@ class _Worker:
 
     def send(self, header: dict[str, Any], frames: list[bytes]) -> None:
         """Write one request (a JSON header and its table frames)."""
-        data: list[bytes] = []
         for frame in (json.dumps(header).encode(), *frames):
-            data.append(len(frame).to_bytes(8, "big"))
-            data.append(frame)
-        self._in.write(b"".join(data))
+            self._in.write(len(frame).to_bytes(8, "big"))
+            self._in.write(frame)
         self._in.flush()
 
     def read(self, deadline: float, max_size: int) -> bytes | None:
@@ -650,6 +661,8 @@ class _Pool:
         tables: dict[str, pa.Table],
         limits: QueryLimits,
         deadline: float,
+        data: Sequence[TableData] = (),
+        store: ObjectStore | None = None,
     ) -> tuple[list[str], list[str], pa.Table, bool]:
         """Run ``sql`` on a worker; the query's own deadline is ``deadline`` (monotonic)."""
         if not self._slots.acquire(timeout=max(deadline - time.monotonic(), 0)):
@@ -663,7 +676,7 @@ class _Pool:
                 worker = self._idle.pop() if self._idle else None
             if worker is None or worker.proc.poll() is not None:
                 worker = _Worker()
-            result = self._ask(worker, sql, tables, limits, deadline)
+            result = self._ask(worker, sql, tables, limits, deadline, data, store)
             with self._lock:
                 self._idle.append(worker)
             worker = None
@@ -680,9 +693,11 @@ class _Pool:
         tables: dict[str, pa.Table],
         limits: QueryLimits,
         deadline: float,
+        data: Sequence[TableData] = (),
+        store: ObjectStore | None = None,
     ) -> tuple[list[str], list[str], pa.Table, bool]:
         frames: list[bytes] = []
-        items = []
+        items: list[dict[str, Any]] = []
         for name, table in tables.items():
             send = worker.held.get(name) is not table
             items.append({"name": name, "send": send})
@@ -692,6 +707,29 @@ class _Pool:
                     writer.write_table(table)
                 frames.append(sink.getvalue().to_pybytes())
                 worker.held.pop(name, None)
+        read = 0
+        for source in data:
+            # Table data is sent as the files' bytes: the worker decodes them inside its
+            # memory cap, so the server holds at most the stored (compressed) bytes.
+            send = worker.held.get(source.name) != source.fingerprint
+            item: dict[str, Any] = {"name": source.name, "send": send, "kind": "parquet"}
+            items.append(item)
+            if not send:
+                continue
+            worker.held.pop(source.name, None)
+            assert store is not None
+            item["files"] = len(source.files)
+            item["schema"] = source.schema is not None
+            for blob in read_files(store, source):
+                read += len(blob)
+                if read > limits.max_data_bytes:
+                    raise _data_too_large(limits, data)
+                frames.append(blob)
+            if source.schema is not None:
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, source.schema) as writer:
+                    pass
+                frames.append(sink.getvalue().to_pybytes())
         header = {
             "sql": sql,
             "remaining": max(deadline - time.monotonic(), 0.001),
@@ -704,8 +742,15 @@ class _Pool:
             worker.send(header, frames)
         except OSError:
             raise QueryError("the query engine stopped unexpectedly; try again") from None
+        del frames
         for name, table in tables.items():
             worker.held[name] = table
+        # The worker drops table data a request does not use (it counts against its
+        # memory cap); so does this mirror of what it holds.
+        for name in [n for n, v in worker.held.items() if isinstance(v, str)]:
+            worker.held.pop(name)
+        for source in data:
+            worker.held[source.name] = source.fingerprint
         # The worker interrupts itself at the deadline; the grace covers its answer.
         # A value DuckDB computes in one step cannot be interrupted: then the process goes.
         hard = deadline + _KILL_GRACE_SECONDS
@@ -714,15 +759,18 @@ class _Pool:
             self._lost(worker, limits, hard)
         answer = json.loads(raw)
         if not answer["ok"]:
+            for source in data:
+                # The worker may not have built it: send it again next time.
+                worker.held.pop(source.name, None)
             kind, message = answer["kind"], answer["message"]
             if kind == "fatal":
                 worker.kill()
             raise _worker_error(kind, message, limits)
         # Arrow framing adds a little to the values the worker counted.
-        data = worker.read(hard, 2 * limits.max_bytes + MiB)
-        if data is None:
+        result = worker.read(hard, 2 * limits.max_bytes + MiB)
+        if result is None:
             self._lost(worker, limits, hard)
-        arrow = pa.ipc.open_stream(data).read_all()
+        arrow = pa.ipc.open_stream(result).read_all()
         return answer["names"], answer["types"], arrow, bool(answer["truncated"])
 
     @staticmethod
@@ -761,10 +809,20 @@ def _worker_error(kind: str, message: str, limits: QueryLimits) -> ArcoError:
     if kind == "unknown-table":
         return QueryError(
             message
-            + "; the system tables are "
+            + "; name a catalog table as namespace.table, or a system table: "
             + ", ".join(f"system.{n}" for n in SYSTEM_TABLE_NAMES)
         )
     return QueryError(message)
+
+
+def _data_too_large(limits: QueryLimits, data: Sequence[TableData]) -> QueryTooLargeError:
+    total = sum(d.size for d in data)
+    names = ", ".join(f"{d.name} ({d.size} bytes in {len(d.files)} files)" for d in data)
+    return QueryTooLargeError(
+        f"the tables this query reads hold {total} bytes of data files, more than its "
+        f"data budget of {limits.max_data_bytes} bytes: {names}; query a smaller table or "
+        "raise the budget (ARCO_QUERY_DATA_MB)"
+    )
 
 
 _POOLS: dict[int, _Pool] = {}
@@ -854,6 +912,195 @@ def rewrite_system_names(sql: str) -> tuple[str, set[str]]:
     return "".join(pieces), used
 
 
+@dataclass(frozen=True)
+class TableRef:
+    """A table the query names by a qualified name (``ns.t``, ``"a.b".t``, ``a.b.t``).
+
+    ``start``/``end`` are UTF-8 byte offsets of the whole reference in the query
+    text (name, alias, column aliases and ``AT (...)`` clause).
+    """
+
+    parts: tuple[str, ...]
+    alias: str
+    column_aliases: tuple[str, ...]
+    start: int
+    end: int
+    snapshot_id: int | None = None
+    as_of: datetime | None = None
+
+
+def _constant_text(expr: Any) -> str | None:
+    if not isinstance(expr, dict):
+        return None
+    if expr.get("class") == "CAST":
+        return _constant_text(expr.get("child"))
+    if expr.get("class") == "CONSTANT":
+        literal = expr.get("literal") or {}
+        text = literal.get("text")
+        return text if isinstance(text, str) else None
+    return None
+
+
+def _at_clause(at: Any, shown: str) -> tuple[int | None, datetime | None]:
+    if not at:
+        return None, None
+    unit = str(at.get("unit", "")).upper()
+    text = _constant_text(at.get("expr"))
+    if text is None:
+        raise QueryRejectedError(f"{shown} AT (...) takes a constant snapshot id or timestamp")
+    if unit == "VERSION":
+        try:
+            return int(text), None
+        except ValueError:
+            raise QueryRejectedError(
+                f"{shown} AT (VERSION => ...) takes an Iceberg snapshot id, not {text!r}"
+            ) from None
+    if unit == "TIMESTAMP":
+        try:
+            when = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise QueryRejectedError(
+                f"{shown} AT (TIMESTAMP => ...) takes an ISO timestamp, not {text!r}"
+            ) from None
+        return None, when if when.tzinfo else when.replace(tzinfo=UTC)
+    raise QueryRejectedError(f"{shown} AT ({unit} => ...): use VERSION or TIMESTAMP")
+
+
+def table_references(con: duckdb.DuckDBPyConnection, sql: str) -> list[TableRef]:
+    """Every qualified table name in ``sql`` except ``system.*``, from DuckDB's own parse tree.
+
+    ``AT (VERSION => <snapshot id>)`` and ``AT (TIMESTAMP => '<iso time>')`` after a
+    name select an Iceberg snapshot.
+    """
+    row = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchone()
+    tree = json.loads(row[0]) if row else {}
+    if tree.get("error"):
+        raise QueryError(str(tree.get("error_message") or "the query could not be parsed"))
+    found: list[TableRef] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "BASE_TABLE" and node.get("schema_name"):
+            catalog, schema = node.get("catalog_name") or "", node["schema_name"]
+            if not (catalog == "" and schema.lower() == "system"):
+                parts = tuple(p for p in (catalog, schema, node["table_name"]) if p)
+                snapshot_id, as_of = _at_clause(node.get("at_clause"), ".".join(parts))
+                start = int(node.get("query_location", -1))
+                length = int(node.get("query_location_length", 0))
+                found.append(
+                    TableRef(
+                        parts=parts,
+                        alias=node.get("alias") or "",
+                        column_aliases=tuple(node.get("column_name_alias") or ()),
+                        start=start,
+                        end=start + length,
+                        snapshot_id=snapshot_id,
+                        as_of=as_of,
+                    )
+                )
+        for value in node.values():
+            walk(value)
+
+    walk(tree.get("statements"))
+    return found
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _leading_name(text: str) -> list[str]:
+    """The dotted name a table reference starts with, unquoted and lower-cased."""
+    parts: list[str] = []
+    tokens = duckdb.tokenize(text)
+    expect_name = True
+    for i, (start, kind) in enumerate(tokens):
+        end = tokens[i + 1][0] if i + 1 < len(tokens) else len(text)
+        piece = text[start:end].strip()
+        if expect_name and kind in _NAME_TOKENS:
+            parts.append(_unquote(piece))
+        elif not expect_name and piece == ".":
+            pass
+        else:
+            break
+        expect_name = not expect_name
+    return parts
+
+
+def _find_table(state: CatalogState, parts: tuple[str, ...]) -> dict[str, Any] | None:
+    """The catalog row a reference names: exact first, then ignoring case (as SQL does)."""
+    namespace, name = ".".join(parts[:-1]), parts[-1]
+    row = state.table_row(namespace, name)
+    if row is not None:
+        return row
+    folded = (namespace.casefold(), name.casefold())
+    matches = [k for k in state.by_name if (k[0].casefold(), k[1].casefold()) == folded]
+    if len(matches) == 1:
+        return state.table_row(*matches[0])
+    return None
+
+
+def resolve_data_tables(
+    system: SystemTables,
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    *,
+    as_of_version: int | None = None,
+) -> tuple[str, list[TableData]]:
+    """Rewrite each catalog table ``sql`` names to the table data the worker registers.
+
+    Tables are looked up in the catalog at ``as_of_version``; a qualified name that
+    is no catalog table is left alone (DuckDB then says it does not exist). Returns
+    the new text and the data to send, one entry per distinct table (and snapshot).
+    """
+    refs = table_references(con, sql)
+    if not refs:
+        return sql, []
+    state = system.catalog_state(as_of_version=as_of_version)
+    keys = Keys(system.scope)
+    text = sql.encode()
+    chosen: dict[tuple[str, int | None, datetime | None], TableData] = {}
+    edits: list[tuple[int, int, bytes]] = []
+    for ref in refs:
+        row = _find_table(state, ref.parts)
+        if row is None:
+            namespace = ".".join(ref.parts[:-1])
+            if state.namespace(namespace) is not None:
+                raise QueryError(
+                    f"namespace {namespace} has no table {ref.parts[-1]}"
+                    + ("" if as_of_version is None else f" at catalog version {as_of_version}")
+                )
+            continue
+        span = text[ref.start : ref.end].decode(errors="replace") if ref.start >= 0 else ""
+        if _leading_name(span)[: len(ref.parts)] != [p.lower() for p in ref.parts]:
+            raise QueryError(f"could not locate the table reference {'.'.join(ref.parts)}")
+        key = (row["id"], ref.snapshot_id, ref.as_of)
+        data = chosen.get(key)
+        if data is None:
+            data = resolve_table(
+                system.store,
+                keys,
+                row,
+                materializations=lambda: system.table("materializations"),
+                snapshot_id=ref.snapshot_id,
+                as_of=ref.as_of,
+            )
+            chosen[key] = data
+        alias = _quote(ref.alias or row["name"])
+        if ref.column_aliases:
+            alias += "(" + ", ".join(_quote(c) for c in ref.column_aliases) + ")"
+        edits.append((ref.start, ref.end, f"temp.main.{_quote(data.name)} AS {alias}".encode()))
+    for start, end, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    unique = {d.name: d for d in chosen.values()}
+    return text.decode(), list(unique.values())
+
+
 def run_query(
     system: SystemTables,
     sql: str,
@@ -861,11 +1108,15 @@ def run_query(
     as_of_version: int | None = None,
     limits: QueryLimits | None = None,
 ) -> QueryResult:
-    """Run one read-only SELECT over ``system``'s tables, within ``limits``.
+    """Run one read-only SELECT over ``system``'s tables and the catalog's tables, in ``limits``.
 
+    A qualified name of a catalog table (``ns.table``) reads that table's data
+    files (see :mod:`arco.catalog.tabledata`): Arco lists and reads them through
+    the store and hands the bytes to the worker, so the engine opens no path.
     The query runs in a worker process whose memory is capped (see the module
-    docstring): :class:`QueryTooLargeError` when the result or the memory the
-    query needs is over its limit, :class:`QueryTimeoutError` past ``max_seconds``.
+    docstring): :class:`QueryTooLargeError` when the result, the table data
+    (``max_data_bytes``) or the memory the query needs is over its limit,
+    :class:`QueryTimeoutError` past ``max_seconds``.
     """
     limits = limits or QueryLimits()
     started = time.perf_counter()
@@ -880,14 +1131,19 @@ def run_query(
     con = _PARSER.connection()
     try:
         _check_statement(con, sql)
-        rewritten, used = rewrite_system_names(sql)
+        with_data, data = resolve_data_tables(system, con, sql, as_of_version=as_of_version)
+        rewritten, used = rewrite_system_names(with_data)
         if rewritten != sql:
             _check_statement(con, rewritten)
     finally:
         con.close()
+    if sum(d.size for d in data) > limits.max_data_bytes:
+        raise _data_too_large(limits, data)
     tables, versions = system.tables(sorted(used), as_of_version=as_of_version)
     deadline = time.monotonic() + limits.max_seconds - (time.perf_counter() - started)
-    names, types, arrow, truncated = _pool().run(rewritten, tables, limits, deadline)
+    names, types, arrow, truncated = _pool().run(
+        rewritten, tables, limits, deadline, data, system.store
+    )
     json_rows = to_json_rows(arrow)
     return QueryResult(
         columns=list(zip(names, types, strict=True)),
