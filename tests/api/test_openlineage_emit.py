@@ -121,7 +121,9 @@ def test_emit_to_a_sink_that_is_down_then_up(tmp_path: Path) -> None:
             h = {"Authorization": f"Bearer {token}"}
             stored = httpx.get(base + "/api/v1/events/lineage?limit=1", headers=h).json()
             again = httpx.post(
-                base + "/api/v1/lineage", json=stored[0]["payload"]["raw"], headers=h
+                base + "/api/v1/lineage",
+                content=stored[0]["payload"]["raw_json"],
+                headers={**h, "Content-Type": "application/json"},
             )
             assert again.status_code == 201
             r = httpx.post(base + "/api/v1/compaction", json={"domain": "lineage"}, headers=h)

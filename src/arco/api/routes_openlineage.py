@@ -21,7 +21,7 @@ from arco.api.deps import Ingest, Reader, Writer
 from arco.api.services import ScopeServices
 from arco.catalog.lineage import ColumnLineage
 from arco.core.errors import InvalidArgumentError, NotFoundError
-from arco.openlineage.ingest import as_events, ingest
+from arco.openlineage.ingest import GroupWriter, as_events, encode, prepare
 from arco.openlineage.mapping import OpenLineageConfig
 from arco.openlineage.schema import InvalidOpenLineageEventError
 
@@ -60,7 +60,7 @@ async def _body(request: Request) -> Any:
     elif encoding != "identity":
         raise InvalidOpenLineageEventError(f"unsupported Content-Encoding {encoding!r}")
     try:
-        return json.loads(data), len(data)
+        return json.loads(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidOpenLineageEventError(f"body is not JSON: {exc}") from exc
 
@@ -94,14 +94,18 @@ async def post_lineage(request: Request, svc: Ingest) -> JSONResponse:
     Idempotent: an event with the same run id, ``eventType`` and ``eventTime`` as
     one already accepted is stored but counts once.
     """
-    body, size = await _body(request)
-    events = as_events(body)
+    events = as_events(await _body(request))
     config = _config(request)
     mapper = svc.extras.get("openlineage_mapper")
     if mapper is None or mapper.rules is not config.rules:
         # Kept per scope: the mapper caches names, and events repeat the same datasets.
         mapper = svc.extras["openlineage_mapper"] = config.mapper(svc.scope)
-    envelopes = ingest(svc.ledger, events, mapper, raw_size=size)
+    envelopes = prepare(events, mapper)
+    encoded = encode(svc.ledger, envelopes)
+    writer = svc.extras.get("openlineage_writer")
+    if writer is None:
+        writer = svc.extras["openlineage_writer"] = GroupWriter(svc.ledger)
+    await writer.write(encoded)
     if config.auto_register:
         from arco.openlineage.register import register_datasets
 

@@ -16,7 +16,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from arco.catalog.external_lineage import OpenLineageEventV1
+from arco.catalog.external_lineage import (
+    OpenLineageEventV1,
+    OpenLineageEventV2,
+    openlineage_v1_to_v2,
+)
 from arco.core.actor import clean_actor, current_actor
 from arco.core.errors import InvalidArgumentError
 from arco.core.ids import (
@@ -305,7 +309,12 @@ REGISTRY.register("run.log", "executions", {1: RunLogV1})
 REGISTRY.register("lineage.edges_observed", "lineage", {1: LineageEdgesObservedV1})
 # OpenLineage events, normalised at ingest (arco.openlineage); folded into external runs,
 # datasets, edges and column edges of the lineage domain.
-REGISTRY.register("openlineage.event", "lineage", {1: OpenLineageEventV1})
+REGISTRY.register(
+    "openlineage.event",
+    "lineage",
+    {1: OpenLineageEventV1, 2: OpenLineageEventV2},
+    {1: openlineage_v1_to_v2},
+)
 
 
 @dataclass(frozen=True)

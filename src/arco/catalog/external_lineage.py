@@ -119,6 +119,43 @@ class OpenLineageEventV1(_Model):
     raw: dict[str, Any] | None = None
 
 
+#: Longest ``raw_json`` kept (characters); larger events keep only the normalised fields.
+MAX_RAW_JSON = 128 * 1024
+
+
+class OpenLineageEventV2(_Model):
+    """v2: the event as received is kept as compact JSON text (``raw_json``), not a tree.
+
+    The text is opaque to validation and folds: checking and copying a parsed tree of
+    every event cost more than all the fields the folds read (ADR 013).
+    """
+
+    kind: Literal["run", "dataset", "job"]
+    event_type: OlEventType | None = None
+    event_time: datetime
+    producer: str = Field(min_length=1, max_length=2048)
+    run_id: str | None = Field(default=None, max_length=64)
+    job_namespace: str | None = Field(default=None, max_length=1024)
+    job_name: str | None = Field(default=None, max_length=1024)
+    parent_run_id: str | None = Field(default=None, max_length=64)
+    parent_job_namespace: str | None = Field(default=None, max_length=1024)
+    parent_job_name: str | None = Field(default=None, max_length=1024)
+    error_message: str | None = Field(default=None, max_length=65_536)
+    inputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
+    outputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
+    column_edges: list[OlColumnEdge] = Field(default_factory=list, max_length=100_000)
+    raw_json: str | None = Field(default=None, max_length=MAX_RAW_JSON)
+
+
+def openlineage_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Upcast: a v1 event's parsed ``raw`` becomes ``raw_json`` (dropped if too long)."""
+    out = {k: v for k, v in payload.items() if k != "raw"}
+    raw = payload.get("raw")
+    text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False) if raw else None
+    out["raw_json"] = text if text is not None and len(text) <= MAX_RAW_JSON else None
+    return out
+
+
 EXTERNAL_RUNS = TableDef(
     "external_runs",
     pa.schema(

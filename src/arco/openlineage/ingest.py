@@ -2,23 +2,27 @@
 
 Each event is validated (:mod:`arco.openlineage.schema`), its datasets mapped to
 qualified names (:mod:`arco.openlineage.mapping`) and its facets reduced to what
-the compactor folds; the event as received rides along (``raw``) when it fits the
-ledger's size limit. The idempotency key is derived from the run id (or the job or
-dataset of a run-less event), ``eventType`` and ``eventTime``: a re-sent event
-counts once. Nothing from an event becomes part of a storage key.
+the compactor folds; the event as received rides along as compact JSON text
+(``raw_json``) when it fits the ledger's size limit. The idempotency key is derived
+from the run id (or the job or dataset of a run-less event), ``eventType`` and
+``eventTime``: a re-sent event counts once. Nothing from an event becomes part of a storage key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any
 
-from arco.catalog.events import MAX_EVENT_BYTES, Envelope, InvalidEventError
+from arco.catalog.events import Envelope, InvalidEventError
+from arco.catalog.external_lineage import MAX_RAW_JSON
 from arco.catalog.ledger import Ledger
-from arco.core.ids import sha256_hex
+from arco.core.actor import current_actor
+from arco.core.ids import new_ulid, sha256_hex
 from arco.openlineage.mapping import DatasetMapper
 from arco.openlineage.schema import (
     MAX_BATCH,
@@ -33,10 +37,12 @@ from arco.openlineage.schema import (
 )
 
 EVENT_TYPE = "openlineage.event"
+#: The version :func:`normalise` writes (the latest of ``openlineage.event``).
+EVENT_VERSION = 2
 DOMAIN = "lineage"
 #: Above this size the event as received is not kept in the ledger event (only
 #: the normalised fields are): the envelope must stay under the ledger's limit.
-_RAW_LIMIT = MAX_EVENT_BYTES // 2
+_RAW_LIMIT = MAX_RAW_JSON
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,8 @@ class Normalised:
     payload: dict[str, Any]
     idempotency_key: str
     kind: str
+    #: ``eventTime`` in UTC, as the envelope's ``occurred_at``.
+    occurred_at: str
 
 
 def _columns(ds: Dataset) -> list[dict[str, Any]] | None:
@@ -122,23 +130,39 @@ def idempotency_key(event: Event) -> str:
     return "ol:" + sha256_hex(f"{ident}\x00{when}".encode())[:40]
 
 
-def normalise(raw: Any, mapper: DatasetMapper, *, raw_size: int | None = None) -> Normalised:
-    """Validate one OpenLineage event and turn it into an ``openlineage.event`` payload."""
+def normalise(raw: Any, mapper: DatasetMapper) -> Normalised:
+    """Validate one OpenLineage event and turn it into an ``openlineage.event`` payload.
+
+    The payload is built here from the validated event, in the shape of the latest
+    ``openlineage.event`` version, so it is not validated a second time at append
+    (the compactor validates what it folds).
+    """
     event = validate_event(raw)
     cache: dict[tuple[str, str], str | None] = {}
+    when = event.eventTime.astimezone(UTC).isoformat()
     payload: dict[str, Any] = {
-        "event_time": event.eventTime.astimezone(UTC).isoformat(),
+        "kind": "run",
+        "event_type": None,
+        # As the registry's model writes it (pydantic: "Z"); the envelope keeps "+00:00".
+        "event_time": when.removesuffix("+00:00") + "Z",
         "producer": event.producer,
+        "run_id": None,
+        "job_namespace": None,
+        "job_name": None,
+        "parent_run_id": None,
+        "parent_job_namespace": None,
+        "parent_job_name": None,
+        "error_message": None,
         "inputs": [],
         "outputs": [],
         "column_edges": [],
+        "raw_json": None,
     }
     if isinstance(event, RunEvent):
         facets = event.run.facets
         parent = facets.parent if facets is not None else None
         error = facets.errorMessage if facets is not None else None
         payload.update(
-            kind="run",
             event_type=event.eventType or "OTHER",
             run_id=event.run.runId,
             job_namespace=event.job.namespace,
@@ -151,7 +175,7 @@ def normalise(raw: Any, mapper: DatasetMapper, *, raw_size: int | None = None) -
     elif isinstance(event, JobEvent):
         payload.update(kind="job", job_namespace=event.job.namespace, job_name=event.job.name)
     else:
-        payload.update(kind="dataset")
+        payload["kind"] = "dataset"
     if isinstance(event, (RunEvent, JobEvent)):
         payload["inputs"] = [_dataset(d, mapper) for d in event.inputs]
         payload["outputs"] = [_dataset(d, mapper) for d in event.outputs]
@@ -159,10 +183,12 @@ def normalise(raw: Any, mapper: DatasetMapper, *, raw_size: int | None = None) -
     else:
         payload["outputs"] = [_dataset(event.dataset, mapper)]
         payload["column_edges"] = _column_edges([event.dataset], mapper, cache)
-    size = raw_size if raw_size is not None else len(json.dumps(raw))
-    if size <= _RAW_LIMIT:
-        payload["raw"] = raw
-    return Normalised(payload, idempotency_key(event), payload["kind"])
+    # Kept as text: a parsed copy of the event cost more to check, copy and encode
+    # (at ingest and again at every compaction) than everything the folds read.
+    text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    if len(text) <= _RAW_LIMIT:
+        payload["raw_json"] = text
+    return Normalised(payload, idempotency_key(event), payload["kind"], when)
 
 
 def as_events(body: Any) -> list[Any]:
@@ -177,70 +203,114 @@ def as_events(body: Any) -> list[Any]:
     return items
 
 
-def ingest(
-    ledger: Ledger,
-    events: Sequence[Any],
-    mapper: DatasetMapper,
-    *,
-    raw_size: int | None = None,
-) -> list[Envelope]:
-    """Validate, normalise and write events: one ledger object for one event, else a batch.
+def prepare(events: Sequence[Any], mapper: DatasetMapper) -> list[Envelope]:
+    """Validate and normalise events into envelopes (nothing is written).
 
-    All or nothing: an invalid event (reported with its index in a batch) writes nothing.
+    All or nothing: an invalid event is reported with its index in a batch.
     """
     normalised = []
     for i, raw in enumerate(events):
         try:
-            normalised.append(
-                normalise(raw, mapper, raw_size=raw_size if len(events) == 1 else None)
-            )
+            normalised.append(normalise(raw, mapper))
         except InvalidOpenLineageEventError as exc:
             if len(events) == 1:
                 raise
             raise InvalidOpenLineageEventError(f"events[{i}].{exc}") from exc
-    if len(normalised) == 1:
-        n = normalised[0]
-        return [_append_one(ledger, n)]
-    items = [
-        {
-            "type": EVENT_TYPE,
-            "payload": n.payload,
-            "idempotency_key": n.idempotency_key,
-            "occurred_at": n.payload["event_time"],
-        }
+    actor = current_actor()
+    return [
+        Envelope(
+            event_id=new_ulid(),
+            event_type=EVENT_TYPE,
+            event_version=EVENT_VERSION,
+            idempotency_key=n.idempotency_key,
+            occurred_at=n.occurred_at,
+            source="openlineage",
+            payload=n.payload,
+            actor=actor,
+        )
         for n in normalised
     ]
+
+
+def encode(ledger: Ledger, envelopes: list[Envelope]) -> list[tuple[str, bytes]]:
+    """Envelopes as the ledger stores them; an event too big with its text copy keeps
+    only its normalised fields (``envelopes`` is updated in place to match)."""
     try:
-        return ledger.append_batch(DOMAIN, items, source="openlineage")
+        parts = ledger.encode_prepared(DOMAIN, envelopes)
     except InvalidEventError:
-        # An event too big with its raw copy: keep only the normalised fields.
-        for item in items:
-            item["payload"] = {k: v for k, v in item["payload"].items() if k != "raw"}
-        return ledger.append_batch(DOMAIN, items, source="openlineage")
-
-
-def _append_one(ledger: Ledger, n: Normalised) -> Envelope:
-    from datetime import datetime
-
-    when = datetime.fromisoformat(n.payload["event_time"])
-    try:
-        return ledger.append(
-            DOMAIN,
-            EVENT_TYPE,
-            n.payload,
-            idempotency_key=n.idempotency_key,
-            occurred_at=when,
-            source="openlineage",
-        )
-    except InvalidEventError:
-        if "raw" not in n.payload:
+        if not any(e.payload["raw_json"] for e in envelopes):
             raise
-        slim = {k: v for k, v in n.payload.items() if k != "raw"}
-        return ledger.append(
-            DOMAIN,
-            EVENT_TYPE,
-            slim,
-            idempotency_key=n.idempotency_key,
-            occurred_at=when,
-            source="openlineage",
+        envelopes[:] = [replace(e, payload={**e.payload, "raw_json": None}) for e in envelopes]
+        parts = ledger.encode_prepared(DOMAIN, envelopes)
+    return [(e.event_id, b) for e, b in zip(envelopes, parts, strict=True)]
+
+
+def ingest(ledger: Ledger, events: Sequence[Any], mapper: DatasetMapper) -> list[Envelope]:
+    """Validate, normalise and write events as one ledger object; all or nothing."""
+    envelopes = prepare(events, mapper)
+    ledger.write_encoded(DOMAIN, encode(ledger, envelopes))
+    return envelopes
+
+
+class GroupWriter:
+    """Group commit of ingest requests: events of concurrent requests share one object.
+
+    One write is in flight at a time (in a worker thread, so the event loop keeps
+    accepting requests); requests arriving meanwhile wait together for the next one.
+    Each request returns only once the object holding its events is written, so an
+    acknowledged event is in the ledger exactly as before; a failed write fails every
+    request of its group and none of their events is in the ledger. An idle writer
+    adds no delay: the first request of a quiet period is written at once.
+    """
+
+    def __init__(self, ledger: Ledger, *, max_events: int = 10_000) -> None:
+        self.ledger = ledger
+        self.max_events = max_events
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
+            weakref.WeakKeyDictionary()
         )
+
+    async def write(self, encoded: list[tuple[str, bytes]]) -> None:
+        """Write ``encoded`` (from :func:`encode`) with whatever else is waiting."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue()
+        done: asyncio.Future[None] = loop.create_future()
+        queue.pending.append((encoded, done))
+        if queue.task is None:
+            queue.task = loop.create_task(self._drain(queue))
+        await done
+
+    async def _drain(self, queue: _Queue) -> None:
+        try:
+            while queue.pending:
+                group: list[tuple[list[tuple[str, bytes]], asyncio.Future[None]]] = []
+                size = 0
+                while queue.pending and (
+                    not group or size + len(queue.pending[0][0]) <= self.max_events
+                ):
+                    item = queue.pending.pop(0)
+                    group.append(item)
+                    size += len(item[0])
+                parts = [p for encoded, _ in group for p in encoded]
+                try:
+                    await asyncio.to_thread(self.ledger.write_encoded, DOMAIN, parts)
+                except Exception as exc:
+                    for _, done in group:
+                        if not done.done():
+                            done.set_exception(exc)
+                else:
+                    for _, done in group:
+                        if not done.done():
+                            done.set_result(None)
+        finally:
+            queue.task = None
+
+
+@dataclass
+class _Queue:
+    pending: list[tuple[list[tuple[str, bytes]], asyncio.Future[None]]] = field(
+        default_factory=list
+    )
+    task: asyncio.Task[None] | None = None

@@ -1,0 +1,231 @@
+"""OpenLineage ingest's fast path: validated once, encoded once, group-committed.
+
+The payload :func:`normalise` builds is not validated again when it is appended, so
+these tests hold it to the registry's model (what the compactor checks), show that
+events stored before the change (``openlineage.event`` v1, with ``raw`` as a parsed
+tree) still fold, and that concurrent requests share ledger objects without an
+acknowledged event ever missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from arco.catalog.compactor import Compactor
+from arco.catalog.events import REGISTRY, Envelope, InvalidEventError
+from arco.catalog.ledger import Ledger, decode_object
+from arco.core import ObjectStore
+from arco.core.errors import StorageError
+from arco.core.storage.faults import FaultInjectingStore
+from arco.openlineage.ingest import (
+    EVENT_TYPE,
+    EVENT_VERSION,
+    GroupWriter,
+    encode,
+    ingest,
+    normalise,
+    prepare,
+)
+from arco.openlineage.mapping import OpenLineageConfig
+
+from ._support import SCOPE, memory_store
+
+PRODUCER = "https://example.test/ingest"
+MAPPER = OpenLineageConfig().mapper(SCOPE)
+
+
+def _facet(**fields: Any) -> dict[str, Any]:
+    return {"_producer": PRODUCER, "_schemaURL": PRODUCER, **fields}
+
+
+def run_event(i: int, etype: str = "COMPLETE", **extra: Any) -> dict[str, Any]:
+    return {
+        "eventType": etype,
+        "eventTime": f"2026-03-01T12:00:{i % 60:02d}.{i % 1000:03d}+01:00",
+        "producer": PRODUCER,
+        "schemaURL": PRODUCER,
+        "run": {
+            "runId": str(uuid.UUID(int=i + 1)),
+            "facets": {
+                "parent": _facet(
+                    run={"runId": str(uuid.UUID(int=10**9 + i))},
+                    job={"namespace": "airflow", "name": "dag"},
+                ),
+                "errorMessage": _facet(message="boom", programmingLanguage="python"),
+            },
+        },
+        "job": {"namespace": "airflow", "name": f"dag.task_{i}"},
+        "inputs": [{"namespace": "pg", "name": f"raw.t{i}"}, {"namespace": "pg", "name": "x"}],
+        "outputs": [
+            {
+                "namespace": "pg",
+                "name": f"mart.t{i}",
+                "facets": {
+                    "schema": _facet(fields=[{"name": "id", "type": "INT"}, {"name": "v"}]),
+                    "columnLineage": _facet(
+                        fields={
+                            "id": {
+                                "inputFields": [
+                                    {"namespace": "pg", "name": f"raw.t{i}", "field": "id"}
+                                ],
+                                "transformationType": "IDENTITY",
+                            }
+                        }
+                    ),
+                },
+                "outputFacets": {"outputStatistics": _facet(rowCount=42)},
+            }
+        ],
+        **extra,
+    }
+
+
+EVENTS = [
+    run_event(1),
+    run_event(2, "START"),
+    {
+        "eventTime": "2026-03-01T12:00:00Z",
+        "producer": PRODUCER,
+        "schemaURL": PRODUCER,
+        "job": {"namespace": "dbt", "name": "model.a"},
+        "inputs": [{"namespace": "pg", "name": "raw.a"}],
+        "outputs": [{"namespace": "pg", "name": "mart.a"}],
+    },
+    {
+        "eventTime": "2026-03-01T12:00:00Z",
+        "producer": PRODUCER,
+        "schemaURL": PRODUCER,
+        "dataset": {
+            "namespace": "s3://bucket",
+            "name": "raw/clicks",
+            "facets": {"schema": _facet(fields=[{"name": "ts", "type": "timestamp"}])},
+        },
+    },
+]
+
+
+@pytest.mark.parametrize("raw", EVENTS, ids=["run", "run-start", "job", "dataset"])
+def test_the_payload_built_at_ingest_is_what_the_registry_would_validate(raw: Any) -> None:
+    # Ingest skips the registry; the compactor does not. A payload the model would
+    # change (or refuse) would fold differently from what was acknowledged, or be
+    # quarantined with its whole batch.
+    payload = normalise(raw, MAPPER).payload
+    latest = REGISTRY.get(EVENT_TYPE).latest
+    assert latest == EVENT_VERSION
+    assert REGISTRY.validate("lineage", EVENT_TYPE, latest, payload) == payload
+    assert json.loads(payload["raw_json"]) == raw
+
+
+def test_each_event_is_encoded_once_and_stored_compact() -> None:
+    store = memory_store()
+    envelopes = ingest(Ledger(store, SCOPE), [run_event(i) for i in range(3)], MAPPER)
+    [meta] = list(store.list(""))
+    data, _ = store.get(meta.key)
+    assert meta.key.endswith(".batch.json")
+    stored = decode_object(data, True)
+    assert [e.to_dict() for e in stored] == [e.to_dict() for e in envelopes]
+    assert b": " not in data
+    assert b", " not in data
+    assert all(e.event_version == EVENT_VERSION for e in stored)
+
+
+def test_an_event_too_big_with_its_text_keeps_the_normalised_fields() -> None:
+    store = memory_store()
+    big = run_event(1)
+    big["job"]["facets"] = {"notes": _facet(text="x" * 200_000)}
+    [env] = ingest(Ledger(store, SCOPE), [big], MAPPER)
+    assert env.payload["raw_json"] is None
+    [stored] = decode_object(store.get(next(iter(store.list(""))).key)[0], False)
+    assert stored.payload["raw_json"] is None
+    assert stored.payload["run_id"] == env.payload["run_id"]
+
+
+def test_prepared_envelopes_are_still_checked_for_domain_and_size() -> None:
+    store = memory_store()
+    ledger = Ledger(store, SCOPE)
+    [env] = prepare([run_event(1)], MAPPER)
+    with pytest.raises(InvalidEventError, match="not of domain"):
+        ledger.append_prepared("executions", [env])
+    huge = Envelope(**{**env.__dict__, "payload": {**env.payload, "error_message": "x" * 300_000}})
+    with pytest.raises(InvalidEventError, match="limit"):
+        ledger.append_prepared("lineage", [env, huge])
+    assert list(store.list("")) == []
+
+
+def test_a_v1_event_with_a_parsed_raw_copy_still_folds() -> None:
+    # Ledgers written before v2 hold ``raw`` as a tree; they must fold the same.
+    store = memory_store()
+    ledger = Ledger(store, SCOPE)
+    v2 = normalise(run_event(7), MAPPER).payload
+    v1 = {k: v for k, v in v2.items() if k != "raw_json"}
+    v1["raw"] = run_event(7)
+    ledger.append("lineage", EVENT_TYPE, v1, version=1, occurred_at=datetime.now(UTC))
+    assert REGISTRY.upcast(EVENT_TYPE, 1, v1)["raw_json"] == json.dumps(
+        run_event(7), separators=(",", ":"), ensure_ascii=False
+    )
+    report = Compactor(store, SCOPE).compact("lineage")
+    assert (report.events, report.quarantined) == (1, 0)
+    snap = Compactor(store, SCOPE).domain_store("lineage").read(max_staleness=0)
+    [run] = snap.state.rows("external_runs")
+    assert run["run_id"] == v2["run_id"]
+    assert run["state"] == "COMPLETE"
+
+
+def _ledger_objects(store: ObjectStore) -> list[list[Envelope]]:
+    return [
+        decode_object(store.get(m.key)[0], m.key.endswith(".batch.json"))
+        for m in store.list("")
+        if "/ledger/" in f"/{m.key}"
+    ]
+
+
+def test_concurrent_requests_share_ledger_objects_and_all_are_written() -> None:
+    store = memory_store()
+    ledger = Ledger(store, SCOPE)
+    writer = GroupWriter(ledger)
+    requests = [prepare([run_event(i)], MAPPER) for i in range(20)]
+
+    async def main() -> None:
+        await asyncio.gather(*(writer.write(encode(ledger, envs)) for envs in requests))
+
+    asyncio.run(main())
+    objects = _ledger_objects(store)
+    # The first request is written at once; the other 19 arrive while it is in
+    # flight and share the next object.
+    assert len(objects) <= 2
+    written = sorted(e.event_id for obj in objects for e in obj)
+    assert written == sorted(envs[0].event_id for envs in requests)
+    report = Compactor(store, SCOPE).compact("lineage")
+    assert (report.events, report.duplicates, report.quarantined) == (20, 0, 0)
+
+
+def test_a_failed_group_write_fails_every_request_of_the_group_and_writes_nothing() -> None:
+    faulty = FaultInjectingStore(memory_store())
+    ledger = Ledger(faulty, SCOPE)
+    writer = GroupWriter(ledger)
+    faulty.arm("fail", op="put", times=1)
+    requests = [prepare([run_event(i)], MAPPER) for i in range(5)]
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(writer.write(encode(ledger, envs)) for envs in requests), return_exceptions=True
+        )
+
+    results = asyncio.run(main())
+    failed = [r for r in results if isinstance(r, StorageError)]
+    assert failed
+    assert all(r is None or isinstance(r, StorageError) for r in results)
+    written = {e.event_id for obj in _ledger_objects(faulty.inner) for e in obj}
+    # Whoever was acknowledged is in the ledger; whoever got the error is not.
+    for envs, result in zip(requests, results, strict=True):
+        assert (envs[0].event_id in written) == (result is None)
+    # The writer recovers: the next request is written.
+    more = prepare([run_event(99)], MAPPER)
+    asyncio.run(writer.write(encode(ledger, more)))
+    assert more[0].event_id in {e.event_id for obj in _ledger_objects(faulty.inner) for e in obj}
