@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from arco.catalog.automation_events import AUTOMATION_EVENT_TYPES
 from arco.catalog.external_lineage import (
     OpenLineageEventV1,
     OpenLineageEventV2,
@@ -315,6 +316,9 @@ REGISTRY.register(
     {1: OpenLineageEventV1, 2: OpenLineageEventV2},
     {1: openlineage_v1_to_v2},
 )
+# Schedules, sensors, backfills, asset checks, freshness and alerts (ADR 016).
+for _name, _models in AUTOMATION_EVENT_TYPES:
+    REGISTRY.register(_name, "executions", _models)
 
 
 @dataclass(frozen=True)

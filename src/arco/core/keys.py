@@ -142,6 +142,15 @@ class Keys:
         """Marker of an unfinished run: removed once the run is terminal."""
         return f"{self.run_queue_prefix()}{validate_ulid(run_id)}.json"
 
+    def automation_state(self) -> str:
+        """The automation cursor document: schedule cursors, sensor cursors and claims,
+        backfill progress and launches in flight (compare-and-swap, ADR 016)."""
+        return f"{self.root}control/automation/state.json"
+
+    def backfill_request(self, backfill_id: str) -> str:
+        """The immutable request of a backfill: selection, partitions and chunks."""
+        return f"{self.root}control/automation/backfills/{validate_ulid(backfill_id)}.json"
+
     def warehouse_prefix(self) -> str:
         """Prefix of the scope's table data: Iceberg table folders live under it."""
         return f"{self.root}warehouse/"
