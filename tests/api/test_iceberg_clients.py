@@ -17,11 +17,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import httpx
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog import Catalog as IcebergCatalog
 from pyiceberg.catalog import load_catalog
+from pyiceberg.exceptions import SignError
 from pyiceberg.types import StringType
 
 from arco.catalog import Catalog
@@ -88,15 +91,33 @@ def duckdb_query(
     return result
 
 
-def rest(server: LiveServer, **extra: str) -> IcebergCatalog:
+def rest(server: LiveServer, tenant: str = "acme", **extra: str) -> IcebergCatalog:
     """pyiceberg's RestCatalog on ``server``."""
     return load_catalog(
         "arco",
         type="rest",
         uri=f"{server.base_url}/iceberg",
-        token=server.tokens("acme", WORKSPACE, ["writer"]),
+        token=server.tokens(tenant, WORKSPACE, ["writer"]),
         warehouse=WORKSPACE,
         **extra,
+    )
+
+
+def sign(
+    server: LiveServer,
+    tenant: str,
+    method: str,
+    url: str,
+    headers: dict[str, list[str]] | None = None,
+    token: str | None = None,
+) -> httpx.Response:
+    """Ask the server's S3 signer to sign a request, as ``tenant``'s writer."""
+    return httpx.post(
+        f"{server.base_url}/iceberg/v1/aws/s3/sign",
+        json={"method": method, "region": "us-east-1", "uri": url, "headers": headers or {}},
+        headers={
+            "Authorization": f"Bearer {token or server.tokens(tenant, WORKSPACE, ['writer'])}"
+        },
     )
 
 
@@ -176,3 +197,87 @@ def test_pyiceberg_and_duckdb_on_s3(seaweed: SeaweedServer, tmp_path: Path, duck
         key_prefix = location.split(f"s3://{seaweed.bucket}/", 1)[1]
         prefix_in_store = key_prefix.split("/", 1)[1]  # drop the store's own prefix
         assert list(store.list(prefix_in_store)) == []
+
+
+@pytest.mark.s3
+def test_pyiceberg_with_only_a_token_reads_and_writes_s3_through_remote_signing(
+    seaweed: SeaweedServer, tmp_path: Path
+) -> None:
+    store_url = seaweed.fresh_url()
+    with run_server(store_url, tmp_path) as server:
+        # No S3 keys at all: the fsspec FileIO asks the catalog to sign each request.
+        cat = rest(server, **{"py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"})
+        ns, expected = write_orders(cat)
+        table = cat.load_table(f"{ns}.orders")
+        assert table.io.properties["s3.signer"] == "S3V4RestSigner"
+        got = sorted(
+            (r["id"], r["region"], r["amount"], r.get("note"))
+            for r in table.scan().to_arrow().to_pylist()
+        )
+        assert got == expected
+
+        # A reader token may sign reads, not writes.
+        reader = load_catalog(
+            "arco",
+            type="rest",
+            uri=f"{server.base_url}/iceberg",
+            token=server.tokens("acme", WORKSPACE, ["reader"]),
+            warehouse=WORKSPACE,
+            **{"py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"},
+        )
+        assert reader.load_table(f"{ns}.orders").scan().to_arrow().num_rows == 10
+        with pytest.raises(SignError, match="Failed to sign request 403"):
+            reader.load_table(f"{ns}.orders").append(
+                rows(50, 1).append_column("note", pa.array(["r"], pa.string()))
+            )
+
+        # The store itself refuses unsigned requests: the signatures above were real.
+        metadata_url = table.metadata_location.replace(
+            f"s3://{seaweed.bucket}/", f"{seaweed.endpoint}/{seaweed.bucket}/"
+        )
+        assert httpx.get(metadata_url).status_code == 403
+        signed = sign(server, "acme", "GET", metadata_url)
+        assert signed.status_code == 200, signed.text
+        headers = {k: v[0] for k, v in signed.json()["headers"].items()}
+        fetched = httpx.get(signed.json()["uri"], headers=headers)
+        assert fetched.status_code == 200
+        assert json.loads(fetched.content)["location"] == table.location()
+
+        # As an attacker with a valid token of tenant "acme".
+        other = rest(server, tenant="evil", **{"py-io-impl": "pyiceberg.io.fsspec.FsspecFileIO"})
+        other_ns, _ = write_orders(other)
+        theirs = other.load_table(f"{other_ns}.orders").metadata_location.replace(
+            f"s3://{seaweed.bucket}/", f"{seaweed.endpoint}/{seaweed.bucket}/"
+        )
+        folder = metadata_url.rsplit("/metadata/", 1)[0]
+        store_root = metadata_url.split("/tenant=", 1)[0]
+        bucket_url = f"{seaweed.endpoint}/{seaweed.bucket}"
+        attacks = [
+            ("GET", theirs),  # another tenant's file
+            ("GET", f"{bucket_url}?list-type=2&prefix="),  # the whole bucket
+            ("GET", f"{bucket_url}?list-type=2"),
+            (
+                "GET",
+                f"{bucket_url}?list-type=2&prefix={quote(store_root.split(bucket_url + '/')[1])}/",
+            ),
+            ("DELETE", f"{bucket_url}/"),
+            ("GET", f"{folder}/../../../../catalog/_pointer"),
+            ("GET", f"{folder}/%2e%2e/%2e%2e/x"),
+            ("GET", f"{folder}%2F..%2F..%2Fother"),
+            ("GET", f"{folder}/data/..%5C..%5Cx"),
+            ("GET", f"{store_root}/tenant=acme/workspace=lake/catalog/_pointer"),
+            ("GET", f"{folder}/x?acl"),
+            ("POST", f"{bucket_url}?delete"),
+            ("POST", f"{folder}/x"),
+            ("PUT", f"{folder}/x?policy"),
+            ("GET", theirs.replace("127.0.0.1", "localhost")),
+            ("GET", metadata_url.replace(f"/{seaweed.bucket}/", "/other-bucket/")),
+        ]
+        for method, url in attacks:
+            refused = sign(server, "acme", method, url)
+            assert refused.status_code == 403, (method, url, refused.text)
+        copy = sign(
+            server, "acme", "PUT", f"{folder}/data/x.parquet", {"x-amz-copy-source": [theirs]}
+        )
+        assert copy.status_code == 403, copy.text
+        assert sign(server, "acme", "GET", metadata_url, token="not-a-token").status_code == 401

@@ -25,9 +25,12 @@ from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, parse_store_url
 from arco.iceberg.errors import error_response, response_for
+from arco.iceberg.signer import SignRequest, authorize, folder_test, signer_for
 
 log = logging.getLogger("arco.iceberg")
 SEPARATOR = "\x1f"
+#: Where S3V4RestSigner posts (relative to the catalog URI; pyiceberg's and Java's default).
+SIGN_ENDPOINT = "v1/aws/s3/sign"
 ENDPOINTS = [
     "GET /v1/{prefix}/namespaces",
     "POST /v1/{prefix}/namespaces",
@@ -153,6 +156,17 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
         redoc_url=None,
     )
     io_config = client_io_config(hooks.store_url)
+    signer = signer_for(hooks.store_url)
+    if signer is not None:
+        # Remote signing (ADR 014): clients that support it need only their token.
+        io_config.update(
+            {
+                "s3.remote-signing-enabled": "true",
+                "s3.signer": "S3V4RestSigner",
+                "s3.signer.endpoint": SIGN_ENDPOINT,
+            }
+        )
+    folders: dict[Scope, tuple[int, Callable[[str], bool]]] = {}
     # No per-table config while no credentials are vended: DuckDB turns a table's
     # s3.* config into a secret of its own, and one without keys hides the client's.
     table_config: dict[str, str] = {}
@@ -215,6 +229,50 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
         if isinstance(exc, ValidationError):
             return error_response(400, "BadRequestException", f"invalid request: {exc}")
         return response_for(exc)
+
+    def table_folders(svc: IcebergCatalog, fresh: bool) -> Callable[[str], bool]:
+        """Whether a store key lies in an Iceberg table folder of the service's scope."""
+        snap = svc.catalog.snapshot(0.0 if fresh else 1.0)
+        scope = svc.catalog.scope
+        hit = folders.get(scope)
+        if hit is not None and hit[0] == snap.version:
+            return hit[1]
+        keys = []
+        for row in snap.state.tables.values():
+            if row["format"] != "iceberg" or not row.get("location"):
+                continue
+            try:
+                keys.append(svc.warehouse.key_of(row["location"]).rstrip("/") + "/")
+            except ArcoError:
+                continue
+        test = folder_test(keys)
+        folders[scope] = (snap.version, test)
+        return test
+
+    @app.post("/v1/aws/s3/sign")
+    async def sign_s3_request(request: Request) -> Response:
+        """Sign one S3 request inside the caller's table folders (S3V4RestSigner)."""
+        try:
+            raw = await request.body()
+
+            def run() -> Response:
+                who = caller(request, "reader", None)
+                if signer is None:
+                    raise _ForbiddenError("this server does not sign S3 requests")
+                sign = SignRequest.parse(_json(raw))
+                svc = service(who.scope)
+                try:
+                    _, writes = authorize(signer, sign, table_folders(svc, fresh=False))
+                except ArcoError:
+                    # A table created within the last second: look again at the head.
+                    _, writes = authorize(signer, sign, table_folders(svc, fresh=True))
+                if writes and not who.has("writer"):
+                    raise _ForbiddenError("writing data files needs the 'writer' role")
+                return _ok(signer.sign(sign))
+
+            return await run_in_threadpool(run)
+        except Exception as exc:
+            return _error(exc)
 
     # ------------------------------------------------------------------ config
     @app.get("/v1/config")
