@@ -280,7 +280,12 @@ def test_cancel_while_a_slow_asset_runs(executor: Executor, tmp_path: Path) -> N
     ws = Workspace(tmp_path, executor)
     (ws.state / "hold").write_text("yes")
     (ws.state / big.CRASH).write_text("1")  # no crash here
-    the_plan = plan(ws.defs, f"+{big.GATE}+")
+    upstream = _closure(ws.defs, GATE, "up")
+    downstream = _closure(ws.defs, GATE, "down")
+    # The gate's consumers read other upstreams too: those run as well (a run never
+    # hands a consumer the value of an upstream that was never materialized).
+    the_plan = plan(ws.defs, " ".join(f"+{k}" for k in sorted(downstream)))
+    side = {t.asset for t in the_plan.tasks} - upstream - downstream - {GATE}
     run_id = new_ulid()
     started = ws.state / "gate_started"
 
@@ -299,8 +304,6 @@ def test_cancel_while_a_slow_asset_runs(executor: Executor, tmp_path: Path) -> N
         canceller.join(timeout=5)
     assert started.read_text() == run_id
     assert result.state == "CANCELLED"
-    upstream = _closure(ws.defs, GATE, "up")
-    downstream = _closure(ws.defs, GATE, "down")
     assert downstream
     assert upstream
     for tid, tr in result.tasks.items():
@@ -308,6 +311,9 @@ def test_cancel_while_a_slow_asset_runs(executor: Executor, tmp_path: Path) -> N
             assert (tr.state, tr.attempt, tr.error) == ("CANCELLED", 1, "cancelled")
         elif tr.task.asset in upstream:
             assert (tr.state, tr.attempt) == ("SUCCEEDED", 1), tid
+        elif tr.task.asset in side:
+            # Independent of the gate (one is flaky): done before the cancel, or not.
+            assert tr.state in {"SUCCEEDED", "CANCELLED"}, tid
         else:
             assert tr.task.asset in downstream
             assert (tr.state, tr.attempt) == ("CANCELLED", 0), tid

@@ -38,9 +38,8 @@ class PartitionsDefinition:
     def range(self, start: str, end: str) -> list[str]:
         """Keys from ``start`` to ``end`` inclusive."""
         keys = self.keys()
-        self.validate(start)
-        self.validate(end)
-        i, j = keys.index(start), keys.index(end)
+        # validate() gives the canonical form, which is what keys() holds.
+        i, j = keys.index(self.validate(start)), keys.index(self.validate(end))
         if i > j:
             raise InvalidArgumentError(f"partition range {start!r}..{end!r} is reversed")
         return keys[i : j + 1]
@@ -161,10 +160,22 @@ class TimeWindowPartitions(PartitionsDefinition):
         return out
 
     def validate(self, key: str) -> str:
-        """Check ``key`` is a window of this definition."""
+        """Check ``key`` is a window of this definition: a well-formed key from the
+        first window up to the last complete one (``end``, else now, is exclusive)."""
         when = self.parse(key)
-        if when < self.start or (self.end is not None and when >= self.end):
-            raise InvalidArgumentError(f"partition {key!r} is outside {self.format(self.start)}..")
+        end = self._end()
+        if when < self.start or when >= end:
+            first = self.format(self.start)
+            if end <= self.start:
+                raise InvalidArgumentError(
+                    f"partition {key!r} does not exist: the first {self.cadence} partition, "
+                    f"{first}, is not complete yet"
+                )
+            last = self.format(self._floor((end - self.step).astimezone(_tz(self.timezone))))
+            raise InvalidArgumentError(
+                f"partition {key!r} is outside this asset's {self.cadence} partitions "
+                f"{first}..{last}"
+            )
         return self.format(when)
 
     def range(self, start: str, end: str) -> list[str]:
@@ -245,18 +256,32 @@ class MultiPartitions(PartitionsDefinition):
         """Canonical key from per-dimension keys."""
         return "|".join(f"{n}={parts[n]}" for n, _ in self.dimensions)
 
+    def example(self) -> str:
+        """A key of this scheme, for error messages (its first key)."""
+        parts = {}
+        for n, d in self.dimensions:
+            try:
+                first = d.keys()[:1]
+            except InvalidArgumentError:
+                first = []
+            parts[n] = first[0] if first else "..."
+        return self.join(parts)
+
     def split(self, key: str) -> dict[str, str]:
-        """Per-dimension keys of a canonical key."""
+        """Per-dimension keys of a key (each dimension named exactly once)."""
+        names = [n for n, _ in self.dimensions]
         parts: dict[str, str] = {}
-        for piece in key.split("|"):
+        pieces = key.split("|")
+        for piece in pieces:
             name, sep, value = piece.partition("=")
-            if not sep:
-                raise InvalidArgumentError(f"multi-partition key {key!r} must look like a=x|b=y")
+            if not sep or name in parts:
+                parts = {}
+                break
             parts[name] = value
-        if sorted(parts) != [n for n, _ in self.dimensions]:
+        if len(pieces) != len(names) or sorted(parts) != names:
             raise InvalidArgumentError(
-                f"multi-partition key {key!r} must name dimensions "
-                f"{', '.join(n for n, _ in self.dimensions)}"
+                f"multi-partition key {key!r} must name each of the dimensions "
+                f"{', '.join(names)} once, like {self.example()!r}"
             )
         return parts
 
@@ -269,7 +294,15 @@ class MultiPartitions(PartitionsDefinition):
     def validate(self, key: str) -> str:
         """Check each dimension."""
         parts = self.split(key)
-        return self.join({n: d.validate(parts[n]) for n, d in self.dimensions})
+        checked = {}
+        for n, d in self.dimensions:
+            try:
+                checked[n] = d.validate(parts[n])
+            except InvalidArgumentError as exc:
+                raise InvalidArgumentError(
+                    f"multi-partition key {key!r}, dimension {n!r}: {exc}"
+                ) from exc
+        return self.join(checked)
 
     def describe(self) -> dict[str, object]:
         """JSON form."""
@@ -377,9 +410,13 @@ def select_keys(
     end: str | None = None,
 ) -> list[str]:
     """Validated keys from an explicit list or a ``start..end`` range (default: all)."""
+    if keys and (start or end):
+        raise InvalidArgumentError("give partition keys or a start..end range, not both")
     if keys:
-        return [partitions.validate(k) for k in keys]
+        return list(dict.fromkeys(partitions.validate(k) for k in keys))
     if start or end:
-        all_keys = partitions.keys()
+        all_keys = [] if start and end else partitions.keys()
+        if not all_keys and not (start and end):
+            raise InvalidArgumentError("the asset has no partitions yet to start or end a range")
         return partitions.range(start or all_keys[0], end or all_keys[-1])
     return partitions.keys()

@@ -196,39 +196,19 @@ def plan(
     """Plan the selected assets; pure and deterministic."""
     if mode not in ("all", "stale"):
         raise InvalidArgumentError("mode must be 'all' or 'stale'")
+    if partitions and partition_range:
+        raise InvalidArgumentError("give partition keys or a from/to range, not both")
     mats = materializations or {}
     keys = resolve_selection(defs, selection)
-    in_selection = set(keys)
     assets = defs.assets
     upstreams = defs.upstreams
-    wanted: dict[str, list[str | None]] = {}
-    for key in keys:
-        a = assets[key]
-        if a.partitions is None:
-            wanted[key] = _NONE_PART
-            continue
-        if partitions or partition_range:
-            try:
-                start, end = partition_range or (None, None)
-                wanted[key] = list(select_keys(a.partitions, partitions, start, end))
-                continue
-            except InvalidArgumentError:
-                pass
-        wanted[key] = []  # decided by downstream needs below, else all keys
-    # Walk downstream-first so partitions of upstreams follow their consumers.
-    for key in reversed(keys):
-        a = assets[key]
-        if a.partitions is not None and not wanted[key]:
-            needed: list[str | None] = []
-            for d in defs.downstreams[key]:
-                if d not in in_selection:
-                    continue
-                mapping = _mapping_for(defs, d, key)
-                for dp in wanted[d]:
-                    needed.extend(mapping.upstream(dp, assets[d].partitions, a.partitions))
-            wanted[key] = sorted(set(needed), key=str) if needed else list(a.partitions.keys())
+    wanted = _wanted_partitions(defs, keys, partitions, partition_range)
     tasks: dict[str, PlannedTask] = {}
     explanations: list[Explanation] = []
+    # With the materializations known, an upstream outside the selection must have
+    # been materialized, or its consumer would be handed None.
+    check_inputs = materializations is not None
+    missing: list[tuple[str, str | None, str, str | None]] = []
     mats_get = mats.get
     stale_mode = mode == "stale"
     unchanged = "up to date" if stale_mode else "forced"
@@ -258,7 +238,10 @@ def plan(
                     dep_list.append(ukey)
                     if upstream_reason is None:
                         upstream_reason = "upstream in plan"
-                elif last is not None and upstream_reason is None:
+                    continue
+                if check_inputs and (ukey, None) not in mats:
+                    missing.append((key, None, ukey, None))
+                if last is not None and upstream_reason is None:
                     umat = mats_get((ukey, None))
                     if umat is not None and umat.recorded_at > last.recorded_at:
                         upstream_reason = "upstream materialized since"
@@ -316,7 +299,10 @@ def plan(
                         deps.add(utid)
                         if upstream_reason is None:
                             upstream_reason = "upstream in plan"
-                    elif last is not None and upstream_reason is None:
+                        continue
+                    if check_inputs and (ukey, upart) not in mats:
+                        missing.append((key, part, ukey, upart))
+                    if last is not None and upstream_reason is None:
                         umat = mats_get((ukey, upart))
                         if umat is not None and umat.recorded_at > last.recorded_at:
                             upstream_reason = "upstream materialized since"
@@ -343,6 +329,8 @@ def plan(
         if len(parts) > 1:
             # Explanations are in selection order, then by partition key as a string.
             explanations[group_start:] = sorted(explanations[group_start:], key=_explanation_order)
+    if missing:
+        raise_missing_upstreams(missing)
     result = Plan(
         selection=selection,
         mode=mode,
@@ -354,6 +342,88 @@ def plan(
 
 
 _NONE_PART: list[str | None] = [None]
+
+
+def _wanted_partitions(
+    defs: Definitions,
+    keys: list[str],
+    partitions: Sequence[str] | None,
+    partition_range: tuple[str, str] | None,
+) -> dict[str, list[str | None]]:
+    """The partitions to plan of each selected asset.
+
+    Keys or a range given apply to every selected asset whose scheme they fit; an
+    asset they do not fit (say, the hourly upstream of a daily asset) takes what
+    its selected consumers need. A key or range that fits no selected asset, or an
+    asset that it does not fit and that no selected consumer needs, is an error:
+    a typo must never turn into a run of every partition.
+    """
+    assets = defs.assets
+    requested = bool(partitions or partition_range)
+    start, end = partition_range or (None, None)
+    wanted: dict[str, list[str | None]] = {}
+    misfits: dict[str, InvalidArgumentError] = {}
+    for key in keys:
+        parts = assets[key].partitions
+        if parts is None:
+            wanted[key] = _NONE_PART
+        elif requested:
+            try:
+                wanted[key] = list(select_keys(parts, partitions, start, end))
+            except InvalidArgumentError as exc:
+                misfits[key] = exc
+                wanted[key] = []
+        else:
+            wanted[key] = []  # decided by downstream needs below, else all keys
+    if requested:
+        what = (
+            f"partition {', '.join(map(repr, partitions))}"
+            if partitions
+            else (f"partition range {start!r}..{end!r}")
+        )
+        fitted = [k for k in keys if assets[k].partitions is not None and k not in misfits]
+        if not fitted:
+            if not misfits:
+                raise InvalidArgumentError(f"{what} given, but no selected asset is partitioned")
+            key, err = next(iter(misfits.items()))
+            raise InvalidArgumentError(f"{err} (asset {key}); nothing was planned")
+    # Walk downstream-first so partitions of upstreams follow their consumers.
+    in_selection = set(keys)
+    for key in reversed(keys):
+        a = assets[key]
+        if a.partitions is not None and not wanted[key]:
+            needed: list[str | None] = []
+            for d in defs.downstreams[key]:
+                if d not in in_selection:
+                    continue
+                mapping = _mapping_for(defs, d, key)
+                for dp in wanted[d]:
+                    needed.extend(mapping.upstream(dp, assets[d].partitions, a.partitions))
+            if needed:
+                wanted[key] = sorted(set(needed), key=str)
+            elif key in misfits:
+                raise InvalidArgumentError(
+                    f"{misfits[key]} (asset {key}, which no other selected asset needs); "
+                    "select it separately; nothing was planned"
+                )
+            else:
+                wanted[key] = list(a.partitions.keys())
+    return wanted
+
+
+def raise_missing_upstreams(missing: Sequence[tuple[str, str | None, str, str | None]]) -> None:
+    """Refuse a plan whose tasks read upstream values that were never materialized
+    (asset, partition, upstream, upstream partition), naming them and the fix."""
+    first_asset = missing[0][0]
+    ups = list(dict.fromkeys(task_id_of(u, up) for _, _, u, up in missing))
+    shown = ", ".join(ups[:5]) + (f" and {len(ups) - 5} more" if len(ups) > 5 else "")
+    needing = list(dict.fromkeys(task_id_of(a, p) for a, p, _, _ in missing))
+    raise InvalidArgumentError(
+        f"{needing[0]}{' (and others)' if len(needing) > 1 else ''} reads {shown}, which "
+        f"{'has' if len(ups) == 1 else 'have'} never been materialized; select "
+        f"'+{first_asset}' to run its upstream assets too, or materialize "
+        f"{'it' if len(ups) == 1 else 'them'} first; nothing was run"
+    )
 
 
 # A plan of thousands of tasks builds two frozen dataclasses per task; their
@@ -492,7 +562,9 @@ def rerun_plan(defs: Definitions, items: Sequence[tuple[str, str | None]], selec
     """
     keys = sorted({a for a, _ in items if a in defs.assets})
     parts = sorted({p for _, p in items if p is not None})
-    full = plan(defs, " ".join(keys), partitions=parts or None)
+    # Every partition of the assets, then only the items: their keys may belong to
+    # different schemes (a daily and a static asset), which no one key list fits.
+    full = plan(defs, " ".join(keys))
     wanted = {task_id_of(a, p) for a, p in items}
     tasks = {t.task_id: t for t in full.tasks if t.task_id in wanted}
     trimmed = [

@@ -35,7 +35,13 @@ from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.flow.definitions import Definitions
 from arco.flow.executors import Executor, Handle, InlineExecutor, Job, Outcome, register
-from arco.flow.planner import Materialization, Plan, PlannedTask
+from arco.flow.planner import (
+    Materialization,
+    Plan,
+    PlannedTask,
+    raise_missing_upstreams,
+    task_id_of,
+)
 from arco.flow.states import TASK_TERMINAL, run_outcome, run_transition, task_transition
 
 #: How often a running scheduler looks for a cancellation request (one HEAD).
@@ -316,6 +322,15 @@ class Scheduler:
             k: loc for k, (_, loc) in known.items()
         }
         locations.update(reuse or {})
+        missing = [
+            (t.asset, t.partition, u, up)
+            for t in plan.tasks
+            for u, up in t.inputs
+            if task_id_of(u, up) not in t.deps and (u, up) not in locations
+        ]
+        if missing:
+            # Before the run exists: its function would be handed None for the value.
+            raise_missing_upstreams(missing)
         tasks = {t.task_id: TaskRun(t, index=i) for i, t in enumerate(plan.tasks)}
         down: dict[str, list[str]] = {tid: [] for tid in tasks}
         for tid, tr in tasks.items():
