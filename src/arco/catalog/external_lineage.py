@@ -378,8 +378,10 @@ def _fold_run(folder: Folder, env: Envelope, when: datetime) -> None:
     elif etype == "FAIL" and row["state"] == "FAIL" and row["error_message"] is None:
         row["error_message"] = p.get("error_message")
     for role in ("inputs", "outputs"):
+        have = row[role] or ()
         labels = {dataset_label(d["namespace"], d["name"]) for d in p[role]}
-        row[role] = sorted(set(row[role] or ()) | labels)
+        if not labels.issubset(have):
+            row[role] = sorted(labels.union(have))
     row["updated_at"] = max(row["updated_at"], when)
     folder.put("external_runs", key, row)
 
@@ -414,7 +416,9 @@ def _fold_dataset(
         }
     )
     row["observations"] = int(row["observations"]) + 1
-    row["roles"] = sorted(set(row["roles"] or ()) | {role})
+    roles = row["roles"] or ()
+    if role not in roles:
+        row["roles"] = sorted({*roles, role})
     row["first_seen"] = _min(row["first_seen"], when)
     if row["last_seen"] is None or (when, env.event_id) > (
         row["last_seen"],

@@ -60,21 +60,21 @@ def json_depth_over(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
 
     Iterative, so a value too deep for recursion is still measured; ``{}`` is one level.
     """
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            children: Any = item.values()
-        elif isinstance(item, list | tuple):
-            children = item
-        else:
-            continue
+    # Level by level: one pass per depth, children gathered by C-level extends (the
+    # tuple form of isinstance is twice as fast as a union on 3.11; compactions check
+    # every event's payload).
+    level: list[Any] = [value]
+    depth = 0
+    while True:
+        containers = [item for item in level if isinstance(item, (dict, list, tuple))]
+        if not containers:
+            return False
+        depth += 1
         if depth > limit:
             return True
-        stack.extend(
-            (child, depth + 1) for child in children if isinstance(child, dict | list | tuple)
-        )
-    return False
+        level = []
+        for item in containers:
+            level.extend(item.values() if isinstance(item, dict) else item)
 
 
 def check_json_depth(value: Any, what: str, limit: int = MAX_JSON_DEPTH) -> None:
