@@ -3,6 +3,7 @@ or on a ``dask.distributed`` cluster. The scheduler only sees :class:`Handle`s."
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import importlib
 import logging
@@ -310,10 +311,16 @@ class _Writing(Handle):
 
 
 class InlineExecutor(Executor):
-    """Runs each attempt in the scheduler's own thread (no isolation, no timeouts).
+    """Runs each attempt in the scheduler's own thread (no isolation).
 
     The asset's code runs inside :meth:`start`; storing its value may finish a
     little later on a writer thread (the handle reports the outcome then).
+
+    An asset with a ``timeout`` runs on a thread of its own that :meth:`start`
+    waits for at most that long. Past it the attempt fails with ``TimeoutError``;
+    a thread cannot be killed, so it is abandoned and may run on (and even store
+    a value, which nothing records) until the process exits. Use the process
+    executor where a runaway attempt must really be stopped.
     """
 
     name = "inline"
@@ -321,9 +328,47 @@ class InlineExecutor(Executor):
 
     def start(self, job: Job) -> Handle:
         """Run the attempt now; its value's write may still be under way."""
-        writes: list[Future[None]] = []
-        outcome = execute(job, writes=writes)
+        if job.timeout is not None:
+            outcome, writes = _with_deadline(job, job.timeout)
+        else:
+            writes = []
+            outcome = execute(job, writes=writes)
         return _Writing(outcome, writes) if writes else _Done(outcome)
+
+
+def _with_deadline(job: Job, timeout: float) -> tuple[Outcome, list[Future[None]]]:
+    """``execute(job)`` on its own thread, waited for at most ``timeout`` seconds."""
+    finished = threading.Event()
+    outcomes: list[Outcome] = []
+    # The thread's own list: writes of an abandoned attempt are never waited for.
+    writes: list[Future[None]] = []
+    # The asset sees the caller's context variables, as if it ran in its thread.
+    context = contextvars.copy_context()
+
+    def attempt() -> None:
+        try:
+            outcomes.append(context.run(execute, job, writes=writes))
+        finally:
+            finished.set()
+
+    began = time.perf_counter()
+    thread = threading.Thread(target=attempt, name=f"arco-inline {job.task_id}", daemon=True)
+    thread.start()
+    if not finished.wait(timeout):
+        return (
+            Outcome(
+                ok=False,
+                error=(
+                    f"TimeoutError: exceeded {timeout}s (the inline executor cannot stop "
+                    "the attempt: its thread was abandoned and may still be running)"
+                ),
+                duration=time.perf_counter() - began,
+            ),
+            [],
+        )
+    if not outcomes:  # execute() catches Exception; SystemExit and the like end here
+        return Outcome(ok=False, error="the attempt's thread ended without an outcome"), []
+    return outcomes[0], writes
 
 
 def _child(job: Job, conn: Any, env: dict[str, str] | None = None) -> None:
