@@ -157,6 +157,16 @@ class MetadataCache:
                 self._items.popitem(last=False)
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A table change applied and written before the lease, against ``base_location``."""
+
+    base_location: str
+    metadata: TableMetadata
+    location: str
+    raw: bytes
+
+
 @dataclass
 class IcebergCatalog:
     """The Iceberg REST operations of one scope."""
@@ -400,14 +410,40 @@ class IcebergCatalog:
                 raise InvalidArgumentError(f"table {'.'.join(ident)} appears twice in one commit")
             seen.add(ident)
 
+        # Outside the lease (ADR 014, "short critical section"): validate and apply
+        # against the newest head and write the next metadata file; under the
+        # lease only "is the table still at that base?" is asked again.
+        prepared = {} if idempotency_key is not None else self._prepare(changes)
+
         def fn(txn: CatalogTxn) -> list[str]:
             out = []
             for change in changes:
                 ns = namespace_name(change.namespace)
                 old = self._iceberg_row(txn.state, ns, change.name)
+                early = prepared.get((ns, change.name))
+                if (
+                    old is not None
+                    and early is not None
+                    and early.base_location == old["metadata_location"]
+                ):
+                    row = self._table_row(txn, old, ns, change.name, early.metadata, early.location)
+                    txn.upsert("tables", row)
+                    txn.ops.append(
+                        _op(
+                            "iceberg_commit",
+                            f"{ns}.{change.name}",
+                            self,
+                            early.location,
+                            early.raw,
+                        )
+                    )
+                    out.append(early.location)
+                    continue
                 if old is None:
                     base, base_location = None, None
                 else:
+                    # The head moved since the early attempt: redo it here (that
+                    # early file is an orphan for GC, like a lost race's).
                     base_location = old["metadata_location"]
                     base, _ = self.read_metadata(base_location)
                 updated = apply_commit(base, base_location, change.requirements, change.updates)
@@ -445,6 +481,32 @@ class IcebergCatalog:
             metadata, raw = self.read_metadata(location)
             loaded.append(LoadedTable(location, metadata, raw))
         return loaded
+
+    def _prepare(self, changes: Sequence[TableChange]) -> dict[tuple[str, str], _Prepared]:
+        """Apply changes to existing tables against the newest head and write their files.
+
+        A requirement that fails here fails on the newest state, so the commit is
+        rejected at once (409). Creates, moves and anything this cannot decide
+        alone (a missing table, a non-Iceberg row) are left to the commit's lease.
+        """
+        state = self.catalog.view().state
+        out: dict[tuple[str, str], _Prepared] = {}
+        for change in changes:
+            ns = namespace_name(change.namespace)
+            try:
+                old = self._iceberg_row(state, ns, change.name)
+            except ArcoError:
+                continue
+            if old is None:
+                continue
+            base_location = old["metadata_location"]
+            base, _ = self.read_metadata(base_location)
+            updated = apply_commit(base, base_location, change.requirements, change.updates)
+            if updated.location != base.location:
+                continue
+            location, raw = self._write_metadata(updated, base_location)
+            out[(ns, change.name)] = _Prepared(base_location, updated, location, raw)
+        return out
 
     def rename_table(
         self, source: tuple[Sequence[str], str], destination: tuple[Sequence[str], str]
