@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from arco import AssetContext, asset
+from arco.cli.main import app
 from arco.core import Keys, Scope
 from arco.core.storage import open_store
 from arco.flow.definitions import Definitions
@@ -93,3 +95,27 @@ def test_an_attempt_within_its_timeout_succeeds_with_its_value(tmp_path: Path) -
     known = latest_materializations(scheduler.store, scheduler.scope)
     value = load_value(scheduler.store, known[("t.reads_quick", None)][1], Keys(scheduler.scope))
     assert value == "caller's context!"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "x", "--executor", "inlined"],
+        ["run", "x", "--executor", "process", "--dask-address", "tcp://127.0.0.1:1"],
+        ["worker", "--once", "--executor", "nope"],
+        ["worker", "--once", "--executor", "inline", "--dask-address", "tcp://127.0.0.1:1"],
+        ["runs", "rerun", "01ARZ3NDEKTSV4RRFFQ69G5FAV", "--executor", "thread"],
+        ["dev", "--executor", "threads"],
+    ],
+)
+def test_an_executor_option_that_would_be_ignored_is_a_usage_error(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Siblings: a dask address for another executor was silently ignored, and an
+    unknown executor name made a worker fail every run it took."""
+    result = CliRunner().invoke(app, ["--store", f"file://{tmp_path / 'store'}", *args])
+    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: --"), lines[0]
+    assert not (tmp_path / "store").exists()  # refused before touching anything

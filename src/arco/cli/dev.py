@@ -48,9 +48,11 @@ def dev(
     from arco.api.settings import MAX_REQUEST_HEAD_BYTES, Settings
     from arco.catalog.compactor import Compactor
     from arco.catalog.search import SearchIndex
+    from arco.cli.flow import check_executor
 
     started = time.monotonic()
     refuse_json(ctx, "dev")
+    check_executor(executor)
     opts = settings(ctx)
     if opts.store_option or os.environ.get("ARCO_STORE"):
         opts.store_choice()  # a given relative path means the folder the command ran in

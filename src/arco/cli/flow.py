@@ -41,6 +41,18 @@ def parse_tag_limits(items: list[str] | None) -> dict[str, int]:
     return out
 
 
+EXECUTORS = ("inline", "process", "dask")
+
+
+def check_executor(executor: str, dask_address: str | None = None) -> None:
+    """Refuse an unknown executor, or a dask address for another executor, before
+    anything is planned (a worker would otherwise fail every run it takes)."""
+    if executor not in EXECUTORS:
+        raise CliUsageError(f"--executor {executor!r} must be one of {', '.join(EXECUTORS)}")
+    if dask_address is not None and executor != "dask":
+        raise CliUsageError("--dask-address applies only to --executor dask")
+
+
 def _defs(module: str | None) -> tuple[Definitions, str]:
     from arco.flow.project import find_project, load_project
 
@@ -131,6 +143,7 @@ def run_cmd(
     tag_limit: TagLimitOpt = None,
 ) -> None:
     """Materialize SELECTION; exits 1 if the run fails."""
+    check_executor(executor, dask_address)
     limits = parse_tag_limits(tag_limit)
     defs, the_plan = _plan(ctx, selection, module, partition, start, end, stale_only)
     code = _execute(
@@ -389,6 +402,7 @@ def runs_rerun(
     max_concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 4,
 ) -> None:
     """Re-run a run (with --from-failure: only what did not succeed, reusing outputs)."""
+    check_executor(executor)
     from arco.core.errors import NotFoundError
     from arco.flow.planner import rerun_plan
 
@@ -490,6 +504,7 @@ def worker_cmd(
     from arco.flow.worker import RunWorker, WorkerOptions
 
     opts = settings(ctx)
+    check_executor(executor, dask_address)
     limits = parse_tag_limits(tag_limit)
     defs, _ = _defs(module)
     worker = RunWorker(
