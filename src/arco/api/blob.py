@@ -5,8 +5,10 @@ hands out HMAC-signed URLs of this route instead. The signature is the credentia
 (no bearer token): it covers the key, which starts with the scope prefix, and the
 expiry, and is method-agnostic, so DuckDB-WASM's HEAD works as well as GET.
 
-Even with a valid signature only state files are served (``tenant=…/workspace=…/
-snapshots/<domain>/<file>.parquet``): never ledger objects, locks, pointers or
+Even with a valid signature only Parquet files are served: state files
+(``tenant=…/workspace=…/snapshots/<domain>/<file>.parquet``) and table data files
+outside Arco's metadata areas (``POST /api/v1/browser/tables`` signs exactly the
+files of a table the caller may read): never ledger objects, locks, pointers or
 manifests. ``Range`` is honoured (206, or 416 when unsatisfiable), the ETag is
 the object's version (state files are immutable), and every answer, errors
 included, carries CORS headers so a page on any origin can read it.
@@ -21,7 +23,9 @@ from fastapi import APIRouter, Request, Response
 
 from arco.api import problems
 from arco.api.schemas import Problem
-from arco.core.errors import ArcoError, ObjectNotFoundError
+from arco.catalog.tabledata import INTERNAL_AREAS
+from arco.core.errors import ArcoError, InvalidNameError, ObjectNotFoundError
+from arco.core.keys import validate_store_key
 from arco.core.storage import HmacSigner, ObjectStore
 
 router = APIRouter(tags=["browser"])
@@ -54,9 +58,22 @@ _RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+_SCOPE_PREFIX = re.compile(r"^tenant=[a-z0-9][a-z0-9_-]{0,62}/workspace=[a-z0-9][a-z0-9_-]{0,62}/")
+
+
 def servable(key: str) -> bool:
-    """True for keys a signed URL may name: a scope's state files, nothing else."""
-    return bool(_SERVABLE.fullmatch(key)) and ".." not in key
+    """True for keys a signed URL may name: a scope's state files and table data files."""
+    if bool(_SERVABLE.fullmatch(key)) and ".." not in key:
+        return True
+    # Table data: a Parquet file of a scope, outside Arco's own metadata areas.
+    prefix = _SCOPE_PREFIX.match(key)
+    if prefix is None or not key.endswith(".parquet"):
+        return False
+    try:
+        validate_store_key("key", key)
+    except InvalidNameError:
+        return False
+    return not key[prefix.end() :].startswith(INTERNAL_AREAS)
 
 
 def parse_range(header: str, size: int) -> tuple[int, int] | None:

@@ -14,6 +14,7 @@ from arco.api.auth import AuthenticationError, PermissionDeniedError
 from arco.api.ratelimit import RateLimitedError
 from arco.api.schemas import Problem
 from arco.catalog.sql import QueryTimeoutError, QueryTooLargeError
+from arco.catalog.tabledata import TableDataError
 from arco.core import errors as err
 from arco.flow.states import IllegalTransitionError
 
@@ -49,6 +50,10 @@ STATUS: dict[type[BaseException], int] = {
     QueryTooLargeError: 413,
     # Not 408: that tells clients the request was sent too slowly and invites a retry.
     QueryTimeoutError: 422,
+    # A table the query names cannot be read (format, location outside the caller's
+    # data, invalid metadata): the request is well-formed, the table is not readable.
+    # Its missing files are a TableFileMissingError, a NotFoundError: 404.
+    TableDataError: 422,
 }
 _TITLES = {
     400: "Bad request",

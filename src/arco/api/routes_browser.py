@@ -21,6 +21,8 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
+import duckdb
+import pyarrow as pa
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -286,3 +288,175 @@ def browser_urls(request: Request, body: BrowserUrlsIn, svc: Querier) -> Any:
 
 def _view_domains() -> set[str]:
     return {d for domains in VIEW_DOMAINS.values() for d in domains}
+
+
+# ------------------------------------------------------------------ table data
+MAX_TABLES = 20
+
+
+class BrowserTablesIn(BaseModel):
+    """Body of ``POST /browser/tables``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tables: list[str] = Field(
+        min_length=1,
+        max_length=MAX_TABLES,
+        description="Qualified names of catalog tables (namespace.table)",
+    )
+    ignore_missing: bool = Field(
+        default=False,
+        description="List names that are no catalog table in 'missing' instead of a 404",
+    )
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, description="URL lifetime (default 900 s, capped by the server)"
+    )
+    as_of_version: int | None = Field(default=None, ge=0, description="Catalog version to read")
+
+
+class DataFileUrlOut(BaseModel):
+    """One signed data file of a table."""
+
+    path: str = Field(description="The store key; the table's SQL names it 'arco://<path>'")
+    url: str = Field(description="Signed GET URL (fetch it with GET, never HEAD)")
+    size: int
+
+
+class BrowserTableOut(BaseModel):
+    """The data files of one table and the SQL that reads them."""
+
+    name: str = Field(description="namespace.table")
+    namespace: str
+    table: str
+    format: str
+    fingerprint: str = Field(description="Changes whenever the table's files do")
+    sql: str = Field(description="DuckDB SELECT over the 'arco://<path>' files")
+    urls: list[DataFileUrlOut]
+
+
+class BrowserTablesOut(BaseModel):
+    """Signed URLs of exactly the data files of the requested tables."""
+
+    expires_at: str
+    tables: list[BrowserTableOut]
+    missing: list[str] = Field(description="Requested names that are no catalog table")
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _empty_sql(schema: pa.Schema | None) -> str:
+    """A SELECT of no rows with ``schema``'s columns (an Iceberg table with no snapshot)."""
+    if schema is None or not schema.names:
+        return "SELECT NULL AS empty WHERE false"
+    con = duckdb.connect()
+    try:
+        types = con.from_arrow(schema.empty_table()).types
+    finally:
+        con.close()
+    columns = ", ".join(
+        f'CAST(NULL AS {t}) AS "{n.replace(chr(34), chr(34) * 2)}"'
+        for n, t in zip(schema.names, types, strict=True)
+    )
+    return f"SELECT {columns} WHERE false"
+
+
+@router.post("/browser/tables", response_model=BrowserTablesOut)
+def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any:
+    """Sign GET URLs for exactly the data files of catalog tables the caller may read.
+
+    The same resolution as ``POST /query``: parquet files or folders, asset tables
+    (newest materialization per partition), Iceberg tables (current snapshot); a
+    location outside the caller's data is a 422, a missing file a 404, data over
+    the query data budget a 413. Reader role; rate-limited like queries.
+    """
+    from arco.api.routes_query import system_tables
+    from arco.catalog.sql import ENGINE_DATA_BUDGET, QueryTooLargeError
+    from arco.catalog.tabledata import resolve_table
+
+    settings = request.app.state.settings
+    started = time.perf_counter()
+    cap = max(1, min(int(settings.signed_url_ttl_max), MAX_TTL_SECONDS))
+    ttl = min(body.ttl_seconds or DEFAULT_TTL_SECONDS, cap)
+    system = system_tables(request, svc)
+    state = system.catalog_state(as_of_version=body.as_of_version)
+    keys = Keys(svc.scope)
+    store: ObjectStore = request.app.state.store
+    resolved = []
+    missing: list[str] = []
+    for name in dict.fromkeys(body.tables):
+        namespace, _, table = name.rpartition(".")
+        row = state.table_row(namespace, table) if namespace else None
+        if row is None:
+            if not body.ignore_missing:
+                raise NotFoundError(f"no table {name!r} in the catalog")
+            missing.append(name)
+            continue
+        data = resolve_table(
+            store, keys, row, materializations=lambda: system.table("materializations")
+        )
+        resolved.append((name, row, data))
+    total = sum(d.size for _, _, d in resolved)
+    if total > ENGINE_DATA_BUDGET:
+        raise QueryTooLargeError(
+            f"the tables hold {total} bytes of data files, more than the data budget of "
+            f"{ENGINE_DATA_BUDGET} bytes (ARCO_QUERY_DATA_MB)"
+        )
+    now = datetime.now(UTC)
+    expires_at = _iso(datetime.fromtimestamp(expiry_of(ttl, now.timestamp()), UTC))
+    signer = _signer(request)
+    base = str(request.base_url)
+    out = []
+    for name, row, data in resolved:
+        urls = []
+        for f in data.files:
+            if not keys.is_within(f.key):  # resolve_table checked it; never sign otherwise
+                raise IntegrityError(f"{name}: a data file lies outside scope {svc.scope}")
+            url = store.signed_get_url(f.key, ttl)
+            if url is None:
+                url = signer.sign(f.key, ttl, now=now.timestamp(), base_url=base)
+            urls.append({"path": f.key, "url": url, "size": f.size})
+        files = ", ".join(_sql_string("arco://" + f.key) for f in data.files)
+        if data.files:
+            # Keys hold tenant=…/workspace=… segments: never read them as partition columns.
+            sql = (
+                f"SELECT * FROM read_parquet([{files}], union_by_name = true, "
+                "hive_partitioning = false)"
+            )
+        else:
+            sql = _empty_sql(data.schema)
+        out.append(
+            {
+                "name": name,
+                "namespace": row["namespace"],
+                "table": row["name"],
+                "format": row["format"],
+                "fingerprint": data.fingerprint,
+                "sql": sql,
+                "urls": urls,
+            }
+        )
+    who: Principal = request.state.principal
+    audit.info(
+        "browser table urls minted: subject=%s tenant=%s workspace=%s tables=%d urls=%d ttl=%ds",
+        who.sub,
+        who.tenant,
+        who.workspace,
+        len(out),
+        sum(len(t["urls"]) for t in out),
+        ttl,
+        extra={
+            "event": "browser.tables",
+            "subject": who.sub,
+            "tenant": who.tenant,
+            "workspace": who.workspace,
+            "tables": [t["name"] for t in out],
+            "as_of_version": body.as_of_version,
+            "urls": sum(len(t["urls"]) for t in out),
+            "ttl_seconds": ttl,
+            "request_id": getattr(request.state, "request_id", None),
+            "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        },
+    )
+    return {"expires_at": expires_at, "tables": out, "missing": missing}

@@ -1,4 +1,4 @@
-"""``POST /api/v1/query``: read-only SQL over the caller's ``system.*`` tables."""
+"""``POST /api/v1/query``: read-only SQL over the caller's catalog tables and ``system.*``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/api/v1", tags=["query"])
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
 
-def _system(request: Request, svc: Any) -> SystemTables:
+def system_tables(request: Request, svc: Any) -> SystemTables:
+    """The caller's :class:`SystemTables`, kept with its scope's services."""
     # One SystemTables per scope, kept with the scope's services so its caches live on.
     found = svc.extras.get("system")
     if found is None:
@@ -37,7 +38,12 @@ def query(
     as_of_version: Annotated[int | None, Query(ge=0)] = None,
     accept: Annotated[str | None, Header()] = None,
 ) -> Any:
-    """Run one read-only SELECT; ``as_of_version`` reads an earlier catalog snapshot."""
+    """Run one read-only SELECT over catalog tables (``ns.table``) and ``system.*``.
+
+    ``as_of_version`` reads an earlier catalog snapshot. A table whose data cannot
+    be read (format, location outside the caller's data) is a 422, a missing data
+    file a 404, data over the byte budget a 413.
+    """
     settings = request.app.state.settings
     limits = QueryLimits(
         max_seconds=settings.query_seconds,
@@ -45,7 +51,7 @@ def query(
         max_bytes=settings.query_bytes,
     )
     version = body.as_of_version if body.as_of_version is not None else as_of_version
-    result = run_query(_system(request, svc), body.sql, as_of_version=version, limits=limits)
+    result = run_query(system_tables(request, svc), body.sql, as_of_version=version, limits=limits)
     if accept and ARROW_STREAM in accept:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, result.arrow.schema) as writer:

@@ -1,4 +1,4 @@
-"""``arco sql``: read-only SQL over the ``system.*`` tables of the current scope."""
+"""``arco sql``: read-only SQL over the current scope's tables and its ``system.*`` tables."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from arco.catalog.sql import QueryResult
 
 HELP = (
-    "Run one read-only SELECT over the system tables: system.namespaces, system.tables, "
+    "Run one read-only SELECT over the catalog's tables (by qualified name, e.g. "
+    "sales.orders: parquet, iceberg and asset tables; an Iceberg snapshot with "
+    "AT (VERSION => id)) and the system tables: system.namespaces, system.tables, "
     "system.columns, system.lineage_edges, system.runs, system.tasks, "
     "system.materializations, system.logs, system.events, system.quarantine."
 )
@@ -25,7 +27,8 @@ def sql(
     query: Annotated[
         str,
         typer.Argument(
-            metavar="QUERY", help="One SELECT statement, e.g. 'SELECT * FROM system.tables'."
+            metavar="QUERY",
+            help="One SELECT statement, e.g. 'SELECT count(*) FROM sales.orders'.",
         ),
     ],
     as_of: Annotated[
@@ -52,7 +55,7 @@ def sql(
         bool, typer.Option("--truncate", help="Cut the result at --max-rows instead of failing.")
     ] = False,
 ) -> None:
-    """Run one read-only SELECT over the system tables (Tier-2 tables show their latest state)."""
+    """Run one read-only SELECT over catalog and system tables (Tier-2 ones: latest state)."""
     from arco.catalog.sql import QueryLimits, SystemTables, run_query
     from arco.core.errors import ArcoError
 
