@@ -1,6 +1,7 @@
 // Catalog browser: namespaces -> tables -> columns; table page with lineage; search.
 import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, enc, type Asset, type Namespace, type Page, type SearchHit, type SearchResult, type Table, type Traversal } from "./api";
+import { messageOf, previewTable } from "./duck";
 import { Graph, type GraphEdge, type GraphNode } from "./graph";
 import { assetPath, lineagePath, Link, namespacePath, navigate, tablePath } from "./router";
 import { ErrorBox, Loading, Properties, Show, useAsync, useNarrow, useTitle, when, Wide } from "./util";
@@ -289,6 +290,7 @@ export function TablePage(props: { namespace: string; name: string; column?: str
             </Wide>
             <h2>Properties</h2>
             <Properties props={t.properties} />
+            {(t.format === "parquet" || t.format === "iceberg") && <DataPreview namespace={props.namespace} name={props.name} />}
           </>
         )}
       </Show>
@@ -300,6 +302,63 @@ export function TablePage(props: { namespace: string; name: string; column?: str
         </Link>
       </p>
     </div>
+  );
+}
+
+/** The first rows and the row count of a table, read in the browser from its data files (on request). */
+function DataPreview(props: { namespace: string; name: string }) {
+  const [state, setState] = useState<{ busy: boolean; error: string | null; data: Awaited<ReturnType<typeof previewTable>> | null }>({ busy: false, error: null, data: null });
+  const load = async () => {
+    setState({ busy: true, error: null, data: null });
+    try {
+      setState({ busy: false, error: null, data: await previewTable(props.namespace, props.name) });
+    } catch (err) {
+      setState({ busy: false, error: messageOf(err), data: null });
+    }
+  };
+  const d = state.data;
+  return (
+    <section data-testid="data-preview" aria-label="Data preview">
+      <h2>Data</h2>
+      <button class="secondary" data-testid="preview-data" disabled={state.busy} onClick={() => void load()}>
+        {state.busy ? "Loading…" : d ? "Reload preview" : "Preview data"}
+      </button>
+      {state.error && (
+        <div class="error" role="alert" data-testid="preview-error">
+          {state.error}
+        </div>
+      )}
+      {d && (
+        <>
+          <p class="meta">
+            <span data-testid="preview-count" data-rows={d.count}>
+              {d.count} row{d.count === 1 ? "" : "s"}
+            </span>
+            {d.result.truncated ? ` · first ${d.result.rows.length} shown` : ""}
+          </p>
+          <Wide label="Data preview">
+            <table class="grid results" data-testid="preview-table">
+              <thead>
+                <tr>
+                  {d.result.columns.map((c) => (
+                    <th title={c.type}>{c.name}</th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody>
+                {d.result.rows.map((r) => (
+                  <tr>
+                    {r.map((v) => (
+                      <td class={v === "NULL" ? "null" : ""}>{v}</td>
+                    ))}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </Wide>
+        </>
+      )}
+    </section>
   );
 }
 

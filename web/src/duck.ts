@@ -331,6 +331,7 @@ export function withScale(digits: string, scale: number): string {
 /** Run the user's SQL (with `system.<name>` rewritten); at most `maxRows` rows are materialised for display. */
 export async function runQuery(sql: string, maxRows = 1000): Promise<QueryResult> {
   if (!snapshot) await loadSnapshot();
+  await loadTables(dottedNames(sql));
   const rewritten = rewriteSystem(sql, snapshot!.views);
   const conn = await connection();
   const prepared = await prepare(conn, rewritten.names);
@@ -342,6 +343,10 @@ export async function runQuery(sql: string, maxRows = 1000): Promise<QueryResult
     throw new Error(explain(messageOf(err)));
   }
   const elapsedMs = performance.now() - started;
+  return { ...shape(table, maxRows), elapsedMs, prepareMs: prepared.ms, prepared: prepared.built };
+}
+
+function shape(table: ArrowTable, maxRows: number): Pick<QueryResult, "columns" | "rows" | "rowCount" | "truncated"> {
   const fields = table.schema.fields;
   const shown = Math.min(table.numRows, maxRows);
   const vectors = fields.map((_f, i) => table.getChildAt(i));
@@ -349,15 +354,112 @@ export async function runQuery(sql: string, maxRows = 1000): Promise<QueryResult
   for (let r = 0; r < shown; r++) {
     rows.push(fields.map((f, c) => formatValue(vectors[c]?.get(r), f.type)));
   }
-  return {
-    columns: fields.map((f) => ({ name: f.name, type: String(f.type) })),
-    rows,
-    rowCount: table.numRows,
-    elapsedMs,
-    prepareMs: prepared.ms,
-    prepared: prepared.built,
-    truncated: table.numRows > shown,
-  };
+  return { columns: fields.map((f) => ({ name: f.name, type: String(f.type) })), rows, rowCount: table.numRows, truncated: table.numRows > shown };
+}
+
+// ------------------------------------------------------------------ table data
+/** One catalog table's data files, signed, and the SQL that reads them (POST /api/v1/browser/tables). */
+export interface BrowserTable {
+  name: string;
+  namespace: string;
+  table: string;
+  format: string;
+  fingerprint: string;
+  sql: string;
+  urls: SignedUrl[];
+}
+/** Catalog tables built in DuckDB-WASM: name -> the fingerprint of the files they were built from. */
+const loadedTables = new Map<string, string>();
+const MAX_TABLES = 20;
+
+/**
+ * Dotted names `ns.table` (or `"ns.sub".table`) outside strings and comments, except
+ * `system.*`: the candidates for catalog tables. The server says which ones are.
+ */
+export function dottedNames(sql: string): string[] {
+  const out = new Set<string>();
+  const part = '(?:"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_$-]*))';
+  const dotted = new RegExp(`^${part}\\s*\\.\\s*${part}`);
+  const isWord = (c: string | undefined) => !!c && /[A-Za-z0-9_$."]/.test(c);
+  let i = 0;
+  while (i < sql.length) {
+    const c = sql[i];
+    if (c === "'") {
+      const j = sql.indexOf("'", i + 1);
+      i = j < 0 ? sql.length : j + 1;
+      continue;
+    }
+    if (c === "-" && sql[i + 1] === "-") {
+      const j = sql.indexOf("\n", i);
+      i = j < 0 ? sql.length : j;
+      continue;
+    }
+    if (c === "/" && sql[i + 1] === "*") {
+      const j = sql.indexOf("*/", i + 2);
+      i = j < 0 ? sql.length : j + 2;
+      continue;
+    }
+    const m = isWord(sql[i - 1]) ? null : dotted.exec(sql.slice(i, i + 400));
+    if (m) {
+      const ns = m[1] !== undefined ? m[1].replace(/""/g, '"') : m[2];
+      const name = m[3] !== undefined ? m[3].replace(/""/g, '"') : m[4];
+      if (ns.toLowerCase() !== "system" && ns !== VIEW_SCHEMA) out.add(`${ns}.${name}`);
+      i += m[0].length;
+      // Further parts (`ns.table.column`) belong to the same chain.
+      const more = new RegExp(`^\\s*\\.\\s*${part}`);
+      for (let n = more.exec(sql.slice(i, i + 400)); n; n = more.exec(sql.slice(i, i + 400))) i += n[0].length;
+      continue;
+    }
+    if (c === '"') {
+      const j = sql.indexOf('"', i + 1);
+      i = j < 0 ? sql.length : j + 1;
+      continue;
+    }
+    i++;
+  }
+  return [...out];
+}
+
+/**
+ * Build the catalog tables among `names` in DuckDB-WASM as `"<namespace>"."<table>"`,
+ * from exactly their data files (signed URLs minted by the server, fetched with GET and
+ * registered as buffers). Names that are no catalog table are left alone unless `strict`.
+ */
+export async function loadTables(names: string[], strict = false): Promise<BrowserTable[]> {
+  if (names.length === 0) return [];
+  const answer = await api<{ tables: BrowserTable[]; missing: string[] }>("/api/v1/browser/tables", {
+    method: "POST",
+    json: { tables: names.slice(0, MAX_TABLES), ignore_missing: !strict },
+  });
+  const db = await database();
+  const todo = answer.tables.filter((t) => loadedTables.get(t.name) !== t.fingerprint);
+  await fetchAll(
+    todo.flatMap((t) => t.urls),
+    db,
+    () => {},
+  );
+  const conn = await connection();
+  for (const t of todo) {
+    const target = `${quoteIdent(t.namespace)}.${quoteIdent(t.table)}`;
+    try {
+      await conn.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(t.namespace)}`);
+      await conn.query(`CREATE OR REPLACE TABLE ${target} AS ${t.sql}`);
+    } catch (err) {
+      throw new Error(`could not build ${t.name} from its data files in DuckDB-WASM: ${messageOf(err)}`);
+    }
+    loadedTables.set(t.name, t.fingerprint);
+  }
+  return answer.tables;
+}
+
+/** The first rows and the row count of one catalog table, read in the browser. */
+export async function previewTable(namespace: string, name: string, limit = 20): Promise<{ result: Pick<QueryResult, "columns" | "rows" | "rowCount" | "truncated">; count: number }> {
+  await loadTables([`${namespace}.${name}`], true);
+  const conn = await connection();
+  const target = `${quoteIdent(namespace)}.${quoteIdent(name)}`;
+  const rows = await conn.query(`SELECT * FROM ${target} LIMIT ${Math.max(1, Math.floor(limit))}`);
+  const count = await conn.query(`SELECT count(*)::DOUBLE AS n FROM ${target}`);
+  return { result: shape(rows, limit), count: Number(count.getChildAt(0)?.get(0) ?? 0) };
 }
 
 /** DuckDB's message, with the internal view schema named the way the user wrote it. */
