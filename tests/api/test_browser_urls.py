@@ -40,6 +40,8 @@ from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import HmacSigner, open_store
+from arco.openlineage.ingest import ingest
+from arco.openlineage.mapping import OpenLineageConfig
 
 from .conftest import PROBLEM_JSON, SECRET, Tokens, in_process_client, make_app
 
@@ -77,6 +79,41 @@ def populate_catalog(cat: Catalog) -> list[int]:
     cat.create_table("ops", "t04", ["id:int64"], location="s3://lake/ops/t04")
     marks.append(cat.version)
     return marks
+
+
+def _ol_event(r: int) -> dict[str, Any]:
+    """An OpenLineage run event: runs 0 and 1 start, then complete (r = 2, 3)."""
+    producer = "https://example.test/producer"
+    facet = {"_producer": producer, "_schemaURL": producer}
+    source = f"raw.s{r % 2}"
+    return {
+        "eventType": "START" if r < 2 else "COMPLETE",
+        "eventTime": f"2026-03-01T12:00:0{r}Z",
+        "producer": producer,
+        "schemaURL": producer,
+        "run": {"runId": f"00000000-0000-4000-8000-00000000000{r % 2}"},
+        "job": {"namespace": "dbt", "name": f"model.m{r % 2}"},
+        "inputs": [{"namespace": "pg", "name": source}],
+        "outputs": [
+            {
+                "namespace": "pg",
+                "name": "sales.t00",
+                "facets": {
+                    "schema": {**facet, "fields": [{"name": f"c{r}", "type": "INT"}]},
+                    "columnLineage": {
+                        **facet,
+                        "fields": {
+                            f"c{r}": {
+                                "inputFields": [
+                                    {"namespace": "pg", "name": source, "field": f"c{r}"}
+                                ]
+                            }
+                        },
+                    },
+                },
+            }
+        ],
+    }
 
 
 def populate_tier2(store: Any, scope: Scope) -> None:
@@ -125,6 +162,8 @@ def populate_tier2(store: Any, scope: Scope) -> None:
                 ]
             },
         )
+        # OpenLineage: two runs, each START then COMPLETE over later compactions.
+        ingest(ledger, [_ol_event(r)], OpenLineageConfig().mapper(scope))
         compactor.compact("executions")
         compactor.compact("lineage")
     for r in range(2):  # later state changes: deltas that update resident rows

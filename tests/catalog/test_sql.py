@@ -41,6 +41,8 @@ from arco.core import (
     new_ulid,
     open_store,
 )
+from arco.openlineage.ingest import ingest
+from arco.openlineage.mapping import OpenLineageConfig
 
 SCOPE = Scope("acme", "prod")
 OTHER = Scope("globex", "prod")
@@ -99,7 +101,63 @@ def populate(store: ObjectStore, scope: Scope = SCOPE) -> None:
         Keys(scope).ledger_event("executions", datetime.now(UTC), bad_id), b"not json", "create"
     )
     LineageGraph(store, scope).add_edge("raw.web.clicks", "mart.daily", columns=["url"])
+    # An OpenLineage run that wrote mart.daily (no inputs: no new table edge).
+    ingest(ledger, [OL_EVENT], OpenLineageConfig().mapper(scope))
     Compactor(store, scope).compact_all()
+
+
+OL_PRODUCER = "https://example.test/producer"
+OL_RUN_ID = "0190b2a4-8f9e-7c3d-9a1b-2c3d4e5f6a7b"
+OL_EVENT: dict[str, Any] = {
+    "eventType": "FAIL",
+    "eventTime": "2026-03-01T12:00:00Z",
+    "producer": OL_PRODUCER,
+    "schemaURL": OL_PRODUCER,
+    "run": {
+        "runId": OL_RUN_ID,
+        "facets": {
+            "errorMessage": {
+                "_producer": OL_PRODUCER,
+                "_schemaURL": OL_PRODUCER,
+                "message": "disk full",
+                "programmingLanguage": "sql",
+            }
+        },
+    },
+    "job": {"namespace": "dbt", "name": "model.daily"},
+    "outputs": [
+        {
+            "namespace": "pg",
+            "name": "mart.daily",
+            "facets": {
+                "schema": {
+                    "_producer": OL_PRODUCER,
+                    "_schemaURL": OL_PRODUCER,
+                    "fields": [{"name": "total", "type": "NUMERIC"}],
+                },
+                "columnLineage": {
+                    "_producer": OL_PRODUCER,
+                    "_schemaURL": OL_PRODUCER,
+                    "fields": {
+                        "total": {
+                            "inputFields": [
+                                {"namespace": "pg", "name": "raw.orders", "field": "amount"}
+                            ],
+                            "transformationType": "AGGREGATION",
+                        }
+                    },
+                },
+            },
+            "outputFacets": {
+                "outputStatistics": {
+                    "_producer": OL_PRODUCER,
+                    "_schemaURL": OL_PRODUCER,
+                    "rowCount": 31,
+                }
+            },
+        }
+    ],
+}
 
 
 @pytest.fixture
@@ -235,6 +293,53 @@ def test_executions_tables_content(system: SystemTables) -> None:
     assert mats == [{"asset": "mart.daily", "run_id": "r1", "row_count": 31}]
 
 
+def test_openlineage_tables_content(system: SystemTables) -> None:
+    runs = q(system, "SELECT * FROM system.external_runs")
+    assert [
+        (r["run_id"], r["job_namespace"], r["job_name"], r["state"], r["error_message"])
+        for r in runs
+    ] == [(OL_RUN_ID, "dbt", "model.daily", "FAIL", "disk full")]
+    assert runs[0]["outputs"] == ["pg::mart.daily"]
+    assert runs[0]["inputs"] == []
+    assert runs[0]["events"] == 1
+    assert runs[0]["finished_at"] is not None
+    # What OpenLineage saw, joined to the catalog through the mapped name.
+    seen = q(
+        system,
+        "SELECT d.namespace, d.name, d.qualified_name, d.roles, d.row_count, d.schema_json, "
+        "t.id IS NOT NULL AS registered FROM system.datasets d LEFT JOIN system.tables t "
+        "ON t.namespace || '.' || t.name = d.qualified_name",
+    )
+    assert seen == [
+        {
+            "namespace": "pg",
+            "name": "mart.daily",
+            "qualified_name": "mart.daily",
+            "roles": ["output"],
+            "row_count": 31,
+            "schema_json": json.dumps([{"name": "total", "type": "NUMERIC"}]),
+            "registered": True,
+        }
+    ]
+    cols = q(
+        system,
+        "SELECT source, source_column, target, target_column, transformation, declared, "
+        "observations, last_run_id FROM system.column_edges",
+    )
+    assert cols == [
+        {
+            "source": "raw.orders",
+            "source_column": "amount",
+            "target": "mart.daily",
+            "target_column": "total",
+            "transformation": "AGGREGATION",
+            "declared": False,
+            "observations": 1,
+            "last_run_id": OL_RUN_ID,
+        }
+    ]
+
+
 def test_lineage_events_and_quarantine_content(system: SystemTables) -> None:
     edges = q(system, "SELECT * FROM system.lineage_edges ORDER BY source")
     assert [(e["source"], e["target"], e["declared"], e["observations"]) for e in edges] == [
@@ -253,6 +358,7 @@ def test_lineage_events_and_quarantine_content(system: SystemTables) -> None:
         ("executions", "run.log"),
         ("executions", "materialization.recorded"),
         ("lineage", "lineage.edges_observed"),
+        ("lineage", "openlineage.event"),
     }
     assert {"domain": "executions", "event_type": "materialization.recorded"} | {
         "idempotency_key": "mat-1"

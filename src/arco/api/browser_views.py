@@ -5,10 +5,11 @@ bytes as ``'arco://<path>'``; the SELECTs built here turn those files into the
 rows :class:`~arco.catalog.sql.SystemTables` builds in Python, with the columns
 of :data:`~arco.catalog.sql.SYSTEM_SCHEMAS`. They follow the readers exactly:
 
-* resident tables (catalog tables, runs, tasks, edges, event keys) apply the
-  delta rows newer than the base (``_version > base.max_version``) on top of the
-  base: per primary key the row with the highest ``_version`` wins (later rows of
-  the same file break ties, as the in-order fold does) and ``_op = 1`` deletes it;
+* resident tables (catalog tables, runs, tasks, edges, event keys, external runs,
+  datasets, column edges) apply the delta rows newer than the base
+  (``_version > base.max_version``) on top of the base: per primary key the row
+  with the highest ``_version`` wins (later rows of the same file break ties, as
+  the in-order fold does) and ``_op = 1`` deletes it;
 * append-only fact tables (materializations, logs, quarantine) are the base and
   every delta concatenated, as ``DomainStore.load_table`` reads them.
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from arco.catalog.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
 from arco.catalog.manifest import FileEntry, Manifest
 from arco.catalog.sql import SYSTEM_SCHEMAS
 from arco.catalog.state import NAMESPACES, TABLES
@@ -103,6 +105,9 @@ _SOURCES: dict[str, tuple[_Source, ...]] = {
         _Source("executions", QUARANTINE, False),
         _Source("lineage", QUARANTINE, False),
     ),
+    "external_runs": (_Source("lineage", EXTERNAL_RUNS, True),),
+    "datasets": (_Source("lineage", DATASETS, True),),
+    "column_edges": (_Source("lineage", COLUMN_EDGES, True),),
 }
 #: The system views the browser gets, and the domains each one reads.
 VIEW_DOMAINS: dict[str, tuple[str, ...]] = {

@@ -24,6 +24,9 @@ and the compacted ``executions`` and ``lineage`` domains (Tier 2):
 ``system.quarantine``
     ledger objects the compactor set aside, from both domains: domain,
     object_id, key, reason, detail, quarantined_at.
+``system.external_runs``, ``system.datasets``, ``system.column_edges``
+    what OpenLineage producers reported (ADR 013), folded in the ``lineage``
+    domain: one row per run id, per dataset (namespace, name) and per column edge.
 
 ``as_of_version`` selects a catalog version; the Tier-2 tables always show
 their latest compacted state (their versions advance independently).
@@ -89,6 +92,7 @@ from arco.catalog import _sqlworker
 from arco.catalog.catalog import Catalog
 from arco.catalog.compactor import tier2_store
 from arco.catalog.domain import DomainStore, Snapshot
+from arco.catalog.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
 from arco.catalog.state import CatalogState
 from arco.catalog.tabledata import TableData, read_files, resolve_table
 from arco.catalog.tier2state import (
@@ -178,6 +182,22 @@ SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "quarantine": pa.schema([pa.field("domain", pa.string(), nullable=False), *QUARANTINE.schema]),
+    # OpenLineage (ADR 013): the state columns less the fold's own bookkeeping.
+    "external_runs": pa.schema(
+        [
+            f
+            for f in EXTERNAL_RUNS.schema
+            if f.name not in ("last_event_time", "last_rank", "last_event_id")
+        ]
+    ),
+    "datasets": pa.schema(
+        [
+            f
+            for f in DATASETS.schema
+            if f.name not in ("last_event_id", "schema_seen", "schema_event_id")
+        ]
+    ),
+    "column_edges": pa.schema([f for f in COLUMN_EDGES.schema if f.name != "last_event_id"]),
 }
 #: The ``system.*`` table names.
 SYSTEM_TABLE_NAMES: tuple[str, ...] = tuple(SYSTEM_SCHEMAS)
@@ -194,6 +214,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "logs": ("executions",),
     "events": ("executions", "lineage"),
     "quarantine": ("executions", "lineage"),
+    "external_runs": ("lineage",),
+    "datasets": ("lineage",),
+    "column_edges": ("lineage",),
 }
 _TIER2 = ("executions", "lineage")
 
