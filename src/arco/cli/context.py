@@ -72,8 +72,8 @@ class Settings:
 
             try:
                 self._store = open_store(self.store_url)
-            except OSError as exc:  # e.g. file:// onto an existing file or unwritable dir
-                reason = exc.strerror or str(exc)
+            except (OSError, StorageError) as exc:  # e.g. file:// onto a file, unwritable dir
+                reason = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
                 raise StorageError(f"cannot open store {self.store_url}: {reason}") from exc
         return self._store
 

@@ -94,9 +94,13 @@ def check_idempotency_key(key: Any) -> str:
     keys differing only in invisible characters would look the same.
     """
     if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
-        raise InvalidArgumentError(f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
+        raise InvalidArgumentError(
+            "idempotency key (idempotency_key, Idempotency-Key) must be 1 to "
+            f"{MAX_IDEMPOTENCY_KEY} characters"
+        )
     if not key.isprintable():
         raise InvalidArgumentError(
-            "idempotency key must not contain control or other non-printable characters"
+            "idempotency key (idempotency_key, Idempotency-Key) must not contain control or other "
+            "non-printable characters"
         )
     return key
