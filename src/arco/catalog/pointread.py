@@ -23,7 +23,6 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from arco.catalog import tableset
 from arco.catalog.manifest import FileEntry, Manifest
@@ -178,11 +177,10 @@ class StateReader:
         buf[g_start : g_start + g_len] = self._fetch(base.path, g_start, g_len, g_sha)
         if meta is None:
             buf[f_start : f_start + f_len] = self._fetch(base.path, f_start, f_len, f_sha)
-            meta = pq.ParquetFile(pa.BufferReader(pa.py_buffer(buf))).metadata
+            meta = tableset.parquet_reader(pa.BufferReader(pa.py_buffer(buf))).metadata
             _GROUPS.put((f_sha, -1), meta)
-        table = pq.ParquetFile(pa.BufferReader(pa.py_buffer(buf)), metadata=meta).read_row_group(
-            g, use_threads=False
-        )
+        reader = tableset.parquet_reader(pa.BufferReader(pa.py_buffer(buf)), meta)
+        table = reader.read_row_group(g, use_threads=False)
         _GROUPS.put((g_sha, g), table)
         return table
 

@@ -21,7 +21,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 OP_UPSERT = 0
 OP_DELETE = 1
@@ -66,6 +65,8 @@ def encode(table: pa.Table, *, small: bool = False) -> bytes:
     Small level-0 deltas skip compression, statistics and dictionaries: for a few
     rows they save nothing and cost a third of a millisecond on every commit.
     """
+    import pyarrow.parquet as pq  # writers only: readers need not load pyarrow.fs (below)
+
     sink = io.BytesIO()
     if small:
         pq.write_table(
@@ -76,13 +77,29 @@ def encode(table: pa.Table, *, small: bool = False) -> bytes:
     return sink.getvalue()
 
 
-def decode(data: bytes) -> pa.Table:
-    """Arrow table from Parquet bytes."""
+def parquet_reader(source: Any, metadata: Any = None) -> Any:
+    """A ``pyarrow._parquet.ParquetReader`` open on ``source`` (reused ``metadata`` if given).
+
+    The reader under ``pq.ParquetFile``, used directly: importing ``pyarrow.parquet``
+    also loads ``pyarrow.fs`` with its S3, GCS, Azure and HDFS bindings (15 MB of
+    memory and 30-60 ms for every cold reader); ``pq.read_table`` further imports
+    ``pyarrow.dataset`` and ``pyarrow.compute``.
+    """
+    from pyarrow._parquet import ParquetReader
+
+    reader = ParquetReader()
+    reader.open(source, metadata=metadata, arrow_extensions_enabled=True)
+    return reader
+
+
+def decode(data: bytes, columns: Sequence[str] | None = None) -> pa.Table:
+    """Arrow table from Parquet bytes (only ``columns``, if given)."""
     # Single-threaded: pyarrow's thread pool can abort the interpreter at exit after
-    # threaded reads (apache/arrow#34314), and state files are small. ParquetFile
-    # rather than pq.read_table: the latter imports pyarrow.dataset (and with it
-    # pyarrow.compute), 40-60 ms of every CLI command's start.
-    return pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
+    # threaded reads (apache/arrow#34314), and state files are small.
+    reader = parquet_reader(pa.BufferReader(data))
+    indices = None if columns is None else [reader.column_name_idx(c) for c in columns]
+    table: pa.Table = reader.read_all(column_indices=indices, use_threads=False)
+    return table
 
 
 #: Rows per row group of a sorted base: a cold point read decodes one group.
@@ -109,7 +126,7 @@ def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str
     # Statistics only for the sort key: the footer, which a point read fetches
     # whole, holds one entry per group and column, so it stays small.
     data = encode_groups(table, GROUP_ROWS, statistics=list(tdef.sort_key))
-    meta = pq.ParquetFile(pa.BufferReader(data)).metadata
+    meta = parquet_reader(pa.BufferReader(data)).metadata
     key_columns = [table.column(k) for k in tdef.sort_key]
     groups: list[list[Any]] = []
     row = 0
@@ -152,6 +169,8 @@ def _chunk_start(chunk: Any) -> int:
 
 def encode_groups(table: pa.Table, group_rows: int, *, statistics: list[str]) -> bytes:
     """zstd Parquet bytes in row groups of ``group_rows``, with statistics of some columns."""
+    import pyarrow.parquet as pq
+
     sink = io.BytesIO()
     pq.write_table(
         table, sink, compression="zstd", write_statistics=statistics, row_group_size=group_rows
@@ -189,7 +208,8 @@ def _column_values(column: pa.ChunkedArray) -> list[Any]:
         # conversion exactly (no DST in UTC), including the ZoneInfo tzinfo.
         return [
             None if v is None else epoch + timedelta(microseconds=v * scale)
-            for v in array.cast(pa.int64()).to_pylist()
+            # view, not cast: the same buffer read as int64, without pyarrow.compute.
+            for v in array.view(pa.int64()).to_pylist()
         ]
     values: list[Any] = array.to_pylist()
     return values

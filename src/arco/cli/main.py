@@ -5,24 +5,12 @@ Global options come before the subcommand: ``arco --json --tenant acme table lis
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import typer
 
-from arco.cli import (
-    compact,
-    dev,
-    events,
-    flow,
-    info,
-    lineage,
-    maintenance,
-    namespace,
-    search,
-    server,
-    sql,
-    table,
-)
 from arco.cli.context import DEFAULT_SCOPE_PART, ArcoGroup, Settings
 
 #: Said in ``arco --help``; the same order as :func:`arco.core.config.resolve_store`
@@ -33,33 +21,55 @@ STORE_HELP = (
     "to that arco.toml), else ./.arco. 'arco info' shows the store in use and why."
 )
 
-app = typer.Typer(
-    name="arco",
-    cls=ArcoGroup,
-    help="Arco: a file-native lakehouse catalog.\n\n" + STORE_HELP,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+
+def _group(module: str, name: str) -> Callable[[typer.Typer], None]:
+    def register(app: typer.Typer) -> None:
+        app.add_typer(importlib.import_module(f"arco.cli.{module}").app, name=name)
+
+    return register
+
+
+def _commands(module: str, *names: str) -> Callable[[typer.Typer], None]:
+    def register(app: typer.Typer) -> None:
+        mod = importlib.import_module(f"arco.cli.{module}")
+        for name in names:
+            app.command(name)(getattr(mod, name))
+
+    return register
+
+
+def _registered_by(module: str) -> Callable[[typer.Typer], None]:
+    def register(app: typer.Typer) -> None:
+        importlib.import_module(f"arco.cli.{module}").register(app)
+
+    return register
+
+
+#: Every subcommand, in ``--help`` order, with what registers it. A command
+#: imports only its own module: ``arco table show`` need not load the flow
+#: engine, the SQL worker or the compactor (a third of its start-up before).
+#: ``tests/cli`` checks this table against the commands the modules define.
+SUBCOMMANDS: tuple[tuple[tuple[str, ...], Callable[[typer.Typer], None]], ...] = (
+    (("namespace",), _group("namespace", "namespace")),
+    (("table",), _group("table", "table")),
+    (("events",), _group("events", "events")),
+    (("lineage",), _group("lineage", "lineage")),
+    (("compact",), _commands("compact", "compact")),
+    (("search",), _commands("search", "search")),
+    (("verify", "gc", "repair", "log"), _commands("maintenance", "verify", "gc", "repair", "log")),
+    (("info",), _commands("info", "info")),
+    (("serve", "token"), _commands("server", "serve", "token")),
+    (("plan", "run", "init", "worker", "runs", "assets"), _registered_by("flow")),
+    (("sql",), _registered_by("sql")),
+    (("dev",), _commands("dev", "dev")),
+    (("admin",), _group("admin", "admin")),
+    (("audit",), _commands("admin", "audit")),
 )
-app.add_typer(namespace.app, name="namespace")
-app.add_typer(table.app, name="table")
-app.add_typer(events.app, name="events")
-app.add_typer(lineage.app, name="lineage")
-app.command("compact")(compact.compact)
-app.command("search")(search.search)
-app.command("verify")(maintenance.verify)
-app.command("gc")(maintenance.gc)
-app.command("repair")(maintenance.repair)
-app.command("log")(maintenance.log)
-app.command("info")(info.info)
-app.command("serve")(server.serve)
-app.command("token")(server.token)
-flow.register(app)
-sql.register(app)
-app.command("dev")(dev.dev)
+
+#: Global options that take a value (``--store URL``), to find the subcommand in argv.
+_VALUE_OPTIONS = frozenset({"--store", "--tenant", "--workspace", "--log-format"})
 
 
-@app.callback()
 def root(
     ctx: typer.Context,
     store: Annotated[
@@ -80,9 +90,74 @@ def root(
         str, typer.Option("--workspace", envvar="ARCO_WORKSPACE", help="Workspace id.")
     ] = DEFAULT_SCOPE_PART,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            "--log-format",
+            metavar="text|json",
+            help="Log lines as text (default) or one JSON object per line. "
+            "Default: $ARCO_LOG_FORMAT, else text.",
+        ),
+    ] = None,
 ) -> None:
     """Arco: a file-native lakehouse catalog."""
+    from arco.core.logs import configure_logging
+    from arco.core.telemetry import configure_tracing
+
+    try:
+        configure_logging(log_format)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-format") from None
+    # Spans go to $OTEL_EXPORTER_OTLP_ENDPOINT when set (arco[otel]); else nothing.
+    configure_tracing("arco-cli")
     ctx.obj = Settings(store_option=store, tenant=tenant, workspace=workspace, json=as_json)
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The ``arco`` Typer app: every subcommand, or only the one named ``only``."""
+    app = typer.Typer(
+        name="arco",
+        cls=ArcoGroup,
+        help="Arco: a file-native lakehouse catalog.\n\n" + STORE_HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root)
+    for names, register in SUBCOMMANDS:
+        if only is None or only in names:
+            register(app)
+    return app
+
+
+def subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names, if it is one of :data:`SUBCOMMANDS`, else None.
+
+    None for ``arco --help``, an unknown word or a malformed option: the full app
+    then parses ``argv`` and says what is wrong.
+    """
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _VALUE_OPTIONS:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            if arg == "--json" or (arg.startswith("--") and arg.split("=", 1)[0] in _VALUE_OPTIONS):
+                i += 1
+                continue
+            return None
+        return arg if any(arg in names for names, _ in SUBCOMMANDS) else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    # ``from arco.cli.main import app`` (tests, plugins) gets the full app, built once.
+    if name == "app":
+        full = build_app()
+        globals()["app"] = full
+        return full
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
@@ -100,7 +175,7 @@ def main() -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     code: int = 0
     try:
-        app(prog_name="arco")
+        build_app(subcommand(sys.argv[1:]))(prog_name="arco")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):

@@ -1,0 +1,91 @@
+"""A CLI command loads only what it needs (issue #12: cold reads in a new process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from arco.catalog.catalog import Catalog
+from arco.cli import main
+
+
+def test_the_subcommand_table_names_every_command_the_modules_define() -> None:
+    full = typer.main.get_command(main.build_app())
+    listed = [name for names, _ in main.SUBCOMMANDS for name in names]
+    assert sorted(listed) == sorted(full.commands)  # type: ignore[attr-defined]
+    for name in listed:
+        one = typer.main.get_command(main.build_app(only=name))
+        assert list(one.commands) == [name] or name in one.commands  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["table", "show", "a.b"], "table"),
+        (["--store", "file:///x", "--json", "table", "list"], "table"),
+        (["--store=file:///x", "--tenant", "t", "--workspace", "w", "verify"], "verify"),
+        (["runs", "list"], "runs"),
+        (["--help"], None),
+        ([], None),
+        (["--store"], None),
+        (["--bogus", "table", "show"], None),
+        (["tables", "show"], None),
+    ],
+)
+def test_subcommand_finds_the_command_after_the_global_options(
+    argv: list[str], expected: str | None
+) -> None:
+    assert main.subcommand(argv) == expected
+
+
+def _modules_after(tmp_path: Path, *args: str) -> tuple[set[str], str]:
+    code = (
+        "import sys, json\n"
+        "import arco.cli.main as m\n"
+        f"sys.argv = ['arco', *{list(args)!r}]\n"
+        "try:\n"
+        "    m.build_app(m.subcommand(sys.argv[1:]))(prog_name='arco')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout
+    text, _, mods = out.rpartition("\nMODULES ")
+    return set(json.loads(mods)), text
+
+
+def test_table_show_reads_without_loading_other_commands_or_pyarrow_extras(
+    tmp_path: Path,
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    cat = Catalog(url)
+    cat.create_namespace("raw")
+    cat.create_table("raw", "orders", ["id:int64", "at:timestamp[us, UTC]"])
+    modules, text = _modules_after(
+        tmp_path, "--store", url, "--json", "table", "show", "raw.orders"
+    )
+    assert json.loads(text)["name"] == "orders"
+    # Other commands' modules, and what only writers or SQL need, stay unloaded:
+    # pyarrow.parquet brings pyarrow.fs (S3/GCS/Azure bindings, 15 MB), and
+    # pyarrow.compute came with Array.cast (80 ms).
+    for heavy in (
+        "arco.cli.flow",
+        "arco.cli.compact",
+        "arco.cli.maintenance",
+        "arco.cli.sql",
+        "pyarrow.parquet",
+        "pyarrow.fs",
+        "pyarrow.compute",
+        "pyarrow.dataset",
+        "duckdb",
+        "fastapi",
+    ):
+        assert heavy not in modules, heavy
+    assert "arco.cli.table" in modules
