@@ -194,3 +194,69 @@ def test_metrics_count_drops(tmp_path: Path) -> None:
         text = client.get("/metrics").text
     line = next(x for x in text.splitlines() if x.startswith("arco_openlineage_dropped_total"))
     assert float(line.split()[-1]) == before + 2  # one refused, one still queued at close
+
+
+PROJECT = """
+import pyarrow as pa
+from arco import asset
+
+
+@asset(namespace="shop")
+def orders() -> pa.Table:
+    return pa.table({"id": [1, 2, 3], "amount": [5.0, 7.5, 1.0]})
+
+
+@asset(namespace="shop")
+def revenue(orders: pa.Table) -> pa.Table:
+    return pa.table({"total": [sum(orders.column("amount").to_pylist())]})
+"""
+
+
+def test_runs_queued_through_the_api_emit_from_arco_worker(tmp_path: Path) -> None:
+    """``arco worker`` executes queued runs (the API's and the UI's) and emits them too."""
+    from arco.flow.queue import enqueue
+
+    tokens = Tokens()
+    sink_tenant = f"sink{uuid.uuid4().hex[:8]}"
+    token = tokens(tenant=sink_tenant, workspace="main", roles=["writer"])
+    port = _free_port()
+    store_url = f"file://{tmp_path / 'arco'}"
+    (tmp_path / "olproject.py").write_text(PROJECT)
+    queued = enqueue(open_store(store_url), SCOPE, plan(Definitions([orders, revenue]), "*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
+    env.update(
+        ARCO_OPENLINEAGE_URL=f"http://127.0.0.1:{port}",
+        ARCO_OPENLINEAGE_API_KEY=token,
+        PYTHONPATH=os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")]),
+    )
+    with _sink(port, f"file://{tmp_path / 'sink'}", tmp_path) as base:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "arco.cli.main", "--store", store_url, "--json"),
+                *("worker", "--once", "--executor", "inline", "--module", "olproject"),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert '"SUCCEEDED"' in done.stdout
+        h = {"Authorization": f"Bearer {token}"}
+        r = httpx.post(base + "/api/v1/compaction", json={"domain": "lineage"}, headers=h)
+        assert r.status_code == 200
+        # The worker flushed before exiting: every event is in the sink.
+        assert r.json()["reports"][0]["events"] == 6
+        runs = httpx.get(base + "/api/v1/openlineage/runs", headers=h).json()["items"]
+    from ulid import ULID
+
+    top = [r for r in runs if r["parent_run_id"] is None]
+    assert [(r["run_id"], r["job_name"], r["state"]) for r in top] == [
+        (str(ULID.from_str(queued.run_id).to_uuid()), "run.*", "COMPLETE")
+    ]
+    children = {r["job_name"]: r for r in runs if r["parent_run_id"] is not None}
+    assert set(children) == {"shop.orders", "shop.revenue"}
+    assert {r["state"] for r in children.values()} == {"COMPLETE"}
+    assert {r["parent_run_id"] for r in children.values()} == {top[0]["run_id"]}
+    assert children["shop.revenue"]["inputs"] == ["arco://default/default::shop.orders"]

@@ -9,13 +9,16 @@ import secrets
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from arco.cli import STARTED
 from arco.cli.context import refuse_json, settings
 from arco.cli.output import say
+
+if TYPE_CHECKING:
+    from arco.flow.worker import RunWorker
 
 
 def dev(
@@ -163,6 +166,7 @@ def _worker_loop(
     from arco.cli.flow import _defs
     from arco.flow.executors import make_executor
     from arco.flow.worker import RunWorker, WorkerOptions
+    from arco.openlineage.emit import emitter_for_worker
 
     opts = settings(ctx)
     runner = RunWorker(
@@ -174,6 +178,18 @@ def _worker_loop(
         executor=lambda: make_executor(executor),
         options=WorkerOptions(poll_interval=0.5),
     )
+    # Runs queued through the API or the UI emit OpenLineage when configured.
+    lineage_out = emitter_for_worker(opts.scope(), runner.definitions)
+    runner.on_events = lineage_out[1] if lineage_out else None
+    try:
+        _poll(runner, stop)
+    finally:
+        if lineage_out:
+            lineage_out[0].close(timeout=lineage_out[0].close_timeout)
+
+
+def _poll(runner: RunWorker, stop: threading.Event) -> None:
+    """Run what is queued until ``stop`` is set."""
     while not stop.is_set():
         try:
             handled = runner.poll_once()

@@ -13,6 +13,7 @@ from arco.cli.output import console, emit_json, say
 
 if TYPE_CHECKING:
     from arco.flow.definitions import Definitions
+    from arco.flow.worker import RunWorker
 
 runs_app = typer.Typer(help="Inspect, cancel and re-run runs.", no_args_is_help=True)
 assets_app = typer.Typer(help="List assets and their state.", no_args_is_help=True)
@@ -498,7 +499,6 @@ def worker_cmd(
     ] = 1.0,
 ) -> None:
     """Execute runs queued through the API (one lease per run; resumes runs of dead workers)."""
-    import threading
 
     from arco.flow.executors import make_executor
     from arco.flow.worker import RunWorker, WorkerOptions
@@ -507,6 +507,10 @@ def worker_cmd(
     check_executor(executor, dask_address)
     limits = parse_tag_limits(tag_limit)
     defs, _ = _defs(module)
+    from arco.openlineage.emit import emitter_for_worker
+
+    # Runs queued through the API emit OpenLineage like `arco run` when configured.
+    lineage_out = emitter_for_worker(opts.scope(), lambda: defs)
     worker = RunWorker(
         opts.store(),
         opts.scope(),
@@ -520,7 +524,22 @@ def worker_cmd(
             tag_concurrency=limits,
             max_runs=runs,
         ),
+        on_events=lineage_out[1] if lineage_out else None,
     )
+    try:
+        _work(ctx, worker, once, poll_interval, runs)
+    finally:
+        if lineage_out:
+            lineage_out[0].close(timeout=lineage_out[0].close_timeout)
+
+
+def _work(
+    ctx: typer.Context, worker: RunWorker, once: bool, poll_interval: float, runs: int
+) -> None:
+    """The worker's loop: one pass (``--once``) or until interrupted."""
+    import threading
+
+    opts = settings(ctx)
     if once:
         handled = worker.poll_once()
         results = {r.run_id: r.state for r in worker.results}

@@ -233,6 +233,7 @@ class RunWorker:
         executor: Callable[[], Executor] | None = None,
         options: WorkerOptions | None = None,
         on_change: Callable[[str, TaskRun], None] | None = None,
+        on_events: Callable[[str, list[tuple[str, dict[str, Any]]]], None] | None = None,
     ) -> None:
         self.store = store
         self.scope = scope
@@ -241,6 +242,9 @@ class RunWorker:
         self.make_executor = executor or InlineExecutor
         self.options = options or WorkerOptions()
         self.on_change = on_change
+        #: Handed every batch of a run's events once written (OpenLineage emitting),
+        #: as :class:`~arco.flow.runner.Scheduler`'s ``on_events``.
+        self.on_events = on_events
         self.reader = RunsReader(store, scope)
         self.results: list[RunResult] = []
         self._defs_lock = threading.Lock()
@@ -389,9 +393,26 @@ class RunWorker:
             executor=executor,
             options=options,
             on_change=self.on_change,
+            on_events=self.on_events,
             lease=lease,
             prior=prior,
         )
+        if self.on_events is not None:
+            # The run.created event was written when the run was queued, not by this
+            # scheduler: replay what a listener needs of it (selection, parent run).
+            self.on_events(
+                request.run_id,
+                [
+                    (
+                        "run.created",
+                        {
+                            "run_id": request.run_id,
+                            "selection": request.plan.selection,
+                            "parent_run_id": request.parent_run_id,
+                        },
+                    )
+                ],
+            )
         try:
             return scheduler.run(
                 request.plan,

@@ -402,13 +402,25 @@ def find_config(start: Path | None = None) -> OpenLineageConfig:
 
 def emitter_for_cli(scope: Scope, defs: Any) -> tuple[OpenLineageEmitter, RunTranslator] | None:
     """The emitter and translator for a CLI run, when an OpenLineage url is configured."""
+    return emitter_for_worker(scope, lambda: defs)
+
+
+def emitter_for_worker(
+    scope: Scope, definitions: Callable[[], Any]
+) -> tuple[OpenLineageEmitter, RunTranslator] | None:
+    """The emitter and translator for runs of ``arco run``, ``arco worker`` or
+    ``arco dev`` (runs queued through the API), when an OpenLineage url is configured.
+
+    ``definitions`` gives the project's definitions when a task needs its upstreams,
+    so a worker that loads the project lazily keeps doing so.
+    """
     config = find_config()
     emitter = OpenLineageEmitter.from_config(config)
     if emitter is None:
         return None
 
     def upstreams(asset: str) -> list[str]:
-        return [u.key for u in defs.upstreams.get(asset, ())]
+        return [u.key for u in definitions().upstreams.get(asset, ())]
 
     emitter.close_timeout = min(config.timeout, 2.0)
     return emitter, RunTranslator(emitter, scope, upstreams)
