@@ -148,10 +148,24 @@ def _appender(base: str, name: str, count: int, out: Any) -> None:
     cat = rest_catalog(base)
     table = cat.load_table(name)
     batch = _batch()
+    commits: list[float] = []
+    commit_table = cat.commit_table
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        # Where an append's time goes: the commit request vs the client's own work.
+        t0 = time.perf_counter()
+        try:
+            return commit_table(*args, **kwargs)
+        finally:
+            commits.append(time.perf_counter() - t0)
+
+    cat.commit_table = timed  # type: ignore[method-assign]
+    cpu0 = time.process_time()
     start = time.perf_counter()
     for _ in range(count):
         table.append(batch)
-    out.put(time.perf_counter() - start)
+    wall = time.perf_counter() - start
+    out.put((wall, (time.process_time() - cpu0) / count, sorted(commits)[len(commits) // 2]))
 
 
 def concurrency(base: str, count: int, writers: int) -> dict[str, float]:
@@ -175,11 +189,61 @@ def concurrency(base: str, count: int, writers: int) -> dict[str, float]:
         for p in procs:
             p.join()
         wall = time.perf_counter() - start
-        busy = [queue.get() for _ in procs]
+        results = [queue.get() for _ in procs]
+        busy = [r[0] for r in results]
         # Throughput over the appending itself (process start-up excluded).
         out[f"commits_per_s_{n}"] = n * count / max(busy)
         out[f"wall_s_{n}"] = wall
+        out[f"client_cpu_ms_per_append_{n}"] = 1000 * sum(r[1] for r in results) / n
+        out[f"commit_request_ms_p50_{n}"] = 1000 * sorted(r[2] for r in results)[n // 2]
     out["scale"] = out[f"commits_per_s_{writers}"] / out["commits_per_s_1"]
+    cores = os.cpu_count() or 1
+    # What the clients alone can do on this machine: every core busy with appends.
+    out["cpu_bound_commits_per_s"] = 1000 * cores / out["client_cpu_ms_per_append_1"]
+    out["cores"] = cores
+    return out
+
+
+def server_commits(base: str, count: int, writers: int) -> dict[str, float]:
+    """Commits per second the server itself sustains: tiny commits from threads.
+
+    Each commit only sets a property, so the client's own work is negligible and
+    the figure is the server's (HTTP, validation, metadata file, catalog commit
+    under the lease), with 1 and then ``writers`` concurrent writers on their
+    own tables.
+    """
+    import threading
+
+    cat = rest_catalog(base)
+    cat.create_namespace("bench_srv")
+    for i in range(writers):
+        cat.create_table(f"bench_srv.t{i}", schema=_schema())
+    headers = {"Authorization": f"Bearer {token()}"}
+    out: dict[str, float] = {}
+
+    def writer(i: int, latencies: list[float]) -> None:
+        with httpx.Client(timeout=120) as client:
+            for k in range(count):
+                body = {"updates": [{"action": "set-properties", "updates": {"k": str(k)}}]}
+                start = time.perf_counter()
+                answer = client.post(
+                    f"{base}/iceberg/v1/{WORKSPACE}/namespaces/bench_srv/tables/t{i}",
+                    json=body,
+                    headers=headers,
+                )
+                latencies.append(time.perf_counter() - start)
+                answer.raise_for_status()
+
+    for n in (1, writers):
+        latencies: list[float] = []
+        threads = [threading.Thread(target=writer, args=(i, latencies)) for i in range(n)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out[f"commits_per_s_{n}"] = n * count / (time.perf_counter() - start)
+        out[f"p50_ms_{n}"] = 1000 * sorted(latencies)[len(latencies) // 2]
     return out
 
 
@@ -225,6 +289,7 @@ def main() -> None:
         try:
             arco = measure(rest_catalog(base), loads, appends)
             scale = concurrency(base, per_writer, 8)
+            server = server_commits(base, per_writer * 2, 8)
             duck = duckdb_attach(base)
         finally:
             proc.send_signal(signal.SIGTERM)
@@ -253,6 +318,18 @@ def main() -> None:
         f"8 appenders on 8 tables {scale['commits_per_s_8']:.1f}/s = {scale['scale']:.2f}x "
         f"(goal >= {GOAL_SCALE}x: {'ok' if scale['scale'] >= GOAL_SCALE else 'MISSED'})"
     )
+    print(
+        f"  client CPU per append {scale['client_cpu_ms_per_append_1']:.0f} ms (1 appender), "
+        f"{scale['client_cpu_ms_per_append_8']:.0f} ms (8); commit request p50 "
+        f"{scale['commit_request_ms_p50_1']:.1f} ms (1), {scale['commit_request_ms_p50_8']:.1f} ms "
+        f"(8); {scale['cores']} cores can run at most "
+        f"{scale['cpu_bound_commits_per_s']:.1f} client appends/s"
+    )
+    print(
+        f"server alone (tiny commits from threads): 1 writer {server['commits_per_s_1']:.1f}/s "
+        f"(p50 {server['p50_ms_1']:.1f} ms), 8 writers {server['commits_per_s_8']:.1f}/s "
+        f"(p50 {server['p50_ms_8']:.1f} ms)"
+    )
     if duck is not None:
         print(
             f"DuckDB 1.5.5 ATTACH {fmt_ms(duck['attach_ms'])}, first SELECT "
@@ -268,6 +345,7 @@ def main() -> None:
                 "arco": {k: v.to_dict() for k, v in arco.items()},
                 "sqlcatalog": {k: v.to_dict() for k, v in peer.items()},
                 "concurrency": scale,
+                "server_commits": server,
                 "duckdb": duck,
             },
         )

@@ -9,6 +9,7 @@ refuses every location outside the caller's own warehouse folder.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -116,6 +117,11 @@ class Warehouse:
         """The store key of ``location``; :class:`ForbiddenLocationError` unless it is ours."""
         if not isinstance(location, str) or not location:
             raise InvalidArgumentError("location must be a non-empty string")
+        # Every load_table maps its metadata location: remember accepted answers
+        # (refusals are not cached, they raise again).
+        return _key_of(self, location)
+
+    def _key_of(self, location: str) -> str:
         base = self.base_url.rstrip("/")
         candidate = location
         if (
@@ -148,6 +154,11 @@ class Warehouse:
     def location_of(self, key: str) -> str:
         """The URL of a store key inside the warehouse."""
         return f"{self.base_url.rstrip('/')}/{key}"
+
+
+@functools.lru_cache(maxsize=8192)
+def _key_of(warehouse: Warehouse, location: str) -> str:
+    return warehouse._key_of(location)
 
 
 def decode_metadata(data: bytes) -> TableMetadata:
