@@ -12,6 +12,12 @@ from types import ModuleType
 
 from arco.core.errors import ArcoError
 from arco.flow.assets import AssetDef
+from arco.flow.automation.checks import AssetCheckDef
+from arco.flow.automation.schedules import ScheduleDef
+from arco.flow.automation.sensors import SensorDef
+
+#: What a definitions module may declare besides assets.
+Declared = AssetDef | AssetCheckDef | ScheduleDef | SensorDef
 
 
 class DefinitionError(ArcoError):
@@ -30,11 +36,21 @@ class Upstream:
 
 
 class Definitions:
-    """Assets by key, with resolved upstreams; raises :class:`DefinitionError` early."""
+    """Assets by key, with resolved upstreams, and the schedules, sensors and asset
+    checks declared next to them; raises :class:`DefinitionError` early."""
 
-    def __init__(self, assets: Iterable[AssetDef]) -> None:
+    def __init__(self, assets: Iterable[Declared]) -> None:
         self.assets: dict[str, AssetDef] = {}
-        for a in assets:
+        self.schedules: dict[str, ScheduleDef] = {}
+        self.sensors: dict[str, SensorDef] = {}
+        #: Checks by asset key, in declaration order.
+        self.checks: dict[str, list[AssetCheckDef]] = {}
+        items = list(assets)
+        for item in items:
+            self._add_automation(item)
+        for a in items:
+            if not isinstance(a, AssetDef):
+                continue
             if a.key in self.assets:
                 other = self.assets[a.key]
                 raise DefinitionError(
@@ -59,6 +75,26 @@ class Definitions:
                 down[up.key].add(key)
         self.downstreams = {k: tuple(sorted(v)) for k, v in down.items()}
         self.order = self._toposort()
+        for key, found in self.checks.items():
+            if key not in self.assets:
+                raise DefinitionError(f"check {found[0].name} is on unknown asset {key!r}")
+
+    def _add_automation(self, item: object) -> None:
+        if isinstance(item, ScheduleDef):
+            if item.name in self.schedules:
+                raise DefinitionError(f"duplicate schedule name {item.name!r}")
+            self.schedules[item.name] = item
+        elif isinstance(item, SensorDef):
+            if item.name in self.sensors:
+                raise DefinitionError(f"duplicate sensor name {item.name!r}")
+            self.sensors[item.name] = item
+        elif isinstance(item, AssetCheckDef):
+            same = self.checks.setdefault(item.asset, [])
+            if any(c.name == item.name for c in same):
+                raise DefinitionError(f"duplicate check {item.name!r} on asset {item.asset}")
+            same.append(item)
+        elif not isinstance(item, AssetDef):
+            raise DefinitionError(f"not an asset, schedule, sensor or check: {item!r}")
 
     def _resolve(self, asset: AssetDef, ref: str, by_name: dict[str, list[str]]) -> str:
         if ref in self.assets:
@@ -116,8 +152,9 @@ class Definitions:
         return self.assets[key]
 
 
-def _collect(module: ModuleType) -> list[AssetDef]:
-    return [v for v in vars(module).values() if isinstance(v, AssetDef)]
+def _collect(module: ModuleType) -> list[Declared]:
+    kinds = (AssetDef, AssetCheckDef, ScheduleDef, SensorDef)
+    return [v for v in vars(module).values() if isinstance(v, kinds)]
 
 
 def load_definitions(module_name: str, *, path: str | Path | None = None) -> Definitions:
@@ -128,7 +165,7 @@ def load_definitions(module_name: str, *, path: str | Path | None = None) -> Def
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise DefinitionError(f"cannot import definitions module {module_name!r}: {exc}") from exc
-    found: dict[int, AssetDef] = {id(a): a for a in _collect(module)}
+    found: dict[int, Declared] = {id(a): a for a in _collect(module)}
     if hasattr(module, "__path__"):
         for info in pkgutil.walk_packages(module.__path__, prefix=module_name + "."):
             sub = importlib.import_module(info.name)

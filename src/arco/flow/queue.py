@@ -130,11 +130,14 @@ def enqueue(
     requested_by: str | None = None,
     run_id: str | None = None,
     idempotency_key: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> RunRequest:
     """Queue ``plan`` as a new run (state ``QUEUED``) for a run worker.
 
     With ``idempotency_key``, a repeated call (a client retrying after a lost
     answer) returns the run the first call queued instead of queueing another.
+    ``tags`` go into the run's ``run.created`` event (who launched it: a schedule
+    and its tick, a sensor, a backfill chunk).
     """
     keys = Keys(scope)
     run_id = validate_ulid(run_id or new_ulid())
@@ -173,7 +176,12 @@ def enqueue(
             "selection": plan.selection,
             "plan_fingerprint": plan.fingerprint,
             "parent_run_id": parent_run_id,
-            "tags": {"task_count": str(len(plan.tasks)), "mode": plan.mode, "queued": "true"},
+            "tags": {
+                **{str(k): str(v) for k, v in (tags or {}).items()},
+                "task_count": str(len(plan.tasks)),
+                "mode": plan.mode,
+                "queued": "true",
+            },
         },
         idempotency_key=f"{request.run_id}:0:run.created",
         source="queue",

@@ -1,0 +1,150 @@
+"""Cron expressions in an IANA time zone, with daylight-saving time done right.
+
+Parsing and matching are ``croniter``'s; this module decides what a wall-clock
+match means on the days the clock jumps. The expression is iterated over naive
+*wall-clock* times of the zone, and each match becomes zero, one or two real
+instants:
+
+- **An existing, unambiguous wall time** is that instant.
+- **A repeated wall time** (the clock falls back; ``01:30`` happens twice): a
+  schedule pinned to hours runs at the *first* occurrence only — no double run;
+  a schedule that runs every hour (hour field ``*``) runs at both, since they
+  are an hour of real time apart.
+- **A skipped wall time** (the clock springs forward; ``02:30`` never happens)
+  runs at the same wall time shifted by the gap (``03:30``), the rule of
+  Python's ``zoneinfo`` (fold 0) — no lost run. Two matches that land on the
+  same instant run once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, croniter
+
+from arco.core.errors import InvalidArgumentError
+
+#: How far around an interval the wall-clock iteration starts and stops, so a match
+#: shifted by a DST jump into the interval is still seen (no zone jumps by more).
+_SLACK = timedelta(hours=3)
+#: An expression that does not match within this many years never will ("0 0 30 2 *"
+#: names a day that does not exist); croniter would otherwise search for a century.
+_MAX_YEARS = 5
+
+
+@functools.lru_cache(maxsize=256)
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (:class:`InvalidArgumentError` if unknown)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidArgumentError(f"unknown time zone {name!r}") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def validate_cron(expr: str) -> str:
+    """``expr`` if it is a 5-field cron expression croniter accepts."""
+    if not isinstance(expr, str) or len(expr.split()) != 5:
+        raise InvalidArgumentError(
+            f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)"
+        )
+    if not croniter.is_valid(expr):
+        raise InvalidArgumentError(f"cron expression {expr!r} is not valid")
+    return expr
+
+
+def _every_hour(expr: str) -> bool:
+    return expr.split()[1] == "*"
+
+
+def _instants(wall: datetime, tz: ZoneInfo, every_hour: bool) -> list[datetime]:
+    """The real instants (UTC) that a wall-clock match ``wall`` stands for."""
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if first == second:
+        return [first]
+    exists = first.astimezone(tz).replace(tzinfo=None) == wall
+    if not exists:
+        # In the gap: fold 0 reads it with the offset before the jump, i.e. shifted
+        # forward by the gap's length.
+        return [first]
+    return [first, second] if every_hour else [first]
+
+
+def _wall(when: datetime, tz: ZoneInfo) -> datetime:
+    if when.tzinfo is None:
+        raise InvalidArgumentError("times given to the scheduler must carry a time zone")
+    return when.astimezone(tz).replace(tzinfo=None)
+
+
+def iter_ticks(expr: str, timezone: str, after: datetime) -> Iterator[datetime]:
+    """The schedule's instants strictly after ``after``, in order (UTC, endless)."""
+    tz = zone(timezone)
+    every_hour = _every_hour(validate_cron(expr))
+    it = croniter(expr, _wall(after, tz) - _SLACK, max_years_between_matches=_MAX_YEARS)
+    pending: list[datetime] = []
+    last: datetime | None = None
+    while True:
+        try:
+            wall = it.get_next(datetime)
+        except CroniterBadDateError:
+            return  # e.g. "0 0 30 2 *": never matches
+        pending.extend(_instants(wall, tz, every_hour))
+        pending.sort()
+        # A later match can only map to an instant >= wall - slack: emit what is safe.
+        horizon = wall.replace(tzinfo=UTC) - 2 * _SLACK - timedelta(hours=14)
+        while pending and pending[0] <= horizon:
+            when = pending.pop(0)
+            if when > after and (last is None or when > last):
+                last = when
+                yield when
+
+
+def next_tick(expr: str, timezone: str, after: datetime) -> datetime | None:
+    """The first instant strictly after ``after`` (None if the expression never fires)."""
+    return next(iter_ticks(expr, timezone, after), None)
+
+
+def ticks_between(
+    expr: str, timezone: str, after: datetime, until: datetime, *, limit: int = 100_000
+) -> list[datetime]:
+    """Instants in ``(after, until]``, at most ``limit`` of them (the first ones)."""
+    out: list[datetime] = []
+    for when in iter_ticks(expr, timezone, after):
+        if when > until or len(out) >= limit:
+            break
+        out.append(when)
+    return out
+
+
+def last_ticks(
+    expr: str, timezone: str, after: datetime, until: datetime, n: int
+) -> list[datetime]:
+    """The last ``n`` instants in ``(after, until]``, oldest first, without walking
+    every instant of a long interval (a daemon down for a month on a minutely cron)."""
+    if n <= 0:
+        return []
+    tz = zone(timezone)
+    every_hour = _every_hour(validate_cron(expr))
+    it = croniter(expr, _wall(until, tz) + _SLACK, max_years_between_matches=_MAX_YEARS)
+    found: set[datetime] = set()
+    floor = _wall(after, tz) - _SLACK
+    while True:
+        try:
+            wall = it.get_prev(datetime)
+        except CroniterBadDateError:
+            break
+        if wall < floor:
+            break
+        for when in _instants(wall, tz, every_hour):
+            if after < when <= until:
+                found.add(when)
+        # Matches further back than the slack cannot map past those already found.
+        if len(found) >= n and wall.replace(tzinfo=UTC) < min(found) - 2 * _SLACK - timedelta(
+            hours=14
+        ):
+            break
+    return sorted(found)[-n:]

@@ -1,0 +1,558 @@
+"""One evaluation of everything automated in a scope: ``arco tick`` and each
+round of ``arco daemon``.
+
+A tick is write-ahead in three steps, so a daemon killed anywhere resumes
+without losing or repeating a run:
+
+1. **Decide** under compare-and-swap of the state document
+   (:mod:`~arco.flow.automation.state`): due schedule ticks (at most
+   ``max_catchup`` per schedule; older missed ticks are recorded as ``missed``),
+   claims on due sensors (a per-sensor lease with a fencing counter), backfill
+   chunks to launch. Each decided launch or event goes into the document's
+   outbox (``pending``) in the same write that advances the cursors. Two daemons
+   deciding at once: one write wins, the other re-reads and finds nothing due.
+2. **Flush** the outbox: each decision's ledger event first (idempotency key =
+   the decision's run key), then the launch — :func:`arco.flow.queue.enqueue`
+   with that run key as its idempotency key and a run id derived from it. Any
+   tick flushes any outbox entry, so one left by a dead daemon is finished by
+   the next; flushing twice is harmless.
+3. **Clear** the flushed entries (compare-and-swap again).
+
+An idle tick — nothing due, nothing pending — costs one GET.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from arco.catalog.ledger import Ledger
+from arco.core.errors import ArcoError, InvalidArgumentError
+from arco.core.ids import new_ulid
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+from arco.flow.automation.cron import last_ticks, next_tick, ticks_between
+from arco.flow.automation.requests import RunRequest, SkipReason, run_id_for
+from arco.flow.automation.schedules import ScheduleDef, tick_requests
+from arco.flow.automation.sensors import SensorContext, SensorDef, normalise
+from arco.flow.automation.state import AutomationState, StateStore
+from arco.flow.definitions import Definitions
+
+log = logging.getLogger("arco.automation")
+
+#: How long a daemon may take to evaluate a sensor it claimed before another may.
+DEFAULT_CLAIM_TTL = 300.0
+#: Missed ticks recorded one by one; beyond, one event says how many more.
+MAX_MISSED_EVENTS = 100
+
+
+def iso(when: datetime) -> str:
+    """UTC ISO form used throughout the state document."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> datetime:
+    """Inverse of :func:`iso` (any ISO form with a zone)."""
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise InvalidArgumentError(f"time {text!r} must carry a time zone")
+    return when.astimezone(UTC)
+
+
+def default_holder() -> str:
+    """Who this daemon is, in claims: host, pid and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{new_ulid()[-6:]}"
+
+
+@dataclass
+class TickReport:
+    """What one tick did."""
+
+    now: str
+    idle: bool = True
+    launched: list[dict[str, Any]] = field(default_factory=list)
+    events: int = 0
+    missed: int = 0
+    skipped: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    sensors_evaluated: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return dict(self.__dict__)
+
+
+#: A hook that adds decisions for other concepts (backfills, freshness, alerts):
+#: ``hook(tick, state, now)`` edits the state in place and returns whether it did.
+DecideHook = Callable[["Automation", AutomationState, datetime], bool]
+
+
+class Automation:
+    """Evaluates the schedules, sensors, backfills, freshness policies and alerts
+    of one scope (one project's definitions)."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        scope: Scope,
+        defs: Definitions,
+        *,
+        holder: str | None = None,
+        claim_ttl: float = DEFAULT_CLAIM_TTL,
+        extra_schedules: list[ScheduleDef] | None = None,
+        hooks: list[DecideHook] | None = None,
+        prepare: list[Callable[[Automation, datetime], None]] | None = None,
+        flushers: dict[str, Callable[[Automation, dict[str, Any], TickReport], None]] | None = None,
+    ) -> None:
+        self.store = store
+        self.scope = scope
+        self.defs = defs
+        self.holder = holder or default_holder()
+        self.claim_ttl = claim_ttl
+        self.states = StateStore(store, scope)
+        self.ledger = Ledger(store, scope)
+        self.schedules: dict[str, ScheduleDef] = dict(defs.schedules)
+        for s in extra_schedules or ():
+            if s.name in self.schedules:
+                raise InvalidArgumentError(
+                    f"schedule {s.name!r} is declared both in code and in arco.toml"
+                )
+            self.schedules[s.name] = s
+        self.sensors: dict[str, SensorDef] = dict(defs.sensors)
+        self.hooks = list(hooks or ())
+        self.prepare = list(prepare or ())
+        self.flushers = dict(flushers or {})
+        #: Scratch space of hooks for the current tick (reads done before deciding).
+        self.scratch: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ tick
+    def tick(self, now: datetime | None = None) -> TickReport:
+        """Evaluate everything once at ``now`` (default: the clock)."""
+        now = (now or datetime.now(UTC)).astimezone(UTC)
+        report = TickReport(now=iso(now))
+        self.scratch = {}
+        for prep in self.prepare:
+            prep(self, now)
+        claimed: dict[str, int] = {}
+
+        def decide(state: AutomationState) -> bool:
+            claimed.clear()
+            changed = self._decide_schedules(state, now)
+            changed |= self._claim_sensors(state, now, claimed)
+            for hook in self.hooks:
+                changed |= hook(self, state, now)
+            return changed or bool(state.pending)
+
+        state = self.states.update(decide)
+        if not state.pending and not claimed:
+            return report  # idle: one GET (and nothing written)
+        report.idle = False
+        self._flush_and_clear(state, report)
+        if claimed:
+            results = [
+                self._evaluate_sensor(name, token, now, report) for name, token in claimed.items()
+            ]
+            state = self.states.update(lambda s: self._record_sensors(s, results, now))
+            if state.pending:
+                self._flush_and_clear(state, report)
+        return report
+
+    # ----------------------------------------------------------- schedules
+    def schedule_enabled(self, state: AutomationState, sched: ScheduleDef) -> bool:
+        """The definition's default, unless turned on or off since."""
+        override = state.schedules.get(sched.name, {}).get("enabled")
+        return sched.enabled if override is None else bool(override)
+
+    def _decide_schedules(self, state: AutomationState, now: datetime) -> bool:
+        changed = False
+        stamp = iso(now)
+        for sched in self.schedules.values():
+            entry = state.schedules.get(sched.name)
+            if entry is None:
+                # A new schedule starts now: ticks before it existed are not "missed".
+                nxt = next_tick(sched.cron, sched.timezone, now)
+                state.schedules[sched.name] = {
+                    "cursor": stamp,
+                    "next_at": iso(nxt) if nxt else None,
+                }
+                changed = True
+                continue
+            next_at = entry.get("next_at")
+            if next_at is None or parse_iso(next_at) > now:
+                continue  # the idle path: one comparison
+            if not self.schedule_enabled(state, sched):
+                continue  # turning it on again moves its cursor to that moment
+            cursor = parse_iso(entry["cursor"])
+            due = last_ticks(sched.cron, sched.timezone, cursor, now, sched.max_catchup)
+            if due:
+                missed = ticks_between(
+                    sched.cron,
+                    sched.timezone,
+                    cursor,
+                    due[0] - timedelta(microseconds=1),
+                    limit=MAX_MISSED_EVENTS + 1,
+                )
+                for when in missed[:MAX_MISSED_EVENTS]:
+                    key = sched.run_key(when)
+                    reason = "the daemon was not running; catch-up is limited to the last "
+                    reason += f"{sched.max_catchup} tick(s) (max_catchup)"
+                    if len(missed) > MAX_MISSED_EVENTS and when == missed[MAX_MISSED_EVENTS - 1]:
+                        reason += "; more missed ticks before this one are not listed"
+                    state.pending[f"{key}#missed"] = {
+                        "kind": "schedule_event",
+                        "event": {
+                            "schedule": sched.name,
+                            "scheduled_at": iso(when),
+                            "run_key": key,
+                            "status": "missed",
+                            "reason": reason,
+                        },
+                    }
+                for when in due:
+                    key = sched.run_key(when)
+                    state.pending[key] = {
+                        "kind": "schedule",
+                        "schedule": sched.name,
+                        "scheduled_at": iso(when),
+                    }
+                entry["last_tick"] = iso(due[-1])
+            nxt = next_tick(sched.cron, sched.timezone, now)
+            entry["cursor"] = stamp
+            entry["next_at"] = iso(nxt) if nxt else None
+            changed = True
+        return changed
+
+    def set_schedule_enabled(self, name: str, enabled: bool, now: datetime | None = None) -> None:
+        """Turn a schedule on or off; turning it on starts from ``now`` (no catch-up
+        of the time it was off)."""
+        sched = self.schedules.get(name)
+        if sched is None:
+            from arco.core.errors import NotFoundError
+
+            raise NotFoundError(f"no schedule named {name!r}")
+        when = (now or datetime.now(UTC)).astimezone(UTC)
+
+        def change(state: AutomationState) -> None:
+            entry = state.schedules.setdefault(name, {})
+            entry["enabled"] = enabled
+            if enabled:
+                nxt = next_tick(sched.cron, sched.timezone, when)
+                entry["cursor"] = iso(when)
+                entry["next_at"] = iso(nxt) if nxt else None
+
+        self.states.update(change)
+
+    # ------------------------------------------------------------- sensors
+    def sensor_enabled(self, state: AutomationState, sensor: SensorDef) -> bool:
+        """The definition's default, unless turned on or off since."""
+        override = state.sensors.get(sensor.name, {}).get("enabled")
+        return sensor.enabled if override is None else bool(override)
+
+    def _claim_sensors(
+        self, state: AutomationState, now: datetime, claimed: dict[str, int]
+    ) -> bool:
+        changed = False
+        for sensor in self.sensors.values():
+            entry = state.sensors.setdefault(sensor.name, {})
+            next_at = entry.get("next_at")
+            if next_at is not None and parse_iso(next_at) > now:
+                continue
+            if not self.sensor_enabled(state, sensor):
+                continue
+            claim = entry.get("claim")
+            if claim is not None and parse_iso(claim["until"]) > now:
+                continue  # another daemon is evaluating it
+            token = int(entry.get("evaluation", 0)) + 1
+            entry["evaluation"] = token
+            entry["claim"] = {
+                "holder": self.holder,
+                "until": iso(now + timedelta(seconds=self.claim_ttl)),
+                "token": token,
+            }
+            claimed[sensor.name] = token
+            changed = True
+        return changed
+
+    def _evaluate_sensor(
+        self, name: str, token: int, now: datetime, report: TickReport
+    ) -> dict[str, Any]:
+        sensor = self.sensors[name]
+        state, _ = self.states.load()
+        entry = state.sensors.get(name, {})
+        cursor = entry.get("cursor")
+        last = entry.get("last_evaluated_at")
+        ctx = SensorContext(
+            sensor=name,
+            cursor=cursor,
+            evaluated_at=now,
+            evaluation=token,
+            last_evaluated_at=parse_iso(last) if last else None,
+        )
+        report.sensors_evaluated.append(name)
+        try:
+            from arco.flow.automation.sensor_inputs import call_sensor
+
+            result = normalise(call_sensor(self, sensor, ctx), name)
+        except Exception as exc:
+            first = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            report.errors.append(f"sensor {name}: {first}")
+            log.warning("sensor %s failed: %s", name, first)
+            return {
+                "name": name,
+                "token": token,
+                "error": first + "\n" + traceback.format_exc(limit=6)[-3000:],
+            }
+        requests = []
+        for i, req in enumerate(result.run_requests):
+            base = req.run_key or f"{token}:{i}"
+            requests.append(
+                RunRequest(
+                    req.selection or sensor.selection,
+                    req.partitions,
+                    f"sensor:{name}:{base}",
+                    {**dict(sensor.tags), **dict(req.tags)},
+                )
+            )
+        missing = [r for r in requests if not r.selection]
+        if missing:
+            return {
+                "name": name,
+                "token": token,
+                "error": f"sensor {name} requested a run without a selection and has no "
+                "default selection",
+            }
+        return {
+            "name": name,
+            "token": token,
+            "cursor": result.cursor,
+            "requests": requests,
+            "skip": result.skip_reason,
+        }
+
+    def _record_sensors(
+        self, state: AutomationState, results: list[dict[str, Any]], now: datetime
+    ) -> bool:
+        changed = False
+        for res in results:
+            name = res["name"]
+            sensor = self.sensors[name]
+            entry = state.sensors.setdefault(name, {})
+            claim = entry.get("claim") or {}
+            if claim.get("token") != res["token"] or claim.get("holder") != self.holder:
+                continue  # fenced: our claim expired and another daemon took the sensor
+            entry["claim"] = None
+            entry["last_evaluated_at"] = iso(now)
+            token = res["token"]
+            if "error" in res:
+                failures = int(entry.get("failures", 0)) + 1
+                retry = now + timedelta(seconds=sensor.backoff(failures))
+                entry.update(failures=failures, last_error=res["error"][:4000], next_at=iso(retry))
+                event = {
+                    "sensor": name,
+                    "evaluation": token,
+                    "status": "failed",
+                    "cursor": entry.get("cursor"),
+                    "error": res["error"][:16_000],
+                    "failures": failures,
+                    "retry_at": iso(retry),
+                }
+            else:
+                if res["cursor"] is not None:
+                    entry["cursor"] = res["cursor"]
+                entry.update(
+                    failures=0,
+                    last_error=None,
+                    next_at=iso(now + timedelta(seconds=sensor.interval_seconds)),
+                )
+                reqs: list[RunRequest] = res["requests"]
+                event = {
+                    "sensor": name,
+                    "evaluation": token,
+                    "status": "requested" if reqs else "skipped",
+                    "cursor": entry.get("cursor"),
+                    "run_keys": [r.run_key for r in reqs],
+                    "run_ids": [run_id_for(str(r.run_key), now) for r in reqs],
+                    "error": res.get("skip"),
+                }
+                for r in reqs:
+                    state.pending[str(r.run_key)] = {
+                        "kind": "launch",
+                        "origin": f"sensor:{name}",
+                        "selection": r.selection,
+                        "partitions": list(r.partitions),
+                        "tags": dict(r.tags),
+                        "at": iso(now),
+                    }
+            state.pending[f"sensor:{name}:{token}#evaluated"] = {
+                "kind": "event",
+                "type": "sensor.evaluated",
+                "payload": event,
+            }
+            changed = True
+        return changed
+
+    # --------------------------------------------------------------- flush
+    def _flush_and_clear(self, state: AutomationState, report: TickReport) -> None:
+        done = self.flush(state, report)
+        if done:
+
+            def clear(s: AutomationState) -> bool:
+                before = len(s.pending)
+                for key in done:
+                    s.pending.pop(key, None)
+                return len(s.pending) != before
+
+            self.states.update(clear)
+
+    def flush(self, state: AutomationState, report: TickReport) -> list[str]:
+        """Write the outbox's events, then do its launches; returns the keys done."""
+        events: list[dict[str, Any]] = []
+        launches: list[tuple[str, dict[str, Any], str]] = []
+        done: list[str] = []
+        for key, item in sorted(state.pending.items()):
+            kind = item["kind"]
+            if kind == "schedule_event":
+                events.append(_event("schedule.ticked", item["event"], key))
+                report.missed += item["event"]["status"] == "missed"
+                done.append(key)
+            elif kind == "event":
+                events.append(_event(item["type"], item["payload"], key))
+                done.append(key)
+            elif kind == "schedule":
+                events.extend(self._schedule_launches(key, item, launches, report))
+                done.append(key)
+            elif kind == "launch":
+                at = parse_iso(item["at"])
+                run_id = run_id_for(key, at)
+                launches.append((key, item, run_id))
+                done.append(key)
+            elif kind in self.flushers:
+                done.append(key)  # handled below, after the events
+        for i in range(0, len(events), 5_000):
+            self.ledger.append_batch("executions", events[i : i + 5_000], source="automation")
+        report.events += len(events)
+        for key, item, run_id in launches:
+            self._launch(key, item, run_id, report)
+        for key, item in sorted(state.pending.items()):
+            flusher = self.flushers.get(item["kind"])
+            if flusher is not None:
+                flusher(self, {**item, "key": key}, report)
+        return done
+
+    def _schedule_launches(
+        self,
+        key: str,
+        item: dict[str, Any],
+        launches: list[tuple[str, dict[str, Any], str]],
+        report: TickReport,
+    ) -> list[dict[str, Any]]:
+        """A due tick's run requests (the schedule's function runs here) as events
+        plus launches."""
+        sched = self.schedules.get(item["schedule"])
+        at = parse_iso(item["scheduled_at"])
+        base = {"schedule": item["schedule"], "scheduled_at": item["scheduled_at"]}
+        if sched is None:
+            body = {**base, "run_key": key, "status": "failed", "reason": "schedule removed"}
+            return [_event("schedule.ticked", body, key)]
+        try:
+            got = tick_requests(sched, at, self._partition_schemes(sched.selection))
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:4000]
+            report.failed.append({"run_key": key, "reason": reason})
+            return [
+                _event(
+                    "schedule.ticked",
+                    {**base, "run_key": key, "status": "failed", "reason": reason},
+                    key,
+                )
+            ]
+        if isinstance(got, SkipReason):
+            report.skipped += 1
+            body = {**base, "run_key": key, "status": "skipped", "reason": got.reason or None}
+            return [_event("schedule.ticked", body, key)]
+        out = []
+        for req in got:
+            run_key = str(req.run_key)
+            run_id = run_id_for(run_key, at)
+            launch = {
+                "origin": f"schedule:{sched.name}",
+                "selection": req.selection,
+                "partitions": list(req.partitions),
+                "tags": {
+                    **dict(req.tags),
+                    "schedule": sched.name,
+                    "scheduled_at": item["scheduled_at"],
+                },
+            }
+            err = self._check_plan(launch)
+            if err is not None:
+                report.failed.append({"run_key": run_key, "reason": err})
+                body = {**base, "run_key": run_key, "status": "failed", "reason": err}
+                out.append(_event("schedule.ticked", body, run_key))
+                continue
+            body = {
+                **base,
+                "run_key": run_key,
+                "status": "requested",
+                "run_id": run_id,
+                "partitions": list(req.partitions),
+            }
+            out.append(_event("schedule.ticked", body, run_key))
+            launches.append((run_key, launch, run_id))
+        return out
+
+    def _partition_schemes(self, selection: str) -> list[Any]:
+        from arco.flow.planner import resolve_selection
+
+        keys = resolve_selection(self.defs, selection)
+        return [self.defs.assets[k].partitions for k in keys if self.defs.assets[k].partitions]
+
+    def _plan(self, launch: dict[str, Any]) -> Any:
+        from arco.flow.planner import plan
+
+        return plan(
+            self.defs, str(launch["selection"]), partitions=list(launch["partitions"]) or None
+        )
+
+    def _check_plan(self, launch: dict[str, Any]) -> str | None:
+        try:
+            self._plan(launch)
+        except ArcoError as exc:
+            return str(exc)[:4000]
+        return None
+
+    def _launch(self, key: str, item: dict[str, Any], run_id: str, report: TickReport) -> None:
+        from arco.flow.queue import enqueue
+
+        try:
+            the_plan = self._plan(item)
+            request = enqueue(
+                self.store,
+                self.scope,
+                the_plan,
+                run_id=run_id,
+                idempotency_key=key,
+                requested_by=f"automation:{item.get('origin', '?')}",
+                tags={
+                    **dict(item.get("tags") or {}),
+                    "run_key": key,
+                    "origin": str(item.get("origin")),
+                },
+            )
+        except ArcoError as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:4000]
+            report.failed.append({"run_key": key, "reason": reason})
+            report.errors.append(f"launch {key}: {reason}")
+            return
+        report.launched.append({"run_key": key, "run_id": request.run_id})
+
+
+def _event(etype: str, payload: dict[str, Any], key: str) -> dict[str, Any]:
+    return {"type": etype, "payload": payload, "idempotency_key": f"{etype}:{key}"[:255]}
