@@ -229,3 +229,44 @@ def test_a_failed_group_write_fails_every_request_of_the_group_and_writes_nothin
     more = prepare([run_event(99)], MAPPER)
     asyncio.run(writer.write(encode(ledger, more)))
     assert more[0].event_id in {e.event_id for obj in _ledger_objects(faulty.inner) for e in obj}
+
+
+def _nested(depth: int) -> Any:
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("field", ["inputs", "column_edges", "error_message", "raw_json"])
+def test_a_deep_payload_is_refused_without_the_depth_walk(field: str) -> None:
+    # openlineage.event v2 skips the registry's depth walk (FIXED_DEPTH): its shape
+    # must refuse a deeply nested value anywhere, as a typed error, never a crash.
+    payload = normalise(run_event(1), MAPPER).payload
+    with pytest.raises(InvalidEventError, match=f"at {field}"):
+        REGISTRY.validate("lineage", EVENT_TYPE, EVENT_VERSION, {**payload, field: _nested(5000)})
+
+
+def test_fixed_depth_models_hold_no_free_form_json() -> None:
+    # What FIXED_DEPTH promises, checked on the model itself: every field, at any
+    # nesting, has a concrete type (no Any, no dict of anything, no self-reference).
+    from arco.catalog.external_lineage import OpenLineageEventV2
+
+    text = json.dumps(OpenLineageEventV2.model_json_schema())
+    schema = OpenLineageEventV2.model_json_schema()
+    assert "additionalProperties" not in text.replace('"additionalProperties": false', "")
+    for name, definition in schema.get("$defs", {}).items():
+        assert f'"#/$defs/{name}"' not in json.dumps(definition), name
+
+    def typed(node: Any) -> None:
+        if isinstance(node, dict):
+            if "properties" in node:
+                for sub in node["properties"].values():
+                    assert any(k in sub for k in ("type", "$ref", "anyOf", "enum", "const")), sub
+            for value in node.values():
+                typed(value)
+        elif isinstance(node, list):
+            for value in node:
+                typed(value)
+
+    typed(schema)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -129,6 +129,10 @@ class OpenLineageEventV2(_Model):
     The text is opaque to validation and folds: checking and copying a parsed tree of
     every event cost more than all the fields the folds read (ADR 013).
     """
+
+    #: No free-form JSON and no self-nesting: the model's shape bounds a payload's depth,
+    #: so the registry skips its depth walk (keep it true only while that holds).
+    FIXED_DEPTH: ClassVar[bool] = True
 
     kind: Literal["run", "dataset", "job"]
     event_type: OlEventType | None = None
