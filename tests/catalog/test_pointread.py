@@ -37,6 +37,10 @@ def _check_same(store: object, folded: Catalog, names: set[tuple[str, str]]) -> 
     for ns in (None, "a", "b", "a.x"):
         assert cold.list_tables(ns).items == folded.list_tables(ns).items
         assert [t for batch in cold.iter_tables(ns) for t in batch] == folded.list_tables(ns).items
+        # The listing's JSON form, built from rows without models (arco table list).
+        dicts = [t.to_dict() for t in folded.list_tables(ns).items]
+        assert [d for batch in cold.iter_table_dicts(ns) for d in batch] == dicts
+        assert [d for batch in folded.iter_table_dicts(ns) for d in batch] == dicts
         token_cold = token_full = None
         while True:
             p_cold = cold.list_tables(ns, page_size=size, page_token=token_cold)
@@ -83,7 +87,13 @@ def test_cold_reads_match_the_fold_through_renames_drops_and_base_rewrites() -> 
                 cat.create_table(ns, name, ["y:string"])
                 live.append((ns, name))
         elif op < 0.8:
-            cat.update_table(ns, name, description=f"step {step}", add_columns=[f"c{step}:int32"])
+            cat.update_table(
+                ns,
+                name,
+                description=f"step {step}",
+                add_columns=[f"c{step}:int32"],
+                set_properties={"step": str(step), "k": "v"},
+            )
         else:
             cat.create_table(ns, f"n{step:04d}", ["z:date"])
             live.append((ns, f"n{step:04d}"))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
 
 from arco.catalog.catalog import Catalog
-from arco.cli import main
+from arco.cli import main, output
 
 
 def test_the_subcommand_table_names_every_command_the_modules_define() -> None:
@@ -89,3 +91,58 @@ def test_table_show_reads_without_loading_other_commands_or_pyarrow_extras(
     ):
         assert heavy not in modules, heavy
     assert "arco.cli.table" in modules
+
+
+def _batches(count: int, taken: list[int]) -> Iterator[list[dict[str, Any]]]:
+    for b in range(count):
+        taken.append(b)
+        yield [
+            {
+                "namespace": "ns",
+                "name": f"t{b}_{i}",
+                "format": "parquet",
+                "columns": [{"name": "x"}],
+                "description": "d\u00e9j\u00e0 [red]vu",
+            }
+            for i in range(3)
+        ]
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_listings_are_written_batch_by_batch(
+    as_json: bool, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first rows are out before the last batch is read (text used to read all first)."""
+    taken: list[int] = []
+    seen: list[tuple[int, int]] = []
+    real_write = sys.stdout.write
+
+    def write(text: str) -> int:
+        seen.append((len(taken), len(text)))
+        return real_write(text)
+
+    monkeypatch.setattr(sys.stdout, "write", write)
+    emit = output.emit_json_list if as_json else output.tables_stream
+    emit(_batches(5, taken))
+    monkeypatch.undo()
+    out = capsys.readouterr().out
+    assert taken == [0, 1, 2, 3, 4]
+    assert seen[0][0] <= 2, seen  # written after at most two batches were read
+    if as_json:
+        items = json.loads(out)
+        assert [i["name"] for i in items] == [f"t{b}_{i}" for b in range(5) for i in range(3)]
+        assert items[0]["description"] == "d\u00e9j\u00e0 [red]vu"
+        assert len(out.splitlines()) == 15 + 2  # one item per line, in brackets
+    else:
+        assert out.splitlines()[1].split() == [
+            "ns.t0_0",
+            "parquet",
+            "1",
+            "d\u00e9j\u00e0",
+            "[red]vu",
+        ]
+
+
+def test_an_empty_json_listing_is_an_empty_array(capsys: pytest.CaptureFixture[str]) -> None:
+    output.emit_json_list(iter([[], []]))
+    assert json.loads(capsys.readouterr().out) == []

@@ -15,7 +15,12 @@ from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.formats import apply_format_hook
 from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT
 from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
-from arco.catalog.pointread import CatalogReader, namespace_from_row, table_from_row
+from arco.catalog.pointread import (
+    CatalogReader,
+    namespace_from_row,
+    table_dict_from_row,
+    table_from_row,
+)
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import OP_DELETE, OP_UPSERT
 from arco.core.errors import (
@@ -789,6 +794,19 @@ class Catalog:
             return
         for batch in self._scan_tables(reader, namespace, None, None):
             yield [table_from_row(r) for r in batch]
+
+    def iter_table_dicts(self, namespace: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """:meth:`iter_tables` as JSON-ready dicts (``Table.to_dict()``), without models.
+
+        For long listings (``arco table list``): the rows of each group become
+        dicts directly, with no ``Table`` and ``Column`` objects in between.
+        """
+        reader = self._reader()
+        if reader is None:
+            yield [t.to_dict() for t in self.view().list_tables(namespace).items]
+            return
+        for batch in self._scan_tables(reader, namespace, None, None):
+            yield [table_dict_from_row(r) for r in batch]
 
     @staticmethod
     def _scan_tables(

@@ -98,9 +98,9 @@ def list_(
     """List tables, sorted by namespace and name."""
     cfg = settings(ctx)
     # Streamed: a cold catalog reads the listing group by group (ADR 015).
-    batches = cfg.catalog().iter_tables(namespace)
+    batches = cfg.catalog().iter_table_dicts(namespace)
     if cfg.json:
-        output.emit_json_list(t.to_dict() for batch in batches for t in batch)
+        output.emit_json_list(batches)
     else:
         output.tables_stream(batches)
 
