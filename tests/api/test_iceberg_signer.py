@@ -78,6 +78,7 @@ def test_requests_inside_a_table_folder_are_signed() -> None:
         ("GET", ENDPOINT + PATH + "?tagging", {}),
         ("PUT", ENDPOINT + PATH + "?policy", {}),
         ("POST", ENDPOINT + PATH, {}),
+        ("GET", ENDPOINT + PATH + "?uploads", {}),
         ("POST", ENDPOINT + "/test?delete", {}),
         ("PATCH", ENDPOINT + PATH, {}),
         ("GET", ENDPOINT + "/test", {}),

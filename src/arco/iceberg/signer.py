@@ -263,6 +263,9 @@ def authorize(
         raise _refuse(request, f"sub-resources {sorted(names - _OBJECT_PARAMS)} are not allowed")
     if request.method == "POST" and not names & {"uploads", "uploadId"}:
         raise _refuse(request, "POST is only for multipart uploads")
+    if "uploads" in names and request.method != "POST":
+        # Some stores read ``GET key?uploads`` as the bucket's upload listing.
+        raise _refuse(request, "?uploads is only for starting a multipart upload")
     key = _decoded(request, raw_key)
     if not key.startswith(prefix) or not in_table_folder(key[len(prefix) :]):
         raise _refuse(request, "the object is outside the caller's table folders")
