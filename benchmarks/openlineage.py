@@ -7,14 +7,20 @@ Run standalone::
 
 What is measured (goals from issue #14, on this 2-core machine)
 ----------------------------------------------------------------
-1. Sustained ingest over HTTP: a real ``uvicorn`` server (file store), 8 client
-   threads, each with its own keep-alive ``httpx.Client``, POSTing RunEvents
-   (2 inputs, 1 output with a schema facet) to ``POST /api/v1/lineage`` for a
-   fixed time: one event per request (what openlineage-python's HttpTransport
-   sends), and batches of 100 events per request. Goal: >= 2,000 events/s.
-   The ingest rate limit is raised for the run (``ARCO_RATE_INGEST``).
+1. Sustained ingest over HTTP: a real ``uvicorn`` server (file store; httptools
+   and uvloop, as installed with Arco), 8 client threads, each with its own
+   keep-alive connection (the standard library's ``http.client``: the clients
+   share the 2 cores with the server, and httpx costs more CPU per request than
+   the server does; ``--client httpx`` to compare), POSTing RunEvents (2 inputs,
+   1 output with a schema facet) to ``POST /api/v1/lineage`` for a fixed time,
+   after one warm-up request: one event per request (what openlineage-python's
+   HttpTransport sends), and batches of 100 events per request. Goal: >= 2,000
+   events/s. Also reported: the server's CPU time per event (from /proc, less
+   sensitive to other load than the rate) and the load average. The ingest rate
+   limit is raised for the run (``ARCO_RATE_INGEST``).
 2. Compaction of 100,000 OpenLineage events (already in the ledger, batches of
-   1,000) by one ``Compactor.compact("lineage")``. Goal: <= 10 s.
+   1,000) by one ``Compactor.compact("lineage")``, wall and CPU seconds.
+   Goal: <= 10 s.
 3. Column-lineage traversal, 5 hops upstream, on 100,000 column edges (500
    tables x 100 columns, each column fed by 2 columns of the previous table),
    p95 over 200 walks from random columns on a warm ``ColumnLineage``.
@@ -24,6 +30,7 @@ What is measured (goals from issue #14, on this 2-core machine)
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -35,6 +42,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +98,48 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def bench_http(seconds: float, clients: int = 8, batch: int = 1) -> dict[str, Any]:
-    """Events/s accepted over HTTP by one uvicorn process."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _post_loop(
+    port: int, token: str, batch: int, stop: float, start: int, client: str
+) -> tuple[int, str | None]:
+    """POST events until ``stop``; (events accepted, first error)."""
+    sent = 0
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if client == "httpx":
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as c:
+            while time.monotonic() < stop:
+                i = start + sent
+                body = run_event(i) if batch == 1 else [run_event(i + j) for j in range(batch)]
+                r = c.post("/api/v1/lineage", json=body)
+                if r.status_code != 201:
+                    return sent, f"{r.status_code} {r.text[:200]}"
+                sent += batch
+        return sent, None
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        while time.monotonic() < stop:
+            i = start + sent
+            body = run_event(i) if batch == 1 else [run_event(i + j) for j in range(batch)]
+            conn.request("POST", "/api/v1/lineage", json.dumps(body).encode(), headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status != 201:
+                return sent, f"{response.status} {data[:200]!r}"
+            sent += batch
+    finally:
+        conn.close()
+    return sent, None
+
+
+def bench_http(
+    seconds: float, clients: int = 8, batch: int = 1, *, workers: int = 1, client: str = "stdlib"
+) -> dict[str, Any]:
+    """Events/s accepted over HTTP by ``workers`` uvicorn processes."""
     tmp = Path(tempfile.mkdtemp(prefix="arco-ol-bench-"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
@@ -105,6 +153,7 @@ def bench_http(seconds: float, clients: int = 8, batch: int = 1) -> dict[str, An
         [
             *(sys.executable, "-m", "uvicorn", "arco.api.app:create_app", "--factory"),
             *("--port", str(port), "--log-level", "warning", "--no-access-log"),
+            *("--workers", str(workers)),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -112,7 +161,6 @@ def bench_http(seconds: float, clients: int = 8, batch: int = 1) -> dict[str, An
     )
     base = f"http://127.0.0.1:{port}"
     token = mint_token(SECRET, tenant="bench", workspace="main", roles=["writer"])
-    headers = {"Authorization": f"Bearer {token}"}
     try:
         for _ in range(300):
             try:
@@ -120,23 +168,20 @@ def bench_http(seconds: float, clients: int = 8, batch: int = 1) -> dict[str, An
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
+        # Warm-up: the first request builds FastAPI's route tables (and each worker's).
+        for k in range(2 * workers):
+            _post_loop(port, token, 1, time.monotonic() + 0.01, 90_000_000 + k, client)
+        pids = [proc.pid, *_children(proc.pid)]
+        cpu_before = sum(_cpu_seconds(p) for p in pids)
+        load_before = os.getloadavg()[0]
         counts = [0] * clients
         errors: list[str] = []
         stop = time.monotonic() + seconds
 
         def worker(k: int) -> None:
-            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
-                i = k * 10_000_000
-                while time.monotonic() < stop:
-                    body: Any = (
-                        run_event(i) if batch == 1 else [run_event(i + j) for j in range(batch)]
-                    )
-                    r = client.post("/api/v1/lineage", json=body)
-                    if r.status_code != 201:
-                        errors.append(f"{r.status_code} {r.text[:200]}")
-                        return
-                    counts[k] += batch
-                    i += batch
+            counts[k], error = _post_loop(port, token, batch, stop, k * 10_000_000, client)
+            if error:
+                errors.append(error)
 
         threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
         started = time.monotonic()
@@ -145,18 +190,33 @@ def bench_http(seconds: float, clients: int = 8, batch: int = 1) -> dict[str, An
         for t in threads:
             t.join()
         elapsed = time.monotonic() - started
+        cpu = sum(_cpu_seconds(p) for p in pids) - cpu_before
         if errors:
             raise RuntimeError(errors[0])
+        total = sum(counts)
         return {
             "clients": clients,
+            "client": client,
+            "workers": workers,
             "batch": batch,
-            "events": sum(counts),
+            "events": total,
             "seconds": round(elapsed, 2),
-            "events_per_s": round(sum(counts) / elapsed),
+            "events_per_s": round(total / elapsed),
+            "server_cpu_us_per_event": round(cpu / max(total, 1) * 1e6),
+            "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (uvicorn's workers), Linux only."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
 
 
 def bench_compaction(n: int) -> dict[str, Any]:
@@ -170,15 +230,20 @@ def bench_compaction(n: int) -> dict[str, Any]:
         ingest(ledger, [run_event(i) for i in range(start, min(n, start + 1000))], mapper)
     write_s = time.perf_counter() - started
     compactor = Compactor(store, SCOPE, max_events=n + 1, max_objects=n)
+    load_before = os.getloadavg()[0]
+    cpu = time.process_time()
     started = time.perf_counter()
     report = compactor.compact("lineage")
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu
     assert report.events == n, report
     return {
         "events": n,
         "ingest_library_s": round(write_s, 2),
         "compact_s": round(elapsed, 2),
+        "compact_cpu_s": round(cpu, 2),
         "commits": report.commits,
+        "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
 
 
@@ -239,14 +304,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--client", choices=("stdlib", "httpx"), default="stdlib")
+    parser.add_argument(
+        "--only", choices=("http", "compaction", "traversal"), help="run one phase only"
+    )
     args = parser.parse_args()
     seconds = 3.0 if args.quick else 10.0
-    results = {
-        "http_single": bench_http(seconds, batch=1),
-        "http_batch100": bench_http(seconds, batch=100),
-        "compaction": bench_compaction(10_000 if args.quick else 100_000),
-        "traversal": bench_traversal(tables=50 if args.quick else 500),
+    http_kw = {"workers": args.workers, "client": args.client}
+    phases: dict[str, Callable[[], dict[str, Any]]] = {
+        "http_single": lambda: bench_http(seconds, batch=1, **http_kw),
+        "http_batch100": lambda: bench_http(seconds, batch=100, **http_kw),
+        "compaction": lambda: bench_compaction(10_000 if args.quick else 100_000),
+        "traversal": lambda: bench_traversal(tables=50 if args.quick else 500),
     }
+    results: dict[str, Any] = {
+        name: run()
+        for name, run in phases.items()
+        if args.only is None or name.startswith(args.only)
+    }
+    results["load_1m_at_end"] = round(os.getloadavg()[0], 2)
     text = json.dumps(results, indent=2)
     print(text)
     if args.json:

@@ -301,6 +301,23 @@ def test_batch_gzip_and_all_or_nothing(client: TestClient, tokens: Tokens) -> No
     assert client.post("/api/v1/lineage", json=good[0], headers=reader).status_code == 403
 
 
+def test_each_event_keeps_its_text_as_received(client: TestClient, tokens: Tokens) -> None:
+    h = {**tokens.headers(), "Content-Type": "application/json"}
+    one = _raw_event(job={"namespace": "airflow", "name": "étl.orders"})
+    # A single event: its body, as sent (pretty-printed, non-ASCII, a BOM, gzipped).
+    text = json.dumps(one, indent=2, ensure_ascii=False)
+    sent = gzip.compress(("\ufeff" + text + "\n").encode())
+    r = client.post("/api/v1/lineage", content=sent, headers={**h, "Content-Encoding": "gzip"})
+    assert r.status_code == 201, r.text
+    # A batch: each event's own JSON.
+    two = [_raw_event(eventType="COMPLETE"), _raw_event(eventType="FAIL")]
+    assert client.post("/api/v1/lineage", json=two, headers=h).status_code == 201
+    stored = client.get("/api/v1/events/lineage?limit=10", headers=h).json()
+    texts = [e["payload"]["raw_json"] for e in stored]
+    assert texts[0] == text
+    assert [json.loads(t) for t in texts] == [one, *two]
+
+
 def test_dataset_and_job_events(client: TestClient, tokens: Tokens) -> None:
     h = tokens.headers()
     dataset_event = {

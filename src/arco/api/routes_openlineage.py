@@ -45,7 +45,8 @@ def columns_of(svc: ScopeServices) -> ColumnLineage:
     return found
 
 
-async def _body(request: Request) -> Any:
+async def _body(request: Request) -> tuple[Any, bytes]:
+    """The parsed body and its (decompressed) bytes."""
     data = await request.body()
     encoding = request.headers.get("content-encoding", "identity").lower()
     if encoding == "gzip":
@@ -60,9 +61,20 @@ async def _body(request: Request) -> Any:
     elif encoding != "identity":
         raise InvalidOpenLineageEventError(f"unsupported Content-Encoding {encoding!r}")
     try:
-        return json.loads(data)
+        return json.loads(data), data
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidOpenLineageEventError(f"body is not JSON: {exc}") from exc
+
+
+def _single_event_text(body: Any, data: bytes) -> str | None:
+    """The body's text when it is exactly one event (kept as the event's ``raw_json``
+    without encoding the parsed event again); None for batches or non-UTF-8 text."""
+    if not isinstance(body, dict) or "eventTime" not in body:
+        return None
+    try:
+        return data.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        return None
 
 
 @router.post(
@@ -94,13 +106,14 @@ async def post_lineage(request: Request, svc: Ingest) -> JSONResponse:
     Idempotent: an event with the same run id, ``eventType`` and ``eventTime`` as
     one already accepted is stored but counts once.
     """
-    events = as_events(await _body(request))
+    body, data = await _body(request)
+    events = as_events(body)
     config = _config(request)
     mapper = svc.extras.get("openlineage_mapper")
     if mapper is None or mapper.rules is not config.rules:
         # Kept per scope: the mapper caches names, and events repeat the same datasets.
         mapper = svc.extras["openlineage_mapper"] = config.mapper(svc.scope)
-    envelopes = prepare(events, mapper)
+    envelopes = prepare(events, mapper, text=_single_event_text(body, data))
     encoded = encode(svc.ledger, envelopes)
     writer = svc.extras.get("openlineage_writer")
     if writer is None:

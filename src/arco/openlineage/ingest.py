@@ -130,7 +130,7 @@ def idempotency_key(event: Event) -> str:
     return "ol:" + sha256_hex(f"{ident}\x00{when}".encode())[:40]
 
 
-def normalise(raw: Any, mapper: DatasetMapper) -> Normalised:
+def normalise(raw: Any, mapper: DatasetMapper, *, text: str | None = None) -> Normalised:
     """Validate one OpenLineage event and turn it into an ``openlineage.event`` payload.
 
     The payload is built here from the validated event, in the shape of the latest
@@ -185,7 +185,8 @@ def normalise(raw: Any, mapper: DatasetMapper) -> Normalised:
         payload["column_edges"] = _column_edges([event.dataset], mapper, cache)
     # Kept as text: a parsed copy of the event cost more to check, copy and encode
     # (at ingest and again at every compaction) than everything the folds read.
-    text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    if text is None:
+        text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
     if len(text) <= _RAW_LIMIT:
         payload["raw_json"] = text
     return Normalised(payload, idempotency_key(event), payload["kind"], when)
@@ -203,15 +204,21 @@ def as_events(body: Any) -> list[Any]:
     return items
 
 
-def prepare(events: Sequence[Any], mapper: DatasetMapper) -> list[Envelope]:
+def prepare(
+    events: Sequence[Any], mapper: DatasetMapper, *, text: str | None = None
+) -> list[Envelope]:
     """Validate and normalise events into envelopes (nothing is written).
 
+    ``text``: the JSON text of the only event, as received (a request body holding
+    one event): kept as ``raw_json`` instead of encoding the parsed event again.
     All or nothing: an invalid event is reported with its index in a batch.
     """
+    if text is not None and len(events) != 1:
+        raise ValueError("text is the JSON of a single event")
     normalised = []
     for i, raw in enumerate(events):
         try:
-            normalised.append(normalise(raw, mapper))
+            normalised.append(normalise(raw, mapper, text=text))
         except InvalidOpenLineageEventError as exc:
             if len(events) == 1:
                 raise
