@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+import pyarrow as pa
 import pytest
 
 from arco.catalog import tableset
@@ -201,3 +202,36 @@ def test_a_catalog_written_before_sorted_bases_is_read_and_migrated(
     assert cold.get_table("a", "new").name == "new"
     assert not cold.domain.folded
     assert verify(store, cold.scope).ok
+
+
+def test_bulk_deltas_are_compressed_and_a_point_read_decodes_only_their_keys() -> None:
+    store = open_store("memory://")
+    cat = Catalog(store)
+    cat.create_namespace("a")
+    with cat.transaction() as tx:  # more than BASE_MIN_DELTA_ROWS: a base
+        for i in range(tableset.BASE_MIN_DELTA_ROWS + 1):
+            tx.create_table("a", f"s{i:04d}", ["x:int64"])
+    with cat.transaction() as tx:  # a bulk level-0 delta (below the base-rewrite limit)
+        for i in range(500):
+            tx.create_table("a", f"t{i:04d}", ["x:int64", "y:string"], description="d" * 50)
+    cat.create_table("a", "one", ["x:int64"])
+    files = cat.snapshot().manifest.files  # type: ignore[union-attr]
+    deltas = [f for f in files if f.table == "tables" and f.kind == "delta"]
+
+    def codec(path: str) -> str:
+        reader = tableset.parquet_reader(pa.BufferReader(store.get(path)[0]))
+        return str(reader.metadata.row_group(0).column(0).compression)
+
+    big = [f for f in deltas if f.rows > tableset.SMALL_DELTA_ROWS]
+    small = [f for f in deltas if f.rows <= tableset.SMALL_DELTA_ROWS]
+    assert big
+    assert small
+    assert {codec(f.path) for f in big} == {"ZSTD"}
+    assert {codec(f.path) for f in small} == {"UNCOMPRESSED"}  # one-table commits stay cheap
+
+    cold = Catalog(store)
+    assert cold.get_table("a", "s0001").name == "s0001"  # a base row: the deltas' keys suffice
+    cached = list(cold.domain._tables)
+    assert cached
+    assert all("#" in k for k in cached), cached
+    assert cold.get_table("a", "t0123") == cat.get_table("a", "t0123")  # a delta row, whole

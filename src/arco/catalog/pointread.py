@@ -95,20 +95,25 @@ class StateReader:
         self._bounds: list[tuple[Key, Key]] = (
             [(tuple(g[0]), tuple(g[1])) for g in index["groups"]] if index is not None else []
         )
-        self._overlay: tuple[set[Key], dict[Key, tuple[int, int]], list[pa.Table]] | None = None
+        self._overlay: tuple[set[Key], dict[Key, tuple[int, int]]] | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- overlay
-    def _deltas(self) -> tuple[set[Key], dict[Key, tuple[int, int]], list[pa.Table]]:
-        """Primary keys the deltas touch, and where each live delta row is, by sort key."""
+    def _deltas(self) -> tuple[set[Key], dict[Key, tuple[int, int]]]:
+        """Primary keys the deltas touch, and where each live delta row is, by sort key.
+
+        Only the key columns of the deltas are decoded here (each file is still
+        fetched and verified whole); a full row is decoded when it is asked for.
+        """
         with self._lock:
             if self._overlay is not None:
                 return self._overlay
             pk, sk = self.tdef.key, self.tdef.sort_key
+            names = tuple(dict.fromkeys((*pk, *sk, "_op", "_version")))
             latest: dict[Key, tuple[int, int, int, Key]] = {}
-            tables = [self.domain.load_file(d) for d in self.deltas]
-            for d, table in enumerate(tables):
-                cols = {c: table.column(c).to_pylist() for c in {*pk, *sk, "_op", "_version"}}
+            for d, entry in enumerate(self.deltas):
+                table = self.domain.load_file(entry, names)
+                cols = {c: table.column(c).to_pylist() for c in names}
                 versions, ops = cols["_version"], cols["_op"]
                 pks = list(zip(*(cols[c] for c in pk), strict=True))
                 sks = list(zip(*(cols[c] for c in sk), strict=True))
@@ -123,24 +128,27 @@ class StateReader:
                 for _, op, pos, skey in latest.values()
                 if op != tableset.OP_DELETE
             }
-            self._overlay = (set(latest), live, tables)
+            self._overlay = (set(latest), live)
             return self._overlay
 
-    def _delta_row(self, tables: list[pa.Table], where: tuple[int, int]) -> dict[str, Any]:
-        return self._delta_rows(tables, [where])[0]
-
-    @staticmethod
-    def _delta_rows(
-        tables: list[pa.Table], wheres: Sequence[tuple[int, int]]
-    ) -> list[dict[str, Any]]:
+    def _delta_rows(self, wheres: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
         """Delta rows at (file, row) positions, built in one pass per file."""
-        by_file: dict[int, list[int]] = {}
+        by_file: dict[int, set[int]] = {}
         for d, r in wheres:
-            by_file.setdefault(d, []).append(r)
+            by_file.setdefault(d, set()).add(r)
         found: dict[tuple[int, int], dict[str, Any]] = {}
-        for d, positions in by_file.items():
-            table = tables[d]
-            part = table.slice(positions[0], 1) if len(positions) == 1 else table.take(positions)
+        for d, wanted in by_file.items():
+            table = self.domain.load_file(self.deltas[d])
+            positions = sorted(wanted)
+            # Slices of contiguous runs, not Table.take: take loads pyarrow.compute.
+            runs: list[list[int]] = []
+            for r in positions:
+                if runs and runs[-1][1] == r:
+                    runs[-1][1] = r + 1
+                else:
+                    runs.append([r, r + 1])
+            parts = [table.slice(a, b - a) for a, b in runs]
+            part = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
             for r, row in zip(positions, tableset.to_rows(part), strict=True):
                 row.pop("_op", None)
                 row.pop("_version", None)
@@ -161,8 +169,8 @@ class StateReader:
             )
         return data
 
-    def _group(self, g: int) -> pa.Table:
-        """Row group ``g`` of the base, fetched by range and verified (cached)."""
+    def _group(self, g: int) -> tuple[pa.Table, list[Key]]:
+        """Row group ``g`` of the base and its sort keys, fetched by range and verified (cached)."""
         base = self.base
         assert base is not None
         assert base.index is not None
@@ -170,9 +178,9 @@ class StateReader:
         f_start, f_len, f_sha = index["footer"]
         _, _, g_start, g_len, g_sha, _ = index["groups"][g]
         # Keyed by content hash, not path: two stores may hold one path with other bytes.
-        hit = _GROUPS.get((g_sha, g))
-        if hit is not None:
-            return hit
+        cached: tuple[pa.Table, list[Key]] | None = _GROUPS.get((g_sha, g))
+        if cached is not None:
+            return cached
         meta = _GROUPS.get((f_sha, -1))
         buf = bytearray(base.size)
         buf[g_start : g_start + g_len] = self._fetch(base.path, g_start, g_len, g_sha)
@@ -182,8 +190,10 @@ class StateReader:
             _GROUPS.put((f_sha, -1), meta)
         reader = tableset.parquet_reader(pa.BufferReader(pa.py_buffer(buf)), meta)
         table = reader.read_row_group(g, use_threads=False)
-        _GROUPS.put((g_sha, g), table)
-        return table
+        # The keys too: bisecting needs them as Python values, 2 ms per group of 512.
+        hit = (table, self._group_keys(table))
+        _GROUPS.put((g_sha, g), hit)
+        return hit
 
     def _groups_for(self, lo: Key, hi: Key | None) -> range:
         """Indexes of the base groups whose key range meets ``[lo, hi]`` (hi None: open)."""
@@ -199,15 +209,14 @@ class StateReader:
     # --------------------------------------------------------------- reads
     def get(self, key: Key) -> dict[str, Any] | None:
         """The live row whose sort key is ``key``, or None."""
-        touched, live, tables = self._deltas()
+        touched, live = self._deltas()
         where = live.get(key)
         if where is not None:
-            return self._delta_row(tables, where)
+            return self._delta_rows([where])[0]
         if self.base is None:
             return None
         for g in self._groups_for(key, key):
-            table = self._group(g)
-            keys = self._group_keys(table)
+            table, keys = self._group(g)
             i = bisect.bisect_left(keys, key)
             if i < len(keys) and keys[i] == key:
                 row = tableset.to_rows(table.slice(i, 1))[0]
@@ -226,7 +235,7 @@ class StateReader:
         Rows come out group by group, so the first batch is ready before the last
         group is read.
         """
-        touched, live, tables = self._deltas()
+        touched, live = self._deltas()
         n = len(prefix)
 
         def wanted(key: Key) -> bool:
@@ -243,8 +252,7 @@ class StateReader:
         for g in groups:
             if self._bounds[g][0][:n] > prefix:
                 break
-            table = self._group(g)
-            keys = self._group_keys(table)
+            table, keys = self._group(g)
             lo_i = bisect.bisect_left(keys, prefix)
             rows = tableset.to_rows(table.slice(lo_i)) if lo_i < len(keys) else []
             # Base rows as dicts, delta rows as (file, row) positions resolved per batch.
@@ -259,18 +267,16 @@ class StateReader:
                     p += 1
                 batch.append(row)
             if batch:
-                yield self._resolve(tables, batch)
+                yield self._resolve(batch)
         for start in range(p, len(pending), tableset.GROUP_ROWS):
             chunk = [w for _, w in pending[start : start + tableset.GROUP_ROWS]]
-            yield self._delta_rows(tables, chunk)
+            yield self._delta_rows(chunk)
 
-    def _resolve(
-        self, tables: list[pa.Table], batch: list[dict[str, Any] | tuple[int, int]]
-    ) -> list[dict[str, Any]]:
+    def _resolve(self, batch: list[dict[str, Any] | tuple[int, int]]) -> list[dict[str, Any]]:
         wheres = [b for b in batch if isinstance(b, tuple)]
         if not wheres:
             return batch  # type: ignore[return-value]
-        rows = iter(self._delta_rows(tables, wheres))
+        rows = iter(self._delta_rows(wheres))
         return [next(rows) if isinstance(b, tuple) else b for b in batch]
 
 
