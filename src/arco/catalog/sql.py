@@ -96,6 +96,7 @@ from arco.catalog.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
 from arco.catalog.state import CatalogState
 from arco.catalog.tabledata import TableData, read_files, resolve_table
 from arco.catalog.tier2state import (
+    ASSET_CHECKS,
     EDGES,
     LOGS,
     MATERIALIZATIONS,
@@ -173,6 +174,7 @@ SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
     "runs": RUNS.schema,
     "tasks": TASKS.schema,
     "logs": LOGS.schema,
+    "asset_checks": ASSET_CHECKS.schema,
     "events": pa.schema(
         [
             pa.field("domain", pa.string(), nullable=False),
@@ -212,6 +214,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "runs": ("executions",),
     "tasks": ("executions",),
     "logs": ("executions",),
+    "asset_checks": ("executions",),
     "events": ("executions", "lineage"),
     "quarantine": ("executions", "lineage"),
     "external_runs": ("lineage",),

@@ -166,6 +166,31 @@ EDGES = TableDef(
     ("source", "target", "edge_type"),
 )
 
+#: Asset check results (``asset_check.evaluated``): facts, one per evaluation.
+ASSET_CHECKS = TableDef(
+    "asset_checks",
+    pa.schema(
+        [
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("check", pa.string(), nullable=False),
+            pa.field("asset", pa.string(), nullable=False),
+            pa.field("partition", pa.string()),
+            pa.field("run_id", pa.string()),
+            pa.field("task_id", pa.string()),
+            pa.field("passed", pa.bool_(), nullable=False),
+            pa.field("severity", pa.string(), nullable=False),
+            pa.field("blocking", pa.bool_(), nullable=False),
+            pa.field("description", pa.string()),
+            pa.field("metadata_json", pa.string()),
+            pa.field("error", pa.string()),
+            pa.field("evaluated_at", _TS, nullable=False),
+        ]
+    ),
+    ("event_id",),
+    append_only=True,
+    resident=False,
+)
+
 
 @dataclass(frozen=True)
 class RowMapState:
@@ -219,7 +244,16 @@ class ExecutionsState(RowMapState):
 
     TABLES: ClassVar[dict[str, TableDef]] = {
         t.name: t
-        for t in (EVENT_KEYS, LEDGER_OBJECTS, QUARANTINE, RUNS, TASKS, MATERIALIZATIONS, LOGS)
+        for t in (
+            EVENT_KEYS,
+            LEDGER_OBJECTS,
+            QUARANTINE,
+            RUNS,
+            TASKS,
+            MATERIALIZATIONS,
+            LOGS,
+            ASSET_CHECKS,
+        )
     }
 
 
@@ -325,6 +359,25 @@ class Folder:
                 self._fold_edge(env, edge, when)
         elif kind == "openlineage.event":
             fold_openlineage(self, env, when)
+        elif kind == "asset_check.evaluated":
+            self.append(
+                "asset_checks",
+                {
+                    "event_id": env.event_id,
+                    "check": p["check"],
+                    "asset": p["asset"],
+                    "partition": p.get("partition"),
+                    "run_id": p.get("run_id"),
+                    "task_id": p.get("task_id"),
+                    "passed": bool(p["passed"]),
+                    "severity": p.get("severity", "error"),
+                    "blocking": bool(p.get("blocking")),
+                    "description": p.get("description"),
+                    "metadata_json": json.dumps(p.get("metadata") or {}, sort_keys=True),
+                    "error": p.get("error"),
+                    "evaluated_at": when,
+                },
+            )
 
     def _fold_run(self, env: Envelope, when: datetime) -> None:
         p = env.payload

@@ -25,6 +25,7 @@ from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
 from arco.flow.assets import AssetContext, AssetDef
+from arco.flow.automation.checks import AssetCheckDef, Output, inline_results, run_checks
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class Job:
     tenant: str
     workspace: str
     timeout: float | None
+    #: The asset's checks, as (module, name of the @asset_check object): run on the
+    #: value right after it is stored, in the same process.
+    checks: tuple[tuple[str, str], ...] = ()
     materialization_id: str = field(default_factory=new_ulid)
 
 
@@ -61,6 +65,8 @@ class Outcome:
     logs: list[str] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     duration: float = 0.0
+    #: Asset check results (declared and inline), as ``checks.result_dict`` rows.
+    checks: list[dict[str, Any]] = field(default_factory=list)
 
 
 _REGISTRY: dict[tuple[str, str], AssetDef] = {}
@@ -69,6 +75,16 @@ _REGISTRY: dict[tuple[str, str], AssetDef] = {}
 def register(asset: AssetDef) -> None:
     """Let in-process executors find assets defined outside importable modules."""
     _REGISTRY[(asset.fn.__module__, asset.fn.__qualname__)] = asset
+
+
+_CHECKS: dict[tuple[str, str], AssetCheckDef] = {}
+
+
+def register_check(check: AssetCheckDef) -> tuple[str, str]:
+    """Let executors find a check; returns the (module, name) a :class:`Job` carries."""
+    ref = (check.fn.__module__, check.fn.__qualname__)
+    _CHECKS[ref] = check
+    return ref
 
 
 _STORES: dict[str, ObjectStore] = {}
@@ -152,6 +168,10 @@ def execute(job: Job, *, writes: list[Future[None]] | None = None) -> Outcome:
         asset_def = _REGISTRY.get((job.module, job.qualname))
         takes_context = asset_def.takes_context if asset_def else _takes_context(job)
         value = fn(ctx, **kwargs) if takes_context else fn(**kwargs)
+        check_results: list[dict[str, Any]] = []
+        if isinstance(value, Output):
+            check_results = inline_results(value)
+            value = value.value
         keys = _keys(job.tenant, job.workspace)
         write = None
         # An in-memory PUT costs less than handing it to a writer thread.
@@ -173,6 +193,7 @@ def execute(job: Job, *, writes: list[Future[None]] | None = None) -> Outcome:
             logs=lines,
             metadata=dict(ctx.metadata),
             duration=time.perf_counter() - start,
+            checks=check_results + _run_checks(job, value, ctx),
         )
     except Exception as exc:
         tb = traceback.format_exc(limit=8)
@@ -183,6 +204,20 @@ def execute(job: Job, *, writes: list[Future[None]] | None = None) -> Outcome:
             logs=lines,
             duration=time.perf_counter() - start,
         )
+
+
+def _run_checks(job: Job, value: Any, ctx: AssetContext) -> list[dict[str, Any]]:
+    """The asset's declared checks on the value just stored (each failure is a result)."""
+    if not job.checks:
+        return []
+    found = []
+    for module, name in job.checks:
+        obj: Any = _CHECKS.get((module, name))
+        if obj is None:
+            obj = getattr(importlib.import_module(module), name, None)
+        if isinstance(obj, AssetCheckDef):
+            found.append(obj)
+    return run_checks(found, value, ctx)
 
 
 def _takes_context(job: Job) -> bool:

@@ -33,8 +33,17 @@ from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.flow.automation.checks import blocks
 from arco.flow.definitions import Definitions
-from arco.flow.executors import Executor, Handle, InlineExecutor, Job, Outcome, register
+from arco.flow.executors import (
+    Executor,
+    Handle,
+    InlineExecutor,
+    Job,
+    Outcome,
+    register,
+    register_check,
+)
 from arco.flow.planner import (
     Materialization,
     Plan,
@@ -236,6 +245,10 @@ class Scheduler:
         self._live: _Live | None = None
         for a in defs.assets.values():
             register(a)
+        #: Each asset's checks as the (module, name) references a job carries.
+        self._checks = {
+            key: tuple(register_check(c) for c in found) for key, found in defs.checks.items()
+        }
 
     # ---------------------------------------------------------------- events
     def _emit(self, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
@@ -595,6 +608,7 @@ class Scheduler:
             tenant=self.scope.tenant,
             workspace=self.scope.workspace,
             timeout=asset.timeout,
+            checks=self._checks.get(asset.key, ()),
         )
 
     def _finish(
@@ -669,7 +683,13 @@ class Scheduler:
                         ),
                     )
                 )
+            blocking = self._check_events(run_id, tr, outcome, out)
             out.append(self._task_event(run_id, tr, "SUCCEEDED"))
+            if blocking:
+                # The value is stored, but a blocking check failed: the downstream of
+                # this partition must not consume it.
+                self._skip_downstream(run_id, tr, tasks, down, out, blocking)
+                return out
             for d in down[tr.task.task_id]:
                 dt = tasks[d]
                 if dt.state == "BLOCKED" and all(
@@ -685,15 +705,54 @@ class Scheduler:
             out.append(self._task_event(run_id, tr, "RETRY_WAIT"))
             return out
         out.append(self._task_event(run_id, tr, "FAILED"))
+        self._skip_downstream(run_id, tr, tasks, down, out, f"upstream {tr.task.task_id} failed")
+        return out
+
+    def _skip_downstream(
+        self,
+        run_id: str,
+        tr: TaskRun,
+        tasks: dict[str, TaskRun],
+        down: dict[str, list[str]],
+        out: list[tuple[str, dict[str, Any]]],
+        reason: str,
+    ) -> None:
+        """Skip every task downstream of ``tr`` that has not started."""
         stack = list(down[tr.task.task_id])
         while stack:
             d = stack.pop()
             dt = tasks[d]
             if dt.state in ("PLANNED", "BLOCKED", "READY"):
-                dt.error = f"upstream {tr.task.task_id} failed"
+                dt.error = reason
                 out.append(self._task_event(run_id, dt, "SKIPPED"))
                 stack.extend(down[d])
-        return out
+
+    def _check_events(
+        self, run_id: str, tr: TaskRun, outcome: Outcome, out: list[tuple[str, dict[str, Any]]]
+    ) -> str | None:
+        """The attempt's check results as events; the reason to stop the downstream
+        of the partition if a blocking check failed, else None."""
+        failed = []
+        for res in outcome.checks:
+            out.append(
+                (
+                    "asset_check.evaluated",
+                    _Stamped(
+                        {
+                            **res,
+                            "asset": tr.task.asset,
+                            "partition": tr.task.partition,
+                            "run_id": run_id,
+                            "task_id": tr.task.task_id,
+                        }
+                    ),
+                )
+            )
+            if blocks(res):
+                failed.append(res["check"])
+        if not failed:
+            return None
+        return f"blocking check {', '.join(failed)} of {tr.task.task_id} failed"
 
     def _cancel_requested(self, run_id: str) -> bool:
         try:

@@ -19,6 +19,7 @@ instants:
 from __future__ import annotations
 
 import functools
+import heapq
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -142,9 +143,10 @@ def last_ticks(
         for when in _instants(wall, tz, every_hour):
             if after < when <= until:
                 found.add(when)
-        # Matches further back than the slack cannot map past those already found.
-        if len(found) >= n and wall.replace(tzinfo=UTC) < min(found) - 2 * _SLACK - timedelta(
-            hours=14
-        ):
-            break
+        # Matches further back than the slack cannot map past the n newest found.
+        if len(found) >= n:
+            nth = heapq.nlargest(n, found)[-1]
+            if wall.replace(tzinfo=UTC) < nth - 2 * _SLACK - timedelta(hours=14):
+                break
+            found = {w for w in found if w >= nth}
     return sorted(found)[-n:]
