@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -273,3 +273,33 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"file://{tmp_path / 'store'}"
     server: SeaweedServer = request.getfixturevalue("seaweed")
     return server.fresh_url()
+
+
+@pytest.fixture
+def spans() -> Iterator[Any]:
+    """Tracing on, into an in-memory exporter (emptied before and after); off afterwards.
+
+    The OpenTelemetry SDK is in the dev extra: missing, the test is skipped (failed
+    under ``ARCO_REQUIRE_ALL=1``).
+    """
+    try:
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+    except ImportError:
+        require_or_skip("the OpenTelemetry SDK is not installed (pip install 'arco[otel]')")
+    from arco.core import telemetry
+
+    global _SPAN_EXPORTER
+    if _SPAN_EXPORTER is None:
+        _SPAN_EXPORTER = InMemorySpanExporter()
+    telemetry.configure_tracing("arco-test", exporter=_SPAN_EXPORTER)
+    _SPAN_EXPORTER.clear()
+    try:
+        yield _SPAN_EXPORTER
+    finally:
+        telemetry.disable_tracing()
+        _SPAN_EXPORTER.clear()
+
+
+_SPAN_EXPORTER: Any = None

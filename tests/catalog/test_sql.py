@@ -15,6 +15,7 @@ import pytest
 
 from arco.catalog import Catalog
 from arco.catalog import sql as sqlmod
+from arco.catalog.audit import AuditRecord, write_audit
 from arco.catalog.compactor import Compactor
 from arco.catalog.ledger import Ledger
 from arco.catalog.lineage import LineageGraph
@@ -103,6 +104,10 @@ def populate(store: ObjectStore, scope: Scope = SCOPE) -> None:
     LineageGraph(store, scope).add_edge("raw.web.clicks", "mart.daily", columns=["url"])
     # An OpenLineage run that wrote mart.daily (no inputs: no new table edge).
     ingest(ledger, [OL_EVENT], OpenLineageConfig().mapper(scope))
+    write_audit(
+        store,
+        AuditRecord("POST /api/v1/namespaces", "ok", "ana", scope.tenant, scope.workspace),
+    )
     Compactor(store, scope).compact_all()
 
 
@@ -188,6 +193,7 @@ DUCK_TYPES = {
     pa.timestamp("ms", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
     pa.map_(pa.string(), pa.string()): "MAP(VARCHAR, VARCHAR)",
     pa.list_(pa.string()): "VARCHAR[]",
+    pa.float64(): "DOUBLE",
 }
 
 
@@ -212,6 +218,7 @@ def test_empty_scope_has_empty_quarantine_too() -> None:
     system = SystemTables(memory_store(), SCOPE)
     for name in SYSTEM_TABLE_NAMES:
         assert run_query(system, f"SELECT count(*) AS n FROM system.{name}").rows == [[0]]
+    # The audit trail is a private table: its domain's version is not shown.
     assert system.versions() == {"catalog": 0, "executions": 0, "lineage": 0}
 
 

@@ -389,7 +389,11 @@ def test_compact_counts_duplicates_once(store: str) -> None:
     assert out[1] == "lineage: 0 objects, 0 events, 0 duplicates, 0 quarantined; version 0, " + (
         "no watermark"
     )
-    assert out[2] == "search: index at catalog version 0"
+    # The audit trail is a ledger domain too (CLI writes record nothing unless admin).
+    assert out[2] == "audit: 0 objects, 0 events, 0 duplicates, 0 quarantined; version 0, " + (
+        "no watermark"
+    )
+    assert out[3] == "search: index at catalog version 0"
 
     again = by_domain(js(store, "compact"))["executions"]
     assert (again["objects"], again["events"], again["duplicates"], again["commits"]) == (
@@ -484,8 +488,9 @@ def test_compact_loop(store: str) -> None:
     ok(store, "events", "append", "executions", "-t", "run.created", "-p", run_created("r1"))
     out = ok(store, "compact", "--loop", "--interval", "0.1", "--max-loops", "2").stdout
     lines = out.splitlines()
-    # the second pass found nothing new, so only the first pass printed
-    assert len(lines) == 3, out
+    # the second pass found nothing new, so only the first pass printed (executions,
+    # lineage, audit, search)
+    assert len(lines) == 4, out
     assert all("pass 1]" in line for line in lines)
     assert "executions: 1 object, 1 event," in lines[0]
 
@@ -676,7 +681,7 @@ def test_lineage_depth_limits_match_the_library() -> None:
 def test_compact_domains_match_the_library() -> None:
     from arco.catalog.compactor import DEFAULT_WINDOW, STATE_CLASSES
 
-    assert tuple(sorted(STATE_CLASSES)) == compact_cli.LEDGER_DOMAINS
+    assert tuple(STATE_CLASSES) == compact_cli.LEDGER_DOMAINS
     assert DEFAULT_WINDOW.total_seconds() == compact_cli.DEFAULT_WINDOW
 
 
@@ -946,9 +951,10 @@ def test_subprocess_compact_loop_stops_on_sigint(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        first_pass = [proc.stdout.readline() for _ in range(3)]
+        first_pass = [proc.stdout.readline() for _ in range(4)]
         assert "pass 1] executions:" in first_pass[0]
-        assert "pass 1] search: index at catalog version 0" in first_pass[2]
+        assert "pass 1] audit:" in first_pass[2]
+        assert "pass 1] search: index at catalog version 0" in first_pass[3]
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:

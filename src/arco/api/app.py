@@ -6,9 +6,13 @@ store; per-process state is limited to read caches, keyed by immutable ids.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +31,9 @@ from arco.api import problems
 from arco.api.auth import TokenVerifier
 from arco.api.blob import router as blob_router
 from arco.api.deps import as_of_version_guard
+from arco.api.governance import Governance
 from arco.api.ratelimit import RateLimiter
+from arco.api.routes_admin import router as admin_router
 from arco.api.routes_browser import router as browser_router
 from arco.api.routes_catalog import router as catalog_router
 from arco.api.routes_flow import router as flow_router
@@ -37,13 +43,34 @@ from arco.api.routes_tier2 import router as tier2_router
 from arco.api.schemas import HealthOut, VersionOut
 from arco.api.services import ServiceCache
 from arco.api.settings import MAX_HEADER_BYTES, Settings
+from arco.catalog.audit import AuditRecord, AuditWriter, outcome_of
+from arco.core import metrics as core_metrics
 from arco.core.errors import ArcoError, ObjectNotFoundError
 from arco.core.storage import HmacSigner, ObjectStore, open_store
 from arco.core.storage.signing import url_signing_secret
+from arco.core.telemetry import attached, configure_tracing, request_context, span
 from arco.openlineage.emit import register_metrics as register_openlineage_metrics
 from arco.web import install as install_web_ui
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: POST routes that only read: audited for admins only, like every GET.
+_READ_POSTS = frozenset({"/api/v1/query", "/api/v1/plans"})
+#: The ASGI state of the running request, for hooks that see no request object
+#: (the Iceberg catalog's authenticate hook records its principal here).
+_REQUEST_STATE: ContextVar[dict[str, Any] | None] = ContextVar("arco_request_state", default=None)
+
+
+def audited(method: str, route: str, roles: tuple[str, ...]) -> bool:
+    """Whether a request is audited: every write, and every request an admin makes.
+
+    Writes are the methods that change something (POST, PUT, PATCH, DELETE) except
+    the POSTs that only read (a query, a plan); signed-URL mints are POSTs.
+    """
+    if "admin" in roles:
+        return True
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return False
+    return route not in _READ_POSTS
 
 
 def _relative_location(location: bytes, host: bytes) -> bytes:
@@ -111,11 +138,19 @@ class _Envelope:
     task; as plain ASGI the envelope costs a few microseconds instead.
     """
 
-    def __init__(self, app: ASGIApp, max_body: int, requests: Counter, latency: Histogram) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        requests: Counter,
+        latency: Histogram,
+        audit: AuditWriter | None = None,
+    ) -> None:
         self.app = app
         self.max_body = max_body
         self.requests = requests
         self.latency = latency
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,6 +159,7 @@ class _Envelope:
         given: str | None = None
         length: str | None = None
         host = b""
+        parent: str | None = None
         header_bytes = 0
         for name, value in scope["headers"]:
             header_bytes += len(name) + len(value)
@@ -133,9 +169,34 @@ class _Envelope:
                 length = value.decode("latin-1")
             elif name == b"host":
                 host = value
+            elif name == b"traceparent":
+                parent = value.decode("latin-1")
         rid = given if given and _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
         # Request.state reads scope["state"]: problem responses pick the id up there.
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
+        state_token = _REQUEST_STATE.set(state)
+        try:
+            with (
+                request_context(rid),
+                attached(parent),
+                span("http.request", {"http.request.method": scope["method"]}) as sp,
+            ):
+                await self._handle(scope, receive, send, rid, host, header_bytes, length, sp)
+        finally:
+            _REQUEST_STATE.reset(state_token)
+
+    async def _handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        host: bytes,
+        header_bytes: int,
+        length: str | None,
+        sp: Any,
+    ) -> None:
         start = time.perf_counter()
         status = 500
         rid_header = (b"x-request-id", rid.encode())
@@ -175,17 +236,57 @@ class _Envelope:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - start
             self.requests.labels(scope["method"], path, str(status)).inc()
-            self.latency.labels(path).observe(time.perf_counter() - start)
+            self.latency.labels(path).observe(elapsed)
+            sp.set_attribute("http.route", path)
+            sp.set_attribute("http.response.status_code", status)
+            who = scope["state"].get("principal")
+            if who is not None and self.audit is not None:
+                self._audit(scope, who, path, status, rid, elapsed)
+
+    def _audit(
+        self, scope: Scope, who: Any, route: str, status: int, rid: str, elapsed: float
+    ) -> None:
+        method = scope["method"]
+        if not audited(method, route, who.roles):
+            return
+        assert self.audit is not None
+        try:
+            self.audit.record(
+                AuditRecord(
+                    action=f"{method} {route}",
+                    outcome=outcome_of(status),
+                    actor=who.sub,
+                    tenant=who.tenant,
+                    workspace=who.workspace,
+                    request_id=rid,
+                    # The path only: a query string may carry a signature.
+                    target=(scope.get("root_path", "") + scope["path"])[:4096],
+                    status=status,
+                    roles=tuple(who.roles),
+                    duration_ms=elapsed * 1000,
+                )
+            )
+        except Exception:  # auditing must never turn an answered request into a 500
+            core_metrics.AUDIT_WRITE_ERRORS.inc()
+            logging.getLogger("arco.audit").exception("could not queue an audit record")
 
 
 def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
     """The Iceberg REST catalog (ADR 014), sharing this server's auth, catalogs and store."""
     from arco.iceberg.routes import IcebergHooks, create_iceberg_app
 
+    def authenticate(token: str) -> Any:
+        who = app.state.verifier.verify(token)
+        state = _REQUEST_STATE.get()
+        if state is not None:
+            state["principal"] = who  # so the envelope audits Iceberg writes too
+        return who
+
     return create_iceberg_app(
         IcebergHooks(
-            authenticate=app.state.verifier.verify,
+            authenticate=authenticate,
             catalog_for=lambda scope: app.state.services.get(scope).catalog,
             store=app.state.store,
             store_url=settings.store_url,
@@ -197,7 +298,18 @@ def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
 def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
     """Build the Arco API for ``settings`` (defaults from the environment)."""
     settings = settings or Settings.from_env()
+    # Spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (arco[otel]); else free.
+    configure_tracing("arco-api")
+    audit = AuditWriter(store or open_store(settings.store_url), source="api")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Records queued by the last requests are written before the process exits.
+        audit.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Arco",
         version=__version__,
         summary="File-native lakehouse catalog: REST API",
@@ -209,7 +321,9 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         dependencies=[Depends(as_of_version_guard)],
     )
     app.state.settings = settings
-    app.state.store = store or open_store(settings.store_url)
+    app.state.store = audit.store
+    app.state.audit = audit
+    app.state.governance = Governance(app.state.store)
     app.state.verifier = TokenVerifier(
         secret=settings.jwt_secret,
         issuer=settings.jwt_issuer,
@@ -235,7 +349,11 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.add_middleware(_StreamedBodyLimit, limit=settings.max_body_bytes)
 
     app.add_middleware(
-        _Envelope, max_body=settings.max_body_bytes, requests=requests_total, latency=latency
+        _Envelope,
+        max_body=settings.max_body_bytes,
+        requests=requests_total,
+        latency=latency,
+        audit=audit,
     )
 
     @app.get("/healthz", response_model=HealthOut, tags=["ops"])
@@ -263,7 +381,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     def metrics() -> Response:
         """Prometheus metrics."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry) + generate_latest(core_metrics.REGISTRY)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(catalog_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(openlineage_router, responses=problems.API_ERROR_RESPONSES)
@@ -271,6 +390,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.include_router(query_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(flow_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(browser_router, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(admin_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(blob_router)
     app.mount("/iceberg", _iceberg_app(app, settings))
     generate_openapi = app.openapi

@@ -19,8 +19,18 @@ from typing import Any
 
 import jwt
 
-from arco.core.errors import ArcoError
+from arco.core.errors import ArcoError, PermissionDeniedError
 from arco.core.scope import Scope
+
+__all__ = [
+    "ROLES",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "Principal",
+    "TokenVerifier",
+    "mint_token",
+    "principal_from_claims",
+]
 
 ROLES = ("reader", "writer", "admin")
 _ROLE_RANK = {"reader": 0, "writer": 1, "admin": 2}
@@ -31,12 +41,6 @@ class AuthenticationError(ArcoError):
     """Missing, malformed, expired or otherwise invalid credentials (HTTP 401)."""
 
     code = "unauthenticated"
-
-
-class PermissionDeniedError(ArcoError):
-    """The caller is authenticated but lacks the role (HTTP 403)."""
-
-    code = "forbidden"
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,9 +12,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from arco.api.auth import AuthenticationError, PermissionDeniedError, Principal
+from arco.api.governance import RUN_LAUNCH_ROUTES
 from arco.api.services import ScopeServices
+from arco.catalog.sql import private_tables_visible
 from arco.core.actor import set_actor
 from arco.core.errors import InvalidArgumentError
+from arco.core.storage.signing import mint_guard
+from arco.core.telemetry import set_request
 
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")
 
@@ -47,6 +52,9 @@ async def principal(
     # actor; the request runs in its own task (and the sync handler in a copy of its
     # context), so the name never leaks into another request.
     set_actor(found.sub)
+    # Log lines and audit records of this request name its tenant and workspace.
+    set_request(tenant=found.tenant, workspace=found.workspace)
+    private_tables_visible.set(found.has("admin"))
     return found
 
 
@@ -59,10 +67,54 @@ def _role(role: str, rate: str | None = None):  # type: ignore[no-untyped-def]
             raise PermissionDeniedError(f"this operation needs the {role!r} role")
         if rate is not None:
             request.app.state.limiter.take(who.tenant, rate)
+        await govern(request, who, rate)
         services: ScopeServices = request.app.state.services.get(who.scope)
         return services
 
+    #: Read by the route-role table (docs/reference/roles.md and its test).
+    check.arco_role = role  # type: ignore[attr-defined]
     return check
+
+
+async def govern(request: Request, who: Principal, rate: str | None) -> None:
+    """Tenant policy: a retired workspace, the tenant's quotas (see arco.api.governance).
+
+    Reads the store at most once per policy cache TTL; run in the thread pool only then.
+    """
+    governance = request.app.state.governance
+    route = request.scope.get("route")
+    launch = (request.method, getattr(route, "path", "")) in RUN_LAUNCH_ROUTES
+
+    def apply() -> Callable[[str], None]:
+        governance.check_workspace(who)
+        if rate == "ingest":
+            governance.take_ingest(who.tenant)
+        if rate in ("write", "ingest"):
+            governance.check_storage(who.tenant)
+        if launch:
+            governance.check_runs(who)
+        guard: Callable[[str], None] = governance.mint_guard(who.tenant)
+        return guard
+
+    # Cached policy answers at once; only a store read (or an allowance claim) needs
+    # the thread pool, so a read request costs no extra hop.
+    if rate in ("write", "ingest") or launch or not governance.cached(who):
+        guard = await run_in_threadpool(apply)
+    else:
+        guard = apply()
+    # Set here, in the request's own context (a thread-pool call runs in a copy).
+    mint_guard.set(guard)
+
+
+async def admin_principal(request: Request, who: Caller) -> Principal:
+    """The caller, who must hold the ``admin`` role (tenant administration)."""
+    if not who.has("admin"):
+        raise PermissionDeniedError("this operation needs the 'admin' role")
+    await govern(request, who, None)
+    return who
+
+
+admin_principal.arco_role = "admin"  # type: ignore[attr-defined]
 
 
 def _takes_query(dependant: Dependant, name: str) -> bool:
@@ -95,3 +147,4 @@ Reader = Annotated[ScopeServices, Depends(_role("reader"))]
 Writer = Annotated[ScopeServices, Depends(_role("writer", "write"))]
 Ingest = Annotated[ScopeServices, Depends(_role("writer", "ingest"))]
 Querier = Annotated[ScopeServices, Depends(_role("reader", "query"))]
+Admin = Annotated[Principal, Depends(admin_principal)]

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from arco.api.settings import RateLimit
+from arco.core import metrics
 from arco.core.errors import ArcoError
 
 
@@ -51,4 +52,5 @@ class RateLimiter:
                 bucket.tokens -= cost
                 return
             wait = (cost - bucket.tokens) / limit.rate if limit.rate > 0 else 60.0
+        metrics.RATE_LIMITED.labels(kind).inc()
         raise RateLimitedError(f"too many {kind} requests for tenant {tenant!r}", wait)

@@ -30,16 +30,25 @@ from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.events import REGISTRY, EventRegistry, InvalidEventError
 from arco.catalog.ledger import Ledger, LedgerObject, decode_object, ulid_floor, ulid_time
 from arco.catalog.lock import DEFAULT_LOCK_TTL
-from arco.catalog.tier2state import ExecutionsState, Folder, LineageState, RowMapState
+from arco.catalog.tier2state import (
+    AuditState,
+    ExecutionsState,
+    Folder,
+    LineageState,
+    RowMapState,
+)
+from arco.core import metrics
 from arco.core.errors import InvalidArgumentError, PreconditionFailedError
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.core.telemetry import span
 
 log = logging.getLogger("arco.compactor")
 
 STATE_CLASSES: dict[str, type[RowMapState]] = {
     "executions": ExecutionsState,
     "lineage": LineageState,
+    "audit": AuditState,
 }
 DEFAULT_WINDOW = timedelta(minutes=10)
 DEFAULT_HORIZON = timedelta(days=1)
@@ -177,6 +186,21 @@ class Compactor:
             raise InvalidArgumentError(
                 f"unknown Tier-2 domain {domain!r}; known: {', '.join(sorted(STATE_CLASSES))}"
             )
+        with span(
+            "compactor.compact", {"arco.domain": domain, "arco.scope": str(self.scope)}
+        ) as sp:
+            report = self._compact(domain, progress)
+            sp.set_attribute("arco.objects", report.objects)
+            sp.set_attribute("arco.events", report.events)
+        metrics.COMPACTED_EVENTS.labels(domain).inc(report.events)
+        for reason, n in report.quarantine_reasons.items():
+            metrics.QUARANTINED.labels(domain, reason).inc(n)
+        metrics.COMPACTION_LAST_SUCCESS.labels(domain).set(self.clock().timestamp())
+        return report
+
+    def _compact(
+        self, domain: str, progress: Callable[[int, int], None] | None
+    ) -> CompactionReport:
         report = CompactionReport(domain=domain)
         dstore = self.domain_store(domain)
         total_hint: list[int] = [0]
@@ -217,6 +241,9 @@ class Compactor:
         audited = self._audit_due(old_meta) and bool(old_meta)
         objs, watermark = self._unseen(snap, domain)
         if not objs:
+            if report.objects == 0:
+                metrics.COMPACTION_BACKLOG.labels(domain).set(0)
+                metrics.COMPACTION_LAG.labels(domain).set(0)
             if audited:
                 # Record the audit even when it found nothing, so the next full
                 # listing waits for the interval.
@@ -226,6 +253,13 @@ class Compactor:
                 )
             return Change()
         total_hint[0] = max(total_hint[0], report.objects + len(objs))
+        if report.objects == 0:
+            # What this run found waiting: the backlog and lag that alerts read.
+            oldest = ulid_time(objs[0].object_id)
+            metrics.COMPACTION_BACKLOG.labels(domain).set(len(objs))
+            metrics.COMPACTION_LAG.labels(domain).set(
+                max(0.0, (self.clock() - oldest).total_seconds())
+            )
         objs = objs[: self.max_objects]
         now = self.clock()
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -449,7 +483,7 @@ class Compactor:
     ) -> list[CompactionReport]:
         """Compact every Tier-2 domain."""
         reports = []
-        for domain in sorted(STATE_CLASSES):
+        for domain in STATE_CLASSES:
             cb = (lambda done, total, d=domain: progress(d, done, total)) if progress else None
             reports.append(self.compact(domain, progress=cb))
         return reports

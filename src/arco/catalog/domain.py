@@ -39,6 +39,7 @@ from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch
 from arco.catalog.repair import find_stranded, pointer_missing
 from arco.catalog.retention import floor_version, require_retained
 from arco.catalog.tableset import TableDef
+from arco.core import metrics
 from arco.core.actor import current_actor
 from arco.core.errors import (
     CommitConflictError,
@@ -52,6 +53,7 @@ from arco.core.ids import new_ulid, sha256_hex, utc_now
 from arco.core.keys import Keys, validate_domain
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore, PutMode
+from arco.core.telemetry import span
 
 
 @contextmanager
@@ -380,18 +382,13 @@ class DomainStore(Generic[S]):
         self._manifests[key] = (manifest, sha256)
         return manifest
 
-    def load_file(self, entry: FileEntry, columns: Sequence[str] | None = None) -> pa.Table:
-        """Read one state file (verified against its manifest entry) as Arrow.
-
-        ``columns``: decode only these (the whole file is still fetched and
-        verified); a cold point reader needs only the key columns of the deltas.
-        """
+    def load_file(self, entry: FileEntry) -> pa.Table:
+        """Read one state file (verified against its manifest entry) as Arrow."""
         if not self.keys.is_within(entry.path):
             raise IntegrityError(f"{entry.path}: state file outside scope {self.scope}")
-        cache_key = entry.path if columns is None else f"{entry.path}#{','.join(columns)}"
-        hit = self._tables.get(cache_key)
+        hit = self._tables.get(entry.path)
         if hit is not None:
-            self._tables.move_to_end(cache_key)
+            self._tables.move_to_end(entry.path)
             return hit
         try:
             data, _ = self.store.get(entry.path)
@@ -399,9 +396,9 @@ class DomainStore(Generic[S]):
             raise IntegrityError(f"{entry.path}: state file is missing") from exc
         if self.verify_reads and (len(data) != entry.size or sha256_hex(data) != entry.sha256):
             raise IntegrityError(f"{entry.path}: checksum or size does not match the manifest")
-        table = tableset.decode(data, columns)
+        table = tableset.decode(data)
         if entry.kind == "delta":
-            self._cache_table(cache_key, table)
+            self._cache_table(entry.path, table)
         return table
 
     def _cache_table(self, path: str, table: pa.Table) -> None:
@@ -457,16 +454,26 @@ class DomainStore(Generic[S]):
         ``mutate`` may run more than once (after a lost CAS), always on the newest
         state; errors it raises abort the commit without writing anything visible.
         """
-        with self._commit_mutex:
-            lease = self.lock.acquire()
-            published = False
+        start = time.perf_counter()
+        outcome = "failed"
+        attrs = {"arco.domain": self.domain, "arco.scope": str(self.scope)}
+        with span("domain.commit", attrs) as sp, self._commit_mutex:
             try:
-                with self.lock.kept_alive(lease), gc_paused():
-                    result = self._commit_locked(mutate, lease)
-                published = result.committed
-                return result
+                lease = self.lock.acquire()
+                published = False
+                try:
+                    with self.lock.kept_alive(lease), gc_paused():
+                        result = self._commit_locked(mutate, lease)
+                    published = result.committed
+                    outcome = "committed" if published else "noop"
+                    sp.set_attribute("arco.version", result.snapshot.version)
+                    sp.set_attribute("arco.attempts", result.attempts)
+                    return result
+                finally:
+                    self.lock.release(lease, published=published)
             finally:
-                self.lock.release(lease, published=published)
+                metrics.COMMIT_SECONDS.labels(self.domain).observe(time.perf_counter() - start)
+                metrics.COMMITS.labels(self.domain, outcome).inc()
 
     def _commit_locked(
         self, mutate: Callable[[Snapshot[S]], Change], lease: Lease
@@ -491,6 +498,7 @@ class DomainStore(Generic[S]):
             try:
                 new_snap = self._publish(snap, change, lease)
             except PreconditionFailedError:
+                metrics.CAS_CONFLICTS.labels(self.domain).inc()
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)
                 continue
@@ -609,11 +617,7 @@ class DomainStore(Generic[S]):
                 tdef, pending.data.sort_by([(k, "ascending") for k in tdef.sort_key])
             )
         else:
-            small = (
-                pending.level == 0
-                and pending.kind == "delta"
-                and pending.data.num_rows <= tableset.SMALL_DELTA_ROWS
-            )
+            small = pending.level == 0 and pending.kind == "delta"
             data = tableset.encode(pending.data, small=small)
         self.store.put(key, data, "create")
         if pending.kind == "delta":

@@ -183,6 +183,29 @@ class RunLogV1(_Payload):
     level: str = "INFO"
 
 
+AUDIT_OUTCOMES = ("ok", "denied", "rejected", "error")
+
+
+class AuditRecordedV1(_Payload):
+    """One audited action: a write, a signed-URL mint, a run launch, an admin's request.
+
+    Written by the API (and the CLI's admin commands) into the ``audit`` ledger
+    domain; never holds a token, a signature or a signed URL.
+    """
+
+    action: str = Field(min_length=1, max_length=512)
+    outcome: Literal["ok", "denied", "rejected", "error"]
+    actor: str = Field(min_length=1, max_length=256)
+    tenant: str = Field(min_length=1, max_length=128)
+    workspace: str = Field(min_length=1, max_length=128)
+    request_id: str | None = Field(default=None, max_length=128)
+    target: str | None = Field(default=None, max_length=4096)
+    status: int | None = Field(default=None, ge=100, le=599)
+    roles: list[str] = Field(default_factory=list, max_length=16)
+    duration_ms: float | None = Field(default=None, ge=0)
+    detail: dict[str, str] = Field(default_factory=dict, max_length=32)
+
+
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
@@ -314,6 +337,7 @@ REGISTRY.register("run.state_changed", "executions", {1: RunStateChangedV1})
 REGISTRY.register("task.state_changed", "executions", {1: TaskStateChangedV1})
 REGISTRY.register("run.log", "executions", {1: RunLogV1})
 REGISTRY.register("lineage.edges_observed", "lineage", {1: LineageEdgesObservedV1})
+REGISTRY.register("audit.recorded", "audit", {1: AuditRecordedV1})
 # OpenLineage events, normalised at ingest (arco.openlineage); folded into external runs,
 # datasets, edges and column edges of the lineage domain.
 REGISTRY.register(

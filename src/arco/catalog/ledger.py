@@ -7,6 +7,7 @@ the cost of a PUT. Objects are never rewritten or deleted by the write path.
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +31,7 @@ from arco.core.ids import new_ulid
 from arco.core.keys import Keys, is_external
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.core.telemetry import span, tracing_enabled
 
 
 def ulid_time(value: str) -> datetime:
@@ -128,7 +130,8 @@ class Ledger:
         )
         check_event_keys(self.keys, env)
         key = self.keys.ledger_event(domain, ulid_time(env.event_id), env.event_id)
-        self.store.put(key, json.dumps(env.to_dict(), separators=(",", ":")).encode(), "create")
+        with span("ledger.append", {"arco.domain": domain, "arco.events": 1}):
+            self.store.put(key, json.dumps(env.to_dict(), separators=(",", ":")).encode(), "create")
         return env
 
     def append_batch(
@@ -188,7 +191,8 @@ class Ledger:
         batch_id = new_ulid()
         body = {"events": [e.to_dict() for e in envelopes]}
         key = self.keys.ledger_batch(domain, ulid_time(batch_id), batch_id)
-        self.store.put(key, json.dumps(body, separators=(",", ":")).encode(), "create")
+        with span("ledger.append", {"arco.domain": domain, "arco.events": len(envelopes)}):
+            self.store.put(key, json.dumps(body, separators=(",", ":")).encode(), "create")
         return envelopes
 
     def append_prepared(self, domain: str, envelopes: Sequence[Envelope]) -> None:
@@ -235,14 +239,16 @@ class Ledger:
         if len(encoded) > MAX_BATCH_EVENTS:
             raise InvalidEventError(f"a batch holds at most {MAX_BATCH_EVENTS} events")
         self.registry.check_domain(domain)
-        if len(encoded) == 1:
-            event_id, data = encoded[0]
-            key = self.keys.ledger_event(domain, ulid_time(event_id), event_id)
-            self.store.put(key, data, "create")
-            return
-        batch_id = new_ulid()
-        key = self.keys.ledger_batch(domain, ulid_time(batch_id), batch_id)
-        self.store.put(key, b'{"events":[' + b",".join(d for _, d in encoded) + b"]}", "create")
+        with span("ledger.append", {"arco.domain": domain, "arco.events": len(encoded)}):
+            if len(encoded) == 1:
+                event_id, data = encoded[0]
+                key = self.keys.ledger_event(domain, ulid_time(event_id), event_id)
+                self.store.put(key, data, "create")
+                return
+            batch_id = new_ulid()
+            key = self.keys.ledger_batch(domain, ulid_time(batch_id), batch_id)
+            body = b'{"events":[' + b",".join(d for _, d in encoded) + b"]}"
+            self.store.put(key, body, "create")
 
     def list_objects(
         self, domain: str, *, since: datetime | None = None, until: datetime | None = None
@@ -284,6 +290,11 @@ class Ledger:
         if len(objects) <= 2:
             return [fetch(o) for o in objects]
         with ThreadPoolExecutor(max_workers=threads) as pool:
+            if tracing_enabled():
+                # Each read joins the caller's span (a context per task: one context
+                # cannot be entered by two threads at once).
+                futures = [pool.submit(contextvars.copy_context().run, fetch, o) for o in objects]
+                return [f.result() for f in futures]
             return list(pool.map(fetch, objects))
 
     def tail(self, domain: str, limit: int = 20) -> list[Envelope]:

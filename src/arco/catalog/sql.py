@@ -77,6 +77,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
@@ -97,6 +98,7 @@ from arco.catalog.state import CatalogState
 from arco.catalog.tabledata import TableData, read_files, resolve_table
 from arco.catalog.tier2state import (
     ASSET_CHECKS,
+    AUDIT,
     EDGES,
     LOGS,
     MATERIALIZATIONS,
@@ -105,7 +107,7 @@ from arco.catalog.tier2state import (
     TASKS,
     RowMapState,
 )
-from arco.core.errors import ArcoError, InvalidArgumentError
+from arco.core.errors import ArcoError, InvalidArgumentError, PermissionDeniedError
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
@@ -200,7 +202,14 @@ SYSTEM_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "column_edges": pa.schema([f for f in COLUMN_EDGES.schema if f.name != "last_event_id"]),
+    "audit": AUDIT.schema,
 }
+#: System tables only an admin may read through the API (see :data:`private_tables_visible`).
+PRIVATE_TABLES = frozenset({"audit"})
+#: Whether the current caller may read :data:`PRIVATE_TABLES`. True for the library and
+#: the CLI (whoever holds the store's credentials reads everything anyway); the API
+#: sets it per request from the caller's roles.
+private_tables_visible: ContextVar[bool] = ContextVar("arco_private_tables", default=True)
 #: The ``system.*`` table names.
 SYSTEM_TABLE_NAMES: tuple[str, ...] = tuple(SYSTEM_SCHEMAS)
 
@@ -220,8 +229,9 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "external_runs": ("lineage",),
     "datasets": ("lineage",),
     "column_edges": ("lineage",),
+    "audit": ("audit",),
 }
-_TIER2 = ("executions", "lineage")
+_TIER2 = ("executions", "lineage", "audit")
 
 MiB = 1024 * 1024
 
@@ -393,7 +403,11 @@ class SystemTables:
     # ---------------------------------------------------------------- reads
     def versions(self, *, as_of_version: int | None = None) -> dict[str, int]:
         """The version of each domain the tables would be built from now."""
-        return {d: self._part(d, as_of_version).snapshot.version for d in ("catalog", *_TIER2)}
+        return {
+            d: self._part(d, as_of_version).snapshot.version
+            for d in ("catalog", *_TIER2)
+            if d not in PRIVATE_TABLES
+        }
 
     def catalog_state(self, *, as_of_version: int | None = None) -> CatalogState:
         """The catalog state the tables are built from (latest, or ``as_of_version``)."""
@@ -413,6 +427,11 @@ class SystemTables:
         does not exist or is no longer retained); Tier-2 tables are always latest.
         """
         wanted = [_bare(n) for n in (SYSTEM_TABLE_NAMES if names is None else names)]
+        if not private_tables_visible.get():
+            if names is None:
+                wanted = [n for n in wanted if n not in PRIVATE_TABLES]
+            elif hidden := sorted(PRIVATE_TABLES.intersection(wanted)):
+                raise PermissionDeniedError(f"system.{hidden[0]} needs the 'admin' role")
         parts: dict[str, _Part] = {}
         out: dict[str, pa.Table] = {}
         for name in wanted:

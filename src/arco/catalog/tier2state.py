@@ -1,4 +1,4 @@
-"""State schemas and folds of the Tier-2 domains (``executions`` and ``lineage``).
+"""State schemas and folds of the Tier-2 domains (``executions``, ``lineage``, ``audit``).
 
 Every fold is commutative and idempotent once duplicates are removed by
 idempotency key: entity rows merge by a defined order — the payload's ``seq``,
@@ -166,6 +166,31 @@ EDGES = TableDef(
     ("source", "target", "edge_type"),
 )
 
+AUDIT = TableDef(
+    "audit",
+    pa.schema(
+        [
+            pa.field("event_id", pa.string(), nullable=False),
+            pa.field("recorded_at", _TS, nullable=False),
+            pa.field("actor", pa.string(), nullable=False),
+            pa.field("tenant", pa.string(), nullable=False),
+            pa.field("workspace", pa.string(), nullable=False),
+            pa.field("action", pa.string(), nullable=False),
+            pa.field("target", pa.string()),
+            pa.field("outcome", pa.string(), nullable=False),
+            pa.field("status", pa.int32()),
+            pa.field("request_id", pa.string()),
+            pa.field("roles", pa.string()),
+            pa.field("duration_ms", pa.float64()),
+            pa.field("detail_json", pa.string()),
+            pa.field("source", pa.string()),
+        ]
+    ),
+    ("event_id",),
+    append_only=True,
+    resident=False,
+)
+
 #: Asset check results (``asset_check.evaluated``): facts, one per evaluation.
 ASSET_CHECKS = TableDef(
     "asset_checks",
@@ -262,6 +287,14 @@ class LineageState(RowMapState):
 
     TABLES: ClassVar[dict[str, TableDef]] = {
         t.name: t for t in (EVENT_KEYS, LEDGER_OBJECTS, QUARANTINE, EDGES, *EXTERNAL_TABLES)
+    }
+
+
+class AuditState(RowMapState):
+    """Audit records (who did what, with which outcome); folded into ``system.audit``."""
+
+    TABLES: ClassVar[dict[str, TableDef]] = {
+        t.name: t for t in (EVENT_KEYS, LEDGER_OBJECTS, QUARANTINE, AUDIT)
     }
 
 
@@ -376,6 +409,26 @@ class Folder:
                     "metadata_json": json.dumps(p.get("metadata") or {}, sort_keys=True),
                     "error": p.get("error"),
                     "evaluated_at": when,
+                },
+            )
+        elif kind == "audit.recorded":
+            self.append(
+                "audit",
+                {
+                    "event_id": env.event_id,
+                    "recorded_at": when,
+                    "actor": p["actor"],
+                    "tenant": p["tenant"],
+                    "workspace": p["workspace"],
+                    "action": p["action"],
+                    "target": p.get("target"),
+                    "outcome": p["outcome"],
+                    "status": p.get("status"),
+                    "request_id": p.get("request_id"),
+                    "roles": ",".join(p.get("roles") or []),
+                    "duration_ms": p.get("duration_ms"),
+                    "detail_json": json.dumps(p.get("detail") or {}, sort_keys=True),
+                    "source": env.source,
                 },
             )
 

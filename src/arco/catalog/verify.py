@@ -5,6 +5,8 @@ Verification (like GC) may list storage; reads never do (invariant I7).
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,11 +14,15 @@ from arco.catalog.iceberg_files import check_metadata_files
 from arco.catalog.lock import LockRecord
 from arco.catalog.manifest import Manifest, Pointer
 from arco.catalog.retention import read_floor
+from arco.core import metrics
 from arco.core.errors import IntegrityError, ObjectNotFoundError, StorageError
 from arco.core.ids import sha256_hex
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.core.telemetry import span
+
+_log = logging.getLogger("arco.verify")
 
 
 @dataclass(frozen=True)
@@ -280,3 +286,38 @@ def verify(store: ObjectStore, scope: Scope, domains: list[str] | None = None) -
         except ObjectNotFoundError:
             pass
     return report
+
+
+def record_verify(report: VerifyReport) -> None:
+    """Publish ``report`` as metrics: ``arco_verify_ok``, problems, last run, failures.
+
+    Called by every scheduled verify (``arco verify``, ``arco tick``, the daemon), so
+    the "verify failed" alert and the integrity SLO read one set of series.
+    """
+    metrics.VERIFY_OK.set(1 if report.ok else 0)
+    metrics.VERIFY_PROBLEMS.set(len(report.problems))
+    metrics.VERIFY_LAST_RUN.set(time.time())
+    metrics.VERIFY_RUNS.labels("ok" if report.ok else "failed").inc()
+    if not report.ok:
+        metrics.CHECK_FAILURES.labels("verify").inc(len(report.problems))
+
+
+def scheduled_verify(store: ObjectStore, scopes: list[Scope]) -> dict[str, VerifyReport]:
+    """Verify each scope and record the combined result (the hook for schedulers).
+
+    The metric shows the worst scope: one failing scope makes ``arco_verify_ok`` 0.
+    Each problem is logged on ``arco.verify`` with its key, for the on-call runbook.
+    """
+    reports: dict[str, VerifyReport] = {}
+    combined = VerifyReport()
+    with span("verify.scheduled", {"arco.scopes": len(scopes)}):
+        for scope in scopes:
+            report = verify(store, scope)
+            reports[str(scope)] = report
+            combined.problems.extend(report.problems)
+            combined.manifests_checked += report.manifests_checked
+            combined.files_checked += report.files_checked
+            for problem in report.problems:
+                _log.error("verify %s: %s: %s", scope, problem.key, problem.message)
+    record_verify(combined)
+    return reports

@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from arco.catalog.compactor import CompactionReport
 
 SEARCH_DOMAIN = "search"
-#: Ledger domains the compactor folds, in the order it folds them (``STATE_CLASSES``).
-LEDGER_DOMAINS = ("executions", "lineage")
+#: Ledger domains the compactor folds, in the order it folds them (``STATE_CLASSES``;
+#: the audit trail last, so the run data it reports on comes first).
+LEDGER_DOMAINS = ("executions", "lineage", "audit")
 DEFAULT_INTERVAL = 10.0
 DEFAULT_WINDOW = 600.0
 #: Extra keyword arguments for :class:`~arco.catalog.compactor.Compactor` (tests shrink

@@ -101,13 +101,19 @@ def root(
     ] = None,
 ) -> None:
     """Arco: a file-native lakehouse catalog."""
+    import os
+
     from arco.core.logs import configure_logging
     from arco.core.telemetry import configure_tracing
 
-    try:
-        configure_logging(log_format)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--log-format") from None
+    # Logging is configured only when asked for: a command's output stays as it was.
+    if log_format is not None or os.environ.get("ARCO_LOG_FORMAT"):
+        try:
+            chosen = configure_logging(log_format)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--log-format") from None
+        # Processes this command starts (uvicorn's workers, run workers) log alike.
+        os.environ["ARCO_LOG_FORMAT"] = chosen
     # Spans go to $OTEL_EXPORTER_OTLP_ENDPOINT when set (arco[otel]); else nothing.
     configure_tracing("arco-cli")
     ctx.obj = Settings(store_option=store, tenant=tenant, workspace=workspace, json=as_json)
@@ -180,9 +186,22 @@ def main() -> None:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
+    _export_telemetry()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _export_telemetry() -> None:
+    """Hand on what a short-lived command measured: its metrics (to a Pushgateway or a
+    textfile, when configured) and its spans (the batch exporter flushes on shutdown)."""
+    import sys
+
+    from arco.core.metrics import export_from_env
+    from arco.core.telemetry import shutdown_tracing
+
+    export_from_env(f"arco_{(subcommand(sys.argv[1:]) or 'cli').replace('-', '_')}")
+    shutdown_tracing()
 
 
 if __name__ == "__main__":

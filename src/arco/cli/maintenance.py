@@ -17,10 +17,14 @@ LOG_DOMAINS = (CATALOG_DOMAIN, "lineage", "executions", "search")
 
 def verify(ctx: typer.Context) -> None:
     """Check every manifest and state file of this scope; exit 1 on any problem."""
+    from arco.catalog.verify import record_verify
     from arco.catalog.verify import verify as run_verify
 
     cfg = settings(ctx)
     report = run_verify(cfg.store(), cfg.scope())
+    # arco_verify_ok and friends, pushed on exit when ARCO_PUSHGATEWAY_URL or
+    # ARCO_METRICS_FILE is set (a CronJob's verify feeds the "verify failed" alert).
+    record_verify(report)
     if cfg.json:
         output.emit_json(
             {

@@ -60,6 +60,10 @@ def serve(
         os.environ["ARCO_PROJECT_MODULE"] = module
     if not os.environ.get("ARCO_JWT_SECRET") and not os.environ.get("ARCO_JWKS"):
         raise CliUsageError("set ARCO_JWT_SECRET (HS256) or ARCO_JWKS (RS256) before serving")
+    from arco.core.logs import resolve_format, uvicorn_log_config
+
+    # --log-format / ARCO_LOG_FORMAT: uvicorn's own lines and Arco's, in one format.
+    log_format = resolve_format(None)
     uvicorn.run(
         "arco.api.app:create_app",
         factory=True,
@@ -67,6 +71,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=log_level,
+        log_config=uvicorn_log_config(log_format),
         # h11 (when httptools is absent) resets connections whose headers pass its
         # 16 KiB default; a larger bound lets the app answer 431 with a problem body.
         h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,

@@ -44,6 +44,12 @@ class ConflictError(ArcoError):
     code = "conflict"
 
 
+class PermissionDeniedError(ArcoError):
+    """The caller is known but lacks the role the operation needs (HTTP 403)."""
+
+    code = "forbidden"
+
+
 class StorageError(ArcoError):
     """A storage backend failed for a reason other than a precondition."""
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from arco.core.errors import InvalidNameError
-from arco.core.scope import Scope, validate_dotted, validate_identifier, validate_key_part
+from arco.core.scope import (
+    Scope,
+    validate_dotted,
+    validate_identifier,
+    validate_key_part,
+    validate_scope_part,
+)
 
 DOMAINS_BUILTIN = ("catalog", "lineage", "search", "executions")
 _DOMAIN_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -218,3 +224,54 @@ def validate_store_key(kind: str, key: object) -> str:
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise InvalidNameError(f"{kind} {shown!r} has an empty, '.' or '..' segment")
     return key
+
+
+@dataclass(frozen=True, slots=True)
+class TenantKeys:
+    """Keys of one tenant's administration, beside (never inside) its workspaces.
+
+    ``tenant={t}/_admin/`` cannot collide with a workspace, whose keys all start
+    with ``tenant={t}/workspace=``.
+    """
+
+    tenant: str
+
+    def __post_init__(self) -> None:
+        validate_scope_part("tenant", self.tenant)
+
+    @property
+    def root(self) -> str:
+        """Prefix of everything the tenant owns (its workspaces included)."""
+        return f"tenant={self.tenant}/"
+
+    @property
+    def admin_root(self) -> str:
+        """Prefix of the tenant's administration objects."""
+        return f"{self.root}_admin/"
+
+    def quotas(self) -> str:
+        """The tenant's quota document (compare-and-swap)."""
+        return f"{self.admin_root}quotas.json"
+
+    def storage_usage(self) -> str:
+        """The tenant's last measured storage usage (written by ``arco admin measure``)."""
+        return f"{self.admin_root}storage.json"
+
+    def workspaces_prefix(self) -> str:
+        """Prefix of the workspace registry."""
+        return f"{self.admin_root}workspaces/"
+
+    def workspace(self, workspace: str) -> str:
+        """The registry record of one workspace (compare-and-swap)."""
+        return f"{self.workspaces_prefix()}{validate_scope_part('workspace', workspace)}.json"
+
+    def usage_prefix(self, kind: str | None = None) -> str:
+        """Prefix of the per-minute usage counters (of one quota ``kind``)."""
+        base = f"{self.admin_root}usage/"
+        return base if kind is None else f"{base}{validate_identifier('quota', kind)}/"
+
+    def usage_slice(self, kind: str, minute: int, index: int) -> str:
+        """One create-only slice of a quota's per-minute allowance (see arco.catalog.tenants)."""
+        if minute < 0 or index < 0:
+            raise InvalidNameError("usage minute and slice index must be non-negative")
+        return f"{self.usage_prefix(kind)}{minute:010d}/{index:06d}"

@@ -24,6 +24,7 @@ from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
+from arco.core.telemetry import attached, configure_tracing, span, tracing_enabled
 from arco.flow.assets import AssetContext, AssetDef
 from arco.flow.automation.checks import AssetCheckDef, Output, inline_results, run_checks
 
@@ -49,6 +50,9 @@ class Job:
     #: value right after it is stored, in the same process.
     checks: tuple[tuple[str, str], ...] = ()
     materialization_id: str = field(default_factory=new_ulid)
+    #: The scheduler's trace context (W3C ``traceparent``): the attempt's span joins
+    #: the run's trace in whichever process or dask worker runs it.
+    traceparent: str | None = None
 
 
 @dataclass
@@ -132,7 +136,25 @@ def execute(job: Job, *, writes: list[Future[None]] | None = None) -> Outcome:
 
     With ``writes``, the value is written by a background writer thread and the
     write's future is appended there: the attempt is over only when it is done.
+    The attempt is a ``task`` span in the run's trace (``job.traceparent``).
     """
+    if job.traceparent and not tracing_enabled():
+        # A worker process or dask worker: trace if its environment says where to.
+        configure_tracing("arco-worker")
+    attrs = {
+        "arco.run_id": job.run_id,
+        "arco.task_id": job.task_id,
+        "arco.asset": job.asset_key,
+        "arco.partition": job.partition,
+        "arco.attempt": job.attempt,
+    }
+    with attached(job.traceparent), span("task", attrs) as sp:
+        outcome = _execute(job, writes=writes)
+        sp.set_attribute("arco.ok", outcome.ok)
+        return outcome
+
+
+def _execute(job: Job, *, writes: list[Future[None]] | None) -> Outcome:
     from arco.flow.io import load_value, store_value
 
     start = time.perf_counter()
@@ -309,6 +331,9 @@ def _write_behind(store: ObjectStore, key: str, data: bytes) -> Future[None]:
             _WRITE_BEHIND_SLOTS.release()
 
     try:
+        if tracing_enabled():
+            # The write belongs to the attempt's span (and trace), not to the pool thread.
+            return pool.submit(contextvars.copy_context().run, put)
         return pool.submit(put)
     except BaseException:
         _WRITE_BEHIND_SLOTS.release()

@@ -28,11 +28,13 @@ from typing import Any
 from arco.catalog.catalog import Catalog
 from arco.catalog.compactor import Compactor, tier2_store
 from arco.catalog.ledger import Ledger
+from arco.core import metrics
 from arco.core.errors import InvalidArgumentError, ObjectNotFoundError, PreconditionFailedError
 from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.core.telemetry import span, traceparent
 from arco.flow.automation.checks import blocks
 from arco.flow.definitions import Definitions
 from arco.flow.executors import (
@@ -287,6 +289,10 @@ class Scheduler:
     def _task_event(self, run_id: str, tr: TaskRun, state: str) -> tuple[str, dict[str, Any]]:
         old = tr.state
         tr.state = task_transition(old, state)
+        if state in TASK_TERMINAL or state == "RETRY_WAIT":
+            metrics.TASKS.labels(state).inc()
+            if tr.started:
+                metrics.TASK_SECONDS.labels(state).observe(time.monotonic() - tr.started)
         if self._live is not None:
             self._live.changed(tr, old, state)
         if self.on_change is not None:
@@ -326,8 +332,32 @@ class Scheduler:
         parent_run_id: str | None = None,
         reuse: Mapping[tuple[str, str | None], str | None] | None = None,
     ) -> RunResult:
-        """Execute ``plan`` to a terminal state; returns the per-task outcome."""
+        """Execute ``plan`` to a terminal state; returns the per-task outcome.
+
+        The run is one trace: a ``run`` span, parent of each task attempt's span
+        (carried into worker processes and dask tasks on the job's ``traceparent``).
+        """
         run_id = run_id or new_ulid()
+        attrs = {
+            "arco.run_id": run_id,
+            "arco.scope": str(self.scope),
+            "arco.tasks": len(plan.tasks),
+        }
+        with span("run", attrs) as sp:
+            result = self._run(plan, run_id=run_id, parent_run_id=parent_run_id, reuse=reuse)
+            sp.set_attribute("arco.run.state", result.state)
+        metrics.RUNS.labels(result.state).inc()
+        metrics.RUN_SECONDS.labels(result.state).observe(result.elapsed)
+        return result
+
+    def _run(
+        self,
+        plan: Plan,
+        *,
+        run_id: str,
+        parent_run_id: str | None,
+        reuse: Mapping[tuple[str, str | None], str | None] | None,
+    ) -> RunResult:
         start = time.monotonic()
         self._seq = 0
         known = latest_materializations(self.store, self.scope)
@@ -609,6 +639,7 @@ class Scheduler:
             workspace=self.scope.workspace,
             timeout=asset.timeout,
             checks=self._checks.get(asset.key, ()),
+            traceparent=traceparent(),
         )
 
     def _finish(

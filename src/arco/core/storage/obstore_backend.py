@@ -12,6 +12,7 @@ from typing import Any
 import obstore
 from obstore.exceptions import AlreadyExistsError, PreconditionError
 
+from arco.core import metrics
 from arco.core.errors import (
     ObjectNotFoundError,
     PreconditionFailedError,
@@ -19,6 +20,8 @@ from arco.core.errors import (
     UnsupportedOperationError,
 )
 from arco.core.storage.base import Match, ObjectMeta, ObjectStore, PutMode
+from arco.core.storage.signing import note_mint
+from arco.core.telemetry import span
 
 
 def _meta(raw: Any) -> ObjectMeta:
@@ -100,11 +103,12 @@ class ObstoreStore(ObjectStore):
     def get(self, key: str) -> tuple[bytes, str]:
         """Read a whole object."""
         self._runtime()
-        try:
-            result = obstore.get(self._inner, key)
-            data = bytes(result.bytes())
-        except Exception as exc:
-            raise self._translate(exc, key) from exc
+        with span("storage.get", {"arco.key": key}):
+            try:
+                result = obstore.get(self._inner, key)
+                data = bytes(result.bytes())
+            except Exception as exc:
+                raise self._translate(exc, key) from exc
         meta = result.meta
         return data, str(meta.get("e_tag") or meta.get("version") or "")
 
@@ -162,12 +166,13 @@ class ObstoreStore(ObjectStore):
         else:  # pragma: no cover - guarded by the type
             raise ValueError(f"unknown put mode {mode!r}")
         self._runtime()
-        try:
-            result = obstore.put(self._inner, key, data, mode=obs_mode)
-        except Exception as exc:
-            if isinstance(mode, Match) and _is_not_found(exc):
-                raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
-            raise self._translate(exc, key, reading=False) from exc
+        with span("storage.put", {"arco.key": key, "arco.bytes": len(data)}):
+            try:
+                result = obstore.put(self._inner, key, data, mode=obs_mode)
+            except Exception as exc:
+                if isinstance(mode, Match) and _is_not_found(exc):
+                    raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
+                raise self._translate(exc, key, reading=False) from exc
         return str(result.get("e_tag") or result.get("version") or "")
 
     def sign(self, key: str, ttl_seconds: int) -> str:
@@ -176,6 +181,7 @@ class ObstoreStore(ObjectStore):
             return str(self._signer.sign(key, ttl_seconds))
         from datetime import timedelta
 
+        note_mint("presigned")
         try:
             return str(obstore.sign(self._inner, "GET", key, timedelta(seconds=ttl_seconds)))
         except Exception as exc:
@@ -192,6 +198,7 @@ class ObstoreStore(ObjectStore):
         if ttl_seconds < 1:
             raise UnsupportedOperationError(f"{key}: a signed URL needs a positive TTL")
         self._runtime()
+        note_mint("presigned")
         try:
             return str(obstore.sign(self._inner, "GET", key, timedelta(seconds=ttl_seconds)))
         except Exception as exc:
@@ -214,6 +221,9 @@ class ObstoreStore(ObjectStore):
         if reading and "Not a directory" in first:
             # A key below an existing object's key (``a.json/b``): there is no such object.
             return ObjectNotFoundError(f"{key}: no such object")
+        metrics.STORAGE_ERRORS.labels(
+            self.url.split(":", 1)[0], "read" if reading else "write"
+        ).inc()
         # Messages reach API clients: never the server's absolute folder.
         return StorageError(f"{key}: {self._scrub(first)}")
 
@@ -221,6 +231,7 @@ class ObstoreStore(ObjectStore):
 def _os_error(exc: OSError, key: str) -> StorageError:
     """A local file-system failure as the storage error every backend raises."""
     reason = exc.strerror or type(exc).__name__
+    metrics.STORAGE_ERRORS.labels("file", "local").inc()
     return StorageError(f"{key}: local store failed: {reason}")
 
 
@@ -260,10 +271,11 @@ class LocalFolderStore(ObstoreStore):
         """
         if not isinstance(mode, Match):
             return super().put(key, data, mode)
-        try:
-            return self._put_match(key, data, mode)
-        except OSError as exc:
-            raise _os_error(exc, key) from exc
+        with span("storage.put", {"arco.key": key, "arco.bytes": len(data), "arco.cas": True}):
+            try:
+                return self._put_match(key, data, mode)
+            except OSError as exc:
+                raise _os_error(exc, key) from exc
 
     def _put_match(self, key: str, data: bytes, mode: Match) -> str:
         import fcntl

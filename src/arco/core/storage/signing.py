@@ -13,12 +13,33 @@ import hmac
 import math
 import secrets
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from urllib.parse import quote
+
+from arco.core import metrics
 
 #: Label of the URL-signing key derived from the JWT secret: a distinct key, so a
 #: signed URL can never be replayed as (or help forge) a token, and vice versa.
 _DERIVE_LABEL = b"arco/blob-url-signing/v1"
+
+
+#: Called before each URL is minted, in the context of the request minting it: the API
+#: installs its per-tenant signed-URL quota here (it raises to refuse the mint).
+mint_guard: ContextVar[Callable[[str], None] | None] = ContextVar("arco_mint_guard", default=None)
+
+
+def note_mint(kind: str) -> None:
+    """Account for one signed URL about to be minted (``hmac`` or ``presigned``).
+
+    Runs the request's :data:`mint_guard` (which may refuse) and counts the URL in
+    ``arco_signed_urls``. Every signer calls it, so no path mints uncounted.
+    """
+    guard = mint_guard.get()
+    if guard is not None:
+        guard(kind)
+    metrics.SIGNED_URLS.labels(kind).inc()
 
 
 def _mac(secret: bytes, key: str, expires: int) -> str:
@@ -64,6 +85,7 @@ class HmacSigner:
         base_url: str | None = None,
     ) -> str:
         """A URL for ``key`` valid for ``ttl_seconds`` (under ``base_url`` if given)."""
+        note_mint("hmac")
         expires = expiry_of(ttl_seconds, time.time() if now is None else now)
         sig = _mac(self.secret, key, expires)
         base = (self.base_url if base_url is None else base_url).rstrip("/")

@@ -1,0 +1,228 @@
+"""Traces, structured logs and metrics (issue #16): span trees, JSON lines, counters."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import uuid
+from typing import Any
+
+import pytest
+
+from arco.core import metrics, telemetry
+from arco.core.logs import JsonFormatter, configure_logging, resolve_format
+from arco.core.scope import Scope
+from arco.core.storage import open_store
+
+
+def _tree(finished: Any) -> dict[str, list[str]]:
+    """Parent span name -> child span names (in start order)."""
+    by_id = {s.context.span_id: s for s in finished}
+    out: dict[str, list[str]] = {}
+    for s in sorted(finished, key=lambda s: s.start_time):
+        parent = by_id.get(s.parent.span_id) if s.parent is not None else None
+        out.setdefault(parent.name if parent else "<root>", []).append(s.name)
+    return out
+
+
+def test_span_is_free_and_inert_without_a_configured_sdk() -> None:
+    telemetry.disable_tracing()
+    with telemetry.span("x", {"a": 1}) as sp:
+        sp.set_attribute("b", 2)
+    assert telemetry.span("y") is telemetry.span("z")  # one shared no-op object
+    assert telemetry.current_trace_id() is None
+    assert telemetry.traceparent() is None
+
+
+def test_a_catalog_commit_is_one_trace_down_to_storage(spans: Any) -> None:
+    from arco.catalog.catalog import Catalog
+
+    catalog = Catalog(open_store(f"memory://{uuid.uuid4().hex}"), Scope("acme", "main"))
+    with telemetry.span("request"):
+        catalog.create_namespace("sales")
+    finished = spans.get_finished_spans()
+    tree = _tree(finished)
+    assert tree["<root>"] == ["request"]
+    assert tree["request"] == ["domain.commit"]
+    # The commit writes its delta, its manifest and the pointer, all inside its span.
+    puts = [n for n in tree["domain.commit"] if n == "storage.put"]
+    assert len(puts) >= 3, tree
+    assert len({s.context.trace_id for s in finished}) == 1
+    commit = next(s for s in finished if s.name == "domain.commit")
+    assert commit.attributes["arco.domain"] == "catalog"
+    assert commit.attributes["arco.version"] == 1
+
+
+def test_ledger_append_and_compaction_spans(spans: Any) -> None:
+    from arco.catalog.compactor import Compactor
+    from arco.catalog.ledger import Ledger
+
+    store = open_store(f"memory://{uuid.uuid4().hex}")
+    scope = Scope("acme", "main")
+    Ledger(store, scope).append(
+        "lineage", "lineage.edges_observed", {"edges": [{"source": "a.b", "target": "c.d"}]}
+    )
+    Compactor(store, scope).compact("lineage")
+    tree = _tree(spans.get_finished_spans())
+    assert tree["ledger.append"] == ["storage.put"]
+    assert "domain.commit" in tree["compactor.compact"]
+    assert "storage.put" in tree["domain.commit"]
+
+
+def test_traceparent_carries_the_trace_into_another_thread_or_process(
+    spans: Any,
+) -> None:
+    with telemetry.span("parent") as parent:
+        carried = telemetry.traceparent()
+    assert carried is not None
+    seen: list[str | None] = []
+
+    def worker() -> None:  # a fresh thread: no context, like a worker process
+        with telemetry.attached(carried), telemetry.span("child"):
+            seen.append(telemetry.current_trace_id())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    trace_id = format(parent.get_span_context().trace_id, "032x")
+    assert seen == [trace_id]
+    child = next(s for s in spans.get_finished_spans() if s.name == "child")
+    assert child.parent is not None
+    assert child.parent.span_id == parent.get_span_context().span_id
+
+
+# ------------------------------------------------------------------- logs
+def test_json_log_lines_carry_the_request_context() -> None:
+    from arco.core.actor import acting_as
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log = logging.Logger("arco.test")
+    log.addHandler(handler)
+    with telemetry.request_context("req-1", "acme", "main"), acting_as("alice"):
+        log.warning("hello %s", "world", extra={"domain": "catalog"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["message"] == "hello world"
+    assert (first["level"], first["logger"]) == ("WARNING", "arco.test")
+    assert (first["request_id"], first["tenant"], first["workspace"]) == ("req-1", "acme", "main")
+    assert first["actor"] == "alice"
+    assert first["domain"] == "catalog"
+    assert "trace_id" in first
+    assert first["time"].endswith("+00:00")
+    assert second["request_id"] is None
+    assert second["exc_type"] == "ValueError"
+
+
+def test_log_format_option_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ARCO_LOG_FORMAT", raising=False)
+    assert resolve_format(None) == "text"
+    monkeypatch.setenv("ARCO_LOG_FORMAT", "JSON")
+    assert resolve_format(None) == "json"
+    assert resolve_format("text") == "text"
+    with pytest.raises(ValueError, match="log format 'xml'"):
+        resolve_format("xml")
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    try:
+        logging.getLogger("arco.compactor").warning("quarantined")
+        logging.getLogger("uvicorn.error").info("started")
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        assert [(x["logger"], x["message"]) for x in lines] == [
+            ("arco.compactor", "quarantined"),
+            ("uvicorn.error", "started"),
+        ]
+        configure_logging("json", stream=stream)  # twice: still one line per record
+        logging.getLogger("arco.x").warning("once")
+        assert stream.getvalue().count('"once"') == 1
+    finally:
+        configure_logging("text")
+
+
+# ---------------------------------------------------------------- metrics
+def _value(name: str, labels: dict[str, str] | None = None) -> float:
+    got = metrics.REGISTRY.get_sample_value(name, labels or {})
+    return 0.0 if got is None else got
+
+
+def test_commit_conflict_lease_and_compaction_metrics() -> None:
+    from arco.catalog.catalog import Catalog
+    from arco.catalog.compactor import Compactor
+    from arco.catalog.ledger import Ledger
+
+    url = f"memory://{uuid.uuid4().hex}"
+    scope = Scope("acme", "main")
+    before = _value("arco_commits_total", {"domain": "catalog", "outcome": "committed"})
+    conflicts = _value("arco_commit_cas_conflicts_total", {"domain": "catalog"})
+    one, two = Catalog(open_store(url), scope), Catalog(open_store(url), scope)
+    one.create_namespace("a")
+    two.create_namespace("b")  # two's cached head is stale: no conflict (lease is contended)
+    one.create_namespace("c")
+    assert _value("arco_commits_total", {"domain": "catalog", "outcome": "committed"}) == before + 3
+    assert _value("arco_commit_cas_conflicts_total", {"domain": "catalog"}) >= conflicts
+    assert _value("arco_commit_seconds_count", {"domain": "catalog"}) >= 3
+    assert _value("arco_lease_wait_seconds_count", {"kind": "domain"}) >= 3
+
+    store = open_store(url)
+    ledger = Ledger(store, scope)
+    for i in range(3):
+        ledger.append(
+            "lineage", "lineage.edges_observed", {"edges": [{"source": "a.b", "target": f"c.d{i}"}]}
+        )
+    folded = _value("arco_compacted_events_total", {"domain": "lineage"})
+    Compactor(store, scope).compact("lineage")
+    assert _value("arco_compaction_backlog_objects", {"domain": "lineage"}) == 3
+    assert _value("arco_compaction_lag_seconds", {"domain": "lineage"}) >= 0
+    assert _value("arco_compacted_events_total", {"domain": "lineage"}) == folded + 3
+    assert _value("arco_compaction_last_success_timestamp_seconds", {"domain": "lineage"}) > 0
+    Compactor(store, scope).compact("lineage")
+    assert _value("arco_compaction_backlog_objects", {"domain": "lineage"}) == 0
+
+
+def test_lease_takeover_is_counted() -> None:
+    import time
+
+    from arco.catalog.lock import LeaseLock
+
+    store = open_store(f"memory://{uuid.uuid4().hex}")
+    key = "tenant=acme/workspace=main/locks/catalog.lock.json"
+    before = _value("arco_lease_takeovers_total", {"kind": "domain"})
+    LeaseLock(store, key, ttl=0.05, holder="crashed").acquire()  # never released
+    time.sleep(0.1)
+    LeaseLock(store, key, holder="next").acquire()
+    assert _value("arco_lease_takeovers_total", {"kind": "domain"}) == before + 1
+
+
+def test_verify_result_is_a_metric_and_storage_errors_by_backend(tmp_path: Any) -> None:
+    from arco.catalog.catalog import Catalog
+    from arco.catalog.verify import scheduled_verify
+
+    store = open_store(f"file://{tmp_path}")
+    scope = Scope("acme", "main")
+    Catalog(store, scope).create_namespace("sales")
+    scheduled_verify(store, [scope])
+    assert _value("arco_verify_ok") == 1
+    # Damage a state file: verify fails, the metric says so.
+    victim = next(m.key for m in store.list(scope.prefix + "snapshots/"))
+    store.put(victim, b"garbage", "overwrite")
+    reports = scheduled_verify(store, [scope])
+    assert not reports[str(scope)].ok
+    assert _value("arco_verify_ok") == 0
+    assert _value("arco_verify_problems") >= 1
+    assert _value("arco_check_failures_total", {"kind": "verify"}) >= 1
+
+
+def test_metrics_are_exported_for_short_lived_commands(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "arco.prom"
+    monkeypatch.setenv("ARCO_METRICS_FILE", str(path))
+    metrics.VERIFY_OK.set(1)
+    metrics.export_from_env("arco_verify")
+    assert "arco_verify_ok 1.0" in path.read_text()
