@@ -13,11 +13,12 @@ from types import ModuleType
 from arco.core.errors import ArcoError
 from arco.flow.assets import AssetDef
 from arco.flow.automation.checks import AssetCheckDef
+from arco.flow.automation.freshness import FreshnessPolicy
 from arco.flow.automation.schedules import ScheduleDef
 from arco.flow.automation.sensors import SensorDef
 
 #: What a definitions module may declare besides assets.
-Declared = AssetDef | AssetCheckDef | ScheduleDef | SensorDef
+Declared = AssetDef | AssetCheckDef | ScheduleDef | SensorDef | FreshnessPolicy
 
 
 class DefinitionError(ArcoError):
@@ -45,6 +46,7 @@ class Definitions:
         self.sensors: dict[str, SensorDef] = {}
         #: Checks by asset key, in declaration order.
         self.checks: dict[str, list[AssetCheckDef]] = {}
+        self.freshness: dict[str, FreshnessPolicy] = {}
         items = list(assets)
         for item in items:
             self._add_automation(item)
@@ -78,6 +80,9 @@ class Definitions:
         for key, found in self.checks.items():
             if key not in self.assets:
                 raise DefinitionError(f"check {found[0].name} is on unknown asset {key!r}")
+        for key in self.freshness:
+            if key not in self.assets:
+                raise DefinitionError(f"freshness policy of unknown asset {key!r}")
 
     def _add_automation(self, item: object) -> None:
         if isinstance(item, ScheduleDef):
@@ -93,6 +98,10 @@ class Definitions:
             if any(c.name == item.name for c in same):
                 raise DefinitionError(f"duplicate check {item.name!r} on asset {item.asset}")
             same.append(item)
+        elif isinstance(item, FreshnessPolicy):
+            if item.asset in self.freshness:
+                raise DefinitionError(f"two freshness policies for asset {item.asset}")
+            self.freshness[item.asset] = item
         elif not isinstance(item, AssetDef):
             raise DefinitionError(f"not an asset, schedule, sensor or check: {item!r}")
 
@@ -153,7 +162,7 @@ class Definitions:
 
 
 def _collect(module: ModuleType) -> list[Declared]:
-    kinds = (AssetDef, AssetCheckDef, ScheduleDef, SensorDef)
+    kinds = (AssetDef, AssetCheckDef, ScheduleDef, SensorDef, FreshnessPolicy)
     return [v for v in vars(module).values() if isinstance(v, kinds)]
 
 

@@ -148,8 +148,15 @@ def enqueue(
             store.put(marker, json.dumps({"run_id": run_id}).encode(), "create")
         except PreconditionFailedError:
             run_id = validate_ulid(json.loads(store.get(marker)[0])["run_id"])
+            existing = None
             with contextlib.suppress(NotFoundError):
-                return load_request(store, scope, run_id)
+                existing = load_request(store, scope, run_id)
+            if existing is not None:
+                # The first call may have died after storing the request but before
+                # its event or its queue marker: finish those (both are idempotent),
+                # or the run would exist and never be picked up.
+                _announce(store, scope, existing, tags)
+                return existing
             # The first call stopped before queueing: finish its work under its run id.
     request = RunRequest(
         run_id=run_id,
@@ -167,19 +174,27 @@ def enqueue(
         if idempotency_key is None:
             raise
         request = load_request(store, scope, request.run_id)  # a concurrent retry won
+    _announce(store, scope, request, tags)
+    return request
+
+
+def _announce(
+    store: ObjectStore, scope: Scope, request: RunRequest, tags: Mapping[str, str] | None
+) -> None:
+    """Make a stored request a queued run: its ``run.created`` event, then its marker."""
     Ledger(store, scope).append(
         "executions",
         "run.created",
         {
             "run_id": request.run_id,
             "seq": 0,
-            "selection": plan.selection,
-            "plan_fingerprint": plan.fingerprint,
-            "parent_run_id": parent_run_id,
+            "selection": request.plan.selection,
+            "plan_fingerprint": request.plan.fingerprint,
+            "parent_run_id": request.parent_run_id,
             "tags": {
                 **{str(k): str(v) for k, v in (tags or {}).items()},
-                "task_count": str(len(plan.tasks)),
-                "mode": plan.mode,
+                "task_count": str(len(request.plan.tasks)),
+                "mode": request.plan.mode,
                 "queued": "true",
             },
         },
@@ -188,8 +203,7 @@ def enqueue(
     )
     body = json.dumps({"run_id": request.run_id, "queued_at": request.requested_at}).encode()
     with contextlib.suppress(PreconditionFailedError):  # a retry found it queued already
-        store.put(keys.run_queued(request.run_id), body, "create")
-    return request
+        store.put(Keys(scope).run_queued(request.run_id), body, "create")
 
 
 def load_request(store: ObjectStore, scope: Scope, run_id: str) -> RunRequest:

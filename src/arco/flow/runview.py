@@ -34,6 +34,7 @@ class RunsView:
     #: Facts folded from pending ledger objects only (the compacted ones are in Parquet).
     pending_materializations: list[dict[str, Any]] = field(default_factory=list)
     pending_logs: list[dict[str, Any]] = field(default_factory=list)
+    pending_asset_checks: list[dict[str, Any]] = field(default_factory=list)
     #: Highest event ``seq`` seen per run (a resuming worker continues above it).
     max_seq: dict[str, int] = field(default_factory=dict)
 
@@ -129,6 +130,7 @@ class RunsReader:
             tasks=tasks,
             pending_materializations=list(folder.appends.get("materializations", [])),
             pending_logs=list(folder.appends.get("logs", [])),
+            pending_asset_checks=list(folder.appends.get("asset_checks", [])),
             max_seq=max_seq,
         )
 

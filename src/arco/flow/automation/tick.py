@@ -433,8 +433,10 @@ class Automation:
                 run_id = run_id_for(key, at)
                 launches.append((key, item, run_id))
                 done.append(key)
-            elif kind in self.flushers:
-                done.append(key)  # handled below, after the events
+            else:
+                # Handled below, after the events (alerts); a kind nobody handles here
+                # (an alert with no webhook configured) is dropped, not kept forever.
+                done.append(key)
         for i in range(0, len(events), 5_000):
             self.ledger.append_batch("executions", events[i : i + 5_000], source="automation")
         report.events += len(events)
