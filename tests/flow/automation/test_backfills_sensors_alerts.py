@@ -106,7 +106,8 @@ def test_a_sensor_keeps_its_cursor_and_a_failing_one_backs_off_without_stopping_
     assert [r["run_key"] for r in again.launched] == ["sensor:files:b.csv"]
     (state_dir / "sensor_raises").write_text("1")
     failing = auto.tick(T0 + timedelta(seconds=130))
-    assert failing.errors and "unreachable" in failing.errors[0]
+    assert failing.errors
+    assert "unreachable" in failing.errors[0]
     entry = StateStore(store, SCOPE).load()[0].sensors["files"]
     assert entry["failures"] == 1
     assert entry["cursor"] == "b.csv"  # kept

@@ -319,6 +319,13 @@ def progress(store: ObjectStore, scope: Scope, backfill_id: str) -> dict[str, An
     for index in sorted(chunks, key=int):
         chunk = chunks[index]
         run = view.run(chunk["run_id"])
+        if not view.tasks_of(chunk["run_id"]):
+            # The run failed (or waits) before it had tasks: its partitions show it.
+            status = {"failed": "failed", "succeeded": "materialized"}.get(
+                chunk["status"], "in progress"
+            )
+            for part in request.chunks[int(index)]:
+                by_asset.setdefault(request.selection, {})[part] = status
         for task in view.tasks_of(chunk["run_id"]):
             status = {
                 "SUCCEEDED": "materialized",

@@ -1,0 +1,299 @@
+"""Automation commands: ``tick``, ``daemon``, ``schedule``, ``sensor``, ``backfill``, ``check``."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from arco.cli.context import CliUsageError, settings
+from arco.cli.output import emit_json, say
+
+if TYPE_CHECKING:
+    from arco.flow.automation.tick import Automation
+
+schedule_app = typer.Typer(help="List schedules and turn them on or off.", no_args_is_help=True)
+sensor_app = typer.Typer(help="List sensors and turn them on or off.", no_args_is_help=True)
+backfill_app = typer.Typer(
+    help="Backfill a selection over a partition range.", no_args_is_help=True
+)
+
+ModuleOpt = Annotated[
+    str | None, typer.Option("--module", help="Module or package with the definitions.")
+]
+
+
+def _now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CliUsageError(f"--now {value!r} is not an ISO time (2024-05-02T02:00:00Z)") from exc
+    if when.tzinfo is None:
+        raise CliUsageError(f"--now {value!r} needs a time zone (Z or +02:00)")
+    return when.astimezone(UTC)
+
+
+def _automation(ctx: typer.Context, module: str | None) -> Automation:
+    from arco.flow.automation.config import build, load_config
+    from arco.flow.project import find_project, load_project
+
+    opts = settings(ctx)
+    project = find_project(module=module)
+    defs = load_project(project)
+    return build(opts.store(), opts.scope(), defs, load_config(project.root))
+
+
+def tick_cmd(
+    ctx: typer.Context,
+    module: ModuleOpt = None,
+    now: Annotated[
+        str | None, typer.Option("--now", help="Evaluate as of this ISO time (tests, replays).")
+    ] = None,
+) -> None:
+    """Evaluate schedules, sensors, backfills, freshness and alerts once, then exit
+    (for a platform cron: no process stays running)."""
+    auto = _automation(ctx, module)
+    report = auto.tick(_now(now))
+    if settings(ctx).json:
+        emit_json(report.to_dict())
+        return
+    if report.idle:
+        say("nothing due")
+    for item in report.launched:
+        say(f"launched {item['run_id']}  {item['run_key']}")
+    for item in report.failed:
+        say(f"failed   {item['run_key']}: {item['reason']}")
+    if report.missed:
+        say(f"{report.missed} missed tick(s) recorded")
+    for err in report.errors:
+        say(f"error    {err}")
+    if report.errors or report.failed:
+        raise typer.Exit(1)
+
+
+def daemon_cmd(
+    ctx: typer.Context,
+    module: ModuleOpt = None,
+    interval: Annotated[
+        float, typer.Option(min=0.5, max=3600.0, help="Seconds between ticks.")
+    ] = 15.0,
+) -> None:
+    """Run schedules, sensors, backfills, freshness and alerts until interrupted
+    (several daemons may run at once)."""
+    auto = _automation(ctx, module)
+    say(
+        f"automation daemon {auto.holder}: {len(auto.schedules)} schedule(s), "
+        f"{len(auto.sensors)} sensor(s); every {interval:g} s"
+    )
+    try:
+        while True:
+            started = time.monotonic()
+            try:
+                report = auto.tick()
+                for item in report.launched:
+                    say(f"launched {item['run_id']}  {item['run_key']}")
+                for err in report.errors:
+                    say(f"error    {err}")
+            except Exception as exc:  # a flaky store: the next tick retries
+                say(f"tick failed: {type(exc).__name__}: {exc}")
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        say("stopped")
+
+
+@schedule_app.command("list")
+def schedule_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
+    """Schedules with their next tick, last tick and on/off state."""
+    auto = _automation(ctx, module)
+    state, _ = auto.states.load()
+    rows = []
+    for name, sched in sorted(auto.schedules.items()):
+        entry = state.schedules.get(name, {})
+        rows.append(
+            {
+                **sched.describe(),
+                "enabled": auto.schedule_enabled(state, sched),
+                "next_tick": entry.get("next_at"),
+                "last_tick": entry.get("last_tick"),
+            }
+        )
+    if settings(ctx).json:
+        emit_json({"schedules": rows})
+        return
+    for r in rows:
+        on = "on " if r["enabled"] else "off"
+        say(f"{on} {r['name']:<24} {r['cron']:<16} {r['timezone']:<18} next {r['next_tick']}")
+
+
+def _toggle(ctx: typer.Context, module: str | None, name: str, on: bool, kind: str) -> None:
+    from arco.core.errors import NotFoundError
+
+    auto = _automation(ctx, module)
+    if kind == "schedule":
+        auto.set_schedule_enabled(name, on)
+    else:
+        if name not in auto.sensors:
+            raise NotFoundError(f"no sensor named {name!r}")
+
+        def change(state: Any) -> None:
+            entry = state.sensors.setdefault(name, {})
+            entry["enabled"] = on
+            entry["next_at"] = None
+
+        auto.states.update(change)
+    say(f"{kind} {name} turned {'on' if on else 'off'}")
+
+
+@schedule_app.command("on")
+def schedule_on(ctx: typer.Context, name: str, module: ModuleOpt = None) -> None:
+    """Turn a schedule on (from now: the time it was off is not caught up)."""
+    _toggle(ctx, module, name, True, "schedule")
+
+
+@schedule_app.command("off")
+def schedule_off(ctx: typer.Context, name: str, module: ModuleOpt = None) -> None:
+    """Turn a schedule off."""
+    _toggle(ctx, module, name, False, "schedule")
+
+
+@sensor_app.command("list")
+def sensor_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
+    """Sensors with their cursor, next evaluation and last error."""
+    auto = _automation(ctx, module)
+    state, _ = auto.states.load()
+    rows = []
+    for name, sensor in sorted(auto.sensors.items()):
+        entry = state.sensors.get(name, {})
+        rows.append(
+            {
+                **sensor.describe(),
+                "enabled": auto.sensor_enabled(state, sensor),
+                "cursor": entry.get("cursor"),
+                "next_evaluation": entry.get("next_at"),
+                "evaluations": entry.get("evaluation", 0),
+                "failures": entry.get("failures", 0),
+                "last_error": entry.get("last_error"),
+            }
+        )
+    if settings(ctx).json:
+        emit_json({"sensors": rows})
+        return
+    for r in rows:
+        err = f"  error: {str(r['last_error']).splitlines()[0]}" if r["last_error"] else ""
+        say(f"{'on ' if r['enabled'] else 'off'} {r['name']:<24} cursor {r['cursor']!r}{err}")
+
+
+@sensor_app.command("on")
+def sensor_on(ctx: typer.Context, name: str, module: ModuleOpt = None) -> None:
+    """Turn a sensor on."""
+    _toggle(ctx, module, name, True, "sensor")
+
+
+@sensor_app.command("off")
+def sensor_off(ctx: typer.Context, name: str, module: ModuleOpt = None) -> None:
+    """Turn a sensor off."""
+    _toggle(ctx, module, name, False, "sensor")
+
+
+@backfill_app.command("create")
+def backfill_create(
+    ctx: typer.Context,
+    selection: str,
+    start: Annotated[str, typer.Option("--from", help="First partition.")],
+    end: Annotated[str, typer.Option("--to", help="Last partition (inclusive).")],
+    chunk_size: Annotated[int, typer.Option(min=1, max=10_000, help="Partitions per run.")] = 1,
+    max_runs: Annotated[int, typer.Option(min=1, max=1000, help="Runs at once.")] = 4,
+    module: ModuleOpt = None,
+) -> None:
+    """Create a backfill; the daemon (or `arco tick`) launches its chunks."""
+    from arco.flow.automation.backfills import create_backfill
+    from arco.flow.project import find_project, load_project
+
+    opts = settings(ctx)
+    defs = load_project(find_project(module=module))
+    bf = create_backfill(
+        opts.store(),
+        opts.scope(),
+        defs,
+        selection,
+        start,
+        end,
+        chunk_size=chunk_size,
+        max_runs=max_runs,
+    )
+    if opts.json:
+        emit_json(
+            {
+                "backfill_id": bf.backfill_id,
+                "partitions": len(bf.partitions),
+                "chunks": len(bf.chunks),
+            }
+        )
+        return
+    say(f"backfill {bf.backfill_id}: {len(bf.partitions)} partition(s) in {len(bf.chunks)} run(s)")
+
+
+@backfill_app.command("show")
+def backfill_show(ctx: typer.Context, backfill_id: str) -> None:
+    """A backfill's state and the status of every partition per asset."""
+    from arco.flow.automation.backfills import progress
+
+    opts = settings(ctx)
+    shown = progress(opts.store(), opts.scope(), backfill_id)
+    if opts.json:
+        emit_json(shown)
+        return
+    say(
+        f"backfill {backfill_id}  {shown['state']}  {shown['selection']}  "
+        f"{shown['chunks_launched']}/{shown['chunks']} chunk(s) launched"
+    )
+    marks = {"materialized": "#", "failed": "x", "in progress": ">", "missing": "."}
+    for asset, cells in shown["assets"].items():
+        bar = "".join(marks[s] for s in cells.values())
+        say(f"  {asset:<32} {bar}")
+    say("  " + ", ".join(f"{k}: {v}" for k, v in sorted(shown["counts"].items())))
+
+
+def _backfill_action(ctx: typer.Context, backfill_id: str, action: str) -> None:
+    from arco.flow.automation.backfills import change_backfill
+
+    opts = settings(ctx)
+    entry = change_backfill(opts.store(), opts.scope(), backfill_id, action)
+    say(f"backfill {backfill_id}: {entry['state']}")
+
+
+@backfill_app.command("pause")
+def backfill_pause(ctx: typer.Context, backfill_id: str) -> None:
+    """Launch no more chunks until resumed."""
+    _backfill_action(ctx, backfill_id, "pause")
+
+
+@backfill_app.command("resume")
+def backfill_resume(ctx: typer.Context, backfill_id: str) -> None:
+    """Resume a paused backfill."""
+    _backfill_action(ctx, backfill_id, "resume")
+
+
+@backfill_app.command("cancel")
+def backfill_cancel(ctx: typer.Context, backfill_id: str) -> None:
+    """Cancel a backfill and ask its unfinished runs to stop."""
+    _backfill_action(ctx, backfill_id, "cancel")
+
+
+@backfill_app.command("retry")
+def backfill_retry(ctx: typer.Context, backfill_id: str) -> None:
+    """Run the failed chunks again (a new attempt each)."""
+    _backfill_action(ctx, backfill_id, "retry")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the automation commands to the root app."""
+    app.command("tick")(tick_cmd)
+    app.command("daemon")(daemon_cmd)
+    app.add_typer(schedule_app, name="schedule")
+    app.add_typer(sensor_app, name="sensor")
+    app.add_typer(backfill_app, name="backfill")
