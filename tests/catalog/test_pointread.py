@@ -10,6 +10,7 @@ import pytest
 
 from arco.catalog import tableset
 from arco.catalog.catalog import Catalog
+from arco.catalog.pointread import table_dict_from_row
 from arco.catalog.state import TABLES, CatalogState
 from arco.catalog.verify import verify
 from arco.core.errors import IntegrityError, NotFoundError
@@ -42,6 +43,11 @@ def _check_same(store: object, folded: Catalog, names: set[tuple[str, str]]) -> 
         dicts = [t.to_dict() for t in folded.list_tables(ns).items]
         assert [d for batch in cold.iter_table_dicts(ns) for d in batch] == dicts
         assert [d for batch in folded.iter_table_dicts(ns) for d in batch] == dicts
+        # ...and as Arrow batches cut from groups and deltas (arco table list).
+        for source in (cold, folded):
+            arrow = list(source.iter_table_batches(ns))
+            rows = [table_dict_from_row(r) for b in arrow for r in tableset.to_rows(b)]
+            assert rows == dicts
         token_cold = token_full = None
         while True:
             p_cold = cold.list_tables(ns, page_size=size, page_token=token_cold)

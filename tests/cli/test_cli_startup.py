@@ -146,3 +146,28 @@ def test_listings_are_written_batch_by_batch(
 def test_an_empty_json_listing_is_an_empty_array(capsys: pytest.CaptureFixture[str]) -> None:
     output.emit_json_list(iter([[], []]))
     assert json.loads(capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("cold", [True, False])
+def test_listing_json_is_exactly_json_dumps_of_each_table(cold: bool) -> None:
+    """The column-by-column JSON of ``arco table list`` equals ``json.dumps(Table.to_dict())``."""
+    cat = Catalog("memory://")
+    cat.create_namespace("ns")
+    with cat.transaction() as tx:
+        for i in range(40):
+            tx.create_table(
+                "ns",
+                f"t{i:02d}",
+                [f"c{j}:int64" for j in range(i % 4)],
+                description=None if i % 3 else f'say "hi"\\ \u00e9\u6f22 {i}\n\t',
+                location=None if i % 2 else f"s3://b/{i}",
+                properties={"k": "v", "\u00fc": '"'} if i % 5 == 0 else None,
+            )
+    cat.update_table("ns", "t07", add_columns=["z:string"], drop_columns=["c0"])
+    cat.rename_table("ns", "t08", "a08")
+    cat.drop_table("ns", "t09")
+    reader = Catalog(cat.store) if cold else cat
+    texts = [t for b in reader.iter_table_batches("ns") for t in output.tables_json_texts(b)]
+    expected = [t.to_dict() for t in cat.list_tables("ns").items]
+    assert texts == [json.dumps(d, ensure_ascii=False) for d in expected]
+    assert not cold or not reader.domain.folded

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+
 from arco.catalog.datatypes import normalize_type
 from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.formats import apply_format_hook
@@ -807,6 +809,38 @@ class Catalog:
             return
         for batch in self._scan_tables(reader, namespace, None, None):
             yield [table_dict_from_row(r) for r in batch]
+
+    def iter_table_batches(self, namespace: str | None = None) -> Iterator[pa.Table]:
+        """Every table sorted by (namespace, name), as Arrow tables of ``tables`` rows.
+
+        The rows of the ``tables`` state table (schema ``state.TABLES``), a batch
+        per row group of the base, read as they are yielded: for renderers that
+        work column by column (``arco table list``), with no Python object per row.
+        """
+        from arco.catalog import tableset
+        from arco.catalog.state import TABLES
+
+        reader = self._reader()
+        if reader is None:
+            view = self.view()
+            if namespace is not None:
+                view.get_namespace(namespace)
+            rows = sorted(
+                (r for r in view.state.tables.values() if namespace in (None, r["namespace"])),
+                key=lambda r: (r["namespace"], r["name"]),
+            )
+            for start in range(0, len(rows), tableset.GROUP_ROWS):
+                chunk = rows[start : start + tableset.GROUP_ROWS]
+                yield pa.Table.from_pylist(
+                    [{**r, "properties": list(r["properties"].items())} for r in chunk],
+                    schema=TABLES.schema,
+                )
+            return
+        if namespace is not None:
+            validate_dotted("namespace", namespace)
+            if reader.namespace_row(namespace) is None:
+                raise NotFoundError(f"namespace {namespace!r} does not exist")
+        yield from reader.tables.scan_arrow((namespace,) if namespace is not None else ())
 
     @staticmethod
     def _scan_tables(

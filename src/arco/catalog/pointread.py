@@ -272,12 +272,69 @@ class StateReader:
             chunk = [w for _, w in pending[start : start + tableset.GROUP_ROWS]]
             yield self._delta_rows(chunk)
 
+    def scan_arrow(self, prefix: Key = ()) -> Iterator[pa.Table]:
+        """:meth:`scan` as Arrow tables of the table's schema, one per base group.
+
+        The live rows are cut from the decoded group and the delta files as slices
+        of contiguous runs, so no row becomes a Python object: a caller that
+        renders them (``arco table list``) works column by column.
+        """
+        touched, live = self._deltas()
+        n = len(prefix)
+        pending = sorted((k, w) for k, w in live.items() if k[:n] == prefix)
+        p = 0
+        groups: Sequence[int] = ()
+        if self.base is not None:
+            groups = self._groups_for(prefix, None)
+        for g in groups:
+            if self._bounds[g][0][:n] > prefix:
+                break
+            table, keys = self._group(g)
+            pks = list(zip(*(table.column(c).to_pylist() for c in self.tdef.key), strict=True))
+            runs: list[list[int]] = []  # [source, start, stop]; source -1 is the group
+            for i in range(bisect.bisect_left(keys, prefix), len(keys)):
+                key = keys[i]
+                if key[:n] > prefix:
+                    break
+                if pks[i] in touched:
+                    continue
+                while p < len(pending) and pending[p][0] < key:
+                    _extend(runs, *pending[p][1])
+                    p += 1
+                _extend(runs, -1, i)
+            if runs:
+                yield self._assemble(table, runs)
+        for start in range(p, len(pending), tableset.GROUP_ROWS):
+            runs = []
+            for _, (d, r) in pending[start : start + tableset.GROUP_ROWS]:
+                _extend(runs, d, r)
+            yield self._assemble(None, runs)
+
+    def _assemble(self, group: pa.Table | None, runs: list[list[int]]) -> pa.Table:
+        parts = []
+        for source, start, stop in runs:
+            if source < 0:
+                assert group is not None
+                parts.append(group.slice(start, stop - start))
+            else:
+                table = self.domain.load_file(self.deltas[source])
+                parts.append(table.slice(start, stop - start).drop_columns(["_op", "_version"]))
+        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
     def _resolve(self, batch: list[dict[str, Any] | tuple[int, int]]) -> list[dict[str, Any]]:
         wheres = [b for b in batch if isinstance(b, tuple)]
         if not wheres:
             return batch  # type: ignore[return-value]
         rows = iter(self._delta_rows(wheres))
         return [next(rows) if isinstance(b, tuple) else b for b in batch]
+
+
+def _extend(runs: list[list[int]], source: int, row: int) -> None:
+    """Add ``row`` of ``source`` to ``runs``, growing the last run when it is contiguous."""
+    if runs and runs[-1][0] == source and runs[-1][2] == row:
+        runs[-1][2] = row + 1
+    else:
+        runs.append([source, row, row + 1])
 
 
 class CatalogReader:

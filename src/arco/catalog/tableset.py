@@ -206,8 +206,13 @@ _EPOCHS: dict[str | None, datetime] = {
 _UNIT_MICROSECONDS = {"s": 1_000_000, "ms": 1_000, "us": 1}
 
 
-def _column_values(column: pa.ChunkedArray) -> list[Any]:
-    array = column.combine_chunks()
+def column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """``column.to_pylist()``, with timestamps built fast as in :func:`to_rows`."""
+    return _column_values(column)
+
+
+def _column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     dtype = array.type
     if pa.types.is_timestamp(dtype) and dtype.tz in _EPOCHS and dtype.unit in _UNIT_MICROSECONDS:
         epoch, scale = _EPOCHS[dtype.tz], _UNIT_MICROSECONDS[dtype.unit]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import json.encoder
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from arco.catalog import Namespace, Table
     from arco.catalog.events import Envelope
     from arco.catalog.lineage import Edge
@@ -61,6 +64,97 @@ def emit_json_list(batches: Iterable[Sequence[Any]]) -> None:
         first = False
     write("[]\n" if first else "\n]\n")
     sys.stdout.flush()
+
+
+def tables_json_texts(batch: pa.Table) -> list[str]:
+    """Each row of a ``tables`` batch as ``json.dumps(Table.to_dict(), ensure_ascii=False)``.
+
+    Built column by column from Arrow (:meth:`Catalog.iter_table_batches`): no
+    ``Table``, ``Column`` or row dict per table, and every string escaped by the
+    C function ``json`` itself uses. ``tests/cli`` checks it text for text
+    against ``json.dumps``.
+    """
+    from arco.catalog.tableset import column_values
+
+    enc = json.encoder.encode_basestring
+
+    def text(values: list[Any]) -> list[str]:
+        return ["null" if v is None else enc(v) for v in values]
+
+    def col(name: str) -> list[Any]:
+        return column_values(batch.column(name))
+
+    ids, namespaces, names = text(col("id")), text(col("namespace")), text(col("name"))
+    formats, locations = text(col("format")), text(col("location"))
+    descriptions, metadata = text(col("description")), text(col("metadata_location"))
+    created = [enc(v.isoformat()) for v in col("created_at")]
+    updated = [enc(v.isoformat()) for v in col("updated_at")]
+    versions = col("schema_version")
+    props = [json.dumps(dict(p), ensure_ascii=False) if p else "{}" for p in col("properties")]
+    nested = batch.column("columns").combine_chunks()
+    offsets = nested.offsets.to_pylist()
+    values = nested.values.slice(offsets[0], offsets[-1] - offsets[0]) if offsets else None
+    fields: dict[str, list[Any]] = (
+        {
+            f: values.field(f).to_pylist()
+            for f in ("name", "data_type", "nullable", "ordinal", "description", "column_id")
+        }
+        if values is not None
+        else {}
+    )
+    c_names, c_types = text(fields.get("name", [])), text(fields.get("data_type", []))
+    c_descs = text(fields.get("description", []))
+    c_null = ["true" if v else "false" for v in fields.get("nullable", [])]
+    c_ord, c_ids = fields.get("ordinal", []), fields.get("column_id", [])
+    out = []
+    first = offsets[0] if offsets else 0
+    for i in range(batch.num_rows):
+        lo, hi = offsets[i] - first, offsets[i + 1] - first
+        order = sorted(range(lo, hi), key=c_ord.__getitem__)  # ordinal order, as Table does
+        columns = ", ".join(
+            f'{{"name": {c_names[j]}, "type": {c_types[j]}, "nullable": {c_null[j]}, '
+            f'"ordinal": {c_ord[j]}, "description": {c_descs[j]}, "column_id": {c_ids[j]}}}'
+            for j in order
+        )
+        out.append(
+            f'{{"id": {ids[i]}, "namespace": {namespaces[i]}, "name": {names[i]}, '
+            f'"format": {formats[i]}, "location": {locations[i]}, '
+            f'"description": {descriptions[i]}, "properties": {props[i]}, '
+            f'"columns": [{columns}], "created_at": {created[i]}, "updated_at": {updated[i]}, '
+            f'"schema_version": {versions[i]}, "metadata_location": {metadata[i]}}}'
+        )
+    return out
+
+
+def emit_json_texts(batches: Iterable[Sequence[str]]) -> None:
+    """Print JSON texts as one JSON array, one item per line, batch by batch."""
+    write = sys.stdout.write
+    first = True
+    for batch in batches:
+        if not batch:
+            continue
+        write(("[\n" if first else ",\n") + ",\n".join(batch))
+        first = False
+    write("[]\n" if first else "\n]\n")
+    sys.stdout.flush()
+
+
+def table_list_rows(batch: pa.Table) -> list[dict[str, Any]]:
+    """What the text listing shows of each row of a ``tables`` batch."""
+    nested = batch.column("columns").combine_chunks()
+    offsets = nested.offsets.to_pylist()
+    return [
+        {"namespace": ns, "name": n, "format": f, "columns": range(hi - lo), "description": d}
+        for ns, n, f, d, lo, hi in zip(
+            batch.column("namespace").to_pylist(),
+            batch.column("name").to_pylist(),
+            batch.column("format").to_pylist(),
+            batch.column("description").to_pylist(),
+            offsets,
+            offsets[1:],
+            strict=False,
+        )
+    ]
 
 
 def say(message: str) -> None:

@@ -98,11 +98,11 @@ def list_(
     """List tables, sorted by namespace and name."""
     cfg = settings(ctx)
     # Streamed: a cold catalog reads the listing group by group (ADR 015).
-    batches = cfg.catalog().iter_table_dicts(namespace)
+    batches = cfg.catalog().iter_table_batches(namespace)
     if cfg.json:
-        output.emit_json_list(batches)
+        output.emit_json_texts(map(output.tables_json_texts, batches))
     else:
-        output.tables_stream(batches)
+        output.tables_stream(map(output.table_list_rows, batches))
 
 
 @app.command("show")
