@@ -102,20 +102,30 @@ def tables_json_texts(batch: pa.Table) -> list[str]:
         if values is not None
         else {}
     )
-    c_names, c_types = text(fields.get("name", [])), text(fields.get("data_type", []))
-    c_descs = text(fields.get("description", []))
-    c_null = ["true" if v else "false" for v in fields.get("nullable", [])]
-    c_ord, c_ids = fields.get("ordinal", []), fields.get("column_id", [])
+    c_ord = fields.get("ordinal", [])
+    # One text per column of every table in the batch, in one pass over flat lists.
+    frags = [
+        f'{{"name": {n}, "type": {t}, "nullable": {"true" if nl else "false"}, '
+        f'"ordinal": {o}, "description": {d}, "column_id": {c}}}'
+        for n, t, nl, o, d, c in zip(
+            text(fields.get("name", [])),
+            text(fields.get("data_type", [])),
+            fields.get("nullable", []),
+            c_ord,
+            text(fields.get("description", [])),
+            fields.get("column_id", []),
+            strict=True,
+        )
+    ]
     out = []
     first = offsets[0] if offsets else 0
     for i in range(batch.num_rows):
         lo, hi = offsets[i] - first, offsets[i + 1] - first
-        order = sorted(range(lo, hi), key=c_ord.__getitem__)  # ordinal order, as Table does
-        columns = ", ".join(
-            f'{{"name": {c_names[j]}, "type": {c_types[j]}, "nullable": {c_null[j]}, '
-            f'"ordinal": {c_ord[j]}, "description": {c_descs[j]}, "column_id": {c_ids[j]}}}'
-            for j in order
-        )
+        part = frags[lo:hi]
+        ords = c_ord[lo:hi]
+        if ords != sorted(ords):  # ordinal order, as Table does (stored in it already)
+            part = [frags[j] for j in sorted(range(lo, hi), key=c_ord.__getitem__)]
+        columns = ", ".join(part)
         out.append(
             f'{{"id": {ids[i]}, "namespace": {namespaces[i]}, "name": {names[i]}, '
             f'"format": {formats[i]}, "location": {locations[i]}, '
