@@ -6,8 +6,8 @@ Three kinds:
   :class:`SensorResult` with a new cursor, or a :class:`SkipReason`);
 - ``@asset_sensor(assets=[...])``: ``fn(context, materializations)`` is called
   with the materializations of the watched assets recorded since its cursor
-  (Arco runs' and those reported through OpenLineage alike, since both become
-  ``materialization.recorded`` facts of the executions domain);
+  (``materialization.recorded`` facts; datasets written by external
+  OpenLineage runs are not watched yet);
 - ``@run_status_sensor(states=["FAILED"])``: ``fn(context, run)`` once per run
   that reached one of ``states`` since its cursor.
 
