@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -315,7 +315,7 @@ class Compactor:
                     {"idempotency_key": key, "event_id": env.event_id, "event_type": env.event_type}
                 )
 
-                folder.fold(replace(env, payload=payload), _occurred(env.occurred_at, env.event_id))
+                folder.fold(env.with_payload(payload), _occurred(env.occurred_at, env.event_id))
                 report.events += 1
             if max_id is None or obj.object_id > max_id:
                 max_id = obj.object_id

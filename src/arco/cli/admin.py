@@ -278,3 +278,55 @@ def prune_usage(
         output.emit_json({"removed": removed})
     else:
         output.say(f"Removed {output.plural(removed, 'counter')}")
+
+
+@app.command("locks")
+def locks(ctx: typer.Context) -> None:
+    """Show the lease lock of every domain of this scope: holder, token, time left."""
+    import time
+
+    from arco.catalog.lock import LeaseLock
+    from arco.catalog.manifest import Pointer
+    from arco.catalog.verify import discover_domains
+    from arco.core.errors import ArcoError
+    from arco.core.keys import Keys
+
+    cfg = settings(ctx)
+    store, keys = cfg.store(), Keys(cfg.scope())
+    now = time.time()
+    rows = []
+    for domain in discover_domains(store, keys):
+        found = LeaseLock(store, keys.lock(domain)).read()
+        if found is None:
+            continue
+        record, _ = found
+        try:
+            data, _ = store.get(keys.pointer(domain))
+            published = Pointer.from_bytes(data).fencing_token
+        except ArcoError:
+            published = 0
+        if record.released:
+            state = "released"
+        elif published >= record.token:
+            state = "published"  # its commit is the head: the lease ended with it
+        elif record.expires_at <= now:
+            state = "expired"  # the holder died; the next writer takes over
+        else:
+            state = "held"
+        rows.append(
+            {
+                "domain": domain,
+                "state": state,
+                "holder": record.holder,
+                "token": record.token,
+                "expires_in": round(record.expires_at - now, 1),
+            }
+        )
+    if cfg.json:
+        output.emit_json(rows)
+        return
+    for r in rows:
+        output.say(
+            f"{r['domain']}\t{r['state']}\ttoken {r['token']}\t{r['holder']}\t"
+            f"expires in {r['expires_in']}s"
+        )
