@@ -1,7 +1,7 @@
 // Runs the browser-urls view SQL in DuckDB-WASM (the web UI's engine) under Node.
 // Usage: node wasm_views.cjs JOB.json  where JOB = {"dist": ".../duckdb-wasm/dist/",
 //   "files": {"arco://<path>": "<local file>"}, "views": {"<name>": "<sql>"}, "out": "<dir>",
-//   "queries"?: ["<sql over arco_sys.*>", ...]}
+//   "queries"?: ["<sql over arco_sys.*>", ...], "sweep"?: {"view", "from", "to"}}
 // Each view's rows are written to <out>/<name>.arrow and each query's to
 // <out>/query-<i>.arrow (Arrow IPC streams), so the Python test compares typed
 // values, not printed ones.
@@ -48,7 +48,30 @@ const arrow = require(require.resolve("apache-arrow", { paths: [job.dist] }));
       queries[i] = String(err && err.message ? err.message : err);
     }
   }
-  process.stdout.write(JSON.stringify({ version, errors, queries }));
+  // job.sweep = {view, from, to}: build one view again and again, its SQL padded with
+  // trailing blanks to every length in [from, to), each allocation shifting the heap a
+  // little - DuckDB-WASM 1.28.0 traps on some layouts only. Lists the lengths that
+  // failed (a fresh database after each, a trap leaves the old one unusable).
+  const failed = [];
+  if (job.sweep) {
+    let c = conn;
+    const sql = `CREATE OR REPLACE TABLE arco_sys."${job.sweep.view}" AS ${job.views[job.sweep.view]}`;
+    for (let n = Math.max(job.sweep.from, sql.length); n < job.sweep.to; n++) {
+      try {
+        c.query(sql + " ".repeat(n - sql.length));
+      } catch (err) {
+        failed.push([n, String(err && err.message ? err.message : err)]);
+        const fresh = await duckdb.createDuckDB(bundles, new duckdb.VoidLogger(), duckdb.NODE_RUNTIME);
+        await fresh.instantiate(() => {});
+        for (const [name, local] of Object.entries(job.files)) {
+          fresh.registerFileBuffer(name, new Uint8Array(fs.readFileSync(local)));
+        }
+        c = fresh.connect();
+        c.query("CREATE SCHEMA arco_sys");
+      }
+    }
+  }
+  process.stdout.write(JSON.stringify({ version, errors, queries, failed }));
 })().catch((err) => {
   process.stderr.write(String(err && err.stack ? err.stack : err));
   process.exit(1);

@@ -9,13 +9,16 @@ of :data:`~arco.catalog.sql.SYSTEM_SCHEMAS`. They follow the readers exactly:
   datasets, column edges) apply the delta rows newer than the base
   (``_version > base.max_version``) on top of the base: per primary key the row
   with the highest ``_version`` wins (later rows of the same file break ties, as
-  the in-order fold does) and ``_op = 1`` deletes it;
+  the in-order fold does) and ``_op = 1`` deletes it. The window choosing that
+  row reads only scalar columns; the winners are joined back by file and row
+  number, because DuckDB-WASM 1.28.0 traps partitioning rows that carry LIST or
+  MAP columns (ADR 008);
 * append-only fact tables (materializations, logs, quarantine) are the base and
   every delta concatenated, as ``DomainStore.load_table`` reads them.
 
 Only SQL that DuckDB 0.9 (the engine inside DuckDB-WASM 1.28.0) understands is
-used: ``read_parquet`` with a list, ``file_row_number``, ``QUALIFY``, ``unnest``
-and ``struct_extract``. Every column is cast to its system type, so a view over
+used: ``read_parquet`` with a list, ``filename``, ``file_row_number``, ``QUALIFY``,
+``unnest`` and ``struct_extract``. Every column is cast to its system type, so a view over
 no files has the same columns (typed NULLs and ``WHERE false``).
 """
 
@@ -147,22 +150,38 @@ def _merged(source: _Source, files: Sequence[FileEntry]) -> str | None:
         return f"SELECT {columns} FROM read_parquet({_files([base.path])})"
     keys = source.tdef.key
     partition = ", ".join(_ident(k) for k in keys)
-    latest = (
-        f"SELECT * FROM read_parquet({_files([d.path for d in deltas])}, "
-        f"union_by_name=true, file_row_number=true) WHERE _version > {since} "
+    scan = (
+        f"read_parquet({_files([d.path for d in deltas])}, "
+        "union_by_name=true, filename=true, file_row_number=true)"
+    )
+    # The window that picks each key's newest row sees only scalars (the key,
+    # _version and the row's file and position); the whole rows are joined back to
+    # it. DuckDB-WASM 1.28.0 (DuckDB 0.9.1) traps with "memory access out of bounds"
+    # partitioning rows that carry LIST/MAP columns (tables.columns, properties),
+    # depending on the heap layout: with the same files it failed or not with the
+    # length of the SQL text, e.g. a 45th catalog table, or the schema name.
+    winners = (
+        f"SELECT filename AS _file, file_row_number AS _row FROM ("
+        f"SELECT {partition}, _version, filename, file_row_number FROM {scan} "
+        f"WHERE _version > {since}) "
         f"QUALIFY row_number() OVER (PARTITION BY {partition} "
         "ORDER BY _version DESC, file_row_number DESC) = 1"
     )
+    latest = (
+        f"SELECT * FROM {scan} AS r WHERE EXISTS "
+        "(SELECT 1 FROM w WHERE w._file = r.filename AND w._row = r.file_row_number)"
+    )
+    with_clause = f"WITH w AS ({winners}), d AS ({latest})"
     live = f"SELECT {columns} FROM d WHERE d._op <> {OP_DELETE}"
     if base is None:
-        return f"WITH d AS ({latest}) {live}"
+        return f"{with_clause} {live}"
     match = " AND ".join(f"d.{_ident(k)} = b.{_ident(k)}" for k in keys)
     kept = (
         f"SELECT {', '.join('b.' + _ident(n) for n in source.tdef.schema.names)} "
         f"FROM read_parquet({_files([base.path])}) AS b "
         f"WHERE NOT EXISTS (SELECT 1 FROM d WHERE {match})"
     )
-    return f"WITH d AS ({latest}) {kept} UNION ALL {live}"
+    return f"{with_clause} {kept} UNION ALL {live}"
 
 
 def _cast(expression: str, name: str, dtype: pa.DataType) -> str:
