@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import httpx
 
+from arco.catalog.catalog import Catalog
 from arco.client import ArcoClient
+from arco.core.scope import Scope
 
-from .conftest import LiveServer
+from .conftest import LiveServer, Tokens, in_process_client, make_app
 
 
 def test_prefix_search_against_uvicorn(live_server: LiveServer) -> None:
@@ -34,3 +37,32 @@ def test_prefix_search_against_uvicorn(live_server: LiveServer) -> None:
         r = httpx.get(search, params={"q": q}, headers=headers)
         assert r.status_code == 200, (q, r.text)
         assert r.json()["hits"] == []
+
+
+def test_reads_and_search_do_not_fold_the_catalog(tmp_path: Path) -> None:
+    """A server that only reads answers catalog reads and searches without holding
+    the folded catalog (issue #12): its memory must not grow with the catalog."""
+    url = f"file://{tmp_path}"
+    scope = Scope("acme", "main")
+    writer = Catalog(url, scope)
+    writer.create_namespace("sales")
+    for i in range(30):
+        writer.create_table("sales", f"orders_{i:02d}", ["id:int64", "amount:double"])
+    app = make_app(url)
+    headers = Tokens().headers("acme", "main", ["reader"])
+    with in_process_client(app) as client:
+        r = client.get("/api/v1/namespaces/sales/tables/orders_07", headers=headers)
+        assert r.status_code == 200
+        assert r.json()["name"] == "orders_07"
+        r = client.get("/api/v1/namespaces/sales/tables", params={"page_size": 5}, headers=headers)
+        assert [t["name"] for t in r.json()["items"]] == [f"orders_{i:02d}" for i in range(5)]
+        assert client.get("/api/v1/namespaces/sales", headers=headers).json()["name"] == "sales"
+        r = client.get("/api/v1/search", params={"q": "orders_07"}, headers=headers)
+        assert r.json()["hits"][0]["qualified_name"] == "sales.orders_07"
+        # A table created after the index was built is found by an incremental refresh.
+        writer.create_table("sales", "refunds", ["id:int64"])
+        r = client.get("/api/v1/search", params={"q": "refunds"}, headers=headers)
+        assert [h["qualified_name"] for h in r.json()["hits"]] == ["sales.refunds"]
+        services = app.state.services.get(scope)
+        assert not services.catalog.domain.folded
+        assert not services.search.catalog.domain.folded

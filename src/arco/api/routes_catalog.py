@@ -22,7 +22,7 @@ from arco.api.schemas import (
     TableRename,
 )
 from arco.api.services import ScopeServices
-from arco.catalog.catalog import CatalogView
+from arco.catalog.catalog import Catalog, CatalogView
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
@@ -37,10 +37,16 @@ AsOfVersion = Annotated[
 ]
 
 
-def _view(svc: ScopeServices, as_of_version: int | None) -> CatalogView:
-    """The catalog at ``as_of_version`` (404 past the head, or once expired), else the latest."""
+def _view(svc: ScopeServices, as_of_version: int | None) -> Catalog | CatalogView:
+    """The catalog at ``as_of_version`` (404 past the head, or once expired), else the latest.
+
+    The latest is read through the catalog itself, not ``view()``: a server that has
+    not written answers each question by a point read of what it needs (ADR 015)
+    instead of folding every table into memory, and a listing pages through the
+    sorted base instead of sorting every name per request.
+    """
     if as_of_version is None:
-        return svc.catalog.view()
+        return svc.catalog
     return svc.catalog.at_version(as_of_version)
 
 

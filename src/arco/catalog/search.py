@@ -223,10 +223,14 @@ def docs_for_namespace(row: dict[str, Any]) -> Doc:
     )
 
 
-def docs_for_table(state: CatalogState, row: dict[str, Any]) -> list[Doc]:
-    """The documents of a table row: the table and each of its columns."""
+def docs_for_table(state: CatalogState | None, row: dict[str, Any]) -> list[Doc]:
+    """The documents of a table row: the table and each of its columns.
+
+    The columns are nested in the row; ``state`` is not needed (kept for callers
+    that pass it).
+    """
     qualified = f"{row['namespace']}.{row['name']}"
-    columns = state.column_rows(row["id"])
+    columns = sorted(row["columns"] or (), key=lambda c: c["ordinal"])
     col_docs = [
         Doc(
             doc_id=f"col:{row['id']}:{c['column_id']}",
@@ -303,6 +307,11 @@ class SearchResults:
 BUILD_CHUNK_DOCS = 20_000
 _META_SCHEMA = pa.schema([f for f in _POSTING_SCHEMA if f.name != "token"])
 _SLIM_SCHEMA = pa.schema([pa.field("token", pa.string()), pa.field("doc", pa.int32())])
+#: Catalog rows become Python values this many at a time during a full rebuild.
+_ROW_BATCH = 2_048
+#: The catalog columns a document is made of.
+_NS_COLUMNS = ("name", "description", "properties")
+_TABLE_COLUMNS = ("id", "namespace", "name", "description", "properties", "columns")
 
 
 class _Builder:
@@ -399,6 +408,8 @@ class _Builder:
 
 # ------------------------------------------------------------- query side
 _EMPTY_GIDS = pa.array([], pa.int32())
+#: Default memory bound of one index's decoded postings buckets.
+CACHE_BYTES = 64 << 20
 #: Above this many candidates left after the score cut, ties are broken by rank.
 _TIES_BY_RANK = 2_000
 
@@ -422,6 +433,8 @@ class _Registry:
         self.size = 0
         self._retired: list[int] = []
         self._rank: pa.Array | None = None
+        #: Index versions documents were registered from.
+        self._versions: set[int] = set()
 
     @property
     def table(self) -> pa.Table:
@@ -458,16 +471,26 @@ class _Registry:
             self._lookup = ids
         return self._lookup
 
-    def register(self, postings: pa.Table) -> pa.Array:
-        """The gid of each row of a decoded postings table (registering new documents)."""
-        docs = postings.select(list(self._COLUMNS)).group_by("doc_id", use_threads=False)
-        docs = docs.aggregate([(c, "first") for c in self._COLUMNS[1:]])
-        docs = docs.rename_columns([c.removesuffix("_first") for c in docs.column_names])
-        docs = docs.select(list(self._COLUMNS)).combine_chunks()
-        unique_ids = docs.column("doc_id").combine_chunks()
+    def register(self, postings: pa.Table, version: int = 0) -> pa.Array:
+        """The gid of each row of a decoded postings table (registering new documents).
+
+        ``version`` is the index version the postings were read at: while every
+        document was registered from that one version, a known document cannot have
+        changed, and the comparison of its columns is skipped.
+        """
+        # Every posting of a document carries the same columns: any row stands for it.
+        # (A hash pass and a take; a group_by with "first" aggregates cost ~10x more.)
+        doc_ids = postings.column("doc_id").combine_chunks()
+        encoded = doc_ids.dictionary_encode()
+        unique_ids = encoded.dictionary
+        row_doc = encoded.indices
+        first = pc.index_in(unique_ids, value_set=doc_ids)
+        docs = postings.select(list(self._COLUMNS)).take(first).combine_chunks()
         pos = pc.index_in(unique_ids, value_set=self._ids())
         known = pc.is_valid(pos)
-        if self.size and pc.any(known).as_py():
+        one_version = self._versions <= {version}
+        self._versions.add(version)
+        if self.size and not one_version and pc.any(known).as_py():
             same = known
             # Unconsolidated: combining the whole registry per decoded bucket costs more.
             whole = pa.concat_tables(self._chunks).select(list(self._COLUMNS[1:]))
@@ -507,9 +530,6 @@ class _Registry:
             self.size += chunk.num_rows
             self._table = None
             self._lookup = None
-        # Rows to their document among this bucket's (fewer than the registry's).
-        doc_ids = postings.column("doc_id").combine_chunks()
-        row_doc = pc.index_in(doc_ids, value_set=unique_ids)
         return gid_of_doc.take(row_doc)
 
 
@@ -526,26 +546,52 @@ def _registry_schema() -> pa.Schema:
 
 @dataclass(frozen=True)
 class _Bucket:
-    """One decoded postings bucket: a token's postings are one slice of ``gids``."""
+    """One decoded postings bucket, all in Arrow: the bucket's distinct tokens
+    (sorted), where each token's postings start in ``gids``, and ``gids`` (each
+    token's slice ascending). No Python object per token: a bucket of a large
+    catalog holds tens of thousands of distinct tokens."""
 
-    words: dict[str, int]
-    offsets: list[int]
+    words: pa.Array
+    offsets: pa.Array
     gids: pa.Array
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the bucket holds (what the bucket cache is bounded by)."""
+        return int(self.words.nbytes + self.offsets.nbytes + self.gids.nbytes)
 
     def lookup(self, token: str) -> pa.Array:
         """The gids (ascending) of the documents holding ``token``."""
-        i = self.words.get(token)
-        if i is None:
+        words = self.words
+        lo, hi = 0, len(words)
+        # Binary search over the sorted words (UTF-8 bytes order, as Arrow sorts).
+        key = token.encode()
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if words[mid].as_buffer().to_pybytes() < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo == len(words) or words[lo].as_py() != token:
             return _EMPTY_GIDS
-        return self.gids.slice(self.offsets[i], self.offsets[i + 1] - self.offsets[i])
+        start = self.offsets[lo].as_py()
+        return self.gids.slice(start, self.offsets[lo + 1].as_py() - start)
 
 
-def _fold(tdef: TableDef, base: pa.Table | None, deltas: Sequence[pa.Table]) -> pa.Table:
+def _fold(
+    tdef: TableDef,
+    base: pa.Table | None,
+    deltas: Sequence[pa.Table],
+    columns: Sequence[str] | None = None,
+) -> pa.Table:
     """Live rows from a base and deltas (oldest first), vectorised: the newest row of
-    each key wins, deletes drop it."""
-    names = tdef.schema.names
+    each key wins, deletes drop it. ``columns`` (with the key) limits what is kept."""
+    names = list(columns) if columns is not None else tdef.schema.names
+    schema = pa.schema([tdef.delta_schema.field(n) for n in [*names, "_op", "_version"]])
     if not deltas:
-        return base.select(names) if base is not None else tdef.schema.empty_table()
+        if base is None:
+            return pa.schema([schema.field(n) for n in names]).empty_table()
+        return base.select(names)
     parts: list[pa.Table] = []
     if base is not None:
         n = base.num_rows
@@ -553,9 +599,9 @@ def _fold(tdef: TableDef, base: pa.Table | None, deltas: Sequence[pa.Table]) -> 
             base.select(names)
             .append_column("_op", pa.array([tableset.OP_UPSERT] * n, pa.int8()))
             .append_column("_version", pa.array([0] * n, pa.int64()))
-            .cast(tdef.delta_schema)
+            .cast(schema)
         )
-    parts.extend(d.select([*names, "_op", "_version"]).cast(tdef.delta_schema) for d in deltas)
+    parts.extend(d.select([*names, "_op", "_version"]).cast(schema) for d in deltas)
     rows = pa.concat_tables(parts).combine_chunks()
     rows = rows.append_column("_pos", pa.array(range(rows.num_rows), pa.int64()))
     last = rows.group_by(list(tdef.key), use_threads=False).aggregate([("_pos", "max")])
@@ -576,6 +622,7 @@ class SearchIndex:
         catalog: Catalog | None = None,
         max_staleness: float = 0.0,
         lock_ttl: float = DEFAULT_LOCK_TTL,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
         self.catalog = catalog or Catalog(store, scope)
         # A full rebuild of a large catalog is one long commit; its lease is renewed
@@ -591,6 +638,9 @@ class SearchIndex:
             lock_wait=SEARCH_LOCK_WAIT,
         )
         self._buckets: OrderedDict[tuple[int, str], _Bucket] = OrderedDict()
+        self._bucket_bytes = 0
+        #: Memory the decoded buckets may hold (least recently used go first).
+        self.cache_bytes = cache_bytes
         self._registry = _Registry()
         self._files_of: tuple[str | None, dict[str, list[FileEntry]]] = (None, {})
         # Decoding grows the shared registry; queries from several threads take turns.
@@ -606,23 +656,30 @@ class SearchIndex:
         return self._refresh()[0]
 
     def _refresh(self) -> tuple[int, Snapshot[SearchState]]:
-        """``refresh`` plus the index snapshot it leaves (saves a query a pointer read)."""
-        head = self.catalog.snapshot()
+        """``refresh`` plus the index snapshot it leaves (saves a query a pointer read).
+
+        Reads only the catalog's head (pointer and manifest): an index that is current
+        costs no catalog state at all, and a refresh reads the catalog's files in
+        Arrow without folding them into the shared :class:`Catalog` (which would keep
+        every table in memory for the life of the process).
+        """
+        head = self.catalog.domain.read_head()
         current = self.domain.read()
         if _indexed(current) >= head.version:
             return head.version, current
+        files = head.manifest.files if head.manifest is not None else ()
 
         def mutate(snap: Snapshot[SearchState]) -> Change:
             indexed = _indexed(snap)
             if indexed >= head.version:
                 return Change()
-            changed_ns, changed_tables, full = self._changes(indexed, head)
+            changed = self._changes(indexed, files)
             change: Change
-            if full:
-                change = self._full(head.state)
+            if changed is None:
+                change = self._full(*self._catalog_tables(files))
             else:
                 change = Change()
-                self._incremental(snap, head.state, changed_ns, changed_tables, change)
+                self._incremental(snap, *changed, change)
             change.meta = {"catalog_version": head.version, "revision": INDEX_REVISION}
             change.operation = {"ops": [{"op": "index", "from": indexed, "to": head.version}]}
             return change
@@ -630,56 +687,92 @@ class SearchIndex:
         return head.version, self.domain.commit(mutate).snapshot
 
     def _changes(
-        self, indexed: int, head: Snapshot[CatalogState]
-    ) -> tuple[set[str], set[str], bool]:
-        """Namespace names and table ids changed after ``indexed`` (from delta files)."""
+        self, indexed: int, files: Sequence[FileEntry]
+    ) -> tuple[dict[str, dict[str, Any] | None], dict[str, dict[str, Any] | None]] | None:
+        """The namespaces (by name) and tables (by id) changed after ``indexed``, each
+        with its newest row (None once deleted); None when only a full rebuild can say.
+
+        Every change after ``indexed`` is in a delta file newer than it (a newer base
+        means a rewrite folded deltas away: rebuild), and the newest row of a key
+        among those deltas is its current row.
+        """
         if indexed == 0:
-            return set(), set(), True
-        namespaces: set[str] = set()
-        tables: set[str] = set()
-        for entry in head.files:
+            return None
+        found: dict[str, dict[str, tuple[int, dict[str, Any] | None]]] = {
+            "namespaces": {},
+            "tables": {},
+        }
+        for entry in files:
             if entry.max_version <= indexed:
                 continue
             if entry.kind == "base":
-                # The catalog folded its deltas into a new base: rebuild from state.
-                return set(), set(), True
-            if entry.table not in ("namespaces", "tables"):
+                return None
+            if entry.table not in found:
                 continue
             data = self.catalog.domain.load_file(entry)
-            column = "name" if entry.table == "namespaces" else "id"
             newer = data.filter(pc.greater(data.column("_version"), indexed))
-            ids = newer.column(column).to_pylist()
-            (namespaces if entry.table == "namespaces" else tables).update(ids)
-        return namespaces, tables, False
+            key = "name" if entry.table == "namespaces" else "id"
+            rows = found[entry.table]
+            for row in newer.to_pylist():
+                version = row["_version"]
+                seen = rows.get(row[key])
+                if seen is None or version >= seen[0]:
+                    live = row["_op"] != tableset.OP_DELETE
+                    rows[row[key]] = (version, row if live else None)
+        return (
+            {k: v[1] for k, v in found["namespaces"].items()},
+            {k: v[1] for k, v in found["tables"].items()},
+        )
+
+    def _catalog_tables(self, files: Sequence[FileEntry]) -> tuple[pa.Table, pa.Table]:
+        """The live namespaces and tables of a catalog version, folded in Arrow (only
+        the columns the index needs)."""
+        out = []
+        for name, columns in (("namespaces", _NS_COLUMNS), ("tables", _TABLE_COLUMNS)):
+            tdef = CatalogState.TABLES[name]
+            entries = [f for f in files if f.table == name]
+            base = next((f for f in entries if f.kind == "base"), None)
+            deltas = sorted((f for f in entries if f.kind == "delta"), key=lambda f: f.min_version)
+            load = self.catalog.domain.load_file
+            out.append(
+                _fold(
+                    tdef,
+                    load(base) if base is not None else None,
+                    [load(d) for d in deltas],
+                    columns,
+                )
+            )
+        return out[0], out[1]
 
     @staticmethod
-    def _full(state: CatalogState) -> Change:
+    def _full(namespaces: pa.Table, tables: pa.Table) -> Change:
         """A rebuild of every table of the domain, streamed into Arrow.
 
         A rebuild of a large catalog has ~100 postings per table; as row dicts that
-        took gigabytes. The tables go in as Arrow bases, posting tables in a slim
-        form that is expanded with its documents' columns one bucket at a time,
-        just before the bucket is written.
+        took gigabytes. The catalog is read in Arrow and turned into Python rows a
+        batch at a time; the tables go in as Arrow bases, posting tables in a slim
+        form that is expanded with its documents' columns one bucket at a time, just
+        before the bucket is written.
         """
         builder = _Builder()
-        for ns_row in state.namespaces.values():
+        for ns_row in namespaces.to_pylist():
             builder.add(docs_for_namespace(ns_row))
-        for row in state.tables.values():
-            for doc in docs_for_table(state, row):
-                builder.add(doc)
-        tables, expand = builder.finish()
+        for batch in tables.to_batches(max_chunksize=_ROW_BATCH):
+            for row in batch.to_pylist():
+                for doc in docs_for_table(None, row):
+                    builder.add(doc)
+        tables_out, expand = builder.finish()
 
         def prepare(_table: str, data: pa.Table) -> pa.Table:
             return expand(data) if data.schema.equals(_SLIM_SCHEMA) else data
 
-        return Change(replace=set(SearchState.TABLES), bases=tables, prepare_base=prepare)
+        return Change(replace=set(SearchState.TABLES), bases=tables_out, prepare_base=prepare)
 
     def _incremental(
         self,
         snap: Snapshot[SearchState],
-        state: CatalogState,
-        namespaces: set[str],
-        table_ids: set[str],
+        namespaces: dict[str, dict[str, Any] | None],
+        table_ids: dict[str, dict[str, Any] | None],
         change: Change,
     ) -> None:
         wanted = [f"ns:{n}" for n in namespaces] + [f"tbl:{t}" for t in table_ids]
@@ -691,14 +784,12 @@ class SearchIndex:
                 change.delete(_posting_table(bucket_of(token)), {"token": token, "doc_id": doc_id})
             change.delete(_doc_table(doc_bucket_of(doc_id)), doc_row)
         docs: list[Doc] = []
-        for name in namespaces:
-            ns_row = state.namespaces.get(name)
+        for ns_row in namespaces.values():
             if ns_row is not None:
                 docs.append(docs_for_namespace(ns_row))
-        for table_id in table_ids:
-            trow = state.tables.get(table_id)
+        for trow in table_ids.values():
             if trow is not None:
-                docs.extend(docs_for_table(state, trow))
+                docs.extend(docs_for_table(None, trow))
         self._emit(docs, change)
 
     def _load(self, snap: Snapshot[SearchState], table: str) -> pa.Table:
@@ -762,29 +853,31 @@ class SearchIndex:
         if hit is not None:
             self._buckets.move_to_end(key)
             return hit
-        decoded = self._decode(self._load(snap, table_name))
+        decoded = self._decode(self._load(snap, table_name), snap.version)
         self._buckets[key] = decoded
-        while len(self._buckets) > BUCKETS * 2:
-            self._buckets.popitem(last=False)
+        self._bucket_bytes += decoded.nbytes
+        # Bounded by memory, not by count: a bucket of a large catalog is megabytes.
+        while len(self._buckets) > 1 and (
+            self._bucket_bytes > self.cache_bytes or len(self._buckets) > BUCKETS * 2
+        ):
+            _, dropped = self._buckets.popitem(last=False)
+            self._bucket_bytes -= dropped.nbytes
         return decoded
 
-    def _decode(self, table: pa.Table) -> _Bucket:
-        """Postings grouped by token, each group's gids ascending."""
+    def _decode(self, table: pa.Table, version: int = 0) -> _Bucket:
+        """Postings grouped by token (tokens sorted), each group's gids ascending."""
         if table.num_rows == 0:
-            return _Bucket({}, [0], _EMPTY_GIDS)
-        gids = self._registry.register(table)
-        tokens = table.column("token").combine_chunks().dictionary_encode()
-        codes = tokens.indices
+            return _Bucket(pa.array([], pa.string()), pa.array([0], pa.int32()), _EMPTY_GIDS)
+        gids = self._registry.register(table, version)
+        tokens = table.column("token").combine_chunks()
         order = pc.sort_indices(
-            pa.table({"c": codes, "g": gids}), sort_keys=[("c", "ascending"), ("g", "ascending")]
+            pa.table({"t": tokens, "g": gids}), sort_keys=[("t", "ascending"), ("g", "ascending")]
         )
-        runs = pc.run_end_encode(codes.take(order))
-        words = tokens.dictionary.to_pylist()
-        # Every dictionary entry occurs, so the runs are exactly tokens 0, 1, 2, ...
-        offsets = [0, *runs.run_ends.to_pylist()]
+        runs = pc.run_end_encode(tokens.take(order))
+        ends = runs.run_ends.cast(pa.int32())
         return _Bucket(
-            dict(zip(words, range(len(words)), strict=True)),
-            offsets,
+            runs.values,
+            pa.concat_arrays([pa.array([0], pa.int32()), ends]),
             gids.take(order),
         )
 
