@@ -378,17 +378,22 @@ class DomainStore(Generic[S]):
         hit = self._manifests.get(key)
         if hit is not None and hit[1] == sha256 and self.keys.is_within(key):
             return hit[0]
-        manifest = fetch_manifest(self.store, self.keys, key, sha256)
+        manifest = fetch_manifest(self.store, self.keys, key, sha256, lazy_operation=True)
         self._manifests[key] = (manifest, sha256)
         return manifest
 
-    def load_file(self, entry: FileEntry) -> pa.Table:
-        """Read one state file (verified against its manifest entry) as Arrow."""
+    def load_file(self, entry: FileEntry, columns: Sequence[str] | None = None) -> pa.Table:
+        """Read one state file (verified against its manifest entry) as Arrow.
+
+        ``columns``: decode only these (the whole file is still fetched and
+        verified); a cold point reader needs only the key columns of the deltas.
+        """
         if not self.keys.is_within(entry.path):
             raise IntegrityError(f"{entry.path}: state file outside scope {self.scope}")
-        hit = self._tables.get(entry.path)
+        cache_key = entry.path if columns is None else f"{entry.path}#{','.join(columns)}"
+        hit = self._tables.get(cache_key)
         if hit is not None:
-            self._tables.move_to_end(entry.path)
+            self._tables.move_to_end(cache_key)
             return hit
         try:
             data, _ = self.store.get(entry.path)
@@ -396,9 +401,9 @@ class DomainStore(Generic[S]):
             raise IntegrityError(f"{entry.path}: state file is missing") from exc
         if self.verify_reads and (len(data) != entry.size or sha256_hex(data) != entry.sha256):
             raise IntegrityError(f"{entry.path}: checksum or size does not match the manifest")
-        table = tableset.decode(data)
+        table = tableset.decode(data, columns)
         if entry.kind == "delta":
-            self._cache_table(entry.path, table)
+            self._cache_table(cache_key, table)
         return table
 
     def _cache_table(self, path: str, table: pa.Table) -> None:
@@ -617,7 +622,11 @@ class DomainStore(Generic[S]):
                 tdef, pending.data.sort_by([(k, "ascending") for k in tdef.sort_key])
             )
         else:
-            small = pending.level == 0 and pending.kind == "delta"
+            small = (
+                pending.level == 0
+                and pending.kind == "delta"
+                and pending.data.num_rows <= tableset.SMALL_DELTA_ROWS
+            )
             data = tableset.encode(pending.data, small=small)
         self.store.put(key, data, "create")
         if pending.kind == "delta":
