@@ -33,6 +33,13 @@ TRACER_NAME = "arco"
 _enabled = False
 #: Exporters handed to configure_tracing, so one is never attached twice.
 _EXPORTERS: list[Any] = []
+_TRACER: Any = None
+
+
+def _remember_tracer(tracer: Any) -> Any:
+    global _TRACER
+    _TRACER = tracer
+    return tracer
 
 
 @dataclass(frozen=True)
@@ -117,9 +124,13 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
     """
     if not _enabled:
         return _NO_SPAN
-    from opentelemetry import trace
+    tracer = _TRACER
+    if tracer is None:
+        from opentelemetry import trace
 
-    return trace.get_tracer(TRACER_NAME).start_as_current_span(
+        # get_tracer builds a new tracer (and its scope) on every call: keep one.
+        tracer = _remember_tracer(trace.get_tracer(TRACER_NAME))
+    return tracer.start_as_current_span(
         name, attributes={k: v for k, v in (attributes or {}).items() if v is not None}
     )
 
@@ -204,6 +215,7 @@ def configure_tracing(
         return False
     provider = trace.get_tracer_provider()
     if not hasattr(provider, "add_span_processor"):
+        _remember_tracer(None)
         provider = TracerProvider(
             resource=Resource.create(
                 {"service.name": os.environ.get("OTEL_SERVICE_NAME") or service_name}
