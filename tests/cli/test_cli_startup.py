@@ -122,8 +122,10 @@ def test_listings_are_written_batch_by_batch(
         return real_write(text)
 
     monkeypatch.setattr(sys.stdout, "write", write)
-    emit = output.emit_json_list if as_json else output.tables_stream
-    emit(_batches(5, taken))
+    if as_json:
+        output.emit_json_texts([json.dumps(t) for t in b] for b in _batches(5, taken))
+    else:
+        output.tables_stream(_batches(5, taken))
     monkeypatch.undo()
     out = capsys.readouterr().out
     assert taken == [0, 1, 2, 3, 4]
@@ -144,7 +146,7 @@ def test_listings_are_written_batch_by_batch(
 
 
 def test_an_empty_json_listing_is_an_empty_array(capsys: pytest.CaptureFixture[str]) -> None:
-    output.emit_json_list(iter([[], []]))
+    output.emit_json_texts(iter([[], []]))
     assert json.loads(capsys.readouterr().out) == []
 
 

@@ -20,7 +20,6 @@ from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Pa
 from arco.catalog.pointread import (
     CatalogReader,
     namespace_from_row,
-    table_dict_from_row,
     table_from_row,
 )
 from arco.catalog.state import CatalogState
@@ -796,19 +795,6 @@ class Catalog:
             return
         for batch in self._scan_tables(reader, namespace, None, None):
             yield [table_from_row(r) for r in batch]
-
-    def iter_table_dicts(self, namespace: str | None = None) -> Iterator[list[dict[str, Any]]]:
-        """:meth:`iter_tables` as JSON-ready dicts (``Table.to_dict()``), without models.
-
-        For long listings (``arco table list``): the rows of each group become
-        dicts directly, with no ``Table`` and ``Column`` objects in between.
-        """
-        reader = self._reader()
-        if reader is None:
-            yield [t.to_dict() for t in self.view().list_tables(namespace).items]
-            return
-        for batch in self._scan_tables(reader, namespace, None, None):
-            yield [table_dict_from_row(r) for r in batch]
 
     def iter_table_batches(self, namespace: str | None = None) -> Iterator[pa.Table]:
         """Every table sorted by (namespace, name), as Arrow tables of ``tables`` rows.
