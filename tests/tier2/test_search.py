@@ -490,3 +490,33 @@ def test_large_generated_catalog(store: ObjectStore) -> None:
     assert index.search("amount", kind="column", limit=1, refresh=False).total == n_tables // 2
     total = time.monotonic() - started
     print(f"{n_tables} tables: build {built:.0f}s, index {indexed:.0f}s, total {total:.0f}s")
+
+
+def test_decoded_buckets_stay_under_the_byte_bound(store: ObjectStore, cat: Catalog) -> None:
+    """The cache of decoded buckets is bounded by memory, and a query answered after
+    evictions (buckets decoded again) equals one answered from a roomy cache."""
+    roomy = SearchIndex(store, SCOPE)
+    tight = SearchIndex(store, SCOPE, cache_bytes=1)
+    for q in ("orders", "ord", "sales orders", "customer", "old rows", "orders", "ord"):
+        want = [(h.qualified_name, h.score, h.matched) for h in roomy.search(q).hits]
+        got = [(h.qualified_name, h.score, h.matched) for h in tight.search(q).hits]
+        assert got == want, q
+        assert len(tight._buckets) == 1
+    assert 0 < tight._bucket_bytes == next(iter(tight._buckets.values())).nbytes
+    assert len(roomy._buckets) > 1
+
+
+def test_search_reads_the_catalog_head_only(store: ObjectStore, cat: Catalog) -> None:
+    """Searching and refreshing (incrementally or in full) never folds the catalog:
+    a server's catalog object would otherwise hold every table for good."""
+    index = SearchIndex(store, SCOPE)
+    assert next(h.qualified_name for h in index.search("orders_archive").hits) == (
+        "sales.orders_archive"
+    )
+    cat.create_table("sales", "refunds", ["id:bigint"], description="Money back")
+    cat.update_table("sales", "payments", description="Card payments")
+    cat.drop_table("sales", "orders_archive")
+    assert [h.qualified_name for h in index.search("refunds").hits] == ["sales.refunds"]
+    assert "sales.payments" in [h.qualified_name for h in index.search("card").hits]
+    assert "sales.orders_archive" not in [h.qualified_name for h in index.search("orders").hits]
+    assert not index.catalog.domain.folded
