@@ -36,6 +36,7 @@ from arco.api.ratelimit import RateLimiter
 from arco.api.routes_admin import router as admin_router
 from arco.api.routes_browser import router as browser_router
 from arco.api.routes_catalog import router as catalog_router
+from arco.api.routes_dev import router as dev_router
 from arco.api.routes_flow import router as flow_router
 from arco.api.routes_openlineage import router as openlineage_router
 from arco.api.routes_query import router as query_router
@@ -404,5 +405,6 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.openapi = openapi  # type: ignore[method-assign]
     # The web UI (dev sign-in route, static files at "/"). Keep this last: the mount
     # at "/" matches every GET outside the server's paths, shadowing later routes.
-    install_web_ui(app, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(dev_router, responses=problems.API_ERROR_RESPONSES)
+    install_web_ui(app)
     return app

@@ -1,4 +1,4 @@
-"""The web UI: static files built by Vite from ``web/`` and the dev-mode sign-in route.
+"""The web UI: static files built by Vite from ``web/``.
 
 ``arco serve`` and ``arco dev`` mount :class:`StaticUI` at ``/`` after every API route,
 so ``/api``, ``/blob``, ``/healthz`` and friends always win. The built files live in
@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from arco.web.dev import router as dev_router
 from arco.web.static import STATIC_DIR, StaticUI, UIMount
 
-__all__ = ["STATIC_DIR", "StaticUI", "UIMount", "dev_router", "install"]
+__all__ = ["STATIC_DIR", "StaticUI", "UIMount", "install"]
 
 
-def install(app: FastAPI, responses: dict[int | str, dict[str, object]] | None = None) -> None:
-    """Add the dev sign-in route and the UI to ``app``; call it after every other route."""
-    app.include_router(dev_router, responses=responses)
+def install(app: FastAPI) -> None:
+    """Mount the UI on ``app`` at ``/``; call it after every other route."""
     app.router.routes.append(UIMount("/", app=StaticUI(), name="web-ui"))
