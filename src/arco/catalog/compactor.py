@@ -315,7 +315,7 @@ class Compactor:
                     {"idempotency_key": key, "event_id": env.event_id, "event_type": env.event_type}
                 )
 
-                folder.fold(env.with_payload(payload), _occurred(env.occurred_at, env.event_id))
+                folder.fold(env.with_payload(payload), event_time(env.occurred_at, env.event_id))
                 report.events += 1
             if max_id is None or obj.object_id > max_id:
                 max_id = obj.object_id
@@ -494,9 +494,12 @@ def _older(ulid: str, floor: str) -> bool:
     return len(ulid) == 26 and ulid.upper() < floor
 
 
-def _occurred(value: str, event_id: str) -> datetime:
-    # Truncated to milliseconds: state columns are timestamp[ms], and a fold must give
-    # the same rows whether its result is cached in memory or read back from Parquet.
+def event_time(value: str, event_id: str) -> datetime:
+    """When an event occurred, as folds store it: ``occurred_at``, else its ULID's time.
+
+    Truncated to milliseconds: state columns are timestamp[ms], and a fold must give
+    the same rows whether its result is cached in memory or read back from Parquet.
+    """
     try:
         when = datetime.fromisoformat(value)
         when = when if when.tzinfo else when.replace(tzinfo=UTC)

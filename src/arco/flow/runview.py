@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from arco.catalog.compactor import DEFAULT_WINDOW, _occurred, tier2_store
+from arco.catalog.compactor import DEFAULT_WINDOW, event_time, tier2_store
 from arco.catalog.domain import DomainStore
 from arco.catalog.events import REGISTRY, InvalidEventError
 from arco.catalog.ledger import Ledger, decode_object, ulid_time
@@ -110,7 +110,7 @@ class RunsReader:
                 if key in seen or state.has_event_key(key):
                     continue
                 seen.add(key)
-                folder.fold(env, _occurred(env.occurred_at, env.event_id))
+                folder.fold(env, event_time(env.occurred_at, env.event_id))
                 run_id = env.payload.get("run_id")
                 if isinstance(run_id, str) and "seq" in env.payload:
                     max_seq[run_id] = max(max_seq.get(run_id, -1), int(env.payload["seq"]))
