@@ -105,7 +105,9 @@ def measure_build(folder: Path, work: Path) -> dict[str, float]:
     """One full index build in a new process on a copy of the catalog without its index."""
     target = work / "build"
     shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(folder, target, ignore=shutil.ignore_patterns("search", "done"))
+    shutil.copytree(
+        folder, target, ignore=shutil.ignore_patterns("search", "search.*", "done", "indexed")
+    )
     code = (
         "import sys, time\n"
         "from arco.catalog.search import SearchIndex\n"
