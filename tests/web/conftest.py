@@ -83,9 +83,7 @@ TABLES: list[tuple[str, str, list[tuple[str, str]], str]] = (
     ]
     + [
         ("bulk", f"filler_{i:03d}", [("id", "int64"), ("value", "string")], f"Filler table {i}")
-        # 39, not 40: with 45 tables DuckDB-WASM 1.28.0 traps building system.columns
-        # ("memory access out of bounds"), a console bug reported in issue #10's follow-up.
-        for i in range(39)
+        for i in range(40)
     ]
 )
 EDGES = [

@@ -65,7 +65,7 @@ def test_dev_sign_in_browse_to_table_and_columns(
     assert "raw data" in overview.inner_text(timeout=WAIT_MS)
     history = page.get_by_test_id("history")
     history.wait_for(state="visible", timeout=WAIT_MS)
-    assert "create table bulk.filler_038" in history.inner_text()
+    assert "create table bulk.filler_039" in history.inner_text()
     shot(page, "catalog")
     namespaces.get_by_role("link", name="raw").click()
     tables = page.get_by_test_id("table-list")
