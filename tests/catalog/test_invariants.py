@@ -1,4 +1,4 @@
-"""Invariants I1-I4 and I6 (DESIGN.md section 4) for the Tier-1 catalog."""
+"""Invariants I1-I4 and I6 (docs/architecture.md) for the Tier-1 catalog."""
 
 from __future__ import annotations
 

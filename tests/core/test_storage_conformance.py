@@ -1,4 +1,4 @@
-"""The storage contract (DESIGN.md section 3), run on memory, local folder and S3.
+"""The storage contract (docs/architecture.md), run on memory, local folder and S3.
 
 Every test takes ``store_url`` (see tests/conftest.py), so each one runs once per
 backend; the s3 runs use the session's SeaweedFS server.
@@ -283,7 +283,7 @@ def test_aba_identical_bytes_per_backend(store: ObjectStore, store_url: str) -> 
 
 
 def test_aba_counter_in_content_makes_stale_cas_fail_everywhere(store: ObjectStore) -> None:
-    """Why every mutable Arco object carries a counter (DESIGN.md section 3)."""
+    """Why every mutable Arco object carries a counter (docs/architecture.md)."""
 
     def doc(counter: int, state: str) -> bytes:
         return json.dumps({"counter": counter, "state": state}).encode()

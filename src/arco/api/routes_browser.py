@@ -1,8 +1,8 @@
 """``POST /api/v1/browser/urls``: signed GET URLs for the caller's state files (contract 1).
 
-The browser reads the catalog with DuckDB-WASM straight from the files (DESIGN.md
-section 5): this route names the files a live manifest of the caller's scope
-references, signs a short-lived GET URL for each (a presigned URL from S3, GCS or
+The browser reads the catalog with DuckDB-WASM straight from the files
+(docs/architecture.md): this route names the files a live manifest of the caller's
+scope references, signs a short-lived GET URL for each (a presigned URL from S3, GCS or
 Azure; an HMAC URL of Arco's own blob route for local and memory stores), and
 returns the DuckDB SQL of every ``system.*`` view over those files.
 

@@ -1,4 +1,4 @@
-"""Run and task state machines as pure functions (DESIGN.md §6)."""
+"""Run and task state machines as pure functions (docs/architecture.md)."""
 
 from __future__ import annotations
 

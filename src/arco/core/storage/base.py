@@ -1,4 +1,4 @@
-"""The storage interface every backend implements (DESIGN.md section 3)."""
+"""The storage interface every backend implements (docs/architecture.md)."""
 
 from __future__ import annotations
 
