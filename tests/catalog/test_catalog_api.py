@@ -617,3 +617,23 @@ def test_invalid_names_raise_invalid_name(cat: Catalog, bad: str) -> None:
         with pytest.raises(InvalidNameError):
             cat.create_table("ok", bad, COLS)
     assert cat.version == 1
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: c.create_table("a", "t", [("x", "int64")], description="\ud800"),
+        lambda c: c.create_namespace("b", properties={"k": "bad \udfff"}),
+        lambda c: c.create_namespace("c", properties={"\ud800": "v"}),
+        lambda c: c.create_table("a", "t2", [("x", "int64")], location="s3://b/\ud800"),
+        lambda c: c.update_namespace("a", description="x\ud800y"),
+    ],
+)
+def test_unpaired_surrogates_are_a_typed_error_and_change_nothing(make: Any) -> None:
+    # JSON decoding lets lone surrogates through; they cannot be written as UTF-8.
+    catalog = Catalog(open_store("memory://"), Scope("t", "w"))
+    catalog.create_namespace("a")
+    before = catalog.snapshot(0).version
+    with pytest.raises(InvalidArgumentError, match="unpaired surrogate"):
+        make(catalog)
+    assert catalog.snapshot(0).version == before

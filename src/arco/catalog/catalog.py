@@ -30,7 +30,7 @@ from arco.core.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
-from arco.core.ids import canonical_json, new_ulid, sha256_hex, utc_now_ms
+from arco.core.ids import canonical_json, check_idempotency_key, new_ulid, sha256_hex, utc_now_ms
 from arco.core.scope import Scope, validate_dotted, validate_identifier
 from arco.core.storage import ObjectStore, open_store
 
@@ -74,6 +74,14 @@ def _check_text(kind: str, value: Any, limit: int) -> str | None:
         raise InvalidArgumentError(f"{kind} is longer than {limit} characters")
     if "\x00" in value:
         raise InvalidArgumentError(f"{kind} must not contain NUL characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # Lone surrogates survive JSON decoding but cannot be stored as UTF-8.
+            raise InvalidArgumentError(
+                f"{kind} must be valid Unicode text (it holds an unpaired surrogate)"
+            ) from None
     return value
 
 
@@ -93,6 +101,7 @@ def _check_properties(props: Mapping[str, Any] | None) -> dict[str, str]:
             )
         if any(ord(ch) < 32 for ch in key):
             raise InvalidArgumentError(f"property key {key!r} contains control characters")
+        _check_text("property key", key, MAX_PROPERTY_KEY)
         if not isinstance(value, str):
             raise InvalidArgumentError(f"property {key!r} must have a string value")
         _check_text(f"property {key!r}", value, MAX_PROPERTY_VALUE)
@@ -384,6 +393,12 @@ class _Txn:
             cols.append(self._column_row(next_id, 0, spec))
             next_id += 1
             schema_changed = True
+        # The limit is on the table, not on one request: added columns count with the rest.
+        if len(cols) > MAX_COLUMNS:
+            raise InvalidArgumentError(
+                f"{qualified} would have {len(cols)} columns; "
+                f"a table may have at most {MAX_COLUMNS} columns"
+            )
         self._check_unique([c["name"] for c in cols])
         for i, col in enumerate(cols):
             col["ordinal"] = i
@@ -563,8 +578,7 @@ class Catalog:
     ) -> Any:
         request_hash = sha256_hex(canonical_json(request))
         if idempotency_key is not None:
-            if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
-                raise InvalidArgumentError("idempotency key must be 1 to 255 characters")
+            check_idempotency_key(idempotency_key)
             replay = self._replay(self.snapshot(0).state, idempotency_key, request_hash, decode)
             if replay is not None:
                 return replay[0]
