@@ -3,6 +3,7 @@ import { useEffect, useState } from "preact/hooks";
 import { api, ApiError, enc, type Asset, type Namespace, type Page, type SearchHit, type SearchResult, type Table, type Traversal } from "./api";
 import { messageOf, previewTable } from "./duck";
 import { Graph, type GraphEdge, type GraphNode } from "./graph";
+import { ColumnLineageCells, ColumnLineageList, hasColumnLineage, useColumnLineage } from "./openlineage";
 import { assetPath, lineagePath, Link, namespacePath, navigate, tablePath } from "./router";
 import { ErrorBox, Loading, Properties, Show, useAsync, useNarrow, useTitle, when, Wide } from "./util";
 
@@ -244,6 +245,12 @@ function NamespaceView(props: { name: string }) {
 export function TablePage(props: { namespace: string; name: string; column?: string | null }) {
   const table = useAsync(() => api<Table>(`/api/v1/namespaces/${enc(props.namespace)}/tables/${enc(props.name)}`), [props.namespace, props.name]);
   const qualified = `${props.namespace}.${props.name}`;
+  // Column lineage is extra: the grid shows it once loaded, and only when there is some.
+  const columnLineage = useColumnLineage(qualified);
+  const colLineage = hasColumnLineage(columnLineage.data) ? columnLineage.data : null;
+  // On a phone extra grid columns would sit off screen: a list under the grid instead.
+  const narrow = useNarrow();
+  const gridLineage = narrow ? null : colLineage;
   useTitle(qualified);
   // A search hit on a column opens the table at that column.
   useEffect(() => {
@@ -273,6 +280,12 @@ export function TablePage(props: { namespace: string; name: string; column?: str
                   <th>Type</th>
                   <th>Nullable</th>
                   <th>Description</th>
+                  {gridLineage && (
+                    <>
+                      <th>Upstream columns</th>
+                      <th>Downstream columns</th>
+                    </>
+                  )}
                 </tr>
               </thead>
               <tbody>
@@ -283,11 +296,13 @@ export function TablePage(props: { namespace: string; name: string; column?: str
                     <td class="mono type">{c.type}</td>
                     <td>{c.nullable ? "yes" : "no"}</td>
                     <td>{c.description ?? ""}</td>
+                    {gridLineage && <ColumnLineageCells lineage={gridLineage} column={c.name} />}
                   </tr>
                 ))}
               </tbody>
             </table>
             </Wide>
+            {colLineage && narrow && <ColumnLineageList lineage={colLineage} columns={t.columns.map((c) => c.name)} highlight={props.column} />}
             <h2>Properties</h2>
             <Properties props={t.properties} />
             {(t.format === "parquet" || t.format === "iceberg") && <DataPreview namespace={props.namespace} name={props.name} />}

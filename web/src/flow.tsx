@@ -2,6 +2,7 @@
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, enc, type Asset, type LogLine, type Run, type RunSummary } from "./api";
 import { Graph, type GraphNode } from "./graph";
+import { RunSources } from "./openlineage";
 import { assetPath, lineagePath, Link, navigate, tablePath } from "./router";
 import { ErrorBox, Loading, StateBadge, duration, spanMs, useAsync, useTitle, when, Wide } from "./util";
 
@@ -247,6 +248,7 @@ export function RunsPage() {
   return (
     <div class="page">
       <h1>Runs</h1>
+      <RunSources current="arco" />
       {runs.data.runs.length === 0 ? (
         <p class="muted">No runs yet. Start one with <code>arco run '*'</code>.</p>
       ) : (

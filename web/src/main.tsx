@@ -4,6 +4,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { api, devToken, getToken, onUnauthorized, setToken, tokenClaims, type SearchResult } from "./api";
 import { CatalogPage, hitPath, LineagePage, SearchPage, TablePage } from "./catalog";
 import { AssetsPage, RunPage, RunsPage } from "./flow";
+import { ExternalRunPage, ExternalRunsPage } from "./openlineage";
 import { here, Link, navigate, safeNext, useLocation } from "./router";
 import { SqlPage } from "./sql";
 import { useTitle } from "./util";
@@ -235,7 +236,8 @@ function Routes() {
   else if (parts[0] === "search") page = <SearchPage q={query.get("q") ?? ""} />;
   else if (parts[0] === "sql") page = <SqlPage q={query.get("q")} autorun={query.get("run") === "1"} />;
   else if (parts[0] === "assets" && parts.length === 1) page = <AssetsPage selected={query.get("asset")} />;
-  else if (parts[0] === "runs" && parts.length === 1) page = <RunsPage />;
+  else if (parts[0] === "runs" && parts.length === 1) page = query.get("source") === "openlineage" ? <ExternalRunsPage /> : <RunsPage />;
+  else if (parts[0] === "runs" && parts[1] === "external" && parts.length === 3) page = <ExternalRunPage id={parts[2]} />;
   else if (parts[0] === "runs" && parts.length === 2) page = <RunPage id={parts[1]} />;
   else page = <NotFound path={path} />;
   // The asset page keeps its graph (and scroll position) when only the selection changes.
