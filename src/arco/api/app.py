@@ -34,6 +34,7 @@ from arco.api.deps import as_of_version_guard
 from arco.api.governance import Governance
 from arco.api.ratelimit import RateLimiter
 from arco.api.routes_admin import router as admin_router
+from arco.api.routes_automation import router as automation_router
 from arco.api.routes_browser import router as browser_router
 from arco.api.routes_catalog import router as catalog_router
 from arco.api.routes_dev import router as dev_router
@@ -390,6 +391,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.include_router(tier2_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(query_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(flow_router, responses=problems.API_ERROR_RESPONSES)
+    app.include_router(automation_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(browser_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(admin_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(blob_router)

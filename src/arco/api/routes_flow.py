@@ -100,6 +100,8 @@ class AssetOut(BaseModel):
     last_materialization: LastMaterializationOut | None
     stale: bool
     stale_reasons: list[str]
+    #: ``fresh`` or ``overdue`` under the asset's freshness policy; None without one.
+    freshness: str | None = None
 
 
 class AssetsOut(BaseModel):
@@ -348,6 +350,7 @@ def list_assets(request: Request, svc: Reader) -> Any:
     reasons: dict[str, set[str]] = {}
     for e in plan(defs, "*", mode="stale", materializations=mats).explanations:
         reasons.setdefault(e.asset, set()).add(e.reason)
+    fresh = _freshness(defs, latest)
     out = []
     for key in defs.order:
         a = defs[key]
@@ -376,9 +379,25 @@ def list_assets(request: Request, svc: Reader) -> Any:
                 else None,
                 "stale": bool(why),
                 "stale_reasons": why,
+                "freshness": fresh[key]["state"] if key in fresh else None,
             }
         )
     return {"assets": out}
+
+
+def _freshness(
+    defs: Definitions, latest: dict[tuple[str, str | None], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each policy's verdict now, from the newest materialization of each asset."""
+    if not defs.freshness:
+        return {}
+    from arco.flow.automation.views import freshness
+
+    newest: dict[str, datetime] = {}
+    for (asset, _), row in latest.items():
+        if asset not in newest or row["recorded_at"] > newest[asset]:
+            newest[asset] = row["recorded_at"]
+    return freshness(defs, newest)
 
 
 @router.post("/plans", response_model=PlanOut)

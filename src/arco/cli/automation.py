@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -90,19 +91,27 @@ def daemon_cmd(
         f"{len(auto.sensors)} sensor(s); every {interval:g} s"
     )
     try:
-        while True:
-            started = time.monotonic()
-            try:
-                report = auto.tick()
-                for item in report.launched:
-                    say(f"launched {item['run_id']}  {item['run_key']}")
-                for err in report.errors:
-                    say(f"error    {err}")
-            except Exception as exc:  # a flaky store: the next tick retries
-                say(f"tick failed: {type(exc).__name__}: {exc}")
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        run_daemon(auto, interval)
     except KeyboardInterrupt:
         say("stopped")
+
+
+def run_daemon(auto: Automation, interval: float, stop: threading.Event | None = None) -> None:
+    """Tick every ``interval`` seconds until ``stop`` is set (or forever); a tick
+    that fails (a flaky store) is reported and the next one retries. Shared by
+    ``arco daemon`` and ``arco dev``."""
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            report = auto.tick()
+            for item in report.launched:
+                say(f"launched {item['run_id']}  {item['run_key']}")
+            for err in report.errors:
+                say(f"error    {err}")
+        except Exception as exc:  # a flaky store: the next tick retries
+            say(f"tick failed: {type(exc).__name__}: {exc}")
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
 
 @schedule_app.command("list")
@@ -290,9 +299,41 @@ def backfill_retry(ctx: typer.Context, backfill_id: str) -> None:
     _backfill_action(ctx, backfill_id, "retry")
 
 
+def check_cmd(
+    ctx: typer.Context,
+    asset: Annotated[str, typer.Argument(help="Asset key (namespace.name).")],
+    partition: Annotated[
+        str | None, typer.Option("--partition", help="Partition (default: the newest).")
+    ] = None,
+    module: ModuleOpt = None,
+) -> None:
+    """Run an asset's checks on its newest stored value without materializing it;
+    exits 1 if a check with severity error failed."""
+    from arco.flow.automation.check_run import check_asset
+    from arco.flow.project import find_project, load_project
+
+    opts = settings(ctx)
+    defs = load_project(find_project(module=module))
+    results = check_asset(
+        opts.store(), opts.scope(), defs, asset, partition=partition, store_url=opts.store_url
+    )
+    failed = [r for r in results if not r["passed"] and r["severity"] == "error"]
+    if opts.json:
+        emit_json({"results": results})
+    else:
+        for r in results:
+            mark = "PASS" if r["passed"] else ("FAIL" if r["severity"] == "error" else "WARN")
+            where = f"[{r['partition']}]" if r["partition"] is not None else ""
+            err = f"  {str(r['error']).splitlines()[0]}" if r["error"] else ""
+            say(f"{mark:<4} {asset}{where} {r['check']}{err}")
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the automation commands to the root app."""
     app.command("tick")(tick_cmd)
+    app.command("check")(check_cmd)
     app.command("daemon")(daemon_cmd)
     app.add_typer(schedule_app, name="schedule")
     app.add_typer(sensor_app, name="sensor")

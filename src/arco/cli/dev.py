@@ -1,6 +1,7 @@
-"""``arco dev``: API, web UI, compaction loop, run worker and the demo project in one
-process. Heavy parts (the run worker, the project's definitions, executors) start
-after "ready" is printed, so the server answers first."""
+"""``arco dev``: API, web UI, compaction loop, run worker, automation daemon and the
+demo project in one process. Heavy parts (the run worker, the project's definitions,
+executors, the automation daemon) start after "ready" is printed, so the server
+answers first."""
 
 from __future__ import annotations
 
@@ -38,12 +39,22 @@ def dev(
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Run queued runs in this process.")
     ] = True,
+    automation: Annotated[
+        bool,
+        typer.Option(
+            "--automation/--no-automation",
+            help="Tick schedules, sensors, backfills, freshness and alerts in this process.",
+        ),
+    ] = True,
+    tick_interval: Annotated[
+        float, typer.Option(min=0.5, max=3600.0, help="Seconds between automation ticks.")
+    ] = 15.0,
     exit_after: Annotated[
         float | None, typer.Option(hidden=True, help="Stop after N seconds (tests).")
     ] = None,
 ) -> None:
-    """Start the API, the web UI, a compaction loop, a run worker and (in an empty
-    folder) the scaffolded demo project."""
+    """Start the API, the web UI, a compaction loop, a run worker, the automation
+    daemon and (in an empty folder) the scaffolded demo project."""
     import uvicorn
 
     from arco.api.app import create_app
@@ -134,6 +145,10 @@ def dev(
         threading.Thread(
             target=_worker_loop, args=(ctx, module, executor, stop), daemon=True
         ).start()
+    if automation and has_project:
+        threading.Thread(
+            target=_automation_loop, args=(ctx, module, tick_interval, stop), daemon=True
+        ).start()
     if run_demo and has_project:
         from arco.cli.flow import _plan
         from arco.flow.queue import enqueue
@@ -186,6 +201,26 @@ def _worker_loop(
     finally:
         if lineage_out:
             lineage_out[0].close(timeout=lineage_out[0].close_timeout)
+
+
+def _automation_loop(
+    ctx: typer.Context, module: str | None, interval: float, stop: threading.Event
+) -> None:
+    """The automation daemon of ``arco dev`` (the same loop as ``arco daemon``)."""
+    if stop.wait(0.5):  # after "ready", like the worker
+        return
+    from arco.cli.automation import _automation, run_daemon
+
+    try:
+        auto = _automation(ctx, module)
+    except Exception as exc:  # a broken project: serve anyway, say why nothing ticks
+        say(f"automation not started: {type(exc).__name__}: {exc}")
+        return
+    say(
+        f"automation: {len(auto.schedules)} schedule(s), {len(auto.sensors)} sensor(s); "
+        f"ticks every {interval:g} s"
+    )
+    run_daemon(auto, interval, stop)
 
 
 def _poll(runner: RunWorker, stop: threading.Event) -> None:

@@ -443,6 +443,7 @@ def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
     reasons: dict[str, set[str]] = {}
     for e in stale_plan.explanations:
         reasons.setdefault(e.asset, set()).add(e.reason)
+    fresh = _freshness(defs, mats)
     out: list[dict[str, Any]] = []
     for key in defs.order:
         a = defs[key]
@@ -457,6 +458,7 @@ def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
                 "last_materialized": last.isoformat() if last else None,
                 "stale": bool(why),
                 "why": why,
+                "freshness": fresh[key]["state"] if key in fresh else None,
             }
         )
     if settings(ctx).json:
@@ -466,13 +468,92 @@ def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
 
     table = Table("asset", "group", "last materialized", "status")
     for r in out:
-        table.add_row(
-            r["key"],
-            r["group"],
-            r["last_materialized"] or "never",
-            "stale: " + ", ".join(r["why"]) if r["stale"] else "up to date",
-        )
+        status = "stale: " + ", ".join(r["why"]) if r["stale"] else "up to date"
+        if r["freshness"] == "overdue":
+            status = f"OVERDUE; {status}"
+        table.add_row(r["key"], r["group"], r["last_materialized"] or "never", status)
     console().print(table)
+
+
+def _freshness(defs: Definitions, mats: dict[Any, Any]) -> dict[str, dict[str, Any]]:
+    """Each freshness policy's verdict now (``fresh``/``overdue``)."""
+    if not defs.freshness:
+        return {}
+    from arco.flow.automation.views import freshness
+
+    newest: dict[str, Any] = {}
+    for (key, _), m in mats.items():
+        if key not in newest or m.recorded_at > newest[key]:
+            newest[key] = m.recorded_at
+    return freshness(defs, newest)
+
+
+@assets_app.command("show")
+def assets_show(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="Asset key (namespace.name).")],
+    module: ModuleOpt = None,
+) -> None:
+    """One asset: its dependencies, last materialization, staleness, freshness and
+    the latest result of each of its checks (per partition)."""
+    from arco.core.errors import NotFoundError
+    from arco.flow.automation.views import check_results
+    from arco.flow.planner import plan
+    from arco.flow.runview import RunsReader
+
+    defs, _ = _defs(module)
+    if key not in defs.assets:
+        raise NotFoundError(f"no asset named {key!r} in the project")
+    a = defs[key]
+    opts = settings(ctx)
+    mats = _materializations(ctx)
+    mine = {p: m for (k, p), m in mats.items() if k == key}
+    last = max(mine.values(), key=lambda m: m.recorded_at, default=None)
+    why = sorted(
+        {e.reason for e in plan(defs, key, mode="stale", materializations=mats).explanations}
+        - {"up to date"}
+    )
+    reader = RunsReader(opts.store(), opts.scope())
+    checks = check_results(reader, reader.view(), asset=key, latest=True)
+    fresh = _freshness(defs, mats).get(key)
+    declared = [c.describe() for c in defs.checks.get(key, [])]
+    out: dict[str, Any] = {
+        "key": key,
+        "group": a.group,
+        "description": a.description,
+        "deps": sorted({u.key for u in defs.upstreams[key]}),
+        "partitioned": a.partitions is not None,
+        "materialized_partitions": len(mine),
+        "last_materialized": last.recorded_at.isoformat() if last else None,
+        "last_run_id": last.run_id if last else None,
+        "stale": bool(why),
+        "why": why,
+        "freshness": fresh,
+        "declared_checks": declared,
+        "checks": checks,
+    }
+    if opts.json:
+        emit_json(out)
+        return
+    say(f"{key}  (group {a.group})" + (f": {a.description}" if a.description else ""))
+    say(f"  deps: {', '.join(out['deps']) or '-'}")
+    say(f"  last materialized: {out['last_materialized'] or 'never'}")
+    say("  status: " + ("stale: " + ", ".join(why) if why else "up to date"))
+    if fresh is not None:
+        say(f"  freshness: {fresh['state'].upper()} (deadline {fresh['deadline']})")
+    if not declared and not checks:
+        say("  checks: none")
+        return
+    say("  checks:")
+    for c in checks:
+        mark = "PASS" if c["passed"] else ("FAIL" if c["severity"] == "error" else "WARN")
+        where = f"[{c['partition']}]" if c["partition"] is not None else ""
+        err = f"  {str(c['error']).splitlines()[0]}" if c["error"] else ""
+        say(f"    {mark:<4} {c['check']}{where}  {c['evaluated_at']}{err}")
+    seen = {c["check"] for c in checks}
+    for d in declared:
+        if d["name"] not in seen:
+            say(f"    ---- {d['name']}  never evaluated")
 
 
 def worker_cmd(

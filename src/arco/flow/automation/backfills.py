@@ -18,7 +18,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from arco.catalog.ledger import Ledger
-from arco.core.errors import InvalidArgumentError, NotFoundError, ObjectNotFoundError
+from arco.core.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    ObjectNotFoundError,
+)
 from arco.core.ids import new_ulid
 from arco.core.keys import Keys, validate_ulid
 from arco.core.scope import Scope
@@ -43,6 +48,9 @@ class BackfillRequest:
     chunks: tuple[tuple[str, ...], ...]
     max_runs: int
     created_at: str
+    #: The partitioned assets the selection planned (empty in requests written before
+    #: this field existed: their progress then names assets once they have tasks).
+    assets: tuple[str, ...] = ()
 
     def to_bytes(self) -> bytes:
         """JSON encoding."""
@@ -54,6 +62,7 @@ class BackfillRequest:
                 "chunks": [list(c) for c in self.chunks],
                 "max_runs": self.max_runs,
                 "created_at": self.created_at,
+                "assets": list(self.assets),
             },
             separators=(",", ":"),
         ).encode()
@@ -69,6 +78,7 @@ class BackfillRequest:
             chunks=tuple(tuple(c) for c in raw["chunks"]),
             max_runs=int(raw["max_runs"]),
             created_at=str(raw["created_at"]),
+            assets=tuple(raw.get("assets") or ()),
         )
 
 
@@ -105,6 +115,7 @@ def create_backfill(
         chunks=chunks,
         max_runs=max_runs,
         created_at=when.isoformat(),
+        assets=tuple(dict.fromkeys(t.asset for t in the_plan.tasks if t.partition is not None)),
     )
     store.put(Keys(scope).backfill_request(request.backfill_id), request.to_bytes(), "create")
     Ledger(store, scope).append(
@@ -253,6 +264,9 @@ def change_backfill(
 ) -> dict[str, Any]:
     """``pause``, ``resume``, ``cancel`` or ``retry`` (the failed chunks) a backfill.
 
+    An action the backfill's state does not allow (pause a paused one) raises
+    :class:`ConflictError`; an unknown action :class:`InvalidArgumentError`.
+
     The change and its event go through the state document's outbox; the next
     tick writes the event (and launches retried chunks). Cancelling also asks
     the backfill's unfinished runs to stop.
@@ -267,17 +281,17 @@ def change_backfill(
         current = entry.get("state")
         if action == "pause":
             if current != ACTIVE:
-                raise InvalidArgumentError(f"backfill {backfill_id} is {current}, not running")
+                raise ConflictError(f"backfill {backfill_id} is {current}, not running")
             entry["state"] = "PAUSED"
             _state_event(state, backfill_id, "PAUSED", reason)
         elif action == "resume":
             if current != "PAUSED":
-                raise InvalidArgumentError(f"backfill {backfill_id} is {current}, not paused")
+                raise ConflictError(f"backfill {backfill_id} is {current}, not paused")
             entry["state"] = ACTIVE
             _state_event(state, backfill_id, ACTIVE, reason)
         elif action == "cancel":
             if current in ("CANCELLED", "COMPLETED"):
-                raise InvalidArgumentError(f"backfill {backfill_id} is already {current}")
+                raise ConflictError(f"backfill {backfill_id} is already {current}")
             entry["state"] = "CANCELLED"
             cancel_runs[:] = [
                 c["run_id"] for c in entry.get("chunks", {}).values() if c["status"] == "running"
@@ -286,7 +300,7 @@ def change_backfill(
         elif action == "retry":
             failed = [i for i, c in entry.get("chunks", {}).items() if c["status"] == "failed"]
             if not failed:
-                raise InvalidArgumentError(f"backfill {backfill_id} has no failed partitions")
+                raise ConflictError(f"backfill {backfill_id} has no failed partitions")
             for i in failed:
                 entry["chunks"][i]["status"] = "retry"
             entry["state"] = ACTIVE
@@ -313,7 +327,8 @@ def progress(store: ObjectStore, scope: Scope, backfill_id: str) -> dict[str, An
     state, _ = StateStore(store, scope).load()
     entry = state.backfills.get(backfill_id, {})
     view = RunsReader(store, scope).view()
-    by_asset: dict[str, dict[str, str]] = {}
+    # Every planned asset shows, all partitions "missing", before its first chunk runs.
+    by_asset: dict[str, dict[str, str]] = {a: {} for a in request.assets}
     rank = {"missing": 0, "failed": 1, "in progress": 2, "materialized": 3}
     chunks = entry.get("chunks", {})
     for index in sorted(chunks, key=int):
@@ -324,8 +339,9 @@ def progress(store: ObjectStore, scope: Scope, backfill_id: str) -> dict[str, An
             status = {"failed": "failed", "succeeded": "materialized"}.get(
                 chunk["status"], "in progress"
             )
-            for part in request.chunks[int(index)]:
-                by_asset.setdefault(request.selection, {})[part] = status
+            for asset in request.assets or (request.selection,):
+                for part in request.chunks[int(index)]:
+                    by_asset.setdefault(asset, {})[part] = status
         for task in view.tasks_of(chunk["run_id"]):
             status = {
                 "SUCCEEDED": "materialized",

@@ -50,6 +50,16 @@ log = logging.getLogger("arco.automation")
 DEFAULT_CLAIM_TTL = 300.0
 #: Missed ticks recorded one by one; beyond, one event says how many more.
 MAX_MISSED_EVENTS = 100
+#: Ticks and evaluations kept per schedule and sensor in the state document, for
+#: the API, the UI and ``arco schedule list`` (the ledger keeps every one).
+HISTORY = 20
+
+
+def remember(entry: dict[str, Any], item: dict[str, Any]) -> None:
+    """Add ``item`` to an entry's bounded ``history`` (newest last)."""
+    history: list[dict[str, Any]] = entry.setdefault("history", [])
+    history.append(item)
+    del history[:-HISTORY]
 
 
 def iso(when: datetime) -> str:
@@ -199,6 +209,15 @@ class Automation:
                     due[0] - timedelta(microseconds=1),
                     limit=MAX_MISSED_EVENTS + 1,
                 )
+                for when in missed[-HISTORY:]:
+                    remember(
+                        entry,
+                        {
+                            "scheduled_at": iso(when),
+                            "run_key": sched.run_key(when),
+                            "status": "missed",
+                        },
+                    )
                 for when in missed[:MAX_MISSED_EVENTS]:
                     key = sched.run_key(when)
                     reason = "the daemon was not running; catch-up is limited to the last "
@@ -222,6 +241,9 @@ class Automation:
                         "schedule": sched.name,
                         "scheduled_at": iso(when),
                     }
+                    remember(
+                        entry, {"scheduled_at": iso(when), "run_key": key, "status": "decided"}
+                    )
                 entry["last_tick"] = iso(due[-1])
             nxt = next_tick(sched.cron, sched.timezone, now)
             entry["cursor"] = stamp
@@ -390,6 +412,19 @@ class Automation:
                         "tags": dict(r.tags),
                         "at": iso(now),
                     }
+            remember(
+                entry,
+                {
+                    "evaluation": token,
+                    "evaluated_at": iso(now),
+                    "status": event["status"],
+                    "run_keys": list(event.get("run_keys") or [])[:20],
+                    "run_ids": list(event.get("run_ids") or [])[:20],
+                    "error": (str(event["error"]).splitlines() or [""])[0][:500]
+                    if event.get("error")
+                    else None,
+                },
+            )
             state.pending[f"sensor:{name}:{token}#evaluated"] = {
                 "kind": "event",
                 "type": "sensor.evaluated",
@@ -400,6 +435,7 @@ class Automation:
 
     # --------------------------------------------------------------- flush
     def _flush_and_clear(self, state: AutomationState, report: TickReport) -> None:
+        outcomes: dict[str, dict[str, Any]] = self.scratch.setdefault("tick_outcomes", {})
         done = self.flush(state, report)
         if done:
 
@@ -407,7 +443,12 @@ class Automation:
                 before = len(s.pending)
                 for key in done:
                     s.pending.pop(key, None)
-                return len(s.pending) != before
+                for entry in s.schedules.values():
+                    for item in entry.get("history") or ():
+                        got = outcomes.get(item.get("run_key", ""))
+                        if got is not None and item.get("status") == "decided":
+                            item.update(got)
+                return len(s.pending) != before or bool(outcomes)
 
             self.states.update(clear)
 
@@ -460,6 +501,28 @@ class Automation:
         sched = self.schedules.get(item["schedule"])
         at = parse_iso(item["scheduled_at"])
         base = {"schedule": item["schedule"], "scheduled_at": item["scheduled_at"]}
+        out = self._schedule_events(key, item, sched, at, base, launches, report)
+        outcome: dict[str, Any] = {"status": "requested", "run_ids": [], "reason": None}
+        for ev in out:
+            p = ev["payload"]
+            if p["status"] == "requested":
+                outcome["run_ids"].append(p["run_id"])
+            else:
+                outcome["status"] = p["status"] if not outcome["run_ids"] else "requested"
+                outcome["reason"] = p.get("reason")
+        self.scratch.setdefault("tick_outcomes", {})[key] = outcome
+        return out
+
+    def _schedule_events(
+        self,
+        key: str,
+        item: dict[str, Any],
+        sched: ScheduleDef | None,
+        at: datetime,
+        base: dict[str, Any],
+        launches: list[tuple[str, dict[str, Any], str]],
+        report: TickReport,
+    ) -> list[dict[str, Any]]:
         if sched is None:
             body = {**base, "run_key": key, "status": "failed", "reason": "schedule removed"}
             return [_event("schedule.ticked", body, key)]
