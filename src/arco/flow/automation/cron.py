@@ -22,6 +22,7 @@ import functools
 import heapq
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -106,7 +107,94 @@ def iter_ticks(expr: str, timezone: str, after: datetime) -> Iterator[datetime]:
 
 def next_tick(expr: str, timezone: str, after: datetime) -> datetime | None:
     """The first instant strictly after ``after`` (None if the expression never fires)."""
+    fast = _next_tick_fast(expr, timezone, after)
+    if fast is not None:
+        return fast
     return next(iter_ticks(expr, timezone, after), None)
+
+
+#: The fast path answers only when the zone's offset is constant over a window this
+#: long around the answer; offsets are sampled this often (no zone changes its offset
+#: twice within six hours).
+_FAST_WINDOW = timedelta(days=3)
+_FAST_SAMPLE = timedelta(hours=6)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fields(
+    expr: str,
+) -> tuple[tuple[int, ...], tuple[int, ...], frozenset[int], frozenset[int], frozenset[int], bool]:
+    """croniter's expansion of a plain expression: minutes, hours, days of the month,
+    months, days of the week and whether both day fields are restricted (then a day
+    matches either, as in cron). ``L``, ``#`` and the like raise ``ValueError``."""
+    it = croniter(validate_cron(expr))
+    if it.nth_weekday_of_month:
+        raise ValueError("nth weekday")
+    minutes, hours, doms, months, dows = it.expanded[:5]
+    for field in (minutes, hours, doms, months, dows):
+        if any(not isinstance(v, int) for v in field if v != "*"):
+            raise ValueError("special field")
+
+    def values(field: list[Any], lo: int, hi: int) -> tuple[int, ...]:
+        return tuple(range(lo, hi + 1)) if field == ["*"] else tuple(sorted(set(field)))
+
+    dow = frozenset(v % 7 for v in values(dows, 0, 6))
+    either = doms != ["*"] and dows != ["*"]
+    return (
+        values(minutes, 0, 59),
+        values(hours, 0, 23),
+        frozenset(values(doms, 1, 31)),
+        frozenset(values(months, 1, 12)),
+        dow,
+        either,
+    )
+
+
+def _next_wall(expr: str, wall: datetime) -> datetime | None:
+    """The first wall-clock match strictly after ``wall`` (naive), or None when the
+    expression is not plain (the caller then asks croniter)."""
+    try:
+        minutes, hours, doms, months, dows, either = _fields(expr)
+    except ValueError:
+        return None
+    start = wall.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    day = start.date()
+    for i in range(366 * _MAX_YEARS):
+        if day.month in months:
+            dom_ok = day.day in doms
+            dow_ok = (day.weekday() + 1) % 7 in dows  # cron: Sunday is 0
+            if (dom_ok or dow_ok) if either else (dom_ok and dow_ok):
+                first = i == 0
+                for h in hours:
+                    if first and h < start.hour:
+                        continue
+                    for m in minutes:
+                        if first and h == start.hour and m < start.minute:
+                            continue
+                        return datetime(day.year, day.month, day.day, h, m)
+        day += timedelta(days=1)
+    return None
+
+
+def _next_tick_fast(expr: str, timezone: str, after: datetime) -> datetime | None:
+    """:func:`next_tick` without iterating croniter around the answer, when the zone's
+    offset does not change anywhere near it (every day but the two a year when the
+    clock jumps); None means "ask the exact path"."""
+    tz = zone(timezone)
+    wall = _next_wall(expr, _wall(after, tz))
+    if wall is None:
+        return None
+    when = wall.replace(tzinfo=tz).astimezone(UTC)
+    lo, hi = after - _SLACK, when + _SLACK
+    if hi - lo > _FAST_WINDOW:
+        return None
+    offset = lo.astimezone(tz).utcoffset()
+    probe = lo
+    while probe < hi:
+        probe = min(probe + _FAST_SAMPLE, hi)
+        if probe.astimezone(tz).utcoffset() != offset:
+            return None
+    return when
 
 
 def ticks_between(
