@@ -23,7 +23,8 @@ from arco.flow.automation.tick import Automation
 from arco.flow.definitions import Definitions
 from arco.flow.queue import queued_runs
 from arco.flow.worker import RunWorker
-from conftest import SCOPE
+
+from .conftest import SCOPE
 
 T0 = datetime(2024, 6, 1, 12, tzinfo=UTC)
 

@@ -12,7 +12,8 @@ from arco.core.storage import ObjectStore
 from arco.flow.definitions import Definitions
 from arco.flow.planner import plan
 from arco.flow.runner import RunOptions, Scheduler
-from conftest import SCOPE
+
+from .conftest import SCOPE
 
 
 def _run(store: ObjectStore, store_url: str, defs: Definitions, days: list[str]):  # type: ignore[no-untyped-def]

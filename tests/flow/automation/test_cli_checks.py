@@ -13,7 +13,8 @@ from arco.core.storage import ObjectStore
 from arco.flow.definitions import load_definitions
 from arco.flow.planner import plan
 from arco.flow.runner import RunOptions, Scheduler
-from conftest import HERE, SCOPE
+
+from .conftest import HERE, SCOPE
 
 
 def _arco(store_url: str, state: Path, *args: str) -> subprocess.CompletedProcess[str]:

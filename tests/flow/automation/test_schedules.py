@@ -19,7 +19,8 @@ from arco.flow.automation.schedules import ScheduleDef
 from arco.flow.automation.tick import Automation
 from arco.flow.definitions import Definitions
 from arco.flow.queue import load_request, queued_runs
-from conftest import SCOPE
+
+from .conftest import SCOPE
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NY = "America/New_York"
