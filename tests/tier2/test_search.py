@@ -12,17 +12,15 @@ import pytest
 from arco.catalog import Catalog
 from arco.catalog.domain import Change
 from arco.catalog.search import (
-    BUCKETS,
     INDEX_REVISION,
     MAX_PREFIX,
+    REBUILD_DELTA_POSTINGS,
     SearchIndex,
     SearchResults,
-    bucket_of,
-    docs_for_table,
     name_tokens,
     tokenize,
 )
-from arco.core import InvalidArgumentError, Keys, ObjectStore, open_store
+from arco.core import IntegrityError, InvalidArgumentError, Keys, ObjectStore, open_store
 from arco.core.storage import FaultInjectingStore
 
 from ._support import SCOPE, memory_store
@@ -237,12 +235,9 @@ def test_pagination_walks_every_hit_once(index: SearchIndex) -> None:
 # -------------------------------------------------------- incremental upkeep
 
 
-def posting_files(index: SearchIndex) -> dict[str, tuple[str, ...]]:
+def base_files(index: SearchIndex) -> dict[str, str]:
     snap = index.domain.read()
-    out: dict[str, list[str]] = {}
-    for f in snap.files:
-        out.setdefault(f.table, []).append(f.path)
-    return {t: tuple(sorted(p)) for t, p in out.items() if t.startswith("postings_")}
+    return {f.table: f.path for f in snap.files if f.kind == "base"}
 
 
 def test_incremental_maintenance(cat: Catalog, index: SearchIndex) -> None:
@@ -262,25 +257,19 @@ def test_incremental_maintenance(cat: Catalog, index: SearchIndex) -> None:
     assert index.search("daily").hits == []
     assert index.search("order_day").hits == []  # its columns went with it
 
-    def shipment_buckets() -> set[str]:
-        state = cat.snapshot().state
-        row = state.table_row("sales", "shipments")
-        assert row is not None
-        tokens = {t for doc in docs_for_table(state, row) for t in doc.tokens}
-        return {f"postings_{bucket_of(t):02d}" for t in tokens}
-
-    before = posting_files(index)
-    touched = shipment_buckets()
+    before = base_files(index)
     cat.update_table("sales", "shipments", description="Parcels by carrier")
-    touched |= shipment_buckets()
     assert index.search("shipped").hits == []
     assert names(index.search("parcels")) == ["sales.shipments"]
     assert "sales.shipments" not in names(index.search("orders"))
-    after = posting_files(index)
-    # Incremental: only the buckets of the changed documents' tokens were rewritten.
-    rewritten = {t for t in after if before.get(t) != after[t]}
-    assert rewritten <= touched
-    assert len(touched) < BUCKETS
+    # Incremental: the sorted bases stay; the change went to small delta files.
+    after = base_files(index)
+    assert {t: after[t] for t in ("postings", "docs", "ids")} == {
+        t: before[t] for t in ("postings", "docs", "ids")
+    }
+    deltas = [f for f in index.domain.read().files if f.kind == "delta"]
+    assert {f.table for f in deltas} >= {"postings", "docs", "ids", "dead"}
+    assert sum(f.rows for f in deltas if f.table == "postings") < REBUILD_DELTA_POSTINGS
     last = index.domain.read().manifest
     assert last is not None
     assert last.meta["catalog_version"] == cat.version
@@ -345,40 +334,54 @@ def test_reopened_index_gives_the_same_results(tmp_path: Path) -> None:
     assert reopened.domain.read().version == version
 
 
-def test_a_query_reads_only_its_buckets(store: ObjectStore, index: SearchIndex) -> None:
+def test_a_query_reads_only_the_row_groups_of_its_tokens(store: ObjectStore) -> None:
+    cat = Catalog(store, SCOPE)
+    build_catalog(cat)
+    cat.create_namespace("bulk")
+    with cat.transaction() as tx:  # several row groups of postings and documents
+        for i in range(1500):
+            tx.create_table("bulk", f"t{i}_facts", ["id:bigint", "amount:double"])
+    index = SearchIndex(store, SCOPE)
     index.refresh()
     snap = index.domain.read()
     keys = Keys(SCOPE)
-    query = "customer id"
-    q = query.lower()
-    markers = ("n:", "d:", "p:", "q:", "n^", "d^", "p^")
-    wanted = {bucket_of(m + t) for t in tokenize(q) for m in markers}
-    wanted.add(bucket_of("^" + q[:MAX_PREFIX]))
-    assert len(wanted) < BUCKETS // 4
-    allowed = {f.path for f in snap.files if f.table in {f"postings_{b:02d}" for b in wanted}}
-    assert allowed, "the buckets of the query hold files"
+    bases = {f.table: f for f in snap.files if f.kind == "base"}
+    postings = bases["postings"]
+    assert postings.index is not None
+    assert len(postings.index["groups"]) > 2
 
     spy = FaultInjectingStore(store)
     fresh = SearchIndex(spy, SCOPE)
-    results = fresh.search(query, refresh=False)
+    results = fresh.search("customer id", refresh=False)
     assert names(results) == ["sales.orders.customer_id"]
-    ops = {c.op for c in spy.calls}
-    assert ops == {"get"}  # reads never list (I7), never write
-    got = {c.key for c in spy.calls}
-    pointer = keys.pointer("search")
-    assert pointer in got
-    assert snap.manifest_key in got
-    postings = got - {pointer, snap.manifest_key}
-    assert postings <= allowed, sorted(postings - allowed)
-    # Every bucket of the query that has files was read; nothing from the catalog.
-    read_tables = {f.table for f in snap.files if f.path in postings}
-    assert read_tables == {f.table for f in snap.files if f.path in allowed}
-    assert not any("/catalog" in k for k in got)
+    ops = {(c.op, c.key) for c in spy.calls}
+    assert {op for op, _ in ops} <= {"get", "get_range"}  # reads never list (I7), never write
+    whole = {key for op, key in ops if op == "get"}
+    assert whole <= {keys.pointer("search"), snap.manifest_key}
+    ranged = [c for c in spy.calls if c.op == "get_range"]
+    assert {c.key for c in ranged} <= {postings.path, bases["docs"].path}
+    # Far fewer reads than groups: only the groups of the query's token ranges.
+    assert len(ranged) < len(postings.index["groups"]) + 2
+    assert not any("/catalog" in c.key for c in spy.calls)
 
     # A second query on the same index re-reads only what it has not cached.
     spy.calls.clear()
-    fresh.search(query, refresh=False)
-    assert {c.key for c in spy.calls} <= {pointer}
+    fresh.search("customer id", refresh=False)
+    assert {c.key for c in spy.calls} <= {keys.pointer("search")}
+
+
+def test_a_damaged_row_group_is_refused(store: ObjectStore, cat: Catalog) -> None:
+    """Every ranged read is checked against the SHA-256 the manifest's index lists."""
+    SearchIndex(store, SCOPE).refresh()
+    snap = SearchIndex(store, SCOPE).domain.read()
+    entry = next(f for f in snap.files if f.table == "postings" and f.kind == "base")
+    assert entry.index is not None
+    data, _ = store.get(entry.path)
+    start = entry.index["groups"][0][2]
+    damaged = data[:start] + bytes([data[start] ^ 0xFF]) + data[start + 1 :]
+    store.put(entry.path, damaged, "overwrite")
+    with pytest.raises(IntegrityError, match="do not match the manifest's index"):
+        SearchIndex(store, SCOPE).search("orders", refresh=False)
 
 
 def test_prefixes_of_words_find_names_descriptions_and_properties(store: ObjectStore) -> None:
@@ -492,18 +495,17 @@ def test_large_generated_catalog(store: ObjectStore) -> None:
     print(f"{n_tables} tables: build {built:.0f}s, index {indexed:.0f}s, total {total:.0f}s")
 
 
-def test_decoded_buckets_stay_under_the_byte_bound(store: ObjectStore, cat: Catalog) -> None:
-    """The cache of decoded buckets is bounded by memory, and a query answered after
-    evictions (buckets decoded again) equals one answered from a roomy cache."""
+def test_decoded_groups_stay_under_the_byte_bound(store: ObjectStore, cat: Catalog) -> None:
+    """The cache of decoded row groups is bounded by memory, and a query answered
+    after evictions (groups read again) equals one answered from a roomy cache."""
     roomy = SearchIndex(store, SCOPE)
     tight = SearchIndex(store, SCOPE, cache_bytes=1)
     for q in ("orders", "ord", "sales orders", "customer", "old rows", "orders", "ord"):
         want = [(h.qualified_name, h.score, h.matched) for h in roomy.search(q).hits]
         got = [(h.qualified_name, h.score, h.matched) for h in tight.search(q).hits]
         assert got == want, q
-        assert len(tight._buckets) == 1
-    assert 0 < tight._bucket_bytes == next(iter(tight._buckets.values())).nbytes
-    assert len(roomy._buckets) > 1
+        assert len(tight.groups.items) == 1
+    assert len(roomy.groups.items) > 1
 
 
 def test_search_reads_the_catalog_head_only(store: ObjectStore, cat: Catalog) -> None:

@@ -140,7 +140,7 @@ def identifiers(draw: st.DrawFn) -> str:
 
 free_text = st.one_of(
     st.none(),
-    st.text(st.characters(exclude_characters="\x00"), max_size=30),
+    st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=30),
     st.lists(
         st.one_of(
             st.sampled_from(WORDS), st.sampled_from(["für", "Größe", "café2", "ÉTÉ", "日本語"])
@@ -151,7 +151,8 @@ free_text = st.one_of(
 properties = st.dictionaries(
     st.sampled_from(["owner", "source", "tag"]),
     st.one_of(
-        st.sampled_from(WORDS), st.text(st.characters(exclude_characters="\x00"), max_size=12)
+        st.sampled_from(WORDS),
+        st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=12),
     ),
     max_size=2,
 )
@@ -242,7 +243,11 @@ def reference_docs(spec: Spec) -> list[RefDoc]:
 def queries(draw: st.DrawFn, spec: Spec) -> str:
     names = sorted(spec.namespaces) + [f"{ns}.{t}" for ns, t in spec.tables]
     names += [c for (_, _, cols) in spec.tables.values() for c, _ in cols]
-    text = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=12)
+    text = st.text(
+        st.characters(exclude_characters="\x00", exclude_categories=("Cs",)),
+        min_size=1,
+        max_size=12,
+    )
     source = draw(st.sampled_from(names))
     start = draw(st.integers(0, len(source)))
     end = draw(st.integers(start, len(source)))

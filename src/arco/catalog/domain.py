@@ -618,9 +618,10 @@ class DomainStore(Generic[S]):
         tdef = self.state_cls.TABLES[pending.table]
         index = None
         if pending.kind == "base" and tdef.sort_key:
-            data, index = tableset.encode_sorted_base(
-                tdef, pending.data.sort_by([(k, "ascending") for k in tdef.sort_key])
-            )
+            rows = pending.data
+            if not tableset.is_sorted(rows, tdef.sort_key):
+                rows = rows.sort_by([(k, "ascending") for k in tdef.sort_key])
+            data, index = tableset.encode_sorted_base(tdef, rows)
         else:
             small = (
                 pending.level == 0

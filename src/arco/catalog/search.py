@@ -1,27 +1,32 @@
 """Search over namespace, table and column names, descriptions and properties.
 
-The index is the ``search`` domain: postings hashed into ``BUCKETS`` tables so a
-query reads only the buckets of its own tokens, and per-document token lists
-(hashed into ``DOC_BUCKETS`` tables) so an update removes exactly the postings
-it replaces. It follows the catalog incrementally: the manifest records the
-catalog version it reflects, and a refresh folds only the catalog rows changed
-since then.
+The index is the ``search`` domain (docs/adr/005-search-index.md, layout of
+docs/adr/021-search-postings-by-row-group.md). Its ``postings`` base is sorted by
+``(token, doc)`` in row groups whose token ranges, byte ranges and SHA-256 the
+manifest indexes, so a query fetches only the groups that hold its tokens (one
+token, or a range of tokens for a prefix) by ranged reads and checks each
+against its hash. Documents are numbered in rank order (kind, then qualified
+name, then id); their details live in the ``docs`` table (sorted by number) and
+are read only for the page of hits. An incremental refresh writes small delta
+files: postings and documents of new document numbers, the numbers that are no
+longer live (``dead``) and the id -> number map (``ids``); queries consult them
+too, and a refresh rebuilds the index in full once they grow.
 
-Posting tokens carry a field marker: ``n:`` name token, ``d:`` description
-token, ``p:`` property token (``n^``, ``d^``, ``p^``: a proper prefix of one),
-``q:`` a token of the qualified name, ``^`` a prefix of the whole name. Ranking:
-exact name, then name prefix, then name tokens, then description, then
-properties. The matching rules are in docs/adr/005-search-index.md.
+Posting tokens carry a field marker: ``n:`` a word of the name, ``n=`` the whole
+lowercased name (matched exactly only), ``d:`` a word of the description, ``p:``
+of a property, ``q:`` of the qualified name, ``^`` the whole lowercased name (or
+a table's qualified name), matched by prefix. A query token's prefix matches are
+the tokens of the range ``{marker}:{token}...``; no prefix is posted.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import threading
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -36,14 +41,13 @@ from arco.catalog.manifest import FileEntry
 from arco.catalog.state import CatalogState
 from arco.catalog.tableset import TableDef
 from arco.catalog.tier2state import RowMapState
-from arco.core.errors import InvalidArgumentError
+from arco.core.errors import IntegrityError, InvalidArgumentError, ObjectNotFoundError
+from arco.core.ids import sha256_hex
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 
 #: How long a search writer waits for another one's lease (a rebuild is long).
 SEARCH_LOCK_WAIT = 360.0
-BUCKETS = 64
-DOC_BUCKETS = 16
 MAX_PREFIX = 24
 MIN_PREFIX = 2
 Kind = Literal["namespace", "table", "column"]
@@ -57,10 +61,43 @@ _CAMEL_RE = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 #: (each below the field's whole-token weight, above the next field's).
 FIELDS = (("n", 100.0, 50.0), ("d", 10.0, 6.0), ("p", 5.0, 2.0))
 #: What the index was built by: an index built by another revision (tokenizer,
-#: posting kinds) is rebuilt in full by the next refresh.
-INDEX_REVISION = 2
+#: posting kinds, layout) is rebuilt in full by the next refresh. Revision 3:
+#: one postings table sorted by token, read by row group (ADR 021).
+INDEX_REVISION = 3
+#: Delta postings past which a refresh rebuilds the index instead (a query reads
+#: every delta posting of its tokens' ranges from memory; a rebuild is seconds).
+REBUILD_DELTA_POSTINGS = 50_000
+#: Default memory bound of one index's decoded row groups.
+CACHE_BYTES = 32 << 20
 
+POSTINGS, DOCS, IDS, DEAD = "postings", "docs", "ids", "dead"
 _POSTING_SCHEMA = pa.schema(
+    [
+        pa.field("token", pa.string(), nullable=False),
+        pa.field("doc", pa.int32(), nullable=False),
+        # ``^`` postings only: the length of the lowercased name (the prefix score's
+        # denominator) and the shortest query that may match by this posting.
+        pa.field("name_len", pa.int16()),
+        pa.field("min_len", pa.int16()),
+    ]
+)
+_DOC_SCHEMA = pa.schema(
+    [
+        pa.field("doc", pa.int32(), nullable=False),
+        pa.field("doc_id", pa.string(), nullable=False),
+        pa.field("kind", pa.string()),
+        pa.field("name", pa.string()),
+        pa.field("qualified_name", pa.string()),
+        pa.field("namespace", pa.string()),
+        pa.field("description", pa.string()),
+    ]
+)
+_ID_SCHEMA = pa.schema(
+    [pa.field("doc_id", pa.string(), nullable=False), pa.field("doc", pa.int32(), nullable=False)]
+)
+_DEAD_SCHEMA = pa.schema([pa.field("doc", pa.int32(), nullable=False)])
+
+_LEGACY_POSTING_SCHEMA = pa.schema(
     [
         pa.field("token", pa.string(), nullable=False),
         pa.field("doc_id", pa.string(), nullable=False),
@@ -71,31 +108,13 @@ _POSTING_SCHEMA = pa.schema(
         pa.field("description", pa.string()),
     ]
 )
-_DOC_SCHEMA = pa.schema(
+_LEGACY_DOC_SCHEMA = pa.schema(
     [
         pa.field("doc_id", pa.string(), nullable=False),
         pa.field("tokens", pa.list_(pa.string())),
         pa.field("children", pa.list_(pa.string())),
     ]
 )
-
-
-def _posting_table(i: int) -> str:
-    return f"postings_{i:02d}"
-
-
-def _doc_table(i: int) -> str:
-    return f"docs_{i:02d}"
-
-
-def bucket_of(token: str) -> int:
-    """The postings bucket of a token (stable across processes: CRC-32)."""
-    return zlib.crc32(token.encode()) % BUCKETS
-
-
-def doc_bucket_of(doc_id: str) -> int:
-    """The docs bucket of a document id."""
-    return zlib.crc32(doc_id.encode()) % DOC_BUCKETS
 
 
 def tokenize(text: str | None) -> list[str]:
@@ -126,15 +145,6 @@ def token_prefixes(token: str) -> list[str]:
     return [token[:i] for i in range(MIN_PREFIX, min(len(token) - 1, MAX_PREFIX) + 1)]
 
 
-def _field_tokens(marker: str, words: Iterable[str], exact: Iterable[str] = ()) -> list[str]:
-    """Postings of one field: ``{marker}:`` each word (and each of ``exact``), and
-    ``{marker}^`` each proper prefix of a word, so "rev" finds "revenue"."""
-    words = list(words)
-    tokens = [f"{marker}:{w}" for w in [*words, *exact]]
-    tokens.extend(f"{marker}^{p}" for w in words for p in token_prefixes(w))
-    return tokens
-
-
 def name_tokens(name: str) -> list[str]:
     """Tokens of an object name: its parts plus the whole (lowercased) name."""
     tokens = tokenize(name)
@@ -143,127 +153,40 @@ def name_tokens(name: str) -> list[str]:
 
 
 class SearchState(RowMapState):
-    """The search domain keeps nothing resident; buckets are read on demand."""
+    """The search domain keeps nothing resident; row groups are read on demand.
+
+    The bucket tables of revisions 1 and 2 stay declared so their manifests can
+    still be read; the next refresh replaces them (a full rebuild)."""
 
     TABLES: ClassVar[dict[str, TableDef]] = {
+        POSTINGS: TableDef(
+            POSTINGS,
+            _POSTING_SCHEMA,
+            ("token", "doc"),
+            resident=False,
+            sort_key=("token", "doc"),
+            group_rows=8_192,
+        ),
+        DOCS: TableDef(
+            DOCS, _DOC_SCHEMA, ("doc",), resident=False, sort_key=("doc",), group_rows=1_024
+        ),
+        IDS: TableDef(
+            IDS, _ID_SCHEMA, ("doc_id",), resident=False, sort_key=("doc_id",), group_rows=4_096
+        ),
+        DEAD: TableDef(DEAD, _DEAD_SCHEMA, ("doc",), resident=False),
         **{
-            _posting_table(i): TableDef(
-                _posting_table(i), _POSTING_SCHEMA, ("token", "doc_id"), resident=False
+            f"postings_{i:02d}": TableDef(
+                f"postings_{i:02d}", _LEGACY_POSTING_SCHEMA, ("token", "doc_id"), resident=False
             )
-            for i in range(BUCKETS)
+            for i in range(64)
         },
         **{
-            _doc_table(i): TableDef(_doc_table(i), _DOC_SCHEMA, ("doc_id",), resident=False)
-            for i in range(DOC_BUCKETS)
+            f"docs_{i:02d}": TableDef(
+                f"docs_{i:02d}", _LEGACY_DOC_SCHEMA, ("doc_id",), resident=False
+            )
+            for i in range(16)
         },
     }
-
-
-@dataclass(frozen=True)
-class Doc:
-    """One searchable object."""
-
-    doc_id: str
-    kind: str
-    name: str
-    qualified_name: str
-    namespace: str
-    description: str | None
-    tokens: tuple[str, ...]
-    children: tuple[str, ...] = ()
-
-
-def _qualified_tokens(qualified: str, *, prefixes: bool) -> list[str]:
-    """Where an object lives: ``q:`` tokens of its qualified name and (for tables)
-    prefixes of it past the namespace, so ``sales.orders`` and ``sales`` + ``orders``
-    find the table ``orders`` without multiplying the index for every column."""
-    lower = qualified.lower()
-    tokens = [f"q:{t}" for t in tokenize(qualified)]
-    if prefixes:
-        # A namespace of MAX_PREFIX characters or more still gets the (truncated)
-        # posting: the query checks longer prefixes against the name itself.
-        start = min(lower.rfind(".") + 2, MAX_PREFIX)
-        tokens.extend(f"^{lower[:i]}" for i in range(start, min(len(lower), MAX_PREFIX) + 1))
-    return tokens
-
-
-def _doc_tokens(
-    name: str, description: str | None, props: dict[str, str], *, full_name: str | None = None
-) -> list[str]:
-    words = tokenize(name)
-    whole = [name.lower()]
-    if full_name is not None:
-        words = list(dict.fromkeys(words + tokenize(full_name)))
-        whole.append(full_name.lower())
-    tokens = _field_tokens("n", words, [w for w in whole if w not in words])
-    lower = name.lower()
-    tokens.extend(f"^{lower[:i]}" for i in range(MIN_PREFIX, min(len(lower), MAX_PREFIX) + 1))
-    if len(lower) < MIN_PREFIX:
-        tokens.append(f"^{lower}")
-    tokens.extend(_field_tokens("d", tokenize(description)))
-    prop_words = [t for key, value in props.items() for t in tokenize(key) + tokenize(value)]
-    tokens.extend(_field_tokens("p", dict.fromkeys(prop_words)))
-    return list(dict.fromkeys(tokens))
-
-
-def docs_for_namespace(row: dict[str, Any]) -> Doc:
-    """The document of a namespace row."""
-    name = row["name"]
-    short = name.rsplit(".", 1)[-1]
-    return Doc(
-        doc_id=f"ns:{name}",
-        kind="namespace",
-        name=name.rsplit(".", 1)[-1] if "." in name else name,
-        qualified_name=name,
-        namespace=name.rsplit(".", 1)[0] if "." in name else "",
-        description=row["description"],
-        tokens=tuple(
-            _doc_tokens(short, row["description"], dict(row["properties"] or {}), full_name=name)
-        ),
-    )
-
-
-def docs_for_table(state: CatalogState | None, row: dict[str, Any]) -> list[Doc]:
-    """The documents of a table row: the table and each of its columns.
-
-    The columns are nested in the row; ``state`` is not needed (kept for callers
-    that pass it).
-    """
-    qualified = f"{row['namespace']}.{row['name']}"
-    columns = sorted(row["columns"] or (), key=lambda c: c["ordinal"])
-    col_docs = [
-        Doc(
-            doc_id=f"col:{row['id']}:{c['column_id']}",
-            kind="column",
-            name=c["name"],
-            qualified_name=f"{qualified}.{c['name']}",
-            namespace=row["namespace"],
-            description=c["description"],
-            tokens=tuple(
-                dict.fromkeys(
-                    _doc_tokens(c["name"], c["description"], {})
-                    + _qualified_tokens(f"{qualified}.{c['name']}", prefixes=False)
-                )
-            ),
-        )
-        for c in columns
-    ]
-    table = Doc(
-        doc_id=f"tbl:{row['id']}",
-        kind="table",
-        name=row["name"],
-        qualified_name=qualified,
-        namespace=row["namespace"],
-        description=row["description"],
-        tokens=tuple(
-            dict.fromkeys(
-                _doc_tokens(row["name"], row["description"], dict(row["properties"] or {}))
-                + _qualified_tokens(qualified, prefixes=True)
-            )
-        ),
-        children=tuple(d.doc_id for d in col_docs),
-    )
-    return [table, *col_docs]
 
 
 @dataclass(frozen=True)
@@ -301,281 +224,285 @@ class SearchResults:
     catalog_version: int = 0
 
 
-# ------------------------------------------------------------ full rebuild
-#: Documents per chunk of a full rebuild: postings are turned into Arrow every this
-#: many documents, so the build never holds one Python object per posting.
-BUILD_CHUNK_DOCS = 20_000
-_META_SCHEMA = pa.schema([f for f in _POSTING_SCHEMA if f.name != "token"])
-_SLIM_SCHEMA = pa.schema([pa.field("token", pa.string()), pa.field("doc", pa.int32())])
-#: Catalog rows become Python values this many at a time during a full rebuild.
-_ROW_BATCH = 2_048
+# ------------------------------------------------------------------ building
 #: The catalog columns a document is made of.
 _NS_COLUMNS = ("name", "description", "properties")
 _TABLE_COLUMNS = ("id", "namespace", "name", "description", "properties", "columns")
+#: Characters of a description a hit carries (the snippet).
+_SNIPPET = 300
+_INT16_MAX = (1 << 15) - 1
 
 
-class _Builder:
-    """The tables of a full rebuild, built from documents in bounded chunks.
-
-    Postings are kept "slim" (token, document number) until the commit writes each
-    bucket; only then is the bucket expanded with its documents' columns (one
-    bucket at a time), so peak memory is the slim index plus one bucket.
-    """
-
-    def __init__(self) -> None:
-        self.n_docs = 0
-        self._meta: dict[str, list[Any]] = {f.name: [] for f in _META_SCHEMA}
-        self._meta_chunks: list[pa.Table] = []
-        self._tok: list[list[str]] = [[] for _ in range(BUCKETS)]
-        self._doc: list[list[int]] = [[] for _ in range(BUCKETS)]
-        self._post_chunks: list[list[pa.Table]] = [[] for _ in range(BUCKETS)]
-        self._docs: list[dict[str, list[Any]]] = [
-            {"doc_id": [], "tokens": [], "children": []} for _ in range(DOC_BUCKETS)
-        ]
-        self._doc_chunks: list[list[pa.Table]] = [[] for _ in range(DOC_BUCKETS)]
-        self._buckets: dict[str, int] = {}
-
-    def add(self, doc: Doc) -> None:
-        """Add one document."""
-        number = self.n_docs
-        self.n_docs += 1
-        meta = self._meta
-        meta["doc_id"].append(doc.doc_id)
-        meta["kind"].append(doc.kind)
-        meta["name"].append(doc.name)
-        meta["qualified_name"].append(doc.qualified_name)
-        meta["namespace"].append(doc.namespace)
-        meta["description"].append((doc.description or "")[:300] or None)
-        memo = self._buckets
-        for token in doc.tokens:
-            b = memo.get(token)
-            if b is None:
-                b = memo[token] = bucket_of(token)
-            self._tok[b].append(token)
-            self._doc[b].append(number)
-        rows = self._docs[doc_bucket_of(doc.doc_id)]
-        rows["doc_id"].append(doc.doc_id)
-        rows["tokens"].append(list(doc.tokens))
-        rows["children"].append(list(doc.children))
-        if len(meta["doc_id"]) >= BUILD_CHUNK_DOCS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._meta["doc_id"]:
-            self._meta_chunks.append(pa.Table.from_pydict(self._meta, schema=_META_SCHEMA))
-            self._meta = {f.name: [] for f in _META_SCHEMA}
-        for b in range(BUCKETS):
-            if self._tok[b]:
-                self._post_chunks[b].append(
-                    pa.Table.from_arrays(
-                        [pa.array(self._tok[b], pa.string()), pa.array(self._doc[b], pa.int32())],
-                        schema=_SLIM_SCHEMA,
-                    )
-                )
-                self._tok[b], self._doc[b] = [], []
-        for b in range(DOC_BUCKETS):
-            if self._docs[b]["doc_id"]:
-                self._doc_chunks[b].append(pa.Table.from_pydict(self._docs[b], schema=_DOC_SCHEMA))
-                self._docs[b] = {"doc_id": [], "tokens": [], "children": []}
-        # Common tokens repeat within a chunk; whole-name prefixes hardly ever do.
-        self._buckets.clear()
-
-    def finish(self) -> tuple[dict[str, pa.Table], Callable[[pa.Table], pa.Table]]:
-        """Slim posting tables and full docs tables, and the expander of a slim table."""
-        self._flush()
-        tables: dict[str, pa.Table] = {}
-        for b, chunks in enumerate(self._post_chunks):
-            if chunks:
-                tables[_posting_table(b)] = pa.concat_tables(chunks)
-        for b, chunks in enumerate(self._doc_chunks):
-            if chunks:
-                tables[_doc_table(b)] = pa.concat_tables(chunks)
-        meta = (
-            pa.concat_tables(self._meta_chunks).combine_chunks()
-            if self._meta_chunks
-            else _META_SCHEMA.empty_table()
-        )
-        self._post_chunks, self._doc_chunks, self._meta_chunks = [], [], []
-
-        def expand(slim: pa.Table) -> pa.Table:
-            rows = meta.take(slim.column("doc"))
-            return pa.Table.from_arrays(
-                [slim.column("token"), *rows.columns], schema=_POSTING_SCHEMA
-            )
-
-        return tables, expand
+def _name_tokens(name: str) -> list[str]:
+    words = tokenize(name)
+    whole = name.lower()
+    return [f"n:{w}" for w in words] + ([] if whole in words else [f"n={whole}"])
 
 
-# ------------------------------------------------------------- query side
-_EMPTY_GIDS = pa.array([], pa.int32())
-#: Default memory bound of one index's decoded postings buckets.
-CACHE_BYTES = 64 << 20
-#: Above this many candidates left after the score cut, ties are broken by rank.
-_TIES_BY_RANK = 2_000
+def _words(marker: str, text: str) -> list[str]:
+    return [f"{marker}:{w}" for w in tokenize(text)]
 
 
-class _Registry:
-    """Every document seen in a decoded bucket, numbered (``gid``) in Arrow columns.
+def _explode(values: pa.Array, nums: pa.Array, fn: Any) -> tuple[pa.Array, pa.Array]:
+    """Tokens of each value (``fn`` applied once per distinct value) and the document
+    number of each token: Python work grows with the distinct names and texts, not
+    with the documents."""
+    if len(values) == 0:
+        return pa.array([], pa.string()), pa.array([], pa.int32())
+    encoded = values.dictionary_encode()
+    offsets = [0]
+    flat: list[str] = []
+    for value in encoded.dictionary.to_pylist():
+        flat.extend(fn(value))
+        offsets.append(len(flat))
+    lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.string()))
+    per_doc = lists.take(encoded.indices)
+    return pc.list_flatten(per_doc), nums.take(pc.list_parent_indices(per_doc))
 
-    Buckets map their postings to these numbers so a query combines tokens from
-    different buckets with Arrow set operations instead of Python row dicts.
-    Numbers only grow: a document whose columns changed gets a new number (the
-    old one is retired), which is safe because a change rewrites every posting of
-    the document, so every bucket that still holds it is decoded afresh.
-    """
 
-    _COLUMNS = ("doc_id", "kind", "name", "qualified_name", "namespace", "description")
+def _documents(namespaces: pa.Table, tables: pa.Table) -> pa.Table:
+    """One row per document (namespaces, then tables, then columns), unnumbered:
+    ``doc_id, kind, name, qualified_name, namespace, description`` (whole), plus
+    ``kind_order`` and ``row`` (the document's namespace or table row)."""
+    ns_names = namespaces.column("name").to_pylist()
+    ns_docs = pa.table(
+        {
+            "doc_id": pa.array([f"ns:{n}" for n in ns_names], pa.string()),
+            "kind": pa.array(["namespace"] * len(ns_names), pa.string()),
+            "name": pa.array([n.rsplit(".", 1)[-1] for n in ns_names], pa.string()),
+            "qualified_name": pa.array(ns_names, pa.string()),
+            "namespace": pa.array(
+                [n.rsplit(".", 1)[0] if "." in n else "" for n in ns_names], pa.string()
+            ),
+            "description": namespaces.column("description").combine_chunks().cast(pa.string()),
+            "kind_order": pa.array([0] * len(ns_names), pa.int8()),
+            "row": pa.array(range(len(ns_names)), pa.int32()),
+        }
+    )
+    n = tables.num_rows
+    t_ns = tables.column("namespace").combine_chunks()
+    t_name = tables.column("name").combine_chunks()
+    t_qualified = pc.binary_join_element_wise(t_ns, t_name, ".")
+    t_ids = tables.column("id").combine_chunks().cast(pa.string())
+    table_docs = pa.table(
+        {
+            "doc_id": pc.binary_join_element_wise("tbl:", t_ids, ""),
+            "kind": pa.array(["table"] * n, pa.string()),
+            "name": t_name,
+            "qualified_name": t_qualified,
+            "namespace": t_ns,
+            "description": tables.column("description").combine_chunks(),
+            "kind_order": pa.array([1] * n, pa.int8()),
+            "row": pa.array(range(n), pa.int32()),
+        }
+    )
+    columns = tables.column("columns").combine_chunks()
+    if columns.null_count:
+        columns = pc.fill_null(columns, pa.scalar([], columns.type))
+    cols = pc.list_flatten(columns)
+    parent = pc.list_parent_indices(columns).cast(pa.int32())
+    c_name = pc.struct_field(cols, "name")
+    c_ids = pc.struct_field(cols, "column_id").cast(pa.string())
+    m = len(cols)
+    col_docs = pa.table(
+        {
+            "doc_id": pc.binary_join_element_wise(
+                "col:", pc.binary_join_element_wise(t_ids.take(parent), c_ids, ":"), ""
+            ),
+            "kind": pa.array(["column"] * m, pa.string()),
+            "name": c_name,
+            "qualified_name": pc.binary_join_element_wise(t_qualified.take(parent), c_name, "."),
+            "namespace": t_ns.take(parent),
+            "description": pc.struct_field(cols, "description"),
+            "kind_order": pa.array([2] * m, pa.int8()),
+            "row": parent,
+        }
+    )
+    return pa.concat_tables([ns_docs, table_docs, col_docs])
 
-    def __init__(self) -> None:
-        self._chunks: list[pa.Table] = []
-        self._table: pa.Table | None = None
-        self._lookup: pa.Array | None = None
-        self.size = 0
-        self._retired: list[int] = []
-        self._rank: pa.Array | None = None
-        #: Index versions documents were registered from.
-        self._versions: set[int] = set()
 
-    @property
-    def table(self) -> pa.Table:
-        """All documents, row ``gid``: the columns above plus ``kind_order``, lengths."""
-        if self._table is None:
-            if not self._chunks:
-                return _registry_schema().empty_table()
-            # One chunk per column: ``take`` over many chunks is several times slower.
-            self._table = pa.concat_tables(self._chunks).combine_chunks()
-            self._chunks = [self._table]
-        return self._table
+def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Table:
+    """The postings of numbered documents (``docs`` of :func:`_documents` plus
+    ``doc``), sorted by ``(token, doc)``, without repeats."""
+    tokens: list[pa.Array] = []
+    nums: list[pa.Array] = []
+    name_len: list[pa.Array] = []
+    min_len: list[pa.Array] = []
 
-    def rank(self) -> pa.Array:
-        """Each gid's position in (qualified name, doc id) order: the tie-break of
-        ranking, as a number (computed once per registry growth)."""
-        if self._rank is None or len(self._rank) != self.size:
-            names = self.table.select(["qualified_name", "doc_id"])
-            order = pc.sort_indices(
-                names, sort_keys=[("qualified_name", "ascending"), ("doc_id", "ascending")]
-            )
-            # The inverse of a permutation is its argsort.
-            self._rank = pc.sort_indices(order).cast(pa.int32())
-        return self._rank
+    def add(
+        t: pa.Array, d: pa.Array, nl: pa.Array | None = None, ml: pa.Array | None = None
+    ) -> None:
+        tokens.append(t)
+        nums.append(d)
+        name_len.append(nl if nl is not None else pa.nulls(len(t), pa.int16()))
+        min_len.append(ml if ml is not None else pa.nulls(len(t), pa.int16()))
 
-    def _ids(self) -> pa.Array:
-        if self._lookup is None:
-            ids = self.table.column("doc_id").combine_chunks()
-            if self._retired:
-                retired = pc.is_in(
-                    pa.array(range(len(ids)), pa.int32()),
-                    value_set=pa.array(self._retired, pa.int32()),
-                )
-                ids = pc.if_else(retired, pa.scalar(None, pa.string()), ids)
-            self._lookup = ids
-        return self._lookup
+    kind = docs.column("kind_order").combine_chunks()
+    num = docs.column("doc").combine_chunks()
+    row = docs.column("row").combine_chunks()
+    name = docs.column("name").combine_chunks()
+    qualified = docs.column("qualified_name").combine_chunks()
+    description = docs.column("description").combine_chunks()
+    is_ns = pc.equal(kind, 0)
+    not_ns = pc.invert(is_ns)
+    is_table = pc.equal(kind, 1)
 
-    def register(self, postings: pa.Table, version: int = 0) -> pa.Array:
-        """The gid of each row of a decoded postings table (registering new documents).
+    # Names: namespaces also get the words of their full dotted name (few: in Python).
+    add(*_explode(name.filter(not_ns), num.filter(not_ns), _name_tokens))
+    ns_tokens: list[str] = []
+    ns_nums: list[int] = []
+    for short, full, d in zip(
+        name.filter(is_ns).to_pylist(),
+        qualified.filter(is_ns).to_pylist(),
+        num.filter(is_ns).to_pylist(),
+        strict=True,
+    ):
+        words = list(dict.fromkeys(tokenize(short) + tokenize(full)))
+        whole = [w for w in dict.fromkeys([short.lower(), full.lower()]) if w not in words]
+        mine = [f"n:{w}" for w in words] + [f"n={w}" for w in whole]
+        ns_tokens.extend(mine)
+        ns_nums.extend([d] * len(mine))
+    add(pa.array(ns_tokens, pa.string()), pa.array(ns_nums, pa.int32()))
 
-        ``version`` is the index version the postings were read at: while every
-        document was registered from that one version, a known document cannot have
-        changed, and the comparison of its columns is skipped.
-        """
-        # Every posting of a document carries the same columns: any row stands for it.
-        # (A hash pass and a take; a group_by with "first" aggregates cost ~10x more.)
-        doc_ids = postings.column("doc_id").combine_chunks()
-        encoded = doc_ids.dictionary_encode()
-        unique_ids = encoded.dictionary
-        row_doc = encoded.indices
-        first = pc.index_in(unique_ids, value_set=doc_ids)
-        docs = postings.select(list(self._COLUMNS)).take(first).combine_chunks()
-        pos = pc.index_in(unique_ids, value_set=self._ids())
-        known = pc.is_valid(pos)
-        one_version = self._versions <= {version}
-        self._versions.add(version)
-        if self.size and not one_version and pc.any(known).as_py():
-            same = known
-            # Unconsolidated: combining the whole registry per decoded bucket costs more.
-            whole = pa.concat_tables(self._chunks).select(list(self._COLUMNS[1:]))
-            old = whole.take(pc.fill_null(pos, 0)).combine_chunks()
-            for col in self._COLUMNS[1:]:
-                same = pc.and_(
-                    same,
-                    pc.equal(
-                        pc.fill_null(docs.column(col), "\x00"),
-                        pc.fill_null(old.column(col), "\x00"),
-                    ),
-                )
-            same = pc.fill_null(same, False)
-            changed = pc.and_(known, pc.invert(same))
-            if pc.any(changed).as_py():
-                self._retired.extend(pc.filter(pos, changed).to_pylist())
-                self._lookup = None
-            new = pc.invert(same)
+    # Whole-name prefixes: one "^" posting per name, matched by range.
+    encoded = name.dictionary_encode()
+    lowered = [v.lower() for v in encoded.dictionary.to_pylist()]
+    lens = [min(len(v), _INT16_MAX) for v in lowered]
+    add(
+        pa.array([f"^{v}" for v in lowered], pa.string()).take(encoded.indices),
+        num,
+        pa.array(lens, pa.int16()).take(encoded.indices),
+        pa.array([min(n, MIN_PREFIX) for n in lens], pa.int16()).take(encoded.indices),
+    )
+    # A table's qualified name, matched past its namespace and the dot.
+    t_q = qualified.filter(is_table).to_pylist()
+    t_lower = [q.lower() for q in t_q]
+    add(
+        pa.array([f"^{q}" for q in t_lower], pa.string()),
+        num.filter(is_table),
+        pc.fill_null(name_len_of(name.filter(is_table)), 0),
+        pa.array([min(q.rfind(".") + 2, _INT16_MAX) for q in t_lower], pa.int16()),
+    )
+
+    # Descriptions and properties.
+    add(*_explode(description, num, functools.partial(_words, "d")))
+    _add_properties(add, docs, namespaces, tables)
+
+    # Where an object lives: the words of its qualified name. A column's are its
+    # table's plus its own (repeats go in the final sort).
+    t_num = num.filter(is_table)
+    q_table = _token_lists(qualified.filter(is_table), functools.partial(_words, "q"))
+    add(pc.list_flatten(q_table), t_num.take(pc.list_parent_indices(q_table)))
+    is_col = pc.equal(kind, 2)
+    c_num = num.filter(is_col)
+    if len(c_num):
+        # Tables come before their columns in ``docs`` and ``row`` is the table row:
+        # the i-th table document is table row i only when all tables are present.
+        t_rows = row.filter(is_table)
+        position = pc.index_in(row.filter(is_col), value_set=t_rows)
+        q_cols = q_table.take(position)
+        add(pc.list_flatten(q_cols), c_num.take(pc.list_parent_indices(q_cols)))
+        add(*_explode(name.filter(is_col), c_num, functools.partial(_words, "q")))
+
+    out = pa.table(
+        {
+            "token": pa.concat_arrays([t.cast(pa.string()) for t in tokens]),
+            "doc": pa.concat_arrays([d.cast(pa.int32()) for d in nums]),
+            "name_len": pa.concat_arrays([x.cast(pa.int16()) for x in name_len]),
+            "min_len": pa.concat_arrays([x.cast(pa.int16()) for x in min_len]),
+        }
+    )
+    return _sort_postings(out)
+
+
+def name_len_of(names: pa.Array) -> pa.Array:
+    """Length of each lowercased name (Python's lowercasing), as int16."""
+    return pa.array([min(len(v.lower()), _INT16_MAX) for v in names.to_pylist()], pa.int16())
+
+
+def _token_lists(values: pa.Array, fn: Any) -> pa.ListArray:
+    encoded = values.dictionary_encode()
+    offsets = [0]
+    flat: list[str] = []
+    for value in encoded.dictionary.to_pylist():
+        flat.extend(fn(value))
+        offsets.append(len(flat))
+    lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.string()))
+    return lists.take(encoded.indices)
+
+
+def _add_properties(add: Any, docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> None:
+    kind = docs.column("kind_order").to_pylist()
+    rows = docs.column("row").to_pylist()
+    nums = docs.column("doc").to_pylist()
+    ns_props = namespaces.column("properties").to_pylist()
+    t_props = tables.column("properties")
+    t_with: set[int] = set()
+    if tables.num_rows:
+        # Map arrays have no list_value_length kernel: lengths from the offsets.
+        offsets = t_props.combine_chunks().offsets
+        lengths = pc.subtract(offsets.slice(1), offsets.slice(0, len(offsets) - 1))
+        t_with = {i for i, v in enumerate(pc.greater(lengths, 0).to_pylist()) if v}
+    tokens: list[str] = []
+    out: list[int] = []
+    for k, r, d in zip(kind, rows, nums, strict=True):
+        if k == 0:
+            props = ns_props[r]
+        elif k == 1 and r in t_with:
+            props = t_props[r].as_py()
         else:
-            new = pc.invert(known)
-        if isinstance(new, pa.ChunkedArray):
-            new = new.combine_chunks()
-        fresh = docs.filter(new)
-        first = self.size
-        gid_of_doc = pc.fill_null(pos, 0).cast(pa.int32())
-        if fresh.num_rows:
-            numbers = pa.array(range(first, first + fresh.num_rows), pa.int32())
-            gid_of_doc = pc.replace_with_mask(gid_of_doc, new, numbers)
-            kind = fresh.column("kind")
-            extra = [
-                pc.fill_null(pc.index_in(kind, value_set=pa.array(KINDS)), 1).cast(pa.int8()),
-                pc.utf8_length(pc.utf8_lower(fresh.column("name"))).cast(pa.int32()),
-                pc.utf8_length(pc.utf8_lower(fresh.column("qualified_name"))).cast(pa.int32()),
-            ]
-            chunk = pa.Table.from_arrays([*fresh.columns, *extra], schema=_registry_schema())
-            self._chunks.append(chunk)
-            self.size += chunk.num_rows
-            self._table = None
-            self._lookup = None
-        return gid_of_doc.take(row_doc)
+            continue
+        words = [t for key, value in (props or ()) for t in tokenize(key) + tokenize(value)]
+        mine = [f"p:{w}" for w in dict.fromkeys(words)]
+        tokens.extend(mine)
+        out.extend([d] * len(mine))
+    add(pa.array(tokens, pa.string()), pa.array(out, pa.int32()))
 
 
-def _registry_schema() -> pa.Schema:
-    return pa.schema(
-        [
-            *(_POSTING_SCHEMA.field(c) for c in _Registry._COLUMNS),
-            pa.field("kind_order", pa.int8()),
-            pa.field("name_len", pa.int32()),
-            pa.field("qualified_len", pa.int32()),
-        ]
+def _sort_postings(table: pa.Table) -> pa.Table:
+    """Postings in ``(token, doc)`` order, repeats dropped. Sorted as one int64 key
+    (the token's rank among the distinct tokens, then the document): several times
+    faster than a sort on the strings."""
+    if table.num_rows == 0:
+        return table
+    tokens = table.column("token").combine_chunks()
+    distinct = pc.unique(tokens)
+    distinct = distinct.take(pc.sort_indices(distinct))
+    rank = pc.index_in(tokens, value_set=distinct).cast(pa.int64())
+    key = pc.add(pc.multiply(rank, 1 << 31), table.column("doc").combine_chunks().cast(pa.int64()))
+    order = pc.sort_indices(key)
+    key = key.take(order)
+    n = len(key)
+    keep = pa.concat_arrays([pa.array([True]), pc.not_equal(key.slice(1), key.slice(0, n - 1))])
+    order = order.filter(keep)
+    return pa.table(
+        {
+            "token": distinct.take(pc.divide(key.filter(keep), 1 << 31)),
+            "doc": table.column("doc").take(order),
+            "name_len": table.column("name_len").take(order),
+            "min_len": table.column("min_len").take(order),
+        },
+        schema=_POSTING_SCHEMA,
     )
 
 
-@dataclass(frozen=True)
-class _Bucket:
-    """One decoded postings bucket, all in Arrow: the bucket's distinct tokens
-    (sorted), where each token's postings start in ``gids``, and ``gids`` (each
-    token's slice ascending). No Python object per token: a bucket of a large
-    catalog holds tens of thousands of distinct tokens."""
-
-    words: pa.Array
-    offsets: pa.Array
-    gids: pa.Array
-
-    @property
-    def nbytes(self) -> int:
-        """Memory the bucket holds (what the bucket cache is bounded by)."""
-        return int(self.words.nbytes + self.offsets.nbytes + self.gids.nbytes)
-
-    def lookup(self, token: str) -> pa.Array:
-        """The gids (ascending) of the documents holding ``token``."""
-        words = self.words
-        lo, hi = 0, len(words)
-        # Binary search over the sorted words (UTF-8 bytes order, as Arrow sorts).
-        key = token.encode()
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if words[mid].as_buffer().to_pybytes() < key:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo == len(words) or words[lo].as_py() != token:
-            return _EMPTY_GIDS
-        start = self.offsets[lo].as_py()
-        return self.gids.slice(start, self.offsets[lo + 1].as_py() - start)
+def _doc_rows(docs: pa.Table) -> pa.Table:
+    """The ``docs`` table's rows of numbered documents (description cut to the snippet)."""
+    desc = docs.column("description").combine_chunks()
+    snippet = pc.utf8_slice_codeunits(desc, 0, _SNIPPET)
+    snippet = pc.if_else(pc.equal(snippet, ""), pa.scalar(None, pa.string()), snippet)
+    return pa.table(
+        {
+            "doc": docs.column("doc"),
+            "doc_id": docs.column("doc_id"),
+            "kind": docs.column("kind"),
+            "name": docs.column("name"),
+            "qualified_name": docs.column("qualified_name"),
+            "namespace": docs.column("namespace"),
+            "description": snippet,
+        },
+        schema=_DOC_SCHEMA,
+    )
 
 
 def _fold(
@@ -611,6 +538,138 @@ def _fold(
     return rows.select(names)
 
 
+# ------------------------------------------------------------------ reading
+_EMPTY_GIDS = pa.array([], pa.int32())
+
+
+class _Sparse:
+    """A read-only file of ``size`` bytes of which only some ranges are known (the
+    ones fetched and verified); Parquet reads only those for one row group."""
+
+    def __init__(self, size: int, ranges: dict[int, bytes]) -> None:
+        self.size = size
+        self.ranges = ranges
+        self.pos = 0
+        self.closed = False
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = pos if whence == 0 else (self.pos + pos if whence == 1 else self.size + pos)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
+        out = bytearray(end - self.pos)
+        for start, data in self.ranges.items():
+            lo, hi = max(start, self.pos), min(start + len(data), end)
+            if lo < hi:
+                out[lo - self.pos : hi - self.pos] = data[lo - start : hi - start]
+        self.pos = end
+        return bytes(out)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@dataclass
+class _Sorted:
+    """A base sorted by its table's sort key, read by row group (ADR 015 index)."""
+
+    entry: FileEntry
+    firsts: list[Any]
+    lasts: list[Any]
+
+    @classmethod
+    def of(cls, entry: FileEntry | None, tdef: TableDef) -> _Sorted | None:
+        index = entry.index if entry is not None else None
+        if entry is None or index is None:
+            return None
+        if (
+            index.get("format") != tableset.INDEX_FORMAT
+            or tuple(index["sort_key"]) != tdef.sort_key
+        ):
+            raise IntegrityError(f"{entry.path}: unexpected index layout")
+        return cls(entry, [g[0][0] for g in index["groups"]], [g[1][0] for g in index["groups"]])
+
+    def groups_for(self, lo: Any, prefix: str | None = None, hi: Any = None) -> list[int]:
+        """Groups that may hold keys from ``lo`` (to ``hi``, or starting with ``prefix``)."""
+        out = []
+        g = bisect.bisect_left(self.lasts, lo)
+        while g < len(self.firsts):
+            first = self.firsts[g]
+            if hi is not None:
+                if first > hi:
+                    break
+            elif prefix is not None:
+                if first > lo and not first.startswith(prefix):
+                    break
+            elif first > lo:
+                break
+            out.append(g)
+            g += 1
+        return out
+
+
+@dataclass
+class _View:
+    """What queries need of one index manifest, besides the base row groups."""
+
+    manifest_key: str | None
+    version: int
+    meta: dict[str, Any]
+    postings: _Sorted | None
+    docs: _Sorted | None
+    ids: _Sorted | None
+    delta_postings: pa.Table
+    delta_docs: pa.Table
+    dead: pa.Array
+    id_deltas: list[pa.Table]
+
+    @property
+    def base_docs(self) -> int:
+        """Documents numbered in rank order by the last full build."""
+        return int(self.meta.get("base_docs", 0))
+
+
+class _GroupCache:
+    """Decoded row groups (and parsed footers) by SHA-256, bounded by bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.nbytes = 0
+        self.items: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> Any:
+        with self.lock:
+            hit = self.items.get(key)
+            if hit is None:
+                return None
+            self.items.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: str, value: Any, size: int) -> None:
+        with self.lock:
+            if key in self.items:
+                return
+            self.items[key] = (value, size)
+            self.nbytes += size
+            while len(self.items) > 1 and self.nbytes > self.limit:
+                _, (_, dropped) = self.items.popitem(last=False)
+                self.nbytes -= dropped
+
+
 class SearchIndex:
     """Maintains and queries the search domain of one scope."""
 
@@ -634,17 +693,17 @@ class SearchIndex:
             SearchState,
             max_staleness=max_staleness,
             lock_ttl=lock_ttl,
-            # A rebuild of a large catalog can hold the lease for minutes.
             lock_wait=SEARCH_LOCK_WAIT,
         )
-        self._buckets: OrderedDict[tuple[int, str], _Bucket] = OrderedDict()
-        self._bucket_bytes = 0
-        #: Memory the decoded buckets may hold (least recently used go first).
-        self.cache_bytes = cache_bytes
-        self._registry = _Registry()
-        self._files_of: tuple[str | None, dict[str, list[FileEntry]]] = (None, {})
-        # Decoding grows the shared registry; queries from several threads take turns.
-        self._mutex = threading.RLock()
+        #: Decoded row groups, least recently used dropped first past ``cache_bytes``.
+        self.groups = _GroupCache(cache_bytes)
+        self._view: _View | None = None
+        self._view_lock = threading.Lock()
+
+    @property
+    def cache_bytes(self) -> int:
+        """Memory the decoded row groups may hold."""
+        return self.groups.limit
 
     # ------------------------------------------------------------- indexing
     def indexed_version(self) -> int:
@@ -660,8 +719,7 @@ class SearchIndex:
 
         Reads only the catalog's head (pointer and manifest): an index that is current
         costs no catalog state at all, and a refresh reads the catalog's files in
-        Arrow without folding them into the shared :class:`Catalog` (which would keep
-        every table in memory for the life of the process).
+        Arrow without folding them into the shared :class:`Catalog`.
         """
         head = self.catalog.domain.read_head()
         current = self.domain.read()
@@ -674,13 +732,16 @@ class SearchIndex:
             if indexed >= head.version:
                 return Change()
             changed = self._changes(indexed, files)
-            change: Change
-            if changed is None:
+            change: Change | None = None
+            if changed is not None:
+                change = self._incremental(snap, *changed)
+            if change is None:
                 change = self._full(*self._catalog_tables(files))
-            else:
-                change = Change()
-                self._incremental(snap, *changed, change)
-            change.meta = {"catalog_version": head.version, "revision": INDEX_REVISION}
+            change.meta = {
+                **(change.meta or {}),
+                "catalog_version": head.version,
+                "revision": INDEX_REVISION,
+            }
             change.operation = {"ops": [{"op": "index", "from": indexed, "to": head.version}]}
             return change
 
@@ -746,144 +807,277 @@ class SearchIndex:
 
     @staticmethod
     def _full(namespaces: pa.Table, tables: pa.Table) -> Change:
-        """A rebuild of every table of the domain, streamed into Arrow.
-
-        A rebuild of a large catalog has ~100 postings per table; as row dicts that
-        took gigabytes. The catalog is read in Arrow and turned into Python rows a
-        batch at a time; the tables go in as Arrow bases, posting tables in a slim
-        form that is expanded with its documents' columns one bucket at a time, just
-        before the bucket is written.
-        """
-        builder = _Builder()
-        for ns_row in namespaces.to_pylist():
-            builder.add(docs_for_namespace(ns_row))
-        for batch in tables.to_batches(max_chunksize=_ROW_BATCH):
-            for row in batch.to_pylist():
-                for doc in docs_for_table(None, row):
-                    builder.add(doc)
-        tables_out, expand = builder.finish()
-
-        def prepare(_table: str, data: pa.Table) -> pa.Table:
-            return expand(data) if data.schema.equals(_SLIM_SCHEMA) else data
-
-        return Change(replace=set(SearchState.TABLES), bases=tables_out, prepare_base=prepare)
+        """A rebuild of the whole index in Arrow: documents numbered in rank order
+        (kind, qualified name, id), their postings sorted by ``(token, doc)``."""
+        docs = _documents(namespaces, tables)
+        order = pc.sort_indices(
+            docs,
+            sort_keys=[
+                ("kind_order", "ascending"),
+                ("qualified_name", "ascending"),
+                ("doc_id", "ascending"),
+            ],
+        )
+        docs = docs.take(order)
+        n = docs.num_rows
+        docs = docs.append_column("doc", pa.array(range(n), pa.int32()))
+        postings = _postings(docs, namespaces, tables)
+        ids = pa.table({"doc_id": docs.column("doc_id"), "doc": docs.column("doc")})
+        ids = ids.take(pc.sort_indices(ids, sort_keys=[("doc_id", "ascending")]))
+        kinds = docs.column("kind_order")
+        n_ns = pc.sum(pc.equal(kinds, 0)).as_py() or 0
+        n_tables = pc.sum(pc.equal(kinds, 1)).as_py() or 0
+        bases = {POSTINGS: postings, DOCS: _doc_rows(docs), IDS: ids.cast(_ID_SCHEMA)}
+        change = Change(replace=set(SearchState.TABLES), bases=bases)
+        change.meta = {
+            "base_docs": n,
+            "next_doc": n,
+            "kind_starts": [n_ns, n_ns + n_tables],
+        }
+        return change
 
     def _incremental(
         self,
         snap: Snapshot[SearchState],
         namespaces: dict[str, dict[str, Any] | None],
         table_ids: dict[str, dict[str, Any] | None],
-        change: Change,
-    ) -> None:
-        wanted = [f"ns:{n}" for n in namespaces] + [f"tbl:{t}" for t in table_ids]
-        old = self._old_docs(snap, wanted)
-        children = [c for row in old.values() for c in row["children"] or () if c not in old]
-        old.update(self._old_docs(snap, children))
-        for doc_id, doc_row in old.items():
-            for token in doc_row["tokens"] or ():
-                change.delete(_posting_table(bucket_of(token)), {"token": token, "doc_id": doc_id})
-            change.delete(_doc_table(doc_bucket_of(doc_id)), doc_row)
-        docs: list[Doc] = []
-        for ns_row in namespaces.values():
-            if ns_row is not None:
-                docs.append(docs_for_namespace(ns_row))
-        for trow in table_ids.values():
-            if trow is not None:
-                docs.extend(docs_for_table(None, trow))
-        self._emit(docs, change)
+    ) -> Change | None:
+        """The change that indexes the given catalog rows (None: rebuild instead).
 
-    def _load(self, snap: Snapshot[SearchState], table: str) -> pa.Table:
-        """The live rows of one of the domain's tables, folded in Arrow."""
-        entries = [f for f in snap.files if f.table == table]
-        base = next((f for f in entries if f.kind == "base"), None)
-        deltas = sorted((f for f in entries if f.kind == "delta"), key=lambda f: f.min_version)
-        return _fold(
-            SearchState.TABLES[table],
-            self.domain.load_file(base) if base is not None else None,
-            [self.domain.load_file(d) for d in deltas],
+        A changed document gets a new number: its old number goes to ``dead`` (its
+        postings stay in place but no query returns them) and its new postings and
+        row go to delta files.
+        """
+        view = self._view_of(snap)
+        meta = snap.manifest.meta if snap.manifest else {}
+        if view.postings is None and not meta.get("base_docs"):
+            return None
+        exact = [f"ns:{n}" for n in namespaces] + [f"tbl:{t}" for t in table_ids]
+        old = self._old_ids(view, exact, [f"col:{t}:" for t in table_ids])
+        ns_rows = [r for r in namespaces.values() if r is not None]
+        t_rows = [r for r in table_ids.values() if r is not None]
+        ns_schema = pa.schema(
+            [CatalogState.TABLES["namespaces"].schema.field(c) for c in _NS_COLUMNS]
         )
+        t_schema = pa.schema(
+            [CatalogState.TABLES["tables"].schema.field(c) for c in _TABLE_COLUMNS]
+        )
+        ns_table = pa.Table.from_pylist(
+            [{c: r[c] for c in _NS_COLUMNS} for r in ns_rows], schema=ns_schema
+        )
+        t_table = pa.Table.from_pylist(
+            [{c: r[c] for c in _TABLE_COLUMNS} for r in t_rows], schema=t_schema
+        )
+        docs = _documents(ns_table, t_table)
+        first = int(meta.get("next_doc", 0))
+        docs = docs.append_column("doc", pa.array(range(first, first + docs.num_rows), pa.int32()))
+        postings = _postings(docs, ns_table, t_table)
+        pending = sum(f.rows for f in snap.files if f.table == POSTINGS and f.kind == "delta")
+        if pending + postings.num_rows > REBUILD_DELTA_POSTINGS:
+            return None
+        change = Change()
+        new_ids = set(docs.column("doc_id").to_pylist())
+        for doc_id, num in old.items():
+            change.upsert(DEAD, {"doc": num})
+            if doc_id not in new_ids:
+                change.delete(IDS, {"doc_id": doc_id, "doc": num})
+        for row in postings.to_pylist():
+            change.upsert(POSTINGS, row)
+        for row in _doc_rows(docs).to_pylist():
+            change.upsert(DOCS, row)
+        for doc_id, num in zip(
+            docs.column("doc_id").to_pylist(), docs.column("doc").to_pylist(), strict=True
+        ):
+            change.upsert(IDS, {"doc_id": doc_id, "doc": num})
+        carried: dict[str, Any] = {k: meta[k] for k in ("base_docs", "kind_starts") if k in meta}
+        change.meta = {**carried, "next_doc": first + docs.num_rows}
+        return change
 
-    def _old_docs(
-        self, snap: Snapshot[SearchState], doc_ids: Iterable[str]
-    ) -> dict[str, dict[str, Any]]:
-        by_bucket: dict[int, set[str]] = {}
-        for doc_id in doc_ids:
-            by_bucket.setdefault(doc_bucket_of(doc_id), set()).add(doc_id)
-        out: dict[str, dict[str, Any]] = {}
-        for bucket, ids in by_bucket.items():
-            table = self._load(snap, _doc_table(bucket))
-            mine = table.filter(pc.is_in(table.column("doc_id"), value_set=pa.array(list(ids))))
-            for row in mine.to_pylist():
-                out[row["doc_id"]] = row
-        return out
+    def _old_ids(
+        self, view: _View, exact: Sequence[str], prefixes: Sequence[str]
+    ) -> dict[str, int]:
+        """The live document numbers of these ids (and of ids starting with a prefix)."""
+        found: dict[str, int] = {}
+        tdef = SearchState.TABLES[IDS]
+        if view.ids is not None:
+            for key, prefix in [(k, None) for k in exact] + [(p, p) for p in prefixes]:
+                for g in view.ids.groups_for(key, prefix):
+                    group = self._group(view.ids, g)
+                    ids = group.column("doc_id")
+                    mask = pc.equal(ids, key) if prefix is None else pc.starts_with(ids, prefix)
+                    for row in group.filter(mask).to_pylist():
+                        found[row["doc_id"]] = row["doc"]
+        if view.id_deltas:
+            touched = set()
+            for d in view.id_deltas:
+                touched.update(d.column("doc_id").to_pylist())
+            for doc_id in touched:
+                found.pop(doc_id, None)
+            live = _fold(tdef, None, view.id_deltas)
+            for row in live.to_pylist():
+                doc_id = row["doc_id"]
+                if doc_id in exact or any(doc_id.startswith(p) for p in prefixes):
+                    found[doc_id] = row["doc"]
+        return found
 
-    @staticmethod
-    def _emit(docs: Sequence[Doc], change: Change) -> None:
-        for doc in docs:
-            change.upsert(
-                _doc_table(doc_bucket_of(doc.doc_id)),
-                {"doc_id": doc.doc_id, "tokens": list(doc.tokens), "children": list(doc.children)},
-            )
-            desc = (doc.description or "")[:300] or None
-            for token in doc.tokens:
-                change.upsert(
-                    _posting_table(bucket_of(token)),
-                    {
-                        "token": token,
-                        "doc_id": doc.doc_id,
-                        "kind": doc.kind,
-                        "name": doc.name,
-                        "qualified_name": doc.qualified_name,
-                        "namespace": doc.namespace,
-                        "description": desc,
-                    },
-                )
-
-    # --------------------------------------------------------------- query
-    def _bucket(self, snap: Snapshot[SearchState], bucket: int) -> _Bucket:
-        manifest_key, by_table = self._files_of
-        if manifest_key != snap.manifest_key or manifest_key is None:
-            by_table = {}
+    # --------------------------------------------------------------- reading
+    def _view_of(self, snap: Snapshot[SearchState]) -> _View:
+        """The query-side view of an index snapshot (cached for its manifest)."""
+        with self._view_lock:
+            view = self._view
+            if view is not None and view.manifest_key == snap.manifest_key:
+                return view
+            by_table: dict[str, list[FileEntry]] = {}
             for f in snap.files:
                 by_table.setdefault(f.table, []).append(f)
-            self._files_of = (snap.manifest_key, by_table)
-        table_name = _posting_table(bucket)
-        key = (bucket, ",".join(f.path for f in by_table.get(table_name, ())))
-        hit = self._buckets.get(key)
+
+            def base(table: str) -> FileEntry | None:
+                return next((f for f in by_table.get(table, ()) if f.kind == "base"), None)
+
+            def deltas(table: str) -> list[pa.Table]:
+                entries = sorted(
+                    (f for f in by_table.get(table, ()) if f.kind == "delta"),
+                    key=lambda f: f.min_version,
+                )
+                return [self.domain.load_file(f) for f in entries]
+
+            tables = SearchState.TABLES
+            delta_postings = _fold(tables[POSTINGS], None, deltas(POSTINGS))
+            if delta_postings.num_rows:
+                delta_postings = delta_postings.sort_by(
+                    [("token", "ascending"), ("doc", "ascending")]
+                )
+            dead_base = base(DEAD)
+            dead = (
+                _fold(
+                    tables[DEAD],
+                    self.domain.load_file(dead_base) if dead_base is not None else None,
+                    deltas(DEAD),
+                )
+                .column("doc")
+                .combine_chunks()
+            )
+            view = _View(
+                manifest_key=snap.manifest_key,
+                version=_indexed(snap),
+                meta=dict(snap.manifest.meta) if snap.manifest else {},
+                postings=_Sorted.of(base(POSTINGS), tables[POSTINGS]),
+                docs=_Sorted.of(base(DOCS), tables[DOCS]),
+                ids=_Sorted.of(base(IDS), tables[IDS]),
+                delta_postings=delta_postings,
+                delta_docs=_fold(tables[DOCS], None, deltas(DOCS)),
+                dead=dead,
+                id_deltas=deltas(IDS),
+            )
+            self._view = view
+            return view
+
+    def _fetch(self, entry: FileEntry, start: int, length: int, sha256: str) -> bytes:
+        """Bytes ``start .. start+length`` of a state file, checked against the index."""
+        if not self.domain.keys.is_within(entry.path):
+            raise IntegrityError(f"{entry.path}: state file outside scope {self.domain.scope}")
+        try:
+            data = self.domain.store.get_range(entry.path, start, start + length)
+        except ObjectNotFoundError as exc:
+            raise IntegrityError(f"{entry.path}: state file is missing") from exc
+        if len(data) != length or sha256_hex(data) != sha256:
+            raise IntegrityError(
+                f"{entry.path}: bytes {start}-{start + length} do not match the manifest's index"
+            )
+        return bytes(data)
+
+    def _group(self, base: _Sorted, g: int) -> pa.Table:
+        """Row group ``g`` of a sorted base: fetched by range, verified, decoded (cached)."""
+        entry = base.entry
+        assert entry.index is not None
+        f_start, f_len, f_sha = entry.index["footer"]
+        _, _, g_start, g_len, g_sha, _ = entry.index["groups"][g]
+        # By content hash (with the group's number: equal bytes at another place of
+        # another file would decode by other metadata).
+        key = f"{g_sha}:{f_sha}:{g}"
+        hit = self.groups.get(key)
         if hit is not None:
-            self._buckets.move_to_end(key)
             return hit
-        decoded = self._decode(self._load(snap, table_name), snap.version)
-        self._buckets[key] = decoded
-        self._bucket_bytes += decoded.nbytes
-        # Bounded by memory, not by count: a bucket of a large catalog is megabytes.
-        while len(self._buckets) > 1 and (
-            self._bucket_bytes > self.cache_bytes or len(self._buckets) > BUCKETS * 2
-        ):
-            _, dropped = self._buckets.popitem(last=False)
-            self._bucket_bytes -= dropped.nbytes
-        return decoded
-
-    def _decode(self, table: pa.Table, version: int = 0) -> _Bucket:
-        """Postings grouped by token (tokens sorted), each group's gids ascending."""
-        if table.num_rows == 0:
-            return _Bucket(pa.array([], pa.string()), pa.array([0], pa.int32()), _EMPTY_GIDS)
-        gids = self._registry.register(table, version)
-        tokens = table.column("token").combine_chunks()
-        order = pc.sort_indices(
-            pa.table({"t": tokens, "g": gids}), sort_keys=[("t", "ascending"), ("g", "ascending")]
+        meta = self.groups.get(f_sha)
+        if meta is None:
+            footer = self._fetch(entry, f_start, f_len, f_sha)
+            sparse = _Sparse(entry.size, {f_start: footer})
+            meta = tableset.parquet_reader(pa.PythonFile(sparse, mode="r")).metadata
+            self.groups.put(f_sha, meta, len(footer) * 4)
+        data = self._fetch(entry, g_start, g_len, g_sha)
+        reader = tableset.parquet_reader(
+            pa.PythonFile(_Sparse(entry.size, {g_start: data}), mode="r"), meta
         )
-        runs = pc.run_end_encode(tokens.take(order))
-        ends = runs.run_ends.cast(pa.int32())
-        return _Bucket(
-            runs.values,
-            pa.concat_arrays([pa.array([0], pa.int32()), ends]),
-            gids.take(order),
+        table: pa.Table = reader.read_row_group(g, use_threads=False)
+        table = table.combine_chunks()
+        self.groups.put(key, table, table.nbytes)
+        return table
+
+    def _postings(self, view: _View, token: str, prefix: bool) -> pa.Table:
+        """Live postings of ``token`` (or of every token starting with it)."""
+        parts = []
+        if view.postings is not None:
+            for g in view.postings.groups_for(token, token if prefix else None):
+                group = self._group(view.postings, g)
+                col = group.column("token")
+                mask = pc.starts_with(col, token) if prefix else pc.equal(col, token)
+                part = group.filter(mask)
+                if part.num_rows:
+                    parts.append(part)
+        if view.delta_postings.num_rows:
+            col = view.delta_postings.column("token")
+            mask = pc.starts_with(col, token) if prefix else pc.equal(col, token)
+            part = view.delta_postings.filter(mask)
+            if part.num_rows:
+                parts.append(part)
+        if not parts:
+            return _POSTING_SCHEMA.empty_table()
+        out = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+        if len(view.dead):
+            out = out.filter(pc.invert(pc.is_in(out.column("doc"), value_set=view.dead)))
+        return out
+
+    def _docs(self, view: _View, gids: pa.Array) -> pa.Table:
+        """The ``docs`` rows of these document numbers (any order)."""
+        wanted = pc.unique(gids)
+        parts = []
+        delta = view.delta_docs
+        if delta.num_rows:
+            part = delta.filter(pc.is_in(delta.column("doc"), value_set=wanted))
+            if part.num_rows:
+                parts.append(part)
+                wanted = pc.filter(
+                    wanted, pc.invert(pc.is_in(wanted, value_set=part.column("doc")))
+                )
+        if len(wanted) and view.docs is not None:
+            groups: set[int] = set()
+            firsts = view.docs.firsts
+            for num in wanted.to_pylist():
+                groups.add(max(0, bisect.bisect_right(firsts, num) - 1))
+            for g in sorted(groups):
+                group = self._group(view.docs, g)
+                part = group.filter(pc.is_in(group.column("doc"), value_set=wanted))
+                if part.num_rows:
+                    parts.append(part)
+        if not parts:
+            return _DOC_SCHEMA.empty_table()
+        return pa.concat_tables([p.select(_DOC_SCHEMA.names).cast(_DOC_SCHEMA) for p in parts])
+
+    def _kinds(self, view: _View, gids: pa.Array) -> pa.Array:
+        """Each document's kind order (0 namespace, 1 table, 2 column)."""
+        t0, c0 = view.meta.get("kind_starts", [0, 0])
+        kinds = pc.add(
+            pc.greater_equal(gids, t0).cast(pa.int8()), pc.greater_equal(gids, c0).cast(pa.int8())
         )
+        late = pc.greater_equal(gids, view.base_docs)
+        if pc.any(late).as_py():
+            rows = self._docs(view, pc.filter(gids, late))
+            order = pc.index_in(rows.column("kind"), value_set=pa.array(KINDS))
+            at = pc.index_in(gids, value_set=rows.column("doc"))
+            kinds = pc.if_else(late, pc.take(order.cast(pa.int8()), at), kinds)
+        return kinds
 
-    def _lookup(self, snap: Snapshot[SearchState], token: str) -> pa.Array:
-        return self._bucket(snap, bucket_of(token)).lookup(token)
-
+    # --------------------------------------------------------------- query
     def search(
         self,
         query: str,
@@ -913,12 +1107,16 @@ class SearchIndex:
         else:
             snap = self.domain.read()
             version = _indexed(snap)
-        with self._mutex:
-            return self._search(snap, query, kind, namespace, limit, offset, version)
+        if snap.manifest is None or snap.manifest.meta.get("revision") != INDEX_REVISION:
+            # Nothing indexed yet, or by a layout this code does not query: the next
+            # refresh rebuilds it.
+            return SearchResults([], 0, None, version)
+        view = self._view_of(snap)
+        return self._search(view, query, kind, namespace, limit, offset, version)
 
     def _search(
         self,
-        snap: Snapshot[SearchState],
+        view: _View,
         query: str,
         kind: str | None,
         namespace: str | None,
@@ -929,7 +1127,7 @@ class SearchIndex:
         q = query.strip().lower()
         # Tokenize before lowercasing so a camelCase query splits like the names.
         q_tokens = tokenize(query.strip())
-        # (label, gids, weight) of every field match; gids ascending, no repeats.
+        # (label, gids, weight) of every field match; gids without repeats.
         field_hits: list[tuple[str, pa.Array, float]] = []
         per_token: list[list[pa.Array]] = []
         direct: list[pa.Array] = []
@@ -937,15 +1135,23 @@ class SearchIndex:
             parts: list[pa.Array] = []
             can_prefix = MIN_PREFIX <= len(token) <= MAX_PREFIX
             for marker, weight, prefix_weight in FIELDS:
-                gids = self._lookup(snap, f"{marker}:{token}")
-                starts = self._lookup(snap, f"{marker}^{token}") if can_prefix else _EMPTY_GIDS
-                # A document holding the token itself scores as exact, not also as prefix.
-                starts = _without(starts, gids)
-                exact_and_prefix = (
-                    (f"{marker}:{token}", gids, weight),
-                    (f"{marker}:{token}*", starts, prefix_weight),
-                )
-                for label, hits, w in exact_and_prefix:
+                key = f"{marker}:{token}"
+                rows = self._postings(view, key, can_prefix)
+                tokens = rows.column("token")
+                is_exact = pc.equal(tokens, key)
+                gids = pc.filter(rows.column("doc"), is_exact).combine_chunks()
+                if marker == "n":
+                    whole = self._postings(view, f"n={token}", False).column("doc")
+                    gids = _union([gids, whole.combine_chunks()])
+                starts = _EMPTY_GIDS
+                if can_prefix:
+                    starts = pc.unique(pc.filter(rows.column("doc"), pc.invert(is_exact)))
+                    starts = (
+                        starts.combine_chunks() if isinstance(starts, pa.ChunkedArray) else starts
+                    )
+                    # A document holding the token itself scores as exact, not also as prefix.
+                    starts = _without(starts, gids)
+                for label, hits, w in ((key, gids, weight), (f"{key}*", starts, prefix_weight)):
                     if len(hits):
                         field_hits.append((label, hits, w))
                         parts.append(hits)
@@ -953,17 +1159,16 @@ class SearchIndex:
             # Where an object lives (``q:``) can satisfy a query token but never makes
             # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
             # not list every column in the namespace.
-            # With one token only direct matches count, so its ``q:`` bucket is not read.
-            located = self._lookup(snap, "q:" + token) if len(q_tokens) > 1 else _EMPTY_GIDS
-            if len(located):
-                parts.append(located)
+            if len(q_tokens) > 1:
+                located = self._postings(view, "q:" + token, False).column("doc")
+                if len(located):
+                    parts.append(located.combine_chunks())
             per_token.append(parts)
         required = _EMPTY_GIDS
         if len(per_token) == 1:
             required = _union(direct)
         elif per_token and direct:
-            # Every token must match: start from the rarest token and keep narrowing,
-            # probing each (large) posting list against the (small) set so far.
+            # Every token must match: start from the rarest token and keep narrowing.
             per_token.sort(key=lambda parts: sum(len(p) for p in parts))
             required = _union(per_token[0])
             for parts in per_token[1:]:
@@ -973,87 +1178,95 @@ class SearchIndex:
             if len(required):
                 required = _union([_within(p, required) for p in direct])
 
-        prefix_gids = self._lookup(snap, "^" + q[:MAX_PREFIX])
-        # Only now: every lookup above may decode a bucket, which grows the registry.
-        reg = self._registry.table
-        prefix_scores = pa.array([], pa.float64())
-        exact: set[int] = set()
-        if len(prefix_gids):
-            prefix_gids, prefix_scores, exact = _prefix_scores(reg, prefix_gids, q)
+        # The whole query as a prefix of a name (or of a table's qualified name past
+        # its namespace and the dot): the "^" postings of the range.
+        prefix_gids, prefix_scores, exact = _EMPTY_GIDS, pa.array([], pa.float64()), set()
+        if q:
+            rows = self._postings(view, "^" + q, True)
+            rows = rows.filter(pc.less_equal(rows.column("min_len"), len(q)))
+            if rows.num_rows:
+                is_exact = pc.equal(rows.column("token"), "^" + q)
+                score = pc.add(
+                    500.0,
+                    pc.divide(100.0 * len(q), rows.column("name_len").cast(pa.float64())),
+                )
+                score = pc.if_else(is_exact, 1000.0, score)
+                best = (
+                    pa.table({"g": rows.column("doc"), "s": score})
+                    .group_by("g", use_threads=False)
+                    .aggregate([("s", "max")])
+                )
+                prefix_gids = best.column("g").combine_chunks()
+                prefix_scores = best.column("s_max").combine_chunks()
+                exact = set(pc.filter(rows.column("doc"), is_exact).to_pylist())
         candidates = _union([required, prefix_gids])
         if not len(candidates):
             return SearchResults([], 0, None, version)
 
         # Score: field weights (integers, summed exactly) plus the prefix score, added
         # last so the float result is the same whatever order the tokens came in.
-        rows = [
+        parts_t = [
             pa.table({"g": g, "w": pa.repeat(pa.scalar(w, pa.float64()), len(g))})
             for _, g, w in field_hits
         ]
         if len(prefix_gids):
             zero = pa.repeat(pa.scalar(0.0, pa.float64()), len(prefix_gids))
-            rows.append(pa.table({"g": prefix_gids, "w": zero}))
-        scored = pa.concat_tables(rows)
+            parts_t.append(pa.table({"g": prefix_gids, "w": zero}))
+        scored = pa.concat_tables(parts_t)
         if len(per_token) > 1:
-            # One token: every field match is a candidate already.
             scored = scored.filter(pc.is_in(scored.column("g"), value_set=candidates))
         summed = scored.group_by("g", use_threads=False).aggregate([("w", "sum")])
-        gids = summed.column("g")
-        scores = summed.column("w_sum")
+        gids = summed.column("g").combine_chunks()
+        scores = summed.column("w_sum").combine_chunks()
         if len(prefix_gids):
             extra = pc.index_in(gids, value_set=prefix_gids)
-            add = pc.fill_null(pc.take(prefix_scores, extra), 0.0)
-            scores = pc.add(scores, add)
-        kinds = reg.column("kind_order").take(gids)
-        ranked = pa.table({"g": gids, "score": scores, "kind_order": kinds})
-        keep = None
+            scores = pc.add(scores, pc.fill_null(pc.take(prefix_scores, extra), 0.0))
+        ranked = pa.table({"g": gids, "score": scores})
         if kind is not None:
-            keep = pc.equal(ranked.column("kind_order"), _KIND_ORDER[kind])
-        if namespace is not None:
-            meta = reg.select(["kind_order", "namespace", "qualified_name"]).take(gids)
+            keep = pc.equal(self._kinds(view, gids), _KIND_ORDER[kind])
+            ranked = ranked.filter(keep)
+        if namespace is not None and ranked.num_rows:
+            meta = self._docs(view, ranked.column("g").combine_chunks())
             ns = meta.column("namespace")
             inside = pc.or_(
                 pc.or_(pc.equal(ns, namespace), pc.starts_with(ns, namespace + ".")),
                 pc.and_(
-                    pc.equal(meta.column("kind_order"), _KIND_ORDER["namespace"]),
+                    pc.equal(meta.column("kind"), "namespace"),
                     pc.equal(meta.column("qualified_name"), namespace),
                 ),
             )
-            keep = inside if keep is None else pc.and_(keep, inside)
-        if keep is not None:
-            ranked = ranked.filter(pc.fill_null(keep, False))
+            allowed = pc.filter(meta.column("doc"), pc.fill_null(inside, False))
+            ranked = ranked.filter(pc.is_in(ranked.column("g"), value_set=allowed))
         total = ranked.num_rows
         need = offset + limit
-        if total > need:
-            # Cut on the score first (cheap), then break the remaining ties by name.
-            kth = pc.select_k_unstable(ranked, k=need, sort_keys=[("score", "descending")])
-            floor = ranked.column("score")[kth[-1].as_py()]
-            ranked = ranked.filter(pc.greater_equal(ranked.column("score"), floor))
-        if ranked.num_rows > _TIES_BY_RANK:
-            # Many equal scores (a common word): order them by each document's
-            # precomputed rank by name instead of comparing the names themselves.
-            ranked = ranked.append_column("r", self._registry.rank().take(ranked.column("g")))
-            keys = [("score", "descending"), ("kind_order", "ascending"), ("r", "ascending")]
-            picked = pc.select_k_unstable(ranked, k=min(need, ranked.num_rows), sort_keys=keys)
-            ranked = ranked.take(picked)
-            order = pc.sort_indices(ranked, sort_keys=keys)
-        else:
-            names_of = reg.select(["qualified_name", "doc_id"]).take(ranked.column("g"))
-            ranked = ranked.append_column("q", names_of.column(0)).append_column(
-                "d", names_of.column(1)
-            )
-            order = pc.sort_indices(
-                ranked,
-                sort_keys=[
-                    ("score", "descending"),
-                    ("kind_order", "ascending"),
-                    ("q", "ascending"),
-                    ("d", "ascending"),
-                ],
-            )
-        top = ranked.take(order.slice(offset, limit))
-        page_gids = top.column("g").combine_chunks()
-        labels: dict[int, set[str]] = {g: set() for g in page_gids.to_pylist()}
+        if offset >= total:
+            return SearchResults([], total, None, version)
+        # Documents of the last full build are numbered in rank order (kind, qualified
+        # name, id): among equal scores the lower number ranks first. Later ones are
+        # placed by their rows, read with the page.
+        early = pc.less(ranked.column("g"), view.base_docs)
+        base = ranked.filter(early)
+        late = ranked.filter(pc.invert(early))
+        if base.num_rows > need:
+            keys = [("score", "descending"), ("g", "ascending")]
+            base = base.take(pc.select_k_unstable(base, k=need, sort_keys=keys))
+        if late.num_rows and base.num_rows >= need:
+            floor = pc.min(base.column("score")).as_py()
+            late = late.filter(pc.greater_equal(late.column("score"), floor))
+        top = pa.concat_tables([base, late]) if late.num_rows else base
+        rows = self._docs(view, top.column("g").combine_chunks())
+        by_num = {r["doc"]: r for r in rows.to_pylist()}
+        order = sorted(
+            zip(top.column("g").to_pylist(), top.column("score").to_pylist(), strict=True),
+            key=lambda gs: (
+                -gs[1],
+                _KIND_ORDER[by_num[gs[0]]["kind"]],
+                by_num[gs[0]]["qualified_name"],
+                by_num[gs[0]]["doc_id"],
+            ),
+        )[offset:need]
+        page_gids = pa.array([g for g, _ in order], pa.int32())
+        labels: dict[int, set[str]] = {g: set() for g, _ in order}
         for label, g, _ in field_hits:
             for hit in pc.filter(g, pc.is_in(g, value_set=page_gids)).to_pylist():
                 labels[hit].add(label)
@@ -1063,10 +1276,8 @@ class SearchIndex:
             ).to_pylist():
                 labels[hit].add("exact" if hit in exact else "prefix")
         page = []
-        docs = reg.select(list(_Registry._COLUMNS)).take(page_gids).to_pylist()
-        for gid, doc, score in zip(
-            page_gids.to_pylist(), docs, top.column("score").to_pylist(), strict=True
-        ):
+        for gid, score in order:
+            doc = by_num[gid]
             page.append(
                 SearchHit(
                     kind=doc["kind"],
@@ -1078,7 +1289,7 @@ class SearchIndex:
                     matched=tuple(sorted(labels[gid])),
                 )
             )
-        next_token = str(offset + limit) if offset + limit < total else None
+        next_token = str(need) if need < total else None
         return SearchResults(page, total, next_token, version)
 
 
@@ -1097,7 +1308,7 @@ def _union(parts: Sequence[pa.Array]) -> pa.Array:
     if not parts:
         return _EMPTY_GIDS
     if len(parts) == 1:
-        return parts[0]
+        return pc.unique(parts[0])
     return pc.unique(pa.concat_arrays(parts))
 
 
@@ -1109,48 +1320,7 @@ def _without(gids: pa.Array, removed: pa.Array) -> pa.Array:
 
 
 def _within(gids: pa.Array, allowed: pa.Array) -> pa.Array:
-    """The gids also in ``allowed`` (hashes ``allowed``: pass the smaller set there)."""
+    """The gids also in ``allowed``."""
     if not len(gids) or not len(allowed):
         return _EMPTY_GIDS
     return pc.filter(gids, pc.is_in(gids, value_set=allowed))
-
-
-def _prefix_scores(reg: pa.Table, gids: pa.Array, q: str) -> tuple[pa.Array, pa.Array, set[int]]:
-    """Prefix hits of ``q`` among the postings of its (truncated) prefix token: the
-    gids, their scores (1000 exact, else 500 + 100 * len(q) / len(name)) and which
-    are exact."""
-    meta = reg.select(
-        ["name", "qualified_name", "namespace", "kind_order", "name_len", "qualified_len"]
-    ).take(gids)
-    if len(q) >= MAX_PREFIX:
-        # The token held only the first MAX_PREFIX characters (and a table in a long
-        # namespace posts that much of its qualified name): check the whole rule.
-        # Names are ASCII identifiers, so Arrow's lowercasing equals Python's.
-        table_prefix = pc.and_(
-            pc.equal(meta.column("kind_order"), _KIND_ORDER["table"]),
-            pc.and_(
-                pc.starts_with(pc.utf8_lower(meta.column("qualified_name")), q),
-                pc.less(pc.utf8_length(meta.column("namespace")), len(q) - 1),
-            ),
-        )
-        mask = pc.or_(pc.starts_with(pc.utf8_lower(meta.column("name")), q), table_prefix)
-        mask = pc.fill_null(mask, False).combine_chunks()
-        gids, meta = pc.filter(gids, mask), meta.filter(mask)
-    # Otherwise every posting of "^" + q is a prefix of the name or, for a table, of
-    # its qualified name past the namespace.
-    n = len(q)
-    maybe = pc.or_(pc.equal(meta.column("name_len"), n), pc.equal(meta.column("qualified_len"), n))
-    exact: set[int] = set()
-    for gid, name, qualified in zip(
-        pc.filter(gids, maybe).to_pylist(),
-        pc.filter(meta.column("name"), maybe).to_pylist(),
-        pc.filter(meta.column("qualified_name"), maybe).to_pylist(),
-        strict=True,
-    ):
-        if name.lower() == q or qualified.lower() == q:
-            exact.add(gid)
-    scores = pc.add(500.0, pc.divide(100.0 * n, pc.cast(meta.column("name_len"), pa.float64())))
-    if exact:
-        is_exact = pc.is_in(gids, value_set=pa.array(sorted(exact), pa.int32()))
-        scores = pc.if_else(is_exact, 1000.0, scores)
-    return gids, scores, exact

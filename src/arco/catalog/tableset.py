@@ -46,6 +46,10 @@ class TableDef:
     #: ranges the manifest indexes (``FileEntry.index``), so that a cold reader can
     #: fetch the one group holding a key with a ranged read. Empty: unsorted.
     sort_key: tuple[str, ...] = ()
+    #: Rows per row group of a sorted base (0: ``GROUP_ROWS``). Tables read by key
+    #: ranges rather than single keys (search postings) use larger groups, which
+    #: keeps the footer and the manifest's index short.
+    group_rows: int = 0
 
     @property
     def delta_schema(self) -> pa.Schema:
@@ -132,7 +136,7 @@ def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str
 
     # Statistics only for the sort key: the footer, which a point read fetches
     # whole, holds one entry per group and column, so it stays small.
-    data = encode_groups(table, GROUP_ROWS, statistics=list(tdef.sort_key))
+    data = encode_groups(table, tdef.group_rows or GROUP_ROWS, statistics=list(tdef.sort_key))
     meta = parquet_reader(pa.BufferReader(data)).metadata
     key_columns = [table.column(k) for k in tdef.sort_key]
     groups: list[list[Any]] = []
@@ -165,6 +169,30 @@ def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str
         "groups": groups,
     }
     return data, index
+
+
+def is_sorted(table: pa.Table, keys: Sequence[str]) -> bool:
+    """Whether ``table`` is in ascending order of ``keys`` (no nulls in them), checked
+    in Arrow: a writer that built a base in order need not sort it again."""
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if n < 2:
+        return True
+    # Row i+1 >= row i, lexicographically: scan the keys from the last one, keeping
+    # "ordered so far" (ties fall through to the next key).
+    ordered = None
+    for k in reversed(keys):
+        col = table.column(k)
+        if col.null_count:
+            return False
+        prev, nxt = col.slice(0, n - 1), col.slice(1)
+        less = pc.less(prev, nxt)
+        if ordered is None:
+            ordered = pc.or_(less, pc.equal(prev, nxt))
+        else:
+            ordered = pc.or_(less, pc.and_(pc.equal(prev, nxt), ordered))
+    return ordered is None or bool(pc.all(ordered).as_py())
 
 
 def _chunk_start(chunk: Any) -> int:
