@@ -238,3 +238,9 @@ def test_bulk_deltas_are_compressed_and_a_point_read_decodes_only_their_keys() -
     assert cached
     assert all("#" in k for k in cached), cached
     assert cold.get_table("a", "t0123") == cat.get_table("a", "t0123")  # a delta row, whole
+    # One question searches the deltas' key lists; only listings build the overlay.
+    reader = cold._reader()
+    assert reader is not None
+    assert reader.tables._overlay is None
+    cold.list_tables("a", page_size=5)
+    assert reader.tables._overlay is not None
