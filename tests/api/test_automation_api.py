@@ -122,7 +122,7 @@ def test_schedules_show_next_tick_history_with_run_states_and_turn_off(env: Env)
     statuses = [h["status"] for h in quarterly["history"]]
     assert statuses[0] == "requested"
     assert set(statuses[1:]) == {"missed"}
-    assert len(statuses) == 20  # bounded history
+    assert len(statuses) == 10  # bounded history
 
     off = httpx.patch(
         env.url("/schedules/nightly"), json={"enabled": False}, headers=env.headers(), timeout=30

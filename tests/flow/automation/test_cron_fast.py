@@ -9,7 +9,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from arco.flow.automation.cron import _next_tick_fast, iter_ticks, next_tick
+from arco.flow.automation.cron import (
+    _next_tick_fast,
+    between_fast,
+    iter_ticks,
+    last_ticks,
+    next_tick,
+    ticks_between,
+)
 
 ZONES = [
     "UTC",
@@ -74,3 +81,33 @@ def test_the_fast_path_answers_on_ordinary_days_and_declines_near_a_jump() -> No
     assert next_tick("0 0 * * *", "UTC", ordinary - timedelta(days=1)) == datetime(
         2024, 5, 1, tzinfo=UTC
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    expr=CRONS,
+    tz=st.sampled_from(ZONES),
+    after=TIMES,
+    span=st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=4)),
+    n=st.integers(1, 5),
+)
+@example(
+    expr="30 * * * *",
+    tz="America/New_York",
+    after=datetime(2024, 11, 3, 4, tzinfo=UTC),
+    span=timedelta(hours=4),
+    n=4,
+)
+def test_fast_intervals_agree_with_the_exact_path(
+    expr: str, tz: str, after: datetime, span: timedelta, n: int
+) -> None:
+    until = after + span
+    exact: list[datetime] = []
+    for when in iter_ticks(expr, tz, after):
+        if when > until:
+            break
+        exact.append(when)
+    assert ticks_between(expr, tz, after, until) == exact
+    assert last_ticks(expr, tz, after, until, n) == exact[-n:]
+    fast = between_fast(expr, tz, after, until)
+    assert fast is None or fast == exact

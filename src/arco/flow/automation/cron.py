@@ -176,6 +176,57 @@ def _next_wall(expr: str, wall: datetime) -> datetime | None:
     return None
 
 
+def _constant_offset(tz: ZoneInfo, lo: datetime, hi: datetime) -> bool:
+    """Whether ``tz``'s UTC offset is the same everywhere in ``[lo, hi]`` (at most
+    :data:`_FAST_WINDOW` long; False beyond)."""
+    if hi - lo > _FAST_WINDOW:
+        return False
+    # Widened to whole hours (a wider window only makes the answer more careful), so
+    # the schedules of one tick, which share their instants, share the answer.
+    hour = timedelta(hours=1)
+    lo_h = lo.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    hi_h = hi.astimezone(UTC).replace(minute=0, second=0, microsecond=0) + hour
+    return _constant_offset_hours(tz, lo_h, hi_h)
+
+
+@functools.lru_cache(maxsize=4096)
+def _constant_offset_hours(tz: ZoneInfo, lo: datetime, hi: datetime) -> bool:
+    if hi - lo > _FAST_WINDOW + timedelta(hours=2):
+        return False
+    offset = lo.astimezone(tz).utcoffset()
+    probe = lo
+    while probe < hi:
+        probe = min(probe + _FAST_SAMPLE, hi)
+        if probe.astimezone(tz).utcoffset() != offset:
+            return False
+    return True
+
+
+def between_fast(
+    expr: str, timezone: str, after: datetime, until: datetime
+) -> list[datetime] | None:
+    """The instants in ``(after, until]`` by Arco's own matcher when the interval is
+    short and far from an offset change (one wall match is one instant there);
+    None means "ask the exact path"."""
+    tz = zone(timezone)
+    try:
+        _fields(expr)
+    except ValueError:
+        return None  # L, #: croniter's alone
+    if until <= after:
+        return []
+    if not _constant_offset(tz, after - _SLACK, until + _SLACK):
+        return None
+    wall, end = _wall(after, tz), _wall(until, tz)
+    out: list[datetime] = []
+    while True:
+        found = _next_wall(expr, wall)
+        if found is None or found > end:
+            return out
+        out.append(found.replace(tzinfo=tz).astimezone(UTC))
+        wall = found
+
+
 def _next_tick_fast(expr: str, timezone: str, after: datetime) -> datetime | None:
     """:func:`next_tick` without iterating croniter around the answer, when the zone's
     offset does not change anywhere near it (every day but the two a year when the
@@ -185,22 +236,16 @@ def _next_tick_fast(expr: str, timezone: str, after: datetime) -> datetime | Non
     if wall is None:
         return None
     when = wall.replace(tzinfo=tz).astimezone(UTC)
-    lo, hi = after - _SLACK, when + _SLACK
-    if hi - lo > _FAST_WINDOW:
-        return None
-    offset = lo.astimezone(tz).utcoffset()
-    probe = lo
-    while probe < hi:
-        probe = min(probe + _FAST_SAMPLE, hi)
-        if probe.astimezone(tz).utcoffset() != offset:
-            return None
-    return when
+    return when if _constant_offset(tz, after - _SLACK, when + _SLACK) else None
 
 
 def ticks_between(
     expr: str, timezone: str, after: datetime, until: datetime, *, limit: int = 100_000
 ) -> list[datetime]:
     """Instants in ``(after, until]``, at most ``limit`` of them (the first ones)."""
+    fast = between_fast(expr, timezone, after, until)
+    if fast is not None:
+        return fast[:limit]
     out: list[datetime] = []
     for when in iter_ticks(expr, timezone, after):
         if when > until or len(out) >= limit:
@@ -216,6 +261,9 @@ def last_ticks(
     every instant of a long interval (a daemon down for a month on a minutely cron)."""
     if n <= 0:
         return []
+    fast = between_fast(expr, timezone, after, until)
+    if fast is not None:
+        return fast[-n:]
     tz = zone(timezone)
     every_hour = _every_hour(validate_cron(expr))
     it = croniter(expr, _wall(until, tz) + _SLACK, max_years_between_matches=_MAX_YEARS)

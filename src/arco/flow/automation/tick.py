@@ -37,7 +37,7 @@ from arco.core.errors import ArcoError, InvalidArgumentError
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
-from arco.flow.automation.cron import last_ticks, next_tick, ticks_between
+from arco.flow.automation.cron import between_fast, last_ticks, next_tick, ticks_between
 from arco.flow.automation.requests import RunRequest, SkipReason, run_id_for
 from arco.flow.automation.schedules import ScheduleDef, tick_requests
 from arco.flow.automation.sensors import SensorContext, SensorDef, normalise
@@ -52,7 +52,7 @@ DEFAULT_CLAIM_TTL = 300.0
 MAX_MISSED_EVENTS = 100
 #: Ticks and evaluations kept per schedule and sensor in the state document, for
 #: the API, the UI and ``arco schedule list`` (the ledger keeps every one).
-HISTORY = 20
+HISTORY = 10
 
 
 def remember(entry: dict[str, Any], item: dict[str, Any]) -> None:
@@ -166,8 +166,10 @@ class Automation:
         report.idle = False
         self._flush_and_clear(state, report)
         if claimed:
+            # The state just written holds every claimed sensor's cursor: one read for all.
             results = [
-                self._evaluate_sensor(name, token, now, report) for name, token in claimed.items()
+                self._evaluate_sensor(name, token, now, report, state.sensors.get(name, {}))
+                for name, token in claimed.items()
             ]
             state = self.states.update(lambda s: self._record_sensors(s, results, now))
             if state.pending:
@@ -200,14 +202,24 @@ class Automation:
             if not self.schedule_enabled(state, sched):
                 continue  # turning it on again moves its cursor to that moment
             cursor = parse_iso(entry["cursor"])
-            due = last_ticks(sched.cron, sched.timezone, cursor, now, sched.max_catchup)
+            # A short interval (the usual tick) is listed at once; a long one (a
+            # daemon that was down) without walking every instant in it.
+            every = between_fast(sched.cron, sched.timezone, cursor, now)
+            if every is not None:
+                due = every[-sched.max_catchup :]
+            else:
+                due = last_ticks(sched.cron, sched.timezone, cursor, now, sched.max_catchup)
             if due:
-                missed = ticks_between(
-                    sched.cron,
-                    sched.timezone,
-                    cursor,
-                    due[0] - timedelta(microseconds=1),
-                    limit=MAX_MISSED_EVENTS + 1,
+                missed = (
+                    every[: -sched.max_catchup][: MAX_MISSED_EVENTS + 1]
+                    if every is not None
+                    else ticks_between(
+                        sched.cron,
+                        sched.timezone,
+                        cursor,
+                        due[0] - timedelta(microseconds=1),
+                        limit=MAX_MISSED_EVENTS + 1,
+                    )
                 )
                 for when in missed[-HISTORY:]:
                     remember(
@@ -303,11 +315,9 @@ class Automation:
         return changed
 
     def _evaluate_sensor(
-        self, name: str, token: int, now: datetime, report: TickReport
+        self, name: str, token: int, now: datetime, report: TickReport, entry: dict[str, Any]
     ) -> dict[str, Any]:
         sensor = self.sensors[name]
-        state, _ = self.states.load()
-        entry = state.sensors.get(name, {})
         cursor = entry.get("cursor")
         last = entry.get("last_evaluated_at")
         ctx = SensorContext(
