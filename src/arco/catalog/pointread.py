@@ -95,7 +95,8 @@ class StateReader:
             [(tuple(g[0]), tuple(g[1])) for g in index["groups"]] if index is not None else []
         )
         self._overlay: tuple[set[Key], dict[Key, tuple[int, int]]] | None = None
-        self._lists: list[dict[str, list[Any]]] | None = None
+        self._keys: list[pa.Table] | None = None
+        self._lists: dict[tuple[int, str], list[Any]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- overlay
@@ -105,11 +106,14 @@ class StateReader:
         Only the key columns of the deltas are decoded here (each file is still
         fetched and verified whole); a full row is decoded when it is asked for.
         """
-        lists = self._key_lists()
+        pk, sk = self.tdef.key, self.tdef.sort_key
+        lists = [
+            {c: self._col(d, c) for c in dict.fromkeys((*pk, *sk, "_op", "_version"))}
+            for d in range(len(self.deltas))
+        ]
         with self._lock:
             if self._overlay is not None:
                 return self._overlay
-            pk, sk = self.tdef.key, self.tdef.sort_key
             latest: dict[Key, tuple[int, int, int, Key]] = {}
             for d, cols in enumerate(lists):
                 versions, ops = cols["_version"], cols["_op"]
@@ -129,18 +133,27 @@ class StateReader:
             self._overlay = (set(latest), live)
             return self._overlay
 
-    def _key_lists(self) -> list[dict[str, list[Any]]]:
-        """Per delta file, its key columns as Python lists (decoded once per reader)."""
+    def _key_tables(self) -> list[pa.Table]:
+        """Per delta file, its key columns (decoded once per reader)."""
         with self._lock:
-            if self._lists is None:
+            if self._keys is None:
                 names = tuple(
                     dict.fromkeys((*self.tdef.key, *self.tdef.sort_key, "_op", "_version"))
                 )
-                self._lists = [
-                    {c: t.column(c).to_pylist() for c in names}
-                    for t in (self.domain.load_file(entry, names) for entry in self.deltas)
-                ]
-            return self._lists
+                self._keys = [self.domain.load_file(entry, names) for entry in self.deltas]
+            return self._keys
+
+    def _col(self, d: int, column: str) -> list[Any]:
+        """Column ``column`` of delta ``d``'s key columns as a Python list (made once)."""
+        tables = self._key_tables()
+        with self._lock:
+            hit = self._lists.get((d, column))
+            if hit is None:
+                hit = self._lists[(d, column)] = tables[d].column(column).to_pylist()
+            return hit
+
+    def _value(self, d: int, column: str, row: int) -> Any:
+        return self._key_tables()[d].column(column)[row].as_py()
 
     def _newest(self, pk: Any) -> tuple[int, int, int] | None:
         """(version, file, row) of the newest delta row newer than the base with primary key ``pk``.
@@ -151,10 +164,9 @@ class StateReader:
         """
         best: tuple[int, int, int] | None = None
         column = self.tdef.key[0]
-        for d, cols in enumerate(self._key_lists()):
-            versions = cols["_version"]
-            for r in _occurrences(cols[column], pk):
-                version = versions[r]
+        for d in range(len(self.deltas)):
+            for r in _occurrences(self._col(d, column), pk):
+                version = self._value(d, "_version", r)
                 if version > self.since and (best is None or version >= best[0]):
                     best = (version, d, r)
         return best
@@ -162,16 +174,16 @@ class StateReader:
     def _delta_lookup(self, key: Key) -> tuple[int, int] | None:
         """Where the live delta row with sort key ``key`` is, found without the overlay."""
         sk, pk = self.tdef.sort_key, self.tdef.key[0]
-        for d, cols in enumerate(self._key_lists()):
-            for r in _occurrences(cols[sk[-1]], key[-1]):
-                if cols["_version"][r] <= self.since:
+        for d in range(len(self.deltas)):
+            for r in _occurrences(self._col(d, sk[-1]), key[-1]):
+                if self._value(d, "_version", r) <= self.since:
                     continue
-                if _key_of(tuple(cols[c][r] for c in sk)) != key:
+                if _key_of(tuple(self._value(d, c, r) for c in sk)) != key:
                     continue
-                newest = self._newest(cols[pk][r])
+                newest = self._newest(self._value(d, pk, r))
                 # Live only if no newer row of that table renamed, changed or dropped it.
                 live = newest is not None and newest[1:] == (d, r)
-                if live and cols["_op"][r] != tableset.OP_DELETE:
+                if live and self._value(d, "_op", r) != tableset.OP_DELETE:
                     return (d, r)
         return None
 
