@@ -522,3 +522,38 @@ def test_search_reads_the_catalog_head_only(store: ObjectStore, cat: Catalog) ->
     assert "sales.payments" in [h.qualified_name for h in index.search("card").hits]
     assert "sales.orders_archive" not in [h.qualified_name for h in index.search("orders").hits]
     assert not index.catalog.domain.folded
+
+
+def test_a_cached_postings_group_is_compact_and_finds_like_a_filter() -> None:
+    """A postings group is cached as distinct tokens plus run ends and numbers (not a
+    string per posting), and its lookups (exact, and by prefix, including tokens past
+    the prefix with characters above the BMP) equal a filter of the decoded rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from arco.catalog.search import _POSTING_SCHEMA, _Runs
+
+    words = ["d:ab", "d:abc", "d:abc\U0010ffffz", "d:abd", "d:b", "n:zé", "n:zéa", "^orders"]
+    rows = [(w, d) for w in sorted(words) for d in range(0, 3000, 7 + len(w))]
+    group = pa.table(
+        {
+            "token": [w for w, _ in rows],
+            "doc": pa.array([d for _, d in rows], pa.int32()),
+            "name_len": pa.array([7 if w.startswith("^") else None for w, _ in rows], pa.int16()),
+            "min_len": pa.array([2 if w.startswith("^") else None for w, _ in rows], pa.int16()),
+        },
+        schema=_POSTING_SCHEMA,
+    )
+    runs = _Runs.of(group)
+    assert runs.nbytes * 2 < group.nbytes
+    for key in ["d:a", "d:ab", "d:abc", "d:abd", "d:abe", "d:", "n:z", "n:zé", "^ord", "~", "a"]:
+        for prefix in (False, True):
+            tokens = group.column("token")
+            mask = pc.starts_with(tokens, key) if prefix else pc.equal(tokens, key)
+            want = group.filter(mask)
+            got = runs.find(key, prefix)
+            assert got.column("doc").to_pylist() == want.column("doc").to_pylist(), key
+            assert got.column("exact").to_pylist() == [
+                t == key for t in want.column("token").to_pylist()
+            ], key
+            assert got.column("name_len").to_pylist() == want.column("name_len").to_pylist()

@@ -582,6 +582,107 @@ class _Sparse:
         self.closed = True
 
 
+_HIT_SCHEMA = pa.schema(
+    [
+        pa.field("doc", pa.int32(), nullable=False),
+        pa.field("exact", pa.bool_(), nullable=False),
+        pa.field("name_len", pa.int16()),
+        pa.field("min_len", pa.int16()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class _Runs:
+    """A postings row group in compact form: its distinct tokens (sorted, as the group
+    is), the row where each one's postings end, and the rows' numbers (and the ``^``
+    lengths, in groups that have them). A token's postings are a zero-copy slice
+    found by binary search, and a group costs ~4 bytes per posting plus its distinct
+    tokens instead of a string per posting."""
+
+    tokens: pa.Array
+    ends: pa.Array
+    docs: pa.Array
+    name_len: pa.Array | None
+    min_len: pa.Array | None
+
+    @classmethod
+    def of(cls, group: pa.Table) -> _Runs:
+        """The compact form of a decoded postings group (sorted by token)."""
+        encoded = pc.run_end_encode(group.column("token").combine_chunks(), pa.int32())
+        lens = [group.column(c).combine_chunks() for c in ("name_len", "min_len")]
+        with_lens = any(a.null_count < len(a) for a in lens)
+        return cls(
+            tokens=encoded.values,
+            ends=encoded.run_ends,
+            docs=group.column("doc").combine_chunks(),
+            name_len=lens[0] if with_lens else None,
+            min_len=lens[1] if with_lens else None,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held (what the cache bound counts)."""
+        extra = sum(a.nbytes for a in (self.name_len, self.min_len) if a is not None)
+        return int(self.tokens.nbytes + self.ends.nbytes + self.docs.nbytes + extra)
+
+    def _first(self, key: str, prefix: bool) -> int:
+        """The first distinct token past ``key`` (past every token starting with it
+        when ``prefix``): binary search, tokens in code point order (UTF-8 byte order)."""
+        lo, hi = 0, len(self.tokens)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            token = self.tokens[mid].as_py()
+            if token < key or token == key or (prefix and token.startswith(key)):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def find(self, key: str, prefix: bool) -> pa.Table:
+        """The postings of ``key`` (and of the tokens starting with it, when ``prefix``),
+        ``key``'s own first; columns of ``_HIT_SCHEMA``."""
+        n = len(self.tokens)
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.tokens[mid].as_py() < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        first = lo
+        if first == n:
+            return _HIT_SCHEMA.empty_table()
+        exact = self.tokens[first].as_py() == key
+        last = self._first(key, prefix) if prefix else first + (1 if exact else 0)
+        if last == first:
+            return _HIT_SCHEMA.empty_table()
+        row = self.ends[first - 1].as_py() if first else 0
+        mid_row = self.ends[first].as_py() if exact else row
+        end = self.ends[last - 1].as_py()
+        count = end - row
+        flags = pa.concat_arrays(
+            [pa.repeat(pa.scalar(True), mid_row - row), pa.repeat(pa.scalar(False), end - mid_row)]
+        )
+        return pa.table(
+            {
+                "doc": self.docs.slice(row, count),
+                "exact": flags,
+                "name_len": (
+                    self.name_len.slice(row, count)
+                    if self.name_len is not None
+                    else pa.nulls(count, pa.int16())
+                ),
+                "min_len": (
+                    self.min_len.slice(row, count)
+                    if self.min_len is not None
+                    else pa.nulls(count, pa.int16())
+                ),
+            },
+            schema=_HIT_SCHEMA,
+        )
+
+
 @dataclass
 class _Sorted:
     """A base sorted by its table's sort key, read by row group (ADR 015 index)."""
@@ -986,15 +1087,17 @@ class SearchIndex:
             )
         return bytes(data)
 
-    def _group(self, base: _Sorted, g: int) -> pa.Table:
-        """Row group ``g`` of a sorted base: fetched by range, verified, decoded (cached)."""
+    def _group(self, base: _Sorted, g: int, runs: bool = False) -> Any:
+        """Row group ``g`` of a sorted base: fetched by range, verified, decoded (cached).
+
+        With ``runs``, a postings group is kept (and returned) as :class:`_Runs`."""
         entry = base.entry
         assert entry.index is not None
         f_start, f_len, f_sha = entry.index["footer"]
         _, _, g_start, g_len, g_sha, _ = entry.index["groups"][g]
         # By content hash (with the group's number: equal bytes at another place of
         # another file would decode by other metadata).
-        key = f"{g_sha}:{f_sha}:{g}"
+        key = f"{g_sha}:{f_sha}:{g}{':runs' if runs else ''}"
         hit = self.groups.get(key)
         if hit is not None:
             return hit
@@ -1010,18 +1113,20 @@ class SearchIndex:
         )
         table: pa.Table = reader.read_row_group(g, use_threads=False)
         table = table.combine_chunks()
+        if runs:
+            compact = _Runs.of(table)
+            self.groups.put(key, compact, compact.nbytes)
+            return compact
         self.groups.put(key, table, table.nbytes)
         return table
 
     def _postings(self, view: _View, token: str, prefix: bool) -> pa.Table:
-        """Live postings of ``token`` (or of every token starting with it)."""
+        """Live postings of ``token`` (or of every token starting with it): ``doc``,
+        ``exact`` (the posting's token is ``token`` itself), ``name_len``, ``min_len``."""
         parts = []
         if view.postings is not None:
             for g in view.postings.groups_for(token, token if prefix else None):
-                group = self._group(view.postings, g)
-                col = group.column("token")
-                mask = pc.starts_with(col, token) if prefix else pc.equal(col, token)
-                part = group.filter(mask)
+                part = self._group(view.postings, g, runs=True).find(token, prefix)
                 if part.num_rows:
                     parts.append(part)
         if view.delta_postings.num_rows:
@@ -1029,9 +1134,19 @@ class SearchIndex:
             mask = pc.starts_with(col, token) if prefix else pc.equal(col, token)
             part = view.delta_postings.filter(mask)
             if part.num_rows:
-                parts.append(part)
+                parts.append(
+                    pa.table(
+                        {
+                            "doc": part.column("doc"),
+                            "exact": pc.equal(part.column("token"), token),
+                            "name_len": part.column("name_len"),
+                            "min_len": part.column("min_len"),
+                        },
+                        schema=_HIT_SCHEMA,
+                    )
+                )
         if not parts:
-            return _POSTING_SCHEMA.empty_table()
+            return _HIT_SCHEMA.empty_table()
         out = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         if len(view.dead):
             out = out.filter(pc.invert(pc.is_in(out.column("doc"), value_set=view.dead)))
@@ -1137,8 +1252,7 @@ class SearchIndex:
             for marker, weight, prefix_weight in FIELDS:
                 key = f"{marker}:{token}"
                 rows = self._postings(view, key, can_prefix)
-                tokens = rows.column("token")
-                is_exact = pc.equal(tokens, key)
+                is_exact = rows.column("exact")
                 gids = pc.filter(rows.column("doc"), is_exact).combine_chunks()
                 if marker == "n":
                     whole = self._postings(view, f"n={token}", False).column("doc")
@@ -1185,7 +1299,7 @@ class SearchIndex:
             rows = self._postings(view, "^" + q, True)
             rows = rows.filter(pc.less_equal(rows.column("min_len"), len(q)))
             if rows.num_rows:
-                is_exact = pc.equal(rows.column("token"), "^" + q)
+                is_exact = rows.column("exact")
                 score = pc.add(
                     500.0,
                     pc.divide(100.0 * len(q), rows.column("name_len").cast(pa.float64())),
