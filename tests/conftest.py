@@ -294,11 +294,15 @@ def spans() -> Iterator[Any]:
     if _SPAN_EXPORTER is None:
         _SPAN_EXPORTER = InMemorySpanExporter()
     telemetry.configure_tracing("arco-test", exporter=_SPAN_EXPORTER)
+    # Storage calls counted on their span, never spans of their own however slow a
+    # loaded machine makes them: span trees stay exact (tests opt in to detail).
+    telemetry.set_storage_detail(False, slow_ms=1e9)
     _SPAN_EXPORTER.clear()
     try:
         yield _SPAN_EXPORTER
     finally:
         telemetry.disable_tracing()
+        telemetry.set_storage_detail()
         _SPAN_EXPORTER.clear()
 
 

@@ -32,11 +32,14 @@ def test_span_is_free_and_inert_without_a_configured_sdk() -> None:
     with telemetry.span("x", {"a": 1}) as sp:
         sp.set_attribute("b", 2)
     assert telemetry.span("y") is telemetry.span("z")  # one shared no-op object
+    with telemetry.storage_call("get", "k") as call:
+        call.received(3)
+    assert telemetry.storage_call("get", "k") is telemetry.storage_call("put", "j", 1)
     assert telemetry.current_trace_id() is None
     assert telemetry.traceparent() is None
 
 
-def test_a_catalog_commit_is_one_trace_down_to_storage(spans: Any) -> None:
+def test_a_catalog_commit_is_one_trace_with_its_storage_calls_counted(spans: Any) -> None:
     from arco.catalog.catalog import Catalog
 
     catalog = Catalog(open_store(f"memory://{uuid.uuid4().hex}"), Scope("acme", "main"))
@@ -46,13 +49,84 @@ def test_a_catalog_commit_is_one_trace_down_to_storage(spans: Any) -> None:
     tree = _tree(finished)
     assert tree["<root>"] == ["request"]
     assert tree["request"] == ["domain.commit"]
-    # The commit writes its delta, its manifest and the pointer, all inside its span.
-    puts = [n for n in tree["domain.commit"] if n == "storage.put"]
-    assert len(puts) >= 3, tree
+    # No span per storage call: the commit's delta, manifest and pointer writes are
+    # counted on the commit's span.
+    assert "domain.commit" not in tree, tree
     assert len({s.context.trace_id for s in finished}) == 1
     commit = next(s for s in finished if s.name == "domain.commit")
     assert commit.attributes["arco.domain"] == "catalog"
     assert commit.attributes["arco.version"] == 1
+    assert commit.attributes["arco.storage.put.calls"] >= 3
+    assert commit.attributes["arco.storage.put.bytes"] > 100
+    assert commit.attributes["arco.storage.put.ms"] >= 0
+    assert "arco.storage.put.errors" not in commit.attributes
+    request = next(s for s in finished if s.name == "request")
+    assert not any(k.startswith("arco.storage.") for k in request.attributes)
+
+
+def test_full_storage_detail_makes_a_span_per_call(spans: Any) -> None:
+    from arco.catalog.catalog import Catalog
+
+    catalog = Catalog(open_store(f"memory://{uuid.uuid4().hex}"), Scope("acme", "main"))
+    telemetry.set_storage_detail(True)
+    catalog.create_namespace("sales")
+    finished = spans.get_finished_spans()
+    tree = _tree(finished)
+    puts = [s for s in finished if s.name == "storage.put"]
+    commit = next(s for s in finished if s.name == "domain.commit")
+    # Every counted write is also a child span, with its key and size, in the
+    # commit's trace and inside its time.
+    assert tree["domain.commit"].count("storage.put") == commit.attributes["arco.storage.put.calls"]
+    assert len(puts) >= 3
+    for put in puts:
+        assert put.attributes["arco.key"].startswith("tenant=acme/workspace=main/")
+        assert put.attributes["arco.bytes"] > 0
+        assert commit.start_time <= put.start_time <= put.end_time <= commit.end_time
+    assert (
+        sum(p.attributes["arco.bytes"] for p in puts) == commit.attributes["arco.storage.put.bytes"]
+    )
+
+
+def test_slow_storage_calls_become_spans(spans: Any) -> None:
+    store = open_store(f"memory://{uuid.uuid4().hex}")
+    store.put("a", b"12345")
+    with telemetry.span("fast"):
+        store.get("a")
+    telemetry.set_storage_detail(False, slow_ms=0)  # every call is "slow"
+    with telemetry.span("slow"):
+        store.get("a")
+    tree = _tree(spans.get_finished_spans())
+    assert "fast" not in tree
+    assert tree["slow"] == ["storage.get"]
+    got = next(s for s in spans.get_finished_spans() if s.name == "storage.get")
+    assert (got.attributes["arco.key"], got.attributes["arco.bytes"]) == ("a", 5)
+
+
+def test_failed_and_late_storage_calls(spans: Any) -> None:
+    import contextvars
+
+    from arco.core.errors import ObjectNotFoundError
+
+    store = open_store(f"memory://{uuid.uuid4().hex}")
+    store.put("a", b"xy")
+    with telemetry.span("outer"):
+        with pytest.raises(ObjectNotFoundError):
+            store.get("missing")
+        store.get("a")
+        later = contextvars.copy_context()
+    # A call made in the span's context after the span ended (a write-behind
+    # outliving its attempt) cannot be counted on it any more: it is a span itself.
+    later.run(store.put, "b", b"late")
+    finished = spans.get_finished_spans()
+    outer = next(s for s in finished if s.name == "outer")
+    assert outer.attributes["arco.storage.get.calls"] == 2
+    assert outer.attributes["arco.storage.get.errors"] == 1
+    assert outer.attributes["arco.storage.get.bytes"] == 2
+    assert "arco.storage.put.calls" not in outer.attributes
+    late = next(s for s in finished if s.name == "storage.put")
+    assert late.parent is not None
+    assert late.parent.span_id == outer.context.span_id
+    assert late.attributes["arco.bytes"] == 4
 
 
 def test_ledger_append_and_compaction_spans(spans: Any) -> None:
@@ -61,14 +135,27 @@ def test_ledger_append_and_compaction_spans(spans: Any) -> None:
 
     store = open_store(f"memory://{uuid.uuid4().hex}")
     scope = Scope("acme", "main")
-    Ledger(store, scope).append(
-        "lineage", "lineage.edges_observed", {"edges": [{"source": "a.b", "target": "c.d"}]}
-    )
+    ledger = Ledger(store, scope)
+    for i in range(4):
+        ledger.append(
+            "lineage", "lineage.edges_observed", {"edges": [{"source": "a.b", "target": f"c.d{i}"}]}
+        )
     Compactor(store, scope).compact("lineage")
-    tree = _tree(spans.get_finished_spans())
-    assert tree["ledger.append"] == ["storage.put"]
+    finished = spans.get_finished_spans()
+    tree = _tree(finished)
+    appends = [s for s in finished if s.name == "ledger.append"]
+    assert len(appends) == 4
+    assert all(s.attributes["arco.storage.put.calls"] == 1 for s in appends)
+    assert "ledger.append" not in tree  # no child spans
     assert "domain.commit" in tree["compactor.compact"]
-    assert "storage.put" in tree["domain.commit"]
+    commit = next(s for s in finished if s.name == "domain.commit")
+    assert commit.attributes["arco.storage.put.calls"] >= 1
+    # The four events are read by a thread pool, counted on the caller's span all the same.
+    compact = next(s for s in finished if s.name == "compactor.compact")
+    gets = compact.attributes.get("arco.storage.get.calls", 0) + commit.attributes.get(
+        "arco.storage.get.calls", 0
+    )
+    assert gets >= 4
 
 
 def test_traceparent_carries_the_trace_into_another_thread_or_process(

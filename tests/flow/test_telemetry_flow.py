@@ -54,6 +54,16 @@ def test_run_span_tree_and_run_task_metrics(spans: Any, tmp_path: Path) -> None:
     assert run.attributes["arco.run.state"] == "FAILED"
     # The run's events, its value writes and its commits are inside the run's trace.
     assert "ledger.append" in tree["run"]
+    ok_task = next(s for s in tasks if s.attributes["arco.ok"])
+    assert tree["task"] == ["value.write"]  # only the succeeded attempt stores a value
+    write = next(s for s in finished if s.name == "value.write")
+    assert write.parent is not None
+    assert write.parent.span_id == ok_task.context.span_id
+    assert write.attributes["arco.storage.put.calls"] == 1
+    assert write.attributes["arco.storage.put.bytes"] == write.attributes["arco.bytes"] > 0
+    # No span per storage call: the run's reads are counted on it.
+    assert not any(s.name.startswith("storage.") for s in finished)
+    assert run.attributes["arco.storage.get.calls"] >= 1
     assert _count("arco_runs_total", {"state": "FAILED"}) == failed_runs + 1
     assert _count("arco_tasks_total", {"state": "SUCCEEDED"}) == ok_tasks + 1
     assert _count("arco_tasks_total", {"state": "FAILED"}) == failed_tasks + 1

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -116,23 +118,226 @@ class _NoSpan:
 _NO_SPAN = _NoSpan()
 
 
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
-    """A context manager around a unit of work, yielding its span.
-
-    A no-op (one shared object) unless tracing is configured. Exceptions leaving
-    the block are recorded on the span and mark it as an error.
-    """
-    if not _enabled:
-        return _NO_SPAN
+def _tracer() -> Any:
     tracer = _TRACER
     if tracer is None:
         from opentelemetry import trace
 
         # get_tracer builds a new tracer (and its scope) on every call: keep one.
         tracer = _remember_tracer(trace.get_tracer(TRACER_NAME))
-    return tracer.start_as_current_span(
-        name, attributes={k: v for k, v in (attributes or {}).items() if v is not None}
-    )
+    return tracer
+
+
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
+    """A context manager around a unit of work, yielding its span.
+
+    A no-op (one shared object) unless tracing is configured. Exceptions leaving
+    the block are recorded on the span and mark it as an error. The storage calls
+    made directly inside the block (not inside a nested span) are summed onto it
+    as ``arco.storage.*`` attributes (see :func:`storage_call`).
+    """
+    if not _enabled:
+        return _NO_SPAN
+    return _Span(name, {k: v for k, v in (attributes or {}).items() if v is not None})
+
+
+class _StorageTally:
+    """The storage calls made directly inside one span, summed until the span ends.
+
+    Shared by reference with the pool threads that run the span's work in a
+    copied context, hence the lock (uncontended: ~0.1 us against a span's ~30 us).
+    """
+
+    __slots__ = ("closed", "counts", "lock")
+
+    def __init__(self) -> None:
+        #: op -> [calls, bytes, nanoseconds, errors]
+        self.counts: dict[str, list[int]] = {}
+        self.closed = False
+        self.lock = threading.Lock()
+
+    def add(self, op: str, nbytes: int, nanos: int, failed: bool) -> bool:
+        """Count one call; False once the span has ended (the caller records it alone)."""
+        with self.lock:
+            if self.closed:
+                return False
+            row = self.counts.get(op)
+            if row is None:
+                row = self.counts[op] = [0, 0, 0, 0]
+            row[0] += 1
+            row[1] += nbytes
+            row[2] += nanos
+            row[3] += failed
+            return True
+
+    def close(self) -> dict[str, int | float]:
+        """Stop counting; the sums as span attributes."""
+        with self.lock:
+            self.closed = True
+            out: dict[str, int | float] = {}
+            for op, (calls, nbytes, nanos, errors) in self.counts.items():
+                out[f"arco.storage.{op}.calls"] = calls
+                if nbytes:
+                    out[f"arco.storage.{op}.bytes"] = nbytes
+                out[f"arco.storage.{op}.ms"] = round(nanos / 1e6, 3)
+                if errors:
+                    out[f"arco.storage.{op}.errors"] = errors
+            return out
+
+
+_TALLY: ContextVar[_StorageTally | None] = ContextVar("arco_storage_tally", default=None)
+
+
+class _Span:
+    """A recording span made current for the block, with its storage tally.
+
+    Does what the SDK's ``start_as_current_span`` does (exception recorded, status
+    ERROR, span ended) without its two generator-based context managers.
+    """
+
+    __slots__ = ("_attributes", "_name", "_span", "_tally", "_tally_token", "_token")
+
+    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
+        self._name = name
+        self._attributes = attributes
+
+    def __enter__(self) -> Any:
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+
+        sp = self._span = _tracer().start_span(self._name, attributes=self._attributes)
+        self._token = otel_context.attach(trace.set_span_in_context(sp))
+        self._tally = _StorageTally()
+        self._tally_token = _TALLY.set(self._tally)
+        return sp
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        from opentelemetry import context as otel_context
+
+        sp = self._span
+        # A block exited in another context than it entered (as the SDK tolerates).
+        with contextlib.suppress(ValueError):
+            _TALLY.reset(self._tally_token)
+        otel_context.detach(self._token)
+        totals = self._tally.close()
+        if totals:
+            sp.set_attributes(totals)
+        # Like the SDK: BaseExceptions that are not errors (GeneratorExit) are not recorded.
+        if isinstance(exc, Exception):
+            _mark_failed(sp, exc)
+        sp.end()
+
+
+def _mark_failed(sp: Any, exc: BaseException) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
+    sp.record_exception(exc)
+    sp.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+
+
+# ----------------------------------------------------------- storage calls
+#: Every storage call its own span (``ARCO_TRACE_STORAGE=1``), not only a count.
+_storage_detail = False
+#: Calls at least this slow become spans even without full detail.
+_storage_slow_ns = 100_000_000
+
+
+def set_storage_detail(detail: bool | None = None, slow_ms: float | None = None) -> None:
+    """Choose how storage calls are traced; ``None`` reads the environment.
+
+    By default a storage call is counted on the span it runs in (calls, bytes, time
+    per operation) and only calls slower than ``ARCO_TRACE_STORAGE_SLOW_MS``
+    (100 ms) become spans of their own: a span per call cost more than the work of
+    a small run. ``ARCO_TRACE_STORAGE=1`` makes every call a span (``storage.get``,
+    ``storage.put``... with its key) for debugging.
+    """
+    global _storage_detail, _storage_slow_ns
+    if detail is None:
+        detail = os.environ.get("ARCO_TRACE_STORAGE", "").strip().lower() in ("1", "true", "yes")
+    if slow_ms is None:
+        raw = os.environ.get("ARCO_TRACE_STORAGE_SLOW_MS", "").strip()
+        try:
+            slow_ms = float(raw) if raw else 100.0
+        except ValueError:
+            slow_ms = 100.0
+    _storage_detail = detail
+    _storage_slow_ns = int(slow_ms * 1e6)
+
+
+class _NoCall:
+    """The storage-call stand-in of an unconfigured process."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> _NoCall:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def received(self, nbytes: int) -> None:
+        """Ignored."""
+
+
+_NO_CALL = _NoCall()
+
+
+class _StorageCall:
+    """Times one storage call and counts it on the current span's tally.
+
+    The call becomes a span of its own (made after the fact, with its real start
+    and end) when full detail is on, when it was slow, or when it finished after
+    the span it ran in had ended (a write-behind outliving its attempt).
+    """
+
+    __slots__ = ("_extra", "_key", "_nbytes", "_op", "_start")
+
+    def __init__(self, op: str, key: str, nbytes: int, extra: Mapping[str, Any] | None) -> None:
+        self._op = op
+        self._key = key
+        self._nbytes = nbytes
+        self._extra = extra
+
+    def __enter__(self) -> _StorageCall:
+        self._start = time.time_ns()
+        return self
+
+    def received(self, nbytes: int) -> None:
+        """The size of what a read returned."""
+        self._nbytes = nbytes
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        end = time.time_ns()
+        nanos = end - self._start
+        tally = _TALLY.get()
+        if tally is None:
+            return  # outside any span: no trace to count it in
+        counted = tally.add(self._op, self._nbytes, nanos, exc is not None)
+        if counted and not _storage_detail and nanos < _storage_slow_ns:
+            return
+        attrs: dict[str, Any] = {"arco.key": self._key}
+        if self._nbytes:
+            attrs["arco.bytes"] = self._nbytes
+        if self._extra:
+            attrs.update(self._extra)
+        sp = _tracer().start_span(f"storage.{self._op}", attributes=attrs, start_time=self._start)
+        if isinstance(exc, Exception):
+            _mark_failed(sp, exc)
+        sp.end(end_time=end)
+
+
+def storage_call(
+    op: str, key: str, nbytes: int = 0, attributes: Mapping[str, Any] | None = None
+) -> Any:
+    """A context manager around one storage call (``op`` is ``get``, ``put``...).
+
+    Free when tracing is off (one shared no-op object). When on, the call is
+    counted on the innermost span (see :func:`set_storage_detail` for when it
+    gets a span of its own). A read reports its size with ``.received(n)``.
+    """
+    if not _enabled:
+        return _NO_CALL
+    return _StorageCall(op, key, nbytes, attributes)
 
 
 def current_trace_id() -> str | None:
@@ -198,6 +403,7 @@ def configure_tracing(
     )
     if exporter is None and not (from_env and endpoint):
         return _enabled
+    set_storage_detail()
     from opentelemetry import trace
 
     try:

@@ -330,10 +330,16 @@ def _write_behind(store: ObjectStore, key: str, data: bytes) -> Future[None]:
         finally:
             _WRITE_BEHIND_SLOTS.release()
 
+    def traced_put() -> None:
+        # Usually ends after the attempt's span: a span of its own under it, which
+        # the write's storage call is counted on.
+        with span("value.write", {"arco.key": key, "arco.bytes": len(data)}):
+            put()
+
     try:
         if tracing_enabled():
             # The write belongs to the attempt's span (and trace), not to the pool thread.
-            return pool.submit(contextvars.copy_context().run, put)
+            return pool.submit(contextvars.copy_context().run, traced_put)
         return pool.submit(put)
     except BaseException:
         _WRITE_BEHIND_SLOTS.release()

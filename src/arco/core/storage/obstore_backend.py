@@ -21,7 +21,7 @@ from arco.core.errors import (
 )
 from arco.core.storage.base import Match, ObjectMeta, ObjectStore, PutMode
 from arco.core.storage.signing import note_mint
-from arco.core.telemetry import span
+from arco.core.telemetry import storage_call
 
 
 def _meta(raw: Any) -> ObjectMeta:
@@ -103,30 +103,35 @@ class ObstoreStore(ObjectStore):
     def get(self, key: str) -> tuple[bytes, str]:
         """Read a whole object."""
         self._runtime()
-        with span("storage.get", {"arco.key": key}):
+        with storage_call("get", key) as call:
             try:
                 result = obstore.get(self._inner, key)
                 data = bytes(result.bytes())
             except Exception as exc:
                 raise self._translate(exc, key) from exc
+            call.received(len(data))
         meta = result.meta
         return data, str(meta.get("e_tag") or meta.get("version") or "")
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Read part of an object."""
         self._runtime()
-        try:
-            return bytes(obstore.get_range(self._inner, key, start=start, end=end))
-        except Exception as exc:
-            raise self._translate(exc, key) from exc
+        with storage_call("get_range", key) as call:
+            try:
+                data = bytes(obstore.get_range(self._inner, key, start=start, end=end))
+            except Exception as exc:
+                raise self._translate(exc, key) from exc
+            call.received(len(data))
+            return data
 
     def head(self, key: str) -> ObjectMeta:
         """Metadata of one object."""
         self._runtime()
-        try:
-            return _meta(obstore.head(self._inner, key))
-        except Exception as exc:
-            raise self._translate(exc, key) from exc
+        with storage_call("head", key):
+            try:
+                return _meta(obstore.head(self._inner, key))
+            except Exception as exc:
+                raise self._translate(exc, key) from exc
 
     def list(self, prefix: str) -> Iterator[ObjectMeta]:
         """Every object under ``prefix``."""
@@ -149,12 +154,13 @@ class ObstoreStore(ObjectStore):
     def delete(self, key: str) -> None:
         """Delete an object (missing keys are ignored)."""
         self._runtime()
-        try:
-            obstore.delete(self._inner, key)
-        except Exception as exc:
-            if _is_not_found(exc):
-                return
-            raise self._translate(exc, key) from exc
+        with storage_call("delete", key):
+            try:
+                obstore.delete(self._inner, key)
+            except Exception as exc:
+                if _is_not_found(exc):
+                    return
+                raise self._translate(exc, key) from exc
 
     def put(self, key: str, data: bytes, mode: PutMode = "overwrite") -> str:
         """Write an object under the given mode."""
@@ -166,13 +172,17 @@ class ObstoreStore(ObjectStore):
         else:  # pragma: no cover - guarded by the type
             raise ValueError(f"unknown put mode {mode!r}")
         self._runtime()
-        with span("storage.put", {"arco.key": key, "arco.bytes": len(data)}):
-            try:
-                result = obstore.put(self._inner, key, data, mode=obs_mode)
-            except Exception as exc:
-                if isinstance(mode, Match) and _is_not_found(exc):
-                    raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
-                raise self._translate(exc, key, reading=False) from exc
+        with storage_call("put", key, len(data)):
+            return self._put(key, data, mode, obs_mode)
+
+    def _put(self, key: str, data: bytes, mode: PutMode, obs_mode: Any) -> str:
+        """The write itself, uncounted (a CAS on a local folder counts its own call)."""
+        try:
+            result = obstore.put(self._inner, key, data, mode=obs_mode)
+        except Exception as exc:
+            if isinstance(mode, Match) and _is_not_found(exc):
+                raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
+            raise self._translate(exc, key, reading=False) from exc
         return str(result.get("e_tag") or result.get("version") or "")
 
     def sign(self, key: str, ttl_seconds: int) -> str:
@@ -271,7 +281,8 @@ class LocalFolderStore(ObstoreStore):
         """
         if not isinstance(mode, Match):
             return super().put(key, data, mode)
-        with span("storage.put", {"arco.key": key, "arco.bytes": len(data), "arco.cas": True}):
+        self._runtime()
+        with storage_call("put", key, len(data), {"arco.cas": True}):
             try:
                 return self._put_match(key, data, mode)
             except OSError as exc:
@@ -295,7 +306,7 @@ class LocalFolderStore(ObstoreStore):
                 raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
             if _local_etag(before) != mode.version:
                 raise PreconditionFailedError(f"{key}: version does not match")
-            super().put(key, data, "overwrite")
+            self._put(key, data, "overwrite", "overwrite")
             self._bump_mtime(path, before.st_mtime_ns)
             version = _local_etag(os.stat(path))
             return version
