@@ -7,6 +7,7 @@ store; per-process state is limited to read caches, keyed by immutable ids.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -16,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import pyarrow as pa
 from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -297,9 +299,22 @@ def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
     )
 
 
+def use_system_allocator() -> None:
+    """Arrow allocates with the C library's malloc from here on, unless the user chose
+    a pool (``ARROW_DEFAULT_MEMORY_POOL``), as the CLI does (ADR 015).
+
+    Under concurrent requests the default pool (mimalloc/jemalloc) kept the freed
+    buffers of decoded row groups: a 100,000-table server under 8 mixed clients grew
+    to ~580 MiB with it, ~410 MiB with malloc, at the same latencies (issue #12).
+    """
+    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
 def create_app(settings: Settings | None = None, *, store: ObjectStore | None = None) -> FastAPI:
     """Build the Arco API for ``settings`` (defaults from the environment)."""
     settings = settings or Settings.from_env()
+    use_system_allocator()
     # Spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (arco[otel]); else free.
     configure_tracing("arco-api")
     audit = AuditWriter(store or open_store(settings.store_url), source="api")
