@@ -22,5 +22,10 @@ def test_api_request_span_continues_the_callers_trace(spans: Any) -> None:
     request = next(s for s in finished if s.name == "http.request")
     assert format(request.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
     assert request.attributes["http.route"] == "/api/v1/namespaces"
+    # Arco's span is the request's own: a child of the caller's span, not of a
+    # second request span made by FastAPI's native tracing (switched off).
+    assert request.parent is not None
+    assert format(request.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert {s.instrumentation_scope.name for s in finished} == {"arco"}
     commit = next(s for s in finished if s.name == "domain.commit")
     assert commit.context.trace_id == request.context.trace_id
