@@ -60,7 +60,7 @@ SUBCOMMANDS: tuple[tuple[tuple[str, ...], Callable[[typer.Typer], None]], ...] =
     (("info",), _commands("info", "info")),
     (("serve", "token"), _commands("server", "serve", "token")),
     (("plan", "run", "init", "worker", "runs", "assets"), _registered_by("flow")),
-    (("tick", "daemon", "schedule", "sensor", "backfill"), _registered_by("automation")),
+    (("tick", "daemon", "schedule", "sensor", "backfill", "check"), _registered_by("automation")),
     (("sql",), _registered_by("sql")),
     (("dev",), _commands("dev", "dev")),
     (("admin",), _group("admin", "admin")),
