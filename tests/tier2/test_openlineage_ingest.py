@@ -270,3 +270,131 @@ def test_fixed_depth_models_hold_no_free_form_json() -> None:
                 typed(value)
 
     typed(schema)
+
+
+# The compactor's fast path (ADR 013): objects in the route's exact shape are decoded
+# and validated in one pydantic-core call and folded from dicts. It must fold exactly
+# what the general path folds and refuse everything the models refuse.
+
+
+def _lineage_state(store: ObjectStore) -> dict[str, list[dict[str, Any]]]:
+    snap = Compactor(store, SCOPE).domain_store("lineage").read(max_staleness=0)
+    return {
+        t: sorted(snap.state.rows(t), key=repr)
+        for t in ("external_runs", "datasets", "edges", "column_edges", "event_keys")
+    }
+
+
+def _mixed_ledger(store: ObjectStore) -> None:
+    ledger = Ledger(store, SCOPE)
+    ingest(
+        ledger, [run_event(i, etype) for i in range(6) for etype in ("START", "COMPLETE")], MAPPER
+    )
+    ingest(ledger, EVENTS, MAPPER)
+    ingest(ledger, [run_event(3, "FAIL")], MAPPER)  # a single-event object
+    ingest(ledger, [run_event(1), run_event(2, "START")], MAPPER)  # duplicates
+
+
+def test_the_fast_path_folds_what_the_general_path_folds() -> None:
+    fast_store, slow_store = memory_store(), memory_store()
+    _mixed_ledger(fast_store)
+    for m in fast_store.list(""):
+        slow_store.put(m.key, fast_store.get(m.key)[0], "create")
+    fast = Compactor(fast_store, SCOPE).compact("lineage")
+    slow_compactor = Compactor(slow_store, SCOPE)
+    slow_compactor._fast_domain = None  # the general path: envelopes, models, upcast
+    slow = slow_compactor.compact("lineage")
+    assert (fast.events, fast.duplicates, fast.quarantined) == (15, 4, 0)
+    assert (slow.events, slow.duplicates, slow.quarantined) == (15, 4, 0)
+    state = _lineage_state(fast_store)
+    assert state == _lineage_state(slow_store)
+    assert len(state["external_runs"]) == 6
+    assert len(state["column_edges"]) == 6
+    assert {r["state"] for r in state["external_runs"]} == {"COMPLETE", "FAIL"}
+
+
+def _trusted_batch(**changes: Any) -> bytes:
+    envelopes = prepare([run_event(1), run_event(2)], MAPPER)
+    docs = [e.to_dict() for e in envelopes]
+    docs[1]["payload"].update(changes)
+    return json.dumps({"events": docs}).encode()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {
+            "outputs": [
+                {
+                    "namespace": "pg",
+                    "name": "m",
+                    "qualified_name": "bad name!",
+                    "schema": None,
+                    "row_count": None,
+                }
+            ]
+        },
+        {
+            "column_edges": [
+                {
+                    "source": "a.b",
+                    "source_column": "",
+                    "target": "c.d",
+                    "target_column": "x",
+                    "transformation": None,
+                }
+            ]
+        },
+        {"run_id": "x" * 65},
+        {"kind": "other"},
+        {"event_time": "yesterday"},
+        {
+            "inputs": [
+                {
+                    "namespace": "pg",
+                    "name": "t",
+                    "qualified_name": None,
+                    "schema": None,
+                    "row_count": -1,
+                }
+            ]
+        },
+    ],
+    ids=["qualified-name", "empty-column", "long-run-id", "kind", "event-time", "row-count"],
+)
+def test_an_object_the_models_refuse_is_quarantined_whole_not_folded(
+    changes: dict[str, Any],
+) -> None:
+    from arco.catalog.external_lineage import decode_fast
+
+    data = _trusted_batch(**changes)
+    assert decode_fast(data, True) is None
+    store = memory_store()
+    Ledger(store, SCOPE).write_encoded(
+        "lineage", [(e["event_id"], json.dumps(e).encode()) for e in json.loads(data)["events"]]
+    )
+    report = Compactor(store, SCOPE).compact("lineage")
+    assert (report.events, report.quarantined) == (0, 1)
+    assert _lineage_state(store)["external_runs"] == []
+
+
+def test_other_shapes_take_the_general_path_and_still_fold() -> None:
+    from arco.catalog.external_lineage import decode_fast
+
+    # Lax JSON types (a float row count), a missing optional key and an unknown
+    # envelope key are not the route's shape, but the models accept them.
+    envelopes = prepare([run_event(1), run_event(2)], MAPPER)
+    docs = [e.to_dict() for e in envelopes]
+    docs[0]["payload"]["outputs"][0]["row_count"] = 42.0
+    del docs[1]["payload"]["raw_json"]
+    docs[1]["written_by"] = "an older writer"
+    store = memory_store()
+    Ledger(store, SCOPE).write_encoded(
+        "lineage", [(d["event_id"], json.dumps(d).encode()) for d in docs]
+    )
+    [key] = [m.key for m in store.list("") if m.key.endswith(".batch.json")]
+    assert decode_fast(store.get(key)[0], True) is None
+    report = Compactor(store, SCOPE).compact("lineage")
+    assert (report.events, report.quarantined) == (2, 0)
+    datasets = {r["name"]: r for r in _lineage_state(store)["datasets"]}
+    assert datasets["mart.t1"]["row_count"] == 42

@@ -23,10 +23,20 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+)
+from typing_extensions import TypedDict
 
 from arco.catalog.tableset import TableDef
 from arco.core.errors import InvalidNameError
@@ -160,6 +170,105 @@ def openlineage_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# The fast path of the compactor (ADR 013): a ledger object exactly as the ingest route
+# writes it - every envelope an ``openlineage.event`` v2 with all of its keys, no extra
+# key, strict JSON types - is decoded and validated in one pydantic-core call. These
+# shapes accept a subset of what the models above accept (same bounds, same name
+# checks, strict types); anything else takes the general path, which validates with
+# the models and quarantines what they refuse.
+_FAST = ConfigDict(extra="forbid", strict=True)
+
+
+_Node = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_dotted)]
+_Name = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+_Col = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+_Id = Annotated[str, StringConstraints(max_length=64)]
+_Text = Annotated[str, StringConstraints(max_length=1024)]
+_Producer = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+_Type = Annotated[str, StringConstraints(max_length=4096)]
+_Error = Annotated[str, StringConstraints(max_length=65_536)]
+_Raw = Annotated[str, StringConstraints(max_length=MAX_RAW_JSON)]
+
+
+class _FastColumn(TypedDict):
+    __pydantic_config__ = _FAST  # type: ignore[misc]
+    name: _Col
+    type: _Type | None
+
+
+class _FastDataset(TypedDict):
+    __pydantic_config__ = _FAST  # type: ignore[misc]
+    namespace: _Name
+    name: _Name
+    qualified_name: _Node | None
+    schema: Annotated[list[_FastColumn], Field(max_length=4096)] | None
+    row_count: Annotated[int, Field(ge=0)] | None
+
+
+class _FastColumnEdge(TypedDict):
+    __pydantic_config__ = _FAST  # type: ignore[misc]
+    source: _Node
+    source_column: _Col
+    target: _Node
+    target_column: _Col
+    transformation: _Text | None
+
+
+class _FastPayload(TypedDict):
+    __pydantic_config__ = _FAST  # type: ignore[misc]
+    kind: Literal["run", "dataset", "job"]
+    event_type: OlEventType | None
+    event_time: datetime
+    producer: _Producer
+    run_id: _Id | None
+    job_namespace: _Text | None
+    job_name: _Text | None
+    parent_run_id: _Id | None
+    parent_job_namespace: _Text | None
+    parent_job_name: _Text | None
+    error_message: _Error | None
+    inputs: Annotated[list[_FastDataset], Field(max_length=10_000)]
+    outputs: Annotated[list[_FastDataset], Field(max_length=10_000)]
+    column_edges: Annotated[list[_FastColumnEdge], Field(max_length=100_000)]
+    raw_json: _Raw | None
+
+
+class FastEnvelope(TypedDict):
+    """An ``openlineage.event`` v2 envelope as the ingest route stores it."""
+
+    __pydantic_config__ = _FAST  # type: ignore[misc]
+    event_id: Annotated[str, StringConstraints(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]
+    event_type: Literal["openlineage.event"]
+    event_version: Literal[2]
+    idempotency_key: str
+    occurred_at: str
+    source: str
+    actor: str | None
+    trace_id: str | None
+    payload: _FastPayload
+
+
+class _FastBatch(TypedDict):
+    __pydantic_config__ = _FAST  # type: ignore[misc]
+    events: list[FastEnvelope]
+
+
+_FAST_BATCH: TypeAdapter[_FastBatch] = TypeAdapter(_FastBatch)
+_FAST_ONE: TypeAdapter[FastEnvelope] = TypeAdapter(FastEnvelope)
+
+
+def decode_fast(data: bytes, is_batch: bool) -> list[FastEnvelope] | None:
+    """The envelopes of a ledger object in the ingest route's exact shape, decoded and
+    validated at once; None when the object has any other shape (the caller then
+    takes the general path, which decides between folding and quarantine)."""
+    try:
+        if is_batch:
+            return _FAST_BATCH.validate_json(data)["events"]
+        return [_FAST_ONE.validate_json(data)]
+    except ValidationError:
+        return None
+
+
 EXTERNAL_RUNS = TableDef(
     "external_runs",
     pa.schema(
@@ -251,21 +360,27 @@ def _node_or_none(value: str | None) -> str | None:
 
 def fold_openlineage(folder: Folder, env: Envelope, when: datetime) -> None:
     """Fold one ``openlineage.event`` into runs, datasets, edges and column edges."""
-    p = env.payload
+    fold_openlineage_payload(folder, env.event_id, env.payload, when)
+
+
+def fold_openlineage_payload(
+    folder: Folder, event_id: str, p: dict[str, Any], when: datetime
+) -> None:
+    """:func:`fold_openlineage` of a validated (v2) payload and its event id."""
     run_id = p.get("run_id") if p["kind"] == "run" else None
     if run_id:
-        _fold_run(folder, env, when)
+        _fold_run(folder, event_id, p, when)
     for role in ("inputs", "outputs"):
         for ds in p[role]:
-            _fold_dataset(folder, env, ds, role[:-1], run_id, when)
+            _fold_dataset(folder, event_id, ds, role[:-1], run_id, when)
     if p["kind"] in ("run", "job"):
         sources = sorted({q for d in p["inputs"] if (q := _node_or_none(d.get("qualified_name")))})
         targets = sorted({q for d in p["outputs"] if (q := _node_or_none(d.get("qualified_name")))})
         for target in targets:
             for source in sources:
                 if source != target:
-                    folder._fold_edge(
-                        env,
+                    folder.fold_edge(
+                        event_id,
                         {
                             "source": source,
                             "target": target,
@@ -283,7 +398,7 @@ def fold_openlineage(folder: Folder, env: Envelope, when: datetime) -> None:
             (col_source, ce["source_column"], col_target, ce["target_column"]),
             ce.get("transformation"),
             run_id,
-            env.event_id,
+            event_id,
             when,
         )
 
@@ -297,11 +412,10 @@ def fold_column_edge(
     when: datetime,
 ) -> None:
     """Count one observation of a column edge (``source.col -> target.col``)."""
-    old = folder.current("column_edges", key)
-    row: dict[str, Any] = (
-        dict(old)
-        if old is not None
-        else {
+    row = folder.row(
+        "column_edges",
+        key,
+        lambda: {
             "source": key[0],
             "source_column": key[1],
             "target": key[2],
@@ -314,7 +428,7 @@ def fold_column_edge(
             "last_run_id": None,
             "last_event_id": None,
             "updated_at": when,
-        }
+        },
     )
     row["observations"] = int(row["observations"]) + 1
     row["first_seen"] = _min(row["first_seen"], when)
@@ -328,17 +442,14 @@ def fold_column_edge(
         if transformation:
             row["transformation"] = transformation
     row["updated_at"] = max(row["updated_at"], when)
-    folder.put("column_edges", key, row)
 
 
-def _fold_run(folder: Folder, env: Envelope, when: datetime) -> None:
-    p = env.payload
+def _fold_run(folder: Folder, event_id: str, p: dict[str, Any], when: datetime) -> None:
     key = (p["run_id"],)
-    old = folder.current("external_runs", key)
-    row = (
-        dict(old)
-        if old is not None
-        else {
+    row = folder.row(
+        "external_runs",
+        key,
+        lambda: {
             "run_id": p["run_id"],
             "job_namespace": None,
             "job_name": None,
@@ -357,14 +468,14 @@ def _fold_run(folder: Folder, env: Envelope, when: datetime) -> None:
             "last_rank": -1,
             "last_event_id": "",
             "updated_at": when,
-        }
+        },
     )
     etype = p.get("event_type") or "OTHER"
     row["events"] = int(row["events"]) + 1
     if etype in ("START", "RUNNING"):
         row["started_at"] = _min(row["started_at"], when)
     rank = _RANK.get(etype)
-    mine = (when, rank if rank is not None else -1, env.event_id)
+    mine = (when, rank if rank is not None else -1, event_id)
     last = (row["last_event_time"], int(row["last_rank"]), row["last_event_id"])
     newer = rank is not None and (last[0] is None or mine > last)
     if newer or row["job_name"] is None:
@@ -387,23 +498,21 @@ def _fold_run(folder: Folder, env: Envelope, when: datetime) -> None:
         if not labels.issubset(have):
             row[role] = sorted(labels.union(have))
     row["updated_at"] = max(row["updated_at"], when)
-    folder.put("external_runs", key, row)
 
 
 def _fold_dataset(
     folder: Folder,
-    env: Envelope,
+    event_id: str,
     ds: dict[str, Any],
     role: str,
     run_id: str | None,
     when: datetime,
 ) -> None:
     key = (ds["namespace"], ds["name"])
-    old = folder.current("datasets", key)
-    row = (
-        dict(old)
-        if old is not None
-        else {
+    row = folder.row(
+        "datasets",
+        key,
+        lambda: {
             "namespace": key[0],
             "name": key[1],
             "qualified_name": None,
@@ -417,19 +526,19 @@ def _fold_dataset(
             "schema_seen": None,
             "schema_event_id": None,
             "row_count": None,
-        }
+        },
     )
     row["observations"] = int(row["observations"]) + 1
     roles = row["roles"] or ()
     if role not in roles:
         row["roles"] = sorted({*roles, role})
     row["first_seen"] = _min(row["first_seen"], when)
-    if row["last_seen"] is None or (when, env.event_id) > (
+    if row["last_seen"] is None or (when, event_id) > (
         row["last_seen"],
         row["last_event_id"] or "",
     ):
         row["last_seen"] = when
-        row["last_event_id"] = env.event_id
+        row["last_event_id"] = event_id
         row["last_run_id"] = run_id
         row["qualified_name"] = _node_or_none(ds.get("qualified_name"))
         if ds.get("row_count") is not None:
@@ -437,9 +546,8 @@ def _fold_dataset(
     schema = ds.get("schema")
     if schema and (
         row["schema_seen"] is None
-        or (when, env.event_id) > (row["schema_seen"], row["schema_event_id"] or "")
+        or (when, event_id) > (row["schema_seen"], row["schema_event_id"] or "")
     ):
         row["schema_json"] = json.dumps(schema, sort_keys=True)
         row["schema_seen"] = when
-        row["schema_event_id"] = env.event_id
-    folder.put("datasets", key, row)
+        row["schema_event_id"] = event_id

@@ -9,7 +9,7 @@ of the same events, split over any number of compactions, gives the same state.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
@@ -337,6 +337,25 @@ class Folder:
         touched = self.upserts.get(table, {}).get(key)
         return touched if touched is not None else self.state.table(table).get(key)
 
+    def row(
+        self, table: str, key: tuple[Any, ...], fresh: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The row for ``key`` that this fold owns, to update in place.
+
+        The first touch copies the state's row (or makes ``fresh()``) and records it;
+        later touches return the same dict. Copying on every event cost more than the
+        fold itself when thousands of events hit the same few rows (datasets, edges).
+        List values may be shared with the state's row: replace them, never mutate.
+        """
+        touched = self.upserts.get(table)
+        if touched is None:
+            touched = self.upserts[table] = {}
+        row = touched.get(key)
+        if row is None:
+            old = self.state.table(table).get(key)
+            row = touched[key] = dict(old) if old is not None else fresh()
+        return row
+
     def put(self, table: str, key: tuple[Any, ...], row: dict[str, Any]) -> None:
         """Record the merged row for ``key``."""
         self.upserts.setdefault(table, {})[key] = row
@@ -515,12 +534,15 @@ class Folder:
         self.put("tasks", key, row)
 
     def _fold_edge(self, env: Envelope, edge: dict[str, Any], when: datetime) -> None:
+        self.fold_edge(env.event_id, edge, when)
+
+    def fold_edge(self, event_id: str, edge: dict[str, Any], when: datetime) -> None:
+        """Count one observation of ``edge`` by event ``event_id`` at ``when``."""
         key = (edge["source"], edge["target"], edge.get("edge_type") or "derives")
-        old = self.current("edges", key)
-        row = (
-            dict(old)
-            if old is not None
-            else {
+        row = self.row(
+            "edges",
+            key,
+            lambda: {
                 "source": key[0],
                 "target": key[1],
                 "edge_type": key[2],
@@ -532,16 +554,16 @@ class Folder:
                 "last_event_id": None,
                 "columns": [],
                 "updated_at": when,
-            }
+            },
         )
         row["observations"] = int(row["observations"]) + 1
         row["first_seen"] = _min_ts(row["first_seen"], when)
-        mine = (when, env.event_id)
-        last = (row["last_seen"], row["last_event_id"] or "")
-        if row["last_seen"] is None or mine > last:
+        last_seen = row["last_seen"]
+        if last_seen is None or (when, event_id) > (last_seen, row["last_event_id"] or ""):
             row["last_seen"] = when
-            row["last_event_id"] = env.event_id
+            row["last_event_id"] = event_id
             row["last_run_id"] = edge.get("run_id")
-        row["columns"] = sorted(set(row["columns"] or []) | set(edge.get("columns") or []))
+        columns = edge.get("columns")
+        if columns or row["columns"] is None:
+            row["columns"] = sorted(set(row["columns"] or []) | set(columns or []))
         row["updated_at"] = _max_ts(row["updated_at"], when)
-        self.put("edges", key, row)
