@@ -144,6 +144,18 @@ def populate_tier2(store: Any, scope: Scope) -> None:
                     "row_count": t,
                 },
             )
+            ledger.append(
+                "executions",
+                "asset_check.evaluated",
+                {
+                    "check": "rows_positive",
+                    "asset": task["asset"],
+                    "run_id": run_id,
+                    "task_id": task["task_id"],
+                    "passed": t > 0,
+                    "metadata": {"rows": t},
+                },
+            )
         ledger.append("executions", "run.log", {"run_id": run_id, "lines": ["a", "b"]})
         ledger.append(
             "executions", "run.state_changed", {"run_id": run_id, "seq": 9, "state": "RUNNING"}

@@ -93,6 +93,11 @@ def populate(store: ObjectStore, scope: Scope = SCOPE) -> None:
         idempotency_key="mat-1",
     )
     ledger.append(
+        "executions",
+        "asset_check.evaluated",
+        {"check": "not_empty", "asset": "mart.daily", "run_id": "r1", "passed": True},
+    )
+    ledger.append(
         "lineage",
         "lineage.edges_observed",
         {"edges": [{"source": "raw.orders", "target": "mart.daily", "run_id": "r1"}]},
@@ -364,6 +369,7 @@ def test_lineage_events_and_quarantine_content(system: SystemTables) -> None:
         ("executions", "task.state_changed"),
         ("executions", "run.log"),
         ("executions", "materialization.recorded"),
+        ("executions", "asset_check.evaluated"),
         ("lineage", "lineage.edges_observed"),
         ("lineage", "openlineage.event"),
     }

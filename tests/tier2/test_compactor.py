@@ -326,7 +326,8 @@ def test_any_order_duplicates_and_splits_give_the_same_state(
         assert meta.get("quarantined_total", 0) == 0
     # Compacting again changes nothing.
     again = Compactor(store, SCOPE).compact_all()
-    assert [r.commits for r in again] == [0, 0]
+    assert {r.domain for r in again} >= set(DOMAINS)
+    assert [r.commits for r in again] == [0] * len(again)
     assert state_of(store) == expected
 
 
@@ -588,8 +589,9 @@ def test_compaction_is_idempotent_and_duplicates_count_once() -> None:
 
     for compactor in (Compactor(store, SCOPE), Compactor(store, SCOPE)):
         again = compactor.compact_all()
-        assert [r.commits for r in again] == [0, 0]
-        assert [r.events for r in again] == [0, 0]
+        assert {r.domain for r in again} >= {"executions", "lineage"}
+        assert [r.commits for r in again] == [0] * len(again)
+        assert [r.events for r in again] == [0] * len(again)
     assert {d: tier2_store(store, SCOPE, d).read().version for d in DOMAINS} == versions
     assert state_of(store) == state
     assert meta_of(store, SCOPE, "executions")["duplicates_total"] == 4

@@ -35,6 +35,7 @@ from arco.catalog.sql import SYSTEM_SCHEMAS
 from arco.catalog.state import NAMESPACES, TABLES
 from arco.catalog.tableset import OP_DELETE, TableDef
 from arco.catalog.tier2state import (
+    ASSET_CHECKS,
     EDGES,
     EVENT_KEYS,
     LOGS,
@@ -100,6 +101,7 @@ _SOURCES: dict[str, tuple[_Source, ...]] = {
     "tasks": (_Source("executions", TASKS, True),),
     "materializations": (_Source("executions", MATERIALIZATIONS, False),),
     "logs": (_Source("executions", LOGS, False),),
+    "asset_checks": (_Source("executions", ASSET_CHECKS, False),),
     "events": (
         _Source("executions", EVENT_KEYS, True),
         _Source("lineage", EVENT_KEYS, True),
