@@ -129,6 +129,25 @@ def test_failed_and_late_storage_calls(spans: Any) -> None:
     assert late.attributes["arco.bytes"] == 4
 
 
+def test_an_unsampled_span_does_not_count_its_storage_calls(
+    spans: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    with telemetry.span("warm"):  # the OpenTelemetry helpers are looked up
+        pass
+    unsampled = TracerProvider(sampler=ALWAYS_OFF).get_tracer("arco")
+    monkeypatch.setattr(telemetry, "_TRACER", unsampled)
+    store = open_store(f"memory://{uuid.uuid4().hex}")
+    store.put("a", b"x")
+    with telemetry.span("unsampled") as sp:
+        assert not sp.is_recording()
+        store.get("a")
+        assert telemetry._TALLY.get() is None
+    assert [s.name for s in spans.get_finished_spans()] == ["warm"]
+
+
 def test_ledger_append_and_compaction_spans(spans: Any) -> None:
     from arco.catalog.compactor import Compactor
     from arco.catalog.ledger import Ledger

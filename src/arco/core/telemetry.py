@@ -214,7 +214,8 @@ class _Span:
     def __enter__(self) -> Any:
         sp = self._span = _tracer().start_span(self._name, attributes=self._attributes)
         self._token = _attach(_in_context(sp))
-        self._tally = _StorageTally()
+        # An unsampled span records nothing: its storage calls need not be counted.
+        self._tally = _StorageTally() if sp.is_recording() else None
         self._tally_token = _TALLY.set(self._tally)
         return sp
 
@@ -225,9 +226,10 @@ class _Span:
         except ValueError:  # exited in another context than entered: the SDK tolerates it
             pass
         _detach(self._token)
-        totals = self._tally.close()
-        if totals:
-            sp.set_attributes(totals)
+        if self._tally is not None:
+            totals = self._tally.close()
+            if totals:
+                sp.set_attributes(totals)
         # Like the SDK: BaseExceptions that are not errors (GeneratorExit) are not recorded.
         if isinstance(exc, Exception):
             _mark_failed(sp, exc)
