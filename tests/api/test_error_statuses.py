@@ -46,7 +46,14 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "arco.flow.states:IllegalTransitionError": (409, "illegal-transition"),
     "arco.flow.definitions:DefinitionError": (400, "definition-error"),
     "arco.api.auth:AuthenticationError": (401, "unauthenticated"),
-    "arco.api.auth:PermissionDeniedError": (403, "forbidden"),
+    "arco.core.errors:PermissionDeniedError": (403, "forbidden"),
+    "arco.api.governance:WorkspaceRetiredError": (403, "workspace-retired"),
+    "arco.api.governance:QuotaRejectedError": (429, "quota-exceeded"),
+    "arco.catalog.tenants:QuotaExceededError": (429, "quota-exceeded"),
+    "arco.catalog.tabledata:TableDataError": (422, "table-data-unreadable"),
+    "arco.catalog.tabledata:TableLocationError": (422, "table-location-forbidden"),
+    "arco.catalog.tabledata:TableFileMissingError": (404, "table-file-missing"),
+    "arco.catalog.formats:UnsupportedTableChangeError": (400, "unsupported-table-change"),
     "arco.api.ratelimit:RateLimitedError": (429, "rate-limited"),
     "arco.api.problems:PayloadTooLargeError": (413, "payload-too-large"),
     "arco.api.routes_flow:NoProjectError": (404, "no-project"),
@@ -75,8 +82,10 @@ def _all_subclasses() -> set[type[ArcoError]]:
 
 
 def _instance(cls: type[ArcoError]) -> ArcoError:
-    if cls.__name__ == "RateLimitedError":
+    if cls.__name__ in ("RateLimitedError", "QuotaRejectedError"):
         return cls("slow down", 2.5)  # type: ignore[call-arg]
+    if cls.__name__ == "QuotaExceededError":
+        return cls("over quota", "ingest_per_minute", 2.5)  # type: ignore[call-arg]
     return cls(f"a {cls.__name__}")
 
 

@@ -15,6 +15,7 @@ from arco.api.ratelimit import RateLimitedError
 from arco.api.schemas import Problem
 from arco.catalog.sql import QueryTimeoutError, QueryTooLargeError
 from arco.catalog.tabledata import TableDataError
+from arco.catalog.tenants import QuotaExceededError
 from arco.core import errors as err
 from arco.flow.states import IllegalTransitionError
 
@@ -54,6 +55,8 @@ STATUS: dict[type[BaseException], int] = {
     # data, invalid metadata): the request is well-formed, the table is not readable.
     # Its missing files are a TableFileMissingError, a NotFoundError: 404.
     TableDataError: 422,
+    # A tenant quota (ingest, signed URLs, storage, concurrent runs) is used up.
+    QuotaExceededError: 429,
 }
 _TITLES = {
     400: "Bad request",
@@ -140,7 +143,7 @@ def install(app: FastAPI) -> None:
     async def arco_error(request: Request, exc: err.ArcoError) -> JSONResponse:
         status = status_for(exc)
         headers: dict[str, str] = {}
-        if isinstance(exc, RateLimitedError):
+        if isinstance(exc, RateLimitedError | QuotaExceededError):
             headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
         elif status == 503:
             headers["Retry-After"] = "1"
