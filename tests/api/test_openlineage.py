@@ -348,6 +348,12 @@ def test_dataset_and_job_events(client: TestClient, tokens: Tokens) -> None:
     ds = client.get("/api/v1/openlineage/datasets?unknown=true", headers=h).json()["items"]
     assert {d["qualified_name"] for d in ds} == {"raw.events.clicks", "curated.sessions"}
     assert client.get("/api/v1/openlineage/runs", headers=h).json()["items"] == []
+    # A filter that names no OpenLineage state is an error, not an empty page.
+    bogus = client.get("/api/v1/openlineage/runs?state=BOGUS", headers=h)
+    assert bogus.status_code == 400
+    assert bogus.headers["content-type"].startswith("application/problem+json")
+    assert "COMPLETE" in bogus.json()["detail"]
+    assert client.get("/api/v1/openlineage/runs?state=fail", headers=h).status_code == 200
 
 
 def test_mapping_rules_and_their_errors() -> None:

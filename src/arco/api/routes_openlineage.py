@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 
 from arco.api.deps import Ingest, Reader, Writer
 from arco.api.services import ScopeServices
+from arco.catalog.external_lineage import OL_EVENT_TYPES
 from arco.catalog.lineage import ColumnLineage
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.openlineage.ingest import GroupWriter, as_events, encode, prepare
@@ -152,6 +153,11 @@ def external_runs(
     page_token: Annotated[str | None, Query(max_length=20)] = None,
 ) -> Any:
     """Runs reported by OpenLineage producers, newest first."""
+    if state and state.upper() not in OL_EVENT_TYPES:
+        # An unknown filter would answer an empty page, as if no run were in that state.
+        raise InvalidArgumentError(
+            f"unknown state {state!r}: expected one of {', '.join(OL_EVENT_TYPES)}"
+        )
     rows = list(svc.lineage.snapshot().state.rows("external_runs"))
     if state:
         rows = [r for r in rows if r["state"] == state.upper()]
