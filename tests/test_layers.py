@@ -1,27 +1,45 @@
-"""Layering (DESIGN.md section 2): imports point downwards only.
+"""The package DAG of docs/architecture.md (ADR 012), checked on the source.
 
-core imports nothing of arco but itself; catalog imports core and catalog; flow
-(when it exists) imports core, catalog and flow. Checked on the source with ``ast``,
-so an import hidden inside a function or under ``TYPE_CHECKING`` counts too.
+Imports point downwards only, surfaces included: ``arco.api``, ``arco.cli``,
+``arco.client`` and ``arco.web`` import each other only where the ADR allows (the
+CLI serves the API; the API mounts the web UI). No two packages import each other,
+and no module imports a private (``_name``) name of another package. Checked with
+``ast``, so an import inside a function or under ``TYPE_CHECKING`` counts too.
+``from arco import __version__`` is allowed everywhere: ``arco/__init__.py`` loads
+nothing else until a name is used.
 """
 
 from __future__ import annotations
 
 import ast
+from itertools import combinations
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
-#: layer package -> packages of arco it may import (itself included)
+_CORE = ("arco.core",)
+_TIER = (*_CORE, "arco.catalog")
+_INTEGRATIONS = ("arco.iceberg", "arco.openlineage")
+_BELOW_SURFACES = (*_TIER, *_INTEGRATIONS, "arco.flow")
+
+#: package -> the packages of arco it may import (itself included).
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "arco.core": ("arco.core",),
-    "arco.catalog": ("arco.core", "arco.catalog"),
-    "arco.flow": ("arco.core", "arco.catalog", "arco.flow"),
-    # The Iceberg REST catalog: below the API server, which mounts it (ADR 012).
-    "arco.iceberg": ("arco.core", "arco.catalog", "arco.iceberg"),
+    "arco.core": _CORE,
+    "arco.catalog": _TIER,
+    # The Iceberg REST catalog: below the API server, which mounts it (ADR 014).
+    "arco.iceberg": (*_TIER, "arco.iceberg"),
+    "arco.openlineage": (*_TIER, "arco.openlineage"),
+    "arco.flow": (*_TIER, "arco.flow"),
+    "arco.web": ("arco.web",),
+    "arco.client": ("arco.client",),
+    "arco.api": (*_BELOW_SURFACES, "arco.api", "arco.web"),
+    "arco.cli": (*_BELOW_SURFACES, "arco.cli", "arco.api", "arco.demo"),
+    "arco.demo": (*_TIER, "arco.flow", "arco.demo"),
 }
+_VERSION = "arco.__version__"
 
 
 def module_name(path: Path, src: Path = SRC) -> str:
@@ -52,10 +70,12 @@ def imported_modules(source: str, module: str, is_package: bool = False) -> list
                 base = _resolve_relative(module, is_package, node.level, node.module)
             else:
                 base = node.module or ""
-            out.append((node.lineno, base))
-            # ``from arco import catalog`` imports the submodule arco.catalog.
+            # ``from arco import catalog`` imports the submodule arco.catalog (and
+            # ``from arco import __version__`` only the lazily loading root).
             if base == "arco":
                 out.extend((node.lineno, f"arco.{alias.name}") for alias in node.names)
+            else:
+                out.append((node.lineno, base))
     return out
 
 
@@ -68,7 +88,7 @@ def violations(source: str, module: str, layer: str, is_package: bool = False) -
     allowed = ALLOWED[layer]
     bad = []
     for lineno, name in imported_modules(source, module, is_package):
-        if not _within(name, "arco"):
+        if not _within(name, "arco") or name == _VERSION:
             continue
         if name == "arco" or not any(_within(name, ok) for ok in allowed):
             bad.append(f"{module}:{lineno} imports {name} (layer {layer} may import {allowed})")
@@ -77,14 +97,35 @@ def violations(source: str, module: str, layer: str, is_package: bool = False) -
 
 def _layer_files(layer: str) -> list[Path]:
     folder = SRC.joinpath(*layer.split("."))
-    return sorted(folder.rglob("*.py")) if folder.is_dir() else []
+    if folder.is_dir():
+        return sorted(folder.rglob("*.py"))
+    module = folder.with_suffix(".py")
+    return [module] if module.is_file() else []
+
+
+def _package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Each package -> the other arco packages its modules import."""
+    edges: dict[str, set[str]] = {}
+    for path in sorted(SRC.joinpath("arco").rglob("*.py")):
+        module = module_name(path)
+        source = path.read_text(encoding="utf-8")
+        mine = _package_of(module)
+        for _, name in imported_modules(source, module, path.name == "__init__.py"):
+            if _within(name, "arco") and name not in ("arco", _VERSION):
+                other = _package_of(name)
+                if other != mine and mine != "arco":
+                    edges.setdefault(mine, set()).add(other)
+    return edges
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_layer_imports_point_downwards(layer: str) -> None:
     files = _layer_files(layer)
-    if layer != "arco.flow":
-        assert files, f"no sources found for {layer} under {SRC}"
+    assert files, f"no sources found for {layer} under {SRC}"
     problems: list[str] = []
     for path in files:
         problems += violations(
@@ -148,3 +189,45 @@ def test_checker_allows_permitted_imports(
     source: str, module: str, layer: str, is_package: bool
 ) -> None:
     assert violations(source, module, layer, bool(is_package)) == []
+
+
+def test_every_package_has_a_place_in_the_dag() -> None:
+    packages = {
+        _package_of(module_name(p))
+        for p in SRC.joinpath("arco").rglob("*.py")
+        if module_name(p) != "arco"
+    }
+    assert packages - set(ALLOWED) == set(), "add the new package to ALLOWED (and ADR 012)"
+
+
+def test_no_two_packages_import_each_other() -> None:
+    edges = _package_imports()
+    cycles = [
+        (a, b) for a, b in combinations(sorted(edges), 2) if b in edges[a] and a in edges.get(b, ())
+    ]
+    assert cycles == []
+
+
+def test_no_private_names_cross_packages() -> None:
+    problems = []
+    for path in sorted(SRC.joinpath("arco").rglob("*.py")):
+        module = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or node.level or not node.module:
+                continue
+            target = node.module
+            if not _within(target, "arco") or _package_of(target) == _package_of(module):
+                continue
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            private = [n for n in private if n != "__version__"]
+            hidden = [part for part in target.split(".") if part.startswith("_")]
+            if private or hidden:
+                problems.append(f"{module}:{node.lineno} imports {target} {private or ''}")
+    assert problems == []
+
+
+def test_the_architecture_document_exists_and_names_every_package() -> None:
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    for package in ALLOWED:
+        if package != "arco.demo":
+            assert f"`{package}`" in text, package
