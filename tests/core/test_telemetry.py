@@ -87,6 +87,23 @@ def test_full_storage_detail_makes_a_span_per_call(spans: Any) -> None:
     )
 
 
+def test_storage_detail_from_the_environment(spans: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(f"memory://{uuid.uuid4().hex}")
+    monkeypatch.setenv("ARCO_TRACE_STORAGE", "1")
+    monkeypatch.setenv("ARCO_TRACE_STORAGE_SLOW_MS", "not-a-number")  # default kept
+    telemetry.set_storage_detail()
+    with telemetry.span("detailed"):
+        store.put("a", b"1")
+    monkeypatch.setenv("ARCO_TRACE_STORAGE", "0")
+    monkeypatch.setenv("ARCO_TRACE_STORAGE_SLOW_MS", "1e9")
+    telemetry.set_storage_detail()
+    with telemetry.span("counted"):
+        store.put("b", b"2")
+    tree = _tree(spans.get_finished_spans())
+    assert tree["detailed"] == ["storage.put"]
+    assert "counted" not in tree
+
+
 def test_slow_storage_calls_become_spans(spans: Any) -> None:
     store = open_store(f"memory://{uuid.uuid4().hex}")
     store.put("a", b"12345")
