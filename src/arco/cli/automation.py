@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -54,15 +55,31 @@ def tick_cmd(
     now: Annotated[
         str | None, typer.Option("--now", help="Evaluate as of this ISO time (tests, replays).")
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify", help="Also verify the scope's manifest chains (exit 1 on a problem)."
+        ),
+    ] = False,
 ) -> None:
     """Evaluate schedules, sensors, backfills, freshness and alerts once, then exit
     (for a platform cron: no process stays running)."""
     auto = _automation(ctx, module)
     report = auto.tick(_now(now))
+    problems = _verify(ctx) if verify else None
     if settings(ctx).json:
-        emit_json(report.to_dict())
+        out = report.to_dict()
+        if problems is not None:
+            out["verify"] = {"ok": not problems, "problems": problems}
+        emit_json(out)
+        if problems:
+            raise typer.Exit(1)
         return
-    if report.idle:
+    for problem in problems or ():
+        say(f"verify   {problem}")
+    if problems is not None and not problems:
+        say("verify   OK")
+    if report.idle and not problems:
         say("nothing due")
     for item in report.launched:
         say(f"launched {item['run_id']}  {item['run_key']}")
@@ -72,8 +89,17 @@ def tick_cmd(
         say(f"{report.missed} missed tick(s) recorded")
     for err in report.errors:
         say(f"error    {err}")
-    if report.errors or report.failed:
+    if report.errors or report.failed or problems:
         raise typer.Exit(1)
+
+
+def _verify(ctx: typer.Context) -> list[str]:
+    """Verify this scope as a scheduled job: metrics and logs, and the problems found."""
+    from arco.catalog.verify import scheduled_verify
+
+    opts = settings(ctx)
+    reports = scheduled_verify(opts.store(), [opts.scope()])
+    return [f"{p.key}: {p.message}" for r in reports.values() for p in r.problems]
 
 
 def daemon_cmd(
@@ -82,27 +108,54 @@ def daemon_cmd(
     interval: Annotated[
         float, typer.Option(min=0.5, max=3600.0, help="Seconds between ticks.")
     ] = 15.0,
+    verify_every: Annotated[
+        float,
+        typer.Option(
+            "--verify-every",
+            min=0.0,
+            help="Also run `arco verify` every this many seconds (0: never).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Run schedules, sensors, backfills, freshness and alerts until interrupted
     (several daemons may run at once)."""
     auto = _automation(ctx, module)
+    check = (lambda: _verify(ctx)) if verify_every > 0 else None
     say(
         f"automation daemon {auto.holder}: {len(auto.schedules)} schedule(s), "
         f"{len(auto.sensors)} sensor(s); every {interval:g} s"
     )
     try:
-        run_daemon(auto, interval)
+        run_daemon(auto, interval, verify=check, verify_every=verify_every)
     except KeyboardInterrupt:
         say("stopped")
 
 
-def run_daemon(auto: Automation, interval: float, stop: threading.Event | None = None) -> None:
+def run_daemon(
+    auto: Automation,
+    interval: float,
+    stop: threading.Event | None = None,
+    *,
+    verify: Callable[[], list[str]] | None = None,
+    verify_every: float = 0.0,
+) -> None:
     """Tick every ``interval`` seconds until ``stop`` is set (or forever); a tick
-    that fails (a flaky store) is reported and the next one retries. Shared by
-    ``arco daemon`` and ``arco dev``."""
+    that fails (a flaky store) is reported and the next one retries. With ``verify``,
+    the integrity check also runs every ``verify_every`` seconds (its result is a
+    metric and an alert, docs/operations.md). Shared by ``arco daemon`` and ``arco dev``."""
     stop = stop or threading.Event()
+    verified_at: float | None = None
     while not stop.is_set():
         started = time.monotonic()
+        if verify is not None and (verified_at is None or started - verified_at >= verify_every):
+            verified_at = started
+            try:
+                problems = verify()
+                say(f"verify   {len(problems)} problem(s)" if problems else "verify   OK")
+                for problem in problems:
+                    say(f"verify   {problem}")
+            except Exception as exc:  # reported like a failed tick; the next round retries
+                say(f"verify failed: {type(exc).__name__}: {exc}")
         try:
             report = auto.tick()
             for item in report.launched:
