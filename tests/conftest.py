@@ -307,3 +307,26 @@ def spans() -> Iterator[Any]:
 
 
 _SPAN_EXPORTER: Any = None
+
+
+#: Seconds a finished session may spend in interpreter shutdown (joining threads).
+_SHUTDOWN_GRACE_S = 60.0
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Exit with the session's status even if a stray non-daemon thread would hang.
+
+    A test that leaves a non-daemon thread blocked makes the interpreter wait for it
+    forever after the summary is printed, and CI would time out instead of failing
+    (or passing) with the right status. The watchdog is a daemon thread: a clean
+    shutdown ends it unnoticed.
+    """
+
+    def watchdog() -> None:
+        time.sleep(_SHUTDOWN_GRACE_S)
+        stuck = [t.name for t in threading.enumerate() if not t.daemon and t.is_alive()]
+        sys.stderr.write(f"\npytest: threads still running after the session: {stuck}\n")
+        sys.stderr.flush()
+        os._exit(int(exitstatus))
+
+    threading.Thread(target=watchdog, name="pytest-exit-watchdog", daemon=True).start()
