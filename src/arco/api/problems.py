@@ -18,6 +18,8 @@ from arco.catalog.tabledata import TableDataError
 from arco.catalog.tenants import QuotaExceededError
 from arco.core import errors as err
 from arco.flow.states import IllegalTransitionError
+from arco.iceberg.metadata import CommitRejectedError, ForbiddenLocationError
+from arco.iceberg.signer import SignRefusedError
 
 log = logging.getLogger("arco.api")
 PROBLEM_BASE = "urn:arco:problem:"
@@ -57,6 +59,11 @@ STATUS: dict[type[BaseException], int] = {
     TableDataError: 422,
     # A tenant quota (ingest, signed URLs, storage, concurrent runs) is used up.
     QuotaExceededError: 429,
+    # Iceberg errors answer in the spec's ErrorModel on /iceberg; these are their
+    # statuses where they surface through /api/v1 (the Arco door of an Iceberg table).
+    CommitRejectedError: 409,
+    ForbiddenLocationError: 422,
+    SignRefusedError: 403,
 }
 _TITLES = {
     400: "Bad request",
