@@ -594,14 +594,19 @@ class DaskExecutor(Executor):
             ) from exc
         self._cluster: Any = None
         if address is None:
-            self._cluster = distributed.LocalCluster(
-                n_workers=n_workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                host="127.0.0.1",
-                scheduler_kwargs={"allowed_failures": 0},
-            )
+            dask = importlib.import_module("dask")
+            # Saturation 1.0: a worker holds only the task it runs. With dask's default
+            # (1.1, i.e. two tasks per one-thread worker) a crashing task also failed the
+            # innocent task queued behind it on the same worker (allowed_failures=0).
+            with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+                self._cluster = distributed.LocalCluster(
+                    n_workers=n_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    host="127.0.0.1",
+                    scheduler_kwargs={"allowed_failures": 0},
+                )
             address = self._cluster.scheduler_address
         self.client = distributed.Client(address)
 
