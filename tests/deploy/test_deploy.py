@@ -10,7 +10,6 @@ Debian main), so it is parsed with python-hcl2 and checked structurally.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -18,20 +17,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from arco.core import metrics
+from conftest import require_or_skip  # tests/conftest.py: fails under ARCO_REQUIRE_ALL=1
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-
-
-def require_or_skip(reason: str) -> None:
-    """Skip, or fail under ``ARCO_REQUIRE_ALL=1`` (CI installs every tool)."""
-    if os.environ.get("ARCO_REQUIRE_ALL") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _tool(name: str) -> str:
