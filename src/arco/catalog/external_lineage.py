@@ -108,8 +108,8 @@ class OlColumnEdge(_Model):
         return _dotted(value)
 
 
-class OpenLineageEventV1(_Model):
-    """An OpenLineage RunEvent, DatasetEvent or JobEvent, normalised at ingest."""
+class _OpenLineageEventFields(_Model):
+    """The normalised fields every version of ``openlineage.event`` carries."""
 
     kind: Literal["run", "dataset", "job"]
     event_type: OlEventType | None = None
@@ -125,6 +125,11 @@ class OpenLineageEventV1(_Model):
     inputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
     outputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
     column_edges: list[OlColumnEdge] = Field(default_factory=list, max_length=100_000)
+
+
+class OpenLineageEventV1(_OpenLineageEventFields):
+    """An OpenLineage RunEvent, DatasetEvent or JobEvent, normalised at ingest."""
+
     #: The event as received, when it fits the ledger's size limit (for replay).
     raw: dict[str, Any] | None = None
 
@@ -133,7 +138,7 @@ class OpenLineageEventV1(_Model):
 MAX_RAW_JSON = 128 * 1024
 
 
-class OpenLineageEventV2(_Model):
+class OpenLineageEventV2(_OpenLineageEventFields):
     """v2: the event as received is kept as compact JSON text (``raw_json``), not a tree.
 
     The text is opaque to validation and folds: checking and copying a parsed tree of
@@ -144,20 +149,6 @@ class OpenLineageEventV2(_Model):
     #: so the registry skips its depth walk (keep it true only while that holds).
     FIXED_DEPTH: ClassVar[bool] = True
 
-    kind: Literal["run", "dataset", "job"]
-    event_type: OlEventType | None = None
-    event_time: datetime
-    producer: str = Field(min_length=1, max_length=2048)
-    run_id: str | None = Field(default=None, max_length=64)
-    job_namespace: str | None = Field(default=None, max_length=1024)
-    job_name: str | None = Field(default=None, max_length=1024)
-    parent_run_id: str | None = Field(default=None, max_length=64)
-    parent_job_namespace: str | None = Field(default=None, max_length=1024)
-    parent_job_name: str | None = Field(default=None, max_length=1024)
-    error_message: str | None = Field(default=None, max_length=65_536)
-    inputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
-    outputs: list[OlDataset] = Field(default_factory=list, max_length=10_000)
-    column_edges: list[OlColumnEdge] = Field(default_factory=list, max_length=100_000)
     raw_json: str | None = Field(default=None, max_length=MAX_RAW_JSON)
 
 
