@@ -110,7 +110,7 @@ def measure_build(folder: Path, work: Path) -> dict[str, float]:
     )
     code = (
         "import sys, time\n"
-        "from arco.catalog.search import SearchIndex\n"
+        "from arco.discovery.search import SearchIndex\n"
         "from arco.core.scope import Scope\n"
         "from arco.core.storage import open_store\n"
         f"idx = SearchIndex(open_store('file://{target}'), Scope({TENANT!r}, {WORKSPACE!r}))\n"
@@ -131,7 +131,7 @@ def ensure_index_and_lineage(folder: Path, n: int) -> None:
     """Build the search index and the lineage edges into the cached catalog once."""
     if (folder / "indexed").exists():
         return
-    from arco.catalog.search import SearchIndex
+    from arco.discovery.search import SearchIndex
     from arco.core.storage import open_store
 
     t = time.perf_counter()

@@ -69,10 +69,10 @@ from _util import (
 )
 
 from arco.catalog.catalog import Catalog
-from arco.catalog.domain import Change, Snapshot
-from arco.catalog.lineage import LineageGraph
-from arco.catalog.search import SearchIndex
-from arco.catalog.tier2state import RowMapState
+from arco.domain.store import Change, Snapshot
+from arco.discovery.lineage import LineageGraph
+from arco.discovery.search import SearchIndex
+from arco.ledger.folds import RowMapState
 from arco.core import FencedError, Scope, new_ulid, open_store, utc_now
 from arco.core.storage import ObjectStore
 

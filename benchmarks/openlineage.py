@@ -49,9 +49,9 @@ from typing import Any
 import httpx
 
 from arco.api.auth import mint_token
-from arco.catalog.compactor import Compactor
-from arco.catalog.ledger import Ledger
-from arco.catalog.lineage import ColumnLineage, LineageGraph
+from arco.ledger.compactor import Compactor
+from arco.ledger.log import Ledger
+from arco.discovery.lineage import ColumnLineage, LineageGraph
 from arco.core import Scope, open_store
 from arco.openlineage.ingest import ingest
 from arco.openlineage.mapping import OpenLineageConfig

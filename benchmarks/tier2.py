@@ -90,9 +90,9 @@ from _util import (
 )
 from ulid import ULID
 
-from arco.catalog.compactor import CompactionReport, Compactor
-from arco.catalog.events import build_envelope
-from arco.catalog.ledger import Ledger
+from arco.ledger.compactor import CompactionReport, Compactor
+from arco.ledger.events import build_envelope
+from arco.ledger.log import Ledger
 from arco.core import FencedError, Keys, Scope, new_ulid, open_store
 from arco.core.storage import ObjectStore
 

@@ -21,23 +21,40 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 _CORE = ("arco.core",)
-_TIER = (*_CORE, "arco.catalog")
+_DOMAIN = (*_CORE, "arco.domain")
+# Tier 1 and Tier 2 sit side by side on the domain protocol and never import each other.
+_CATALOG = (*_DOMAIN, "arco.catalog")
+_LEDGER = (*_DOMAIN, "arco.ledger")
+_TIERS = (*_DOMAIN, "arco.catalog", "arco.ledger")
+_READS = (*_TIERS, "arco.discovery", "arco.sql")
 _INTEGRATIONS = ("arco.iceberg", "arco.openlineage")
-_BELOW_SURFACES = (*_TIER, *_INTEGRATIONS, "arco.flow")
+_BELOW_SURFACES = (
+    *_READS,
+    "arco.governance",
+    "arco.maintenance",
+    *_INTEGRATIONS,
+    "arco.flow",
+)
 
 #: package -> the packages of arco it may import (itself included).
 ALLOWED: dict[str, tuple[str, ...]] = {
     "arco.core": _CORE,
-    "arco.catalog": _TIER,
+    "arco.domain": _DOMAIN,
+    "arco.catalog": _CATALOG,
+    "arco.ledger": _LEDGER,
+    "arco.governance": (*_LEDGER, "arco.governance"),
+    "arco.discovery": (*_TIERS, "arco.discovery"),
+    "arco.sql": (*_TIERS, "arco.sql"),
+    "arco.maintenance": (*_TIERS, "arco.maintenance"),
     # The Iceberg REST catalog: below the API server, which mounts it (ADR 014).
-    "arco.iceberg": (*_TIER, "arco.iceberg"),
-    "arco.openlineage": (*_TIER, "arco.openlineage"),
-    "arco.flow": (*_TIER, "arco.flow"),
+    "arco.iceberg": (*_CATALOG, "arco.iceberg"),
+    "arco.openlineage": (*_TIERS, "arco.openlineage"),
+    "arco.flow": (*_TIERS, "arco.flow"),
     "arco.web": ("arco.web",),
     "arco.client": ("arco.client",),
     "arco.api": (*_BELOW_SURFACES, "arco.api", "arco.web"),
     "arco.cli": (*_BELOW_SURFACES, "arco.cli", "arco.api", "arco.demo"),
-    "arco.demo": (*_TIER, "arco.flow", "arco.demo"),
+    "arco.demo": (*_READS, "arco.flow", "arco.demo"),
 }
 _VERSION = "arco.__version__"
 
@@ -142,7 +159,7 @@ def test_layer_files_cover_every_module() -> None:
     names = {module_name(p) for p in _layer_files("arco.core")}
     assert "arco.core.storage.faults" in names
     assert "arco.core.storage" in names
-    assert "arco.catalog.domain" in {module_name(p) for p in _layer_files("arco.catalog")}
+    assert "arco.domain.store" in {module_name(p) for p in _layer_files("arco.domain")}
 
 
 @pytest.mark.parametrize(
@@ -155,11 +172,15 @@ def test_layer_files_cover_every_module() -> None:
         ("from ... import catalog\n", "arco.core.storage", "arco.core", True),
         ("from arco import catalog\n", "arco.core.ids", "arco.core", False),
         ("import arco\n", "arco.core.ids", "arco.core", False),
-        ("def f():\n    from arco.flow import x\n", "arco.catalog.gc", "arco.catalog", False),
+        ("def f():\n    from arco.flow import x\n", "arco.catalog.catalog", "arco.catalog", False),
+        # Tier 1 and Tier 2 are siblings: neither imports the other.
+        ("from arco.ledger.log import Ledger\n", "arco.catalog.catalog", "arco.catalog", False),
+        ("from arco.catalog import Catalog\n", "arco.ledger.compactor", "arco.ledger", False),
+        ("from arco.catalog import Catalog\n", "arco.domain.verify", "arco.domain", False),
         (
             "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import arco.api\n",
-            "arco.catalog.verify",
-            "arco.catalog",
+            "arco.domain.verify",
+            "arco.domain",
             False,
         ),
         ("from arco.cli import main\n", "arco.flow.planner", "arco.flow", False),
@@ -179,8 +200,9 @@ def test_checker_flags_forbidden_imports(
         ("from .base import ObjectStore\n", "arco.core.storage", "arco.core", True),
         ("from .. import scope\n", "arco.core.storage", "arco.core", True),
         ("from ..errors import StorageError\n", "arco.core.storage.base", "arco.core", False),
-        ("import arco.core.storage\n", "arco.catalog.gc", "arco.catalog", False),
-        ("from arco.catalog.lock import LeaseLock\n", "arco.catalog.gc", "arco.catalog", False),
+        ("import arco.core.storage\n", "arco.domain.lock", "arco.domain", False),
+        ("from arco.domain.lock import LeaseLock\n", "arco.catalog.catalog", "arco.catalog", False),
+        ("from arco.ledger.log import Ledger\n", "arco.maintenance.gc", "arco.maintenance", False),
         ("from arco.catalog import Catalog\n", "arco.flow.planner", "arco.flow", False),
         ("import arcowhatever\n", "arco.core.ids", "arco.core", False),
     ],

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from arco.catalog import Catalog, ColumnSpec
-from arco.catalog.lineage import LineageGraph
 from arco.core.scope import Scope
+from arco.discovery.lineage import LineageGraph
 
 DEMO_STORE = "file://./.arco"
 

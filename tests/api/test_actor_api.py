@@ -7,9 +7,9 @@ import getpass
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from arco.catalog.compactor import tier2_store
-from arco.catalog.ledger import Ledger
 from arco.core import Scope
+from arco.ledger.compactor import tier2_store
+from arco.ledger.log import Ledger
 
 from .conftest import Tokens
 

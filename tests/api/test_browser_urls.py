@@ -30,18 +30,18 @@ import pytest
 from fastapi.testclient import TestClient
 
 from arco.api.blob import parse_range, servable
-from arco.api.browser_views import FILE_PREFIX, build_views
 from arco.api.settings import RateLimit
 from arco.catalog import Catalog, tableset
-from arco.catalog.compactor import Compactor
-from arco.catalog.ledger import Ledger
-from arco.catalog.sql import PRIVATE_TABLES, SYSTEM_SCHEMAS, SystemTables
 from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import HmacSigner, open_store
+from arco.ledger.compactor import Compactor
+from arco.ledger.log import Ledger
 from arco.openlineage.ingest import ingest
 from arco.openlineage.mapping import OpenLineageConfig
+from arco.sql.browser import FILE_PREFIX, build_views
+from arco.sql.engine import PRIVATE_TABLES, SYSTEM_SCHEMAS, SystemTables
 
 from .conftest import PROBLEM_JSON, SECRET, Tokens, in_process_client, make_app
 

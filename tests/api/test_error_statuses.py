@@ -38,21 +38,21 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "arco.core.errors:CommitConflictError": (503, "commit-conflict"),
     "arco.core.errors:IntegrityError": (500, "integrity"),
     "arco.core.errors:PointerMissingError": (500, "pointer-missing"),
-    "arco.catalog.events:InvalidEventError": (400, "invalid-event"),
-    "arco.catalog.sql:QueryRejectedError": (400, "query-rejected"),
-    "arco.catalog.sql:QueryError": (400, "query-error"),
-    "arco.catalog.sql:QueryTooLargeError": (413, "query-too-large"),
-    "arco.catalog.sql:QueryTimeoutError": (422, "query-timeout"),
+    "arco.ledger.events:InvalidEventError": (400, "invalid-event"),
+    "arco.sql.engine:QueryRejectedError": (400, "query-rejected"),
+    "arco.sql.engine:QueryError": (400, "query-error"),
+    "arco.sql.engine:QueryTooLargeError": (413, "query-too-large"),
+    "arco.sql.engine:QueryTimeoutError": (422, "query-timeout"),
     "arco.flow.states:IllegalTransitionError": (409, "illegal-transition"),
     "arco.flow.definitions:DefinitionError": (400, "definition-error"),
     "arco.api.auth:AuthenticationError": (401, "unauthenticated"),
     "arco.core.errors:PermissionDeniedError": (403, "forbidden"),
     "arco.api.governance:WorkspaceRetiredError": (403, "workspace-retired"),
     "arco.api.governance:QuotaRejectedError": (429, "quota-exceeded"),
-    "arco.catalog.tenants:QuotaExceededError": (429, "quota-exceeded"),
-    "arco.catalog.tabledata:TableDataError": (422, "table-data-unreadable"),
-    "arco.catalog.tabledata:TableLocationError": (422, "table-location-forbidden"),
-    "arco.catalog.tabledata:TableFileMissingError": (404, "table-file-missing"),
+    "arco.governance.tenants:QuotaExceededError": (429, "quota-exceeded"),
+    "arco.sql.tabledata:TableDataError": (422, "table-data-unreadable"),
+    "arco.sql.tabledata:TableLocationError": (422, "table-location-forbidden"),
+    "arco.sql.tabledata:TableFileMissingError": (404, "table-file-missing"),
     "arco.catalog.formats:UnsupportedTableChangeError": (400, "unsupported-table-change"),
     "arco.iceberg.service:NoSuchNamespaceError": (404, "no-such-namespace"),
     "arco.iceberg.service:NoSuchTableError": (404, "no-such-table"),
@@ -138,7 +138,7 @@ def test_each_error_class_has_its_status_and_type(
 
 def test_a_subclass_is_not_shadowed_by_its_base() -> None:
     """The nearest class in the MRO wins, whatever order the table lists them in."""
-    from arco.catalog.sql import QueryTimeoutError, QueryTooLargeError
+    from arco.sql.engine import QueryTimeoutError, QueryTooLargeError
 
     class SlowerError(QueryTimeoutError):
         pass

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from arco.catalog import tenants
-from arco.catalog.audit import read_audit
-from arco.catalog.compactor import Compactor
-from arco.catalog.sql import SystemTables, run_query
 from arco.core.scope import Scope
 from arco.core.storage import open_store
+from arco.governance import tenants
+from arco.governance.audit import read_audit
+from arco.ledger.compactor import Compactor
+from arco.sql.engine import SystemTables, run_query
 
 from .conftest import SECRET, Tokens, in_process_client, make_app
 

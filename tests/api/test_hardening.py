@@ -9,10 +9,10 @@ import pytest
 
 from arco.catalog import Catalog
 from arco.catalog.catalog import MAX_COLUMNS
-from arco.catalog.events import InvalidEventError, build_envelope
 from arco.core import InvalidArgumentError, Scope
 from arco.core.ids import MAX_JSON_DEPTH, check_idempotency_key, json_depth_over
 from arco.core.storage import open_store
+from arco.ledger.events import InvalidEventError, build_envelope
 
 from .conftest import PROBLEM_JSON, Tokens, in_process_client, make_app
 

@@ -28,9 +28,9 @@ from pyiceberg.exceptions import SignError
 from pyiceberg.types import StringType
 
 from arco.catalog import Catalog
-from arco.catalog.verify import verify
 from arco.core.scope import Scope
 from arco.core.storage import open_store
+from arco.domain.verify import verify
 from conftest import SeaweedServer, require_or_skip
 
 from .conftest import LiveServer, run_server

@@ -36,14 +36,14 @@ from pyiceberg.types import DoubleType, LongType, NestedField, StringType
 from typer.testing import CliRunner
 
 from arco.catalog import Catalog
-from arco.catalog.gc import collect_garbage
-from arco.catalog.retention import RetentionPolicy
-from arco.catalog.sql import SystemTables
-from arco.catalog.verify import verify
 from arco.cli.main import app as cli_app
 from arco.core.errors import NotFoundError
 from arco.core.scope import Scope
 from arco.core.storage import open_store
+from arco.domain.retention import RetentionPolicy
+from arco.domain.verify import verify
+from arco.maintenance.gc import collect_garbage
+from arco.sql.engine import SystemTables
 
 from .conftest import LiveServer, run_server
 

@@ -153,7 +153,7 @@ def test_emit_to_a_sink_that_is_down_then_up(tmp_path: Path) -> None:
             rev = next(d for d in ds if d["name"] == "shop.revenue")
             assert rev["row_count"] == 1
             assert rev["schema"] == [{"name": "total", "type": "float64"}]
-        from arco.catalog.lineage import lineage_coverage
+        from arco.discovery.lineage import lineage_coverage
 
         arco_cov = lineage_coverage(open_store(store_url), SCOPE)[0]
         assert (arco_cov.source, arco_cov.finished, arco_cov.share) == ("arco", 2, 1.0)

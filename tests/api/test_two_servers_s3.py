@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from arco.catalog.verify import verify
 from arco.client import ArcoClient, RetryPolicy
 from arco.core.scope import Scope
 from arco.core.storage import open_store
+from arco.domain.verify import verify
 
 from .conftest import run_server
 

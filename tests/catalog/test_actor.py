@@ -13,14 +13,14 @@ import threading
 import uuid
 
 from arco.catalog import Catalog
-from arco.catalog.compactor import Compactor, tier2_store
-from arco.catalog.events import Envelope
-from arco.catalog.ledger import Ledger
-from arco.catalog.manifest import Manifest
-from arco.catalog.verify import verify
 from arco.core import Scope, open_store
 from arco.core.actor import MAX_ACTOR_LENGTH, acting_as, clean_actor, current_actor, os_user
 from arco.core.keys import Keys
+from arco.domain.manifest import Manifest
+from arco.domain.verify import verify
+from arco.ledger.compactor import Compactor, tier2_store
+from arco.ledger.events import Envelope
+from arco.ledger.log import Ledger
 
 SCOPE = Scope("acme", "main")
 
@@ -102,8 +102,8 @@ def test_records_written_before_actors_existed_still_decode_and_verify() -> None
     assert Manifest.from_bytes(old).actor is None
     old_key = key.replace(".json", "-old.json")
     cat.store.put(old_key, old, "create")
-    from arco.catalog.manifest import Pointer
     from arco.core.ids import sha256_hex
+    from arco.domain.manifest import Pointer
 
     pointer_bytes, _ = cat.store.get(keys.pointer("catalog"))
     pointer = json.loads(pointer_bytes)

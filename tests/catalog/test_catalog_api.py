@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from arco.catalog import Catalog, ColumnSpec, parse_column_spec, split_qualified
-from arco.catalog.verify import verify
 from arco.core import (
     AlreadyExistsError,
     ConflictError,
@@ -21,6 +20,7 @@ from arco.core import (
     Scope,
     open_store,
 )
+from arco.domain.verify import verify
 
 COLS = ["id:bigint:not-null", "name:string", "amount:decimal(10,2)"]
 

@@ -8,12 +8,12 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pytest
 
-from arco.catalog.domain import Change, DomainStore, Snapshot
-from arco.catalog.tableset import TableDef
-from arco.catalog.tier2state import RowMapState
-from arco.catalog.verify import verify
 from arco.core import Scope
 from arco.core.storage import open_store
+from arco.domain.store import Change, DomainStore, Snapshot
+from arco.domain.tableset import TableDef
+from arco.domain.verify import verify
+from arco.ledger.folds import RowMapState
 
 SCOPE = Scope("default", "default")
 FACTS = TableDef(

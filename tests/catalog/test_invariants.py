@@ -15,9 +15,6 @@ from typing import Any
 import pytest
 
 from arco.catalog import Catalog, Change, ColumnSpec, Snapshot
-from arco.catalog.gc import collect_garbage
-from arco.catalog.lock import LeaseLock
-from arco.catalog.verify import verify, walk_chain
 from arco.core import (
     ArcoError,
     FencedError,
@@ -32,6 +29,9 @@ from arco.core import (
     utc_now,
 )
 from arco.core.storage import FaultInjectingStore, SimulatedCrash
+from arco.domain.lock import LeaseLock
+from arco.domain.verify import verify, walk_chain
+from arco.maintenance.gc import collect_garbage
 
 SCOPE = Scope("default", "default")
 KEYS = Keys(SCOPE)
@@ -422,7 +422,7 @@ CRASH_TTL = 30.0
 
 
 class SkewedClock:
-    """Stands in for the ``time`` module inside arco.catalog.lock: real time plus an offset."""
+    """Stands in for the ``time`` module inside arco.domain.lock: real time plus an offset."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -443,7 +443,7 @@ class SkewedClock:
 @pytest.fixture
 def lock_clock(monkeypatch: pytest.MonkeyPatch) -> SkewedClock:
     """Let a test expire leases by moving the lock's clock instead of waiting."""
-    import arco.catalog.lock as lock_module
+    import arco.domain.lock as lock_module
 
     clock = SkewedClock()
     monkeypatch.setattr(lock_module, "time", clock)

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from arco.catalog import Catalog, Change, Snapshot
-from arco.catalog.compactor import Compactor
-from arco.catalog.lock import DEFAULT_LOCK_TTL, LeaseLock
-from arco.catalog.search import SearchIndex
-from arco.catalog.verify import verify
 from arco.core import Keys, Scope
 from arco.core.errors import FencedError
 from arco.core.ids import new_ulid, utc_now
 from arco.core.storage import FaultInjectingStore, open_store
+from arco.discovery.search import SearchIndex
+from arco.domain.lock import DEFAULT_LOCK_TTL, LeaseLock
+from arco.domain.verify import verify
+from arco.ledger.compactor import Compactor
 
 SCOPE = Scope("default", "default")
 KEYS = Keys(SCOPE)

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from arco.catalog.catalog import Catalog
-from arco.catalog.manifest import FileEntry, Manifest, ParentRef
 from arco.core.errors import IntegrityError
+from arco.domain.manifest import FileEntry, Manifest, ParentRef
 
 TRICKY_OPS = [
     {"op": "create_table", "name": "a.b"},

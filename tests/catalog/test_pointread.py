@@ -8,13 +8,13 @@ import random
 import pyarrow as pa
 import pytest
 
-from arco.catalog import tableset
 from arco.catalog.catalog import Catalog
 from arco.catalog.pointread import table_from_row
 from arco.catalog.state import TABLES, CatalogState
-from arco.catalog.verify import verify
 from arco.core.errors import IntegrityError, NotFoundError
 from arco.core.storage import open_store
+from arco.domain import tableset
+from arco.domain.verify import verify
 
 
 @pytest.fixture

@@ -16,15 +16,15 @@ import pytest
 from typer.testing import CliRunner
 
 from arco.catalog import Catalog, ColumnSpec
-from arco.catalog.compactor import tier2_store
-from arco.catalog.gc import collect_garbage
-from arco.catalog.repair import repair_domain
-from arco.catalog.search import SearchIndex
-from arco.catalog.verify import verify
 from arco.cli.main import app
 from arco.core import Keys, Scope
 from arco.core.errors import IntegrityError, PointerMissingError
 from arco.core.storage import ObjectStore, open_store
+from arco.discovery.search import SearchIndex
+from arco.domain.repair import repair_domain
+from arco.domain.verify import verify
+from arco.ledger.compactor import tier2_store
+from arco.maintenance.gc import collect_garbage
 
 SCOPE = Scope("default", "default")
 KEYS = Keys(SCOPE)
@@ -162,7 +162,7 @@ def test_every_domain_refuses_a_lost_head(
 
 
 def _meta_change(i: int) -> Any:
-    from arco.catalog.domain import Change
+    from arco.domain.store import Change
 
     return Change(meta={"n": i}, operation={"op": "test", "n": i})
 

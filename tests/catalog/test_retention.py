@@ -22,21 +22,21 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from arco.catalog import Catalog
-from arco.catalog.gc import collect_garbage
-from arco.catalog.retention import (
-    Floor,
-    RetentionPolicy,
-    expire_history,
-    floor_version,
-    read_floor,
-)
-from arco.catalog.verify import verify, walk_chain
 from arco.cli.main import app
 from arco.core import Scope
 from arco.core.errors import IntegrityError, InvalidArgumentError, NotFoundError
 from arco.core.keys import Keys
 from arco.core.storage import ObjectStore, open_store
 from arco.core.storage.faults import FaultInjectingStore, SimulatedCrash
+from arco.domain.retention import (
+    Floor,
+    RetentionPolicy,
+    expire_history,
+    floor_version,
+    read_floor,
+)
+from arco.domain.verify import verify, walk_chain
+from arco.maintenance.gc import collect_garbage
 from conftest import repeating_in_background
 
 SCOPE = Scope("default", "default")

@@ -14,12 +14,24 @@ import pyarrow as pa
 import pytest
 
 from arco.catalog import Catalog
-from arco.catalog import sql as sqlmod
-from arco.catalog.audit import AuditRecord, write_audit
-from arco.catalog.compactor import Compactor
-from arco.catalog.ledger import Ledger
-from arco.catalog.lineage import LineageGraph
-from arco.catalog.sql import (
+from arco.core import (
+    ArcoError,
+    InvalidArgumentError,
+    Keys,
+    NotFoundError,
+    ObjectStore,
+    Scope,
+    new_ulid,
+    open_store,
+)
+from arco.discovery.lineage import LineageGraph
+from arco.governance.audit import AuditRecord, write_audit
+from arco.ledger.compactor import Compactor
+from arco.ledger.log import Ledger
+from arco.openlineage.ingest import ingest
+from arco.openlineage.mapping import OpenLineageConfig
+from arco.sql import engine as sqlmod
+from arco.sql.engine import (
     SYSTEM_SCHEMAS,
     SYSTEM_TABLE_NAMES,
     QueryError,
@@ -32,18 +44,6 @@ from arco.catalog.sql import (
     run_query,
     to_json_rows,
 )
-from arco.core import (
-    ArcoError,
-    InvalidArgumentError,
-    Keys,
-    NotFoundError,
-    ObjectStore,
-    Scope,
-    new_ulid,
-    open_store,
-)
-from arco.openlineage.ingest import ingest
-from arco.openlineage.mapping import OpenLineageConfig
 
 SCOPE = Scope("acme", "prod")
 OTHER = Scope("globex", "prod")

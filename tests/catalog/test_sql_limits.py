@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from arco.catalog import sql as sqlmod
-from arco.catalog.sql import (
+from arco.core import Scope
+from arco.core.storage import open_store
+from arco.sql import engine as sqlmod
+from arco.sql.engine import (
     QueryLimits,
     QueryTimeoutError,
     QueryTooLargeError,
     SystemTables,
     run_query,
 )
-from arco.core import Scope
-from arco.core.storage import open_store
 
 GiB = 1024**3
 #: One uninterruptible step of a few seconds that needs little memory (~8 s on 2 cores).
@@ -156,7 +156,7 @@ def test_values_without_buffers_count_against_the_byte_limit(
 def test_value_weight_counts_every_nesting_level() -> None:
     import pyarrow as pa
 
-    from arco.catalog._sqlworker import VALUE_BYTES, value_weight
+    from arco.sql.worker import VALUE_BYTES, value_weight
 
     nulls = pa.array([[None] * 1000], pa.list_(pa.null()))
     assert nulls.nbytes < 100

@@ -10,7 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from arco.catalog.catalog import Catalog
-from arco.catalog.sql import (
+from arco.core.keys import Keys
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore, open_store
+from arco.sql.engine import (
     QueryError,
     QueryLimits,
     QueryRejectedError,
@@ -18,10 +21,7 @@ from arco.catalog.sql import (
     SystemTables,
     run_query,
 )
-from arco.catalog.tabledata import TableDataError, TableFileMissingError, TableLocationError
-from arco.core.keys import Keys
-from arco.core.scope import Scope
-from arco.core.storage import ObjectStore, open_store
+from arco.sql.tabledata import TableDataError, TableFileMissingError, TableLocationError
 
 SCOPE = Scope("acme", "main")
 OTHER = Scope("globex", "main")

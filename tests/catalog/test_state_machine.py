@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from arco.catalog import Catalog, ColumnSpec
-from arco.catalog.verify import verify
 from arco.core import (
     AlreadyExistsError,
     ConflictError,
@@ -29,6 +28,7 @@ from arco.core import (
     Scope,
     open_store,
 )
+from arco.domain.verify import verify
 
 NS_NAMES = ["a", "b", "a.x", "a.x.y", "b.z", "c"]
 TABLE_NAMES = ["t1", "t2", "t3"]

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arco.catalog.state import TABLES
-from arco.catalog.tableset import to_rows
-from arco.catalog.tier2state import LEDGER_OBJECTS, RUNS
+from arco.domain.tableset import to_rows
+from arco.ledger.folds import LEDGER_OBJECTS, RUNS
 
 MS = st.integers(-(2**40), 2**44)  # around 1935 .. 2527 in milliseconds
 TYPES: dict[str, tuple[pa.DataType, Any]] = {

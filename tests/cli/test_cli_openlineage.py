@@ -9,10 +9,10 @@ from typing import Any
 
 from typer.testing import CliRunner, Result
 
-from arco.catalog.ledger import Ledger
-from arco.catalog.lineage import ColumnLineage, LineageGraph
 from arco.cli.main import app
 from arco.core import Scope, open_store
+from arco.discovery.lineage import ColumnLineage, LineageGraph
+from arco.ledger.log import Ledger
 from arco.openlineage.ingest import ingest
 from arco.openlineage.mapping import OpenLineageConfig
 

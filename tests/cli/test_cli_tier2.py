@@ -160,9 +160,9 @@ def test_events_append_single(store: str) -> None:
 
 
 def test_events_append_file_with_upcast(store: str, tmp_path: Path) -> None:
-    from arco.catalog.compactor import tier2_store
     from arco.core.scope import Scope
     from arco.core.storage import open_store
+    from arco.ledger.compactor import tier2_store
 
     lines: list[Mapping[str, Any] | str] = [*MIXED_EVENTS[:2], "   ", *MIXED_EVENTS[2:]]
     path = write_jsonl(tmp_path / "events.jsonl", lines)
@@ -215,7 +215,7 @@ def test_events_append_file_json_and_stdin(store: str) -> None:
 def test_events_append_file_is_chunked(
     store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from arco.catalog.events import MAX_BATCH_EVENTS
+    from arco.ledger.events import MAX_BATCH_EVENTS
 
     assert events_cli.BATCH_CHUNK == MAX_BATCH_EVENTS
     monkeypatch.setattr(events_cli, "BATCH_CHUNK", 2)
@@ -445,10 +445,10 @@ def test_compact_one_domain_and_observed_lineage(store: str) -> None:
 def test_compact_window_decides_what_is_late(store: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from arco.catalog.events import build_envelope
-    from arco.catalog.ledger import Ledger, ulid_floor
     from arco.core.scope import Scope
     from arco.core.storage import open_store
+    from arco.ledger.events import build_envelope
+    from arco.ledger.log import Ledger, ulid_floor
 
     ledger = Ledger(open_store(store), Scope("default", "default"))
 
@@ -672,14 +672,14 @@ def test_lineage_show_direction_and_depth(store: str) -> None:
 
 
 def test_lineage_depth_limits_match_the_library() -> None:
-    from arco.catalog import lineage
+    from arco.discovery import lineage
 
     assert lineage_cli.DEFAULT_DEPTH == lineage.DEFAULT_DEPTH
     assert lineage_cli.MAX_DEPTH == lineage.MAX_DEPTH
 
 
 def test_compact_domains_match_the_library() -> None:
-    from arco.catalog.compactor import DEFAULT_WINDOW, STATE_CLASSES
+    from arco.ledger.compactor import DEFAULT_WINDOW, STATE_CLASSES
 
     assert tuple(STATE_CLASSES) == compact_cli.LEDGER_DOMAINS
     assert DEFAULT_WINDOW.total_seconds() == compact_cli.DEFAULT_WINDOW

@@ -166,8 +166,8 @@ def test_an_unsampled_span_does_not_count_its_storage_calls(
 
 
 def test_ledger_append_and_compaction_spans(spans: Any) -> None:
-    from arco.catalog.compactor import Compactor
-    from arco.catalog.ledger import Ledger
+    from arco.ledger.compactor import Compactor
+    from arco.ledger.log import Ledger
 
     store = open_store(f"memory://{uuid.uuid4().hex}")
     scope = Scope("acme", "main")
@@ -276,8 +276,8 @@ def _value(name: str, labels: dict[str, str] | None = None) -> float:
 
 def test_commit_conflict_lease_and_compaction_metrics() -> None:
     from arco.catalog.catalog import Catalog
-    from arco.catalog.compactor import Compactor
-    from arco.catalog.ledger import Ledger
+    from arco.ledger.compactor import Compactor
+    from arco.ledger.log import Ledger
 
     url = f"memory://{uuid.uuid4().hex}"
     scope = Scope("acme", "main")
@@ -311,7 +311,7 @@ def test_commit_conflict_lease_and_compaction_metrics() -> None:
 def test_lease_takeover_is_counted() -> None:
     import time
 
-    from arco.catalog.lock import LeaseLock
+    from arco.domain.lock import LeaseLock
 
     store = open_store(f"memory://{uuid.uuid4().hex}")
     key = "tenant=acme/workspace=main/locks/catalog.lock.json"
@@ -324,7 +324,7 @@ def test_lease_takeover_is_counted() -> None:
 
 def test_verify_result_is_a_metric_and_storage_errors_by_backend(tmp_path: Any) -> None:
     from arco.catalog.catalog import Catalog
-    from arco.catalog.verify import scheduled_verify
+    from arco.domain.verify import scheduled_verify
 
     store = open_store(f"file://{tmp_path}")
     scope = Scope("acme", "main")

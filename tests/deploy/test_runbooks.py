@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from arco.catalog.catalog import Catalog
-from arco.catalog.ledger import Ledger
-from arco.catalog.lock import LeaseLock
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import open_store
+from arco.domain.lock import LeaseLock
+from arco.ledger.log import Ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "docs" / "runbooks"

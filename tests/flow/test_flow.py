@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arco.catalog import Catalog
-from arco.catalog.compactor import tier2_store
 from arco.core import Scope
 from arco.core.storage import open_store
 from arco.flow.definitions import DefinitionError, Definitions
@@ -35,6 +34,7 @@ from arco.flow.states import (
     IllegalTransitionError,
     task_transition,
 )
+from arco.ledger.compactor import tier2_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 import flowassets
@@ -174,7 +174,7 @@ def test_run_end_to_end(executor: str, tmp_path: Path, state_dir: Path) -> None:
     assert ("shop.broken", None) not in mats
     tables = {t.qualified_name for t in Catalog(store, SCOPE).list_tables().items}
     assert {"shop.orders", "shop.flaky"} <= tables
-    from arco.catalog.lineage import LineageGraph
+    from arco.discovery.lineage import LineageGraph
 
     up = LineageGraph(store, SCOPE).traverse("shop.report", direction="upstream")
     assert {n.name for n in up.nodes} == {"shop.daily", "shop.flaky", "shop.orders"}
@@ -257,8 +257,8 @@ def test_init_and_run_from_the_cli(tmp_path: Path) -> None:
 @settings(max_examples=15, deadline=None)
 @given(st.permutations(list(range(6))), st.integers(min_value=0, max_value=3))
 def test_fold_of_run_events_is_order_independent(order: list[int], dup: int) -> None:
-    from arco.catalog.events import build_envelope
-    from arco.catalog.tier2state import ExecutionsState, Folder
+    from arco.ledger.events import build_envelope
+    from arco.ledger.folds import ExecutionsState, Folder
 
     seq = [
         ("READY", 1),
@@ -393,7 +393,7 @@ def test_inline_run_batches_writes_ahead_of_their_effects(tmp_path: Path) -> Non
     """An inline run writes a few ledger objects, not several per task; a task's
     RUNNING is never written before its upstreams' SUCCEEDED, and every event keeps
     the time of its own transition."""
-    from arco.catalog.ledger import Ledger
+    from arco.ledger.log import Ledger
 
     url = f"file://{tmp_path}/store"
     store = open_store(url)

@@ -23,16 +23,16 @@ from typing import Any
 import pytest
 
 from arco.catalog import Catalog
-from arco.catalog.compactor import tier2_store
-from arco.catalog.lineage import LineageGraph
 from arco.core import Keys, Scope
 from arco.core.ids import new_ulid
 from arco.core.storage import ObjectStore, open_store
+from arco.discovery.lineage import LineageGraph
 from arco.flow.definitions import Definitions
 from arco.flow.executors import Executor, ProcessExecutor
 from arco.flow.io import load_value
 from arco.flow.planner import Plan, plan, rerun_plan, task_id_of
 from arco.flow.runner import RunOptions, RunResult, Scheduler, TaskRun, request_cancel
+from arco.ledger.compactor import tier2_store
 
 sys.path.insert(0, str(Path(__file__).parent))
 import bigassets as big

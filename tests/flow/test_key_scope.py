@@ -14,9 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.events import InvalidEventError, build_envelope
-from arco.catalog.ledger import Ledger, ulid_time
 from arco.core import Keys, Scope
 from arco.core.errors import InvalidArgumentError, InvalidNameError, ObjectNotFoundError
 from arco.core.storage import ObjectStore, open_store
@@ -25,6 +22,9 @@ from arco.flow.executors import make_executor
 from arco.flow.io import load_value
 from arco.flow.planner import plan
 from arco.flow.runner import Scheduler
+from arco.ledger.compactor import Compactor
+from arco.ledger.events import InvalidEventError, build_envelope
+from arco.ledger.log import Ledger, ulid_time
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scopeassets

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from arco import AssetContext, DailyPartitions, HourlyPartitions, StaticPartitions, asset
-from arco.catalog.compactor import tier2_store
 from arco.core import InvalidArgumentError, Scope
 from arco.core.storage import open_store
 from arco.flow.definitions import Definitions
@@ -22,6 +21,7 @@ from arco.flow.executors import make_executor
 from arco.flow.partitions import MultiPartitions
 from arco.flow.planner import Materialization, plan, rerun_plan
 from arco.flow.runner import Scheduler
+from arco.ledger.compactor import tier2_store
 
 DAYS = DailyPartitions(start="2024-01-01", end="2024-01-08")
 HOURS = HourlyPartitions(start="2024-01-01", end="2024-01-08")

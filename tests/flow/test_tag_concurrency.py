@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from arco.catalog.sql import SystemTables
 from arco.core import Scope
 from arco.core.storage import open_store
 from arco.flow.definitions import load_definitions
 from arco.flow.executors import ProcessExecutor
 from arco.flow.planner import plan
 from arco.flow.runner import RunOptions, Scheduler
+from arco.sql.engine import SystemTables
 
 HERE = Path(__file__).resolve().parent
 SCOPE = Scope("default", "default")

@@ -21,8 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.sql import SystemTables
 from arco.core import Scope
 from arco.core.errors import FencedError, InvalidArgumentError
 from arco.core.keys import Keys
@@ -40,6 +38,8 @@ from arco.flow.queue import (
 )
 from arco.flow.runview import RunsReader
 from arco.flow.worker import RunWorker, WorkerOptions
+from arco.ledger.compactor import Compactor
+from arco.sql.engine import SystemTables
 
 HERE = Path(__file__).resolve().parent
 SCOPE = Scope("acme", "main")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from arco.catalog.ledger import Ledger
 from arco.core import Scope
 from arco.core.actor import acting_as
 from arco.core.storage import open_store
@@ -20,6 +19,7 @@ from arco.flow.executors import InlineExecutor
 from arco.flow.planner import plan
 from arco.flow.queue import enqueue, load_request
 from arco.flow.worker import RunWorker
+from arco.ledger.log import Ledger
 
 HERE = Path(__file__).resolve().parent
 SCOPE = Scope("acme", "main")

@@ -15,10 +15,10 @@ from typing import Any
 
 from ulid import ULID
 
-from arco.catalog.compactor import Compactor, tier2_store
-from arco.catalog.events import Envelope, build_envelope
-from arco.catalog.ledger import ulid_time
 from arco.core import Keys, ObjectStore, Scope, open_store
+from arco.ledger.compactor import Compactor, tier2_store
+from arco.ledger.events import Envelope, build_envelope
+from arco.ledger.log import ulid_time
 
 SCOPE = Scope("acme", "prod")
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.gc import collect_asset_outputs
-from arco.catalog.ledger import Ledger
 from arco.cli.main import app
 from arco.core import Keys, ObjectStore, open_store
 from arco.core.ids import new_ulid
+from arco.ledger.compactor import Compactor
+from arco.ledger.log import Ledger
+from arco.maintenance.gc import collect_asset_outputs
 
 from ._support import SCOPE, memory_store
 

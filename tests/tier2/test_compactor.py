@@ -22,12 +22,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arco.catalog.compactor import Compactor, tier2_store
-from arco.catalog.events import TASK_STATES, Envelope
-from arco.catalog.ledger import Ledger, ulid_time
-from arco.catalog.verify import verify
 from arco.core import Keys, ObjectStore, open_store
 from arco.core.storage import FaultInjectingStore, SimulatedCrash
+from arco.domain.verify import verify
+from arco.ledger.compactor import Compactor, tier2_store
+from arco.ledger.events import TASK_STATES, Envelope
+from arco.ledger.log import Ledger, ulid_time
 
 from ._support import (
     SCOPE,

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from ulid import ULID
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.events import (
+from arco.core import InvalidArgumentError, Keys, ObjectStore
+from arco.ledger.compactor import Compactor
+from arco.ledger.events import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
     REGISTRY,
@@ -23,8 +24,7 @@ from arco.catalog.events import (
     build_envelope,
     derive_idempotency_key,
 )
-from arco.catalog.ledger import Ledger, decode_object, ulid_time
-from arco.core import InvalidArgumentError, Keys, ObjectStore
+from arco.ledger.log import Ledger, decode_object, ulid_time
 
 from ._support import SCOPE, memory_store, table_rows
 

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.domain import Change, Snapshot
-from arco.catalog.ledger import Ledger
-from arco.catalog.lineage import MAX_DEPTH, LineageGraph, Traversal, render
-from arco.catalog.tier2state import RowMapState
 from arco.core import InvalidArgumentError, InvalidNameError, NotFoundError, ObjectStore
+from arco.discovery.lineage import MAX_DEPTH, LineageGraph, Traversal, render
+from arco.domain.store import Change, Snapshot
+from arco.ledger.compactor import Compactor
+from arco.ledger.folds import RowMapState
+from arco.ledger.log import Ledger
 
 from ._support import SCOPE, memory_store
 

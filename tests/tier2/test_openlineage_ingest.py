@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.events import REGISTRY, Envelope, InvalidEventError
-from arco.catalog.ledger import Ledger, decode_object
 from arco.core import ObjectStore
 from arco.core.errors import StorageError
 from arco.core.storage.faults import FaultInjectingStore
+from arco.ledger.compactor import Compactor
+from arco.ledger.events import REGISTRY, Envelope, InvalidEventError
+from arco.ledger.log import Ledger, decode_object
 from arco.openlineage.ingest import (
     EVENT_TYPE,
     EVENT_VERSION,
@@ -250,7 +250,7 @@ def test_a_deep_payload_is_refused_without_the_depth_walk(field: str) -> None:
 def test_fixed_depth_models_hold_no_free_form_json() -> None:
     # What FIXED_DEPTH promises, checked on the model itself: every field, at any
     # nesting, has a concrete type (no Any, no dict of anything, no self-reference).
-    from arco.catalog.external_lineage import OpenLineageEventV2
+    from arco.ledger.external_lineage import OpenLineageEventV2
 
     text = json.dumps(OpenLineageEventV2.model_json_schema())
     schema = OpenLineageEventV2.model_json_schema()
@@ -365,7 +365,7 @@ def _trusted_batch(**changes: Any) -> bytes:
 def test_an_object_the_models_refuse_is_quarantined_whole_not_folded(
     changes: dict[str, Any],
 ) -> None:
-    from arco.catalog.external_lineage import decode_fast
+    from arco.ledger.external_lineage import decode_fast
 
     data = _trusted_batch(**changes)
     assert decode_fast(data, True) is None
@@ -379,7 +379,7 @@ def test_an_object_the_models_refuse_is_quarantined_whole_not_folded(
 
 
 def test_other_shapes_take_the_general_path_and_still_fold() -> None:
-    from arco.catalog.external_lineage import decode_fast
+    from arco.ledger.external_lineage import decode_fast
 
     # Lax JSON types (a float row count), a missing optional key and an unknown
     # envelope key are not the route's shape, but the models accept them.

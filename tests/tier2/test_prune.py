@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.ledger import Ledger
-from arco.catalog.verify import verify
 from arco.cli.main import app
 from arco.core import Keys, ObjectStore, open_store
 from arco.core.errors import InvalidArgumentError
 from arco.core.storage import FaultInjectingStore, SimulatedCrash
+from arco.domain.verify import verify
+from arco.ledger.compactor import Compactor
+from arco.ledger.log import Ledger
 from conftest import repeating_in_background
 
 from ._support import SCOPE, memory_store, meta_of, state_of, table_rows, write_event

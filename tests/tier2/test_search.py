@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from arco.catalog import Catalog
-from arco.catalog.domain import Change
-from arco.catalog.search import (
+from arco.core import IntegrityError, InvalidArgumentError, Keys, ObjectStore, open_store
+from arco.core.storage import FaultInjectingStore
+from arco.discovery.search import (
     INDEX_REVISION,
     MAX_PREFIX,
     REBUILD_DELTA_POSTINGS,
@@ -20,8 +21,7 @@ from arco.catalog.search import (
     name_tokens,
     tokenize,
 )
-from arco.core import IntegrityError, InvalidArgumentError, Keys, ObjectStore, open_store
-from arco.core.storage import FaultInjectingStore
+from arco.domain.store import Change
 
 from ._support import SCOPE, memory_store
 
@@ -531,7 +531,7 @@ def test_a_cached_postings_group_is_compact_and_finds_like_a_filter() -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from arco.catalog.search import _POSTING_SCHEMA, _Runs
+    from arco.discovery.search import _POSTING_SCHEMA, _Runs
 
     words = ["d:ab", "d:abc", "d:abc\U0010ffffz", "d:abd", "d:b", "n:zé", "n:zéa", "^orders"]
     rows = [(w, d) for w in sorted(words) for d in range(0, 3000, 7 + len(w))]

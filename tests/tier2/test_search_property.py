@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arco.catalog import Catalog
-from arco.catalog.search import MAX_PREFIX, MIN_PREFIX, SearchIndex, tokenize
 from arco.core import InvalidArgumentError
+from arco.discovery.search import MAX_PREFIX, MIN_PREFIX, SearchIndex, tokenize
 
 from ._support import SCOPE, memory_store
 

@@ -47,12 +47,12 @@ from arco.api.routes_tier2 import router as tier2_router
 from arco.api.schemas import HealthOut, VersionOut
 from arco.api.services import ServiceCache
 from arco.api.settings import MAX_HEADER_BYTES, Settings
-from arco.catalog.audit import AuditRecord, AuditWriter, outcome_of
 from arco.core import metrics as core_metrics
 from arco.core.errors import ArcoError, ObjectNotFoundError
 from arco.core.storage import HmacSigner, ObjectStore, open_store
 from arco.core.storage.signing import url_signing_secret
 from arco.core.telemetry import attached, configure_tracing, request_context, span
+from arco.governance.audit import AuditRecord, AuditWriter, outcome_of
 from arco.openlineage.emit import register_metrics as register_openlineage_metrics
 from arco.web import install as install_web_ui
 

@@ -23,10 +23,10 @@ from fastapi import APIRouter, Request, Response
 
 from arco.api import problems
 from arco.api.schemas import Problem
-from arco.catalog.tabledata import INTERNAL_AREAS
 from arco.core.errors import ArcoError, InvalidNameError, ObjectNotFoundError
 from arco.core.keys import validate_store_key
 from arco.core.storage import HmacSigner, ObjectStore
+from arco.sql.tabledata import INTERNAL_AREAS
 
 router = APIRouter(tags=["browser"])
 

@@ -14,11 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from arco.api.auth import AuthenticationError, PermissionDeniedError, Principal
 from arco.api.governance import RUN_LAUNCH_ROUTES
 from arco.api.services import ScopeServices
-from arco.catalog.sql import private_tables_visible
 from arco.core.actor import set_actor
 from arco.core.errors import InvalidArgumentError
 from arco.core.storage.signing import mint_guard
 from arco.core.telemetry import set_request
+from arco.sql.engine import private_tables_visible
 
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")
 

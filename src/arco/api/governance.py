@@ -1,6 +1,6 @@
 """Tenant policy on the request path: retired workspaces and quotas (ADR 017).
 
-The state is in the store (:mod:`arco.catalog.tenants`); each server process
+The state is in the store (:mod:`arco.governance.tenants`); each server process
 caches what it read for ``ttl`` seconds (one GET per tenant and per workspace
 per ``ttl``), so a change made by a tenant admin reaches every process within
 that time. Per-minute allowances are shared through the store and are exact.
@@ -16,10 +16,10 @@ from typing import Any
 
 from arco.api.auth import Principal
 from arco.api.ratelimit import RateLimitedError
-from arco.catalog import tenants
 from arco.core import metrics
 from arco.core.errors import PermissionDeniedError
 from arco.core.storage import ObjectStore
+from arco.governance import tenants
 
 #: The routes that start a run, which ``concurrent_runs`` limits.
 RUN_LAUNCH_ROUTES = frozenset({("POST", "/api/v1/runs"), ("POST", "/api/v1/runs/{run_id}/rerun")})

@@ -13,13 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from arco.api.auth import AuthenticationError, PermissionDeniedError
 from arco.api.ratelimit import RateLimitedError
 from arco.api.schemas import Problem
-from arco.catalog.sql import QueryTimeoutError, QueryTooLargeError
-from arco.catalog.tabledata import TableDataError
-from arco.catalog.tenants import QuotaExceededError
 from arco.core import errors as err
 from arco.flow.states import IllegalTransitionError
+from arco.governance.tenants import QuotaExceededError
 from arco.iceberg.metadata import CommitRejectedError, ForbiddenLocationError
 from arco.iceberg.signer import SignRefusedError
+from arco.sql.engine import QueryTimeoutError, QueryTooLargeError
+from arco.sql.tabledata import TableDataError
 
 log = logging.getLogger("arco.api")
 PROBLEM_BASE = "urn:arco:problem:"

@@ -16,9 +16,9 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from arco.api.deps import Admin
-from arco.catalog import tenants
-from arco.catalog.audit import read_audit
 from arco.core.errors import InvalidArgumentError
+from arco.governance import tenants
+from arco.governance.audit import read_audit
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 

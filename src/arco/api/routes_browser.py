@@ -27,11 +27,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from arco.api.auth import PermissionDeniedError, Principal
-from arco.api.browser_views import VIEW_DOMAINS, build_views, state_tables_used
 from arco.api.deps import Querier
-from arco.catalog.manifest import FileEntry, Manifest, Pointer, fetch_manifest
-from arco.catalog.repair import find_stranded, pointer_missing
-from arco.catalog.retention import require_retained
 from arco.core.errors import (
     IntegrityError,
     InvalidArgumentError,
@@ -41,6 +37,10 @@ from arco.core.errors import (
 from arco.core.keys import DOMAINS_BUILTIN, Keys
 from arco.core.storage import HmacSigner, ObjectStore
 from arco.core.storage.signing import expiry_of
+from arco.domain.manifest import FileEntry, Manifest, Pointer, fetch_manifest
+from arco.domain.repair import find_stranded, pointer_missing
+from arco.domain.retention import require_retained
+from arco.sql.browser import VIEW_DOMAINS, build_views, state_tables_used
 
 router = APIRouter(prefix="/api/v1", tags=["browser"])
 audit = logging.getLogger("arco.audit")
@@ -131,7 +131,7 @@ class _Manifests:
         try:
             data, _ = self.store.get(pointer_key)
         except ObjectNotFoundError:
-            # A lost head is an error, not an empty domain (see arco.catalog.repair).
+            # A lost head is an error, not an empty domain (see arco.domain.repair).
             evidence = find_stranded(self.store, keys, domain)
             if evidence is not None:
                 raise pointer_missing(keys, domain, evidence) from None
@@ -372,8 +372,8 @@ def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any
     the query data budget a 413. Reader role; rate-limited like queries.
     """
     from arco.api.routes_query import system_tables
-    from arco.catalog.sql import ENGINE_DATA_BUDGET, QueryTooLargeError
-    from arco.catalog.tabledata import resolve_table
+    from arco.sql.engine import ENGINE_DATA_BUDGET, QueryTooLargeError
+    from arco.sql.tabledata import resolve_table
 
     settings = request.app.state.settings
     started = time.perf_counter()

@@ -19,9 +19,9 @@ from fastapi.responses import JSONResponse
 
 from arco.api.deps import Ingest, Reader, Writer
 from arco.api.services import ScopeServices
-from arco.catalog.external_lineage import OL_EVENT_TYPES
-from arco.catalog.lineage import ColumnLineage
 from arco.core.errors import InvalidArgumentError, NotFoundError
+from arco.discovery.lineage import ColumnLineage
+from arco.ledger.external_lineage import OL_EVENT_TYPES
 from arco.openlineage.ingest import GroupWriter, as_events, encode, prepare
 from arco.openlineage.mapping import OpenLineageConfig
 from arco.openlineage.schema import InvalidOpenLineageEventError
@@ -283,6 +283,6 @@ def declare_column_edges(svc: Writer, body: dict[str, Any]) -> Any:
 @router.get("/lineage-coverage", tags=["lineage"])
 def coverage(svc: Reader) -> Any:
     """Share of finished runs (Arco's and OpenLineage's) with an input or output recorded."""
-    from arco.catalog.lineage import lineage_coverage
+    from arco.discovery.lineage import lineage_coverage
 
     return {"items": [c.to_dict() for c in lineage_coverage(svc.catalog.store, svc.scope)]}

@@ -20,7 +20,7 @@ from arco.api.schemas import (
     SearchOut,
     TraversalOut,
 )
-from arco.catalog.events import InvalidEventError
+from arco.ledger.events import InvalidEventError
 
 router = APIRouter(prefix="/api/v1")
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from arco.catalog.catalog import Catalog
-from arco.catalog.compactor import Compactor
-from arco.catalog.ledger import Ledger
-from arco.catalog.lineage import LineageGraph
-from arco.catalog.search import SearchIndex
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.discovery.lineage import LineageGraph
+from arco.discovery.search import SearchIndex
+from arco.ledger.compactor import Compactor
+from arco.ledger.log import Ledger
 
 
 @dataclass

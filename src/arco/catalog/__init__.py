@@ -1,4 +1,10 @@
-"""Arco catalog: Tier-1 commits, state files, readers, verification and GC. Imports only core."""
+"""Tier 1, the catalog: namespaces, tables, columns and types, committed on the domain protocol.
+
+A table create or drop is one compare-and-swap of the catalog domain's pointer
+(:class:`~arco.catalog.catalog.Catalog` over :class:`~arco.domain.store.DomainStore`);
+cold reads of one table or one listing go through :mod:`arco.catalog.pointread`
+without folding the catalog. Imports only ``arco.core`` and ``arco.domain``.
+"""
 
 from arco.catalog.catalog import (
     Catalog,
@@ -7,8 +13,8 @@ from arco.catalog.catalog import (
     parse_column_spec,
     split_qualified,
 )
-from arco.catalog.domain import Change, CommitResult, DomainStore, Snapshot
 from arco.catalog.models import Column, ColumnSpec, Namespace, Page, Table
+from arco.domain.store import Change, CommitResult, DomainStore, Snapshot
 
 __all__ = [
     "Catalog",

@@ -13,9 +13,7 @@ from typing import Any
 import pyarrow as pa
 
 from arco.catalog.datatypes import normalize_type
-from arco.catalog.domain import Change, DomainStore, Snapshot
 from arco.catalog.formats import apply_format_hook
-from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT
 from arco.catalog.models import TABLE_FORMATS, Column, ColumnSpec, Namespace, Page, Table
 from arco.catalog.pointread import (
     CatalogReader,
@@ -23,7 +21,6 @@ from arco.catalog.pointread import (
     table_from_row,
 )
 from arco.catalog.state import CatalogState
-from arco.catalog.tableset import OP_DELETE, OP_UPSERT
 from arco.core.errors import (
     AlreadyExistsError,
     ConflictError,
@@ -33,6 +30,9 @@ from arco.core.errors import (
 from arco.core.ids import canonical_json, check_idempotency_key, new_ulid, sha256_hex, utc_now_ms
 from arco.core.scope import Scope, validate_dotted, validate_identifier
 from arco.core.storage import ObjectStore, open_store
+from arco.domain.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT
+from arco.domain.store import Change, DomainStore, Snapshot
+from arco.domain.tableset import OP_DELETE, OP_UPSERT
 
 DOMAIN = "catalog"
 MAX_PROPERTIES = 256
@@ -817,8 +817,8 @@ class Catalog:
         per row group of the base, read as they are yielded: for renderers that
         work column by column (``arco table list``), with no Python object per row.
         """
-        from arco.catalog import tableset
         from arco.catalog.state import TABLES
+        from arco.domain import tableset
 
         reader = self._reader()
         if reader is None:

@@ -24,16 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from arco.catalog import tableset
-from arco.catalog.manifest import FileEntry, Manifest
 from arco.catalog.models import Namespace, Table
 from arco.catalog.state import NAMESPACES, TABLES, CatalogState
-from arco.catalog.tableset import TableDef
 from arco.core.errors import IntegrityError, ObjectNotFoundError
 from arco.core.ids import sha256_hex
+from arco.domain import tableset
+from arco.domain.manifest import FileEntry, Manifest
+from arco.domain.tableset import TableDef
 
 if TYPE_CHECKING:
-    from arco.catalog.domain import DomainStore
+    from arco.domain.store import DomainStore
 
 Key = tuple[Any, ...]
 

@@ -14,7 +14,7 @@ import immutables
 import pyarrow as pa
 
 from arco.catalog.models import Column, Namespace, Table
-from arco.catalog.tableset import OP_DELETE, TableDef
+from arco.domain.tableset import OP_DELETE, TableDef
 
 _TS = pa.timestamp("ms", tz="UTC")
 _PROPS = pa.map_(pa.string(), pa.string())

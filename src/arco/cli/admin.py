@@ -26,8 +26,8 @@ app = typer.Typer(
 
 def _audit(cfg: Settings, action: str, target: str, outcome: str = "ok", **detail: str) -> None:
     """Record an admin command in the audit trail of the current scope."""
-    from arco.catalog.audit import AuditRecord, write_audit
     from arco.core.actor import current_actor
+    from arco.governance.audit import AuditRecord, write_audit
 
     scope = cfg.scope()
     write_audit(
@@ -80,7 +80,7 @@ def audit(
     Reads ``system.audit`` (folded by ``arco compact``) plus records still waiting
     in the ledger, so the newest writes show at once.
     """
-    from arco.catalog.audit import read_audit
+    from arco.governance.audit import read_audit
 
     cfg = settings(ctx)
     rows = read_audit(cfg.store(), cfg.scope(), since=_parse_since(since))
@@ -113,7 +113,7 @@ def audit(
 @app.command("tenants")
 def tenants_(ctx: typer.Context) -> None:
     """List every tenant that holds data in the store (one delimited listing)."""
-    from arco.catalog import tenants
+    from arco.governance import tenants
 
     cfg = settings(ctx)
     names = tenants.list_tenants(cfg.store())
@@ -127,7 +127,7 @@ def tenants_(ctx: typer.Context) -> None:
 @app.command("workspaces")
 def workspaces(ctx: typer.Context) -> None:
     """List the workspaces of --tenant: registered ones and unregistered ones holding data."""
-    from arco.catalog import tenants
+    from arco.governance import tenants
 
     cfg = settings(ctx)
     found = tenants.list_workspaces(cfg.store(), cfg.scope().tenant)
@@ -146,7 +146,7 @@ def create_workspace(
     description: Annotated[str, typer.Option("--description", "-d")] = "",
 ) -> None:
     """Register a new workspace of --tenant."""
-    from arco.catalog import tenants
+    from arco.governance import tenants
 
     cfg = settings(ctx)
     record = tenants.create_workspace(
@@ -160,7 +160,7 @@ def create_workspace(
 
 
 def _status(ctx: typer.Context, workspace: str, status: str) -> None:
-    from arco.catalog import tenants
+    from arco.governance import tenants
 
     cfg = settings(ctx)
     record = tenants.set_workspace_status(cfg.store(), cfg.scope().tenant, workspace, status)
@@ -202,7 +202,7 @@ def quotas(
     ] = None,
 ) -> None:
     """Show (or with --set, change) the quotas of --tenant."""
-    from arco.catalog import tenants
+    from arco.governance import tenants
 
     cfg = settings(ctx)
     tenant = cfg.scope().tenant
@@ -237,7 +237,7 @@ def usage(
     ] = False,
 ) -> None:
     """Show the storage (last measured, or measured now) and unfinished runs of --tenant."""
-    from arco.catalog import tenants
+    from arco.governance import tenants
 
     cfg = settings(ctx)
     store, tenant = cfg.store(), cfg.scope().tenant
@@ -270,7 +270,7 @@ def prune_usage(
     keep_minutes: Annotated[int, typer.Option("--keep-minutes", min=1)] = 60,
 ) -> None:
     """Delete the per-minute quota counters of --tenant older than --keep-minutes."""
-    from arco.catalog import tenants
+    from arco.governance import tenants
 
     cfg = settings(ctx)
     removed = tenants.prune_usage(cfg.store(), cfg.scope().tenant, keep_minutes=keep_minutes)
@@ -285,11 +285,11 @@ def locks(ctx: typer.Context) -> None:
     """Show the lease lock of every domain of this scope: holder, token, time left."""
     import time
 
-    from arco.catalog.lock import LeaseLock
-    from arco.catalog.manifest import Pointer
-    from arco.catalog.verify import discover_domains
     from arco.core.errors import ArcoError
     from arco.core.keys import Keys
+    from arco.domain.lock import LeaseLock
+    from arco.domain.manifest import Pointer
+    from arco.domain.verify import discover_domains
 
     cfg = settings(ctx)
     store, keys = cfg.store(), Keys(cfg.scope())

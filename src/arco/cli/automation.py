@@ -95,7 +95,7 @@ def tick_cmd(
 
 def _verify(ctx: typer.Context) -> list[str]:
     """Verify this scope as a scheduled job: metrics and logs, and the problems found."""
-    from arco.catalog.verify import scheduled_verify
+    from arco.domain.verify import scheduled_verify
 
     opts = settings(ctx)
     reports = scheduled_verify(opts.store(), [opts.scope()])

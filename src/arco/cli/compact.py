@@ -19,7 +19,7 @@ from arco.cli.context import CliUsageError, settings
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from arco.catalog.compactor import CompactionReport
+    from arco.ledger.compactor import CompactionReport
 
 SEARCH_DOMAIN = "search"
 #: Ledger domains the compactor folds, in the order it folds them (``STATE_CLASSES``;
@@ -27,7 +27,7 @@ SEARCH_DOMAIN = "search"
 LEDGER_DOMAINS = ("executions", "lineage", "audit")
 DEFAULT_INTERVAL = 10.0
 DEFAULT_WINDOW = 600.0
-#: Extra keyword arguments for :class:`~arco.catalog.compactor.Compactor` (tests shrink
+#: Extra keyword arguments for :class:`~arco.ledger.compactor.Compactor` (tests shrink
 #: ``max_objects`` to get several chunks, hence progress callbacks, out of few objects).
 COMPACTOR_OPTIONS: dict[str, Any] = {}
 
@@ -188,8 +188,8 @@ def compact(
     )
     with_search = domain in (None, SEARCH_DOMAIN)
 
-    from arco.catalog.compactor import Compactor
-    from arco.catalog.search import SearchIndex
+    from arco.discovery.search import SearchIndex
+    from arco.ledger.compactor import Compactor
 
     store, scope = cfg.store(), cfg.scope()
     compactor = Compactor(store, scope, window=timedelta(seconds=window), **COMPACTOR_OPTIONS)

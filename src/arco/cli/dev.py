@@ -60,9 +60,9 @@ def dev(
     from arco.api.app import create_app
     from arco.api.auth import mint_token
     from arco.api.settings import MAX_REQUEST_HEAD_BYTES, Settings
-    from arco.catalog.compactor import Compactor
-    from arco.catalog.search import SearchIndex
     from arco.cli.flow import check_executor
+    from arco.discovery.search import SearchIndex
+    from arco.ledger.compactor import Compactor
 
     started = time.monotonic()
     refuse_json(ctx, "dev")

@@ -14,8 +14,8 @@ from arco.cli import output
 from arco.cli.context import CliUsageError, settings
 
 if TYPE_CHECKING:
-    from arco.catalog.events import Envelope
-    from arco.catalog.ledger import Ledger
+    from arco.ledger.events import Envelope
+    from arco.ledger.log import Ledger
 
 app = typer.Typer(
     name="events",
@@ -36,7 +36,7 @@ DomainArg = Annotated[
 
 
 def _parse_payload(text: str) -> Any:
-    from arco.catalog.events import InvalidEventError
+    from arco.ledger.events import InvalidEventError
 
     try:
         return json.loads(text)
@@ -46,7 +46,7 @@ def _parse_payload(text: str) -> Any:
 
 def _lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
     """Non-blank lines of ``stream`` with their 1-based numbers."""
-    from arco.catalog.events import InvalidEventError
+    from arco.ledger.events import InvalidEventError
 
     for number, raw in enumerate(stream, start=1):
         try:
@@ -59,7 +59,7 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
 
 def _check_line(domain: str, number: int, text: str) -> dict[str, Any]:
     """Parse and fully validate one line of an ``--file``; nothing is written here."""
-    from arco.catalog.events import InvalidEventError, build_envelope
+    from arco.ledger.events import InvalidEventError, build_envelope
 
     try:
         item = json.loads(text)
@@ -165,8 +165,8 @@ def append(
     ] = None,
 ) -> None:
     """Append one event (--type, --payload) or a file of events (--file); print their ids."""
-    from arco.catalog.events import REGISTRY
-    from arco.catalog.ledger import Ledger
+    from arco.ledger.events import REGISTRY
+    from arco.ledger.log import Ledger
 
     cfg = settings(ctx)
     if file is not None:
@@ -208,7 +208,7 @@ def tail(
     ] = 20,
 ) -> None:
     """Show the newest events of a domain's ledger, oldest first (compacted or not)."""
-    from arco.catalog.ledger import Ledger
+    from arco.ledger.log import Ledger
 
     cfg = settings(ctx)
     envelopes = Ledger(cfg.store(), cfg.scope()).tail(domain, limit)
@@ -246,7 +246,7 @@ def prune(
     """
     from datetime import timedelta
 
-    from arco.catalog.compactor import STATE_CLASSES, Compactor
+    from arco.ledger.compactor import STATE_CLASSES, Compactor
 
     cfg = settings(ctx)
     compactor = Compactor(cfg.store(), cfg.scope())
@@ -269,7 +269,7 @@ def prune(
 @app.command("types")
 def types(ctx: typer.Context) -> None:
     """List the registered event types with their versions and domains."""
-    from arco.catalog.events import REGISTRY
+    from arco.ledger.events import REGISTRY
 
     cfg = settings(ctx)
     rows = []

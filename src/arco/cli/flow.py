@@ -77,8 +77,8 @@ def _plan(
     end: str | None,
     stale_only: bool,
 ) -> Any:
-    from arco.catalog.compactor import Compactor
     from arco.flow.planner import plan
+    from arco.ledger.compactor import Compactor
 
     opts = settings(ctx)
     defs, _ = _defs(module)
@@ -241,7 +241,7 @@ def _execute(
 
 
 def _runs_state(ctx: typer.Context) -> Any:
-    from arco.catalog.compactor import Compactor, tier2_store
+    from arco.ledger.compactor import Compactor, tier2_store
 
     opts = settings(ctx)
     Compactor(opts.store(), opts.scope()).compact("executions")
@@ -302,7 +302,7 @@ def runs_list(
 
 def _external_runs(ctx: typer.Context) -> list[dict[str, Any]]:
     """OpenLineage runs (folded into the lineage domain) in the shape of ``runs list``."""
-    from arco.catalog.compactor import Compactor, tier2_store
+    from arco.ledger.compactor import Compactor, tier2_store
 
     opts = settings(ctx)
     Compactor(opts.store(), opts.scope()).compact("lineage")

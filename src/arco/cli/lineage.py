@@ -11,8 +11,8 @@ from arco.cli import output
 from arco.cli.context import CliUsageError, settings
 
 if TYPE_CHECKING:
-    from arco.catalog.lineage import Direction, LineageGraph
     from arco.cli.context import Settings
+    from arco.discovery.lineage import Direction, LineageGraph
 
 app = typer.Typer(
     name="lineage",
@@ -46,7 +46,7 @@ TypeOption = Annotated[
 
 
 def _graph(cfg: Settings) -> LineageGraph:
-    from arco.catalog.lineage import LineageGraph
+    from arco.discovery.lineage import LineageGraph
 
     return LineageGraph(cfg.store(), cfg.scope())
 
@@ -132,7 +132,7 @@ def show(
     ] = None,
 ) -> None:
     """Walk the lineage graph from NODE, both ways unless --upstream or --downstream."""
-    from arco.catalog.lineage import render
+    from arco.discovery.lineage import render
 
     cfg = settings(ctx)
     if column is not None:
@@ -161,7 +161,7 @@ def _show_column(
     fmt: Format | None,
 ) -> None:
     """``show --column``: a walk over column edges (upstream by default: where C comes from)."""
-    from arco.catalog.lineage import ColumnLineage, render_columns
+    from arco.discovery.lineage import ColumnLineage, render_columns
 
     if upstream and downstream:
         raise CliUsageError("give --upstream or --downstream, not both")

@@ -17,8 +17,8 @@ LOG_DOMAINS = (CATALOG_DOMAIN, "lineage", "executions", "search")
 
 def verify(ctx: typer.Context) -> None:
     """Check every manifest and state file of this scope; exit 1 on any problem."""
-    from arco.catalog.verify import record_verify
-    from arco.catalog.verify import verify as run_verify
+    from arco.domain.verify import record_verify
+    from arco.domain.verify import verify as run_verify
 
     cfg = settings(ctx)
     report = run_verify(cfg.store(), cfg.scope())
@@ -101,8 +101,8 @@ def gc(
     """
     from datetime import timedelta
 
-    from arco.catalog.gc import collect_asset_outputs, collect_garbage
-    from arco.catalog.retention import RetentionPolicy
+    from arco.domain.retention import RetentionPolicy
+    from arco.maintenance.gc import collect_asset_outputs, collect_garbage
 
     cfg = settings(ctx)
     policy = (
@@ -187,9 +187,9 @@ def repair(
     pointer to the first whose whole chain verifies. Deletes nothing. Exits 1 if
     a domain cannot be repaired.
     """
-    from arco.catalog.repair import repair_domain
-    from arco.catalog.verify import discover_domains
     from arco.core.keys import Keys, validate_domain
+    from arco.domain.repair import repair_domain
+    from arco.domain.verify import discover_domains
 
     cfg = settings(ctx)
     store, scope = cfg.store(), cfg.scope()
@@ -246,12 +246,12 @@ def log(
     if domain == CATALOG_DOMAIN:
         entries = cfg.catalog().domain.history(limit)
     elif domain == "search":
-        from arco.catalog.domain import DomainStore
-        from arco.catalog.search import SearchState
+        from arco.discovery.search import SearchState
+        from arco.domain.store import DomainStore
 
         entries = DomainStore(cfg.store(), cfg.scope(), "search", SearchState).history(limit)
     elif domain in LOG_DOMAINS:
-        from arco.catalog.compactor import tier2_store
+        from arco.ledger.compactor import tier2_store
 
         entries = tier2_store(cfg.store(), cfg.scope(), domain).history(limit)
     else:

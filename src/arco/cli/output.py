@@ -23,10 +23,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from arco.catalog import Namespace, Table
-    from arco.catalog.events import Envelope
-    from arco.catalog.lineage import Edge
-    from arco.catalog.manifest import Manifest
-    from arco.catalog.search import SearchResults
+    from arco.discovery.lineage import Edge
+    from arco.discovery.search import SearchResults
+    from arco.domain.manifest import Manifest
+    from arco.ledger.events import Envelope
 
 #: What a record written before actors were recorded shows as its actor
 #: (the value of :data:`arco.core.actor.UNKNOWN_ACTOR`, kept here so the CLI stays light).
@@ -54,7 +54,7 @@ def tables_json_texts(batch: pa.Table) -> list[str]:
     C function ``json`` itself uses. ``tests/cli`` checks it text for text
     against ``json.dumps``.
     """
-    from arco.catalog.tableset import column_values
+    from arco.domain.tableset import column_values
 
     enc = json.encoder.encode_basestring
 

@@ -36,7 +36,7 @@ def search(
     ] = None,
 ) -> None:
     """Search the catalog; exact names rank first, then name prefixes, words, descriptions."""
-    from arco.catalog.search import SearchIndex
+    from arco.discovery.search import SearchIndex
 
     cfg = settings(ctx)
     index = SearchIndex(cfg.store(), cfg.scope(), catalog=cfg.catalog())

@@ -11,7 +11,7 @@ from arco.cli import output
 from arco.cli.context import fail, one_line, settings
 
 if TYPE_CHECKING:
-    from arco.catalog.sql import QueryResult
+    from arco.sql.engine import QueryResult
 
 HELP = (
     "Run one read-only SELECT over the catalog's tables (by qualified name, e.g. "
@@ -56,8 +56,8 @@ def sql(
     ] = False,
 ) -> None:
     """Run one read-only SELECT over catalog and system tables (Tier-2 ones: latest state)."""
-    from arco.catalog.sql import QueryLimits, SystemTables, run_query
     from arco.core.errors import ArcoError
+    from arco.sql.engine import QueryLimits, SystemTables, run_query
 
     cfg = settings(ctx)
     try:

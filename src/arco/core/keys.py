@@ -271,7 +271,7 @@ class TenantKeys:
         return base if kind is None else f"{base}{validate_identifier('quota', kind)}/"
 
     def usage_slice(self, kind: str, minute: int, index: int) -> str:
-        """One create-only slice of a quota's per-minute allowance (see arco.catalog.tenants)."""
+        """One create-only slice of a quota's per-minute allowance (see arco.governance.tenants)."""
         if minute < 0 or index < 0:
             raise InvalidNameError("usage minute and slice index must be non-negative")
         return f"{self.usage_prefix(kind)}{minute:010d}/{index:06d}"

@@ -30,8 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from arco.catalog.ledger import Ledger
-from arco.catalog.lock import Lease, LeaseLock, LockRecord
 from arco.core.actor import clean_actor, current_actor
 from arco.core.errors import (
     FencedError,
@@ -44,7 +42,9 @@ from arco.core.ids import check_idempotency_key, new_ulid, sha256_hex
 from arco.core.keys import Keys, validate_ulid
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore
+from arco.domain.lock import Lease, LeaseLock, LockRecord
 from arco.flow.planner import Explanation, Plan, PlannedTask
+from arco.ledger.log import Ledger
 
 #: Width of the ``seq`` band of one lease token (events of token T: T*SPAN ... (T+1)*SPAN-1).
 SEQ_SPAN = 1_000_000_000

@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from arco.catalog.catalog import Catalog
-from arco.catalog.compactor import Compactor, tier2_store
-from arco.catalog.ledger import Ledger
 from arco.core import metrics
 from arco.core.errors import InvalidArgumentError, ObjectNotFoundError, PreconditionFailedError
 from arco.core.ids import new_ulid
@@ -54,6 +52,8 @@ from arco.flow.planner import (
     task_id_of,
 )
 from arco.flow.states import TASK_TERMINAL, run_outcome, run_transition, task_transition
+from arco.ledger.compactor import Compactor, tier2_store
+from arco.ledger.log import Ledger
 
 #: How often a running scheduler looks for a cancellation request (one HEAD).
 CANCEL_POLL_SECONDS = 0.05

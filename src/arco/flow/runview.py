@@ -4,7 +4,7 @@ of the ledger objects the compactor has not reached yet.
 ``system.runs``/``system.tasks`` lag the ledger by one compaction. A run worker
 resuming a run, and the API answering "how is my run doing", need the state as
 the ledger has it now; they fold the pending events with the compactor's own
-:class:`~arco.catalog.tier2state.Folder` over a copy of the state and never
+:class:`~arco.ledger.folds.Folder` over a copy of the state and never
 write anything, so a reader (role ``reader``) needs no compaction rights.
 """
 
@@ -16,13 +16,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from arco.catalog.compactor import DEFAULT_WINDOW, event_time, tier2_store
-from arco.catalog.domain import DomainStore
-from arco.catalog.events import REGISTRY, InvalidEventError
-from arco.catalog.ledger import Ledger, decode_object, ulid_time
-from arco.catalog.tier2state import Folder, RowMapState
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.domain.store import DomainStore
+from arco.ledger.compactor import DEFAULT_WINDOW, event_time, tier2_store
+from arco.ledger.events import REGISTRY, InvalidEventError
+from arco.ledger.folds import Folder, RowMapState
+from arco.ledger.log import Ledger, decode_object, ulid_time
 
 
 @dataclass

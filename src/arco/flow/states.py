@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from arco.catalog.events import RUN_STATES, TASK_STATES, RunState, TaskState
 from arco.core.errors import ArcoError
+from arco.ledger.events import RUN_STATES, TASK_STATES, RunState, TaskState
 
 __all__ = ["RUN_STATES", "TASK_STATES", "RunState", "TaskState"]
 

@@ -360,9 +360,9 @@ class RunWorker:
         return self.store.exists(Keys(self.scope).run_cancel(run_id))
 
     def _abandon(self, run_id: str, lease: RunLease, reason: str) -> None:
-        from arco.catalog.ledger import Ledger
         from arco.core.errors import FencedError
         from arco.flow.queue import SEQ_SPAN
+        from arco.ledger.log import Ledger
 
         try:
             lease.check()

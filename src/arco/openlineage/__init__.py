@@ -5,5 +5,5 @@
 * :mod:`arco.openlineage.ingest` normalises events into ``openlineage.event`` ledger events;
 * :mod:`arco.openlineage.emit` sends Arco's own runs to an OpenLineage endpoint.
 
-The compactor's folds live in :mod:`arco.catalog.external_lineage`.
+The compactor's folds live in :mod:`arco.ledger.external_lineage`.
 """

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any
 
-from arco.catalog.events import Envelope, InvalidEventError
-from arco.catalog.external_lineage import MAX_RAW_JSON
-from arco.catalog.ledger import Ledger
 from arco.core.actor import current_actor
 from arco.core.ids import new_ulid, sha256_hex
+from arco.ledger.events import Envelope, InvalidEventError
+from arco.ledger.external_lineage import MAX_RAW_JSON
+from arco.ledger.log import Ledger
 from arco.openlineage.mapping import DatasetMapper
 from arco.openlineage.schema import (
     MAX_BATCH,

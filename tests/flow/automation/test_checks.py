@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.sql import SystemTables
 from arco.core.storage import ObjectStore
 from arco.flow.definitions import Definitions
 from arco.flow.planner import plan
 from arco.flow.runner import RunOptions, Scheduler
+from arco.ledger.compactor import Compactor
+from arco.sql.engine import SystemTables
 
 from .conftest import SCOPE
 

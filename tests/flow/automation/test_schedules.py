@@ -10,8 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from arco.catalog.compactor import Compactor
-from arco.catalog.sql import SystemTables
 from arco.core.errors import InvalidArgumentError
 from arco.core.storage import ObjectStore
 from arco.flow.automation.cron import last_ticks, next_tick, ticks_between
@@ -19,6 +17,8 @@ from arco.flow.automation.schedules import ScheduleDef
 from arco.flow.automation.tick import Automation
 from arco.flow.definitions import Definitions
 from arco.flow.queue import load_request, queued_runs
+from arco.ledger.compactor import Compactor
+from arco.sql.engine import SystemTables
 
 from .conftest import SCOPE
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from arco.catalog.ledger import Ledger
 from arco.core.errors import (
     ConflictError,
     InvalidArgumentError,
@@ -30,6 +29,7 @@ from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.flow.automation.state import AutomationState, StateStore
 from arco.flow.definitions import Definitions
+from arco.ledger.log import Ledger
 
 if TYPE_CHECKING:
     from arco.flow.automation.tick import Automation

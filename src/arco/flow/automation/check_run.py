@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from arco.catalog.ledger import Ledger
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.core.ids import new_ulid
 from arco.core.keys import Keys
@@ -21,6 +20,7 @@ from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.flow.automation.checks import run_checks
 from arco.flow.definitions import Definitions
+from arco.ledger.log import Ledger
 
 
 def check_asset(

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arco.catalog.ledger import Ledger
 from arco.core.errors import ArcoError, InvalidArgumentError
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
@@ -43,6 +42,7 @@ from arco.flow.automation.schedules import ScheduleDef, tick_requests
 from arco.flow.automation.sensors import SensorContext, SensorDef, normalise
 from arco.flow.automation.state import AutomationState, StateStore
 from arco.flow.definitions import Definitions
+from arco.ledger.log import Ledger
 
 log = logging.getLogger("arco.automation")
 

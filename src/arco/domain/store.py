@@ -33,12 +33,6 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import pyarrow as pa
 
-from arco.catalog import tableset
-from arco.catalog.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT, Lease, LeaseLock
-from arco.catalog.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch_manifest
-from arco.catalog.repair import find_stranded, pointer_missing
-from arco.catalog.retention import floor_version, require_retained
-from arco.catalog.tableset import TableDef
 from arco.core import metrics
 from arco.core.actor import current_actor
 from arco.core.errors import (
@@ -54,6 +48,12 @@ from arco.core.keys import Keys, validate_domain
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore, PutMode
 from arco.core.telemetry import span
+from arco.domain import tableset
+from arco.domain.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT, Lease, LeaseLock
+from arco.domain.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch_manifest
+from arco.domain.repair import find_stranded, pointer_missing
+from arco.domain.retention import floor_version, require_retained
+from arco.domain.tableset import TableDef
 
 
 @contextmanager

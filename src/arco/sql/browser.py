@@ -2,8 +2,8 @@
 
 The browser downloads each state file a manifest references and registers its
 bytes as ``'arco://<path>'``; the SELECTs built here turn those files into the
-rows :class:`~arco.catalog.sql.SystemTables` builds in Python, with the columns
-of :data:`~arco.catalog.sql.SYSTEM_SCHEMAS`. They follow the readers exactly:
+rows :class:`~arco.sql.engine.SystemTables` builds in Python, with the columns
+of :data:`~arco.sql.engine.SYSTEM_SCHEMAS`. They follow the readers exactly:
 
 * resident tables (catalog tables, runs, tasks, edges, event keys, external runs,
   datasets, column edges) apply the delta rows newer than the base
@@ -29,12 +29,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from arco.catalog.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
-from arco.catalog.manifest import FileEntry, Manifest
-from arco.catalog.sql import SYSTEM_SCHEMAS
 from arco.catalog.state import NAMESPACES, TABLES
-from arco.catalog.tableset import OP_DELETE, TableDef
-from arco.catalog.tier2state import (
+from arco.domain.manifest import FileEntry, Manifest
+from arco.domain.tableset import OP_DELETE, TableDef
+from arco.ledger.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
+from arco.ledger.folds import (
     ASSET_CHECKS,
     EDGES,
     EVENT_KEYS,
@@ -44,6 +43,7 @@ from arco.catalog.tier2state import (
     RUNS,
     TASKS,
 )
+from arco.sql.engine import SYSTEM_SCHEMAS
 
 #: The file-name prefix the browser registers every downloaded file under.
 FILE_PREFIX = "arco://"

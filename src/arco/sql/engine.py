@@ -36,7 +36,7 @@ them. The sandbox:
 
 * the text must parse as exactly one SELECT statement (DuckDB's own parser
   decides, so comments and string literals cannot hide a second statement);
-* the statement runs in a query worker process (:mod:`arco.catalog._sqlworker`),
+* the statement runs in a query worker process (:mod:`arco.sql.worker`),
   on a fresh connection (a cursor) of its DuckDB database, which was started
   with external access, extension auto-install and auto-load, Python
   replacement scans, spilling to disk, persistent secrets and the local file
@@ -89,14 +89,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog import _sqlworker
 from arco.catalog.catalog import Catalog
-from arco.catalog.compactor import tier2_store
-from arco.catalog.domain import DomainStore, Snapshot
-from arco.catalog.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
 from arco.catalog.state import CatalogState
-from arco.catalog.tabledata import TableData, read_files, resolve_table
-from arco.catalog.tier2state import (
+from arco.core.errors import ArcoError, InvalidArgumentError, PermissionDeniedError
+from arco.core.keys import Keys
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore, open_store
+from arco.domain.store import DomainStore, Snapshot
+from arco.ledger.compactor import tier2_store
+from arco.ledger.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
+from arco.ledger.folds import (
     ASSET_CHECKS,
     AUDIT,
     EDGES,
@@ -107,10 +109,8 @@ from arco.catalog.tier2state import (
     TASKS,
     RowMapState,
 )
-from arco.core.errors import ArcoError, InvalidArgumentError, PermissionDeniedError
-from arco.core.keys import Keys
-from arco.core.scope import Scope
-from arco.core.storage import ObjectStore, open_store
+from arco.sql import worker as _sqlworker
+from arco.sql.tabledata import TableData, read_files, resolve_table
 
 _TS = pa.timestamp("ms", tz="UTC")
 _PROPS = pa.map_(pa.string(), pa.string())
@@ -1156,7 +1156,7 @@ def run_query(
     """Run one read-only SELECT over ``system``'s tables and the catalog's tables, in ``limits``.
 
     A qualified name of a catalog table (``ns.table``) reads that table's data
-    files (see :mod:`arco.catalog.tabledata`): Arco lists and reads them through
+    files (see :mod:`arco.sql.tabledata`): Arco lists and reads them through
     the store and hands the bytes to the worker, so the engine opens no path.
     The query runs in a worker process whose memory is capped (see the module
     docstring): :class:`QueryTooLargeError` when the result, the table data

@@ -1,6 +1,6 @@
 """Payload models of the automation events (schedules, sensors, backfills, asset
 checks, freshness, alerts), registered in the ``executions`` domain of the Tier-2
-registry by :mod:`arco.catalog.events`.
+registry by :mod:`arco.ledger.events`.
 
 They live in the ``executions`` domain because every one of them is about runs —
 a tick requests a run, a sensor launches runs, a check judges a materialization —

@@ -26,27 +26,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from arco.catalog.domain import Change, DomainStore, Snapshot
-from arco.catalog.events import REGISTRY, EventRegistry, InvalidEventError
-from arco.catalog.external_lineage import (
+from arco.core import metrics
+from arco.core.errors import InvalidArgumentError, PreconditionFailedError
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+from arco.core.telemetry import span
+from arco.domain.lock import DEFAULT_LOCK_TTL
+from arco.domain.store import Change, DomainStore, Snapshot
+from arco.ledger.events import REGISTRY, EventRegistry, InvalidEventError
+from arco.ledger.external_lineage import (
     OpenLineageEventV2,
     decode_fast,
     fold_openlineage_payload,
 )
-from arco.catalog.ledger import Ledger, LedgerObject, decode_object, ulid_floor, ulid_time
-from arco.catalog.lock import DEFAULT_LOCK_TTL
-from arco.catalog.tier2state import (
+from arco.ledger.folds import (
     AuditState,
     ExecutionsState,
     Folder,
     LineageState,
     RowMapState,
 )
-from arco.core import metrics
-from arco.core.errors import InvalidArgumentError, PreconditionFailedError
-from arco.core.scope import Scope
-from arco.core.storage import ObjectStore
-from arco.core.telemetry import span
+from arco.ledger.log import Ledger, LedgerObject, decode_object, ulid_floor, ulid_time
 
 log = logging.getLogger("arco.compactor")
 

@@ -21,13 +21,13 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from arco.catalog.lock import DEFAULT_LOCK_WAIT, LeaseLock
-from arco.catalog.manifest import Manifest, Pointer
 from arco.core.errors import IntegrityError, ObjectNotFoundError, PointerMissingError
 from arco.core.ids import sha256_hex
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectMeta, ObjectStore, PutMode
+from arco.domain.lock import DEFAULT_LOCK_WAIT, LeaseLock
+from arco.domain.manifest import Manifest, Pointer
 
 _MANIFEST_NAME = re.compile(r"^(\d{20})-[0-9A-HJKMNP-TV-Z]{26}\.json$")
 #: Every verify problem about manifests off the head's chain contains this phrase.
@@ -137,7 +137,7 @@ def _candidate_pointer(store: ObjectStore, key: str) -> Pointer | None:
 
 
 def _verifies(store: ObjectStore, scope: Scope, domain: str, pointer: Pointer) -> bool:
-    from arco.catalog.verify import verify
+    from arco.domain.verify import verify
 
     overlay = _PointerOverlay(store, Keys(scope).pointer(domain), pointer.to_bytes())
     problems = verify(overlay, scope, [domain]).problems
@@ -163,7 +163,7 @@ def repair_domain(
     read under the lease). The newer manifests it passes over are listed in the
     report; nothing is deleted (``gc`` collects what stays unreferenced).
     """
-    from arco.catalog.verify import walk_chain
+    from arco.domain.verify import walk_chain
 
     keys = Keys(scope)
     report = RepairReport(domain=domain, dry_run=dry_run)

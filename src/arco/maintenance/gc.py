@@ -5,7 +5,7 @@ pointer reaches. GC deletes them once they are older than a grace period (so an
 attempt still in flight is never touched), and refuses to delete anything in a
 domain whose chain it cannot read completely; it refuses to run at all while
 ``verify`` finds any problem in the scope. Given a retention policy it first
-expires old history (:mod:`arco.catalog.retention`), so the manifests below each
+expires old history (:mod:`arco.domain.retention`), so the manifests below each
 domain's new floor and the files only they referenced are collected too.
 """
 
@@ -15,16 +15,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from arco.catalog.compactor import Compactor, tier2_store
-from arco.catalog.events import InvalidEventError
 from arco.catalog.iceberg_files import metadata_gc_plan
-from arco.catalog.ledger import decode_object
-from arco.catalog.retention import ExpireReport, RetentionPolicy, expire_history
-from arco.catalog.verify import discover_domains, verify, walk_chain
 from arco.core.errors import IntegrityError
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectMeta, ObjectStore
+from arco.domain.retention import ExpireReport, RetentionPolicy, expire_history
+from arco.domain.verify import discover_domains, verify, walk_chain
+from arco.ledger.compactor import Compactor, tier2_store
+from arco.ledger.events import InvalidEventError
+from arco.ledger.log import decode_object
 
 DEFAULT_GRACE_SECONDS = 3600.0
 

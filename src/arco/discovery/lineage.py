@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from arco.catalog.compactor import tier2_store
-from arco.catalog.domain import Change, Snapshot
-from arco.catalog.tier2state import RowMapState
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.core.ids import utc_now_ms
 from arco.core.scope import Scope, validate_dotted
 from arco.core.storage import ObjectStore
+from arco.domain.store import Change, Snapshot
+from arco.ledger.compactor import tier2_store
+from arco.ledger.folds import RowMapState
 
 Direction = Literal["upstream", "downstream", "both"]
 DEFAULT_DEPTH = 5

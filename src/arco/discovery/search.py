@@ -33,18 +33,18 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from arco.catalog import tableset
 from arco.catalog.catalog import Catalog
-from arco.catalog.domain import Change, DomainStore, Snapshot
-from arco.catalog.lock import DEFAULT_LOCK_TTL
-from arco.catalog.manifest import FileEntry
 from arco.catalog.state import CatalogState
-from arco.catalog.tableset import TableDef
-from arco.catalog.tier2state import RowMapState
 from arco.core.errors import IntegrityError, InvalidArgumentError, ObjectNotFoundError
 from arco.core.ids import sha256_hex
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.domain import tableset
+from arco.domain.lock import DEFAULT_LOCK_TTL
+from arco.domain.manifest import FileEntry
+from arco.domain.store import Change, DomainStore, Snapshot
+from arco.domain.tableset import TableDef
+from arco.ledger.folds import RowMapState
 
 #: How long a search writer waits for another one's lease (a rebuild is long).
 SEARCH_LOCK_WAIT = 360.0

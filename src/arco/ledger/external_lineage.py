@@ -9,7 +9,7 @@ domain, into four tables:
 * ``external_runs``: one row per OpenLineage run id;
 * ``datasets``: one row per OpenLineage dataset (namespace, name), mapped or not;
 * ``column_edges``: column-to-column edges (from ``columnLineage`` facets, or
-  declared through :class:`arco.catalog.lineage.LineageGraph`);
+  declared through :class:`arco.discovery.lineage.LineageGraph`);
 * and the existing ``edges`` table: one observed edge per input -> output.
 
 Every fold is deterministic in the set of events: rows follow the event with the
@@ -38,13 +38,13 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from arco.catalog.tableset import TableDef
 from arco.core.errors import InvalidNameError
 from arco.core.scope import validate_dotted
+from arco.domain.tableset import TableDef
 
 if TYPE_CHECKING:
-    from arco.catalog.events import Envelope
-    from arco.catalog.tier2state import Folder
+    from arco.ledger.events import Envelope
+    from arco.ledger.folds import Folder
 
 _TS = pa.timestamp("ms", tz="UTC")
 

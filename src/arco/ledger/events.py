@@ -16,12 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from arco.catalog.automation_events import AUTOMATION_EVENT_TYPES
-from arco.catalog.external_lineage import (
-    OpenLineageEventV1,
-    OpenLineageEventV2,
-    openlineage_v1_to_v2,
-)
 from arco.core.actor import clean_actor, current_actor
 from arco.core.errors import InvalidArgumentError
 from arco.core.ids import (
@@ -33,6 +27,12 @@ from arco.core.ids import (
     sha256_hex,
 )
 from arco.core.keys import validate_domain, validate_ulid
+from arco.ledger.automation_events import AUTOMATION_EVENT_TYPES
+from arco.ledger.external_lineage import (
+    OpenLineageEventV1,
+    OpenLineageEventV2,
+    openlineage_v1_to_v2,
+)
 
 MAX_EVENT_BYTES = 256 * 1024
 MAX_BATCH_EVENTS = 10_000

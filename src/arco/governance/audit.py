@@ -31,14 +31,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from arco.catalog.compactor import Compactor, tier2_store
-from arco.catalog.events import Envelope, build_envelope
-from arco.catalog.ledger import Ledger, decode_object
 from arco.core import metrics
 from arco.core.actor import acting_as
 from arco.core.ids import new_ulid
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
+from arco.ledger.compactor import Compactor, tier2_store
+from arco.ledger.events import Envelope, build_envelope
+from arco.ledger.log import Ledger, decode_object
 
 log = logging.getLogger("arco.audit")
 
@@ -59,7 +59,7 @@ def outcome_of(status: int) -> str:
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One audited action (see :class:`arco.catalog.events.AuditRecordedV1`)."""
+    """One audited action (see :class:`arco.ledger.events.AuditRecordedV1`)."""
 
     action: str
     outcome: str

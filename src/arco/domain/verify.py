@@ -10,10 +10,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from arco.catalog.iceberg_files import check_metadata_files
-from arco.catalog.lock import LockRecord
-from arco.catalog.manifest import Manifest, Pointer
-from arco.catalog.retention import read_floor
 from arco.core import metrics
 from arco.core.errors import IntegrityError, ObjectNotFoundError, StorageError
 from arco.core.ids import sha256_hex
@@ -21,6 +17,10 @@ from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.core.telemetry import span
+from arco.domain.extfiles import check_metadata_files
+from arco.domain.lock import LockRecord
+from arco.domain.manifest import Manifest, Pointer
+from arco.domain.retention import read_floor
 
 _log = logging.getLogger("arco.verify")
 
@@ -188,7 +188,7 @@ def _check_off_chain(
     chain, belongs to a history the head no longer reaches: the pointer was lost
     and re-created, or rolled back, and ``gc`` would delete that history.
     """
-    from arco.catalog.repair import OFF_CHAIN, manifest_version
+    from arco.domain.repair import OFF_CHAIN, manifest_version
 
     on_chain = {k for k, _ in walk.manifests}
     off: list[tuple[int, str]] = []

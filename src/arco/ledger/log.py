@@ -17,7 +17,13 @@ from typing import Any
 
 from ulid import ULID
 
-from arco.catalog.events import (
+from arco.core.errors import InvalidNameError, ObjectNotFoundError
+from arco.core.ids import new_ulid
+from arco.core.keys import Keys, is_external
+from arco.core.scope import Scope
+from arco.core.storage import ObjectStore
+from arco.core.telemetry import span, tracing_enabled
+from arco.ledger.events import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
     REGISTRY,
@@ -26,12 +32,6 @@ from arco.catalog.events import (
     InvalidEventError,
     build_envelope,
 )
-from arco.core.errors import InvalidNameError, ObjectNotFoundError
-from arco.core.ids import new_ulid
-from arco.core.keys import Keys, is_external
-from arco.core.scope import Scope
-from arco.core.storage import ObjectStore
-from arco.core.telemetry import span, tracing_enabled
 
 
 def ulid_time(value: str) -> datetime:

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Self
 import immutables
 import pyarrow as pa
 
-from arco.catalog.events import Envelope
-from arco.catalog.external_lineage import EXTERNAL_TABLES, fold_openlineage
-from arco.catalog.tableset import OP_DELETE, TableDef
+from arco.domain.tableset import OP_DELETE, TableDef
+from arco.ledger.events import Envelope
+from arco.ledger.external_lineage import EXTERNAL_TABLES, fold_openlineage
 
 _TS = pa.timestamp("ms", tz="UTC")
 

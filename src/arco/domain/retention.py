@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from arco.catalog.manifest import Manifest, Pointer, fetch_manifest
 from arco.core.errors import (
     CommitConflictError,
     IntegrityError,
@@ -43,6 +42,7 @@ from arco.core.ids import utc_now
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore, PutMode
+from arco.domain.manifest import Manifest, Pointer, fetch_manifest
 
 FLOOR_FORMAT = "arco.floor/1"
 
@@ -173,7 +173,7 @@ def expire_history(
 ) -> ExpireReport:
     """Move ``domain``'s history floor up to the oldest version ``policy`` keeps.
 
-    Deletes nothing: run :func:`~arco.catalog.gc.collect_garbage` afterwards to
+    Deletes nothing: run :func:`~arco.maintenance.gc.collect_garbage` afterwards to
     reclaim the expired manifests and the state files only they referenced.
     """
     keys = Keys(scope)

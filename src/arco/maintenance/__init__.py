@@ -1,0 +1,1 @@
+"""Maintenance across domains: garbage collection of what no retained version names."""
