@@ -27,9 +27,11 @@ _CATALOG = (*_DOMAIN, "arco.catalog")
 _LEDGER = (*_DOMAIN, "arco.ledger")
 _TIERS = (*_DOMAIN, "arco.catalog", "arco.ledger")
 _READS = (*_TIERS, "arco.discovery", "arco.sql")
+# One scope's collaborators (catalog, ledger, compactor, lineage, search, SQL).
+_WORKSPACE = (*_READS, "arco.workspace")
 _INTEGRATIONS = ("arco.iceberg", "arco.openlineage")
 _BELOW_SURFACES = (
-    *_READS,
+    *_WORKSPACE,
     "arco.governance",
     "arco.maintenance",
     *_INTEGRATIONS,
@@ -46,15 +48,16 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "arco.discovery": (*_TIERS, "arco.discovery"),
     "arco.sql": (*_TIERS, "arco.sql"),
     "arco.maintenance": (*_TIERS, "arco.maintenance"),
+    "arco.workspace": _WORKSPACE,
     # The Iceberg REST catalog: below the API server, which mounts it (ADR 014).
     "arco.iceberg": (*_CATALOG, "arco.iceberg"),
-    "arco.openlineage": (*_TIERS, "arco.openlineage"),
-    "arco.flow": (*_TIERS, "arco.flow"),
+    "arco.openlineage": (*_WORKSPACE, "arco.openlineage"),
+    "arco.flow": (*_WORKSPACE, "arco.flow"),
     "arco.web": ("arco.web",),
     "arco.client": ("arco.client",),
     "arco.api": (*_BELOW_SURFACES, "arco.api", "arco.web"),
     "arco.cli": (*_BELOW_SURFACES, "arco.cli", "arco.api", "arco.demo"),
-    "arco.demo": (*_READS, "arco.flow", "arco.demo"),
+    "arco.demo": (*_WORKSPACE, "arco.flow", "arco.demo"),
 }
 _VERSION = "arco.__version__"
 

@@ -13,12 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from arco.api.auth import AuthenticationError, PermissionDeniedError, Principal
 from arco.api.governance import RUN_LAUNCH_ROUTES
-from arco.api.services import ScopeServices
 from arco.core.actor import set_actor
 from arco.core.errors import InvalidArgumentError
 from arco.core.storage.signing import mint_guard
 from arco.core.telemetry import set_request
 from arco.sql.engine import private_tables_visible
+from arco.workspace import Workspace
 
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")
 
@@ -62,13 +62,13 @@ Caller = Annotated[Principal, Depends(principal)]
 
 
 def _role(role: str, rate: str | None = None):  # type: ignore[no-untyped-def]
-    async def check(request: Request, who: Caller) -> ScopeServices:
+    async def check(request: Request, who: Caller) -> Workspace:
         if not who.has(role):
             raise PermissionDeniedError(f"this operation needs the {role!r} role")
         if rate is not None:
             request.app.state.limiter.take(who.tenant, rate)
         await govern(request, who, rate)
-        services: ScopeServices = request.app.state.services.get(who.scope)
+        services: Workspace = request.app.state.services.get(who.scope)
         return services
 
     #: Read by the route-role table (docs/reference/roles.md and its test).
@@ -143,8 +143,8 @@ async def as_of_version_guard(request: Request) -> None:
     )
 
 
-Reader = Annotated[ScopeServices, Depends(_role("reader"))]
-Writer = Annotated[ScopeServices, Depends(_role("writer", "write"))]
-Ingest = Annotated[ScopeServices, Depends(_role("writer", "ingest"))]
-Querier = Annotated[ScopeServices, Depends(_role("reader", "query"))]
+Reader = Annotated[Workspace, Depends(_role("reader"))]
+Writer = Annotated[Workspace, Depends(_role("writer", "write"))]
+Ingest = Annotated[Workspace, Depends(_role("writer", "ingest"))]
+Querier = Annotated[Workspace, Depends(_role("reader", "query"))]
 Admin = Annotated[Principal, Depends(admin_principal)]

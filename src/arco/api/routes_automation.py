@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arco.api.deps import Reader, Writer
 from arco.api.routes_flow import _reader, project_definitions
-from arco.api.services import ScopeServices
 from arco.core.errors import NotFoundError
+from arco.workspace import Workspace
 
 if TYPE_CHECKING:
     from arco.flow.automation.tick import Automation
@@ -242,7 +242,7 @@ class FreshnessListOut(BaseModel):
 # ------------------------------------------------------------------ helpers
 
 
-def _automation(request: Request, svc: ScopeServices) -> Automation:
+def _automation(request: Request, svc: Workspace) -> Automation:
     from arco.flow.automation.config import build, load_config
 
     defs = project_definitions(request)
@@ -424,7 +424,7 @@ def list_freshness(request: Request, svc: Reader) -> Any:
     return {"assets": freshness_rows(request, svc, defs)}
 
 
-def freshness_rows(request: Request, svc: ScopeServices, defs: Any) -> list[dict[str, Any]]:
+def freshness_rows(request: Request, svc: Workspace, defs: Any) -> list[dict[str, Any]]:
     """The freshness of the project's assets (also shown by ``GET /assets``)."""
     from arco.flow.automation.views import freshness
 

@@ -371,7 +371,6 @@ def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any
     location outside the caller's data is a 422, a missing file a 404, data over
     the query data budget a 413. Reader role; rate-limited like queries.
     """
-    from arco.api.routes_query import system_tables
     from arco.sql.engine import ENGINE_DATA_BUDGET, QueryTooLargeError
     from arco.sql.tabledata import resolve_table
 
@@ -379,7 +378,7 @@ def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any
     started = time.perf_counter()
     cap = max(1, min(int(settings.signed_url_ttl_max), MAX_TTL_SECONDS))
     ttl = min(body.ttl_seconds or DEFAULT_TTL_SECONDS, cap)
-    system = system_tables(request, svc)
+    system = svc.system
     state = system.catalog_state(as_of_version=body.as_of_version)
     keys = Keys(svc.scope)
     store: ObjectStore = request.app.state.store

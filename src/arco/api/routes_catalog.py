@@ -21,8 +21,8 @@ from arco.api.schemas import (
     TablePatch,
     TableRename,
 )
-from arco.api.services import ScopeServices
 from arco.catalog.catalog import Catalog, CatalogView
+from arco.workspace import Workspace
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)]
@@ -37,7 +37,7 @@ AsOfVersion = Annotated[
 ]
 
 
-def _view(svc: ScopeServices, as_of_version: int | None) -> Catalog | CatalogView:
+def _view(svc: Workspace, as_of_version: int | None) -> Catalog | CatalogView:
     """The catalog at ``as_of_version`` (404 past the head, or once expired), else the latest.
 
     The latest is read through the catalog itself, not ``view()``: a server that has

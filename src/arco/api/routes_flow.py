@@ -19,10 +19,10 @@ from fastapi import APIRouter, Header, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from arco.api.deps import Reader, Writer
-from arco.api.services import ScopeServices
 from arco.core.errors import ConflictError, InvalidArgumentError, NotFoundError
 from arco.core.keys import validate_ulid
 from arco.flow.states import RUN_STATES, RUN_TERMINAL
+from arco.workspace import Workspace
 
 if TYPE_CHECKING:
     # The flow package is imported on first use: the API (and ``arco dev``) start faster.
@@ -245,17 +245,14 @@ def load_server_project(settings: Any) -> Definitions:
     return load_project(project)
 
 
-def _reader(request: Request, svc: ScopeServices) -> RunsReader:
-    # One reader per scope, kept with the scope's services so read caches live on.
-    found = svc.extras.get("runs")
-    if found is None:
-        from arco.flow.runview import RunsReader
+def _reader(request: Request, svc: Workspace) -> RunsReader:
+    from arco.flow.runview import RunsReader
 
-        found = RunsReader(
-            request.app.state.store, svc.scope, domain=svc.compactor.domain_store("executions")
-        )
-        svc.extras["runs"] = found
-    return found
+    # One reader per scope, kept with the scope's workspace so read caches live on.
+    return svc.extension(
+        RunsReader,
+        lambda ws: RunsReader(ws.store, ws.scope, domain=ws.compactor.domain_store("executions")),
+    )
 
 
 def _iso(value: datetime | None) -> str | None:

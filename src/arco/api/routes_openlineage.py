@@ -18,13 +18,13 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from arco.api.deps import Ingest, Reader, Writer
-from arco.api.services import ScopeServices
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.discovery.lineage import ColumnLineage
 from arco.ledger.external_lineage import OL_EVENT_TYPES
 from arco.openlineage.ingest import GroupWriter, as_events, encode, prepare
-from arco.openlineage.mapping import OpenLineageConfig
+from arco.openlineage.mapping import DatasetMapper, OpenLineageConfig
 from arco.openlineage.schema import InvalidOpenLineageEventError
+from arco.workspace import Workspace
 
 router = APIRouter(prefix="/api/v1")
 
@@ -38,12 +38,16 @@ def _config(request: Request) -> OpenLineageConfig:
     return found
 
 
-def columns_of(svc: ScopeServices) -> ColumnLineage:
+def columns_of(svc: Workspace) -> ColumnLineage:
     """The scope's (cached) column lineage service."""
-    found = svc.extras.get("column_lineage")
-    if found is None:
-        found = svc.extras["column_lineage"] = ColumnLineage(svc.lineage)
-    return found
+    return svc.extension(ColumnLineage, lambda ws: ColumnLineage(ws.lineage))
+
+
+class _MapperSlot:
+    """The scope's OpenLineage dataset mapper, rebuilt when the server's rules change."""
+
+    def __init__(self) -> None:
+        self.mapper: DatasetMapper | None = None
 
 
 async def _body(request: Request) -> tuple[Any, bytes]:
@@ -110,15 +114,14 @@ async def post_lineage(request: Request, svc: Ingest) -> JSONResponse:
     body, data = await _body(request)
     events = as_events(body)
     config = _config(request)
-    mapper = svc.extras.get("openlineage_mapper")
+    slot = svc.extension(_MapperSlot, lambda _ws: _MapperSlot())
+    mapper = slot.mapper
     if mapper is None or mapper.rules is not config.rules:
         # Kept per scope: the mapper caches names, and events repeat the same datasets.
-        mapper = svc.extras["openlineage_mapper"] = config.mapper(svc.scope)
+        mapper = slot.mapper = config.mapper(svc.scope)
     envelopes = prepare(events, mapper, text=_single_event_text(body, data))
     encoded = encode(svc.ledger, envelopes)
-    writer = svc.extras.get("openlineage_writer")
-    if writer is None:
-        writer = svc.extras["openlineage_writer"] = GroupWriter(svc.ledger)
+    writer = svc.extension(GroupWriter, lambda ws: GroupWriter(ws.ledger))
     await writer.write(encoded)
     if config.auto_register:
         from arco.openlineage.register import register_datasets

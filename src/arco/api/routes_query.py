@@ -10,20 +10,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from arco.api.deps import Querier
 from arco.api.responses import json_out
 from arco.api.schemas import QueryIn, QueryOut
-from arco.sql.engine import QueryLimits, SystemTables, run_query
+from arco.sql.engine import QueryLimits, run_query
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
-
-
-def system_tables(request: Request, svc: Any) -> SystemTables:
-    """The caller's :class:`SystemTables`, kept with its scope's services."""
-    # One SystemTables per scope, kept with the scope's services so its caches live on.
-    found = svc.extras.get("system")
-    if found is None:
-        found = SystemTables(request.app.state.store, svc.scope, catalog=svc.catalog)
-        svc.extras["system"] = found
-    return found  # type: ignore[no-any-return]
 
 
 @router.post(
@@ -51,7 +41,7 @@ def query(
         max_bytes=settings.query_bytes,
     )
     version = body.as_of_version if body.as_of_version is not None else as_of_version
-    result = run_query(system_tables(request, svc), body.sql, as_of_version=version, limits=limits)
+    result = run_query(svc.system, body.sql, as_of_version=version, limits=limits)
     if accept and ARROW_STREAM in accept:
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, result.arrow.schema) as writer:

@@ -188,12 +188,12 @@ def compact(
     )
     with_search = domain in (None, SEARCH_DOMAIN)
 
-    from arco.discovery.search import SearchIndex
     from arco.ledger.compactor import Compactor
 
     store, scope = cfg.store(), cfg.scope()
+    # The CLI's own window and limits, so not the workspace's default compactor.
     compactor = Compactor(store, scope, window=timedelta(seconds=window), **COMPACTOR_OPTIONS)
-    index = SearchIndex(store, scope, catalog=cfg.catalog()) if with_search else None
+    index = cfg.open_workspace().search if with_search else None
 
     def run_pass() -> _PassResult:
         bar = _ProgressBar(_progress_console())

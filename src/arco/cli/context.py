@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from arco.core.config import StoreChoice
     from arco.core.scope import Scope
     from arco.core.storage import ObjectStore
+    from arco.workspace import Workspace
 
 DEFAULT_SCOPE_PART = "default"
 
@@ -38,7 +39,7 @@ class Settings:
     json: bool = False
     _choice: StoreChoice | None = field(default=None, repr=False)
     _store: ObjectStore | None = field(default=None, repr=False)
-    _catalog: Catalog | None = field(default=None, repr=False)
+    _open: Workspace | None = field(default=None, repr=False)
 
     def store_choice(self) -> StoreChoice:
         """The store this command uses and where its URL came from (resolved once).
@@ -77,14 +78,17 @@ class Settings:
                 raise StorageError(f"cannot open store {self.store_url}: {reason}") from exc
         return self._store
 
+    def open_workspace(self) -> Workspace:
+        """This command's :class:`~arco.workspace.Workspace`: the scope on the store (once)."""
+        if self._open is None:
+            from arco.workspace import Workspace
+
+            self._open = Workspace(self.store(), self.scope())
+        return self._open
+
     def catalog(self) -> Catalog:
         """The catalog of this scope on this store (opened once)."""
-        if self._catalog is None:
-            from arco.catalog import Catalog
-
-            scope = self.scope()
-            self._catalog = Catalog(self.store(), scope)
-        return self._catalog
+        return self.open_workspace().catalog
 
 
 def settings(ctx: typer.Context) -> Settings:

@@ -61,8 +61,6 @@ def dev(
     from arco.api.auth import mint_token
     from arco.api.settings import MAX_REQUEST_HEAD_BYTES, Settings
     from arco.cli.flow import check_executor
-    from arco.discovery.search import SearchIndex
-    from arco.ledger.compactor import Compactor
 
     started = time.monotonic()
     refuse_json(ctx, "dev")
@@ -127,12 +125,11 @@ def dev(
     stop = threading.Event()
 
     def compaction_loop() -> None:
-        compactor = Compactor(opts.store(), opts.scope())
-        search = SearchIndex(opts.store(), opts.scope())
+        ws = opts.open_workspace()
         while not stop.wait(interval):
             try:
-                compactor.compact_all()
-                search.refresh()
+                ws.compactor.compact_all()
+                ws.search.refresh()
             except Exception as exc:
                 say(f"compaction error: {exc}")
 

@@ -166,7 +166,6 @@ def append(
 ) -> None:
     """Append one event (--type, --payload) or a file of events (--file); print their ids."""
     from arco.ledger.events import REGISTRY
-    from arco.ledger.log import Ledger
 
     cfg = settings(ctx)
     if file is not None:
@@ -176,7 +175,7 @@ def append(
             )
         REGISTRY.check_domain(domain)
         items = _read_file(domain, file)
-        envelopes = _append_chunks(Ledger(cfg.store(), cfg.scope()), domain, items)
+        envelopes = _append_chunks(cfg.open_workspace().ledger, domain, items)
         if cfg.json:
             output.emit_json([e.to_dict() for e in envelopes])
         else:
@@ -186,7 +185,7 @@ def append(
     if event_type is None or payload is None:
         raise CliUsageError("give --type and --payload, or --file")
     REGISTRY.check_domain(domain)
-    env = Ledger(cfg.store(), cfg.scope()).append(
+    env = cfg.open_workspace().ledger.append(
         domain,
         event_type,
         _parse_payload(payload),
@@ -208,10 +207,9 @@ def tail(
     ] = 20,
 ) -> None:
     """Show the newest events of a domain's ledger, oldest first (compacted or not)."""
-    from arco.ledger.log import Ledger
 
     cfg = settings(ctx)
-    envelopes = Ledger(cfg.store(), cfg.scope()).tail(domain, limit)
+    envelopes = cfg.open_workspace().ledger.tail(domain, limit)
     if cfg.json:
         output.emit_json([e.to_dict() for e in envelopes])
     else:
@@ -246,10 +244,10 @@ def prune(
     """
     from datetime import timedelta
 
-    from arco.ledger.compactor import STATE_CLASSES, Compactor
+    from arco.ledger.compactor import STATE_CLASSES
 
     cfg = settings(ctx)
-    compactor = Compactor(cfg.store(), cfg.scope())
+    compactor = cfg.open_workspace().compactor
     domains = [domain] if domain is not None else sorted(STATE_CLASSES)
     reports = [compactor.prune(d, timedelta(days=keep_days), dry_run=dry_run) for d in domains]
     if cfg.json:

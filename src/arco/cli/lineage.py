@@ -46,9 +46,7 @@ TypeOption = Annotated[
 
 
 def _graph(cfg: Settings) -> LineageGraph:
-    from arco.discovery.lineage import LineageGraph
-
-    return LineageGraph(cfg.store(), cfg.scope())
+    return cfg.open_workspace().lineage
 
 
 @app.command("add")

@@ -36,10 +36,8 @@ def search(
     ] = None,
 ) -> None:
     """Search the catalog; exact names rank first, then name prefixes, words, descriptions."""
-    from arco.discovery.search import SearchIndex
-
     cfg = settings(ctx)
-    index = SearchIndex(cfg.store(), cfg.scope(), catalog=cfg.catalog())
+    index = cfg.open_workspace().search
     results = index.search(
         query,
         kind=kind.value if kind is not None else None,

@@ -57,11 +57,11 @@ def sql(
 ) -> None:
     """Run one read-only SELECT over catalog and system tables (Tier-2 ones: latest state)."""
     from arco.core.errors import ArcoError
-    from arco.sql.engine import QueryLimits, SystemTables, run_query
+    from arco.sql.engine import QueryLimits, run_query
 
     cfg = settings(ctx)
     try:
-        system = SystemTables(cfg.store(), cfg.scope(), catalog=cfg.catalog())
+        system = cfg.open_workspace().system
         limits = QueryLimits(max_rows=max_rows, max_seconds=timeout, truncate=truncate)
         result = run_query(system, query, as_of_version=as_of, limits=limits)
     except ArcoError as exc:
