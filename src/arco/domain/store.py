@@ -513,76 +513,13 @@ class DomainStore(Generic[S]):
         )
 
     def _publish(self, snap: Snapshot[S], change: Change, lease: Lease) -> Snapshot[S]:
+        # The commit path: new immutable files, a create-only manifest, then one CAS
+        # on the head pointer, checked against the lease just before (I1, I2).
         version = snap.version + 1
         commit_id = new_ulid()
-        state = snap.state
-        for table in change.bases:
-            if self.state_cls.TABLES[table].resident:
-                raise ValueError(f"{table}: Change.bases is for non-resident tables only")
-        replaced = change.replace | set(change.bases)
-        pending: list[FileEntry | _Pending] = [f for f in snap.files if f.table not in replaced]
-        for table in sorted(change.replace):
-            if self.state_cls.TABLES[table].resident:
-                state = state.clear(table)
-        for table, rows in sorted(change.rows.items()):
-            if not rows:
-                continue
-            tdef = self.state_cls.TABLES[table]
-            stamped = [{**r, "_version": version} for r in rows]
-            if tdef.resident:
-                state = state.apply(table, stamped)
-            if table in change.replace:
-                # A full replacement is the table's new base: write it as one directly
-                # instead of as a delta that the merge policy would at once rewrite.
-                live = [
-                    {k: v for k, v in r.items() if k not in ("_op", "_version")}
-                    for r in rows
-                    if r.get("_op") != tableset.OP_DELETE
-                ]
-                pending.append(
-                    _Pending(table, 0, 0, version, tableset.base_table(tdef, live), "base")
-                )
-                continue
-            pending.append(
-                _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
-            )
-        touched = {t for t, r in change.rows.items() if r and t not in replaced}
-        pending = self._compact(pending, state, version, touched)
-        pending.extend(
-            _Pending(table, 0, 0, version, data, "base")
-            for table, data in sorted(change.bases.items())
-        )
-        files = []
-        for p in pending:
-            if not isinstance(p, _Pending):
-                files.append(p)
-                continue
-            if change.prepare_base is not None and p.kind == "base" and p.table in change.bases:
-                p = replace(p, data=change.prepare_base(p.table, p.data))
-            files.append(self._write(p, version, commit_id))
-        parent = (
-            ParentRef(snap.manifest_key, snap.pointer.manifest_sha256)
-            if snap.manifest_key is not None and snap.pointer is not None
-            else None
-        )
-        meta = (
-            change.meta
-            if change.meta is not None
-            else (snap.manifest.meta if snap.manifest else {})
-        )
-        manifest = Manifest(
-            domain=self.domain,
-            version=version,
-            commit_id=commit_id,
-            committed_at=utc_now().isoformat(),
-            fencing_token=lease.token,
-            writer=lease.holder,
-            actor=current_actor(),
-            parent=parent,
-            files=tuple(files),
-            operation=change.operation,
-            meta=meta,
-        )
+        state, pending = self._stage(snap, change, version)
+        files = self._write_all(pending, change, version, commit_id)
+        manifest = self._next_manifest(snap, change, lease, version, commit_id, files)
         manifest_bytes = manifest.to_bytes()
         manifest_key = self.keys.manifest(self.domain, version, commit_id)
         self.store.put(manifest_key, manifest_bytes, "create")
@@ -609,6 +546,104 @@ class DomainStore(Generic[S]):
         )
         self._remember(new_snap, time.monotonic())
         return new_snap
+
+    def _stage(
+        self, snap: Snapshot[S], change: Change, version: int
+    ) -> tuple[S, list[FileEntry | _Pending]]:
+        """The next state and the files of version ``version``: kept, new and merged."""
+        state = snap.state
+        for table in change.bases:
+            if self.state_cls.TABLES[table].resident:
+                raise ValueError(f"{table}: Change.bases is for non-resident tables only")
+        replaced = change.replace | set(change.bases)
+        pending: list[FileEntry | _Pending] = [f for f in snap.files if f.table not in replaced]
+        for table in sorted(change.replace):
+            if self.state_cls.TABLES[table].resident:
+                state = state.clear(table)
+        for table, rows in sorted(change.rows.items()):
+            if not rows:
+                continue
+            tdef = self.state_cls.TABLES[table]
+            stamped = [{**r, "_version": version} for r in rows]
+            if tdef.resident:
+                state = state.apply(table, stamped)
+            pending.append(self._new_file(tdef, table, rows, stamped, version, change))
+        touched = {t for t, r in change.rows.items() if r and t not in replaced}
+        pending = self._compact(pending, state, version, touched)
+        pending.extend(
+            _Pending(table, 0, 0, version, data, "base")
+            for table, data in sorted(change.bases.items())
+        )
+        return state, pending
+
+    @staticmethod
+    def _new_file(
+        tdef: TableDef,
+        table: str,
+        rows: list[dict[str, Any]],
+        stamped: list[dict[str, Any]],
+        version: int,
+        change: Change,
+    ) -> _Pending:
+        """The file a change's rows of ``table`` become: a delta, or a whole new base."""
+        if table not in change.replace:
+            return _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
+        # A full replacement is the table's new base: write it as one directly
+        # instead of as a delta that the merge policy would at once rewrite.
+        live = [
+            {k: v for k, v in r.items() if k not in ("_op", "_version")}
+            for r in rows
+            if r.get("_op") != tableset.OP_DELETE
+        ]
+        return _Pending(table, 0, 0, version, tableset.base_table(tdef, live), "base")
+
+    def _write_all(
+        self, pending: list[FileEntry | _Pending], change: Change, version: int, commit_id: str
+    ) -> list[FileEntry]:
+        """Write the new files of ``pending`` (create-only); kept files pass through."""
+        files = []
+        for p in pending:
+            if not isinstance(p, _Pending):
+                files.append(p)
+                continue
+            if change.prepare_base is not None and p.kind == "base" and p.table in change.bases:
+                p = replace(p, data=change.prepare_base(p.table, p.data))
+            files.append(self._write(p, version, commit_id))
+        return files
+
+    def _next_manifest(
+        self,
+        snap: Snapshot[S],
+        change: Change,
+        lease: Lease,
+        version: int,
+        commit_id: str,
+        files: list[FileEntry],
+    ) -> Manifest:
+        """The manifest of the new version, naming its parent and every file by hash."""
+        parent = (
+            ParentRef(snap.manifest_key, snap.pointer.manifest_sha256)
+            if snap.manifest_key is not None and snap.pointer is not None
+            else None
+        )
+        meta = (
+            change.meta
+            if change.meta is not None
+            else (snap.manifest.meta if snap.manifest else {})
+        )
+        return Manifest(
+            domain=self.domain,
+            version=version,
+            commit_id=commit_id,
+            committed_at=utc_now().isoformat(),
+            fencing_token=lease.token,
+            writer=lease.holder,
+            actor=current_actor(),
+            parent=parent,
+            files=tuple(files),
+            operation=change.operation,
+            meta=meta,
+        )
 
     def _write(self, pending: _Pending, version: int, commit_id: str) -> FileEntry:
         suffix = "base" if pending.kind == "base" else f"L{pending.level}"
