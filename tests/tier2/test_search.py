@@ -531,7 +531,8 @@ def test_a_cached_postings_group_is_compact_and_finds_like_a_filter() -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from arco.discovery.search import _POSTING_SCHEMA, _Runs
+    from arco.discovery.search.reader import PostingRuns
+    from arco.discovery.search.state import POSTING_SCHEMA
 
     words = ["d:ab", "d:abc", "d:abc\U0010ffffz", "d:abd", "d:b", "n:zé", "n:zéa", "^orders"]
     rows = [(w, d) for w in sorted(words) for d in range(0, 3000, 7 + len(w))]
@@ -542,9 +543,9 @@ def test_a_cached_postings_group_is_compact_and_finds_like_a_filter() -> None:
             "name_len": pa.array([7 if w.startswith("^") else None for w, _ in rows], pa.int16()),
             "min_len": pa.array([2 if w.startswith("^") else None for w, _ in rows], pa.int16()),
         },
-        schema=_POSTING_SCHEMA,
+        schema=POSTING_SCHEMA,
     )
-    runs = _Runs.of(group)
+    runs = PostingRuns.of(group)
     assert runs.nbytes * 2 < group.nbytes
     for key in ["d:a", "d:ab", "d:abc", "d:abd", "d:abe", "d:", "n:z", "n:zé", "^ord", "~", "a"]:
         for prefix in (False, True):

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.core.ids import utc_now_ms
@@ -26,6 +26,8 @@ from arco.ledger.folds import RowMapState
 Direction = Literal["upstream", "downstream", "both"]
 DEFAULT_DEPTH = 5
 MAX_DEPTH = 50
+#: A node of a lineage graph: a table's name, or a ``(table, column)`` pair.
+_N = TypeVar("_N", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -97,20 +99,75 @@ class Traversal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "root": self.root,
-            "direction": self.direction,
-            "depth": self.depth,
-            "nodes": [n.to_dict() for n in self.nodes],
-            "edges": [e.to_dict() for e in self.edges],
-        }
+        return {"root": self.root, **_walk_dict(self)}
+
+
+def _walk_dict(walk: Traversal | ColumnTraversal) -> dict[str, Any]:
+    """The JSON-ready fields of a traversal after its root's: the same for tables
+    and columns."""
+    return {
+        "direction": walk.direction,
+        "depth": walk.depth,
+        "nodes": [n.to_dict() for n in walk.nodes],
+        "edges": [e.to_dict() for e in walk.edges],
+    }
 
 
 @dataclass(frozen=True)
-class _Index:
+class _Adjacency(Generic[_N]):
+    """The edges of one snapshot version by node: ``out`` to their targets, ``inc``
+    to their sources, each with the edge's key (built once per version)."""
+
     version: int
-    out: dict[str, list[tuple[str, tuple[Any, ...]]]]
-    inc: dict[str, list[tuple[str, tuple[Any, ...]]]]
+    out: dict[_N, list[tuple[_N, tuple[Any, ...]]]]
+    inc: dict[_N, list[tuple[_N, tuple[Any, ...]]]]
+
+    @classmethod
+    def of(
+        cls,
+        version: int,
+        keys: Iterable[tuple[Any, ...]],
+        ends: Callable[[tuple[Any, ...]], tuple[_N, _N]],
+    ) -> _Adjacency[_N]:
+        """The adjacency of the edges with these keys (``ends``: source and target)."""
+        out: dict[_N, list[tuple[_N, tuple[Any, ...]]]] = {}
+        inc: dict[_N, list[tuple[_N, tuple[Any, ...]]]] = {}
+        for key in keys:
+            source, target = ends(key)
+            out.setdefault(source, []).append((target, key))
+            inc.setdefault(target, []).append((source, key))
+        return cls(version, out, inc)
+
+    def walk(
+        self, root: _N, direction: Direction, depth: int
+    ) -> tuple[list[tuple[_N, int, str]], set[tuple[Any, ...]]]:
+        """Breadth-first from ``root`` up to ``depth`` hops, each way ``direction``
+        asks; cycles are visited once. The nodes reached as ``(node, distance, way)``
+        in the order reached, and the keys of the edges crossed."""
+        reached: list[tuple[_N, int, str]] = []
+        edge_keys: set[tuple[Any, ...]] = set()
+        for way in ["upstream", "downstream"] if direction == "both" else [direction]:
+            adjacency = self.inc if way == "upstream" else self.out
+            seen = {root}
+            queue: deque[tuple[_N, int]] = deque([(root, 0)])
+            while queue:
+                current, dist = queue.popleft()
+                if dist >= depth:
+                    continue
+                for neighbour, key in adjacency.get(current, ()):
+                    edge_keys.add(key)
+                    if neighbour not in seen:
+                        seen.add(neighbour)
+                        reached.append((neighbour, dist + 1, way))
+                        queue.append((neighbour, dist + 1))
+        return reached, edge_keys
+
+
+def _check_walk(direction: str, depth: int) -> None:
+    if direction not in ("upstream", "downstream", "both"):
+        raise InvalidArgumentError("direction must be upstream, downstream or both")
+    if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise InvalidArgumentError(f"depth must be between 1 and {MAX_DEPTH}")
 
 
 class LineageGraph:
@@ -118,7 +175,7 @@ class LineageGraph:
 
     def __init__(self, store: ObjectStore, scope: Scope, *, max_staleness: float = 0.0) -> None:
         self.domain = tier2_store(store, scope, "lineage", max_staleness=max_staleness)
-        self._index: _Index | None = None
+        self._index: _Adjacency[str] | None = None
 
     def snapshot(self) -> Snapshot[RowMapState]:
         """The latest lineage snapshot."""
@@ -201,18 +258,11 @@ class LineageGraph:
         rows = self.snapshot().state.table("edges")
         return [_edge(rows[k]) for k in sorted(rows)]
 
-    def _build(self, snap: Snapshot[RowMapState]) -> _Index:
+    def _build(self, snap: Snapshot[RowMapState]) -> _Adjacency[str]:
         idx = self._index
-        if idx is not None and idx.version == snap.version:
-            return idx
-        out: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
-        inc: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
-        for key in snap.state.table("edges"):
-            source, target = key[0], key[1]
-            out.setdefault(source, []).append((target, key))
-            inc.setdefault(target, []).append((source, key))
-        idx = _Index(snap.version, out, inc)
-        self._index = idx
+        if idx is None or idx.version != snap.version:
+            edges = snap.state.table("edges")
+            idx = self._index = _Adjacency.of(snap.version, edges, lambda k: (k[0], k[1]))
         return idx
 
     def traverse(
@@ -220,33 +270,18 @@ class LineageGraph:
     ) -> Traversal:
         """Breadth-first walk from ``node`` up to ``depth`` hops; cycles are visited once."""
         node = validate_dotted("lineage node", node)
-        if direction not in ("upstream", "downstream", "both"):
-            raise InvalidArgumentError("direction must be upstream, downstream or both")
-        if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-            raise InvalidArgumentError(f"depth must be between 1 and {MAX_DEPTH}")
+        _check_walk(direction, depth)
         snap = self.snapshot()
-        idx = self._build(snap)
+        reached, edge_keys = self._build(snap).walk(node, direction, depth)
         rows = snap.state.table("edges")
-        result = Traversal(root=node, direction=direction, depth=depth)
-        edge_keys: set[tuple[Any, ...]] = set()
-        ways = ["upstream", "downstream"] if direction == "both" else [direction]
-        for way in ways:
-            adjacency = idx.inc if way == "upstream" else idx.out
-            seen = {node}
-            queue: deque[tuple[str, int]] = deque([(node, 0)])
-            while queue:
-                current, dist = queue.popleft()
-                if dist >= depth:
-                    continue
-                for neighbour, key in adjacency.get(current, ()):
-                    edge_keys.add(key)
-                    if neighbour not in seen:
-                        seen.add(neighbour)
-                        result.nodes.append(TraversalNode(neighbour, dist + 1, way))
-                        queue.append((neighbour, dist + 1))
-        result.nodes.sort(key=lambda n: (n.direction, n.depth, n.name))
-        result.edges = [_edge(rows[k]) for k in sorted(edge_keys)]
-        return result
+        nodes = [TraversalNode(name, dist, way) for name, dist, way in reached]
+        return Traversal(
+            root=node,
+            direction=direction,
+            depth=depth,
+            nodes=sorted(nodes, key=lambda n: (n.direction, n.depth, n.name)),
+            edges=[_edge(rows[k]) for k in sorted(edge_keys)],
+        )
 
 
 def _check_edge_type(edge_type: str) -> None:
@@ -372,24 +407,10 @@ class ColumnTraversal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {
-            "table": self.table,
-            "column": self.column,
-            "direction": self.direction,
-            "depth": self.depth,
-            "nodes": [n.to_dict() for n in self.nodes],
-            "edges": [e.to_dict() for e in self.edges],
-        }
+        return {"table": self.table, "column": self.column, **_walk_dict(self)}
 
 
 _Col = tuple[str, str]
-
-
-@dataclass(frozen=True)
-class _ColumnIndex:
-    version: int
-    out: dict[_Col, list[tuple[_Col, tuple[Any, ...]]]]
-    inc: dict[_Col, list[tuple[_Col, tuple[Any, ...]]]]
 
 
 def _check_column(value: str) -> str:
@@ -407,7 +428,7 @@ class ColumnLineage:
 
     def __init__(self, graph: LineageGraph) -> None:
         self.graph = graph
-        self._index: _ColumnIndex | None = None
+        self._index: _Adjacency[_Col] | None = None
 
     def add(
         self,
@@ -487,18 +508,13 @@ class ColumnLineage:
                 out.setdefault(e.target_column, []).append(e)
         return out
 
-    def _build(self, snap: Snapshot[RowMapState]) -> _ColumnIndex:
+    def _build(self, snap: Snapshot[RowMapState]) -> _Adjacency[_Col]:
         idx = self._index
-        if idx is not None and idx.version == snap.version:
-            return idx
-        out: dict[_Col, list[tuple[_Col, tuple[Any, ...]]]] = {}
-        inc: dict[_Col, list[tuple[_Col, tuple[Any, ...]]]] = {}
-        for key in snap.state.table("column_edges"):
-            src, dst = (key[0], key[1]), (key[2], key[3])
-            out.setdefault(src, []).append((dst, key))
-            inc.setdefault(dst, []).append((src, key))
-        idx = _ColumnIndex(snap.version, out, inc)
-        self._index = idx
+        if idx is None or idx.version != snap.version:
+            edges = snap.state.table("column_edges")
+            idx = self._index = _Adjacency.of(
+                snap.version, edges, lambda k: ((k[0], k[1]), (k[2], k[3]))
+            )
         return idx
 
     def traverse(
@@ -512,33 +528,19 @@ class ColumnLineage:
         """Breadth-first walk over column edges from ``table.column``; cycles visited once."""
         table = validate_dotted("lineage node", table)
         column = _check_column(column)
-        if direction not in ("upstream", "downstream", "both"):
-            raise InvalidArgumentError("direction must be upstream, downstream or both")
-        if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-            raise InvalidArgumentError(f"depth must be between 1 and {MAX_DEPTH}")
+        _check_walk(direction, depth)
         snap = self.graph.snapshot()
-        idx = self._build(snap)
+        reached, keys = self._build(snap).walk((table, column), direction, depth)
         rows = snap.state.table("column_edges")
-        result = ColumnTraversal(table, column, direction, depth)
-        keys: set[tuple[Any, ...]] = set()
-        root = (table, column)
-        for way in ["upstream", "downstream"] if direction == "both" else [direction]:
-            adjacency = idx.inc if way == "upstream" else idx.out
-            seen = {root}
-            queue: deque[tuple[_Col, int]] = deque([(root, 0)])
-            while queue:
-                current, dist = queue.popleft()
-                if dist >= depth:
-                    continue
-                for neighbour, key in adjacency.get(current, ()):
-                    keys.add(key)
-                    if neighbour not in seen:
-                        seen.add(neighbour)
-                        result.nodes.append(ColumnNode(neighbour[0], neighbour[1], dist + 1, way))
-                        queue.append((neighbour, dist + 1))
-        result.nodes.sort(key=lambda n: (n.direction, n.depth, n.table, n.column))
-        result.edges = [_column_edge(rows[k]) for k in sorted(keys)]
-        return result
+        nodes = [ColumnNode(t, c, dist, way) for (t, c), dist, way in reached]
+        return ColumnTraversal(
+            table,
+            column,
+            direction,
+            depth,
+            nodes=sorted(nodes, key=lambda n: (n.direction, n.depth, n.table, n.column)),
+            edges=[_column_edge(rows[k]) for k in sorted(keys)],
+        )
 
 
 def render_columns(traversal: ColumnTraversal) -> str:

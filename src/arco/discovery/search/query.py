@@ -1,0 +1,388 @@
+"""Answering a query: posting lookups, matching, ranking and the page of hits.
+
+Owns what a query means on one index view: which documents each query token
+matches (by field, exactly or by prefix), which match them all, the whole query
+as a prefix of names, the scores, the kind and namespace filters, and the ranked
+page of :class:`SearchHit` (document rows read only for that page).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .reader import _HIT_SCHEMA, IndexReader, _View
+from .state import _KIND_ORDER, KINDS
+from .tokens import MAX_PREFIX, MIN_PREFIX, tokenize
+
+#: Field markers of token postings and their weights: a query token equal to a token
+#: of the field scores the first weight, one that only starts a token the second
+#: (each below the field's whole-token weight, above the next field's).
+FIELDS = (("n", 100.0, 50.0), ("d", 10.0, 6.0), ("p", 5.0, 2.0))
+_EMPTY_GIDS = pa.array([], pa.int32())
+#: One field match: its label (as a hit's ``matched`` shows it), the documents
+#: (without repeats) and its weight.
+_Match = tuple[str, pa.Array, float]
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One ranked result."""
+
+    kind: str
+    name: str
+    qualified_name: str
+    namespace: str
+    description: str | None
+    score: float
+    matched: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "qualified_name": self.qualified_name,
+            "namespace": self.namespace,
+            "description": self.description,
+            "score": self.score,
+            "matched": list(self.matched),
+        }
+
+
+@dataclass
+class SearchResults:
+    """A page of hits."""
+
+    hits: list[SearchHit] = field(default_factory=list)
+    total: int = 0
+    next_page_token: str | None = None
+    catalog_version: int = 0
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """The whole query as a prefix of names: the documents, each one's best prefix
+    score, and those whose name the query is."""
+
+    gids: pa.Array
+    scores: pa.Array
+    exact: set[int]
+
+
+def run_query(
+    reader: IndexReader,
+    view: _View,
+    query: str,
+    kind: str | None,
+    namespace: str | None,
+    limit: int,
+    offset: int,
+    version: int,
+) -> SearchResults:
+    """Ranked hits of a checked query on one index view: its tokens' matches, the
+    documents matching them all or the whole query as a name prefix, their scores,
+    the kind and namespace filters, then the page from ``offset``."""
+    # Tokenize before lowercasing so a camelCase query splits like the names.
+    q_tokens = tokenize(query.strip())
+    matches, per_token = _token_matches(reader, view, q_tokens)
+    required = _required(per_token, [gids for _, gids, _ in matches])
+    prefix = _name_prefix(reader, view, query.strip().lower())
+    candidates = _union([required, prefix.gids])
+    if not len(candidates):
+        return SearchResults([], 0, None, version)
+    ranked = _score(matches, prefix, candidates, several=len(per_token) > 1)
+    if kind is not None:
+        kinds = _kinds(reader, view, ranked.column("g").combine_chunks())
+        ranked = ranked.filter(pc.equal(kinds, _KIND_ORDER[kind]))
+    if namespace is not None and ranked.num_rows:
+        ranked = _in_namespace(reader, view, ranked, namespace)
+    total = ranked.num_rows
+    need = offset + limit
+    if offset >= total:
+        return SearchResults([], total, None, version)
+    order, by_num = _page(reader, view, _top(ranked, view.base_docs, need), offset, need)
+    hits = _hits(order, by_num, _labels(order, matches, prefix))
+    return SearchResults(hits, total, str(need) if need < total else None, version)
+
+
+def _lookup(reader: IndexReader, view: _View, token: str, prefix: bool) -> pa.Table:
+    """Live postings of ``token`` (or of every token starting with it): ``doc``,
+    ``exact`` (the posting's token is ``token`` itself), ``name_len``, ``min_len``."""
+    parts = []
+    if view.postings is not None:
+        for g in view.postings.groups_for(token, token if prefix else None):
+            part = reader.posting_runs(view.postings, g).find(token, prefix)
+            if part.num_rows:
+                parts.append(part)
+    if view.delta_postings.num_rows:
+        col = view.delta_postings.column("token")
+        mask = pc.starts_with(col, token) if prefix else pc.equal(col, token)
+        part = view.delta_postings.filter(mask)
+        if part.num_rows:
+            parts.append(
+                pa.table(
+                    {
+                        "doc": part.column("doc"),
+                        "exact": pc.equal(part.column("token"), token),
+                        "name_len": part.column("name_len"),
+                        "min_len": part.column("min_len"),
+                    },
+                    schema=_HIT_SCHEMA,
+                )
+            )
+    if not parts:
+        return _HIT_SCHEMA.empty_table()
+    out = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+    if len(view.dead):
+        out = out.filter(pc.invert(pc.is_in(out.column("doc"), value_set=view.dead)))
+    return out
+
+
+def _token_matches(
+    reader: IndexReader, view: _View, q_tokens: Sequence[str]
+) -> tuple[list[_Match], list[list[pa.Array]]]:
+    """Every field match of every query token, and for each token the documents
+    that satisfy it."""
+    matches: list[_Match] = []
+    per_token: list[list[pa.Array]] = []
+    for token in q_tokens:
+        mine = _field_matches(reader, view, token)
+        matches.extend(mine)
+        parts = [gids for _, gids, _ in mine]
+        # Where an object lives (``q:``) can satisfy a query token but never makes
+        # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
+        # not list every column in the namespace.
+        if len(q_tokens) > 1:
+            located = _lookup(reader, view, "q:" + token, False).column("doc")
+            if len(located):
+                parts.append(located.combine_chunks())
+        per_token.append(parts)
+    return matches, per_token
+
+
+def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]:
+    """The fields ``token`` matches, exactly (a name also by its whole) and, when it
+    is long enough, as the start of a longer token."""
+    out: list[_Match] = []
+    can_prefix = MIN_PREFIX <= len(token) <= MAX_PREFIX
+    for marker, weight, prefix_weight in FIELDS:
+        key = f"{marker}:{token}"
+        rows = _lookup(reader, view, key, can_prefix)
+        is_exact = rows.column("exact")
+        gids = pc.filter(rows.column("doc"), is_exact).combine_chunks()
+        if marker == "n":
+            whole = _lookup(reader, view, f"n={token}", False).column("doc")
+            gids = _union([gids, whole.combine_chunks()])
+        starts = _EMPTY_GIDS
+        if can_prefix:
+            starts = pc.unique(pc.filter(rows.column("doc"), pc.invert(is_exact)))
+            starts = starts.combine_chunks() if isinstance(starts, pa.ChunkedArray) else starts
+            # A document holding the token itself scores as exact, not also as prefix.
+            starts = _without(starts, gids)
+        for label, hits, w in ((key, gids, weight), (f"{key}*", starts, prefix_weight)):
+            if len(hits):
+                out.append((label, hits, w))
+    return out
+
+
+def _required(per_token: list[list[pa.Array]], direct: list[pa.Array]) -> pa.Array:
+    """The documents that satisfy every query token and match at least one by a
+    field of their own (not only by where they live)."""
+    if len(per_token) == 1:
+        return _union(direct)
+    if not per_token or not direct:
+        return _EMPTY_GIDS
+    # Every token must match: start from the rarest token and keep narrowing.
+    by_rarity = sorted(per_token, key=lambda parts: sum(len(p) for p in parts))
+    required = _union(by_rarity[0])
+    for parts in by_rarity[1:]:
+        if not len(required):
+            break
+        required = _union([_within(p, required) for p in parts])
+    if len(required):
+        required = _union([_within(p, required) for p in direct])
+    return required
+
+
+def _name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
+    """The whole query ``q`` as a prefix of a name (or of a table's qualified name
+    past its namespace and the dot): the ``^`` postings of the range, scored."""
+    if q:
+        rows = _lookup(reader, view, "^" + q, True)
+        rows = rows.filter(pc.less_equal(rows.column("min_len"), len(q)))
+        if rows.num_rows:
+            is_exact = rows.column("exact")
+            score = pc.add(
+                500.0,
+                pc.divide(100.0 * len(q), rows.column("name_len").cast(pa.float64())),
+            )
+            score = pc.if_else(is_exact, 1000.0, score)
+            best = (
+                pa.table({"g": rows.column("doc"), "s": score})
+                .group_by("g", use_threads=False)
+                .aggregate([("s", "max")])
+            )
+            return _Prefix(
+                best.column("g").combine_chunks(),
+                best.column("s_max").combine_chunks(),
+                set(pc.filter(rows.column("doc"), is_exact).to_pylist()),
+            )
+    return _Prefix(_EMPTY_GIDS, pa.array([], pa.float64()), set())
+
+
+def _score(matches: list[_Match], prefix: _Prefix, candidates: pa.Array, several: bool) -> pa.Table:
+    """``g`` and ``score`` of each candidate: its field weights (integers, summed
+    exactly) plus its prefix score, added last so the float result is the same
+    whatever order the tokens came in."""
+    parts = [
+        pa.table({"g": g, "w": pa.repeat(pa.scalar(w, pa.float64()), len(g))})
+        for _, g, w in matches
+    ]
+    if len(prefix.gids):
+        zero = pa.repeat(pa.scalar(0.0, pa.float64()), len(prefix.gids))
+        parts.append(pa.table({"g": prefix.gids, "w": zero}))
+    scored = pa.concat_tables(parts)
+    if several:
+        scored = scored.filter(pc.is_in(scored.column("g"), value_set=candidates))
+    summed = scored.group_by("g", use_threads=False).aggregate([("w", "sum")])
+    gids = summed.column("g").combine_chunks()
+    scores = summed.column("w_sum").combine_chunks()
+    if len(prefix.gids):
+        extra = pc.index_in(gids, value_set=prefix.gids)
+        scores = pc.add(scores, pc.fill_null(pc.take(prefix.scores, extra), 0.0))
+    return pa.table({"g": gids, "score": scores})
+
+
+def _kinds(reader: IndexReader, view: _View, gids: pa.Array) -> pa.Array:
+    """Each document's kind order (0 namespace, 1 table, 2 column)."""
+    t0, c0 = view.meta.get("kind_starts", [0, 0])
+    kinds = pc.add(
+        pc.greater_equal(gids, t0).cast(pa.int8()), pc.greater_equal(gids, c0).cast(pa.int8())
+    )
+    late = pc.greater_equal(gids, view.base_docs)
+    if pc.any(late).as_py():
+        rows = reader.docs(view, pc.filter(gids, late))
+        order = pc.index_in(rows.column("kind"), value_set=pa.array(KINDS))
+        at = pc.index_in(gids, value_set=rows.column("doc"))
+        kinds = pc.if_else(late, pc.take(order.cast(pa.int8()), at), kinds)
+    return kinds
+
+
+def _in_namespace(reader: IndexReader, view: _View, ranked: pa.Table, namespace: str) -> pa.Table:
+    """The ranked documents inside ``namespace`` (or one of its children), and the
+    namespace itself."""
+    meta = reader.docs(view, ranked.column("g").combine_chunks())
+    ns = meta.column("namespace")
+    inside = pc.or_(
+        pc.or_(pc.equal(ns, namespace), pc.starts_with(ns, namespace + ".")),
+        pc.and_(
+            pc.equal(meta.column("kind"), "namespace"),
+            pc.equal(meta.column("qualified_name"), namespace),
+        ),
+    )
+    allowed = pc.filter(meta.column("doc"), pc.fill_null(inside, False))
+    return ranked.filter(pc.is_in(ranked.column("g"), value_set=allowed))
+
+
+def _top(ranked: pa.Table, base_docs: int, need: int) -> pa.Table:
+    """The ranked documents that may make the first ``need`` hits.
+
+    Documents of the last full build are numbered in rank order (kind, qualified
+    name, id): among equal scores the lower number ranks first. Later ones are
+    placed by their rows, read with the page."""
+    early = pc.less(ranked.column("g"), base_docs)
+    base = ranked.filter(early)
+    late = ranked.filter(pc.invert(early))
+    if base.num_rows > need:
+        keys = [("score", "descending"), ("g", "ascending")]
+        base = base.take(pc.select_k_unstable(base, k=need, sort_keys=keys))
+    if late.num_rows and base.num_rows >= need:
+        floor = pc.min(base.column("score")).as_py()
+        late = late.filter(pc.greater_equal(late.column("score"), floor))
+    return pa.concat_tables([base, late]) if late.num_rows else base
+
+
+def _page(
+    reader: IndexReader, view: _View, top: pa.Table, offset: int, need: int
+) -> tuple[list[tuple[int, float]], dict[int, dict[str, Any]]]:
+    """The page's ``(doc, score)`` in rank order (score, then kind, qualified name,
+    id), and the ``docs`` rows of the candidates by number."""
+    rows = reader.docs(view, top.column("g").combine_chunks())
+    by_num = {r["doc"]: r for r in rows.to_pylist()}
+    order = sorted(
+        zip(top.column("g").to_pylist(), top.column("score").to_pylist(), strict=True),
+        key=lambda gs: (
+            -gs[1],
+            _KIND_ORDER[by_num[gs[0]]["kind"]],
+            by_num[gs[0]]["qualified_name"],
+            by_num[gs[0]]["doc_id"],
+        ),
+    )[offset:need]
+    return order, by_num
+
+
+def _labels(
+    order: list[tuple[int, float]], matches: list[_Match], prefix: _Prefix
+) -> dict[int, set[str]]:
+    """What each hit of the page matched: field labels, and ``exact`` or ``prefix``."""
+    page_gids = pa.array([g for g, _ in order], pa.int32())
+    labels: dict[int, set[str]] = {g: set() for g, _ in order}
+    for label, g, _ in matches:
+        for hit in pc.filter(g, pc.is_in(g, value_set=page_gids)).to_pylist():
+            labels[hit].add(label)
+    if len(prefix.gids):
+        for hit in pc.filter(prefix.gids, pc.is_in(prefix.gids, value_set=page_gids)).to_pylist():
+            labels[hit].add("exact" if hit in prefix.exact else "prefix")
+    return labels
+
+
+def _hits(
+    order: list[tuple[int, float]],
+    by_num: dict[int, dict[str, Any]],
+    labels: dict[int, set[str]],
+) -> list[SearchHit]:
+    """The page's hits from their ``docs`` rows, scores and labels."""
+    page = []
+    for gid, score in order:
+        doc = by_num[gid]
+        page.append(
+            SearchHit(
+                kind=doc["kind"],
+                name=doc["name"],
+                qualified_name=doc["qualified_name"],
+                namespace=doc["namespace"],
+                description=doc["description"],
+                score=score,
+                matched=tuple(sorted(labels[gid])),
+            )
+        )
+    return page
+
+
+def _union(parts: Sequence[pa.Array]) -> pa.Array:
+    """Distinct gids of several arrays."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _EMPTY_GIDS
+    if len(parts) == 1:
+        return pc.unique(parts[0])
+    return pc.unique(pa.concat_arrays(parts))
+
+
+def _without(gids: pa.Array, removed: pa.Array) -> pa.Array:
+    """The gids not in ``removed``."""
+    if not len(gids) or not len(removed):
+        return gids
+    return pc.filter(gids, pc.invert(pc.is_in(gids, value_set=removed)))
+
+
+def _within(gids: pa.Array, allowed: pa.Array) -> pa.Array:
+    """The gids also in ``allowed``."""
+    if not len(gids) or not len(allowed):
+        return _EMPTY_GIDS
+    return pc.filter(gids, pc.is_in(gids, value_set=allowed))
