@@ -31,11 +31,12 @@ from fastapi.testclient import TestClient
 
 from arco.api.blob import parse_range, servable
 from arco.api.settings import RateLimit
-from arco.catalog import Catalog, tableset
+from arco.catalog import Catalog
 from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import HmacSigner, open_store
+from arco.domain import tableset
 from arco.ledger.compactor import Compactor
 from arco.ledger.log import Ledger
 from arco.openlineage.ingest import ingest

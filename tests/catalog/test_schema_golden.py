@@ -16,9 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from arco.catalog import Catalog, tableset
+from arco.catalog import Catalog
 from arco.catalog.state import CatalogState
 from arco.core import open_store
+from arco.domain import tableset
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("ARCO_UPDATE_GOLDEN") == "1"
