@@ -2,7 +2,7 @@
 
 The assets are made in a loop and bound as attributes of this module under
 their function's ``__qualname__``, so worker processes (forkserver children,
-dask workers) find them the way ``executors._resolve`` does: import the module,
+dask workers) find them the way ``executors.attempt._resolve`` does: import the module,
 then look the qualname up.
 
 Every asset computes ``total = base + sum(upstream totals)`` (mod a prime), so a

@@ -12,7 +12,7 @@ from arco.core import metrics
 from arco.core.scope import Scope
 from arco.core.storage import open_store
 from arco.flow.definitions import Definitions
-from arco.flow.executors import make_executor
+from arco.flow.executors import Handle, Job, make_executor
 from arco.flow.planner import plan
 from arco.flow.runner import Scheduler
 
@@ -77,16 +77,15 @@ def test_jobs_carry_the_run_trace_to_worker_processes(spans: Any, tmp_path: Path
     url = f"file://{tmp_path}/store"
     defs = Definitions([flowassets.orders])
     seen: list[str | None] = []
-    sched = Scheduler(
-        open_store(url), SCOPE, defs, store_url=url, executor=make_executor("process")
-    )
-    start = sched._start
+    executor = make_executor("process")
+    start = executor.start
 
-    def spy(run_id: str, tr: Any, locations: Any, running: Any) -> None:
-        seen.append(sched._job(run_id, tr, locations).traceparent)
-        start(run_id, tr, locations, running)
+    def spy(job: Job) -> Handle:
+        seen.append(job.traceparent)
+        return start(job)
 
-    sched._start = spy  # type: ignore[method-assign]
+    executor.start = spy  # type: ignore[method-assign]
+    sched = Scheduler(open_store(url), SCOPE, defs, store_url=url, executor=executor)
     try:
         result = sched.run(plan(defs, "*"))
     finally:

@@ -44,6 +44,7 @@ from arco.flow.executors import (
     register,
     register_check,
 )
+from arco.flow.hooks import Event, RunOpening, SchedulerHooks
 from arco.flow.planner import (
     Materialization,
     Plan,
@@ -51,7 +52,13 @@ from arco.flow.planner import (
     raise_missing_upstreams,
     task_id_of,
 )
-from arco.flow.states import TASK_TERMINAL, run_outcome, run_transition, task_transition
+from arco.flow.states import (
+    TASK_TERMINAL,
+    RunState,
+    run_outcome,
+    run_transition,
+    task_transition,
+)
 from arco.ledger.compactor import Compactor, tier2_store
 from arco.ledger.log import Ledger
 
@@ -216,8 +223,32 @@ def latest_materializations(
     return out
 
 
+@dataclass
+class _Run:
+    """A run in progress: what the scheduler's steps share."""
+
+    run_id: str
+    plan: Plan
+    parent_run_id: str | None
+    tasks: dict[str, TaskRun]
+    #: task id -> the tasks that depend on it.
+    down: dict[str, list[str]]
+    #: (asset, partition) -> where its newest value is (inputs of the next attempts).
+    locations: dict[tuple[str, str | None], str | None]
+    #: Events that happened and wait to be written (the next batch).
+    pending: list[Event] = field(default_factory=list)
+    running: dict[str, TaskRun] = field(default_factory=dict)
+    cancelled: bool = False
+    next_cancel_check: float = 0.0
+
+
 class Scheduler:
-    """Runs plans against one store and scope."""
+    """Runs plans against one store and scope.
+
+    ``hooks`` (:class:`~arco.flow.hooks.SchedulerHooks`) decide how a run is
+    numbered and opened and may veto each write; the run worker passes its own to
+    run under a lease and resume runs. ``on_events`` sees every batch once written.
+    """
 
     def __init__(
         self,
@@ -230,6 +261,7 @@ class Scheduler:
         options: RunOptions | None = None,
         on_change: Callable[[str, TaskRun], None] | None = None,
         on_events: Callable[[str, list[tuple[str, dict[str, Any]]]], None] | None = None,
+        hooks: SchedulerHooks | None = None,
     ) -> None:
         self.store = store
         self.scope = scope
@@ -243,6 +275,7 @@ class Scheduler:
         #: Sees every batch of a run's events once it is in the ledger (the OpenLineage
         #: emitter); it must not block or raise.
         self.on_events = on_events
+        self.hooks = hooks or SchedulerHooks()
         self._seq = 0
         self._live: _Live | None = None
         for a in defs.assets.values():
@@ -253,7 +286,8 @@ class Scheduler:
         }
 
     # ---------------------------------------------------------------- events
-    def _emit(self, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
+    def _emit(self, run_id: str, events: list[Event]) -> None:
+        self.hooks.before_emit(run_id, events)
         batch = []
         lineage = []
         for etype, payload in events:
@@ -286,7 +320,7 @@ class Scheduler:
         if self.on_events is not None:
             self.on_events(run_id, events)
 
-    def _task_event(self, run_id: str, tr: TaskRun, state: str) -> tuple[str, dict[str, Any]]:
+    def _task_event(self, run_id: str, tr: TaskRun, state: str) -> Event:
         old = tr.state
         tr.state = task_transition(old, state)
         if state in TASK_TERMINAL or state == "RETRY_WAIT":
@@ -312,7 +346,7 @@ class Scheduler:
             ),
         )
 
-    def _flush(self, run_id: str, pending: list[tuple[str, dict[str, Any]]]) -> None:
+    def _flush(self, run_id: str, pending: list[Event]) -> None:
         """Write the waiting events (one batch); the READY ones among them may now start."""
         if pending:
             # Taken off the list first: a batch whose write failed is never written
@@ -358,8 +392,35 @@ class Scheduler:
         parent_run_id: str | None,
         reuse: Mapping[tuple[str, str | None], str | None] | None,
     ) -> RunResult:
+        """Open the run, drive its tasks to the end, then close it."""
         start = time.monotonic()
-        self._seq = 0
+        run = self._prepare(plan, run_id, parent_run_id, reuse)
+        self._open(run)
+        run_state = run_transition("QUEUED", "RUNNING")
+        try:
+            self._drive(run)
+        except BaseException:
+            # The transitions that happened before the failure are still recorded,
+            # unless writing is what failed (or the lease is gone).
+            with contextlib.suppress(Exception):
+                self._flush(run_id, run.pending)
+            raise
+        finally:
+            self._live = None
+        run_state = self._close(run, run_state)
+        self._publish(run.tasks)
+        return RunResult(run_id, run_state, run.tasks, time.monotonic() - start, parent_run_id)
+
+    def _prepare(
+        self,
+        plan: Plan,
+        run_id: str,
+        parent_run_id: str | None,
+        reuse: Mapping[tuple[str, str | None], str | None] | None,
+    ) -> _Run:
+        """The run's tasks and the values its inputs read; refuses a plan whose inputs
+        outside the run have no value (before the run exists: its function would be
+        handed None for the value)."""
         known = latest_materializations(self.store, self.scope)
         locations: dict[tuple[str, str | None], str | None] = {
             k: loc for k, (_, loc) in known.items()
@@ -372,161 +433,174 @@ class Scheduler:
             if task_id_of(u, up) not in t.deps and (u, up) not in locations
         ]
         if missing:
-            # Before the run exists: its function would be handed None for the value.
             raise_missing_upstreams(missing)
         tasks = {t.task_id: TaskRun(t, index=i) for i, t in enumerate(plan.tasks)}
         down: dict[str, list[str]] = {tid: [] for tid in tasks}
         for tid, tr in tasks.items():
             for d in tr.task.deps:
                 down[d].append(tid)
+        return _Run(run_id, plan, parent_run_id, tasks, down, locations)
+
+    def _open(self, run: _Run) -> None:
+        """Write the run's opening batch (``hooks.open_run``), then index its tasks."""
+        self._seq = self.hooks.seq_base(run.run_id)
         self._live = None
-        self._emit(run_id, self._open(run_id, plan, tasks, down, locations, parent_run_id))
-        run_state = run_transition("QUEUED", "RUNNING")
-        live = self._live = _Live(tasks.values())
+        opening = RunOpening(
+            run_id=run.run_id,
+            plan=run.plan,
+            parent_run_id=run.parent_run_id,
+            tasks=run.tasks,
+            defs=self.defs,
+            transition=lambda tr, state: self._task_event(run.run_id, tr, state),
+            finish=lambda tr, outcome: self._finish(run, tr, outcome),
+        )
+        self._emit(run.run_id, self.hooks.open_run(opening))
+        self._live = _Live(run.tasks.values())
+
+    def _drive(self, run: _Run) -> None:
+        """Start, poll and finish attempts until no task can move any more."""
+        live = self._live
+        assert live is not None
         inline = bool(getattr(self.executor, "synchronous", False))
-        cancelled = False
-        running: dict[str, TaskRun] = {}
-        pending: list[tuple[str, dict[str, Any]]] = []
-        next_cancel_check = 0.0
-        try:
-            while True:
-                now = time.monotonic()
-                if not cancelled and now >= next_cancel_check:
-                    next_cancel_check = now + CANCEL_POLL_SECONDS
-                    if self._cancel_requested(run_id):
-                        cancelled = True
-                        victims = list(running.values())
-                        for tr in victims:
-                            tr.error = "cancelled"
-                            pending.append(self._task_event(run_id, tr, "CANCELLED"))
-                        running.clear()
-                        for tr in tasks.values():
-                            if tr.state in ("PLANNED", "BLOCKED", "READY", "RETRY_WAIT"):
-                                pending.append(self._task_event(run_id, tr, "CANCELLED"))
-                        # Write-ahead: the cancellations are durable before any worker is killed.
-                        self._flush(run_id, pending)
-                        for tr in victims:
-                            if tr.handle is not None:
-                                tr.handle.kill()
-                for tr in live.due(now):
-                    pending.append(self._task_event(run_id, tr, "READY"))
-                starts: list[TaskRun] = []
-                if inline:
-                    # Only tasks whose READY is durable run here; their RUNNING and
-                    # outcome events are written together, after the attempt.
-                    self._flush(run_id, pending)
-                    progressed = not cancelled and self._run_inline(
-                        run_id, tasks, down, locations, pending, running
-                    )
-                    if running and not live.ready:
-                        # Nothing else can start before these values are written:
-                        # collect them all, for one batch of events instead of one
-                        # per poll.
-                        _settle(running.values(), INLINE_FLUSH_SECONDS)
-                else:
-                    if not cancelled:
-                        # READY events still waiting are written with these RUNNING ones.
-                        live.promote()
-                        starts = self._select(running)
-                        for tr in starts:
-                            tr.attempt += 1
-                            tr.error = None
-                            pending.append(self._task_event(run_id, tr, "RUNNING"))
-                    self._flush(run_id, pending)  # write-ahead: durable before work starts
-                    for tr in starts:
-                        self._start(run_id, tr, locations, running)
-                    progressed = bool(starts)
-                for tid, tr in list(running.items()):
-                    assert tr.handle is not None
-                    outcome = tr.handle.poll()
-                    if (
-                        outcome is None
-                        and tr.deadline is not None
-                        and time.monotonic() > tr.deadline
-                    ):
-                        tr.handle.kill()
-                        asset = self.defs[tr.task.asset]
-                        outcome = Outcome(
-                            ok=False, error=f"TimeoutError: exceeded {asset.timeout}s"
-                        )
-                    if outcome is None:
-                        continue
-                    progressed = True
-                    running.pop(tid)
-                    tr.finished = time.monotonic()
-                    tr.outcome = outcome
-                    pending.extend(self._finish(run_id, tr, outcome, tasks, down, locations))
-                if not running and (
-                    live.open == 0
-                    or (
-                        live.idle()
-                        and not pending
-                        and all(tr.state in TASK_TERMINAL for tr in tasks.values())
-                    )
-                ):
-                    break
-                if not progressed:
-                    time.sleep(self.options.poll_interval)
-        except BaseException:
-            # The transitions that happened before the failure are still recorded,
-            # unless writing is what failed (or the lease is gone).
-            with contextlib.suppress(Exception):
-                self._flush(run_id, pending)
-            raise
-        finally:
-            self._live = None
-        self._flush(run_id, pending)
-        final = run_outcome([tr.state for tr in tasks.values()], cancelled)
+        while True:
+            now = time.monotonic()
+            self._poll_cancel(run, now)
+            for tr in live.due(now):
+                run.pending.append(self._task_event(run.run_id, tr, "READY"))
+            progressed = self._step_inline(run) if inline else self._step_started(run)
+            if self._collect(run):
+                progressed = True
+            if self._ended(run):
+                return
+            if not progressed:
+                time.sleep(self.options.poll_interval)
+
+    def _poll_cancel(self, run: _Run, now: float) -> None:
+        """Look for a cancellation request (at most every ``CANCEL_POLL_SECONDS``)."""
+        if run.cancelled or now < run.next_cancel_check:
+            return
+        run.next_cancel_check = now + CANCEL_POLL_SECONDS
+        if self._cancel_requested(run.run_id):
+            self._cancel(run)
+
+    def _cancel(self, run: _Run) -> None:
+        """Cancel every task not yet terminal, then stop the running attempts."""
+        run.cancelled = True
+        victims = list(run.running.values())
+        for tr in victims:
+            tr.error = "cancelled"
+            run.pending.append(self._task_event(run.run_id, tr, "CANCELLED"))
+        run.running.clear()
+        for tr in run.tasks.values():
+            if tr.state in ("PLANNED", "BLOCKED", "READY", "RETRY_WAIT"):
+                run.pending.append(self._task_event(run.run_id, tr, "CANCELLED"))
+        # Write-ahead: the cancellations are durable before any worker is killed.
+        self._flush(run.run_id, run.pending)
+        for tr in victims:
+            if tr.handle is not None:
+                tr.handle.kill()
+
+    def _step_inline(self, run: _Run) -> bool:
+        """One step on a synchronous executor; returns whether any attempt ran."""
+        live = self._live
+        assert live is not None
+        # Only tasks whose READY is durable run here; their RUNNING and outcome
+        # events are written together, after the attempt.
+        self._flush(run.run_id, run.pending)
+        progressed = not run.cancelled and self._run_inline(run)
+        if run.running and not live.ready:
+            # Nothing else can start before these values are written: collect them
+            # all, for one batch of events instead of one per poll.
+            _settle(run.running.values(), INLINE_FLUSH_SECONDS)
+        return progressed
+
+    def _step_started(self, run: _Run) -> bool:
+        """One step on an executor that runs attempts elsewhere: write the RUNNING
+        events of the tasks that may start, then start them; returns whether any did."""
+        live = self._live
+        assert live is not None
+        starts: list[TaskRun] = []
+        if not run.cancelled:
+            # READY events still waiting are written with these RUNNING ones.
+            live.promote()
+            starts = self._select(run.running)
+            for tr in starts:
+                tr.attempt += 1
+                tr.error = None
+                run.pending.append(self._task_event(run.run_id, tr, "RUNNING"))
+        self._flush(run.run_id, run.pending)  # write-ahead: durable before work starts
+        for tr in starts:
+            self._start(run, tr)
+        return bool(starts)
+
+    def _collect(self, run: _Run) -> bool:
+        """Finish the running attempts that have an outcome; returns whether any had."""
+        progressed = False
+        for tr in list(run.running.values()):
+            outcome = self._outcome(tr)
+            if outcome is None:
+                continue
+            progressed = True
+            self._record(run, tr, outcome)
+        return progressed
+
+    def _outcome(self, tr: TaskRun) -> Outcome | None:
+        """The attempt's outcome, a timeout if it outlived its deadline, else None."""
+        assert tr.handle is not None
+        outcome = tr.handle.poll()
+        if outcome is None and tr.deadline is not None and time.monotonic() > tr.deadline:
+            tr.handle.kill()
+            asset = self.defs[tr.task.asset]
+            outcome = Outcome(ok=False, error=f"TimeoutError: exceeded {asset.timeout}s")
+        return outcome
+
+    def _record(self, run: _Run, tr: TaskRun, outcome: Outcome) -> None:
+        """An attempt ended: it no longer runs, and its events wait to be written."""
+        run.running.pop(tr.task.task_id)
+        tr.finished = time.monotonic()
+        tr.outcome = outcome
+        run.pending.extend(self._finish(run, tr, outcome))
+
+    def _ended(self, run: _Run) -> bool:
+        """Nothing runs and no task can move any more."""
+        live = self._live
+        assert live is not None
+        if run.running:
+            return False
+        return live.open == 0 or (
+            live.idle()
+            and not run.pending
+            and all(tr.state in TASK_TERMINAL for tr in run.tasks.values())
+        )
+
+    def _close(self, run: _Run, run_state: RunState) -> RunState:
+        """Write the last events and the run's final state; returns that state."""
+        self._flush(run.run_id, run.pending)
+        final = run_outcome([tr.state for tr in run.tasks.values()], run.cancelled)
         run_state = run_transition(run_state, final)
         self._emit(
-            run_id,
+            run.run_id,
             [
                 (
                     "run.state_changed",
                     {
-                        "run_id": run_id,
+                        "run_id": run.run_id,
                         "state": run_state,
-                        "reason": "cancelled" if cancelled else None,
+                        "reason": "cancelled" if run.cancelled else None,
                     },
                 )
             ],
         )
+        return run_state
+
+    def _publish(self, tasks: dict[str, TaskRun]) -> None:
+        """Fold the run's events into Tier-2 state and register its tables (per options)."""
         if self.options.compact_after:
             compactor = Compactor(self.store, self.scope)
             compactor.compact("executions")
             compactor.compact("lineage")
         if self.options.register_tables:
             self._register_tables(tasks)
-        return RunResult(run_id, run_state, tasks, time.monotonic() - start, parent_run_id)
-
-    def _open(
-        self,
-        run_id: str,
-        plan: Plan,
-        tasks: dict[str, TaskRun],
-        down: dict[str, list[str]],
-        locations: dict[tuple[str, str | None], str | None],
-        parent_run_id: str | None,
-    ) -> list[tuple[str, dict[str, Any]]]:
-        """The events that start a run (a run worker overrides this to resume one)."""
-        events: list[tuple[str, dict[str, Any]]] = [
-            (
-                "run.created",
-                {
-                    "run_id": run_id,
-                    "selection": plan.selection,
-                    "plan_fingerprint": plan.fingerprint,
-                    "parent_run_id": parent_run_id,
-                    # The task list is not repeated here: each task's own events name
-                    # it, and a plan of thousands of tasks would overflow one event.
-                    "tags": {"task_count": str(len(plan.tasks)), "mode": plan.mode},
-                },
-            ),
-            ("run.state_changed", {"run_id": run_id, "state": "RUNNING"}),
-        ]
-        for tr in tasks.values():
-            events.append(self._task_event(run_id, tr, "BLOCKED" if tr.task.deps else "READY"))
-        return events
 
     def _select(self, running: dict[str, TaskRun]) -> list[TaskRun]:
         """READY tasks to start now, in plan order, within the global and per-tag limits."""
@@ -547,30 +621,16 @@ class Scheduler:
             heapq.heappush(live.ready, i)
         return starts
 
-    def _start(
-        self,
-        run_id: str,
-        tr: TaskRun,
-        locations: Mapping[tuple[str, str | None], str | None],
-        running: dict[str, TaskRun],
-    ) -> None:
+    def _start(self, run: _Run, tr: TaskRun) -> None:
         tr.started = time.monotonic()
         asset = self.defs[tr.task.asset]
         tr.deadline = tr.started + asset.timeout if asset.timeout else None
-        tr.handle = self.executor.start(self._job(run_id, tr, locations))
+        tr.handle = self.executor.start(self._job(run.run_id, tr, run.locations))
         if tr.handle.code_finished:
             tr.deadline = None  # the code ran in this thread; only its write may remain
-        running[tr.task.task_id] = tr
+        run.running[tr.task.task_id] = tr
 
-    def _run_inline(
-        self,
-        run_id: str,
-        tasks: dict[str, TaskRun],
-        down: dict[str, list[str]],
-        locations: dict[tuple[str, str | None], str | None],
-        pending: list[tuple[str, dict[str, Any]]],
-        running: dict[str, TaskRun],
-    ) -> bool:
+    def _run_inline(self, run: _Run) -> bool:
         """Run the durably READY tasks one after another in this thread (a synchronous
         executor), collecting their events; returns whether any ran.
 
@@ -583,19 +643,16 @@ class Scheduler:
         while (tr := live.pop_ready()) is not None:
             tr.attempt += 1
             tr.error = None
-            pending.append(self._task_event(run_id, tr, "RUNNING"))
-            self._start(run_id, tr, locations, running)
+            run.pending.append(self._task_event(run.run_id, tr, "RUNNING"))
+            self._start(run, tr)
             ran = True
             assert tr.handle is not None
             outcome = tr.handle.poll()
             if outcome is not None:
-                running.pop(tr.task.task_id)
-                tr.finished = time.monotonic()
-                tr.outcome = outcome
-                pending.extend(self._finish(run_id, tr, outcome, tasks, down, locations))
+                self._record(run, tr, outcome)
             if (
                 time.monotonic() - began >= INLINE_FLUSH_SECONDS
-                or len(pending) >= INLINE_FLUSH_EVENTS
+                or len(run.pending) >= INLINE_FLUSH_EVENTS
             ):
                 break
         return ran
@@ -642,24 +699,18 @@ class Scheduler:
             traceparent=traceparent(),
         )
 
-    def _finish(
-        self,
-        run_id: str,
-        tr: TaskRun,
-        outcome: Outcome,
-        tasks: dict[str, TaskRun],
-        down: dict[str, list[str]],
-        locations: dict[tuple[str, str | None], str | None],
-    ) -> list[tuple[str, dict[str, Any]]]:
-        out: list[tuple[str, dict[str, Any]]] = []
-        asset = self.defs[tr.task.asset]
+    # --------------------------------------------------------- task outcomes
+    def _finish(self, run: _Run, tr: TaskRun, outcome: Outcome) -> list[Event]:
+        """The events of an attempt that ended with ``outcome``: its log lines, then
+        what its success or failure sets off."""
+        out: list[Event] = []
         if outcome.logs:
             out.append(
                 (
                     "run.log",
                     _Stamped(
                         {
-                            "run_id": run_id,
+                            "run_id": run.run_id,
                             "task_id": tr.task.task_id,
                             "lines": outcome.logs[:10_000],
                         }
@@ -667,99 +718,97 @@ class Scheduler:
                 )
             )
         if outcome.ok:
-            locations[(tr.task.asset, tr.task.partition)] = outcome.location
-            inputs = [{"asset": a, "partition": p} for a, p in tr.task.inputs]
-            metadata = outcome.metadata
-            out.append(
-                (
-                    "materialization.recorded",
-                    _Stamped(
-                        {
-                            "asset": tr.task.asset,
-                            "partition": tr.task.partition,
-                            "run_id": run_id,
-                            "task_id": tr.task.task_id,
-                            "location": outcome.location,
-                            "row_count": outcome.row_count,
-                            "byte_size": outcome.byte_size,
-                            "schema": outcome.schema,
-                            "code_version": asset.code_version,
-                            "inputs": inputs,
-                            "metadata": (
-                                json.loads(json.dumps(metadata, default=str)) if metadata else {}
-                            ),
-                        }
-                    ),
-                )
-            )
-            upstream_assets = sorted(
-                {a for a, _ in tr.task.inputs} | {u.key for u in self.defs.upstreams[asset.key]}
-            )
-            if upstream_assets:
-                out.append(
-                    (
-                        "lineage.edges_observed",
-                        _Stamped(
-                            {
-                                "edges": [
-                                    {
-                                        "source": a,
-                                        "target": asset.key,
-                                        "edge_type": "derives",
-                                        "run_id": run_id,
-                                    }
-                                    for a in upstream_assets
-                                ]
-                            }
-                        ),
-                    )
-                )
-            blocking = self._check_events(run_id, tr, outcome, out)
-            out.append(self._task_event(run_id, tr, "SUCCEEDED"))
-            if blocking:
-                # The value is stored, but a blocking check failed: the downstream of
-                # this partition must not consume it.
-                self._skip_downstream(run_id, tr, tasks, down, out, blocking)
-                return out
-            for d in down[tr.task.task_id]:
-                dt = tasks[d]
-                if dt.state == "BLOCKED" and all(
-                    tasks[x].state == "SUCCEEDED" for x in dt.task.deps
-                ):
-                    out.append(self._task_event(run_id, dt, "READY"))
-            return out
+            self._succeeded(run, tr, outcome, out)
+        else:
+            self._failed(run, tr, outcome, out)
+        return out
+
+    def _succeeded(self, run: _Run, tr: TaskRun, outcome: Outcome, out: list[Event]) -> None:
+        """A stored value: its materialization, observed lineage and check results,
+        then the task SUCCEEDED and its downstream READY (or skipped by a check)."""
+        run.locations[(tr.task.asset, tr.task.partition)] = outcome.location
+        out.append(self._materialization(run.run_id, tr, outcome))
+        edges = self._observed_edges(run.run_id, tr)
+        if edges is not None:
+            out.append(edges)
+        blocking = self._check_events(run.run_id, tr, outcome, out)
+        out.append(self._task_event(run.run_id, tr, "SUCCEEDED"))
+        if blocking:
+            # The value is stored, but a blocking check failed: the downstream of
+            # this partition must not consume it.
+            self._skip_downstream(run, tr, out, blocking)
+            return
+        for d in run.down[tr.task.task_id]:
+            dt = run.tasks[d]
+            if dt.state == "BLOCKED" and all(
+                run.tasks[x].state == "SUCCEEDED" for x in dt.task.deps
+            ):
+                out.append(self._task_event(run.run_id, dt, "READY"))
+
+    def _failed(self, run: _Run, tr: TaskRun, outcome: Outcome, out: list[Event]) -> None:
+        """A failed attempt: a retry after the asset's backoff, or (out of retries, or
+        cancelled) the task FAILED and its downstream skipped."""
+        asset = self.defs[tr.task.asset]
         tr.error = outcome.error
         if tr.attempt <= asset.retry.max_retries and not (outcome.error or "").startswith(
             "cancelled"
         ):
             tr.retry_at = time.monotonic() + asset.retry.delay(tr.attempt + 1)
-            out.append(self._task_event(run_id, tr, "RETRY_WAIT"))
-            return out
-        out.append(self._task_event(run_id, tr, "FAILED"))
-        self._skip_downstream(run_id, tr, tasks, down, out, f"upstream {tr.task.task_id} failed")
-        return out
+            out.append(self._task_event(run.run_id, tr, "RETRY_WAIT"))
+            return
+        out.append(self._task_event(run.run_id, tr, "FAILED"))
+        self._skip_downstream(run, tr, out, f"upstream {tr.task.task_id} failed")
 
-    def _skip_downstream(
-        self,
-        run_id: str,
-        tr: TaskRun,
-        tasks: dict[str, TaskRun],
-        down: dict[str, list[str]],
-        out: list[tuple[str, dict[str, Any]]],
-        reason: str,
-    ) -> None:
+    def _materialization(self, run_id: str, tr: TaskRun, outcome: Outcome) -> Event:
+        """The ``materialization.recorded`` event of a stored value."""
+        asset = self.defs[tr.task.asset]
+        metadata = outcome.metadata
+        return (
+            "materialization.recorded",
+            _Stamped(
+                {
+                    "asset": tr.task.asset,
+                    "partition": tr.task.partition,
+                    "run_id": run_id,
+                    "task_id": tr.task.task_id,
+                    "location": outcome.location,
+                    "row_count": outcome.row_count,
+                    "byte_size": outcome.byte_size,
+                    "schema": outcome.schema,
+                    "code_version": asset.code_version,
+                    "inputs": [{"asset": a, "partition": p} for a, p in tr.task.inputs],
+                    "metadata": (json.loads(json.dumps(metadata, default=str)) if metadata else {}),
+                }
+            ),
+        )
+
+    def _observed_edges(self, run_id: str, tr: TaskRun) -> Event | None:
+        """The lineage edges the attempt observed (from every upstream asset), if any."""
+        asset = self.defs[tr.task.asset]
+        upstream_assets = sorted(
+            {a for a, _ in tr.task.inputs} | {u.key for u in self.defs.upstreams[asset.key]}
+        )
+        if not upstream_assets:
+            return None
+        edges = [
+            {"source": a, "target": asset.key, "edge_type": "derives", "run_id": run_id}
+            for a in upstream_assets
+        ]
+        return ("lineage.edges_observed", _Stamped({"edges": edges}))
+
+    def _skip_downstream(self, run: _Run, tr: TaskRun, out: list[Event], reason: str) -> None:
         """Skip every task downstream of ``tr`` that has not started."""
-        stack = list(down[tr.task.task_id])
+        stack = list(run.down[tr.task.task_id])
         while stack:
             d = stack.pop()
-            dt = tasks[d]
+            dt = run.tasks[d]
             if dt.state in ("PLANNED", "BLOCKED", "READY"):
                 dt.error = reason
-                out.append(self._task_event(run_id, dt, "SKIPPED"))
-                stack.extend(down[d])
+                out.append(self._task_event(run.run_id, dt, "SKIPPED"))
+                stack.extend(run.down[d])
 
     def _check_events(
-        self, run_id: str, tr: TaskRun, outcome: Outcome, out: list[tuple[str, dict[str, Any]]]
+        self, run_id: str, tr: TaskRun, outcome: Outcome, out: list[Event]
     ) -> str | None:
         """The attempt's check results as events; the reason to stop the downstream
         of the partition if a blocking check failed, else None."""

@@ -3,7 +3,8 @@ worker died by folding their ledger events.
 
 A worker polls the run queue (:mod:`arco.flow.queue`), claims a run by taking
 its lease, renews the lease in a thread while the run executes, and runs it with
-the ordinary :class:`~arco.flow.runner.Scheduler`, subclassed so that
+the ordinary :class:`~arco.flow.runner.Scheduler`, given :class:`LeaseHooks`
+(:mod:`arco.flow.hooks`) so that
 
 * every batch of events is written only while the lease is still ours
   (fencing: a worker that lost its lease stops and kills its attempts), and
@@ -30,7 +31,7 @@ from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.flow.definitions import Definitions
 from arco.flow.executors import Executor, Handle, InlineExecutor, Job, Outcome
-from arco.flow.planner import Plan
+from arco.flow.hooks import Event, RunOpening, SchedulerHooks
 from arco.flow.queue import (
     DEFAULT_LEASE_TTL,
     RunLease,
@@ -95,52 +96,60 @@ class Prior:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
 
-class LeasedScheduler(Scheduler):
-    """A :class:`Scheduler` that writes only under a run lease and can resume a run."""
+class LeaseHooks(SchedulerHooks):
+    """The :class:`~arco.flow.hooks.SchedulerHooks` of a run executed under a lease.
 
-    def __init__(self, *args: Any, lease: RunLease, prior: Prior, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    * ``seq_base``: the run's events are numbered in the band of the lease's token;
+    * ``before_emit``: nothing is written once the lease may belong to someone else
+      (raises :class:`~arco.core.errors.FencedError`);
+    * ``open_run``: a queued run starts; a run found ``RUNNING`` resumes from
+      ``prior``, the fold of its ledger events.
+    """
+
+    def __init__(self, lease: RunLease, prior: Prior) -> None:
         self.lease = lease
         self.prior = prior
 
-    def _emit(self, run_id: str, events: list[tuple[str, dict[str, Any]]]) -> None:
-        if events:
-            # Fencing: nothing is written once the lease may belong to someone else.
-            self.lease.check()
-        super()._emit(run_id, events)
+    def seq_base(self, run_id: str) -> int:
+        """The first seq of the lease's band (after every seq of earlier leases)."""
+        return self.lease.seq_base
 
-    def _open(
-        self,
-        run_id: str,
-        plan: Plan,
-        tasks: dict[str, TaskRun],
-        down: dict[str, list[str]],
-        locations: dict[tuple[str, str | None], str | None],
-        parent_run_id: str | None,
-    ) -> list[tuple[str, dict[str, Any]]]:
-        self._seq = self.lease.seq_base
-        events: list[tuple[str, dict[str, Any]]] = []
-        if self.prior.run_state == "QUEUED":
-            events.append(("run.state_changed", {"run_id": run_id, "state": "RUNNING"}))
-        else:
-            done = sum(1 for r in self.prior.tasks.values() if r["state"] == "SUCCEEDED")
-            events.append(
-                (
-                    "run.log",
-                    {
-                        "run_id": run_id,
-                        "task_id": None,
-                        "level": "WARNING",
-                        "lines": [
-                            f"run resumed by worker {self.lease.lock.holder} (lease token "
-                            f"{self.lease.token}); {done} succeeded tasks are reused"
-                        ],
-                    },
-                )
-            )
+    def before_emit(self, run_id: str, events: list[Event]) -> None:
+        """Fencing: check the lease is still ours before each write."""
+        if events:
+            self.lease.check()
+
+    def open_run(self, run: RunOpening) -> list[Event]:
+        """The run's first batch: RUNNING (a queued run) or a resume note, then the
+        tasks brought on from their prior states."""
         now = time.monotonic()
+        events: list[Event] = [self._opening_event(run.run_id)]
+        lost = self._restore(run, now)
+        events.extend(self._bring_on(run))
+        events.extend(self._lost_attempts(run, lost, now))
+        return events
+
+    def _opening_event(self, run_id: str) -> Event:
+        if self.prior.run_state == "QUEUED":
+            return ("run.state_changed", {"run_id": run_id, "state": "RUNNING"})
+        done = sum(1 for r in self.prior.tasks.values() if r["state"] == "SUCCEEDED")
+        return (
+            "run.log",
+            {
+                "run_id": run_id,
+                "task_id": None,
+                "level": "WARNING",
+                "lines": [
+                    f"run resumed by worker {self.lease.lock.holder} (lease token "
+                    f"{self.lease.token}); {done} succeeded tasks are reused"
+                ],
+            },
+        )
+
+    def _restore(self, run: RunOpening, now: float) -> list[TaskRun]:
+        """Set each task to its prior state (no events); returns those found RUNNING."""
         lost: list[TaskRun] = []
-        for tid, tr in tasks.items():
+        for tid, tr in run.tasks.items():
             row = self.prior.tasks.get(tid)
             if row is None or row["state"] == "PLANNED":
                 continue
@@ -153,29 +162,38 @@ class LeasedScheduler(Scheduler):
                 tr.retry_at = now
             elif tr.state == "RUNNING":
                 lost.append(tr)
-        for tr in tasks.values():
+        return lost
+
+    def _bring_on(self, run: RunOpening) -> list[Event]:
+        """Tasks not started: skipped, READY or BLOCKED by their upstream's states."""
+        events: list[Event] = []
+        for tr in run.tasks.values():
             if tr.state not in ("PLANNED", "BLOCKED"):
                 continue
-            deps = [tasks[d].state for d in tr.task.deps]
+            deps = [run.tasks[d].state for d in tr.task.deps]
             if any(s in _FAILED_UPSTREAM for s in deps):
                 tr.error = "an upstream task did not succeed"
-                events.append(self._task_event(run_id, tr, "SKIPPED"))
+                events.append(run.transition(tr, "SKIPPED"))
             elif all(s == "SUCCEEDED" for s in deps):
-                events.append(self._task_event(run_id, tr, "READY"))
+                events.append(run.transition(tr, "READY"))
             elif tr.state == "PLANNED":
-                events.append(self._task_event(run_id, tr, "BLOCKED"))
+                events.append(run.transition(tr, "BLOCKED"))
+        return events
+
+    def _lost_attempts(self, run: RunOpening, lost: list[TaskRun], now: float) -> list[Event]:
+        """Attempts lost with their worker: retried (with a grace attempt) or failed."""
+        events: list[Event] = []
         for tr in lost:
-            asset = self.defs[tr.task.asset]
+            asset = run.defs[tr.task.asset]
             tr.error = (
                 f"WorkerLost: the run worker running attempt {tr.attempt} stopped renewing "
                 "its lease"
             )
             if tr.attempt <= asset.retry.max_retries + LOST_ATTEMPT_GRACE:
                 tr.retry_at = now  # the lease's expiry already made us wait
-                events.append(self._task_event(run_id, tr, "RETRY_WAIT"))
+                events.append(run.transition(tr, "RETRY_WAIT"))
             else:
-                failed = Outcome(ok=False, error=tr.error)
-                events.extend(self._finish(run_id, tr, failed, tasks, down, locations))
+                events.extend(run.finish(tr, Outcome(ok=False, error=tr.error)))
         return events
 
 
@@ -385,7 +403,7 @@ class RunWorker:
             tag_concurrency={**self.options.tag_concurrency, **request.tag_concurrency},
         )
         executor = _Tracking(self.make_executor())
-        scheduler = LeasedScheduler(
+        scheduler = Scheduler(
             self.store,
             self.scope,
             self.definitions(),
@@ -394,8 +412,7 @@ class RunWorker:
             options=options,
             on_change=self.on_change,
             on_events=self.on_events,
-            lease=lease,
-            prior=prior,
+            hooks=LeaseHooks(lease, prior),
         )
         if self.on_events is not None:
             # The run.created event was written when the run was queued, not by this
