@@ -30,20 +30,13 @@ from arco.ledger.compactor import Compactor
 from arco.ledger.log import Ledger
 from arco.openlineage.ingest import ingest
 from arco.openlineage.mapping import OpenLineageConfig
-from arco.sql import engine as sqlmod
-from arco.sql.engine import (
-    SYSTEM_SCHEMAS,
-    SYSTEM_TABLE_NAMES,
-    QueryError,
-    QueryLimits,
-    QueryRejectedError,
-    QueryTimeoutError,
-    QueryTooLargeError,
-    SystemTables,
-    rewrite_system_names,
-    run_query,
-    to_json_rows,
-)
+from arco.sql import tables as systables
+from arco.sql.convert import to_json_rows
+from arco.sql.engine import run_query
+from arco.sql.errors import QueryError, QueryRejectedError, QueryTimeoutError, QueryTooLargeError
+from arco.sql.limits import QueryLimits
+from arco.sql.resolve import rewrite_system_names
+from arco.sql.tables import SYSTEM_SCHEMAS, SYSTEM_TABLE_NAMES, SystemTables
 
 SCOPE = Scope("acme", "prod")
 OTHER = Scope("globex", "prod")
@@ -454,7 +447,7 @@ def test_tables_are_built_once_per_version(
     store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[str] = []
-    real_tables, real_columns = sqlmod._tables_table, sqlmod._columns_table
+    real_tables, real_columns = systables._tables_table, systables._columns_table
 
     def tables(state: Any) -> pa.Table:
         built.append("tables")
@@ -464,8 +457,8 @@ def test_tables_are_built_once_per_version(
         built.append("columns")
         return real_columns(state)
 
-    monkeypatch.setattr(sqlmod, "_tables_table", tables)
-    monkeypatch.setattr(sqlmod, "_columns_table", columns)
+    monkeypatch.setattr(systables, "_tables_table", tables)
+    monkeypatch.setattr(systables, "_columns_table", columns)
     system = SystemTables(store, SCOPE)
     for _ in range(3):
         run_query(system, "SELECT count(*) FROM system.tables")

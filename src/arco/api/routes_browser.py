@@ -372,7 +372,8 @@ def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any
     the query data budget a 413. Reader role; rate-limited like queries.
     """
     from arco.api.routes_query import system_tables
-    from arco.sql.engine import ENGINE_DATA_BUDGET, QueryTooLargeError
+    from arco.sql.errors import QueryTooLargeError
+    from arco.sql.limits import ENGINE_DATA_BUDGET
     from arco.sql.tabledata import resolve_table
 
     settings = request.app.state.settings

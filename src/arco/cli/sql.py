@@ -57,7 +57,9 @@ def sql(
 ) -> None:
     """Run one read-only SELECT over catalog and system tables (Tier-2 ones: latest state)."""
     from arco.core.errors import ArcoError
-    from arco.sql.engine import QueryLimits, SystemTables, run_query
+    from arco.sql.engine import run_query
+    from arco.sql.limits import QueryLimits
+    from arco.sql.tables import SystemTables
 
     cfg = settings(ctx)
     try:

@@ -2,8 +2,8 @@
 
 The browser downloads each state file a manifest references and registers its
 bytes as ``'arco://<path>'``; the SELECTs built here turn those files into the
-rows :class:`~arco.sql.engine.SystemTables` builds in Python, with the columns
-of :data:`~arco.sql.engine.SYSTEM_SCHEMAS`. They follow the readers exactly:
+rows :class:`~arco.sql.tables.SystemTables` builds in Python, with the columns
+of :data:`~arco.sql.tables.SYSTEM_SCHEMAS`. They follow the readers exactly:
 
 * resident tables (catalog tables, runs, tasks, edges, event keys, external runs,
   datasets, column edges) apply the delta rows newer than the base
@@ -43,7 +43,7 @@ from arco.ledger.folds import (
     RUNS,
     TASKS,
 )
-from arco.sql.engine import SYSTEM_SCHEMAS
+from arco.sql.tables import SYSTEM_SCHEMAS
 
 #: The file-name prefix the browser registers every downloaded file under.
 FILE_PREFIX = "arco://"
