@@ -10,5 +10,6 @@
 * :mod:`~arco.sql.errors` - the errors a query fails with;
 * :mod:`~arco.sql.convert` - result values as JSON;
 * :mod:`~arco.sql.tabledata` - which files of a registered table a query may read;
-* :mod:`~arco.sql.browser` - the same system tables as views for DuckDB-WASM.
+* :mod:`~arco.sql.browser` - the same system tables as views for DuckDB-WASM, derived
+  from :data:`~arco.sql.tables.SYSTEM_TABLES`.
 """
