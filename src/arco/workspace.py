@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from arco.discovery.search import SearchIndex
     from arco.ledger.compactor import Compactor
     from arco.ledger.log import Ledger
-    from arco.sql.engine import SystemTables
+    from arco.sql.tables import SystemTables
 
 T = TypeVar("T")
 
@@ -114,7 +114,7 @@ class Workspace:
     @property
     def system(self) -> SystemTables:
         """The ``system.*`` SQL tables and the catalog's tables for queries."""
-        from arco.sql.engine import SystemTables
+        from arco.sql.tables import SystemTables
 
         return self._once(
             "system", lambda: SystemTables(self.store, self.scope, catalog=self.catalog)

@@ -42,7 +42,7 @@ from arco.ledger.log import Ledger
 from arco.openlineage.ingest import ingest
 from arco.openlineage.mapping import OpenLineageConfig
 from arco.sql.browser import FILE_PREFIX, build_views
-from arco.sql.engine import PRIVATE_TABLES, SYSTEM_SCHEMAS, SystemTables
+from arco.sql.tables import PRIVATE_TABLES, SYSTEM_SCHEMAS, SystemTables
 
 from .conftest import PROBLEM_JSON, SECRET, Tokens, in_process_client, make_app
 

@@ -39,10 +39,10 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "arco.core.errors:IntegrityError": (500, "integrity"),
     "arco.core.errors:PointerMissingError": (500, "pointer-missing"),
     "arco.ledger.events:InvalidEventError": (400, "invalid-event"),
-    "arco.sql.engine:QueryRejectedError": (400, "query-rejected"),
-    "arco.sql.engine:QueryError": (400, "query-error"),
-    "arco.sql.engine:QueryTooLargeError": (413, "query-too-large"),
-    "arco.sql.engine:QueryTimeoutError": (422, "query-timeout"),
+    "arco.sql.errors:QueryRejectedError": (400, "query-rejected"),
+    "arco.sql.errors:QueryError": (400, "query-error"),
+    "arco.sql.errors:QueryTooLargeError": (413, "query-too-large"),
+    "arco.sql.errors:QueryTimeoutError": (422, "query-timeout"),
     "arco.flow.states:IllegalTransitionError": (409, "illegal-transition"),
     "arco.flow.definitions:DefinitionError": (400, "definition-error"),
     "arco.api.auth:AuthenticationError": (401, "unauthenticated"),
@@ -138,7 +138,7 @@ def test_each_error_class_has_its_status_and_type(
 
 def test_a_subclass_is_not_shadowed_by_its_base() -> None:
     """The nearest class in the MRO wins, whatever order the table lists them in."""
-    from arco.sql.engine import QueryTimeoutError, QueryTooLargeError
+    from arco.sql.errors import QueryTimeoutError, QueryTooLargeError
 
     class SlowerError(QueryTimeoutError):
         pass

@@ -15,7 +15,8 @@ from arco.core.storage import open_store
 from arco.governance import tenants
 from arco.governance.audit import read_audit
 from arco.ledger.compactor import Compactor
-from arco.sql.engine import SystemTables, run_query
+from arco.sql.engine import run_query
+from arco.sql.tables import SystemTables
 
 from .conftest import SECRET, Tokens, in_process_client, make_app
 

@@ -43,7 +43,7 @@ from arco.core.storage import open_store
 from arco.domain.retention import RetentionPolicy
 from arco.domain.verify import verify
 from arco.maintenance.gc import collect_garbage
-from arco.sql.engine import SystemTables
+from arco.sql.tables import SystemTables
 
 from .conftest import LiveServer, run_server
 

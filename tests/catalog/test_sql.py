@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -26,23 +27,23 @@ from arco.core import (
 )
 from arco.discovery.lineage import LineageGraph
 from arco.governance.audit import AuditRecord, write_audit
-from arco.ledger.compactor import Compactor
+from arco.ledger.compactor import Compactor, tier2_store
 from arco.ledger.log import Ledger
 from arco.openlineage.ingest import ingest
 from arco.openlineage.mapping import OpenLineageConfig
-from arco.sql import engine as sqlmod
-from arco.sql.engine import (
+from arco.sql import tables as systables
+from arco.sql.browser import FILE_PREFIX, NOT_IN_BROWSER, VIEW_DOMAINS, build_views
+from arco.sql.convert import to_json_rows
+from arco.sql.engine import run_query
+from arco.sql.errors import QueryError, QueryRejectedError, QueryTimeoutError, QueryTooLargeError
+from arco.sql.limits import QueryLimits
+from arco.sql.resolve import rewrite_system_names
+from arco.sql.tables import (
+    PRIVATE_TABLES,
     SYSTEM_SCHEMAS,
     SYSTEM_TABLE_NAMES,
-    QueryError,
-    QueryLimits,
-    QueryRejectedError,
-    QueryTimeoutError,
-    QueryTooLargeError,
+    SYSTEM_TABLES,
     SystemTables,
-    rewrite_system_names,
-    run_query,
-    to_json_rows,
 )
 
 SCOPE = Scope("acme", "prod")
@@ -454,7 +455,7 @@ def test_tables_are_built_once_per_version(
     store: ObjectStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[str] = []
-    real_tables, real_columns = sqlmod._tables_table, sqlmod._columns_table
+    real_tables, real_columns = systables._tables_table, systables._columns_table
 
     def tables(state: Any) -> pa.Table:
         built.append("tables")
@@ -464,8 +465,8 @@ def test_tables_are_built_once_per_version(
         built.append("columns")
         return real_columns(state)
 
-    monkeypatch.setattr(sqlmod, "_tables_table", tables)
-    monkeypatch.setattr(sqlmod, "_columns_table", columns)
+    monkeypatch.setattr(systables, "_tables_table", tables)
+    monkeypatch.setattr(systables, "_columns_table", columns)
     system = SystemTables(store, SCOPE)
     for _ in range(3):
         run_query(system, "SELECT count(*) FROM system.tables")
@@ -487,6 +488,61 @@ def test_system_tables_api(system: SystemTables) -> None:
         system.table("system.secrets")
     with pytest.raises(InvalidArgumentError):
         SystemTables(system.store, OTHER, catalog=system.catalog)
+
+
+# ------------------------------------------------------------ browser views
+def test_every_system_table_is_a_browser_view_or_excluded_with_a_reason() -> None:
+    """The browser's views (arco.sql.browser) and the server's tables cannot drift apart."""
+    views, excluded = set(VIEW_DOMAINS), set(NOT_IN_BROWSER)
+    assert views | excluded == set(SYSTEM_SCHEMAS), "a table on one side only"
+    assert not views & excluded
+    assert all(NOT_IN_BROWSER[name].strip() for name in excluded), "an exclusion needs a reason"
+    # An admin-only table must never reach a reader's browser.
+    assert excluded >= PRIVATE_TABLES
+    for name in views:
+        assert VIEW_DOMAINS[name] == SYSTEM_TABLES[name].domains, name
+
+
+def _run_view(sql: str, files: dict[str, Path]) -> pa.Table:
+    for path, local in files.items():
+        sql = sql.replace(f"'{FILE_PREFIX}{path}'", f"'{local}'")
+    assert FILE_PREFIX not in sql
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        return con.sql(sql).to_arrow_table()
+    finally:
+        con.close()
+
+
+def test_browser_views_have_the_columns_and_rows_of_the_system_tables(
+    store: ObjectStore, system: SystemTables, tmp_path: Path
+) -> None:
+    """Run every view over the scope's state files: same columns (names, types), same rows."""
+    manifests = {"catalog": system.catalog.snapshot().manifest}
+    for domain in ("executions", "lineage"):
+        manifests[domain] = tier2_store(store, SCOPE, domain).read().manifest
+    files: dict[str, Path] = {}
+    for manifest in manifests.values():
+        assert manifest is not None
+        for entry in manifest.files:
+            local = tmp_path / f"{len(files)}.parquet"
+            local.write_bytes(store.get(entry.path)[0])
+            files[entry.path] = local
+    views = build_views(manifests)
+    assert set(views) == set(VIEW_DOMAINS)
+    empty = build_views(dict.fromkeys(manifests))
+    for name, sql in views.items():
+        schema = SYSTEM_SCHEMAS[name]
+        got, want = _run_view(sql, files), system.table(name)
+        assert got.schema.names == schema.names == want.schema.names, name
+        assert got.num_rows > 0, f"system.{name} has no rows: the comparison would be vacuous"
+        rows = sorted(got.cast(schema).to_pylist(), key=repr)
+        assert rows == sorted(want.to_pylist(), key=repr), name
+        # Over no files, the view still has the columns, typed.
+        none = _run_view(empty[name], {})
+        assert none.num_rows == 0
+        assert none.cast(schema).schema == schema, name
 
 
 # ------------------------------------------------------------------ sandbox

@@ -19,14 +19,11 @@ import pytest
 
 from arco.core import Scope
 from arco.core.storage import open_store
-from arco.sql import engine as sqlmod
-from arco.sql.engine import (
-    QueryLimits,
-    QueryTimeoutError,
-    QueryTooLargeError,
-    SystemTables,
-    run_query,
-)
+from arco.sql import limits, pool
+from arco.sql.engine import run_query
+from arco.sql.errors import QueryTimeoutError, QueryTooLargeError
+from arco.sql.limits import QueryLimits
+from arco.sql.tables import SystemTables
 
 GiB = 1024**3
 #: One uninterruptible step of a few seconds that needs little memory (~8 s on 2 cores).
@@ -94,7 +91,7 @@ def test_a_huge_value_fails_within_the_memory_budget(system: SystemTables, sql: 
     with rss_watch(os.getpid()) as seen, pytest.raises(QueryTooLargeError, match="memory budget"):
         run_query(system, sql, limits=QueryLimits(max_seconds=10))
     assert time.monotonic() - started < 10
-    assert seen["peak"] - before < sqlmod.ENGINE_MEMORY_BUDGET + 256 * 1024**2
+    assert seen["peak"] - before < limits.ENGINE_MEMORY_BUDGET + 256 * 1024**2
     assert run_query(system, "SELECT 42 AS answer").rows == [[42]]
 
 
@@ -103,13 +100,13 @@ def test_an_uninterruptible_step_is_stopped_at_the_deadline(system: SystemTables
     started = time.monotonic()
     with pytest.raises(QueryTimeoutError, match=r"\b1 s\b"):
         run_query(system, UNINTERRUPTIBLE, limits=QueryLimits(max_seconds=1))
-    assert time.monotonic() - started < 1 + sqlmod._KILL_GRACE_SECONDS + 1.5
+    assert time.monotonic() - started < 1 + pool._KILL_GRACE_SECONDS + 1.5
     # The next query gets a fresh worker.
     assert run_query(system, "SELECT 2 AS two").rows == [[2]]
 
 
 def test_a_killed_query_does_not_disturb_one_running_beside_it(system: SystemTables) -> None:
-    if sqlmod.ENGINE_WORKERS < 2:
+    if limits.ENGINE_WORKERS < 2:
         pytest.skip("needs two query workers")
     results: dict[str, object] = {}
 

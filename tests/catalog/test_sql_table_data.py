@@ -13,15 +13,11 @@ from arco.catalog.catalog import Catalog
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
-from arco.sql.engine import (
-    QueryError,
-    QueryLimits,
-    QueryRejectedError,
-    QueryTooLargeError,
-    SystemTables,
-    run_query,
-)
+from arco.sql.engine import run_query
+from arco.sql.errors import QueryError, QueryRejectedError, QueryTooLargeError
+from arco.sql.limits import QueryLimits
 from arco.sql.tabledata import TableDataError, TableFileMissingError, TableLocationError
+from arco.sql.tables import SystemTables
 
 SCOPE = Scope("acme", "main")
 OTHER = Scope("globex", "main")

@@ -22,7 +22,7 @@ from arco.flow.definitions import load_definitions
 from arco.flow.executors import ProcessExecutor
 from arco.flow.planner import plan
 from arco.flow.runner import RunOptions, Scheduler
-from arco.sql.engine import SystemTables
+from arco.sql.tables import SystemTables
 
 HERE = Path(__file__).resolve().parent
 SCOPE = Scope("default", "default")

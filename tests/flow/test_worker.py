@@ -39,7 +39,7 @@ from arco.flow.queue import (
 from arco.flow.runview import RunsReader
 from arco.flow.worker import RunWorker, WorkerOptions
 from arco.ledger.compactor import Compactor
-from arco.sql.engine import SystemTables
+from arco.sql.tables import SystemTables
 
 HERE = Path(__file__).resolve().parent
 SCOPE = Scope("acme", "main")

@@ -20,7 +20,7 @@ import pytest
 from arco.catalog import Catalog
 from arco.core.scope import Scope
 from arco.core.storage import open_store
-from arco.sql.engine import SystemTables
+from arco.sql.tables import SystemTables
 
 from .conftest import TENANT, WAIT_MS, WORKSPACE, run_web_server
 from .test_ui import expect_no_page_errors, first_cell, run_sql, wait_result

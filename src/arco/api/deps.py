@@ -17,7 +17,7 @@ from arco.core.actor import set_actor
 from arco.core.errors import InvalidArgumentError
 from arco.core.storage.signing import mint_guard
 from arco.core.telemetry import set_request
-from arco.sql.engine import private_tables_visible
+from arco.sql.tables import private_tables_visible
 from arco.workspace import Workspace
 
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")

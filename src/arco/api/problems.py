@@ -18,7 +18,7 @@ from arco.flow.states import IllegalTransitionError
 from arco.governance.tenants import QuotaExceededError
 from arco.iceberg.metadata import CommitRejectedError, ForbiddenLocationError
 from arco.iceberg.signer import SignRefusedError
-from arco.sql.engine import QueryTimeoutError, QueryTooLargeError
+from arco.sql.errors import QueryTimeoutError, QueryTooLargeError
 from arco.sql.tabledata import TableDataError
 
 log = logging.getLogger("arco.api")

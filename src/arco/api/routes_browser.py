@@ -371,7 +371,8 @@ def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any
     location outside the caller's data is a 422, a missing file a 404, data over
     the query data budget a 413. Reader role; rate-limited like queries.
     """
-    from arco.sql.engine import ENGINE_DATA_BUDGET, QueryTooLargeError
+    from arco.sql.errors import QueryTooLargeError
+    from arco.sql.limits import ENGINE_DATA_BUDGET
     from arco.sql.tabledata import resolve_table
 
     settings = request.app.state.settings

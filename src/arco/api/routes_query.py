@@ -10,7 +10,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from arco.api.deps import Querier
 from arco.api.responses import json_out
 from arco.api.schemas import QueryIn, QueryOut
-from arco.sql.engine import QueryLimits, run_query
+from arco.sql.engine import run_query
+from arco.sql.limits import QueryLimits
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 ARROW_STREAM = "application/vnd.apache.arrow.stream"

@@ -57,7 +57,8 @@ def sql(
 ) -> None:
     """Run one read-only SELECT over catalog and system tables (Tier-2 ones: latest state)."""
     from arco.core.errors import ArcoError
-    from arco.sql.engine import QueryLimits, run_query
+    from arco.sql.engine import run_query
+    from arco.sql.limits import QueryLimits
 
     cfg = settings(ctx)
     try:

@@ -2,8 +2,11 @@
 
 The browser downloads each state file a manifest references and registers its
 bytes as ``'arco://<path>'``; the SELECTs built here turn those files into the
-rows :class:`~arco.sql.engine.SystemTables` builds in Python, with the columns
-of :data:`~arco.sql.engine.SYSTEM_SCHEMAS`. They follow the readers exactly:
+rows :class:`~arco.sql.tables.SystemTables` builds in Python. Which views exist,
+their columns and the state tables each reads all come from
+:data:`~arco.sql.tables.SYSTEM_TABLES`, the description the server side is built
+from too; only the tables in :data:`NOT_IN_BROWSER` have no view, each with its
+reason. The views follow the readers exactly:
 
 * resident tables (catalog tables, runs, tasks, edges, event keys, external runs,
   datasets, column edges) apply the delta rows newer than the base
@@ -25,25 +28,12 @@ no files has the same columns (typed NULLs and ``WHERE false``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import pyarrow as pa
 
-from arco.catalog.state import NAMESPACES, TABLES
 from arco.domain.manifest import FileEntry, Manifest
-from arco.domain.tableset import OP_DELETE, TableDef
-from arco.ledger.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
-from arco.ledger.folds import (
-    ASSET_CHECKS,
-    EDGES,
-    EVENT_KEYS,
-    LOGS,
-    MATERIALIZATIONS,
-    QUARANTINE,
-    RUNS,
-    TASKS,
-)
-from arco.sql.engine import SYSTEM_SCHEMAS
+from arco.domain.tableset import OP_DELETE
+from arco.sql.tables import SYSTEM_SCHEMAS, SYSTEM_TABLES, Source
 
 #: The file-name prefix the browser registers every downloaded file under.
 FILE_PREFIX = "arco://"
@@ -81,56 +71,33 @@ def _files(paths: Sequence[str]) -> str:
     return "[" + ", ".join(_literal(FILE_PREFIX + p) for p in paths) + "]"
 
 
-@dataclass(frozen=True)
-class _Source:
-    """One state table of one domain in a system view."""
-
-    domain: str
-    tdef: TableDef
-    #: Resident tables fold deltas by key; append-only facts concatenate.
-    keyed: bool
-
-
+#: System tables the browser gets no view of, and why. Every other table of
+#: :data:`~arco.sql.tables.SYSTEM_TABLES` is a view, with the same columns.
+NOT_IN_BROWSER: dict[str, str] = {
+    name: "admin only: the API checks the caller's roles on each query, but a view "
+    "over signed state files would show it to every reader of the scope"
+    for name, table in SYSTEM_TABLES.items()
+    if table.private
+}
 #: The state tables behind each system view, in output order of their domains.
-_SOURCES: dict[str, tuple[_Source, ...]] = {
-    "namespaces": (_Source("catalog", NAMESPACES, True),),
-    "tables": (_Source("catalog", TABLES, True),),
-    "columns": (_Source("catalog", TABLES, True),),
-    "lineage_edges": (_Source("lineage", EDGES, True),),
-    "runs": (_Source("executions", RUNS, True),),
-    "tasks": (_Source("executions", TASKS, True),),
-    "materializations": (_Source("executions", MATERIALIZATIONS, False),),
-    "logs": (_Source("executions", LOGS, False),),
-    "asset_checks": (_Source("executions", ASSET_CHECKS, False),),
-    "events": (
-        _Source("executions", EVENT_KEYS, True),
-        _Source("lineage", EVENT_KEYS, True),
-    ),
-    "quarantine": (
-        _Source("executions", QUARANTINE, False),
-        _Source("lineage", QUARANTINE, False),
-    ),
-    "external_runs": (_Source("lineage", EXTERNAL_RUNS, True),),
-    "datasets": (_Source("lineage", DATASETS, True),),
-    "column_edges": (_Source("lineage", COLUMN_EDGES, True),),
+_SOURCES: dict[str, tuple[Source, ...]] = {
+    name: table.sources for name, table in SYSTEM_TABLES.items() if name not in NOT_IN_BROWSER
 }
 #: The system views the browser gets, and the domains each one reads.
-VIEW_DOMAINS: dict[str, tuple[str, ...]] = {
-    name: tuple(dict.fromkeys(s.domain for s in sources)) for name, sources in _SOURCES.items()
-}
+VIEW_DOMAINS: dict[str, tuple[str, ...]] = {name: SYSTEM_TABLES[name].domains for name in _SOURCES}
 
 
 def state_tables_used(domain: str) -> set[str]:
     """The state tables of ``domain`` that some view reads (the files worth downloading)."""
-    return {s.tdef.name for sources in _SOURCES.values() for s in sources if s.domain == domain}
+    return {s.state.name for sources in _SOURCES.values() for s in sources if s.domain == domain}
 
 
-def _merged(source: _Source, files: Sequence[FileEntry]) -> str | None:
+def _merged(source: Source, files: Sequence[FileEntry]) -> str | None:
     """A SELECT of the live rows (state-table columns) of one source, None if no files."""
-    mine = [f for f in files if f.table == source.tdef.name]
+    mine = [f for f in files if f.table == source.state.name]
     if not mine:
         return None
-    columns = ", ".join(_ident(n) for n in source.tdef.schema.names)
+    columns = ", ".join(_ident(n) for n in source.state.schema.names)
     base = next((f for f in mine if f.kind == "base"), None)
     deltas = sorted((f for f in mine if f.kind == "delta"), key=lambda f: f.min_version)
     parts: list[str] = []
@@ -150,7 +117,7 @@ def _merged(source: _Source, files: Sequence[FileEntry]) -> str | None:
     if not deltas:
         assert base is not None
         return f"SELECT {columns} FROM read_parquet({_files([base.path])})"
-    keys = source.tdef.key
+    keys = source.state.key
     partition = ", ".join(_ident(k) for k in keys)
     scan = (
         f"read_parquet({_files([d.path for d in deltas])}, "
@@ -179,7 +146,7 @@ def _merged(source: _Source, files: Sequence[FileEntry]) -> str | None:
         return f"{with_clause} {live}"
     match = " AND ".join(f"d.{_ident(k)} = b.{_ident(k)}" for k in keys)
     kept = (
-        f"SELECT {', '.join('b.' + _ident(n) for n in source.tdef.schema.names)} "
+        f"SELECT {', '.join('b.' + _ident(n) for n in source.state.schema.names)} "
         f"FROM read_parquet({_files([base.path])}) AS b "
         f"WHERE NOT EXISTS (SELECT 1 FROM d WHERE {match})"
     )
@@ -194,7 +161,7 @@ def _empty(schema: pa.Schema) -> str:
     return "SELECT " + ", ".join(_cast("NULL", f.name, f.type) for f in schema) + " WHERE false"
 
 
-def _projection(name: str, source: _Source) -> list[str]:
+def _projection(name: str, source: Source) -> list[str]:
     """Expressions turning one source's rows (as ``s``) into the view's columns."""
     schema = SYSTEM_SCHEMAS[name]
     out = []

@@ -2,7 +2,7 @@
 
 :func:`resolve_table` turns one registered table into the list of data files
 Arco itself reads for a query (the engine never opens a path: the SQL worker
-gets the bytes, see :mod:`arco.sql.engine`). What is readable:
+gets the bytes, see :mod:`arco.sql.pool`). What is readable:
 
 ``parquet``
     ``location`` names one ``.parquet`` file or a folder; every ``.parquet``

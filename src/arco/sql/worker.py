@@ -1,7 +1,7 @@
 """The SQL query worker: a child process that runs ``system.*`` queries in DuckDB.
 
-Run as a script (``python -I _sqlworker.py BUDGET THREADS DUCKDB_MEMORY``) by
-:mod:`arco.sql.engine`; it imports nothing of ``arco``, so it starts quickly and
+Run as a script (``python -I worker.py BUDGET THREADS DUCKDB_MEMORY``) by
+:mod:`arco.sql.pool`; it imports nothing of ``arco``, so it starts quickly and
 cannot reach anything but what the parent sends it.
 
 Why a process: DuckDB's ``memory_limit`` governs its buffer manager only. A

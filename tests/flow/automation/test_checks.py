@@ -11,7 +11,7 @@ from arco.flow.definitions import Definitions
 from arco.flow.planner import plan
 from arco.flow.runner import RunOptions, Scheduler
 from arco.ledger.compactor import Compactor
-from arco.sql.engine import SystemTables
+from arco.sql.tables import SystemTables
 
 from .conftest import SCOPE
 

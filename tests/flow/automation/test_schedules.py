@@ -18,7 +18,7 @@ from arco.flow.automation.tick import Automation
 from arco.flow.definitions import Definitions
 from arco.flow.queue import load_request, queued_runs
 from arco.ledger.compactor import Compactor
-from arco.sql.engine import SystemTables
+from arco.sql.tables import SystemTables
 
 from .conftest import SCOPE
 
