@@ -9,6 +9,11 @@ session, with every port it opens chosen free, and yields a :class:`SeaweedServe
 
 When the ``weed`` binary is missing or the server does not come up, tests that use
 it are skipped, or failed when ``ARCO_REQUIRE_ALL=1``.
+
+Helpers for tests that run servers as child processes (the SeaweedFS one here, the
+uvicorn ones of ``tests/api`` and ``tests/web``), imported as ``from conftest import
+...`` (pytest puts ``tests/`` on ``sys.path``): :func:`free_port`,
+:func:`start_logged`, :func:`wait_for_http` and :func:`stop_process`.
 """
 
 from __future__ import annotations
@@ -23,10 +28,8 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -114,13 +117,18 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (a child may still lose a race for it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _free_service_ports(count: int) -> list[int]:
     """``count`` ports P, each with P and its gRPC port P + 10000 free on loopback."""
     ports: list[int] = []
     for _ in range(500):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         if port + _GRPC_OFFSET > 65_535:
             # Ephemeral ports are usually high; fold into a range with room for gRPC.
             port = 20_000 + port % 30_000
@@ -134,7 +142,7 @@ def _free_service_ports(count: int) -> list[int]:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: have the kernel SIGTERM weed if pytest dies without tearing down."""
+    """Linux: have the kernel SIGTERM the child if pytest dies without tearing down."""
     try:
         import ctypes
 
@@ -144,25 +152,58 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
         pass
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def start_logged(
+    cmd: Sequence[str], log_path: Path, *, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` with stdout and stderr into ``log_path``, no stdin, killed with
+    pytest (Linux) if the test session dies without stopping it."""
+    with log_path.open("wb") as out:
+        return subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM ``proc`` and wait ``timeout`` seconds; then SIGKILL it."""
     if proc.poll() is not None:
         return
     proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=5)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
 
 
-def _http_answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except urllib.error.HTTPError:
-        return True  # 403 without credentials: the S3 gateway is up
-    except OSError:
-        return False
+def wait_for_http(
+    url: str,
+    proc: subprocess.Popen[bytes],
+    timeout: float,
+    *,
+    accept: Callable[[int], bool] = lambda status: status == 200,
+    interval: float = 0.1,
+) -> bool:
+    """Poll ``url`` until an answer whose status ``accept`` takes: True; False when
+    ``proc`` exits or ``timeout`` seconds pass first."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if accept(httpx.get(url, timeout=1.0).status_code):
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(interval)
+    return False
 
 
 def _log_tail(workdir: Path) -> str:
@@ -217,15 +258,7 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
         f"-filer.localSocket={workdir / 'filer.sock'}",
         "-master.telemetry=false",
     ]
-    with (workdir / "weed.out").open("wb") as out:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=workdir,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+    proc = start_logged(cmd, workdir / "weed.out", cwd=workdir)
     endpoint = f"http://127.0.0.1:{s3_port}"
     server = SeaweedServer(
         endpoint=endpoint,
@@ -236,10 +269,9 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
     )
     try:
         deadline = time.monotonic() + _START_TIMEOUT_S
-        while not _http_answers(endpoint + "/"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                require_or_skip(f"SeaweedFS did not start: {_log_tail(workdir)}")
-            time.sleep(0.2)
+        # Any answer (403 without credentials) means the S3 gateway is up.
+        if not wait_for_http(endpoint + "/", proc, _START_TIMEOUT_S, accept=bool, interval=0.2):
+            require_or_skip(f"SeaweedFS did not start: {_log_tail(workdir)}")
         # The gateway answers before the filer and volume server are ready; the
         # first PUT can fail for a moment.
         from arco.core.storage import open_store
@@ -257,7 +289,7 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
             time.sleep(0.2)
         yield server
     finally:
-        _stop(proc)
+        stop_process(proc, timeout=5)
 
 
 _BACKENDS = ["memory", "file", pytest.param("s3", marks=pytest.mark.s3)]

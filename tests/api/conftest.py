@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -22,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
 from arco.api.app import create_app
 from arco.api.auth import mint_token
 from arco.api.settings import Settings
+from conftest import free_port, start_logged, stop_process, wait_for_http
 
 with warnings.catch_warnings():
     # Starlette nudges towards httpx2; the test client works the same.
@@ -123,47 +120,6 @@ class LiveServer:
             return ""
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: have the kernel SIGTERM the server if pytest dies without tearing down."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-
-
-def _wait_healthy(server: LiveServer, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            return False
-        try:
-            if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    return False
-
-
 @contextlib.contextmanager
 def run_server(
     store_url: str,
@@ -182,7 +138,7 @@ def run_server(
     workdir.mkdir(parents=True, exist_ok=True)
     last = ""
     for _attempt in range(3):  # a port can be taken between choosing and binding it
-        port = _free_port()
+        port = free_port()
         log_path = workdir / f"uvicorn-{port}.log"
         cmd = [
             sys.executable,
@@ -198,24 +154,15 @@ def run_server(
             "warning",
             "--no-access-log",
         ]
-        with log_path.open("wb") as out:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=workdir,
-                env=child_env,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-            )
+        proc = start_logged(cmd, log_path, cwd=workdir, env=child_env)
         server = LiveServer(f"http://127.0.0.1:{port}", store_url, log_path, proc, Tokens(secret))
         try:
-            if _wait_healthy(server, time.monotonic() + _START_TIMEOUT_S):
+            if wait_for_http(server.base_url + "/healthz", proc, _START_TIMEOUT_S):
                 yield server
                 return
             last = server.log()
         finally:
-            _stop(proc)
+            stop_process(proc)
         if "address already in use" not in last.lower():
             break
     pytest.fail(f"uvicorn did not become healthy within {_START_TIMEOUT_S}s:\n{last}")

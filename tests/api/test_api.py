@@ -311,6 +311,28 @@ def test_invalid_events_are_refused(client: TestClient, writer: Headers) -> None
     assert client.get(f"{API}/events/executions", headers=writer).json() == []
 
 
+@pytest.mark.parametrize(
+    ("occurred_at", "says"),
+    [
+        ("yesterday", "occurred_at must be an ISO 8601 timestamp"),
+        ("2026-01-01T00:00:00", "occurred_at must carry a time zone"),
+    ],
+)
+def test_occurred_at_is_refused_alike_by_one_event_and_a_batch(
+    client: TestClient, writer: Headers, occurred_at: str, says: str
+) -> None:
+    """One parser (``arco.ledger.events.parse_occurred_at``) for the API, the CLI's
+    ``--file`` and ``Ledger.append_batch``: the same 400 and the same words."""
+    event = {**_run_created("r"), "occurred_at": occurred_at}
+    one = assert_problem(
+        client.post(f"{API}/events/executions", json=event, headers=writer), 400, "invalid-event"
+    )
+    assert one["detail"] == says
+    many = client.post(f"{API}/events/executions/batch", json={"events": [event]}, headers=writer)
+    assert assert_problem(many, 400, "invalid-event")["detail"] == f"event 0: {says}"
+    assert client.get(f"{API}/events/executions", headers=writer).json() == []
+
+
 # ----------------------------------------------------------- lineage and search
 
 

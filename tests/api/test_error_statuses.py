@@ -63,7 +63,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "arco.iceberg.signer:SignRefusedError": (403, "forbidden-location"),
     "arco.api.ratelimit:RateLimitedError": (429, "rate-limited"),
     "arco.api.problems:PayloadTooLargeError": (413, "payload-too-large"),
-    "arco.api.routes_flow:NoProjectError": (404, "no-project"),
+    "arco.flow.project:NoProjectError": (404, "no-project"),
     "arco.openlineage.schema:InvalidOpenLineageEventError": (400, "invalid-openlineage-event"),
 }
 

@@ -56,6 +56,12 @@ def _runs(server: LiveServer) -> list[Any]:
         ({"from": "2024-01-01", "to": "2024-01-99"}, "'2024-01-99'"),
         ({"from": "2024-01-03", "to": "2024-01-01"}, "reversed"),
         ({"partition": "region=eu|date=2024-01-02"}, "not a daily key"),
+        # The checks of arco.flow.status.PlanRequest, which `arco plan`/`arco run` share.
+        (
+            {"partitions": ["2024-01-02"], "from": "2024-01-01", "to": "2024-01-03"},
+            "give partitions, or a 'from'/'to' range, not both",
+        ),
+        ({"from": "2024-01-01"}, "'from' and 'to' go together"),
     ],
 )
 def test_a_wrong_partition_is_a_400_and_queues_nothing(

@@ -26,8 +26,9 @@ from arco.flow.executors import InlineExecutor
 from arco.flow.planner import plan
 from arco.flow.runner import Scheduler
 from arco.openlineage.emit import EmitStats, OpenLineageEmitter, RunTranslator
+from conftest import free_port, start_logged, stop_process, wait_for_http
 
-from .conftest import SECRET, Tokens, _free_port, _stop
+from .conftest import SECRET, Tokens
 
 SCOPE = Scope("default", "default")
 
@@ -47,31 +48,22 @@ def _sink(port: int, store_url: str, workdir: Path) -> Iterator[str]:
     """An Arco API server on a chosen port (the emitter was pointed at it before it ran)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
     env.update(ARCO_STORE=store_url, ARCO_JWT_SECRET=SECRET)
-    log = (workdir / f"sink-{port}.log").open("wb")
-    proc = subprocess.Popen(
+    proc = start_logged(
         [
             *(sys.executable, "-m", "uvicorn", "arco.api.app:create_app", "--factory"),
             *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
+        workdir / f"sink-{port}.log",
         cwd=workdir,
+        env=env,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.1)
-        else:
+        if not wait_for_http(base + "/healthz", proc, 30):
             raise AssertionError("sink server did not start")
         yield base
     finally:
-        _stop(proc)
-        log.close()
+        stop_process(proc)
 
 
 def _run(store_url: str, translator: RunTranslator) -> str:
@@ -96,7 +88,7 @@ def test_emit_to_a_sink_that_is_down_then_up(tmp_path: Path) -> None:
     tokens = Tokens()
     sink_tenant = f"sink{uuid.uuid4().hex[:8]}"
     token = tokens(tenant=sink_tenant, workspace="main", roles=["writer"])
-    port = _free_port()
+    port = free_port()
     stats = EmitStats()
     emitter = OpenLineageEmitter(
         f"http://127.0.0.1:{port}", api_key=token, timeout=2.0, max_backoff=0.5, stats=stats
@@ -164,7 +156,7 @@ def test_emit_to_a_sink_that_is_down_then_up(tmp_path: Path) -> None:
 def test_a_full_buffer_drops_and_counts_never_blocks(tmp_path: Path) -> None:
     stats = EmitStats()
     emitter = OpenLineageEmitter(
-        f"http://127.0.0.1:{_free_port()}", buffer=3, timeout=0.5, max_backoff=0.2, stats=stats
+        f"http://127.0.0.1:{free_port()}", buffer=3, timeout=0.5, max_backoff=0.2, stats=stats
     )
     translator = RunTranslator(emitter, SCOPE)
     try:
@@ -184,7 +176,7 @@ def test_metrics_count_drops(tmp_path: Path) -> None:
     from .conftest import in_process_client, make_app
 
     before = STATS.dropped
-    emitter = OpenLineageEmitter(f"http://127.0.0.1:{_free_port()}", buffer=1, max_backoff=0.2)
+    emitter = OpenLineageEmitter(f"http://127.0.0.1:{free_port()}", buffer=1, max_backoff=0.2)
     try:
         assert emitter.emit(object()) is True
         assert emitter.emit(object()) is False
@@ -219,7 +211,7 @@ def test_runs_queued_through_the_api_emit_from_arco_worker(tmp_path: Path) -> No
     tokens = Tokens()
     sink_tenant = f"sink{uuid.uuid4().hex[:8]}"
     token = tokens(tenant=sink_tenant, workspace="main", roles=["writer"])
-    port = _free_port()
+    port = free_port()
     store_url = f"file://{tmp_path / 'arco'}"
     (tmp_path / "olproject.py").write_text(PROJECT)
     queued = enqueue(open_store(store_url), SCOPE, plan(Definitions([orders, revenue]), "*"))

@@ -281,7 +281,21 @@ def test_events_unknown_domain(store: str) -> None:
         ('{"type": "run.created", "payload": {"run_id": "r", "seq": 0}, "extra": 1}', "extra"),
         ('{"type": "run.created", "version": 9, "payload": {"run_id": "r", "seq": 0}}', "version"),
         ('{"type": "nope", "payload": {}}', "unknown event type"),
-        ('{"type": "run.log", "payload": {"run_id": "r", "lines": ["x"]}, "occurred_at": "x"}', ""),
+        (
+            '{"type": "run.log", "payload": {"run_id": "r", "lines": ["x"]}, "occurred_at": "x"}',
+            "occurred_at must be an ISO 8601 timestamp",
+        ),
+        # Not a string: refused, never turned into one (the API's schema takes strings).
+        (
+            '{"type": "run.created", "payload": {"run_id": "r", "seq": 0}, '
+            '"occurred_at": 20260101}',
+            "occurred_at must be an ISO 8601 timestamp",
+        ),
+        (
+            '{"type": "run.created", "payload": {"run_id": "r", "seq": 0}, '
+            '"occurred_at": "2026-01-01T00:00:00"}',
+            "occurred_at must carry a time zone",
+        ),
     ],
 )
 def test_events_append_bad_line(store: str, tmp_path: Path, bad_line: str, contains: str) -> None:

@@ -16,7 +16,6 @@ import base64
 import hashlib
 import hmac
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -33,17 +32,11 @@ import test_storage_conformance as conformance
 
 from arco.core.storage import ObjectStore, open_store, parse_store_url
 from arco.core.storage.factory import AZURITE_ACCOUNT, AZURITE_KEY
-from conftest import require_or_skip
+from conftest import free_port, require_or_skip
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools" / "azurite"
 CONTAINER = "arco-test"
 _START_TIMEOUT_S = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _azurite_binary() -> Path:
@@ -99,7 +92,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """Azurite's blob service on loopback for this module."""
     binary = _azurite_binary()
     workdir = tmp_path_factory.mktemp("azurite")
-    port = _free_port()
+    port = free_port()
     cmd = [
         str(binary),
         "--blobHost",

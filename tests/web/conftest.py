@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +26,13 @@ import pytest
 
 from arco.api.auth import mint_token
 from arco.web import STATIC_DIR
-from conftest import require_or_skip  # tests/conftest.py (pytest puts tests/ on sys.path)
+from conftest import (  # tests/conftest.py (pytest puts tests/ on sys.path)
+    free_port,
+    require_or_skip,
+    start_logged,
+    stop_process,
+    wait_for_http,
+)
 
 SECRET = "arco-web-tests-secret-0123456789-abcdefghijk"
 TENANT, WORKSPACE = "acme", "main"
@@ -156,32 +159,6 @@ def populate(server: WebServer) -> None:
     server.api("POST", "/api/v1/compaction", json={})
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: have the kernel SIGTERM the server if pytest dies without tearing down."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 @contextlib.contextmanager
 def run_web_server(
     store_url: str, workdir: Path, *, dev: bool, env: dict[str, str] | None = None
@@ -198,34 +175,17 @@ def run_web_server(
         }
     )
     workdir.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log_path = workdir / f"server-{port}.log"
-    with log_path.open("wb") as out:
-        cmd = [sys.executable, str(_SERVE), str(port), *(["--dev"] if dev else [])]
-        proc = subprocess.Popen(
-            cmd,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=workdir,
-            env=child_env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-        )
+    cmd = [sys.executable, str(_SERVE), str(port), *(["--dev"] if dev else [])]
+    proc = start_logged(cmd, log_path, cwd=workdir, env=child_env)
     server = WebServer(f"http://127.0.0.1:{port}", store_url, proc, log_path)
     try:
-        deadline = time.monotonic() + _START_TIMEOUT_S
-        while True:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the Arco server did not start:\n{server.log()}")
-            try:
-                if httpx.get(server.base_url + "/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        if not wait_for_http(server.base_url + "/healthz", proc, _START_TIMEOUT_S):
+            pytest.fail(f"the Arco server did not start:\n{server.log()}")
         yield server
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,12 @@
-"""FastAPI dependencies: the verified principal, role checks, rate limits, services."""
+"""FastAPI dependencies: the verified principal, role checks, rate limits, services
+(and the server's flow project with each scope's runs reader)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -19,6 +22,10 @@ from arco.core.storage.signing import mint_guard
 from arco.core.telemetry import set_request
 from arco.sql.tables import private_tables_visible
 from arco.workspace import Workspace
+
+if TYPE_CHECKING:
+    from arco.flow.definitions import Definitions
+    from arco.flow.runview import RunsReader
 
 bearer = HTTPBearer(auto_error=False, description="JWT issued for one tenant and workspace")
 
@@ -148,3 +155,37 @@ Writer = Annotated[Workspace, Depends(_role("writer", "write"))]
 Ingest = Annotated[Workspace, Depends(_role("writer", "ingest"))]
 Querier = Annotated[Workspace, Depends(_role("reader", "query"))]
 Admin = Annotated[Principal, Depends(admin_principal)]
+
+
+# ------------------------------------------------------------------ the flow project
+
+_project_mutex = threading.Lock()
+
+
+def project_definitions(request: Request) -> Definitions:
+    """The server's project definitions, loaded once (``NoProjectError`` if none)."""
+    state = request.app.state
+    found: Definitions | None = getattr(state, "flow_definitions", None)
+    if found is not None:
+        return found
+    with _project_mutex:
+        found = getattr(state, "flow_definitions", None)
+        if found is None:
+            # The flow package is imported on first use: the API starts faster.
+            from arco.flow.project import load_server_definitions
+
+            settings = state.settings
+            start = Path(settings.project_dir) if settings.project_dir else None
+            found = load_server_definitions(settings.project_module, start)
+            state.flow_definitions = found
+    return found
+
+
+def runs_reader(request: Request, svc: Workspace) -> RunsReader:
+    """The runs reader of the caller's scope (read caches live on with its workspace)."""
+    from arco.flow.runview import RunsReader
+
+    return svc.extension(
+        RunsReader,
+        lambda ws: RunsReader(ws.store, ws.scope, domain=ws.compactor.domain_store("executions")),
+    )

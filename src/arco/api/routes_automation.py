@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from arco.api.deps import Reader, Writer
-from arco.api.routes_flow import _reader, project_definitions
+from arco.api.deps import Reader, Writer, project_definitions, runs_reader
 from arco.core.errors import NotFoundError
 from arco.workspace import Workspace
 
@@ -264,7 +263,7 @@ def list_schedules(request: Request, svc: Reader) -> Any:
     from arco.flow.automation.views import schedules
 
     auto = _automation(request, svc)
-    return {"schedules": schedules(auto, _reader(request, svc).view())}
+    return {"schedules": schedules(auto, runs_reader(request, svc).view())}
 
 
 @router.get("/schedules/{name}", response_model=ScheduleOut)
@@ -274,7 +273,7 @@ def get_schedule(request: Request, name: str, svc: Reader) -> Any:
 
     auto = _automation(request, svc)
     state, _ = auto.states.load()
-    return schedule_row(auto, state, name, _reader(request, svc).view())
+    return schedule_row(auto, state, name, runs_reader(request, svc).view())
 
 
 @router.patch("/schedules/{name}", response_model=ScheduleOut)
@@ -285,7 +284,7 @@ def patch_schedule(request: Request, name: str, body: EnabledIn, svc: Writer) ->
     auto = _automation(request, svc)
     auto.set_schedule_enabled(name, body.enabled)
     state, _ = auto.states.load()
-    return schedule_row(auto, state, name, _reader(request, svc).view())
+    return schedule_row(auto, state, name, runs_reader(request, svc).view())
 
 
 @router.get("/sensors", response_model=SensorsOut)
@@ -294,7 +293,7 @@ def list_sensors(request: Request, svc: Reader) -> Any:
     from arco.flow.automation.views import sensors
 
     auto = _automation(request, svc)
-    return {"sensors": sensors(auto, _reader(request, svc).view())}
+    return {"sensors": sensors(auto, runs_reader(request, svc).view())}
 
 
 @router.get("/sensors/{name}", response_model=SensorOut)
@@ -304,7 +303,7 @@ def get_sensor(request: Request, name: str, svc: Reader) -> Any:
 
     auto = _automation(request, svc)
     state, _ = auto.states.load()
-    return sensor_row(auto, state, name, _reader(request, svc).view())
+    return sensor_row(auto, state, name, runs_reader(request, svc).view())
 
 
 @router.patch("/sensors/{name}", response_model=SensorOut)
@@ -315,7 +314,7 @@ def patch_sensor(request: Request, name: str, body: EnabledIn, svc: Writer) -> A
     auto = _automation(request, svc)
     set_sensor_enabled(auto, name, body.enabled)
     state, _ = auto.states.load()
-    return sensor_row(auto, state, name, _reader(request, svc).view())
+    return sensor_row(auto, state, name, runs_reader(request, svc).view())
 
 
 @router.get("/backfills", response_model=BackfillsOut)
@@ -391,7 +390,7 @@ def list_check_results(
     partition and check), including those not compacted yet."""
     from arco.flow.automation.views import check_results
 
-    reader = _reader(request, svc)
+    reader = runs_reader(request, svc)
     rows = check_results(
         reader, reader.view(), asset=asset, run_id=run_id, partition=partition, latest=latest
     )
@@ -426,13 +425,9 @@ def list_freshness(request: Request, svc: Reader) -> Any:
 
 def freshness_rows(request: Request, svc: Workspace, defs: Any) -> list[dict[str, Any]]:
     """The freshness of the project's assets (also shown by ``GET /assets``)."""
-    from arco.flow.automation.views import freshness
+    from arco.flow.status import freshness_now
 
     if not defs.freshness:
         return []
-    reader = _reader(request, svc)
-    newest: dict[str, Any] = {}
-    for (asset, _), row in reader.latest(reader.view()).items():
-        if asset not in newest or row["recorded_at"] > newest[asset]:
-            newest[asset] = row["recorded_at"]
-    return [{"asset": k, **v} for k, v in freshness(defs, newest).items()]
+    reader = runs_reader(request, svc)
+    return [{"asset": k, **v} for k, v in freshness_now(defs, reader.latest(reader.view())).items()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -20,7 +19,7 @@ from arco.api.schemas import (
     SearchOut,
     TraversalOut,
 )
-from arco.ledger.events import InvalidEventError
+from arco.ledger.events import parse_occurred_at
 
 router = APIRouter(prefix="/api/v1")
 
@@ -101,18 +100,6 @@ def search(
     }
 
 
-def _when(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise InvalidEventError("occurred_at must be an ISO 8601 timestamp") from exc
-    if when.tzinfo is None:
-        raise InvalidEventError("occurred_at must carry a time zone")
-    return when
-
-
 @router.post(
     "/events/{domain}",
     status_code=status.HTTP_202_ACCEPTED,
@@ -133,7 +120,7 @@ def append_event(
         version=body.version,
         idempotency_key=body.idempotency_key or idempotency_key,
         trace_id=body.trace_id,
-        occurred_at=_when(body.occurred_at),
+        occurred_at=parse_occurred_at(body.occurred_at),
         source="api",
     )
     return {"accepted": 1, "event_ids": [env.event_id]}

@@ -335,3 +335,176 @@ class HealthOut(BaseModel):
 
     status: str
     detail: str | None = None
+
+
+# ------------------------------------------------------------------ flow: assets, plans, runs
+
+
+class _FlowIn(_In):
+    # ``from`` is a keyword: the field is ``from_`` with an alias, settable by either name.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class PlanIn(_FlowIn):
+    """Body of ``POST /plans``."""
+
+    selection: str = Field(default="*", min_length=1, max_length=4096)
+    partitions: list[str] | None = Field(default=None, max_length=10_000)
+    from_: str | None = Field(default=None, alias="from", max_length=1024)
+    to: str | None = Field(default=None, max_length=1024)
+    stale_only: bool = False
+
+
+class RunIn(_FlowIn):
+    """Body of ``POST /runs``."""
+
+    selection: str = Field(default="*", min_length=1, max_length=4096)
+    partition: str | None = Field(default=None, max_length=1024)
+    partitions: list[str] | None = Field(default=None, max_length=10_000)
+    from_: str | None = Field(default=None, alias="from", max_length=1024)
+    to: str | None = Field(default=None, max_length=1024)
+    stale_only: bool = False
+    max_concurrency: int | None = Field(default=None, ge=1, le=1024)
+
+
+class RerunIn(_FlowIn):
+    """Body of ``POST /runs/{run_id}/rerun``."""
+
+    from_failure: bool = True
+    max_concurrency: int | None = Field(default=None, ge=1, le=1024)
+
+
+class LastMaterializationOut(BaseModel):
+    """The newest materialization of an asset (any partition)."""
+
+    run_id: str | None
+    partition: str | None
+    materialized_at: str
+    row_count: int | None
+
+
+class AssetOut(BaseModel):
+    """An asset of the project, with its last materialization and staleness."""
+
+    key: str
+    namespace: str
+    name: str
+    group: str
+    description: str | None
+    deps: list[str]
+    partitioned: bool
+    tags: dict[str, str]
+    owners: list[str]
+    code_version: str | None
+    last_materialization: LastMaterializationOut | None
+    stale: bool
+    stale_reasons: list[str]
+    #: ``fresh`` or ``overdue`` under the asset's freshness policy; None without one.
+    freshness: str | None = None
+
+
+class AssetsOut(BaseModel):
+    """Answer of ``GET /assets``."""
+
+    assets: list[AssetOut]
+
+
+class PlannedTaskOut(BaseModel):
+    """One task of a plan."""
+
+    task_id: str
+    asset: str
+    partition: str | None
+    deps: list[str]
+    inputs: list[list[str | None]]
+    reason: str
+    code_version: str | None
+
+
+class ExplanationOut(BaseModel):
+    """Why an asset partition is in or out of a plan."""
+
+    asset: str
+    partition: str | None
+    included: bool
+    reason: str
+
+
+class PlanOut(BaseModel):
+    """A plan, as ``arco --json plan`` prints it."""
+
+    selection: str
+    mode: str
+    partitions: list[str]
+    tasks: list[PlannedTaskOut]
+    explanations: list[ExplanationOut]
+    fingerprint: str
+
+
+class RunOut(BaseModel):
+    """A run's summary."""
+
+    run_id: str
+    state: str
+    selection: str | None
+    parent_run_id: str | None
+    plan_fingerprint: str | None
+    reason: str | None
+    created_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    task_counts: dict[str, int]
+
+
+class RunAccepted(BaseModel):
+    """Answer of a run trigger, rerun or cancel (202)."""
+
+    run_id: str
+    state: str
+    selection: str | None = None
+    parent_run_id: str | None = None
+    plan_fingerprint: str | None = None
+    task_count: int | None = None
+    created_at: str | None = None
+
+
+class RunPage(BaseModel):
+    """Answer of ``GET /runs``: newest first."""
+
+    runs: list[RunOut]
+    next_page_token: str | None
+
+
+class TaskOut(BaseModel):
+    """One task of a run."""
+
+    task_id: str
+    asset_key: str | None
+    partition: str | None
+    state: str
+    attempt: int
+    queued_at: str | None
+    started_at: str | None
+    ended_at: str | None
+    error: str | None
+
+
+class RunDetailOut(RunOut):
+    """Answer of ``GET /runs/{run_id}``."""
+
+    tasks: list[TaskOut]
+
+
+class LogLineOut(BaseModel):
+    """One log line of a run."""
+
+    ts: str
+    task_id: str | None
+    level: str
+    message: str
+
+
+class LogsOut(BaseModel):
+    """Answer of ``GET /runs/{run_id}/logs``."""
+
+    lines: list[LogLineOut]

@@ -39,7 +39,8 @@ def _now(value: str | None) -> datetime:
     return when.astimezone(UTC)
 
 
-def _automation(ctx: typer.Context, module: str | None) -> Automation:
+def automation_for(ctx: typer.Context, module: str | None) -> Automation:
+    """The automation of the project (``module``, else ``arco.toml``) in the global scope."""
     from arco.flow.automation.config import build, load_config
     from arco.flow.project import find_project, load_project
 
@@ -64,7 +65,7 @@ def tick_cmd(
 ) -> None:
     """Evaluate schedules, sensors, backfills, freshness and alerts once, then exit
     (for a platform cron: no process stays running)."""
-    auto = _automation(ctx, module)
+    auto = automation_for(ctx, module)
     report = auto.tick(_now(now))
     problems = _verify(ctx) if verify else None
     if settings(ctx).json:
@@ -119,7 +120,7 @@ def daemon_cmd(
 ) -> None:
     """Run schedules, sensors, backfills, freshness and alerts until interrupted
     (several daemons may run at once)."""
-    auto = _automation(ctx, module)
+    auto = automation_for(ctx, module)
     check = (lambda: _verify(ctx)) if verify_every > 0 else None
     say(
         f"automation daemon {auto.holder}: {len(auto.schedules)} schedule(s), "
@@ -170,7 +171,7 @@ def run_daemon(
 @schedule_app.command("list")
 def schedule_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
     """Schedules with their next tick, last tick and on/off state."""
-    auto = _automation(ctx, module)
+    auto = automation_for(ctx, module)
     state, _ = auto.states.load()
     rows = []
     for name, sched in sorted(auto.schedules.items()):
@@ -194,7 +195,7 @@ def schedule_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
 def _toggle(ctx: typer.Context, module: str | None, name: str, on: bool, kind: str) -> None:
     from arco.core.errors import NotFoundError
 
-    auto = _automation(ctx, module)
+    auto = automation_for(ctx, module)
     if kind == "schedule":
         auto.set_schedule_enabled(name, on)
     else:
@@ -225,7 +226,7 @@ def schedule_off(ctx: typer.Context, name: str, module: ModuleOpt = None) -> Non
 @sensor_app.command("list")
 def sensor_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
     """Sensors with their cursor, next evaluation and last error."""
-    auto = _automation(ctx, module)
+    auto = automation_for(ctx, module)
     state, _ = auto.states.load()
     rows = []
     for name, sensor in sorted(auto.sensors.items()):

@@ -147,10 +147,11 @@ def dev(
             target=_automation_loop, args=(ctx, module, tick_interval, stop), daemon=True
         ).start()
     if run_demo and has_project:
-        from arco.cli.flow import _plan
+        from arco.cli.flow import make_plan
         from arco.flow.queue import enqueue
+        from arco.flow.status import PlanRequest
 
-        _, the_plan = _plan(ctx, "*", module, None, None, None, True)
+        _, the_plan = make_plan(ctx, module, PlanRequest("*", stale_only=True))
         if the_plan.tasks:
             queued = enqueue(opts.store(), opts.scope(), the_plan)
             say(f"queued run {queued.run_id} of {len(the_plan.tasks)} stale tasks")
@@ -175,8 +176,8 @@ def _worker_loop(
     # need not share the interpreter with ~0.1 s of imports.
     if stop.wait(0.3):
         return
-    from arco.cli.flow import _defs
     from arco.flow.executors import make_executor
+    from arco.flow.project import load_definitions_for
     from arco.flow.worker import RunWorker, WorkerOptions
     from arco.openlineage.emit import emitter_for_worker
 
@@ -185,7 +186,7 @@ def _worker_loop(
         opts.store(),
         opts.scope(),
         # Loaded when the first run arrives: an idle dev server never imports the project.
-        lambda: _defs(module)[0],
+        lambda: load_definitions_for(module),
         store_url=opts.store_url,
         executor=lambda: make_executor(executor),
         options=WorkerOptions(poll_interval=0.5),
@@ -206,10 +207,10 @@ def _automation_loop(
     """The automation daemon of ``arco dev`` (the same loop as ``arco daemon``)."""
     if stop.wait(0.5):  # after "ready", like the worker
         return
-    from arco.cli.automation import _automation, run_daemon
+    from arco.cli.automation import automation_for, run_daemon
 
     try:
-        auto = _automation(ctx, module)
+        auto = automation_for(ctx, module)
     except Exception as exc:  # a broken project: serve anyway, say why nothing ticks
         say(f"automation not started: {type(exc).__name__}: {exc}")
         return

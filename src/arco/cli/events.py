@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
@@ -59,7 +58,7 @@ def _lines(stream: BinaryIO) -> Iterator[tuple[int, str]]:
 
 def _check_line(domain: str, number: int, text: str) -> dict[str, Any]:
     """Parse and fully validate one line of an ``--file``; nothing is written here."""
-    from arco.ledger.events import InvalidEventError, build_envelope
+    from arco.ledger.events import InvalidEventError, build_envelope, parse_occurred_at
 
     try:
         item = json.loads(text)
@@ -75,13 +74,7 @@ def _check_line(domain: str, number: int, text: str) -> dict[str, Any]:
             raise InvalidEventError("'type' is missing or not a string")
         if "payload" not in item:
             raise InvalidEventError("'payload' is missing")
-        occurred = item.get("occurred_at")
-        when = None
-        if occurred is not None:
-            try:
-                when = datetime.fromisoformat(str(occurred))
-            except ValueError as exc:
-                raise InvalidEventError("occurred_at is not ISO 8601") from exc
+        when = parse_occurred_at(item.get("occurred_at"))
         extra = {"source": item["source"]} if "source" in item else {}
         build_envelope(
             domain,

@@ -13,6 +13,9 @@ from arco.cli.output import console, emit_json, say
 
 if TYPE_CHECKING:
     from arco.flow.definitions import Definitions
+    from arco.flow.planner import Plan
+    from arco.flow.runview import RunsReader, RunsView
+    from arco.flow.status import AssetStatus, PlanRequest
     from arco.flow.worker import RunWorker
 
 runs_app = typer.Typer(help="Inspect, cancel and re-run runs.", no_args_is_help=True)
@@ -54,45 +57,38 @@ def check_executor(executor: str, dask_address: str | None = None) -> None:
         raise CliUsageError("--dask-address applies only to --executor dask")
 
 
-def _defs(module: str | None) -> tuple[Definitions, str]:
-    from arco.flow.project import find_project, load_project
+def make_plan(
+    ctx: typer.Context, module: str | None, asked: PlanRequest
+) -> tuple[Definitions, Plan]:
+    """The project's definitions and the plan of ``asked``; the checks of the request
+    come first (a usage error), then ``executions`` is compacted and planned from."""
+    from arco.core.errors import InvalidArgumentError
+    from arco.flow.project import load_definitions_for
+    from arco.flow.runview import RunsReader
+    from arco.flow.status import plan_request
+    from arco.ledger.compactor import Compactor
 
-    project = find_project(module=module)
-    return load_project(project), project.module
-
-
-def _materializations(ctx: typer.Context) -> dict[Any, Any]:
-    from arco.flow.runner import latest_materializations
-
+    try:
+        asked.validate()
+    except InvalidArgumentError as exc:
+        raise CliUsageError(str(exc)) from exc
     opts = settings(ctx)
-    return {k: v[0] for k, v in latest_materializations(opts.store(), opts.scope()).items()}
+    defs = load_definitions_for(module)
+    reader = RunsReader(opts.store(), opts.scope())
+    compactor = Compactor(opts.store(), opts.scope())
+    return defs, plan_request(defs, asked, reader, compactor=compactor)
 
 
-def _plan(
-    ctx: typer.Context,
+def _asked(
     selection: str,
-    module: str | None,
     partition: list[str] | None,
     start: str | None,
     end: str | None,
     stale_only: bool,
-) -> Any:
-    from arco.flow.planner import plan
-    from arco.ledger.compactor import Compactor
+) -> PlanRequest:
+    from arco.flow.status import PlanRequest
 
-    opts = settings(ctx)
-    defs, _ = _defs(module)
-    Compactor(opts.store(), opts.scope()).compact("executions")
-    if (start is None) != (end is None):
-        raise CliUsageError("--from and --to go together")
-    return defs, plan(
-        defs,
-        selection,
-        partitions=partition or None,
-        partition_range=(start, end) if start and end else None,
-        mode="stale" if stale_only else "all",
-        materializations=_materializations(ctx),
-    )
+    return PlanRequest(selection, tuple(partition or ()), start, end, stale_only)
 
 
 def plan_cmd(
@@ -110,7 +106,7 @@ def plan_cmd(
     ] = False,
 ) -> None:
     """Show the deterministic plan for SELECTION (with --json: the plan and its fingerprint)."""
-    _, the_plan = _plan(ctx, selection, module, partition, start, end, stale_only)
+    _, the_plan = make_plan(ctx, module, _asked(selection, partition, start, end, stale_only))
     if settings(ctx).json:
         emit_json(the_plan.to_dict())
         return
@@ -146,7 +142,8 @@ def run_cmd(
     """Materialize SELECTION; exits 1 if the run fails."""
     check_executor(executor, dask_address)
     limits = parse_tag_limits(tag_limit)
-    defs, the_plan = _plan(ctx, selection, module, partition, start, end, stale_only)
+    asked = _asked(selection, partition, start, end, stale_only)
+    defs, the_plan = make_plan(ctx, module, asked)
     code = _execute(
         ctx, defs, the_plan, executor, dask_address, max_concurrency, None, None, limits
     )
@@ -406,13 +403,14 @@ def runs_rerun(
     check_executor(executor)
     from arco.core.errors import NotFoundError
     from arco.flow.planner import rerun_plan
+    from arco.flow.project import load_definitions_for
 
     _, snap = _runs_state(ctx)
     run = snap.state.table("runs").get((run_id,))
     if run is None:
         raise NotFoundError(f"run {run_id} does not exist")
     parent_tasks = {r["task_id"]: r for r in snap.state.rows("tasks") if r["run_id"] == run_id}
-    defs, _ = _defs(module)
+    defs = load_definitions_for(module)
     keep = (
         {t for t, r in parent_tasks.items() if r["state"] != "SUCCEEDED"}
         if from_failure
@@ -432,33 +430,43 @@ def runs_rerun(
     raise typer.Exit(_execute(ctx, defs, the_plan, executor, None, max_concurrency, run_id, None))
 
 
+def _statuses(
+    ctx: typer.Context, module: str | None
+) -> tuple[Definitions, RunsReader, RunsView, dict[str, AssetStatus]]:
+    """The project's definitions, a runs view (compacted and pending events) and
+    every asset's status as of that view."""
+    from arco.flow.project import load_definitions_for
+    from arco.flow.runview import RunsReader
+    from arco.flow.status import asset_statuses
+
+    opts = settings(ctx)
+    defs = load_definitions_for(module)
+    reader = RunsReader(opts.store(), opts.scope())
+    view = reader.view()
+    return defs, reader, view, asset_statuses(defs, reader.latest(view))
+
+
+def _when(status: AssetStatus) -> str | None:
+    return status.last["recorded_at"].isoformat() if status.last is not None else None
+
+
 @assets_app.command("list")
 def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
     """Assets with their last materialization and staleness."""
-    from arco.flow.planner import plan
-
-    defs, _ = _defs(module)
-    mats = _materializations(ctx)
-    stale_plan = plan(defs, "*", mode="stale", materializations=mats)
-    reasons: dict[str, set[str]] = {}
-    for e in stale_plan.explanations:
-        reasons.setdefault(e.asset, set()).add(e.reason)
-    fresh = _freshness(defs, mats)
+    defs, _, _, statuses = _statuses(ctx, module)
     out: list[dict[str, Any]] = []
-    for key in defs.order:
+    for key, st in statuses.items():
         a = defs[key]
-        last = max((m.recorded_at for (k, _), m in mats.items() if k == key), default=None)
-        why = sorted(reasons.get(key, set()) - {"up to date"})
         out.append(
             {
                 "key": key,
                 "group": a.group,
                 "partitioned": a.partitions is not None,
                 "code_version": a.code_version,
-                "last_materialized": last.isoformat() if last else None,
-                "stale": bool(why),
-                "why": why,
-                "freshness": fresh[key]["state"] if key in fresh else None,
+                "last_materialized": _when(st),
+                "stale": st.stale,
+                "why": st.stale_reasons,
+                "freshness": st.freshness["state"] if st.freshness is not None else None,
             }
         )
     if settings(ctx).json:
@@ -475,19 +483,6 @@ def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
     console().print(table)
 
 
-def _freshness(defs: Definitions, mats: dict[Any, Any]) -> dict[str, dict[str, Any]]:
-    """Each freshness policy's verdict now (``fresh``/``overdue``)."""
-    if not defs.freshness:
-        return {}
-    from arco.flow.automation.views import freshness
-
-    newest: dict[str, Any] = {}
-    for (key, _), m in mats.items():
-        if key not in newest or m.recorded_at > newest[key]:
-            newest[key] = m.recorded_at
-    return freshness(defs, newest)
-
-
 @assets_app.command("show")
 def assets_show(
     ctx: typer.Context,
@@ -498,24 +493,16 @@ def assets_show(
     the latest result of each of its checks (per partition)."""
     from arco.core.errors import NotFoundError
     from arco.flow.automation.views import check_results
-    from arco.flow.planner import plan
-    from arco.flow.runview import RunsReader
 
-    defs, _ = _defs(module)
+    defs, reader, view, statuses = _statuses(ctx, module)
     if key not in defs.assets:
         raise NotFoundError(f"no asset named {key!r} in the project")
     a = defs[key]
     opts = settings(ctx)
-    mats = _materializations(ctx)
-    mine = {p: m for (k, p), m in mats.items() if k == key}
-    last = max(mine.values(), key=lambda m: m.recorded_at, default=None)
-    why = sorted(
-        {e.reason for e in plan(defs, key, mode="stale", materializations=mats).explanations}
-        - {"up to date"}
-    )
-    reader = RunsReader(opts.store(), opts.scope())
-    checks = check_results(reader, reader.view(), asset=key, latest=True)
-    fresh = _freshness(defs, mats).get(key)
+    st = statuses[key]
+    why = st.stale_reasons
+    checks = check_results(reader, view, asset=key, latest=True)
+    fresh = st.freshness
     declared = [c.describe() for c in defs.checks.get(key, [])]
     out: dict[str, Any] = {
         "key": key,
@@ -523,9 +510,9 @@ def assets_show(
         "description": a.description,
         "deps": sorted({u.key for u in defs.upstreams[key]}),
         "partitioned": a.partitions is not None,
-        "materialized_partitions": len(mine),
-        "last_materialized": last.recorded_at.isoformat() if last else None,
-        "last_run_id": last.run_id if last else None,
+        "materialized_partitions": st.materialized_partitions,
+        "last_materialized": _when(st),
+        "last_run_id": st.last["run_id"] if st.last is not None else None,
         "stale": bool(why),
         "why": why,
         "freshness": fresh,
@@ -582,12 +569,13 @@ def worker_cmd(
     """Execute runs queued through the API (one lease per run; resumes runs of dead workers)."""
 
     from arco.flow.executors import make_executor
+    from arco.flow.project import load_definitions_for
     from arco.flow.worker import RunWorker, WorkerOptions
 
     opts = settings(ctx)
     check_executor(executor, dask_address)
     limits = parse_tag_limits(tag_limit)
-    defs, _ = _defs(module)
+    defs = load_definitions_for(module)
     from arco.openlineage.emit import emitter_for_worker
 
     # Runs queued through the API emit OpenLineage like `arco run` when configured.

@@ -1,4 +1,5 @@
-"""Project configuration (``arco.toml``) and scaffolding (``arco init``)."""
+"""Project configuration (``arco.toml``), loading a project's definitions, and
+scaffolding (``arco init``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arco.core.config import find_config
-from arco.core.errors import InvalidArgumentError
+from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.flow.definitions import DefinitionError, Definitions, load_definitions
 
 
@@ -48,6 +49,30 @@ def load_project(project: Project) -> Definitions:
         raise DefinitionError(
             f"importing {project.module!r} failed: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+class NoProjectError(NotFoundError):
+    """A server was started without an asset project."""
+
+    code = "no-project"
+
+
+def load_definitions_for(module: str | None = None, start: Path | None = None) -> Definitions:
+    """The definitions of ``module``, else of the ``arco.toml`` project around ``start``."""
+    return load_project(find_project(start, module=module))
+
+
+def load_server_definitions(module: str | None = None, start: Path | None = None) -> Definitions:
+    """Like :func:`load_definitions_for`, for a server: a missing project is a
+    :class:`NoProjectError` that says how to start the server with one."""
+    try:
+        project = find_project(start, module=module)
+    except InvalidArgumentError as exc:
+        raise NoProjectError(
+            "this server has no asset project: start it with 'arco serve --module M', "
+            f"from a folder with arco.toml, or with 'arco dev' ({exc})"
+        ) from exc
+    return load_project(project)
 
 
 _ASSETS = '''"""Example assets: edit freely. Run them with `arco run '*'`.

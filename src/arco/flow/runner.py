@@ -59,6 +59,7 @@ from arco.flow.states import (
     run_transition,
     task_transition,
 )
+from arco.flow.status import as_materialization, latest_rows
 from arco.ledger.compactor import Compactor, tier2_store
 from arco.ledger.log import Ledger
 
@@ -193,34 +194,9 @@ class RunOptions:
 def latest_materializations(
     store: ObjectStore, scope: Scope
 ) -> dict[tuple[str, str | None], tuple[Materialization, str | None]]:
-    """The newest materialization (and its location) of every asset partition."""
-    domain = tier2_store(store, scope, "executions")
-    snap = domain.read()
-    if snap.manifest is None:
-        return {}
-    table = domain.load_table(snap, "materializations")
-    out: dict[tuple[str, str | None], tuple[Materialization, str | None]] = {}
-    newest: dict[tuple[str, str | None], tuple[Any, str]] = {}
-    for row in table.select(
-        [
-            "asset",
-            "partition",
-            "code_version",
-            "recorded_at",
-            "run_id",
-            "location",
-            "materialization_id",
-        ]
-    ).to_pylist():
-        key = (row["asset"], row["partition"])
-        mat = Materialization(
-            row["asset"], row["partition"], row["code_version"], row["recorded_at"], row["run_id"]
-        )
-        order = (mat.recorded_at, row["materialization_id"])
-        if key not in newest or order > newest[key]:
-            newest[key] = order
-            out[key] = (mat, row["location"])
-    return out
+    """The newest compacted materialization (and its location) of every asset partition."""
+    latest = latest_rows(tier2_store(store, scope, "executions"))
+    return {key: (as_materialization(row), row["location"]) for key, row in latest.items()}
 
 
 @dataclass

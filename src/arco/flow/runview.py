@@ -19,6 +19,7 @@ from typing import Any
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.domain.store import DomainStore
+from arco.flow.status import latest_rows
 from arco.ledger.compactor import DEFAULT_WINDOW, event_time, tier2_store
 from arco.ledger.events import REGISTRY, InvalidEventError
 from arco.ledger.folds import Folder, RowMapState
@@ -140,20 +141,7 @@ class RunsReader:
 
     def latest(self, view: RunsView) -> dict[tuple[str, str | None], dict[str, Any]]:
         """The newest materialization of every asset partition (compacted and pending)."""
-        snap = self.domain.read()
-        rows: list[dict[str, Any]] = []
-        if snap.manifest is not None:
-            columns = ["materialization_id", "asset", "partition", "run_id", "location"]
-            columns += ["row_count", "code_version", "recorded_at"]
-            rows = self.domain.load_table(snap, "materializations").select(columns).to_pylist()
-        newest: dict[tuple[str, str | None], dict[str, Any]] = {}
-        for row in [*rows, *view.pending_materializations]:
-            key = (row["asset"], row["partition"])
-            old = newest.get(key)
-            order = (row["recorded_at"], row["materialization_id"])
-            if old is None or order > (old["recorded_at"], old["materialization_id"]):
-                newest[key] = row
-        return newest
+        return latest_rows(self.domain, view.pending_materializations)
 
     def logs(self, view: RunsView, run_id: str) -> list[dict[str, Any]]:
         """Every log line of ``run_id``, in the order they were logged."""

@@ -420,6 +420,23 @@ def derive_idempotency_key(event_type: str, version: int, payload: dict[str, Any
     return f"auto:{digest[:32]}"
 
 
+def parse_occurred_at(value: object) -> datetime | None:
+    """An event's ``occurred_at`` as given by a caller: None, or an ISO 8601 string
+    with a time zone (``InvalidEventError`` otherwise). Every surface parses it here,
+    so the API, the CLI and :meth:`Ledger.append_batch` refuse the same values."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidEventError("occurred_at must be an ISO 8601 timestamp")
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidEventError("occurred_at must be an ISO 8601 timestamp") from exc
+    if when.tzinfo is None:
+        raise InvalidEventError("occurred_at must carry a time zone")
+    return when
+
+
 def build_envelope(
     domain: str,
     event_type: str,

@@ -31,6 +31,7 @@ from arco.ledger.events import (
     EventRegistry,
     InvalidEventError,
     build_envelope,
+    parse_occurred_at,
 )
 
 
@@ -165,14 +166,8 @@ class Ledger:
                 raise InvalidEventError(f"event {i}: unknown fields {', '.join(sorted(unknown))}")
             if "type" not in item:
                 raise InvalidEventError(f"event {i} of the batch has no 'type'")
-            occurred = item.get("occurred_at")
-            when = None
-            if occurred is not None:
-                try:
-                    when = datetime.fromisoformat(str(occurred))
-                except ValueError as exc:
-                    raise InvalidEventError(f"event {i}: occurred_at is not ISO 8601") from exc
             try:
+                when = parse_occurred_at(item.get("occurred_at"))
                 envelope = build_envelope(
                     domain,
                     item["type"],
