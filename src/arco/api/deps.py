@@ -185,7 +185,4 @@ def runs_reader(request: Request, svc: Workspace) -> RunsReader:
     """The runs reader of the caller's scope (read caches live on with its workspace)."""
     from arco.flow.runview import RunsReader
 
-    return svc.extension(
-        RunsReader,
-        lambda ws: RunsReader(ws.store, ws.scope, domain=ws.compactor.domain_store("executions")),
-    )
+    return RunsReader.of(svc)

@@ -251,7 +251,7 @@ def _automation(request: Request, svc: Workspace) -> Automation:
         settings = state.settings
         config = load_config(Path(settings.project_dir) if settings.project_dir else None)
         state.automation_config = config
-    return build(state.store, svc.scope, defs, config, holder="api")
+    return build(state.store, svc.scope, defs, config, holder="api", workspace=svc)
 
 
 # ------------------------------------------------------------------- routes

@@ -47,7 +47,9 @@ def automation_for(ctx: typer.Context, module: str | None) -> Automation:
     opts = settings(ctx)
     project = find_project(module=module)
     defs = load_project(project)
-    return build(opts.store(), opts.scope(), defs, load_config(project.root))
+    return build(
+        opts.store(), opts.scope(), defs, load_config(project.root), workspace=opts.open_workspace()
+    )
 
 
 def tick_cmd(

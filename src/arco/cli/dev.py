@@ -190,6 +190,7 @@ def _worker_loop(
         store_url=opts.store_url,
         executor=lambda: make_executor(executor),
         options=WorkerOptions(poll_interval=0.5),
+        workspace=opts.open_workspace(),
     )
     # Runs queued through the API or the UI emit OpenLineage when configured.
     lineage_out = emitter_for_worker(opts.scope(), runner.definitions)

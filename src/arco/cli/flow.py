@@ -66,7 +66,6 @@ def make_plan(
     from arco.flow.project import load_definitions_for
     from arco.flow.runview import RunsReader
     from arco.flow.status import plan_request
-    from arco.ledger.compactor import Compactor
 
     try:
         asked.validate()
@@ -74,9 +73,8 @@ def make_plan(
         raise CliUsageError(str(exc)) from exc
     opts = settings(ctx)
     defs = load_definitions_for(module)
-    reader = RunsReader(opts.store(), opts.scope())
-    compactor = Compactor(opts.store(), opts.scope())
-    return defs, plan_request(defs, asked, reader, compactor=compactor)
+    ws = opts.open_workspace()
+    return defs, plan_request(defs, asked, RunsReader.of(ws), compactor=ws.compactor)
 
 
 def _asked(
@@ -209,6 +207,7 @@ def _execute(
             options=RunOptions(max_concurrency=max_concurrency, tag_concurrency=tag_limits or {}),
             on_change=on_change,
             on_events=lineage_out[1] if lineage_out else None,
+            workspace=opts.open_workspace(),
         )
         if live is not None:
             with live:
@@ -238,10 +237,10 @@ def _execute(
 
 
 def _runs_state(ctx: typer.Context) -> Any:
-    from arco.ledger.compactor import Compactor, tier2_store
+    from arco.ledger.compactor import tier2_store
 
     opts = settings(ctx)
-    Compactor(opts.store(), opts.scope()).compact("executions")
+    opts.open_workspace().compactor.compact("executions")
     domain = tier2_store(opts.store(), opts.scope(), "executions")
     return domain, domain.read()
 
@@ -299,10 +298,10 @@ def runs_list(
 
 def _external_runs(ctx: typer.Context) -> list[dict[str, Any]]:
     """OpenLineage runs (folded into the lineage domain) in the shape of ``runs list``."""
-    from arco.ledger.compactor import Compactor, tier2_store
+    from arco.ledger.compactor import tier2_store
 
     opts = settings(ctx)
-    Compactor(opts.store(), opts.scope()).compact("lineage")
+    opts.open_workspace().compactor.compact("lineage")
     snap = tier2_store(opts.store(), opts.scope(), "lineage").read()
     return [
         {
@@ -441,7 +440,7 @@ def _statuses(
 
     opts = settings(ctx)
     defs = load_definitions_for(module)
-    reader = RunsReader(opts.store(), opts.scope())
+    reader = RunsReader.of(opts.open_workspace())
     view = reader.view()
     return defs, reader, view, asset_statuses(defs, reader.latest(view))
 
@@ -586,6 +585,7 @@ def worker_cmd(
         defs,
         store_url=opts.store_url,
         executor=lambda: make_executor(executor, dask_address=dask_address),
+        workspace=opts.open_workspace(),
         options=WorkerOptions(
             lease_ttl=lease_ttl,
             poll_interval=poll_interval,

@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from arco.catalog.catalog import Catalog
 from arco.core import metrics
 from arco.core.errors import InvalidArgumentError, ObjectNotFoundError, PreconditionFailedError
 from arco.core.ids import new_ulid
@@ -60,8 +59,8 @@ from arco.flow.states import (
     task_transition,
 )
 from arco.flow.status import as_materialization, latest_rows
-from arco.ledger.compactor import Compactor, tier2_store
-from arco.ledger.log import Ledger
+from arco.ledger.compactor import tier2_store
+from arco.workspace import Workspace
 
 #: How often a running scheduler looks for a cancellation request (one HEAD).
 CANCEL_POLL_SECONDS = 0.05
@@ -238,14 +237,17 @@ class Scheduler:
         on_change: Callable[[str, TaskRun], None] | None = None,
         on_events: Callable[[str, list[tuple[str, dict[str, Any]]]], None] | None = None,
         hooks: SchedulerHooks | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         self.store = store
         self.scope = scope
+        #: The scope's collaborators (a worker passes its own, so caches are shared).
+        self.ws = workspace or Workspace(store, scope)
         self.defs = defs
         self.store_url = store_url
         self.executor = executor or InlineExecutor()
         self.options = options or RunOptions()
-        self.ledger = Ledger(store, scope)
+        self.ledger = self.ws.ledger
         self.keys = Keys(scope)
         self.on_change = on_change
         #: Sees every batch of a run's events once it is in the ledger (the OpenLineage
@@ -572,7 +574,7 @@ class Scheduler:
     def _publish(self, tasks: dict[str, TaskRun]) -> None:
         """Fold the run's events into Tier-2 state and register its tables (per options)."""
         if self.options.compact_after:
-            compactor = Compactor(self.store, self.scope)
+            compactor = self.ws.compactor
             compactor.compact("executions")
             compactor.compact("lineage")
         if self.options.register_tables:
@@ -824,7 +826,7 @@ class Scheduler:
                 schemas[tr.task.asset] = tr.outcome.schema or []
         if not schemas:
             return
-        catalog = Catalog(self.store, self.scope)
+        catalog = self.ws.catalog
         for key, schema in sorted(schemas.items()):
             asset = self.defs[key]
             parts = asset.namespace.split(".")

@@ -24,6 +24,7 @@ from arco.ledger.compactor import DEFAULT_WINDOW, event_time, tier2_store
 from arco.ledger.events import REGISTRY, InvalidEventError
 from arco.ledger.folds import Folder, RowMapState
 from arco.ledger.log import Ledger, decode_object, ulid_time
+from arco.workspace import Workspace
 
 
 @dataclass
@@ -71,6 +72,13 @@ class RunsReader:
         self.domain = domain or tier2_store(store, scope, "executions")
         self.ledger = Ledger(store, scope)
         self.window = window
+
+    @classmethod
+    def of(cls, ws: Workspace) -> RunsReader:
+        """The one reader of ``ws``, sharing the compactor's executions domain and caches."""
+        return ws.extension(
+            cls, lambda w: cls(w.store, w.scope, domain=w.compactor.domain_store("executions"))
+        )
 
     def view(self, *, fresh: bool = True) -> RunsView:
         """The runs as compacted, plus (``fresh``) the events not compacted yet."""

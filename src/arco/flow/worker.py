@@ -44,6 +44,7 @@ from arco.flow.queue import (
 from arco.flow.runner import RunOptions, RunResult, Scheduler, TaskRun
 from arco.flow.runview import RunsReader
 from arco.flow.states import RUN_TERMINAL
+from arco.workspace import Workspace
 
 log = logging.getLogger("arco.worker")
 
@@ -252,9 +253,12 @@ class RunWorker:
         options: WorkerOptions | None = None,
         on_change: Callable[[str, TaskRun], None] | None = None,
         on_events: Callable[[str, list[tuple[str, dict[str, Any]]]], None] | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         self.store = store
         self.scope = scope
+        #: The scope's collaborators, shared by every run this worker executes.
+        self.ws = workspace or Workspace(store, scope)
         self._defs = defs
         self.store_url = store_url
         self.make_executor = executor or InlineExecutor
@@ -263,7 +267,7 @@ class RunWorker:
         #: Handed every batch of a run's events once written (OpenLineage emitting),
         #: as :class:`~arco.flow.runner.Scheduler`'s ``on_events``.
         self.on_events = on_events
-        self.reader = RunsReader(store, scope)
+        self.reader = RunsReader.of(self.ws)
         self.results: list[RunResult] = []
         self._defs_lock = threading.Lock()
 
@@ -380,7 +384,6 @@ class RunWorker:
     def _abandon(self, run_id: str, lease: RunLease, reason: str) -> None:
         from arco.core.errors import FencedError
         from arco.flow.queue import SEQ_SPAN
-        from arco.ledger.log import Ledger
 
         try:
             lease.check()
@@ -388,7 +391,7 @@ class RunWorker:
             return
         # The top of this lease's seq band: after every event the scheduler wrote.
         seq = lease.seq_base + SEQ_SPAN - 1
-        Ledger(self.store, self.scope).append(
+        self.ws.ledger.append(
             "executions",
             "run.state_changed",
             {"run_id": run_id, "seq": seq, "state": "FAILED", "reason": reason[:4000]},
@@ -413,6 +416,7 @@ class RunWorker:
             on_change=self.on_change,
             on_events=self.on_events,
             hooks=LeaseHooks(lease, prior),
+            workspace=self.ws,
         )
         if self.on_events is not None:
             # The run.created event was written when the run was queued, not by this

@@ -108,7 +108,7 @@ def _watch(auto: Automation, state: AutomationState, now: datetime) -> bool:
     from arco.flow.runview import RunsReader
 
     cursors = state.alerts.setdefault("cursors", {})
-    reader = RunsReader(auto.store, auto.scope)
+    reader = RunsReader.of(auto.ws)
     view = auto.scratch.get("runs_view") or reader.view()
     auto.scratch["runs_view"] = view
     changed = False

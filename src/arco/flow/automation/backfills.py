@@ -172,7 +172,7 @@ def _run_states(auto: Automation) -> dict[str, str]:
     if states is None:
         from arco.flow.runview import RunsReader
 
-        view = RunsReader(auto.store, auto.scope).view()
+        view = RunsReader.of(auto.ws).view()
         auto.scratch["runs_view"] = view
         states = {run_id: str(row["state"]) for run_id, row in view.runs.items()}
         auto.scratch["run_states"] = states

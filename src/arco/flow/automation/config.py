@@ -29,6 +29,7 @@ from arco.flow.automation.alerts import Webhook, webhooks_from_config
 from arco.flow.automation.schedules import ScheduleDef, schedules_from_config
 from arco.flow.automation.tick import DEFAULT_CLAIM_TTL, Automation
 from arco.flow.definitions import Definitions
+from arco.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def build(
     config: AutomationConfig | None = None,
     *,
     holder: str | None = None,
+    workspace: Workspace | None = None,
 ) -> Automation:
     """The engine with every concept wired in: schedules and sensors (built in),
     backfills, freshness and alerts (as hooks)."""
@@ -87,6 +89,7 @@ def build(
         holder=holder,
         claim_ttl=cfg.claim_ttl,
         extra_schedules=list(cfg.schedules),
+        workspace=workspace,
     )
     backfills.install(auto)
     freshness.install(auto)

@@ -21,7 +21,7 @@ def _view(auto: Automation) -> tuple[Any, Any]:
     if view is None:
         from arco.flow.runview import RunsReader
 
-        reader = RunsReader(auto.store, auto.scope)
+        reader = RunsReader.of(auto.ws)
         view = reader.view()
         auto.scratch["runs_reader"] = reader
         auto.scratch["runs_view"] = view

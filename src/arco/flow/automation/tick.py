@@ -42,7 +42,7 @@ from arco.flow.automation.schedules import ScheduleDef, tick_requests
 from arco.flow.automation.sensors import SensorContext, SensorDef, normalise
 from arco.flow.automation.state import AutomationState, StateStore
 from arco.flow.definitions import Definitions
-from arco.ledger.log import Ledger
+from arco.workspace import Workspace
 
 log = logging.getLogger("arco.automation")
 
@@ -120,14 +120,17 @@ class Automation:
         hooks: list[DecideHook] | None = None,
         prepare: list[Callable[[Automation, datetime], None]] | None = None,
         flushers: dict[str, Callable[[Automation, dict[str, Any], TickReport], None]] | None = None,
+        workspace: Workspace | None = None,
     ) -> None:
         self.store = store
         self.scope = scope
+        #: The scope's collaborators (ledger, run reader), shared across the tick.
+        self.ws = workspace or Workspace(store, scope)
         self.defs = defs
         self.holder = holder or default_holder()
         self.claim_ttl = claim_ttl
         self.states = StateStore(store, scope)
-        self.ledger = Ledger(store, scope)
+        self.ledger = self.ws.ledger
         self.schedules: dict[str, ScheduleDef] = dict(defs.schedules)
         for s in extra_schedules or ():
             if s.name in self.schedules:
