@@ -205,6 +205,8 @@ class QueryResult(TypedDict):
     rows: list[list[Any]]
     row_count: int
     elapsed_ms: float
+    #: True when ``max_rows`` cut the result.
+    truncated: bool
 
 
 class HistoryEntry(TypedDict):
@@ -258,6 +260,8 @@ class Asset(TypedDict):
     last_materialization: LastMaterialization | None
     stale: bool
     stale_reasons: list[str]
+    #: ``fresh`` or ``overdue`` under the asset's freshness policy; None without one.
+    freshness: str | None
 
 
 class FlowPlan(TypedDict):
