@@ -8,7 +8,7 @@ and ``gc --grace 0`` deleted the whole old history.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from arco.catalog import Catalog, ColumnSpec
 from arco.cli.main import app
 from arco.core import Keys, Scope
 from arco.core.errors import IntegrityError, PointerMissingError
-from arco.core.storage import ObjectStore, open_store
+from arco.core.storage import ObjectMeta, ObjectStore, open_store
+from arco.core.storage.faults import FaultInjectingStore
 from arco.discovery.search import SearchIndex
 from arco.domain.repair import repair_domain
 from arco.domain.verify import verify
@@ -216,3 +217,51 @@ def test_cli_repair_and_gc(tmp_path: Path) -> None:
     listed = runner.invoke(app, ["--store", url, "--json", "table", "list"], env=env)
     assert listed.exit_code == 0, listed.stderr
     assert len(json.loads(listed.stdout)) == 4
+
+
+class _CommitsWhileListing(FaultInjectingStore):
+    """A store on which other writers commit between verify's pointer read and its listing."""
+
+    commits_left: int = 0
+    committed: int = 0
+
+    def list(self, prefix: str) -> Iterator[ObjectMeta]:
+        if self.commits_left and prefix == KEYS.manifests_prefix("catalog"):
+            self.commits_left -= 1
+            writer = Catalog(self.inner, SCOPE)
+            for _ in range(2):
+                self.committed += 1
+                writer.create_table("ns", f"late{self.committed}", COLS)
+        return super().list(prefix)
+
+
+@pytest.mark.parametrize("racing_walks", [1, 3])
+def test_commits_landing_during_verify_are_not_taken_for_a_lost_pointer(
+    tmp_path: Path, racing_walks: int
+) -> None:
+    inner = open_store(f"file://{tmp_path / 'store'}")
+    _busy_catalog(inner)
+    store = _CommitsWhileListing(inner)
+    store.commits_left = racing_walks
+
+    report = verify(store, SCOPE, ["catalog"])
+
+    assert report.problems == []
+    assert store.commits_left == 0
+    # GC (which verifies first) runs beside writers too.
+    store.commits_left = 1
+    collect_garbage(store, SCOPE, grace_seconds=0)
+    assert verify(inner, SCOPE).ok
+
+
+def test_manifests_beside_a_head_that_stands_still_are_still_reported(store: ObjectStore) -> None:
+    catalog = _busy_catalog(store)
+    head, _ = store.get(KEYS.pointer("catalog"))
+    catalog.create_table("ns", "newer", COLS)
+    catalog.create_table("ns", "newest", COLS)
+    # Roll the head back two versions: the newer manifests are off its chain for good.
+    store.put(KEYS.pointer("catalog"), head, "overwrite")
+
+    report = verify(store, SCOPE, ["catalog"])
+
+    assert any("not on the head's chain" in p.message for p in report.problems)

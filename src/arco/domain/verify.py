@@ -78,8 +78,33 @@ class ChainWalk:
     complete: bool = False
 
 
-def walk_chain(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
-    """Follow pointer → manifest → parent ... checking each link's SHA-256."""
+def walk_chain(store: ObjectStore, keys: Keys, domain: str, *, attempts: int = 5) -> ChainWalk:
+    """Follow pointer → manifest → parent ... checking each link's SHA-256.
+
+    A commit that lands while the chain is walked leaves manifests newer than the
+    head that was read, which look off the chain. So a walk that finds off-chain
+    manifests re-reads the pointer, and walks again from the new head while the
+    head keeps moving (at most ``attempts`` walks); only manifests beside the chain
+    of a head that stood still are reported.
+    """
+    from arco.domain.repair import OFF_CHAIN
+
+    walk = _walk_once(store, keys, domain)
+    for _ in range(attempts - 1):
+        if not walk.manifests or not any(OFF_CHAIN in p.message for p in walk.problems):
+            return walk
+        try:
+            data, _ = store.get(keys.pointer(domain))
+            head = Pointer.from_bytes(data, key=keys.pointer(domain)).manifest
+        except (IntegrityError, StorageError):
+            return walk
+        if head == walk.manifests[0][0]:
+            return walk
+        walk = _walk_once(store, keys, domain)
+    return walk
+
+
+def _walk_once(store: ObjectStore, keys: Keys, domain: str) -> ChainWalk:
     walk = ChainWalk()
     pointer_key = keys.pointer(domain)
     try:
