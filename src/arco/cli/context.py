@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import click
 import typer
 from typer.core import TyperGroup
 
@@ -171,7 +172,32 @@ class ArcoGroup(TyperGroup):
             add_json_options(self, proto)
 
     def invoke(self, ctx: Any) -> Any:
-        """Run the command, mapping user errors to exit codes without a traceback."""
+        """Run the command, mapping user errors to exit codes without a traceback.
+
+        A command that writes to the store is recorded in the audit trail once its
+        outcome is known (:mod:`arco.cli.audit_trail`).
+        """
+        import time
+
+        from arco.cli.audit_trail import command_words, record
+
+        audited = command_words([*getattr(ctx, "_protected_args", ()), *ctx.args])
+        started, code = time.perf_counter(), 1
+        try:
+            result = self._invoke_mapped(ctx)
+            code = 0
+            return result
+        except typer.Exit as exc:
+            code = exc.exit_code
+            raise
+        except click.UsageError:
+            code = 2
+            raise
+        finally:
+            if audited is not None and isinstance(ctx.obj, Settings):
+                record(ctx.obj, audited[0], audited[1], code, started)
+
+    def _invoke_mapped(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except (typer.TyperException, typer.Exit, typer.Abort):

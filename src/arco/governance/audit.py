@@ -8,7 +8,8 @@ ledger's guarantees: create-only objects, never rewritten, verified by
 
 Writers: the API records every write request (Tier-1 commits, ledger appends,
 signed-URL mints, run launches and cancels) and every request made with an
-admin token, once its outcome is known; the CLI records its admin commands.
+admin token, once its outcome is known; the CLI records every command that
+writes to the store (:mod:`arco.cli.audit_trail`).
 A record never holds a token, a signature, a signed URL or a query string.
 
 :class:`AuditWriter` takes records off the request path: ``record`` validates

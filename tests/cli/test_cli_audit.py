@@ -1,0 +1,57 @@
+"""Writes made by the CLI straight to the store are in the audit trail, like the API's."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from test_cli import cli, js, ok
+
+from arco.core.actor import os_user
+
+
+def _audit(store: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = js(store, "audit")
+    return rows
+
+
+def test_cli_writes_are_audited_with_actor_target_and_outcome(tmp_path: Path) -> None:
+    store = f"file://{tmp_path / 'store'}"
+    ok(store, "namespace", "create", "sales")
+    ok(store, "table", "create", "sales.orders", "-c", "id:bigint")
+    refused = cli("--store", store, "table", "create", "nowhere.orders", "-c", "id:bigint")
+    assert refused.exit_code == 1
+
+    rows = _audit(store)
+    got = [
+        (r["action"], r["target"], r["outcome"], json.loads(r["detail_json"])["exit_code"])
+        for r in rows
+    ]
+    assert got == [
+        ("cli namespace create", "sales", "ok", "0"),
+        ("cli table create", "sales.orders", "ok", "0"),
+        ("cli table create", "nowhere.orders", "rejected", "1"),
+    ]
+    assert {r["actor"] for r in rows} == {os_user()}
+    assert all(r["request_id"] and r["tenant"] == "default" for r in rows)
+
+
+def test_reads_and_dry_runs_are_not_audited(tmp_path: Path) -> None:
+    store = f"file://{tmp_path / 'store'}"
+    ok(store, "namespace", "create", "sales")
+    ok(store, "namespace", "list")
+    ok(store, "namespace", "show", "sales")
+    ok(store, "verify")
+    ok(store, "gc", "--dry-run")
+    assert [r["action"] for r in _audit(store)] == ["cli namespace create"]
+
+
+def test_records_land_in_the_scope_written(tmp_path: Path) -> None:
+    store = f"file://{tmp_path / 'store'}"
+    ok(store, "--tenant", "acme", "--workspace", "prod", "namespace", "create", "sales")
+    assert _audit(store) == []
+    rows = js(store, "--tenant", "acme", "--workspace", "prod", "audit")
+    assert [(r["tenant"], r["workspace"], r["action"]) for r in rows] == [
+        ("acme", "prod", "cli namespace create")
+    ]
