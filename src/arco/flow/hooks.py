@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from arco.flow.definitions import Definitions
     from arco.flow.executors import Outcome
     from arco.flow.planner import Plan
-    from arco.flow.runner import TaskRun
+    from arco.flow.taskrun import TaskRun
 
 #: A ledger event as the scheduler writes it: (type, payload).
 Event = tuple[str, dict[str, Any]]

@@ -20,47 +20,48 @@ import contextlib
 import heapq
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from arco.core import metrics
-from arco.core.errors import InvalidArgumentError, ObjectNotFoundError, PreconditionFailedError
+from arco.core.errors import ObjectNotFoundError, PreconditionFailedError
 from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
-from arco.core.telemetry import span, traceparent
-from arco.flow.automation.checks import blocks
+from arco.core.telemetry import span
 from arco.flow.definitions import Definitions
-from arco.flow.executors import (
-    Executor,
-    Handle,
-    InlineExecutor,
-    Job,
-    Outcome,
-    register,
-    register_check,
-)
+from arco.flow.executors import Executor, InlineExecutor, Outcome, register, register_check
 from arco.flow.hooks import Event, RunOpening, SchedulerHooks
-from arco.flow.planner import (
-    Materialization,
-    Plan,
-    PlannedTask,
-    raise_missing_upstreams,
-    task_id_of,
-)
-from arco.flow.states import (
-    TASK_TERMINAL,
-    RunState,
-    run_outcome,
-    run_transition,
-    task_transition,
-)
+from arco.flow.planner import Materialization, Plan, raise_missing_upstreams, task_id_of
+from arco.flow.publish import publish
+from arco.flow.states import TASK_TERMINAL, RunState, run_outcome, run_transition, task_transition
 from arco.flow.status import as_materialization, latest_rows
+from arco.flow.task_events import (
+    _Stamped,
+    check_events,
+    job_for,
+    log_event,
+    materialization_event,
+    observed_edges,
+)
+from arco.flow.taskrun import RunOptions, RunResult, TaskRun, _Live, _Run, _settle
 from arco.ledger.compactor import tier2_store
 from arco.workspace import Workspace
+
+# TaskRun, RunOptions and RunResult live in arco.flow.taskrun; they stay importable here.
+__all__ = [
+    "CANCEL_POLL_SECONDS",
+    "INLINE_FLUSH_EVENTS",
+    "INLINE_FLUSH_SECONDS",
+    "RunOptions",
+    "RunResult",
+    "Scheduler",
+    "TaskRun",
+    "latest_materializations",
+    "request_cancel",
+]
 
 #: How often a running scheduler looks for a cancellation request (one HEAD).
 CANCEL_POLL_SECONDS = 0.05
@@ -71,150 +72,12 @@ INLINE_FLUSH_SECONDS = 0.25
 INLINE_FLUSH_EVENTS = 20_000
 
 
-@dataclass
-class TaskRun:
-    """Live state of one task in a run."""
-
-    task: PlannedTask
-    state: str = "PLANNED"
-    attempt: int = 0
-    error: str | None = None
-    retry_at: float = 0.0
-    started: float = 0.0
-    finished: float = 0.0
-    outcome: Outcome | None = None
-    handle: Handle | None = None
-    deadline: float | None = None
-    index: int = 0  # position in the plan: ready tasks start in plan order
-
-
-class _Stamped(dict[str, Any]):
-    """An event payload that remembers when its transition happened: events wait in
-    a batch, and the ledger should record the transition's time, not the write's."""
-
-    __slots__ = ("at",)
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        super().__init__(values)
-        self.at = datetime.now(UTC).isoformat()
-
-
-class _Live:
-    """Indexes over a run's task states, kept in step by every transition, so a
-    scheduler step costs what changed rather than a scan of every task."""
-
-    def __init__(self, runs: Iterable[TaskRun]) -> None:
-        self.runs = list(runs)
-        #: Plan indexes of READY tasks whose READY event is durable (a heap).
-        self.ready = [tr.index for tr in self.runs if tr.state == "READY"]
-        heapq.heapify(self.ready)
-        #: READY tasks whose event is still waiting to be written.
-        self.staged: list[int] = []
-        self.waiting = {tr.index: tr for tr in self.runs if tr.state == "RETRY_WAIT"}
-        self.open = sum(1 for tr in self.runs if tr.state not in TASK_TERMINAL)
-
-    def changed(self, tr: TaskRun, old: str, new: str) -> None:
-        """Follow one transition."""
-        if old == "RETRY_WAIT":
-            self.waiting.pop(tr.index, None)
-        if new == "READY":
-            self.staged.append(tr.index)
-        elif new == "RETRY_WAIT":
-            self.waiting[tr.index] = tr
-        if new in TASK_TERMINAL and old not in TASK_TERMINAL:
-            self.open -= 1
-
-    def promote(self) -> None:
-        """The staged READY events are (about to be) durable: those tasks may start."""
-        for i in self.staged:
-            heapq.heappush(self.ready, i)
-        self.staged.clear()
-
-    def pop_ready(self) -> TaskRun | None:
-        """The READY task first in plan order (entries of tasks since cancelled are dropped)."""
-        while self.ready:
-            tr = self.runs[heapq.heappop(self.ready)]
-            if tr.state == "READY":
-                return tr
-        return None
-
-    def due(self, now: float) -> list[TaskRun]:
-        """RETRY_WAIT tasks whose backoff is over, in plan order."""
-        if not self.waiting:
-            return []
-        return sorted((tr for tr in self.waiting.values() if now >= tr.retry_at), key=_index)
-
-    def idle(self) -> bool:
-        """Nothing ready, staged or waiting for a retry."""
-        return not (self.ready or self.staged or self.waiting)
-
-
-def _index(tr: TaskRun) -> int:
-    return tr.index
-
-
-def _settle(runs: Iterable[TaskRun], limit: float) -> None:
-    """Wait (at most ``limit`` seconds) until every attempt in ``runs`` has an outcome."""
-    waiting = [tr.handle for tr in runs if tr.handle is not None]
-    deadline = time.monotonic() + limit
-    while waiting and time.monotonic() < deadline:
-        waiting = [h for h in waiting if h.poll() is None]
-        if waiting:
-            time.sleep(0.0005)
-
-
-@dataclass
-class RunResult:
-    """What :meth:`Scheduler.run` returns."""
-
-    run_id: str
-    state: str
-    tasks: dict[str, TaskRun]
-    elapsed: float
-    parent_run_id: str | None = None
-
-    @property
-    def failed(self) -> list[str]:
-        """Task ids that failed."""
-        return [t for t, r in self.tasks.items() if r.state == "FAILED"]
-
-
-@dataclass
-class RunOptions:
-    """Scheduler knobs."""
-
-    max_concurrency: int = 4
-    tag_concurrency: Mapping[str, int] = field(default_factory=dict)
-    poll_interval: float = 0.005
-    compact_after: bool = True
-    register_tables: bool = True
-
-
 def latest_materializations(
     store: ObjectStore, scope: Scope
 ) -> dict[tuple[str, str | None], tuple[Materialization, str | None]]:
     """The newest compacted materialization (and its location) of every asset partition."""
     latest = latest_rows(tier2_store(store, scope, "executions"))
     return {key: (as_materialization(row), row["location"]) for key, row in latest.items()}
-
-
-@dataclass
-class _Run:
-    """A run in progress: what the scheduler's steps share."""
-
-    run_id: str
-    plan: Plan
-    parent_run_id: str | None
-    tasks: dict[str, TaskRun]
-    #: task id -> the tasks that depend on it.
-    down: dict[str, list[str]]
-    #: (asset, partition) -> where its newest value is (inputs of the next attempts).
-    locations: dict[tuple[str, str | None], str | None]
-    #: Events that happened and wait to be written (the next batch).
-    pending: list[Event] = field(default_factory=list)
-    running: dict[str, TaskRun] = field(default_factory=dict)
-    cancelled: bool = False
-    next_cancel_check: float = 0.0
 
 
 class Scheduler:
@@ -573,12 +436,7 @@ class Scheduler:
 
     def _publish(self, tasks: dict[str, TaskRun]) -> None:
         """Fold the run's events into Tier-2 state and register its tables (per options)."""
-        if self.options.compact_after:
-            compactor = self.ws.compactor
-            compactor.compact("executions")
-            compactor.compact("lineage")
-        if self.options.register_tables:
-            self._register_tables(tasks)
+        publish(self.ws, self.defs, self.options, tasks, keys=self.keys, store_url=self.store_url)
 
     def _select(self, running: dict[str, TaskRun]) -> list[TaskRun]:
         """READY tasks to start now, in plan order, within the global and per-tag limits."""
@@ -603,7 +461,10 @@ class Scheduler:
         tr.started = time.monotonic()
         asset = self.defs[tr.task.asset]
         tr.deadline = tr.started + asset.timeout if asset.timeout else None
-        tr.handle = self.executor.start(self._job(run.run_id, tr, run.locations))
+        job = job_for(
+            self.defs, self.scope, self.store_url, self._checks, run.run_id, tr, run.locations
+        )
+        tr.handle = self.executor.start(job)
         if tr.handle.code_finished:
             tr.deadline = None  # the code ran in this thread; only its write may remain
         run.running[tr.task.task_id] = tr
@@ -648,53 +509,13 @@ class Scheduler:
                 return False
         return True
 
-    def _job(
-        self, run_id: str, tr: TaskRun, locations: Mapping[tuple[str, str | None], str | None]
-    ) -> Job:
-        asset = self.defs[tr.task.asset]
-        by_param: dict[str, list[tuple[str | None, str | None]]] = {}
-        params = {up.key: up.param for up in self.defs.upstreams[asset.key] if up.param}
-        for up_key, up_part in tr.task.inputs:
-            param = params.get(up_key)
-            if param is None:
-                continue
-            by_param.setdefault(param, []).append((up_part, locations.get((up_key, up_part))))
-        return Job(
-            run_id=run_id,
-            task_id=tr.task.task_id,
-            asset_key=asset.key,
-            partition=tr.task.partition,
-            attempt=tr.attempt,
-            module=asset.fn.__module__,
-            qualname=asset.fn.__qualname__,
-            inputs=tuple((p, tuple(v)) for p, v in sorted(by_param.items())),
-            io=asset.io,
-            store_url=self.store_url,
-            tenant=self.scope.tenant,
-            workspace=self.scope.workspace,
-            timeout=asset.timeout,
-            checks=self._checks.get(asset.key, ()),
-            traceparent=traceparent(),
-        )
-
     # --------------------------------------------------------- task outcomes
     def _finish(self, run: _Run, tr: TaskRun, outcome: Outcome) -> list[Event]:
         """The events of an attempt that ended with ``outcome``: its log lines, then
         what its success or failure sets off."""
         out: list[Event] = []
         if outcome.logs:
-            out.append(
-                (
-                    "run.log",
-                    _Stamped(
-                        {
-                            "run_id": run.run_id,
-                            "task_id": tr.task.task_id,
-                            "lines": outcome.logs[:10_000],
-                        }
-                    ),
-                )
-            )
+            out.append(log_event(run.run_id, tr, outcome))
         if outcome.ok:
             self._succeeded(run, tr, outcome, out)
         else:
@@ -705,11 +526,11 @@ class Scheduler:
         """A stored value: its materialization, observed lineage and check results,
         then the task SUCCEEDED and its downstream READY (or skipped by a check)."""
         run.locations[(tr.task.asset, tr.task.partition)] = outcome.location
-        out.append(self._materialization(run.run_id, tr, outcome))
-        edges = self._observed_edges(run.run_id, tr)
+        out.append(materialization_event(self.defs, run.run_id, tr, outcome))
+        edges = observed_edges(self.defs, run.run_id, tr)
         if edges is not None:
             out.append(edges)
-        blocking = self._check_events(run.run_id, tr, outcome, out)
+        blocking = check_events(run.run_id, tr, outcome, out)
         out.append(self._task_event(run.run_id, tr, "SUCCEEDED"))
         if blocking:
             # The value is stored, but a blocking check failed: the downstream of
@@ -737,43 +558,6 @@ class Scheduler:
         out.append(self._task_event(run.run_id, tr, "FAILED"))
         self._skip_downstream(run, tr, out, f"upstream {tr.task.task_id} failed")
 
-    def _materialization(self, run_id: str, tr: TaskRun, outcome: Outcome) -> Event:
-        """The ``materialization.recorded`` event of a stored value."""
-        asset = self.defs[tr.task.asset]
-        metadata = outcome.metadata
-        return (
-            "materialization.recorded",
-            _Stamped(
-                {
-                    "asset": tr.task.asset,
-                    "partition": tr.task.partition,
-                    "run_id": run_id,
-                    "task_id": tr.task.task_id,
-                    "location": outcome.location,
-                    "row_count": outcome.row_count,
-                    "byte_size": outcome.byte_size,
-                    "schema": outcome.schema,
-                    "code_version": asset.code_version,
-                    "inputs": [{"asset": a, "partition": p} for a, p in tr.task.inputs],
-                    "metadata": (json.loads(json.dumps(metadata, default=str)) if metadata else {}),
-                }
-            ),
-        )
-
-    def _observed_edges(self, run_id: str, tr: TaskRun) -> Event | None:
-        """The lineage edges the attempt observed (from every upstream asset), if any."""
-        asset = self.defs[tr.task.asset]
-        upstream_assets = sorted(
-            {a for a, _ in tr.task.inputs} | {u.key for u in self.defs.upstreams[asset.key]}
-        )
-        if not upstream_assets:
-            return None
-        edges = [
-            {"source": a, "target": asset.key, "edge_type": "derives", "run_id": run_id}
-            for a in upstream_assets
-        ]
-        return ("lineage.edges_observed", _Stamped({"edges": edges}))
-
     def _skip_downstream(self, run: _Run, tr: TaskRun, out: list[Event], reason: str) -> None:
         """Skip every task downstream of ``tr`` that has not started."""
         stack = list(run.down[tr.task.task_id])
@@ -785,78 +569,12 @@ class Scheduler:
                 out.append(self._task_event(run.run_id, dt, "SKIPPED"))
                 stack.extend(run.down[d])
 
-    def _check_events(
-        self, run_id: str, tr: TaskRun, outcome: Outcome, out: list[Event]
-    ) -> str | None:
-        """The attempt's check results as events; the reason to stop the downstream
-        of the partition if a blocking check failed, else None."""
-        failed = []
-        for res in outcome.checks:
-            out.append(
-                (
-                    "asset_check.evaluated",
-                    _Stamped(
-                        {
-                            **res,
-                            "asset": tr.task.asset,
-                            "partition": tr.task.partition,
-                            "run_id": run_id,
-                            "task_id": tr.task.task_id,
-                        }
-                    ),
-                )
-            )
-            if blocks(res):
-                failed.append(res["check"])
-        if not failed:
-            return None
-        return f"blocking check {', '.join(failed)} of {tr.task.task_id} failed"
-
     def _cancel_requested(self, run_id: str) -> bool:
         try:
             self.store.head(self.keys.run_cancel(run_id))
         except ObjectNotFoundError:
             return False
         return True
-
-    def _register_tables(self, tasks: dict[str, TaskRun]) -> None:
-        schemas: dict[str, list[dict[str, str]]] = {}
-        for tr in tasks.values():
-            if tr.state == "SUCCEEDED" and tr.outcome and tr.outcome.kind == "parquet":
-                schemas[tr.task.asset] = tr.outcome.schema or []
-        if not schemas:
-            return
-        catalog = self.ws.catalog
-        for key, schema in sorted(schemas.items()):
-            asset = self.defs[key]
-            parts = asset.namespace.split(".")
-            for i in range(1, len(parts) + 1):
-                catalog.create_namespace(".".join(parts[:i]), exist_ok=True)
-            columns = [{"name": c["name"], "type": c["type"]} for c in schema]
-            location = f"{self.store_url.rstrip('/')}/{self.keys.asset_prefix(key)}"
-            try:
-                existing = catalog.get_table(asset.namespace, asset.name)
-            except Exception:
-                existing = None
-            try:
-                if existing is None:
-                    catalog.create_table(
-                        asset.namespace,
-                        asset.name,
-                        columns,
-                        format="parquet",
-                        location=location,
-                        description=asset.description,
-                        properties={"arco.asset": key},
-                        exist_ok=True,
-                    )
-                else:
-                    have = {c.name for c in existing.columns}
-                    new = [c for c in columns if c["name"] not in have]
-                    if new:
-                        catalog.update_table(asset.namespace, asset.name, add_columns=new)
-            except InvalidArgumentError:
-                continue
 
 
 def request_cancel(store: ObjectStore, scope: Scope, run_id: str, reason: str = "") -> None:

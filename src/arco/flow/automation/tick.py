@@ -18,15 +18,15 @@ without losing or repeating a run:
    the next; flushing twice is harmless.
 3. **Clear** the flushed entries (compare-and-swap again).
 
-An idle tick — nothing due, nothing pending — costs one GET.
+Claimed sensors are evaluated and recorded after the first write
+(:mod:`~arco.flow.automation.sensor_step`). An idle tick — nothing due, nothing
+pending — costs one GET.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -37,14 +37,12 @@ from arco.core.ids import new_ulid
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.flow.automation.cron import between_fast, last_ticks, next_tick, ticks_between
-from arco.flow.automation.requests import RunRequest, SkipReason, run_id_for
+from arco.flow.automation.requests import SkipReason, run_id_for
 from arco.flow.automation.schedules import ScheduleDef, tick_requests
-from arco.flow.automation.sensors import SensorContext, SensorDef, normalise
+from arco.flow.automation.sensors import SensorDef
 from arco.flow.automation.state import AutomationState, StateStore
 from arco.flow.definitions import Definitions
 from arco.workspace import Workspace
-
-log = logging.getLogger("arco.automation")
 
 #: How long a daemon may take to evaluate a sensor it claimed before another may.
 DEFAULT_CLAIM_TTL = 300.0
@@ -150,6 +148,13 @@ class Automation:
         """Evaluate everything once at ``now`` (default: the clock)."""
         now = (now or datetime.now(UTC)).astimezone(UTC)
         report = TickReport(now=iso(now))
+        # Imported here: the sensor step imports this module's helpers.
+        from arco.flow.automation.sensor_step import (
+            claim_sensors,
+            evaluate_sensor,
+            record_sensors,
+        )
+
         self.scratch = {}
         for prep in self.prepare:
             prep(self, now)
@@ -158,7 +163,7 @@ class Automation:
         def decide(state: AutomationState) -> bool:
             claimed.clear()
             changed = self._decide_schedules(state, now)
-            changed |= self._claim_sensors(state, now, claimed)
+            changed |= claim_sensors(self, state, now, claimed)
             for hook in self.hooks:
                 changed |= hook(self, state, now)
             return changed or bool(state.pending)
@@ -171,10 +176,10 @@ class Automation:
         if claimed:
             # The state just written holds every claimed sensor's cursor: one read for all.
             results = [
-                self._evaluate_sensor(name, token, now, report, state.sensors.get(name, {}))
+                evaluate_sensor(self, name, token, now, report, state.sensors.get(name, {}))
                 for name, token in claimed.items()
             ]
-            state = self.states.update(lambda s: self._record_sensors(s, results, now))
+            state = self.states.update(lambda s: record_sensors(self, s, results, now))
             if state.pending:
                 self._flush_and_clear(state, report)
         return report
@@ -291,160 +296,6 @@ class Automation:
         """The definition's default, unless turned on or off since."""
         override = state.sensors.get(sensor.name, {}).get("enabled")
         return sensor.enabled if override is None else bool(override)
-
-    def _claim_sensors(
-        self, state: AutomationState, now: datetime, claimed: dict[str, int]
-    ) -> bool:
-        changed = False
-        for sensor in self.sensors.values():
-            entry = state.sensors.setdefault(sensor.name, {})
-            next_at = entry.get("next_at")
-            if next_at is not None and parse_iso(next_at) > now:
-                continue
-            if not self.sensor_enabled(state, sensor):
-                continue
-            claim = entry.get("claim")
-            if claim is not None and parse_iso(claim["until"]) > now:
-                continue  # another daemon is evaluating it
-            token = int(entry.get("evaluation", 0)) + 1
-            entry["evaluation"] = token
-            entry["claim"] = {
-                "holder": self.holder,
-                "until": iso(now + timedelta(seconds=self.claim_ttl)),
-                "token": token,
-            }
-            claimed[sensor.name] = token
-            changed = True
-        return changed
-
-    def _evaluate_sensor(
-        self, name: str, token: int, now: datetime, report: TickReport, entry: dict[str, Any]
-    ) -> dict[str, Any]:
-        sensor = self.sensors[name]
-        cursor = entry.get("cursor")
-        last = entry.get("last_evaluated_at")
-        ctx = SensorContext(
-            sensor=name,
-            cursor=cursor,
-            evaluated_at=now,
-            evaluation=token,
-            last_evaluated_at=parse_iso(last) if last else None,
-        )
-        report.sensors_evaluated.append(name)
-        try:
-            from arco.flow.automation.sensor_inputs import call_sensor
-
-            result = normalise(call_sensor(self, sensor, ctx), name)
-        except Exception as exc:
-            first = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            report.errors.append(f"sensor {name}: {first}")
-            log.warning("sensor %s failed: %s", name, first)
-            return {
-                "name": name,
-                "token": token,
-                "error": first + "\n" + traceback.format_exc(limit=6)[-3000:],
-            }
-        requests = []
-        for i, req in enumerate(result.run_requests):
-            base = req.run_key or f"{token}:{i}"
-            requests.append(
-                RunRequest(
-                    req.selection or sensor.selection,
-                    req.partitions,
-                    f"sensor:{name}:{base}",
-                    {**dict(sensor.tags), **dict(req.tags)},
-                )
-            )
-        missing = [r for r in requests if not r.selection]
-        if missing:
-            return {
-                "name": name,
-                "token": token,
-                "error": f"sensor {name} requested a run without a selection and has no "
-                "default selection",
-            }
-        return {
-            "name": name,
-            "token": token,
-            "cursor": result.cursor,
-            "requests": requests,
-            "skip": result.skip_reason,
-        }
-
-    def _record_sensors(
-        self, state: AutomationState, results: list[dict[str, Any]], now: datetime
-    ) -> bool:
-        changed = False
-        for res in results:
-            name = res["name"]
-            sensor = self.sensors[name]
-            entry = state.sensors.setdefault(name, {})
-            claim = entry.get("claim") or {}
-            if claim.get("token") != res["token"] or claim.get("holder") != self.holder:
-                continue  # fenced: our claim expired and another daemon took the sensor
-            entry["claim"] = None
-            entry["last_evaluated_at"] = iso(now)
-            token = res["token"]
-            if "error" in res:
-                failures = int(entry.get("failures", 0)) + 1
-                retry = now + timedelta(seconds=sensor.backoff(failures))
-                entry.update(failures=failures, last_error=res["error"][:4000], next_at=iso(retry))
-                event = {
-                    "sensor": name,
-                    "evaluation": token,
-                    "status": "failed",
-                    "cursor": entry.get("cursor"),
-                    "error": res["error"][:16_000],
-                    "failures": failures,
-                    "retry_at": iso(retry),
-                }
-            else:
-                if res["cursor"] is not None:
-                    entry["cursor"] = res["cursor"]
-                entry.update(
-                    failures=0,
-                    last_error=None,
-                    next_at=iso(now + timedelta(seconds=sensor.interval_seconds)),
-                )
-                reqs: list[RunRequest] = res["requests"]
-                event = {
-                    "sensor": name,
-                    "evaluation": token,
-                    "status": "requested" if reqs else "skipped",
-                    "cursor": entry.get("cursor"),
-                    "run_keys": [r.run_key for r in reqs],
-                    "run_ids": [run_id_for(str(r.run_key), now) for r in reqs],
-                    "error": res.get("skip"),
-                }
-                for r in reqs:
-                    state.pending[str(r.run_key)] = {
-                        "kind": "launch",
-                        "origin": f"sensor:{name}",
-                        "selection": r.selection,
-                        "partitions": list(r.partitions),
-                        "tags": dict(r.tags),
-                        "at": iso(now),
-                    }
-            remember(
-                entry,
-                {
-                    "evaluation": token,
-                    "evaluated_at": iso(now),
-                    "status": event["status"],
-                    "run_keys": list(event.get("run_keys") or [])[:20],
-                    "run_ids": list(event.get("run_ids") or [])[:20],
-                    "error": (str(event["error"]).splitlines() or [""])[0][:500]
-                    if event.get("error")
-                    else None,
-                },
-            )
-            state.pending[f"sensor:{name}:{token}#evaluated"] = {
-                "kind": "event",
-                "type": "sensor.evaluated",
-                "payload": event,
-            }
-            changed = True
-        return changed
 
     # --------------------------------------------------------------- flush
     def _flush_and_clear(self, state: AutomationState, report: TickReport) -> None:
