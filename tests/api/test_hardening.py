@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from arco.catalog import Catalog
-from arco.catalog.catalog import MAX_COLUMNS
+from arco.catalog.parse import MAX_COLUMNS
 from arco.core import InvalidArgumentError, Scope
 from arco.core.ids import MAX_JSON_DEPTH, check_idempotency_key, json_depth_over
 from arco.core.storage import open_store

@@ -21,7 +21,8 @@ from arco.api.schemas import (
     TablePatch,
     TableRename,
 )
-from arco.catalog.catalog import Catalog, CatalogView
+from arco.catalog.catalog import Catalog
+from arco.catalog.reads import CatalogView
 from arco.workspace import Workspace
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])

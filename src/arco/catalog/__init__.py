@@ -6,14 +6,11 @@ cold reads of one table or one listing go through :mod:`arco.catalog.pointread`
 without folding the catalog. Imports only ``arco.core`` and ``arco.domain``.
 """
 
-from arco.catalog.catalog import (
-    Catalog,
-    CatalogView,
-    Transaction,
-    parse_column_spec,
-    split_qualified,
-)
+from arco.catalog.catalog import Catalog
 from arco.catalog.models import Column, ColumnSpec, Namespace, Page, Table
+from arco.catalog.parse import parse_column_spec, split_qualified
+from arco.catalog.reads import CatalogView
+from arco.catalog.transaction import Transaction
 from arco.domain.store import Change, CommitResult, DomainStore, Snapshot
 
 __all__ = [

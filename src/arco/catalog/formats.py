@@ -36,7 +36,7 @@ class UnsupportedTableChangeError(InvalidArgumentError):
 class FormatHook(Protocol):
     """Write what a format needs for an Arco-door table change, inside the commit.
 
-    ``txn`` is the commit's working copy (:class:`arco.catalog.catalog.CatalogTxn`):
+    ``txn`` is the commit's working copy (:class:`arco.catalog.txn.CatalogTxn`):
     the hook may append records to ``txn.ops``. ``old`` is the table's row before
     the change and ``new`` the row Arco's own rules produced (columns keep their
     ids, added ones get ids above ``last_column_id``). The hook answers the row to

@@ -26,10 +26,10 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from dataclasses import replace
+from typing import Generic
 
 import pyarrow as pa
 
@@ -48,12 +48,25 @@ from arco.core.keys import Keys, validate_domain
 from arco.core.scope import Scope
 from arco.core.storage import Match, ObjectStore, PutMode
 from arco.core.telemetry import span
-from arco.domain import tableset
+from arco.domain import merge, tableset
 from arco.domain.lock import DEFAULT_LOCK_TTL, DEFAULT_LOCK_WAIT, Lease, LeaseLock
 from arco.domain.manifest import FileEntry, Manifest, ParentRef, Pointer, fetch_manifest
+from arco.domain.merge import Pending
 from arco.domain.repair import find_stranded, pointer_missing
 from arco.domain.retention import floor_version, require_retained
-from arco.domain.tableset import TableDef
+from arco.domain.types import Change, CommitResult, DomainState, Head, S, Snapshot
+
+# The protocol's value types live in arco.domain.types; they stay importable from
+# here, where every domain has always imported them.
+__all__ = [
+    "Change",
+    "CommitResult",
+    "DomainState",
+    "DomainStore",
+    "Head",
+    "Snapshot",
+    "gc_paused",
+]
 
 
 @contextmanager
@@ -72,117 +85,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-class DomainState(Protocol):
-    """An immutable in-memory state that delta rows can be applied to."""
-
-    TABLES: ClassVar[dict[str, TableDef]]
-
-    @classmethod
-    def empty(cls) -> Self:
-        """The state before the first commit."""
-        ...
-
-    def apply(self, table: str, rows: Sequence[dict[str, Any]]) -> Self:
-        """A new state with delta rows (each carrying ``_op``) applied in order."""
-        ...
-
-    def clear(self, table: str) -> Self:
-        """A new state with every row of ``table`` removed."""
-        ...
-
-    def rows(self, table: str) -> Iterable[dict[str, Any]]:
-        """The live rows of ``table``, for writing a base snapshot."""
-        ...
-
-
-S = TypeVar("S", bound=DomainState)
-
-
-@dataclass(frozen=True)
-class Snapshot(Generic[S]):
-    """One version of a domain: pointer, manifest and the folded state."""
-
-    version: int
-    state: S
-    pointer: Pointer | None = None
-    pointer_version: str | None = None
-    manifest: Manifest | None = None
-    manifest_key: str | None = None
-
-    @property
-    def files(self) -> tuple[FileEntry, ...]:
-        """Files the manifest references."""
-        return self.manifest.files if self.manifest else ()
-
-
-@dataclass(frozen=True)
-class Head:
-    """The latest pointer and manifest of a domain, with no state folded."""
-
-    version: int
-    pointer: Pointer | None
-    pointer_version: str | None
-    manifest: Manifest | None
-    manifest_key: str | None
-
-
-@dataclass
-class Change:
-    """What a commit changes: delta rows per table (each with ``_op``)."""
-
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    operation: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] | None = None
-    #: Tables whose whole content is replaced by this change's rows (full rebuilds).
-    replace: set[str] = field(default_factory=set)
-    #: Non-resident tables whose whole new content is given as Arrow (base schema):
-    #: written as their new base without becoming row dicts; they are replaced too.
-    bases: dict[str, pa.Table] = field(default_factory=dict)
-    #: Applied to each table of ``bases`` just before it is written, one at a time,
-    #: so a compact form can be kept in memory and expanded only for the write.
-    prepare_base: Callable[[str, pa.Table], pa.Table] | None = None
-    #: Returned to the caller of :meth:`DomainStore.commit` alongside the snapshot.
-    result: Any = None
-
-    @property
-    def is_empty(self) -> bool:
-        """True if nothing would be written."""
-        return (
-            not any(self.rows.values())
-            and self.meta is None
-            and not self.replace
-            and not self.bases
-        )
-
-    def upsert(self, table: str, row: dict[str, Any]) -> None:
-        """Record an insert-or-replace of ``row``."""
-        self.rows.setdefault(table, []).append({**row, "_op": tableset.OP_UPSERT})
-
-    def delete(self, table: str, row: dict[str, Any]) -> None:
-        """Record a delete (``row`` needs at least the key columns)."""
-        self.rows.setdefault(table, []).append({**row, "_op": tableset.OP_DELETE})
-
-
-@dataclass(frozen=True)
-class CommitResult(Generic[S]):
-    """The outcome of a commit."""
-
-    snapshot: Snapshot[S]
-    committed: bool
-    result: Any = None
-    attempts: int = 1
-
-
-@dataclass
-class _Pending:
-    table: str
-    level: int
-    min_version: int
-    max_version: int
-    data: pa.Table
-    kind: str = "delta"
 
 
 class DomainStore(Generic[S]):
@@ -549,14 +451,14 @@ class DomainStore(Generic[S]):
 
     def _stage(
         self, snap: Snapshot[S], change: Change, version: int
-    ) -> tuple[S, list[FileEntry | _Pending]]:
+    ) -> tuple[S, list[FileEntry | Pending]]:
         """The next state and the files of version ``version``: kept, new and merged."""
         state = snap.state
         for table in change.bases:
             if self.state_cls.TABLES[table].resident:
                 raise ValueError(f"{table}: Change.bases is for non-resident tables only")
         replaced = change.replace | set(change.bases)
-        pending: list[FileEntry | _Pending] = [f for f in snap.files if f.table not in replaced]
+        pending: list[FileEntry | Pending] = [f for f in snap.files if f.table not in replaced]
         for table in sorted(change.replace):
             if self.state_cls.TABLES[table].resident:
                 state = state.clear(table)
@@ -567,43 +469,25 @@ class DomainStore(Generic[S]):
             stamped = [{**r, "_version": version} for r in rows]
             if tdef.resident:
                 state = state.apply(table, stamped)
-            pending.append(self._new_file(tdef, table, rows, stamped, version, change))
+            pending.append(merge.new_file(tdef, table, rows, stamped, version, change))
         touched = {t for t, r in change.rows.items() if r and t not in replaced}
-        pending = self._compact(pending, state, version, touched)
+        # The merge policy: piled-up deltas of the touched tables merge (merge.py).
+        pending = merge.compact(
+            self.state_cls.TABLES, pending, state, version, touched, self._table_of
+        )
         pending.extend(
-            _Pending(table, 0, 0, version, data, "base")
+            Pending(table, 0, 0, version, data, "base")
             for table, data in sorted(change.bases.items())
         )
         return state, pending
 
-    @staticmethod
-    def _new_file(
-        tdef: TableDef,
-        table: str,
-        rows: list[dict[str, Any]],
-        stamped: list[dict[str, Any]],
-        version: int,
-        change: Change,
-    ) -> _Pending:
-        """The file a change's rows of ``table`` become: a delta, or a whole new base."""
-        if table not in change.replace:
-            return _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
-        # A full replacement is the table's new base: write it as one directly
-        # instead of as a delta that the merge policy would at once rewrite.
-        live = [
-            {k: v for k, v in r.items() if k not in ("_op", "_version")}
-            for r in rows
-            if r.get("_op") != tableset.OP_DELETE
-        ]
-        return _Pending(table, 0, 0, version, tableset.base_table(tdef, live), "base")
-
     def _write_all(
-        self, pending: list[FileEntry | _Pending], change: Change, version: int, commit_id: str
+        self, pending: list[FileEntry | Pending], change: Change, version: int, commit_id: str
     ) -> list[FileEntry]:
         """Write the new files of ``pending`` (create-only); kept files pass through."""
         files = []
         for p in pending:
-            if not isinstance(p, _Pending):
+            if not isinstance(p, Pending):
                 files.append(p)
                 continue
             if change.prepare_base is not None and p.kind == "base" and p.table in change.bases:
@@ -645,7 +529,7 @@ class DomainStore(Generic[S]):
             meta=meta,
         )
 
-    def _write(self, pending: _Pending, version: int, commit_id: str) -> FileEntry:
+    def _write(self, pending: Pending, version: int, commit_id: str) -> FileEntry:
         suffix = "base" if pending.kind == "base" else f"L{pending.level}"
         key = self.keys.snapshot_file(
             self.domain, version, commit_id, f"{pending.table}.{suffix}.parquet"
@@ -680,53 +564,6 @@ class DomainStore(Generic[S]):
             index=index,
         )
 
-    def _compact(
-        self, files: list[FileEntry | _Pending], state: S, version: int, touched: set[str]
-    ) -> list[FileEntry | _Pending]:
-        """Merge piled-up deltas of the tables this commit touched (see tableset)."""
-        out = [f for f in files if f.table not in touched]
-        for table in sorted(touched):
-            tdef = self.state_cls.TABLES[table]
-            mine = [f for f in files if f.table == table]
-            base = next((f for f in mine if f.kind == "base"), None)
-            deltas = [f for f in mine if f.kind == "delta"]
-            while True:
-                level = deltas[-1].level if deltas else -1
-                run = 0
-                for f in reversed(deltas):
-                    if f.level != level:
-                        break
-                    run += 1
-                if run < tableset.FANOUT:
-                    break
-                group = deltas[-run:]
-                merged = tableset.merge_deltas(tdef, [self._table_of(f) for f in group])
-                deltas = [
-                    *deltas[:-run],
-                    _Pending(table, level + 1, group[0].min_version, group[-1].max_version, merged),
-                ]
-            delta_rows = sum(self._rows_of(f) for f in deltas)
-            base_rows = self._rows_of(base) if base is not None else 0
-            limit = max(tableset.BASE_MIN_DELTA_ROWS, base_rows * tableset.BASE_REWRITE_RATIO)
-            # A base written before sorted bases existed is rewritten once, sorted and
-            # indexed, by the first commit that touches its table (ADR 015).
-            unindexed = bool(tdef.sort_key) and isinstance(base, FileEntry) and base.index is None
-            if delta_rows > limit or unindexed:
-                if tdef.resident:
-                    data = tableset.base_table(tdef, state.rows(table))
-                else:
-                    data = tableset.fold_table(
-                        tdef,
-                        self._table_of(base) if base is not None else None,
-                        [self._table_of(d) for d in deltas],
-                    )
-                out.append(_Pending(table, 0, 0, version, data, "base"))
-            else:
-                if base is not None:
-                    out.append(base)
-                out.extend(deltas)
-        return out
-
     def load_table(self, snap: Snapshot[S], table: str) -> pa.Table:
         """The live rows of one state table at ``snap``, read from its files (base schema)."""
         tdef = self.state_cls.TABLES[table]
@@ -739,9 +576,5 @@ class DomainStore(Generic[S]):
             [self.load_file(d) for d in deltas],
         )
 
-    @staticmethod
-    def _rows_of(f: FileEntry | _Pending) -> int:
-        return f.data.num_rows if isinstance(f, _Pending) else f.rows
-
-    def _table_of(self, f: FileEntry | _Pending) -> pa.Table:
-        return f.data if isinstance(f, _Pending) else self.load_file(f)
+    def _table_of(self, f: FileEntry | Pending) -> pa.Table:
+        return f.data if isinstance(f, Pending) else self.load_file(f)

@@ -25,7 +25,8 @@ from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.sorting import SortOrder
 from pyiceberg.table.update import TableRequirement, TableUpdate
 
-from arco.catalog.catalog import Catalog, CatalogTxn
+from arco.catalog.catalog import Catalog
+from arco.catalog.txn import CatalogTxn
 from arco.core.errors import (
     AlreadyExistsError,
     ArcoError,
