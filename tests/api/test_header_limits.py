@@ -18,12 +18,11 @@ from pathlib import Path
 import pytest
 
 from arco.api.settings import MAX_HEADER_BYTES
-
-from .conftest import _free_port
+from conftest import free_port
 
 
 def _serve(tmp_path: Path, http_impl: str | None) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
     env.update({"ARCO_JWT_SECRET": "s" * 32, "ARCO_STORE": f"file://{tmp_path / 'store'}"})
     code = (
