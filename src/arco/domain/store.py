@@ -181,8 +181,24 @@ class _Pending:
     level: int
     min_version: int
     max_version: int
-    data: pa.Table
+    #: The file's rows as Arrow, or how to build them: a new delta is built only if
+    #: it is kept, since the merge policy may fold it into a new base at once.
+    source: pa.Table | Callable[[], pa.Table]
     kind: str = "delta"
+    #: Row count while ``source`` is unbuilt.
+    rows: int = 0
+
+    @property
+    def data(self) -> pa.Table:
+        """The file's rows as Arrow (built on first use)."""
+        if not isinstance(self.source, pa.Table):
+            self.source = self.source()
+        return self.source
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the file, without building it."""
+        return self.source.num_rows if isinstance(self.source, pa.Table) else self.rows
 
 
 class DomainStore(Generic[S]):
@@ -564,10 +580,9 @@ class DomainStore(Generic[S]):
             if not rows:
                 continue
             tdef = self.state_cls.TABLES[table]
-            stamped = [{**r, "_version": version} for r in rows]
             if tdef.resident:
-                state = state.apply(table, stamped)
-            pending.append(self._new_file(tdef, table, rows, stamped, version, change))
+                state = state.apply(table, rows)
+            pending.append(self._new_file(tdef, table, rows, version, change))
         touched = {t for t, r in change.rows.items() if r and t not in replaced}
         pending = self._compact(pending, state, version, touched)
         pending.extend(
@@ -581,13 +596,19 @@ class DomainStore(Generic[S]):
         tdef: TableDef,
         table: str,
         rows: list[dict[str, Any]],
-        stamped: list[dict[str, Any]],
         version: int,
         change: Change,
     ) -> _Pending:
         """The file a change's rows of ``table`` become: a delta, or a whole new base."""
         if table not in change.replace:
-            return _Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
+            return _Pending(
+                table,
+                0,
+                version,
+                version,
+                lambda: tableset.delta_table_of(tdef, rows, version),
+                rows=len(rows),
+            )
         # A full replacement is the table's new base: write it as one directly
         # instead of as a delta that the merge policy would at once rewrite.
         live = [
@@ -607,7 +628,7 @@ class DomainStore(Generic[S]):
                 files.append(p)
                 continue
             if change.prepare_base is not None and p.kind == "base" and p.table in change.bases:
-                p = replace(p, data=change.prepare_base(p.table, p.data))
+                p = replace(p, source=change.prepare_base(p.table, p.data))
             files.append(self._write(p, version, commit_id))
         return files
 
@@ -741,7 +762,7 @@ class DomainStore(Generic[S]):
 
     @staticmethod
     def _rows_of(f: FileEntry | _Pending) -> int:
-        return f.data.num_rows if isinstance(f, _Pending) else f.rows
+        return f.num_rows if isinstance(f, _Pending) else f.rows
 
     def _table_of(self, f: FileEntry | _Pending) -> pa.Table:
         return f.data if isinstance(f, _Pending) else self.load_file(f)
