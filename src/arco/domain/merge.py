@@ -28,26 +28,48 @@ class Pending:
     level: int
     min_version: int
     max_version: int
-    data: pa.Table
+    #: The file's rows as Arrow, or how to build them: a new delta is built only if
+    #: it is kept, since the merge policy may fold it into a new base at once.
+    source: pa.Table | Callable[[], pa.Table]
     kind: str = "delta"
+    #: Row count while ``source`` is unbuilt.
+    rows: int = 0
+
+    @property
+    def data(self) -> pa.Table:
+        """The file's rows as Arrow (built on first use)."""
+        if not isinstance(self.source, pa.Table):
+            self.source = self.source()
+        return self.source
+
+    @property
+    def num_rows(self) -> int:
+        """Rows in the file, without building it."""
+        return self.source.num_rows if isinstance(self.source, pa.Table) else self.rows
 
 
 def rows_of(f: FileEntry | Pending) -> int:
     """The row count of a written or pending file."""
-    return f.data.num_rows if isinstance(f, Pending) else f.rows
+    return f.num_rows if isinstance(f, Pending) else f.rows
 
 
 def new_file(
     tdef: TableDef,
     table: str,
     rows: list[dict[str, Any]],
-    stamped: list[dict[str, Any]],
     version: int,
     change: Change,
 ) -> Pending:
     """The file a change's rows of ``table`` become: a delta, or a whole new base."""
     if table not in change.replace:
-        return Pending(table, 0, version, version, tableset.delta_table(tdef, stamped))
+        return Pending(
+            table,
+            0,
+            version,
+            version,
+            lambda: tableset.delta_table_of(tdef, rows, version),
+            rows=len(rows),
+        )
     # A full replacement is the table's new base: write it as one directly
     # instead of as a delta that the merge policy would at once rewrite.
     live = [

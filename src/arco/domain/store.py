@@ -466,10 +466,9 @@ class DomainStore(Generic[S]):
             if not rows:
                 continue
             tdef = self.state_cls.TABLES[table]
-            stamped = [{**r, "_version": version} for r in rows]
             if tdef.resident:
-                state = state.apply(table, stamped)
-            pending.append(merge.new_file(tdef, table, rows, stamped, version, change))
+                state = state.apply(table, rows)
+            pending.append(merge.new_file(tdef, table, rows, version, change))
         touched = {t for t, r in change.rows.items() if r and t not in replaced}
         # The merge policy: piled-up deltas of the touched tables merge (merge.py).
         pending = merge.compact(
@@ -491,7 +490,7 @@ class DomainStore(Generic[S]):
                 files.append(p)
                 continue
             if change.prepare_base is not None and p.kind == "base" and p.table in change.bases:
-                p = replace(p, data=change.prepare_base(p.table, p.data))
+                p = replace(p, source=change.prepare_base(p.table, p.data))
             files.append(self._write(p, version, commit_id))
         return files
 

@@ -260,6 +260,15 @@ def delta_table(tdef: TableDef, rows: Sequence[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(list(rows), schema=tdef.delta_schema)
 
 
+def delta_table_of(tdef: TableDef, rows: Sequence[dict[str, Any]], version: int) -> pa.Table:
+    """Arrow delta table of rows carrying ``_op``, all stamped ``_version = version``
+    (a column, so the rows need not be copied to carry it)."""
+    schema = tdef.schema.append(pa.field("_op", pa.int8(), nullable=False))
+    table = pa.Table.from_pylist(list(rows), schema=schema)
+    stamp = pa.repeat(pa.scalar(version, pa.int64()), len(rows))
+    return table.append_column(pa.field("_version", pa.int64(), nullable=False), stamp)
+
+
 def base_table(tdef: TableDef, rows: Iterable[dict[str, Any]]) -> pa.Table:
     """Arrow table of a full base snapshot."""
     return pa.Table.from_pylist(list(rows), schema=tdef.schema)

@@ -104,6 +104,15 @@ class Change:
         """Record an insert-or-replace of ``row``."""
         self.rows.setdefault(table, []).append({**row, "_op": tableset.OP_UPSERT})
 
+    def upsert_owned(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+        """Record inserts-or-replaces of rows handed over to this change: each is
+        marked with ``_op`` in place rather than copied, so the caller must not use
+        them afterwards (a compaction hands over 100,000s of rows it built)."""
+        out = self.rows.setdefault(table, [])
+        for row in rows:
+            row["_op"] = tableset.OP_UPSERT
+            out.append(row)
+
     def delete(self, table: str, row: dict[str, Any]) -> None:
         """Record a delete (``row`` needs at least the key columns)."""
         self.rows.setdefault(table, []).append({**row, "_op": tableset.OP_DELETE})

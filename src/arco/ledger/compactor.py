@@ -303,9 +303,10 @@ class Compactor:
                 # The ingest route's own shape, validated in one call (ADR 013): folded
                 # from the decoded dicts, with no envelope objects and no model dump.
                 fast.sort(key=lambda e: e["event_id"])
+                folded_keys = snap.state.table("event_keys")
                 for e in fast:
                     key = e["idempotency_key"]
-                    if key in seen_keys or snap.state.has_event_key(key):
+                    if key in seen_keys or (key,) in folded_keys:
                         report.duplicates += 1
                         continue
                     seen_keys.add(key)
@@ -398,14 +399,12 @@ class Compactor:
                 reason,
                 detail,
             )
-        for row in new_keys:
-            change.upsert("event_keys", row)
+        # The rows were built by this chunk's fold: handed over, not copied.
+        change.upsert_owned("event_keys", new_keys)
         for table, by_key in folder.upserts.items():
-            for row in by_key.values():
-                change.upsert(table, row)
+            change.upsert_owned(table, by_key.values())
         for table, facts in folder.appends.items():
-            for row in facts:
-                change.upsert(table, row)
+            change.upsert_owned(table, facts)
         report.objects = len(objs)
         change.meta = {
             **old_meta,  # keys other writers keep here (prune's totals) carry over
@@ -549,7 +548,9 @@ def event_time(value: str, event_id: str) -> datetime:
     """
     try:
         when = datetime.fromisoformat(value)
-        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
     except ValueError:
         when = ulid_time(event_id)
-    return when.replace(microsecond=when.microsecond // 1000 * 1000)
+    sub_ms = when.microsecond % 1000
+    return when.replace(microsecond=when.microsecond - sub_ms) if sub_ms else when
