@@ -145,14 +145,14 @@ def test_failed_blocking_check_shows_on_the_asset_and_run_pages_and_freshness(
     ]
     open_page(page, auto, "/assets?asset=auto.daily", "[data-testid=check-results]")
     table = page.get_by_test_id("asset-panel").get_by_test_id("check-results")
-    rows = table.locator("tbody tr")
+    rows = table.locator("[data-check]")
     got = rows.evaluate_all(
         "els => els.map(e => [e.dataset.check, e.dataset.partition, e.dataset.passed])"
     )
     assert sorted(got) == sorted(
         [r["check"], r["partition"], str(r["passed"]).lower()] for r in latest
     )
-    bad = table.locator("tr[data-check=not_blocked][data-partition='2024-02-02']")
+    bad = table.locator("[data-check=not_blocked][data-partition='2024-02-02']")
     text = bad.inner_text()
     assert "failed" in text
     assert "blocking" in text

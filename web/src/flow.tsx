@@ -160,7 +160,7 @@ function AssetPanel(props: { asset: Asset; onClose: () => void }) {
         <dd data-testid="asset-freshness">{a.freshness ? <FreshnessBadge state={a.freshness} /> : <span class="muted">no policy</span>}</dd>
       </dl>
       <h3>Checks</h3>
-      <CheckResults asset={a.key} compact />
+      <CheckResults asset={a.key} />
       <ul class="facts">
         {table.data === true && (
           <li>
