@@ -1,6 +1,6 @@
 // Assets graph, run list and run page (Gantt timeline + logs): the flow API (contract 2).
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { CheckResults } from "./automation";
+import { CheckResults } from "./checks";
 import { api, ApiError, enc, type Asset, type LogLine, type Run, type RunSummary } from "./api";
 import { Graph, type GraphNode } from "./graph";
 import { RunSources } from "./openlineage";
