@@ -26,6 +26,12 @@ PAGES = [
     ("/tables/raw/orders", "[data-testid=lineage-graph]", "raw.orders"),
     ("/search?q=customer", "[data-testid=search-results]", "Search"),
     ("/lineage/reports.campaign_dashboard", "[data-testid=lineage-graph]", "Lineage"),
+    # This server has no project: the automation pages say so (test_automation_ui.py
+    # checks them, and the check results, over a project).
+    ("/automation/schedules", "[data-testid=no-project]", "Schedules"),
+    ("/automation/sensors", "[data-testid=no-project]", "Sensors"),
+    ("/automation/backfills", "[data-testid=create-backfill]", "Backfills"),
+    # Last: the test goes on with a query in the console.
     ("/sql", "[data-testid=sql-input]", "SQL console"),
 ]
 

@@ -181,6 +181,8 @@ export interface Asset {
   code_version: string | null;
   last_materialization: { run_id: string; partition: string | null; materialized_at: string; row_count: number | null } | null;
   stale: boolean;
+  /** Under the asset's freshness policy now; null when it has none. */
+  freshness?: "fresh" | "overdue" | null;
 }
 export interface RunSummary {
   run_id: string;
@@ -210,4 +212,101 @@ export interface LogLine {
   task_id: string | null;
   level: string;
   message: string;
+}
+
+// ------------------------------------------------------------- automation (issue #15)
+
+export interface RunRef {
+  run_id: string;
+  run_key?: string | null;
+  state: string | null;
+}
+export interface Tick {
+  scheduled_at: string;
+  run_key: string;
+  status: string;
+  reason: string | null;
+  runs: RunRef[];
+}
+export interface Schedule {
+  name: string;
+  cron: string;
+  timezone: string;
+  selection: string;
+  partitions: string | null;
+  max_catchup: number;
+  default_enabled: boolean;
+  enabled: boolean;
+  description: string | null;
+  next_tick: string | null;
+  last_tick: string | null;
+  history: Tick[];
+}
+export interface Evaluation {
+  evaluation: number;
+  evaluated_at: string;
+  status: string;
+  error: string | null;
+  runs: RunRef[];
+}
+export interface Sensor {
+  name: string;
+  kind: string;
+  interval_seconds: number;
+  selection: string | null;
+  assets: string[];
+  run_states: string[];
+  default_enabled: boolean;
+  enabled: boolean;
+  description: string | null;
+  cursor: string | null;
+  next_evaluation: string | null;
+  last_evaluated_at: string | null;
+  evaluations: number;
+  failures: number;
+  last_error: string | null;
+  history: Evaluation[];
+}
+export interface BackfillSummary {
+  backfill_id: string;
+  selection: string;
+  state: string;
+  created_at: string;
+  finished_at: string | null;
+  partitions: number;
+  first_partition: string;
+  last_partition: string;
+  chunks: number;
+  chunks_launched: number;
+  chunk_counts: Record<string, number>;
+  max_runs: number;
+}
+export interface Backfill {
+  backfill_id: string;
+  selection: string;
+  state: string;
+  created_at: string;
+  finished_at: string | null;
+  partitions: number;
+  chunks: number;
+  chunks_launched: number;
+  max_runs: number;
+  counts: Record<string, number>;
+  /** asset -> partition -> materialized | failed | in progress | missing */
+  assets: Record<string, Record<string, string>>;
+  runs: Record<string, { attempt: number; run_id: string; status: string }>;
+}
+export interface CheckResult {
+  event_id: string;
+  check: string;
+  asset: string;
+  partition: string | null;
+  run_id: string | null;
+  passed: boolean;
+  severity: string;
+  blocking: boolean;
+  description: string | null;
+  metadata: Record<string, unknown>;
+  error: string | null;
+  evaluated_at: string;
 }

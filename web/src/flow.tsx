@@ -1,10 +1,11 @@
 // Assets graph, run list and run page (Gantt timeline + logs): the flow API (contract 2).
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { CheckResults } from "./checks";
 import { api, ApiError, enc, type Asset, type LogLine, type Run, type RunSummary } from "./api";
 import { Graph, type GraphNode } from "./graph";
 import { RunSources } from "./openlineage";
 import { assetPath, lineagePath, Link, navigate, tablePath } from "./router";
-import { ErrorBox, Loading, StateBadge, duration, spanMs, useAsync, useTitle, when, Wide } from "./util";
+import { ErrorBox, Loading, NoProject, StateBadge, duration, spanMs, useAsync, useTitle, when, Wide } from "./util";
 
 const ACTIVE = new Set(["QUEUED", "RUNNING"]);
 
@@ -13,17 +14,11 @@ function assetKind(a: Asset): string {
   return a.stale ? "stale" : "fresh";
 }
 
-function NoProject(props: { error: Error }) {
-  if (props.error instanceof ApiError && props.error.type === "no-project") {
-    return (
-      <div class="notice" data-testid="no-project">
-        This server was started without a project, so it knows no asset definitions. Start it with <code>arco serve --module MODULE</code>, from a folder with an{" "}
-        <code>arco.toml</code>, or with <code>arco dev</code>.
-      </div>
-    );
-  }
-  return <ErrorBox error={props.error} what="load the assets" />;
+/** Fresh or overdue under the asset's freshness policy. */
+export function FreshnessBadge(props: { state: "fresh" | "overdue" }) {
+  return <span class={`badge freshness-${props.state}`}>{props.state}</span>;
 }
+
 
 interface PlanPreview {
   selection: string;
@@ -161,7 +156,11 @@ function AssetPanel(props: { asset: Asset; onClose: () => void }) {
         <dd>{a.last_materialization ? <Link href={`/runs/${enc(a.last_materialization.run_id)}`}>{a.last_materialization.run_id}</Link> : "—"}</dd>
         <dt>rows</dt>
         <dd>{a.last_materialization?.row_count ?? "—"}</dd>
+        <dt>freshness</dt>
+        <dd data-testid="asset-freshness">{a.freshness ? <FreshnessBadge state={a.freshness} /> : <span class="muted">no policy</span>}</dd>
       </dl>
+      <h3>Checks</h3>
+      <CheckResults asset={a.key} />
       <ul class="facts">
         {table.data === true && (
           <li>
@@ -201,25 +200,36 @@ export function AssetsPage(props: { selected: string | null }) {
     // Give the keyboard back to the graph node the panel was opened from.
     if (selected) setTimeout(() => (document.querySelector(`[data-node="${CSS.escape(selected)}"]`) as SVGGElement | null)?.focus(), 0);
   }, [selected]);
-  if (assets.error) return <NoProject error={assets.error} />;
+  if (assets.error) return <NoProject error={assets.error} what="load the assets" />;
   if (!assets.data) return <Loading what="assets" />;
   const list = assets.data.assets;
   const nodes: GraphNode[] = list.map((a) => ({
     id: a.key,
     label: a.key,
-    sublabel: a.last_materialization ? `${a.stale ? "stale" : "fresh"} · ${when(a.last_materialization.materialized_at)}` : "never materialized",
+    sublabel:
+      (a.last_materialization ? `${a.stale ? "stale" : "fresh"} · ${when(a.last_materialization.materialized_at)}` : "never materialized") +
+      (a.freshness === "overdue" ? " · OVERDUE" : ""),
     kind: assetKind(a),
   }));
   const edges = list.flatMap((a) => a.deps.map((d) => ({ source: d, target: a.key })));
   const current = list.find((a) => a.key === selected) ?? null;
   const counts = { fresh: 0, stale: 0, never: 0 } as Record<string, number>;
   list.forEach((a) => counts[assetKind(a)]++);
+  const policed = list.filter((a) => a.freshness);
+  const overdue = policed.filter((a) => a.freshness === "overdue");
   return (
     <div class="page">
       <h1>Assets</h1>
       <p class="meta legend">
         {list.length} assets · <span class="swatch fresh" /> fresh {counts.fresh} · <span class="swatch stale" /> stale {counts.stale} · <span class="swatch never" /> never
         materialized {counts.never}
+        {policed.length > 0 && (
+          <>
+            {" "}
+            · freshness policies: <span data-testid="overdue-count">{overdue.length}</span> of {policed.length} overdue
+            {overdue.length > 0 && <span data-testid="overdue-assets"> ({overdue.map((a) => a.key).join(", ")})</span>}
+          </>
+        )}
       </p>
       {selected && !current && (
         <div class="notice" data-testid="unknown-asset">
@@ -468,6 +478,8 @@ export function RunPage(props: { id: string }) {
           </ul>
         </>
       )}
+      <h2>Checks</h2>
+      <CheckResults runId={r.run_id} />
       <h2>Logs</h2>
       {logs.error ? (
         <ErrorBox error={logs.error} what="load logs" />

@@ -3,6 +3,7 @@ import { render } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, devToken, getToken, onUnauthorized, setToken, tokenClaims, type SearchResult } from "./api";
 import { CatalogPage, hitPath, LineagePage, SearchPage, TablePage } from "./catalog";
+import { BackfillPage, BackfillsPage, SchedulesPage, SensorsPage } from "./automation";
 import { AssetsPage, RunPage, RunsPage } from "./flow";
 import { ExternalRunPage, ExternalRunsPage } from "./openlineage";
 import { here, Link, navigate, safeNext, useLocation } from "./router";
@@ -168,8 +169,8 @@ function SearchBox(props: { initial: string }) {
 function Header() {
   const { path, query } = useLocation();
   const claims = tokenClaims();
-  const nav = (href: string, label: string) => {
-    const current = path === href || (href !== "/" && path.startsWith(href));
+  const nav = (href: string, label: string, section = href) => {
+    const current = path === href || (href !== "/" && path.startsWith(section));
     return (
       <a
         href={href}
@@ -195,6 +196,7 @@ function Header() {
         {nav("/sql", "SQL")}
         {nav("/assets", "Assets")}
         {nav("/runs", "Runs")}
+        {nav("/automation/schedules", "Automation", "/automation")}
       </nav>
       <SearchBox key={path === "/search" ? "s" : "x"} initial={path === "/search" ? (query.get("q") ?? "") : ""} />
       <span class="who" title="token scope">
@@ -239,6 +241,11 @@ function Routes() {
   else if (parts[0] === "runs" && parts.length === 1) page = query.get("source") === "openlineage" ? <ExternalRunsPage /> : <RunsPage />;
   else if (parts[0] === "runs" && parts[1] === "external" && parts.length === 3) page = <ExternalRunPage id={parts[2]} />;
   else if (parts[0] === "runs" && parts.length === 2) page = <RunPage id={parts[1]} />;
+  else if (parts[0] === "automation" && parts.length === 1) page = <SchedulesPage />;
+  else if (parts[0] === "automation" && parts[1] === "schedules" && parts.length === 2) page = <SchedulesPage />;
+  else if (parts[0] === "automation" && parts[1] === "sensors" && parts.length === 2) page = <SensorsPage />;
+  else if (parts[0] === "automation" && parts[1] === "backfills" && parts.length === 2) page = <BackfillsPage />;
+  else if (parts[0] === "automation" && parts[1] === "backfills" && parts.length === 3) page = <BackfillPage id={parts[2]} />;
   else page = <NotFound path={path} />;
   // The asset page keeps its graph (and scroll position) when only the selection changes.
   const key = parts[0] === "assets" ? path : path + location.search;

@@ -72,12 +72,25 @@ export function ErrorBox(props: { error: Error; what?: string }) {
   );
 }
 
+/** The error of a page that needs the server's project: a hint when it has none. */
+export function NoProject(props: { error: Error; what: string }) {
+  if (props.error instanceof ApiError && props.error.type === "no-project") {
+    return (
+      <div class="notice" data-testid="no-project">
+        This server was started without a project, so it knows no asset definitions. Start it with <code>arco serve --module MODULE</code>, from a folder with an{" "}
+        <code>arco.toml</code>, or with <code>arco dev</code>.
+      </div>
+    );
+  }
+  return <ErrorBox error={props.error} what={props.what} />;
+}
+
 export function Loading(props: { what?: string }) {
   return <p class="muted loading">Loading{props.what ? ` ${props.what}` : ""}…</p>;
 }
 
 export function Show<T>(props: { state: Async<T>; what: string; children: (data: T) => ComponentChildren }) {
-  if (props.state.error) return <ErrorBox error={props.state.error} what={`load ${props.what}`} />;
+  if (props.state.error) return <NoProject error={props.state.error} what={`load ${props.what}`} />;
   if (props.state.data === null) return <Loading what={props.what} />;
   return <>{props.children(props.state.data)}</>;
 }
