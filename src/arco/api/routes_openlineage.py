@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 
 from arco.api.deps import Ingest, Reader, Writer
 from arco.core.errors import InvalidArgumentError, NotFoundError
-from arco.discovery.lineage import ColumnLineage
+from arco.discovery.columns import ColumnLineage
 from arco.ledger.external_lineage import OL_EVENT_TYPES
 from arco.openlineage.ingest import GroupWriter, as_events, encode, prepare
 from arco.openlineage.mapping import DatasetMapper, OpenLineageConfig

@@ -1,4 +1,8 @@
-"""Orchestration commands: ``plan``, ``run``, ``runs``, ``assets``, ``init``, ``worker``."""
+"""Orchestration commands: ``plan``, ``run``, ``init``, ``worker``.
+
+The ``runs`` group is :mod:`arco.cli.runs`, the ``assets`` group :mod:`arco.cli.assets`;
+both use this module's options and its plan execution.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,8 @@ from arco.cli.output import console, emit_json, say
 if TYPE_CHECKING:
     from arco.flow.definitions import Definitions
     from arco.flow.planner import Plan
-    from arco.flow.runview import RunsReader, RunsView
-    from arco.flow.status import AssetStatus, PlanRequest
+    from arco.flow.status import PlanRequest
     from arco.flow.worker import RunWorker
-
-runs_app = typer.Typer(help="Inspect, cancel and re-run runs.", no_args_is_help=True)
-assets_app = typer.Typer(help="List assets and their state.", no_args_is_help=True)
 
 ModuleOpt = Annotated[
     str | None, typer.Option("--module", help="Module or package with the assets (else arco.toml).")
@@ -236,312 +236,6 @@ def _execute(
     return 0 if result.state == "SUCCEEDED" else 1
 
 
-def _runs_state(ctx: typer.Context) -> Any:
-    from arco.ledger.compactor import tier2_store
-
-    opts = settings(ctx)
-    opts.open_workspace().compactor.compact("executions")
-    domain = tier2_store(opts.store(), opts.scope(), "executions")
-    return domain, domain.read()
-
-
-@runs_app.command("list")
-def runs_list(
-    ctx: typer.Context,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
-    include_external: Annotated[
-        bool,
-        typer.Option(
-            "--all",
-            help="Also list external runs reported through OpenLineage (dbt, Airflow, Spark...).",
-        ),
-    ] = False,
-) -> None:
-    """Runs, newest first, with their state."""
-    _, snap = _runs_state(ctx)
-    rows = sorted(snap.state.rows("runs"), key=lambda r: r["run_id"], reverse=True)[:limit]
-    out = [
-        {
-            "run_id": r["run_id"],
-            "source": "arco",
-            "state": r["state"],
-            "selection": r["selection"],
-            "parent_run_id": r["parent_run_id"],
-            "created_at": r["created_at"].isoformat() if r["created_at"] else None,
-            "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
-        }
-        for r in rows
-    ]
-    if include_external:
-        out = sorted(out + _external_runs(ctx), key=lambda r: r["created_at"] or "", reverse=True)[
-            :limit
-        ]
-    if settings(ctx).json:
-        emit_json(out)
-        return
-    from rich.table import Table
-
-    table = Table("run", "state", "selection", "created", "finished")
-    if include_external:
-        table.add_column("source")
-    for r in out:
-        cells = [
-            r["run_id"],
-            r["state"],
-            r["selection"] or "",
-            r["created_at"] or "",
-            r["finished_at"] or "",
-        ]
-        table.add_row(*cells, *([r["source"]] if include_external else []))
-    console().print(table)
-
-
-def _external_runs(ctx: typer.Context) -> list[dict[str, Any]]:
-    """OpenLineage runs (folded into the lineage domain) in the shape of ``runs list``."""
-    from arco.ledger.compactor import tier2_store
-
-    opts = settings(ctx)
-    opts.open_workspace().compactor.compact("lineage")
-    snap = tier2_store(opts.store(), opts.scope(), "lineage").read()
-    return [
-        {
-            "run_id": r["run_id"],
-            "source": "openlineage",
-            "state": r["state"],
-            "selection": f"{r['job_namespace']}/{r['job_name']}",
-            "parent_run_id": r["parent_run_id"],
-            "created_at": r["started_at"].isoformat() if r["started_at"] else None,
-            "finished_at": r["finished_at"].isoformat() if r["finished_at"] else None,
-            "error": r["error_message"],
-        }
-        for r in snap.state.rows("external_runs")
-    ]
-
-
-@runs_app.command("show")
-def runs_show(ctx: typer.Context, run_id: str) -> None:
-    """One run: per-task state, duration, attempts, errors and log lines."""
-    from arco.core.errors import NotFoundError
-
-    domain, snap = _runs_state(ctx)
-    run = snap.state.table("runs").get((run_id,))
-    if run is None:
-        raise NotFoundError(f"run {run_id} does not exist")
-    tasks = sorted(
-        (r for r in snap.state.rows("tasks") if r["run_id"] == run_id), key=lambda r: r["task_id"]
-    )
-    logs = [r for r in domain.load_table(snap, "logs").to_pylist() if r["run_id"] == run_id]
-    data = {
-        "run_id": run_id,
-        "state": run["state"],
-        "selection": run["selection"],
-        "parent_run_id": run["parent_run_id"],
-        "tasks": [
-            {
-                "task_id": t["task_id"],
-                "state": t["state"],
-                "attempt": t["attempt"],
-                "duration_seconds": (t["finished_at"] - t["started_at"]).total_seconds()
-                if t["finished_at"] and t["started_at"]
-                else None,
-                "error": t["error"],
-            }
-            for t in tasks
-        ],
-        "logs": [{"task_id": r["task_id"], "line": r["line"]} for r in logs],
-    }
-    if settings(ctx).json:
-        emit_json(data)
-        return
-    from rich.table import Table
-
-    say(f"run {run_id}: {run['state']}")
-    table = Table("task", "state", "attempts", "seconds", "error")
-    for t in data["tasks"]:
-        secs = t["duration_seconds"]
-        table.add_row(
-            t["task_id"],
-            t["state"],
-            str(t["attempt"]),
-            f"{secs:.2f}" if secs is not None else "",
-            (t["error"] or "").splitlines()[0] if t["error"] else "",
-        )
-    console().print(table)
-    for entry in data["logs"]:
-        say(f"  {entry['task_id']}: {entry['line']}")
-
-
-@runs_app.command("cancel")
-def runs_cancel(ctx: typer.Context, run_id: str) -> None:
-    """Ask the scheduler running RUN_ID to cancel it."""
-    from arco.core.keys import validate_ulid
-    from arco.flow.queue import request_cancel
-
-    opts = settings(ctx)
-    state = request_cancel(opts.store(), opts.scope(), validate_ulid(run_id))
-    if opts.json:
-        emit_json({"run_id": run_id, "state": state, "cancelled": state == "CANCELLED"})
-    elif state == "CANCELLED":
-        say(f"run {run_id} cancelled before it started")
-    else:
-        say(f"cancellation requested for run {run_id}")
-
-
-@runs_app.command("rerun")
-def runs_rerun(
-    ctx: typer.Context,
-    run_id: str,
-    from_failure: Annotated[
-        bool, typer.Option("--from-failure", help="Only failed and not-run tasks.")
-    ] = False,
-    module: ModuleOpt = None,
-    executor: Annotated[str, typer.Option(help="inline, process or dask.")] = "process",
-    max_concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 4,
-) -> None:
-    """Re-run a run (with --from-failure: only what did not succeed, reusing outputs)."""
-    check_executor(executor)
-    from arco.core.errors import NotFoundError
-    from arco.flow.planner import rerun_plan
-    from arco.flow.project import load_definitions_for
-
-    _, snap = _runs_state(ctx)
-    run = snap.state.table("runs").get((run_id,))
-    if run is None:
-        raise NotFoundError(f"run {run_id} does not exist")
-    parent_tasks = {r["task_id"]: r for r in snap.state.rows("tasks") if r["run_id"] == run_id}
-    defs = load_definitions_for(module)
-    keep = (
-        {t for t, r in parent_tasks.items() if r["state"] != "SUCCEEDED"}
-        if from_failure
-        else set(parent_tasks)
-    )
-    if not keep:
-        if settings(ctx).json:
-            emit_json({"run_id": None, "parent_run_id": run_id, "state": None, "tasks": {}})
-        else:
-            say(f"run {run_id} has nothing to re-run")
-        return
-    the_plan = rerun_plan(
-        defs,
-        [(r["asset"], r["partition"]) for t, r in parent_tasks.items() if t in keep],
-        run["selection"] or "*",
-    )
-    raise typer.Exit(_execute(ctx, defs, the_plan, executor, None, max_concurrency, run_id, None))
-
-
-def _statuses(
-    ctx: typer.Context, module: str | None
-) -> tuple[Definitions, RunsReader, RunsView, dict[str, AssetStatus]]:
-    """The project's definitions, a runs view (compacted and pending events) and
-    every asset's status as of that view."""
-    from arco.flow.project import load_definitions_for
-    from arco.flow.runview import RunsReader
-    from arco.flow.status import asset_statuses
-
-    opts = settings(ctx)
-    defs = load_definitions_for(module)
-    reader = RunsReader.of(opts.open_workspace())
-    view = reader.view()
-    return defs, reader, view, asset_statuses(defs, reader.latest(view))
-
-
-def _when(status: AssetStatus) -> str | None:
-    return status.last["recorded_at"].isoformat() if status.last is not None else None
-
-
-@assets_app.command("list")
-def assets_list(ctx: typer.Context, module: ModuleOpt = None) -> None:
-    """Assets with their last materialization and staleness."""
-    defs, _, _, statuses = _statuses(ctx, module)
-    out: list[dict[str, Any]] = []
-    for key, st in statuses.items():
-        a = defs[key]
-        out.append(
-            {
-                "key": key,
-                "group": a.group,
-                "partitioned": a.partitions is not None,
-                "code_version": a.code_version,
-                "last_materialized": _when(st),
-                "stale": st.stale,
-                "why": st.stale_reasons,
-                "freshness": st.freshness["state"] if st.freshness is not None else None,
-            }
-        )
-    if settings(ctx).json:
-        emit_json(out)
-        return
-    from rich.table import Table
-
-    table = Table("asset", "group", "last materialized", "status")
-    for r in out:
-        status = "stale: " + ", ".join(r["why"]) if r["stale"] else "up to date"
-        if r["freshness"] == "overdue":
-            status = f"OVERDUE; {status}"
-        table.add_row(r["key"], r["group"], r["last_materialized"] or "never", status)
-    console().print(table)
-
-
-@assets_app.command("show")
-def assets_show(
-    ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="Asset key (namespace.name).")],
-    module: ModuleOpt = None,
-) -> None:
-    """One asset: its dependencies, last materialization, staleness, freshness and
-    the latest result of each of its checks (per partition)."""
-    from arco.core.errors import NotFoundError
-    from arco.flow.automation.views import check_results
-
-    defs, reader, view, statuses = _statuses(ctx, module)
-    if key not in defs.assets:
-        raise NotFoundError(f"no asset named {key!r} in the project")
-    a = defs[key]
-    opts = settings(ctx)
-    st = statuses[key]
-    why = st.stale_reasons
-    checks = check_results(reader, view, asset=key, latest=True)
-    fresh = st.freshness
-    declared = [c.describe() for c in defs.checks.get(key, [])]
-    out: dict[str, Any] = {
-        "key": key,
-        "group": a.group,
-        "description": a.description,
-        "deps": sorted({u.key for u in defs.upstreams[key]}),
-        "partitioned": a.partitions is not None,
-        "materialized_partitions": st.materialized_partitions,
-        "last_materialized": _when(st),
-        "last_run_id": st.last["run_id"] if st.last is not None else None,
-        "stale": bool(why),
-        "why": why,
-        "freshness": fresh,
-        "declared_checks": declared,
-        "checks": checks,
-    }
-    if opts.json:
-        emit_json(out)
-        return
-    say(f"{key}  (group {a.group})" + (f": {a.description}" if a.description else ""))
-    say(f"  deps: {', '.join(out['deps']) or '-'}")
-    say(f"  last materialized: {out['last_materialized'] or 'never'}")
-    say("  status: " + ("stale: " + ", ".join(why) if why else "up to date"))
-    if fresh is not None:
-        say(f"  freshness: {fresh['state'].upper()} (deadline {fresh['deadline']})")
-    if not declared and not checks:
-        say("  checks: none")
-        return
-    say("  checks:")
-    for c in checks:
-        mark = "PASS" if c["passed"] else ("FAIL" if c["severity"] == "error" else "WARN")
-        where = f"[{c['partition']}]" if c["partition"] is not None else ""
-        err = f"  {str(c['error']).splitlines()[0]}" if c["error"] else ""
-        say(f"    {mark:<4} {c['check']}{where}  {c['evaluated_at']}{err}")
-    seen = {c["check"] for c in checks}
-    for d in declared:
-        if d["name"] not in seen:
-            say(f"    ---- {d['name']}  never evaluated")
-
-
 def worker_cmd(
     ctx: typer.Context,
     module: ModuleOpt = None,
@@ -654,5 +348,19 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
     app.command("init")(init_cmd)
     app.command("worker")(worker_cmd)
-    app.add_typer(runs_app, name="runs")
-    app.add_typer(assets_app, name="assets")
+
+
+#: Names this module defined before the ``runs`` and ``assets`` groups moved out,
+#: by the module that now holds them (imported on first use: ``plan`` stays light).
+_MOVED = {
+    **dict.fromkeys(("runs_app", "runs_list", "runs_show", "runs_cancel", "runs_rerun"), "runs"),
+    **dict.fromkeys(("assets_app", "assets_list", "assets_show"), "assets"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+
+        return getattr(importlib.import_module(f"arco.cli.{_MOVED[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

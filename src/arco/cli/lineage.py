@@ -159,7 +159,7 @@ def _show_column(
     fmt: Format | None,
 ) -> None:
     """``show --column``: a walk over column edges (upstream by default: where C comes from)."""
-    from arco.discovery.lineage import ColumnLineage, render_columns
+    from arco.discovery.columns import ColumnLineage, render_columns
 
     if upstream and downstream:
         raise CliUsageError("give --upstream or --downstream, not both")

@@ -3,31 +3,37 @@
 Both kinds live in the ``lineage`` domain's ``edges`` table. Declaring an edge is
 a Tier-1 commit that sets ``declared``; observing one is a ledger event the
 compactor folds. Traversal runs over an adjacency index built once per
-immutable snapshot version.
+immutable snapshot version (:mod:`arco.discovery.walk`). Column lineage is
+:mod:`arco.discovery.columns`, its names re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any
 
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.core.ids import utc_now_ms
 from arco.core.scope import Scope, validate_dotted
 from arco.core.storage import ObjectStore
+
+# Column lineage and the walks have their own modules; the names stay importable
+# from here, as before.
+from arco.discovery.columns import ColumnEdge as ColumnEdge
+from arco.discovery.columns import ColumnLineage as ColumnLineage
+from arco.discovery.columns import ColumnNode as ColumnNode
+from arco.discovery.columns import ColumnTraversal as ColumnTraversal
+from arco.discovery.columns import render_columns as render_columns
+from arco.discovery.walk import DEFAULT_DEPTH as DEFAULT_DEPTH
+from arco.discovery.walk import MAX_DEPTH as MAX_DEPTH
+from arco.discovery.walk import Adjacency, check_walk, walk_dict
+from arco.discovery.walk import Direction as Direction
 from arco.domain.store import Change, Snapshot
 from arco.ledger.compactor import tier2_store
 from arco.ledger.folds import RowMapState
-
-Direction = Literal["upstream", "downstream", "both"]
-DEFAULT_DEPTH = 5
-MAX_DEPTH = 50
-#: A node of a lineage graph: a table's name, or a ``(table, column)`` pair.
-_N = TypeVar("_N", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -99,75 +105,7 @@ class Traversal:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"root": self.root, **_walk_dict(self)}
-
-
-def _walk_dict(walk: Traversal | ColumnTraversal) -> dict[str, Any]:
-    """The JSON-ready fields of a traversal after its root's: the same for tables
-    and columns."""
-    return {
-        "direction": walk.direction,
-        "depth": walk.depth,
-        "nodes": [n.to_dict() for n in walk.nodes],
-        "edges": [e.to_dict() for e in walk.edges],
-    }
-
-
-@dataclass(frozen=True)
-class _Adjacency(Generic[_N]):
-    """The edges of one snapshot version by node: ``out`` to their targets, ``inc``
-    to their sources, each with the edge's key (built once per version)."""
-
-    version: int
-    out: dict[_N, list[tuple[_N, tuple[Any, ...]]]]
-    inc: dict[_N, list[tuple[_N, tuple[Any, ...]]]]
-
-    @classmethod
-    def of(
-        cls,
-        version: int,
-        keys: Iterable[tuple[Any, ...]],
-        ends: Callable[[tuple[Any, ...]], tuple[_N, _N]],
-    ) -> _Adjacency[_N]:
-        """The adjacency of the edges with these keys (``ends``: source and target)."""
-        out: dict[_N, list[tuple[_N, tuple[Any, ...]]]] = {}
-        inc: dict[_N, list[tuple[_N, tuple[Any, ...]]]] = {}
-        for key in keys:
-            source, target = ends(key)
-            out.setdefault(source, []).append((target, key))
-            inc.setdefault(target, []).append((source, key))
-        return cls(version, out, inc)
-
-    def walk(
-        self, root: _N, direction: Direction, depth: int
-    ) -> tuple[list[tuple[_N, int, str]], set[tuple[Any, ...]]]:
-        """Breadth-first from ``root`` up to ``depth`` hops, each way ``direction``
-        asks; cycles are visited once. The nodes reached as ``(node, distance, way)``
-        in the order reached, and the keys of the edges crossed."""
-        reached: list[tuple[_N, int, str]] = []
-        edge_keys: set[tuple[Any, ...]] = set()
-        for way in ["upstream", "downstream"] if direction == "both" else [direction]:
-            adjacency = self.inc if way == "upstream" else self.out
-            seen = {root}
-            queue: deque[tuple[_N, int]] = deque([(root, 0)])
-            while queue:
-                current, dist = queue.popleft()
-                if dist >= depth:
-                    continue
-                for neighbour, key in adjacency.get(current, ()):
-                    edge_keys.add(key)
-                    if neighbour not in seen:
-                        seen.add(neighbour)
-                        reached.append((neighbour, dist + 1, way))
-                        queue.append((neighbour, dist + 1))
-        return reached, edge_keys
-
-
-def _check_walk(direction: str, depth: int) -> None:
-    if direction not in ("upstream", "downstream", "both"):
-        raise InvalidArgumentError("direction must be upstream, downstream or both")
-    if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
-        raise InvalidArgumentError(f"depth must be between 1 and {MAX_DEPTH}")
+        return {"root": self.root, **walk_dict(self)}
 
 
 class LineageGraph:
@@ -175,7 +113,7 @@ class LineageGraph:
 
     def __init__(self, store: ObjectStore, scope: Scope, *, max_staleness: float = 0.0) -> None:
         self.domain = tier2_store(store, scope, "lineage", max_staleness=max_staleness)
-        self._index: _Adjacency[str] | None = None
+        self._index: Adjacency[str] | None = None
 
     def snapshot(self) -> Snapshot[RowMapState]:
         """The latest lineage snapshot."""
@@ -258,11 +196,11 @@ class LineageGraph:
         rows = self.snapshot().state.table("edges")
         return [_edge(rows[k]) for k in sorted(rows)]
 
-    def _build(self, snap: Snapshot[RowMapState]) -> _Adjacency[str]:
+    def _build(self, snap: Snapshot[RowMapState]) -> Adjacency[str]:
         idx = self._index
         if idx is None or idx.version != snap.version:
             edges = snap.state.table("edges")
-            idx = self._index = _Adjacency.of(snap.version, edges, lambda k: (k[0], k[1]))
+            idx = self._index = Adjacency.of(snap.version, edges, lambda k: (k[0], k[1]))
         return idx
 
     def traverse(
@@ -270,7 +208,7 @@ class LineageGraph:
     ) -> Traversal:
         """Breadth-first walk from ``node`` up to ``depth`` hops; cycles are visited once."""
         node = validate_dotted("lineage node", node)
-        _check_walk(direction, depth)
+        check_walk(direction, depth)
         snap = self.snapshot()
         reached, edge_keys = self._build(snap).walk(node, direction, depth)
         rows = snap.state.table("edges")
@@ -328,229 +266,6 @@ def render(traversal: Traversal, fmt: str) -> str:
         lines.append(f"{'  ' * n.depth}{arrow} {n.name}  (depth {n.depth})")
     if not traversal.nodes:
         lines.append("  (no lineage within depth)")
-    return "\n".join(lines)
-
-
-# ------------------------------------------------------------ column lineage
-@dataclass(frozen=True)
-class ColumnEdge:
-    """``source.source_column -> target.target_column`` (declared or observed)."""
-
-    source: str
-    source_column: str
-    target: str
-    target_column: str
-    transformation: str | None
-    declared: bool
-    observations: int
-    last_seen: datetime | None
-    last_run_id: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "source": self.source,
-            "source_column": self.source_column,
-            "target": self.target,
-            "target_column": self.target_column,
-            "transformation": self.transformation,
-            "declared": self.declared,
-            "observations": self.observations,
-            "last_seen": self.last_seen.isoformat() if self.last_seen else None,
-            "run_id": self.last_run_id,
-        }
-
-
-def _column_edge(row: dict[str, Any]) -> ColumnEdge:
-    return ColumnEdge(
-        source=row["source"],
-        source_column=row["source_column"],
-        target=row["target"],
-        target_column=row["target_column"],
-        transformation=row["transformation"],
-        declared=bool(row["declared"]),
-        observations=int(row["observations"]),
-        last_seen=row["last_seen"],
-        last_run_id=row["last_run_id"],
-    )
-
-
-@dataclass(frozen=True)
-class ColumnNode:
-    """A column reached by a column traversal."""
-
-    table: str
-    column: str
-    depth: int
-    direction: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "table": self.table,
-            "column": self.column,
-            "depth": self.depth,
-            "direction": self.direction,
-        }
-
-
-@dataclass
-class ColumnTraversal:
-    """The result of :meth:`ColumnLineage.traverse`."""
-
-    table: str
-    column: str
-    direction: str
-    depth: int
-    nodes: list[ColumnNode] = field(default_factory=list)
-    edges: list[ColumnEdge] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {"table": self.table, "column": self.column, **_walk_dict(self)}
-
-
-_Col = tuple[str, str]
-
-
-def _check_column(value: str) -> str:
-    if not isinstance(value, str) or not 1 <= len(value) <= 256 or not value.isprintable():
-        raise InvalidArgumentError("a column name must be 1 to 256 printable characters")
-    return value
-
-
-class ColumnLineage:
-    """Column-level lineage of one scope: declare, list and traverse column edges.
-
-    Column edges live in the ``lineage`` domain's ``column_edges`` table; the
-    compactor adds observed ones from OpenLineage ``columnLineage`` facets.
-    """
-
-    def __init__(self, graph: LineageGraph) -> None:
-        self.graph = graph
-        self._index: _Adjacency[_Col] | None = None
-
-    def add(
-        self,
-        source: str,
-        source_column: str,
-        target: str,
-        target_column: str,
-        *,
-        transformation: str | None = None,
-    ) -> ColumnEdge:
-        """Declare ``source.source_column -> target.target_column`` (Tier-1, idempotent)."""
-        source = validate_dotted("lineage node", source)
-        target = validate_dotted("lineage node", target)
-        source_column = _check_column(source_column)
-        target_column = _check_column(target_column)
-        if (source, source_column) == (target, target_column):
-            raise InvalidArgumentError("a column edge needs two different columns")
-        if transformation is not None and len(transformation) > 1024:
-            raise InvalidArgumentError("transformation is at most 1024 characters")
-        key = (source, source_column, target, target_column)
-
-        def mutate(snap: Snapshot[RowMapState]) -> Change:
-            old = snap.state.table("column_edges").get(key)
-            if (
-                old is not None
-                and old["declared"]
-                and (transformation is None or old["transformation"] == transformation)
-            ):
-                return Change(result=_column_edge(old))
-            now = utc_now_ms()
-            row: dict[str, Any] = (
-                dict(old)
-                if old is not None
-                else {
-                    "source": source,
-                    "source_column": source_column,
-                    "target": target,
-                    "target_column": target_column,
-                    "transformation": None,
-                    "observations": 0,
-                    "first_seen": None,
-                    "last_seen": None,
-                    "last_run_id": None,
-                    "last_event_id": None,
-                }
-            )
-            row["declared"] = True
-            row["transformation"] = transformation or row["transformation"]
-            row["updated_at"] = now
-            change = Change(
-                operation={
-                    "ops": [{"op": "declare_column_edge", "source": source, "target": target}]
-                },
-                result=_column_edge(row),
-            )
-            change.upsert("column_edges", row)
-            return change
-
-        return self.graph.domain.commit(mutate).result  # type: ignore[no-any-return]
-
-    def edges(self, table: str | None = None) -> list[ColumnEdge]:
-        """Column edges, all or those into or out of ``table``, sorted."""
-        rows = self.graph.snapshot().state.table("column_edges")
-        if table is not None:
-            table = validate_dotted("lineage node", table)
-        return [
-            _column_edge(rows[k])
-            for k in sorted(rows)
-            if table is None or k[0] == table or k[2] == table
-        ]
-
-    def upstream_of(self, table: str) -> dict[str, list[ColumnEdge]]:
-        """For each column of ``table``: the column edges that feed it."""
-        out: dict[str, list[ColumnEdge]] = {}
-        for e in self.edges(table):
-            if e.target == table:
-                out.setdefault(e.target_column, []).append(e)
-        return out
-
-    def _build(self, snap: Snapshot[RowMapState]) -> _Adjacency[_Col]:
-        idx = self._index
-        if idx is None or idx.version != snap.version:
-            edges = snap.state.table("column_edges")
-            idx = self._index = _Adjacency.of(
-                snap.version, edges, lambda k: ((k[0], k[1]), (k[2], k[3]))
-            )
-        return idx
-
-    def traverse(
-        self,
-        table: str,
-        column: str,
-        *,
-        direction: Direction = "upstream",
-        depth: int = DEFAULT_DEPTH,
-    ) -> ColumnTraversal:
-        """Breadth-first walk over column edges from ``table.column``; cycles visited once."""
-        table = validate_dotted("lineage node", table)
-        column = _check_column(column)
-        _check_walk(direction, depth)
-        snap = self.graph.snapshot()
-        reached, keys = self._build(snap).walk((table, column), direction, depth)
-        rows = snap.state.table("column_edges")
-        nodes = [ColumnNode(t, c, dist, way) for (t, c), dist, way in reached]
-        return ColumnTraversal(
-            table,
-            column,
-            direction,
-            depth,
-            nodes=sorted(nodes, key=lambda n: (n.direction, n.depth, n.table, n.column)),
-            edges=[_column_edge(rows[k]) for k in sorted(keys)],
-        )
-
-
-def render_columns(traversal: ColumnTraversal) -> str:
-    """A column traversal as indented text."""
-    lines = [f"{traversal.table}.{traversal.column}"]
-    for n in traversal.nodes:
-        arrow = "<-" if n.direction == "upstream" else "->"
-        lines.append(f"{'  ' * n.depth}{arrow} {n.table}.{n.column}  (depth {n.depth})")
-    if not traversal.nodes:
-        lines.append("  (no column lineage within depth)")
     return "\n".join(lines)
 
 

@@ -1,8 +1,10 @@
 """The Iceberg REST catalog over Arco's Tier-1 catalog (``/iceberg`` on the API server).
 
 ``metadata`` applies commits with pyiceberg's own table-metadata models,
-``service`` runs each operation as one linearizable catalog commit, ``routes``
-is the HTTP surface and ``errors`` the spec's ``ErrorModel``. ``arco_door``
+``service`` runs each operation as one linearizable catalog commit, ``requests``
+parses what those operations are given, ``records`` writes a table's catalog row
+and its metadata files' manifest records, ``routes`` is the HTTP surface and
+``errors`` the spec's ``ErrorModel``. ``arco_door``
 writes Arco-door schema changes of an Iceberg table into its metadata; importing
 this package registers it as the catalog's format hook (pyiceberg is imported
 only when an Iceberg table is changed).

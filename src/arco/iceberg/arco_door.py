@@ -191,7 +191,7 @@ def apply_arco_change(
     new: dict[str, Any],
 ) -> dict[str, Any]:
     """The catalog's format hook for Iceberg tables (:class:`arco.catalog.formats.FormatHook`)."""
-    from arco.iceberg.service import metadata_op, table_row
+    from arco.iceberg.records import metadata_op, table_row
 
     warehouse = Warehouse(store.url, Keys(scope))
     base_location = str(old["metadata_location"])

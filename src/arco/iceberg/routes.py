@@ -483,7 +483,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
         idempotency_key = request.headers.get("idempotency-key")
 
         def work(svc: IcebergCatalog, body: Any) -> Response:
-            from arco.iceberg.service import table_changes
+            from arco.iceberg.requests import table_changes
 
             change = table_changes(body, (tuple(_levels(namespace)), table))
             (loaded,) = svc.commit([change], idempotency_key)
@@ -512,7 +512,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
         """Accept a scan or commit metrics report and record it in the server log."""
 
         def work(svc: IcebergCatalog, body: Any) -> Response:
-            from arco.iceberg.service import metrics_summary
+            from arco.iceberg.requests import metrics_summary
 
             svc.load_table(_levels(namespace), table)
             log.info(
@@ -552,7 +552,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
         idempotency_key = request.headers.get("idempotency-key")
 
         def work(svc: IcebergCatalog, body: Any) -> Response:
-            from arco.iceberg.service import table_changes
+            from arco.iceberg.requests import table_changes
 
             changes = body.get("table-changes") if isinstance(body, dict) else None
             if not isinstance(changes, list) or not changes:

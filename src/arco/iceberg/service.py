@@ -10,8 +10,6 @@ with ``.``); an Iceberg table is an Arco table of format ``iceberg``.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -23,7 +21,6 @@ from pyiceberg.partitioning import PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.table.sorting import SortOrder
-from pyiceberg.table.update import TableRequirement, TableUpdate
 
 from arco.catalog.catalog import Catalog
 from arco.catalog.txn import CatalogTxn
@@ -35,22 +32,30 @@ from arco.core.errors import (
     NotFoundError,
     ObjectNotFoundError,
 )
-from arco.core.ids import new_ulid, sha256_hex
+from arco.core.ids import new_ulid
 from arco.core.scope import validate_identifier
 from arco.core.storage import ObjectStore
 from arco.iceberg.metadata import (
     Warehouse,
     apply_commit,
-    arco_columns,
     decode_metadata,
     encode_metadata,
     new_metadata,
     next_metadata_location,
 )
 
+# Parsing the requests and writing the catalog's records have their own modules;
+# the names stay importable from here, as before.
+from arco.iceberg.records import FORMAT as FORMAT
+from arco.iceberg.records import metadata_op as metadata_op
+from arco.iceberg.records import table_row as table_row
+from arco.iceberg.requests import TableChange as TableChange
+from arco.iceberg.requests import metrics_summary as metrics_summary
+from arco.iceberg.requests import namespace_name as namespace_name
+from arco.iceberg.requests import paginate
+from arco.iceberg.requests import table_changes as table_changes
+
 log = logging.getLogger("arco.iceberg")
-FORMAT = "iceberg"
-_MAX_PAGE = 1000
 
 
 class NoSuchNamespaceError(NotFoundError):
@@ -75,54 +80,6 @@ class TableAlreadyExistsError(AlreadyExistsError):
     """The table or namespace already exists (409 ``AlreadyExistsException``)."""
 
     code = "already-exists"
-
-
-def namespace_name(levels: Sequence[str]) -> str:
-    """Arco's dotted name of an Iceberg namespace; each level is one Arco identifier."""
-    if not levels:
-        raise InvalidArgumentError("namespace must have at least one level")
-    for level in levels:
-        if not isinstance(level, str) or "." in level:
-            raise InvalidArgumentError(
-                f"namespace level {level!r} must not contain '.' (Arco nests namespaces by '.')"
-            )
-        validate_identifier("namespace level", level)
-    return ".".join(levels)
-
-
-def _encode_token(last: str) -> str:
-    return base64.urlsafe_b64encode(last.encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str | None) -> str | None:
-    if not token:
-        return None
-    try:
-        return base64.urlsafe_b64decode((token + "=" * (-len(token) % 4)).encode()).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidArgumentError("pageToken is malformed") from exc
-
-
-def _page(names: list[str], token: str | None, size: int | None) -> tuple[list[str], str | None]:
-    after = _decode_token(token)
-    if after is not None:
-        names = [n for n in names if n > after]
-    if size is None:
-        return names, None
-    if not 1 <= size <= _MAX_PAGE:
-        raise InvalidArgumentError(f"pageSize must be between 1 and {_MAX_PAGE}")
-    chunk = names[:size]
-    return chunk, (_encode_token(chunk[-1]) if len(names) > size and chunk else None)
-
-
-@dataclass(frozen=True)
-class TableChange:
-    """One table's part of a commit: requirements to check, updates to apply."""
-
-    namespace: tuple[str, ...]
-    name: str
-    requirements: tuple[TableRequirement, ...]
-    updates: tuple[TableUpdate, ...]
 
 
 @dataclass(frozen=True)
@@ -217,7 +174,7 @@ class IcebergCatalog:
         names = sorted(
             n for n in view.state.namespaces if n.startswith(prefix) and n.count(".") == depth - 1
         )
-        chunk, token = _page(names, page_token, page_size)
+        chunk, token = paginate(names, page_token, page_size)
         return [n.split(".") for n in chunk], token
 
     def create_namespace(self, levels: Sequence[str], properties: Mapping[str, str]) -> None:
@@ -283,7 +240,7 @@ class IcebergCatalog:
             for r in state.tables_in(name)
             if r["format"] == FORMAT and r.get("metadata_location")
         )
-        return _page(names, page_token, page_size)
+        return paginate(names, page_token, page_size)
 
     def _iceberg_row(self, txn_state: Any, ns: str, name: str) -> dict[str, Any] | None:
         if txn_state.namespace(ns) is None:
@@ -596,49 +553,6 @@ class IcebergCatalog:
         return LoadedTable(metadata_location, metadata, raw)
 
 
-def table_row(
-    now: Any,
-    old: dict[str, Any] | None,
-    ns: str,
-    name: str,
-    metadata: TableMetadata,
-    metadata_location: str,
-    table_id: str | None = None,
-) -> dict[str, Any]:
-    """The catalog row of an Iceberg table at ``metadata`` (both doors write it alike)."""
-    columns = arco_columns(metadata.schema())
-    row: dict[str, Any] = (
-        dict(old)
-        if old is not None
-        else {
-            "id": table_id or new_ulid(),
-            "namespace": ns,
-            "name": name,
-            "format": FORMAT,
-            "description": None,
-            "schema_version": 0,
-            "created_at": now,
-        }
-    )
-
-    def shape(cols: Any) -> list[tuple[Any, ...]]:
-        return [(c["column_id"], c["name"], c["data_type"], c["nullable"]) for c in cols or ()]
-
-    if old is None or shape(old.get("columns")) != shape(columns):
-        row["schema_version"] = int(row["schema_version"]) + 1
-    row.update(
-        location=metadata.location,
-        properties=dict(metadata.properties),
-        columns=columns,
-        last_column_id=metadata.last_column_id,
-        metadata_location=metadata_location,
-        updated_at=now,
-    )
-    # Iceberg's table comment is Arco's description: one value, seen through both doors.
-    row["description"] = metadata.properties.get("comment")
-    return row
-
-
 def _same(raw: Any) -> Any:
     """A replayed result is stored as the JSON it was returned as."""
     return raw
@@ -646,53 +560,3 @@ def _same(raw: Any) -> Any:
 
 def _op(kind: str, name: str, svc: IcebergCatalog, location: str, raw: bytes) -> dict[str, Any]:
     return metadata_op(kind, name, svc.warehouse, location, raw)
-
-
-def metadata_op(
-    kind: str, name: str, warehouse: Warehouse, location: str, raw: bytes
-) -> dict[str, Any]:
-    """The manifest's record of a metadata file: ``arco verify`` hashes it, GC keeps it."""
-    return {
-        "op": kind,
-        "name": name,
-        "metadata_key": warehouse.key_of(location),
-        "metadata_sha256": sha256_hex(raw),
-        "metadata_size": len(raw),
-    }
-
-
-def table_changes(body: Any, default: tuple[tuple[str, ...], str] | None) -> TableChange:
-    """Parse one ``CommitTableRequest`` (the identifier may come from the path)."""
-    from pydantic import TypeAdapter
-
-    if not isinstance(body, dict):
-        raise InvalidArgumentError("a table change must be a JSON object")
-    ident = body.get("identifier")
-    if ident is not None:
-        if not isinstance(ident, dict) or not isinstance(ident.get("name"), str):
-            raise InvalidArgumentError("identifier must be {namespace: [...], name: ...}")
-        namespace = ident.get("namespace")
-        if not isinstance(namespace, list) or not all(isinstance(p, str) for p in namespace):
-            raise InvalidArgumentError("identifier.namespace must be a list of strings")
-        target = (tuple(namespace), ident["name"])
-        if default is not None and target != default:
-            raise InvalidArgumentError("the identifier in the body does not match the path")
-    elif default is not None:
-        target = default
-    else:
-        raise InvalidArgumentError("every table change needs an identifier")
-    requirements = TypeAdapter(list[TableRequirement]).validate_python(
-        body.get("requirements") or []
-    )
-    updates = TypeAdapter(list[TableUpdate]).validate_python(body.get("updates") or [])
-    return TableChange(target[0], target[1], tuple(requirements), tuple(updates))
-
-
-def metrics_summary(body: Any) -> str:
-    """One log line for a scan or commit metrics report."""
-    if not isinstance(body, dict):
-        raise InvalidArgumentError("a metrics report must be a JSON object")
-    return json.dumps(
-        {k: body.get(k) for k in ("report-type", "table-name", "snapshot-id", "operation")},
-        sort_keys=True,
-    )
