@@ -131,8 +131,8 @@ def ensure_index_and_lineage(folder: Path, n: int) -> None:
     """Build the search index and the lineage edges into the cached catalog once."""
     if (folder / "indexed").exists():
         return
-    from arco.discovery.search import SearchIndex
     from arco.core.storage import open_store
+    from arco.discovery.search import SearchIndex
 
     t = time.perf_counter()
     SearchIndex(open_store(f"file://{folder}"), scope()).refresh()

@@ -69,12 +69,12 @@ from _util import (
 )
 
 from arco.catalog.catalog import Catalog
-from arco.domain.store import Change, Snapshot
-from arco.discovery.lineage import LineageGraph
-from arco.discovery.search import SearchIndex
-from arco.ledger.folds import RowMapState
 from arco.core import FencedError, Scope, new_ulid, open_store, utc_now
 from arco.core.storage import ObjectStore
+from arco.discovery.lineage import LineageGraph
+from arco.discovery.search import SearchIndex
+from arco.domain.store import Change, Snapshot
+from arco.ledger.folds import RowMapState
 
 SEED = 20240601
 DEPTH = 5

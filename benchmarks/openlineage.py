@@ -49,10 +49,10 @@ from typing import Any
 import httpx
 
 from arco.api.auth import mint_token
+from arco.core import Scope, open_store
+from arco.discovery.lineage import ColumnLineage, LineageGraph
 from arco.ledger.compactor import Compactor
 from arco.ledger.log import Ledger
-from arco.discovery.lineage import ColumnLineage, LineageGraph
-from arco.core import Scope, open_store
 from arco.openlineage.ingest import ingest
 from arco.openlineage.mapping import OpenLineageConfig
 

@@ -31,13 +31,13 @@ from _util import Stats, environment, fmt_s, print_table, write_json
 from ulid import ULID
 
 from arco.catalog import Catalog
-from arco.ledger.compactor import Compactor, tier2_store
-from arco.ledger.events import build_envelope
-from arco.maintenance.gc import collect_garbage
-from arco.domain.retention import RetentionPolicy, floor_version
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
+from arco.domain.retention import RetentionPolicy, floor_version
+from arco.ledger.compactor import Compactor, tier2_store
+from arco.ledger.events import build_envelope
+from arco.maintenance.gc import collect_garbage
 
 SCOPE = Scope("default", "default")
 

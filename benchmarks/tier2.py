@@ -90,11 +90,11 @@ from _util import (
 )
 from ulid import ULID
 
+from arco.core import FencedError, Keys, Scope, new_ulid, open_store
+from arco.core.storage import ObjectStore
 from arco.ledger.compactor import CompactionReport, Compactor
 from arco.ledger.events import build_envelope
 from arco.ledger.log import Ledger
-from arco.core import FencedError, Keys, Scope, new_ulid, open_store
-from arco.core.storage import ObjectStore
 
 BATCH = 1_000
 HISTORY_DAYS = 30
