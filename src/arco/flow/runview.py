@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.domain.store import DomainStore
 from arco.flow.status import latest_rows
-from arco.ledger.compactor import DEFAULT_WINDOW, event_time, tier2_store
-from arco.ledger.events import REGISTRY, InvalidEventError
+from arco.ledger.compactor import DEFAULT_WINDOW, tier2_store
 from arco.ledger.folds import Folder, RowMapState
-from arco.ledger.log import Ledger, decode_object, ulid_time
+from arco.ledger.log import Ledger
+from arco.ledger.pending import fold_pending
 from arco.workspace import Workspace
 
 
@@ -84,45 +84,15 @@ class RunsReader:
         """The runs as compacted, plus (``fresh``) the events not compacted yet."""
         snap = self.domain.read()
         state = snap.state
-        folder = Folder(state)
         max_seq: dict[str, int] = {}
         if fresh:
-            meta = snap.manifest.meta if snap.manifest else {}
-            watermark = meta.get("watermark")
-            # Objects older than the watermark minus the window were either folded or
-            # will be quarantined as too late: the compactor would not fold them either.
-            since: datetime | None = ulid_time(watermark) - self.window if watermark else None
-            objs = sorted(
-                (
-                    o
-                    for o in self.ledger.list_objects("executions", since=since)
-                    if not state.has_object(o.object_id)
-                ),
-                key=lambda o: o.object_id,
-            )
-            seen: set[str] = set()
-            envelopes = []
-            for obj, data in self.ledger.read_many(objs):
-                if data is None:
-                    continue
-                try:
-                    for env in decode_object(data, obj.is_batch):
-                        payload = REGISTRY.validate(
-                            "executions", env.event_type, env.event_version, env.payload
-                        )
-                        upcast = REGISTRY.upcast(env.event_type, env.event_version, payload)
-                        envelopes.append(replace(env, payload=upcast))
-                except InvalidEventError:
-                    continue  # the compactor quarantines it; a view just skips it
-            for env in sorted(envelopes, key=lambda e: e.event_id):
-                key = env.idempotency_key
-                if key in seen or state.has_event_key(key):
-                    continue
-                seen.add(key)
-                folder.fold(env, event_time(env.occurred_at, env.event_id))
+            folder, folded = fold_pending(self.ledger, "executions", snap, window=self.window)
+            for env in folded:
                 run_id = env.payload.get("run_id")
                 if isinstance(run_id, str) and "seq" in env.payload:
                     max_seq[run_id] = max(max_seq.get(run_id, -1), int(env.payload["seq"]))
+        else:
+            folder = Folder(state)
         runs = {k[0]: row for k, row in state.table("runs").items()}
         runs.update({k[0]: row for k, row in folder.upserts.get("runs", {}).items()})
         tasks: dict[str, dict[str, dict[str, Any]]] = {}

@@ -45,6 +45,50 @@ def all_materializations(auto: Automation) -> list[dict[str, Any]]:
     return list(rows)
 
 
+def external_materializations(auto: Automation) -> list[dict[str, Any]]:
+    """Outputs of finished external OpenLineage runs, as materialization rows; cached per tick.
+
+    A ``COMPLETE`` run of another tool (dbt, Airflow, Spark ...) that wrote a
+    dataset mapped to an Arco name (see docs/openlineage.md) counts as a
+    materialization of that asset, with the run's last event id as its id, so it
+    orders with Arco's own. Events not compacted yet count too, as for Arco's runs.
+    """
+    rows = auto.scratch.get("external_materializations")
+    if rows is None:
+        from arco.ledger.external_lineage import dataset_label
+        from arco.ledger.pending import fold_pending
+
+        domain = auto.ws.compactor.domain_store("lineage")
+        snap = domain.read()
+        folder, _ = fold_pending(auto.ws.ledger, "lineage", snap)
+        runs = dict(snap.state.table("external_runs"))
+        runs.update(folder.upserts.get("external_runs", {}))
+        datasets = dict(snap.state.table("datasets"))
+        datasets.update(folder.upserts.get("datasets", {}))
+        names = {
+            dataset_label(*key): row["qualified_name"]
+            for key, row in datasets.items()
+            if row.get("qualified_name")
+        }
+        rows = [
+            {
+                "materialization_id": run["last_event_id"],
+                "asset": names[label],
+                "partition": None,
+                "run_id": run["run_id"],
+                "recorded_at": run["finished_at"],
+                "source": "openlineage",
+            }
+            for run in runs.values()
+            if run["state"] == "COMPLETE"
+            for label in run["outputs"] or ()
+            if label in names
+        ]
+        rows.sort(key=lambda r: (r["materialization_id"], r["asset"]))
+        auto.scratch["external_materializations"] = rows
+    return list(rows)
+
+
 def call_sensor(auto: Automation, sensor: SensorDef, ctx: SensorContext) -> Any:
     """Call the sensor's function with what its kind needs."""
     if sensor.kind == "custom":
@@ -57,6 +101,9 @@ def call_sensor(auto: Automation, sensor: SensorDef, ctx: SensorContext) -> Any:
 def _asset_sensor(auto: Automation, sensor: SensorDef, ctx: SensorContext) -> SensorResult:
     watched = set(sensor.assets)
     rows = [r for r in all_materializations(auto) if r["asset"] in watched]
+    external = [r for r in external_materializations(auto) if r["asset"] in watched]
+    if external:
+        rows = sorted(rows + external, key=lambda r: str(r["materialization_id"]))
     newest = rows[-1]["materialization_id"] if rows else ""
     if ctx.cursor is None:
         return SensorResult(cursor=newest, skip_reason="first evaluation: starts from now")
