@@ -194,7 +194,9 @@ class ArcoGroup(TyperGroup):
             code = 2
             raise
         finally:
-            if audited is not None and isinstance(ctx.obj, Settings):
+            # A usage error (exit 2) is refused before anything is written: no record,
+            # and no store is created for it.
+            if audited is not None and code != 2 and isinstance(ctx.obj, Settings):
                 record(ctx.obj, audited[0], audited[1], code, started)
 
     def _invoke_mapped(self, ctx: Any) -> Any:
