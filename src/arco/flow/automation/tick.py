@@ -345,8 +345,7 @@ class Automation:
         for i in range(0, len(events), 5_000):
             self.ledger.append_batch("executions", events[i : i + 5_000], source="automation")
         report.events += len(events)
-        for key, item, run_id in launches:
-            self._launch(key, item, run_id, report)
+        self._launch_all(launches, report)
         for key, item in sorted(state.pending.items()):
             flusher = self.flushers.get(item["kind"])
             if flusher is not None:
@@ -457,30 +456,50 @@ class Automation:
             return str(exc)[:4000]
         return None
 
-    def _launch(self, key: str, item: dict[str, Any], run_id: str, report: TickReport) -> None:
-        from arco.flow.queue import enqueue
+    def _launch_all(
+        self, launches: list[tuple[str, dict[str, Any], str]], report: TickReport
+    ) -> None:
+        """Plan and queue the launches (one :func:`~arco.flow.queue.enqueue_many`:
+        their ``run.created`` events in one ledger object), each idempotent by its
+        run key; a launch that fails is reported and does not stop the others."""
+        from arco.flow.queue import QueueItem, enqueue_many
 
-        try:
-            the_plan = self._plan(item)
-            request = enqueue(
-                self.store,
-                self.scope,
-                the_plan,
-                run_id=run_id,
-                idempotency_key=key,
-                requested_by=f"automation:{item.get('origin', '?')}",
-                tags={
-                    **dict(item.get("tags") or {}),
-                    "run_key": key,
-                    "origin": str(item.get("origin")),
-                },
+        planned: list[tuple[str, QueueItem]] = []
+        for key, item, run_id in launches:
+            try:
+                the_plan = self._plan(item)
+            except ArcoError as exc:
+                self._launch_failed(key, exc, report)
+                continue
+            tags = {
+                **dict(item.get("tags") or {}),
+                "run_key": key,
+                "origin": str(item.get("origin")),
+            }
+            planned.append(
+                (
+                    key,
+                    QueueItem(
+                        the_plan,
+                        run_id=run_id,
+                        idempotency_key=key,
+                        requested_by=f"automation:{item.get('origin', '?')}",
+                        tags=tags,
+                    ),
+                )
             )
-        except ArcoError as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:4000]
-            report.failed.append({"run_key": key, "reason": reason})
-            report.errors.append(f"launch {key}: {reason}")
-            return
-        report.launched.append({"run_key": key, "run_id": request.run_id})
+        results = enqueue_many(self.store, self.scope, [q for _, q in planned])
+        for (key, _), got in zip(planned, results, strict=True):
+            if isinstance(got, ArcoError):
+                self._launch_failed(key, got, report)
+            else:
+                report.launched.append({"run_key": key, "run_id": got.run_id})
+
+    @staticmethod
+    def _launch_failed(key: str, exc: ArcoError, report: TickReport) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:4000]
+        report.failed.append({"run_key": key, "reason": reason})
+        report.errors.append(f"launch {key}: {reason}")
 
 
 def _event(etype: str, payload: dict[str, Any], key: str) -> dict[str, Any]:
