@@ -40,7 +40,8 @@ class AutomationState:
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON (sorted keys: equal states are equal bytes)."""
+        """Compact JSON. Keys keep their insertion order: sorting them cost a third
+        of the encoding of a document that holds 1,000 schedules' histories."""
         return json.dumps(
             {
                 "format": 1,
@@ -51,7 +52,6 @@ class AutomationState:
                 "freshness": self.freshness,
                 "alerts": self.alerts,
             },
-            sort_keys=True,
             separators=(",", ":"),
         ).encode()
 
@@ -75,6 +75,8 @@ class StateStore:
     def __init__(self, store: ObjectStore, scope: Scope) -> None:
         self.store = store
         self.key = Keys(scope).automation_state()
+        #: The state this object last wrote and its version (see ``update(fresh=False)``).
+        self._written: tuple[AutomationState, str] | None = None
 
     def load(self) -> tuple[AutomationState, str | None]:
         """The state and its version (None: never written)."""
@@ -90,16 +92,33 @@ class StateStore:
         mode: Any = "create" if version is None else Match(version)
         return self.store.put(self.key, state.to_bytes(), mode)
 
-    def update(self, change: Any, *, attempts: int = 50) -> AutomationState:
+    def update(self, change: Any, *, attempts: int = 50, fresh: bool = True) -> AutomationState:
         """Apply ``change(state)`` (in place) under compare-and-swap, retrying on
-        conflict with the fresh state. ``change`` returning False writes nothing."""
+        conflict with the fresh state. ``change`` returning False writes nothing.
+
+        ``fresh=False`` (a tick's later writes) first applies ``change`` to the state
+        this object wrote last, at that version, without reading it again: if
+        another writer came in between, the compare-and-swap fails and the change is
+        applied again to what is stored. The state returned by a previous
+        ``update`` is that base: the caller must not edit it outside a change.
+        """
+        base = None if fresh else self._written
+        self._written = None
         for _ in range(attempts):
-            state, version = self.load()
+            version: str | None
+            if base is not None:
+                state, version = base
+                base = None
+            else:
+                state, version = self.load()
             if change(state) is False:
+                if version is not None:
+                    self._written = (state, version)  # unchanged: still a base
                 return state
             try:
-                self.save(state, version)
-                return state
+                written = self.save(state, version)
             except PreconditionFailedError:
                 continue
+            self._written = (state, written)
+            return state
         raise PreconditionFailedError(f"{self.key}: too much contention, gave up")

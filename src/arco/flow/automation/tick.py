@@ -25,6 +25,7 @@ pending — costs one GET.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -62,9 +63,27 @@ def remember(entry: dict[str, Any], item: dict[str, Any]) -> None:
 
 def iso(when: datetime) -> str:
     """UTC ISO form used throughout the state document."""
+    return _iso(when)
+
+
+# A tick formats and parses the same few instants for every schedule (they share
+# their scheduled times): both are remembered. Equal instants in other zones are
+# equal keys, and give the same UTC text.
+@functools.lru_cache(maxsize=4096)
+def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _due(next_at: str, stamp: str, now: datetime) -> bool:
+    """Whether ``next_at`` is at or before ``now`` (``stamp`` = ``iso(now)``): two
+    strings in :func:`iso`'s fixed-width form compare as their instants do, so
+    the idle path parses nothing."""
+    if len(next_at) == len(stamp) and next_at.endswith("Z") and next_at[10] == "T":
+        return next_at <= stamp
+    return parse_iso(next_at) <= now
+
+
+@functools.lru_cache(maxsize=4096)
 def parse_iso(text: str) -> datetime:
     """Inverse of :func:`iso` (any ISO form with a zone)."""
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -179,7 +198,7 @@ class Automation:
                 evaluate_sensor(self, name, token, now, report, state.sensors.get(name, {}))
                 for name, token in claimed.items()
             ]
-            state = self.states.update(lambda s: record_sensors(self, s, results, now))
+            state = self.states.update(lambda s: record_sensors(self, s, results, now), fresh=False)
             if state.pending:
                 self._flush_and_clear(state, report)
         return report
@@ -193,26 +212,38 @@ class Automation:
     def _decide_schedules(self, state: AutomationState, now: datetime) -> bool:
         changed = False
         stamp = iso(now)
+        # Schedules share crons, zones and (ticked together) cursors: each answer
+        # of the cron arithmetic is computed once per tick.
+        next_at_of: dict[tuple[str, str], str | None] = {}
+        between: dict[tuple[str, str, str], list[datetime] | None] = {}
+
+        def next_iso(sched: ScheduleDef) -> str | None:
+            key = (sched.cron, sched.timezone)
+            if key not in next_at_of:
+                nxt = next_tick(sched.cron, sched.timezone, now)
+                next_at_of[key] = iso(nxt) if nxt else None
+            return next_at_of[key]
+
         for sched in self.schedules.values():
             entry = state.schedules.get(sched.name)
             if entry is None:
                 # A new schedule starts now: ticks before it existed are not "missed".
-                nxt = next_tick(sched.cron, sched.timezone, now)
-                state.schedules[sched.name] = {
-                    "cursor": stamp,
-                    "next_at": iso(nxt) if nxt else None,
-                }
+                state.schedules[sched.name] = {"cursor": stamp, "next_at": next_iso(sched)}
                 changed = True
                 continue
             next_at = entry.get("next_at")
-            if next_at is None or parse_iso(next_at) > now:
+            if next_at is None or not _due(next_at, stamp, now):
                 continue  # the idle path: one comparison
             if not self.schedule_enabled(state, sched):
                 continue  # turning it on again moves its cursor to that moment
-            cursor = parse_iso(entry["cursor"])
+            cursor_text = entry["cursor"]
+            cursor = parse_iso(cursor_text)
             # A short interval (the usual tick) is listed at once; a long one (a
             # daemon that was down) without walking every instant in it.
-            every = between_fast(sched.cron, sched.timezone, cursor, now)
+            span_key = (sched.cron, sched.timezone, cursor_text)
+            if span_key not in between:
+                between[span_key] = between_fast(sched.cron, sched.timezone, cursor, now)
+            every = between[span_key]
             if every is not None:
                 due = every[-sched.max_catchup :]
             else:
@@ -265,9 +296,8 @@ class Automation:
                         entry, {"scheduled_at": iso(when), "run_key": key, "status": "decided"}
                     )
                 entry["last_tick"] = iso(due[-1])
-            nxt = next_tick(sched.cron, sched.timezone, now)
             entry["cursor"] = stamp
-            entry["next_at"] = iso(nxt) if nxt else None
+            entry["next_at"] = next_iso(sched)
             changed = True
         return changed
 
@@ -314,7 +344,7 @@ class Automation:
                             item.update(got)
                 return len(s.pending) != before or bool(outcomes)
 
-            self.states.update(clear)
+            self.states.update(clear, fresh=False)
 
     def flush(self, state: AutomationState, report: TickReport) -> list[str]:
         """Write the outbox's events, then do its launches; returns the keys done."""
@@ -439,8 +469,13 @@ class Automation:
     def _partition_schemes(self, selection: str) -> list[Any]:
         from arco.flow.planner import resolve_selection
 
-        keys = resolve_selection(self.defs, selection)
-        return [self.defs.assets[k].partitions for k in keys if self.defs.assets[k].partitions]
+        # Many schedules select the same assets: resolved once per tick.
+        cache: dict[str, list[Any]] = self.scratch.setdefault("partition_schemes", {})
+        if selection not in cache:
+            keys = resolve_selection(self.defs, selection)
+            assets = self.defs.assets
+            cache[selection] = [assets[k].partitions for k in keys if assets[k].partitions]
+        return list(cache[selection])
 
     def _plan(self, launch: dict[str, Any]) -> Any:
         from arco.flow.planner import plan
