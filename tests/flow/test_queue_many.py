@@ -29,7 +29,7 @@ def thing() -> int:
 DEFS = Definitions([thing])
 
 
-def _items(n: int) -> list[QueueItem]:
+def _items(n: int, *, from_key: bool = False) -> list[QueueItem]:
     the_plan = plan(DEFS, "q.thing")
     when = datetime(2024, 5, 2, tzinfo=UTC)
     return [
@@ -39,6 +39,7 @@ def _items(n: int) -> list[QueueItem]:
             idempotency_key=f"k:{i}",
             tags={"chunk": str(i)},
             requested_by="automation:test",
+            run_id_from_key=from_key,
         )
         for i in range(n)
     ]
@@ -49,16 +50,20 @@ def _runs(store: ObjectStore, scope: Scope) -> dict[str, dict[str, object]]:
     return {run_id: dict(row) for run_id, row in view.runs.items()}
 
 
-def test_enqueue_many_queues_each_run_once_and_is_idempotent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("from_key", [False, True])
+def test_enqueue_many_queues_each_run_once_and_is_idempotent(
+    tmp_path: Path, from_key: bool
+) -> None:
     store = FaultInjectingStore(open_store(f"file://{tmp_path}/s"))
-    items = _items(12)
+    items = _items(12, from_key=from_key)
     got = enqueue_many(store, SCOPE, items)
     assert all(isinstance(r, RunRequest) for r in got)
     ids = [r.run_id for r in got if isinstance(r, RunRequest)]
     assert ids == [i.run_id for i in items]
-    # 3 PUTs per run (idempotency marker, request, queue marker) + one ledger object.
+    # Per run: the idempotency marker (unless the id follows from the key), the
+    # request, the queue marker; and one ledger object for all run.created events.
     puts = [c for c in store.calls if c.op == "put"]
-    assert len(puts) == 3 * 12 + 1
+    assert len(puts) == (2 if from_key else 3) * 12 + 1
     assert sum(".batch.json" in c.key for c in puts) == 1
     runs = _runs(store, SCOPE)
     assert set(runs) == set(ids)
@@ -67,15 +72,18 @@ def test_enqueue_many_queues_each_run_once_and_is_idempotent(tmp_path: Path) -> 
     # Again, and one by one through enqueue: the same runs, nothing new.
     again = enqueue_many(store, SCOPE, items)
     assert [r.run_id for r in again if isinstance(r, RunRequest)] == ids
-    single = enqueue(store, SCOPE, items[0].plan, idempotency_key="k:0")
+    single = enqueue(store, SCOPE, items[0].plan, idempotency_key="k:0", run_id=ids[0])
     assert single.run_id == ids[0]
     assert set(_runs(store, SCOPE)) == set(ids)
     assert queued_runs(store, SCOPE) == sorted(ids)
 
 
+@pytest.mark.parametrize("from_key", [False, True])
 @pytest.mark.parametrize("when", ["before", "after"])
-def test_a_crash_at_any_store_call_is_finished_by_a_retry(tmp_path: Path, when: str) -> None:
-    items = _items(6)
+def test_a_crash_at_any_store_call_is_finished_by_a_retry(
+    tmp_path: Path, when: str, from_key: bool
+) -> None:
+    items = _items(6, from_key=from_key)
     probe = FaultInjectingStore(open_store(f"file://{tmp_path}/probe"))
     enqueue_many(probe, SCOPE, items)
     for n in range(len(probe.calls)):

@@ -135,6 +135,11 @@ class QueueItem:
     max_concurrency: int | None = None
     tag_concurrency: Mapping[str, int] | None = None
     requested_by: str | None = None
+    #: ``run_id`` is a pure function of ``idempotency_key`` (a schedule's or a
+    #: backfill's run key, :func:`~arco.flow.automation.requests.run_id_for`): the
+    #: request, stored create-only under that id, is then the idempotency record,
+    #: and no separate key-to-run marker is written (one PUT less per run).
+    run_id_from_key: bool = False
 
 
 def enqueue(
@@ -236,11 +241,13 @@ def _each(fn: Callable[[Any], Any], items: Sequence[Any], threads: int) -> list[
 
 
 def _store_request(store: ObjectStore, scope: Scope, item: QueueItem) -> RunRequest:
-    """A run's idempotency marker and request (or those a first call stored)."""
+    """A run's idempotency marker (unless its id follows from its key) and request,
+    or those a first call stored."""
     keys = Keys(scope)
     run_id = validate_ulid(item.run_id or new_ulid())
     if item.idempotency_key is not None:
         check_idempotency_key(item.idempotency_key)
+    if item.idempotency_key is not None and not (item.run_id_from_key and item.run_id):
         marker = keys.run_idempotency(sha256_hex(item.idempotency_key.encode()))
         try:
             store.put(marker, json.dumps({"run_id": run_id}).encode(), "create")

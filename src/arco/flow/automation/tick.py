@@ -116,6 +116,9 @@ class TickReport:
         return dict(self.__dict__)
 
 
+#: Launches whose run id is a pure function of their run key (see ``_launch_all``).
+_KEYED_ORIGINS = ("schedule:", "backfill:")
+
 #: A hook that adds decisions for other concepts (backfills, freshness, alerts):
 #: ``hook(tick, state, now)`` edits the state in place and returns whether it did.
 DecideHook = Callable[["Automation", AutomationState, datetime], bool]
@@ -520,6 +523,10 @@ class Automation:
                         idempotency_key=key,
                         requested_by=f"automation:{item.get('origin', '?')}",
                         tags=tags,
+                        # A schedule's or backfill's run key is decided once, with
+                        # its time, under compare-and-swap: its run id follows from
+                        # it. A sensor may ask for one key again later (another id).
+                        run_id_from_key=str(item.get("origin")).startswith(_KEYED_ORIGINS),
                     ),
                 )
             )
