@@ -12,11 +12,12 @@ without losing or repeating a run:
    outbox (``pending``) in the same write that advances the cursors. Two daemons
    deciding at once: one write wins, the other re-reads and finds nothing due.
 2. **Flush** the outbox: each decision's ledger event first (idempotency key =
-   the decision's run key), then the launch — :func:`arco.flow.queue.enqueue`
-   with that run key as its idempotency key and a run id derived from it. Any
-   tick flushes any outbox entry, so one left by a dead daemon is finished by
-   the next; flushing twice is harmless.
-3. **Clear** the flushed entries (compare-and-swap again).
+   the decision's run key), then the launches — all of them through one
+   :func:`arco.flow.queue.enqueue_many`, each with its run key as idempotency key
+   and a run id derived from it. Any tick flushes any outbox entry, so one left by
+   a dead daemon is finished by the next; flushing twice is harmless.
+3. **Clear** the flushed entries (compare-and-swap again, from the state the tick
+   wrote: a tick reads the document once unless another daemon writes meanwhile).
 
 Claimed sensors are evaluated and recorded after the first write
 (:mod:`~arco.flow.automation.sensor_step`). An idle tick — nothing due, nothing
