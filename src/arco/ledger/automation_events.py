@@ -13,7 +13,7 @@ decision folds once.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,11 @@ _NAME = Field(min_length=1, max_length=256)
 
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: No free-form JSON and no self-nesting: the model's shape bounds a payload's
+    #: depth, so the registry skips its depth walk (a tick writes ~1,000 of these).
+    #: A model with a free-form field sets it to False.
+    FIXED_DEPTH: ClassVar[bool] = True
 
 
 class ScheduleTickedV1(_Payload):
@@ -83,6 +88,8 @@ class BackfillChunkLaunchedV1(_Payload):
 
 class AssetCheckEvaluatedV1(_Payload):
     """The result of one asset check on one materialized partition."""
+
+    FIXED_DEPTH: ClassVar[bool] = False  # ``metadata`` is free-form
 
     check: str = _NAME
     asset: str = Field(min_length=1, max_length=512)

@@ -31,6 +31,7 @@ from arco.ledger.events import (
     EventRegistry,
     InvalidEventError,
     build_envelope,
+    encode_envelope,
     parse_occurred_at,
 )
 
@@ -128,11 +129,13 @@ class Ledger:
             trace_id=trace_id,
             occurred_at=occurred_at,
             registry=self.registry,
+            check_size=False,
         )
+        data = encode_envelope(env)
         check_event_keys(self.keys, env)
         key = self.keys.ledger_event(domain, ulid_time(env.event_id), env.event_id)
         with span("ledger.append", {"arco.domain": domain, "arco.events": 1}):
-            self.store.put(key, json.dumps(env.to_dict(), separators=(",", ":")).encode(), "create")
+            self.store.put(key, data, "create")
         return env
 
     def append_batch(
@@ -150,6 +153,7 @@ class Ledger:
         if len(events) > MAX_BATCH_EVENTS:
             raise InvalidEventError(f"a batch holds at most {MAX_BATCH_EVENTS} events")
         envelopes = []
+        encoded: list[bytes] = []
         for i, item in enumerate(events):
             if not isinstance(item, Mapping):
                 raise InvalidEventError(f"event {i} of the batch must be an object")
@@ -178,16 +182,19 @@ class Ledger:
                     trace_id=item.get("trace_id"),
                     occurred_at=when,
                     registry=self.registry,
+                    check_size=False,
                 )
+                encoded.append(encode_envelope(envelope))
                 check_event_keys(self.keys, envelope)
             except InvalidEventError as exc:
                 raise InvalidEventError(f"event {i}: {exc}") from exc
             envelopes.append(envelope)
         batch_id = new_ulid()
-        body = {"events": [e.to_dict() for e in envelopes]}
+        # Each envelope encoded once (its size checked on it), joined as the batch.
+        body = b'{"events":[' + b",".join(encoded) + b"]}"
         key = self.keys.ledger_batch(domain, ulid_time(batch_id), batch_id)
         with span("ledger.append", {"arco.domain": domain, "arco.events": len(envelopes)}):
-            self.store.put(key, json.dumps(body, separators=(",", ":")).encode(), "create")
+            self.store.put(key, body, "create")
         return envelopes
 
     def append_prepared(self, domain: str, envelopes: Sequence[Envelope]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from arco.core.storage import ObjectStore
+from arco.core.storage import ObjectStore, open_store
 from arco.core.storage.faults import FaultInjectingStore, SimulatedCrash
 from arco.flow.automation import alerts
 from arco.flow.automation.backfills import change_backfill, create_backfill, progress
@@ -22,6 +22,7 @@ from arco.flow.automation.state import StateStore
 from arco.flow.automation.tick import Automation
 from arco.flow.definitions import Definitions
 from arco.flow.queue import queued_runs
+from arco.flow.runview import RunsReader
 from arco.flow.worker import RunWorker
 
 from .conftest import SCOPE
@@ -208,3 +209,35 @@ def test_a_daemon_killed_at_any_store_call_of_a_tick_loses_and_repeats_nothing(
         if not crashed:
             break
     assert n > 10
+
+
+def test_a_daemon_killed_while_queueing_a_backfill_in_one_batch_loses_and_repeats_nothing(
+    tmp_path: Path, defs: Definitions
+) -> None:
+    # Six chunks: the flush queues them through enqueue_many's concurrent phases.
+    n = 0
+    while True:
+        store = open_store(f"file://{tmp_path}/s{n}")
+        bf = create_backfill(
+            store, SCOPE, defs, "auto.daily", "2024-01-01", "2024-01-06", max_runs=10
+        )
+        faulty = FaultInjectingStore(store)
+        faulty.arm("crash", "after" if n % 2 else "before", call=n // 2)
+        try:
+            _auto(faulty, defs, holder="dying").tick(T0)
+            crashed = False
+        except SimulatedCrash:
+            crashed = True
+        _auto(store, defs, holder="heir").tick(T0 + timedelta(seconds=1))
+        state = StateStore(store, SCOPE).load()[0]
+        assert state.pending == {}, n
+        chunks = state.backfills[bf.backfill_id]["chunks"]
+        run_ids = sorted(c["run_id"] for c in chunks.values())
+        assert len(run_ids) == 6, n
+        assert queued_runs(store, SCOPE) == run_ids, n  # each chunk queued once
+        runs = RunsReader(store, SCOPE).view().runs
+        assert sorted(runs) == run_ids, n  # one run.created each (duplicates fold once)
+        n += 1
+        if not crashed:
+            break
+    assert n > 20

@@ -7,17 +7,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from arco.core.storage import ObjectStore, open_store
+from arco.flow.automation.backfills import create_backfill
+from arco.flow.automation.config import build
 from arco.flow.automation.schedules import ScheduleDef
 from arco.flow.automation.state import StateStore
 from arco.flow.automation.tick import Automation
 from arco.flow.definitions import Definitions
 from arco.flow.queue import load_request, queued_runs
+from arco.flow.runview import RunsReader
 
 from .conftest import SCOPE
 
@@ -129,3 +133,39 @@ def test_two_daemons_and_a_tick_never_launch_a_run_twice(
     assert len(runs) == len(want)
     assert len({k.run_id for k in keys}) == len(runs)
     assert StateStore(store, SCOPE).load()[0].pending == {}
+
+
+def test_two_daemons_and_a_tick_queue_a_backfill_in_batches_once(
+    tmp_path: Path, defs: Definitions
+) -> None:
+    # Eight chunks: each flush queues them through enqueue_many's concurrent phases,
+    # and the three actors (free-running threads) may flush the same outbox at once.
+    errors: list[BaseException] = []
+    for attempt in range(5):
+        store = open_store(f"file://{tmp_path}/s{attempt}")
+        bf = create_backfill(
+            store, SCOPE, defs, "auto.daily", "2024-01-01", "2024-01-08", max_runs=10
+        )
+        start = threading.Barrier(3)
+
+        def go(name: str, store: ObjectStore = store, start: threading.Barrier = start) -> None:
+            auto = build(store, SCOPE, defs, holder=name)
+            auto.schedules, auto.sensors = {}, {}
+            start.wait()
+            try:
+                auto.tick(T0)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=go, args=(n,)) for n in ("a", "b", "tick")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert not errors, errors
+        state = StateStore(store, SCOPE).load()[0]
+        assert state.pending == {}
+        run_ids = sorted(c["run_id"] for c in state.backfills[bf.backfill_id]["chunks"].values())
+        assert len(run_ids) == 8
+        assert queued_runs(store, SCOPE) == run_ids
+        assert sorted(RunsReader(store, SCOPE).view().runs) == run_ids

@@ -16,6 +16,7 @@ daemons, a retried tick or a restart name the same run and launch it once.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,7 +75,7 @@ class ScheduleDef:
 
     def run_key(self, scheduled_at: datetime) -> str:
         """The tick's run key: the schedule and its scheduled instant in UTC."""
-        return f"schedule:{self.name}:{scheduled_at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        return f"schedule:{self.name}:{_utc_second(scheduled_at)}"
 
     def describe(self) -> dict[str, Any]:
         """JSON form (API, CLI)."""
@@ -90,6 +91,12 @@ class ScheduleDef:
             "default_enabled": self.enabled,
             "description": self.description,
         }
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_second(when: datetime) -> str:
+    # Every schedule due at one instant names its run with it: formatted once.
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @overload

@@ -12,11 +12,12 @@ without losing or repeating a run:
    outbox (``pending``) in the same write that advances the cursors. Two daemons
    deciding at once: one write wins, the other re-reads and finds nothing due.
 2. **Flush** the outbox: each decision's ledger event first (idempotency key =
-   the decision's run key), then the launch — :func:`arco.flow.queue.enqueue`
-   with that run key as its idempotency key and a run id derived from it. Any
-   tick flushes any outbox entry, so one left by a dead daemon is finished by
-   the next; flushing twice is harmless.
-3. **Clear** the flushed entries (compare-and-swap again).
+   the decision's run key), then the launches — all of them through one
+   :func:`arco.flow.queue.enqueue_many`, each with its run key as idempotency key
+   and a run id derived from it. Any tick flushes any outbox entry, so one left by
+   a dead daemon is finished by the next; flushing twice is harmless.
+3. **Clear** the flushed entries (compare-and-swap again, from the state the tick
+   wrote: a tick reads the document once unless another daemon writes meanwhile).
 
 Claimed sensors are evaluated and recorded after the first write
 (:mod:`~arco.flow.automation.sensor_step`). An idle tick — nothing due, nothing
@@ -25,6 +26,7 @@ pending — costs one GET.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Callable
@@ -62,9 +64,27 @@ def remember(entry: dict[str, Any], item: dict[str, Any]) -> None:
 
 def iso(when: datetime) -> str:
     """UTC ISO form used throughout the state document."""
+    return _iso(when)
+
+
+# A tick formats and parses the same few instants for every schedule (they share
+# their scheduled times): both are remembered. Equal instants in other zones are
+# equal keys, and give the same UTC text.
+@functools.lru_cache(maxsize=4096)
+def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _due(next_at: str, stamp: str, now: datetime) -> bool:
+    """Whether ``next_at`` is at or before ``now`` (``stamp`` = ``iso(now)``): two
+    strings in :func:`iso`'s fixed-width form compare as their instants do, so
+    the idle path parses nothing."""
+    if len(next_at) == len(stamp) and next_at.endswith("Z") and next_at[10] == "T":
+        return next_at <= stamp
+    return parse_iso(next_at) <= now
+
+
+@functools.lru_cache(maxsize=4096)
 def parse_iso(text: str) -> datetime:
     """Inverse of :func:`iso` (any ISO form with a zone)."""
     when = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -96,6 +116,9 @@ class TickReport:
         """JSON form."""
         return dict(self.__dict__)
 
+
+#: Launches whose run id is a pure function of their run key (see ``_launch_all``).
+_KEYED_ORIGINS = ("schedule:", "backfill:")
 
 #: A hook that adds decisions for other concepts (backfills, freshness, alerts):
 #: ``hook(tick, state, now)`` edits the state in place and returns whether it did.
@@ -179,7 +202,7 @@ class Automation:
                 evaluate_sensor(self, name, token, now, report, state.sensors.get(name, {}))
                 for name, token in claimed.items()
             ]
-            state = self.states.update(lambda s: record_sensors(self, s, results, now))
+            state = self.states.update(lambda s: record_sensors(self, s, results, now), fresh=False)
             if state.pending:
                 self._flush_and_clear(state, report)
         return report
@@ -193,26 +216,38 @@ class Automation:
     def _decide_schedules(self, state: AutomationState, now: datetime) -> bool:
         changed = False
         stamp = iso(now)
+        # Schedules share crons, zones and (ticked together) cursors: each answer
+        # of the cron arithmetic is computed once per tick.
+        next_at_of: dict[tuple[str, str], str | None] = {}
+        between: dict[tuple[str, str, str], list[datetime] | None] = {}
+
+        def next_iso(sched: ScheduleDef) -> str | None:
+            key = (sched.cron, sched.timezone)
+            if key not in next_at_of:
+                nxt = next_tick(sched.cron, sched.timezone, now)
+                next_at_of[key] = iso(nxt) if nxt else None
+            return next_at_of[key]
+
         for sched in self.schedules.values():
             entry = state.schedules.get(sched.name)
             if entry is None:
                 # A new schedule starts now: ticks before it existed are not "missed".
-                nxt = next_tick(sched.cron, sched.timezone, now)
-                state.schedules[sched.name] = {
-                    "cursor": stamp,
-                    "next_at": iso(nxt) if nxt else None,
-                }
+                state.schedules[sched.name] = {"cursor": stamp, "next_at": next_iso(sched)}
                 changed = True
                 continue
             next_at = entry.get("next_at")
-            if next_at is None or parse_iso(next_at) > now:
+            if next_at is None or not _due(next_at, stamp, now):
                 continue  # the idle path: one comparison
             if not self.schedule_enabled(state, sched):
                 continue  # turning it on again moves its cursor to that moment
-            cursor = parse_iso(entry["cursor"])
+            cursor_text = entry["cursor"]
+            cursor = parse_iso(cursor_text)
             # A short interval (the usual tick) is listed at once; a long one (a
             # daemon that was down) without walking every instant in it.
-            every = between_fast(sched.cron, sched.timezone, cursor, now)
+            span_key = (sched.cron, sched.timezone, cursor_text)
+            if span_key not in between:
+                between[span_key] = between_fast(sched.cron, sched.timezone, cursor, now)
+            every = between[span_key]
             if every is not None:
                 due = every[-sched.max_catchup :]
             else:
@@ -265,9 +300,8 @@ class Automation:
                         entry, {"scheduled_at": iso(when), "run_key": key, "status": "decided"}
                     )
                 entry["last_tick"] = iso(due[-1])
-            nxt = next_tick(sched.cron, sched.timezone, now)
             entry["cursor"] = stamp
-            entry["next_at"] = iso(nxt) if nxt else None
+            entry["next_at"] = next_iso(sched)
             changed = True
         return changed
 
@@ -314,7 +348,7 @@ class Automation:
                             item.update(got)
                 return len(s.pending) != before or bool(outcomes)
 
-            self.states.update(clear)
+            self.states.update(clear, fresh=False)
 
     def flush(self, state: AutomationState, report: TickReport) -> list[str]:
         """Write the outbox's events, then do its launches; returns the keys done."""
@@ -345,8 +379,7 @@ class Automation:
         for i in range(0, len(events), 5_000):
             self.ledger.append_batch("executions", events[i : i + 5_000], source="automation")
         report.events += len(events)
-        for key, item, run_id in launches:
-            self._launch(key, item, run_id, report)
+        self._launch_all(launches, report)
         for key, item in sorted(state.pending.items()):
             flusher = self.flushers.get(item["kind"])
             if flusher is not None:
@@ -440,8 +473,13 @@ class Automation:
     def _partition_schemes(self, selection: str) -> list[Any]:
         from arco.flow.planner import resolve_selection
 
-        keys = resolve_selection(self.defs, selection)
-        return [self.defs.assets[k].partitions for k in keys if self.defs.assets[k].partitions]
+        # Many schedules select the same assets: resolved once per tick.
+        cache: dict[str, list[Any]] = self.scratch.setdefault("partition_schemes", {})
+        if selection not in cache:
+            keys = resolve_selection(self.defs, selection)
+            assets = self.defs.assets
+            cache[selection] = [assets[k].partitions for k in keys if assets[k].partitions]
+        return list(cache[selection])
 
     def _plan(self, launch: dict[str, Any]) -> Any:
         from arco.flow.planner import plan
@@ -457,30 +495,54 @@ class Automation:
             return str(exc)[:4000]
         return None
 
-    def _launch(self, key: str, item: dict[str, Any], run_id: str, report: TickReport) -> None:
-        from arco.flow.queue import enqueue
+    def _launch_all(
+        self, launches: list[tuple[str, dict[str, Any], str]], report: TickReport
+    ) -> None:
+        """Plan and queue the launches (one :func:`~arco.flow.queue.enqueue_many`:
+        their ``run.created`` events in one ledger object), each idempotent by its
+        run key; a launch that fails is reported and does not stop the others."""
+        from arco.flow.queue import QueueItem, enqueue_many
 
-        try:
-            the_plan = self._plan(item)
-            request = enqueue(
-                self.store,
-                self.scope,
-                the_plan,
-                run_id=run_id,
-                idempotency_key=key,
-                requested_by=f"automation:{item.get('origin', '?')}",
-                tags={
-                    **dict(item.get("tags") or {}),
-                    "run_key": key,
-                    "origin": str(item.get("origin")),
-                },
+        planned: list[tuple[str, QueueItem]] = []
+        for key, item, run_id in launches:
+            try:
+                the_plan = self._plan(item)
+            except ArcoError as exc:
+                self._launch_failed(key, exc, report)
+                continue
+            tags = {
+                **dict(item.get("tags") or {}),
+                "run_key": key,
+                "origin": str(item.get("origin")),
+            }
+            planned.append(
+                (
+                    key,
+                    QueueItem(
+                        the_plan,
+                        run_id=run_id,
+                        idempotency_key=key,
+                        requested_by=f"automation:{item.get('origin', '?')}",
+                        tags=tags,
+                        # A schedule's or backfill's run key is decided once, with
+                        # its time, under compare-and-swap: its run id follows from
+                        # it. A sensor may ask for one key again later (another id).
+                        run_id_from_key=str(item.get("origin")).startswith(_KEYED_ORIGINS),
+                    ),
+                )
             )
-        except ArcoError as exc:
-            reason = f"{type(exc).__name__}: {exc}"[:4000]
-            report.failed.append({"run_key": key, "reason": reason})
-            report.errors.append(f"launch {key}: {reason}")
-            return
-        report.launched.append({"run_key": key, "run_id": request.run_id})
+        results = enqueue_many(self.store, self.scope, [q for _, q in planned])
+        for (key, _), got in zip(planned, results, strict=True):
+            if isinstance(got, ArcoError):
+                self._launch_failed(key, got, report)
+            else:
+                report.launched.append({"run_key": key, "run_id": got.run_id})
+
+    @staticmethod
+    def _launch_failed(key: str, exc: ArcoError, report: TickReport) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:4000]
+        report.failed.append({"run_key": key, "reason": reason})
+        report.errors.append(f"launch {key}: {reason}")
 
 
 def _event(etype: str, payload: dict[str, Any], key: str) -> dict[str, Any]:
