@@ -386,7 +386,7 @@ def test_backfill_form_detail_partition_bar_and_actions(page: Any, auto: Auto) -
     page.get_by_test_id("backfill-cancel").click()
     page.wait_for_selector("[data-testid=backfill-cancel][disabled]", timeout=WAIT_MS)
     assert auto.get(f"/backfills/{bf['backfill_id']}")["state"] == "CANCELLED"
-    assert page.get_by_test_id("backfill-pause").is_disabled()
+    page.wait_for_selector("[data-testid=backfill-pause][disabled]", timeout=WAIT_MS)
     page.get_by_role("link", name="Backfills").first.click()
     listed = page.locator(f"tr[data-backfill='{bf['backfill_id']}']")
     listed.wait_for(state="visible", timeout=WAIT_MS)
