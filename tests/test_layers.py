@@ -52,7 +52,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # The Iceberg REST catalog: below the API server, which mounts it (ADR 014).
     "arco.iceberg": (*_CATALOG, "arco.iceberg"),
     "arco.openlineage": (*_WORKSPACE, "arco.openlineage"),
-    "arco.flow": (*_WORKSPACE, "arco.flow"),
+    # The automation daemon records its launches in the audit trail.
+    "arco.flow": (*_WORKSPACE, "arco.governance", "arco.flow"),
     "arco.web": ("arco.web",),
     "arco.client": ("arco.client",),
     "arco.api": (*_BELOW_SURFACES, "arco.api", "arco.web"),

@@ -101,8 +101,38 @@ def _verify(ctx: typer.Context) -> list[str]:
     from arco.domain.verify import scheduled_verify
 
     opts = settings(ctx)
+    started = time.perf_counter()
     reports = scheduled_verify(opts.store(), [opts.scope()])
-    return [f"{p.key}: {p.message}" for r in reports.values() for p in r.problems]
+    problems = [f"{p.key}: {p.message}" for r in reports.values() for p in r.problems]
+    _audit_verify(opts, problems, started)
+    return problems
+
+
+def _audit_verify(opts: Any, problems: list[str], started: float) -> None:
+    """The scheduled verify in the audit trail (best effort: a note on stderr if not)."""
+    from arco.core.actor import current_actor
+    from arco.core.ids import new_ulid
+    from arco.governance.audit import AuditRecord, write_audit
+
+    scope = opts.scope()
+    try:
+        write_audit(
+            opts.store(),
+            AuditRecord(
+                action="automation verify",
+                outcome="error" if problems else "ok",
+                actor=current_actor(),
+                tenant=scope.tenant,
+                workspace=scope.workspace,
+                request_id=new_ulid(),
+                roles=("automation",),
+                duration_ms=(time.perf_counter() - started) * 1000,
+                detail={"problems": str(len(problems))},
+            ),
+            source="automation",
+        )
+    except Exception as exc:  # the verify's verdict stands without its record
+        typer.echo(f"warning: audit record not written: {' '.join(str(exc).split())}", err=True)
 
 
 def daemon_cmd(

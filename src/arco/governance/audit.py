@@ -9,7 +9,9 @@ ledger's guarantees: create-only objects, never rewritten, verified by
 Writers: the API records every write request (Tier-1 commits, ledger appends,
 signed-URL mints, run launches and cancels) and every request made with an
 admin token, once its outcome is known; the CLI records every command that
-writes to the store (:mod:`arco.cli.audit_trail`).
+writes to the store (:mod:`arco.cli.audit_trail`); the automation daemon and
+``arco tick`` record every run they launch (or fail to) and every scheduled
+verify.
 A record never holds a token, a signature, a signed URL or a query string.
 
 :class:`AuditWriter` takes records off the request path: ``record`` validates
@@ -112,10 +114,22 @@ def encode_record(record: AuditRecord, *, source: str) -> Envelope:
 
 def write_audit(store: ObjectStore, record: AuditRecord, *, source: str = "cli") -> Envelope:
     """Write one record now (for short-lived processes: the CLI)."""
-    env = encode_record(record, source=source)
-    Ledger(store, record.scope).append_prepared(DOMAIN, [env])
-    metrics.AUDIT_RECORDS.labels(record.outcome).inc()
-    return env
+    return write_audit_many(store, [record], source=source)[0]
+
+
+def write_audit_many(
+    store: ObjectStore, records: Sequence[AuditRecord], *, source: str
+) -> list[Envelope]:
+    """Write ``records`` now, one ledger object per scope (the daemon's launches of a tick)."""
+    envs = [encode_record(r, source=source) for r in records]
+    by_scope: dict[Scope, list[Envelope]] = {}
+    for record, env in zip(records, envs, strict=True):
+        by_scope.setdefault(record.scope, []).append(env)
+    for scope, group in by_scope.items():
+        Ledger(store, scope).append_prepared(DOMAIN, group)
+    for record in records:
+        metrics.AUDIT_RECORDS.labels(record.outcome).inc()
+    return envs
 
 
 class AuditWriter:

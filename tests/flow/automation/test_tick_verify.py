@@ -14,6 +14,7 @@ from arco.catalog import Catalog
 from arco.cli.automation import run_daemon
 from arco.core.keys import Keys
 from arco.core.storage import ObjectStore
+from arco.governance.audit import read_audit
 
 from .conftest import HERE, SCOPE
 
@@ -46,6 +47,12 @@ def test_tick_verify_reports_a_damaged_file_and_exits_1(
     assert damaged in broken.stdout
     # Without --verify a tick does not look at the chains.
     assert _arco(store_url, state_dir, "tick").returncode == 0
+    # Each scheduled verify is in the audit trail with its verdict.
+    rows = [r for r in read_audit(store, SCOPE) if r["action"] == "automation verify"]
+    assert [(r["outcome"], json.loads(r["detail_json"])) for r in rows] == [
+        ("ok", {"problems": "0"}),
+        ("error", {"problems": "1"}),
+    ]
 
 
 def test_the_daemon_verifies_every_interval_not_every_tick() -> None:

@@ -355,6 +355,7 @@ class Automation:
         events: list[dict[str, Any]] = []
         launches: list[tuple[str, dict[str, Any], str]] = []
         done: list[str] = []
+        marks = (len(report.launched), len(report.failed))
         for key, item in sorted(state.pending.items()):
             kind = item["kind"]
             if kind == "schedule_event":
@@ -380,6 +381,7 @@ class Automation:
             self.ledger.append_batch("executions", events[i : i + 5_000], source="automation")
         report.events += len(events)
         self._launch_all(launches, report)
+        self._audit_launches(launches, report, marks)
         for key, item in sorted(state.pending.items()):
             flusher = self.flushers.get(item["kind"])
             if flusher is not None:
@@ -537,6 +539,56 @@ class Automation:
                 self._launch_failed(key, got, report)
             else:
                 report.launched.append({"run_key": key, "run_id": got.run_id})
+
+    def _audit_launches(
+        self,
+        launches: list[tuple[str, dict[str, Any], str]],
+        report: TickReport,
+        marks: tuple[int, int],
+    ) -> None:
+        """One audit record per launch this flush decided (queued, or failed from
+        planning on), written as one ledger object; a trail that cannot be written
+        is reported and counted, and never undoes or fails the launches."""
+        from arco.core.actor import current_actor
+        from arco.governance.audit import AuditRecord, write_audit_many
+
+        origins = {key: str(item.get("origin", "?")) for key, item, _ in launches}
+        planned_ids = {key: run_id for key, _, run_id in launches}
+        actor = current_actor()
+        tick_id = new_ulid()
+
+        def record(key: str, run_id: str | None, outcome: str, reason: str | None) -> AuditRecord:
+            detail = {"run_key": key[:1024], "origin": origins.get(key, "?"), "holder": self.holder}
+            if reason:
+                detail["reason"] = reason[:1024]
+            return AuditRecord(
+                action="automation run launch",
+                outcome=outcome,
+                actor=actor,
+                tenant=self.scope.tenant,
+                workspace=self.scope.workspace,
+                request_id=tick_id,
+                target=run_id,
+                roles=("automation",),
+                detail=detail,
+            )
+
+        records = [
+            record(i["run_key"], i["run_id"], "ok", None) for i in report.launched[marks[0] :]
+        ]
+        records += [
+            record(f["run_key"], planned_ids.get(f["run_key"]), "error", f["reason"])
+            for f in report.failed[marks[1] :]
+        ]
+        if not records:
+            return
+        try:
+            write_audit_many(self.store, records, source="automation")
+        except Exception as exc:  # the runs are queued: the trail's loss is reported, not raised
+            from arco.core import metrics
+
+            metrics.AUDIT_WRITE_ERRORS.inc()
+            report.errors.append(f"audit trail not written: {type(exc).__name__}: {exc}"[:4000])
 
     @staticmethod
     def _launch_failed(key: str, exc: ArcoError, report: TickReport) -> None:
