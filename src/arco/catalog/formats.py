@@ -24,7 +24,10 @@ from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 
 #: format -> the row field whose presence means the format owns the schema
-MANAGED_FORMATS: Mapping[str, str] = {"iceberg": "metadata_location"}
+MANAGED_FORMATS: Mapping[str, str] = {
+    "iceberg": "metadata_location",
+    "iceberg-view": "metadata_location",
+}
 
 
 class UnsupportedTableChangeError(InvalidArgumentError):

@@ -56,7 +56,8 @@ def metadata_gc_plan(
         return [], live
     for state in states:
         for row in state.tables.values():
-            if row.get("format") != "iceberg":
+            # Views keep their metadata files in their own folders, like tables.
+            if row.get("format") not in ("iceberg", "iceberg-view"):
                 continue
             location = _key_of(row.get("location"), base)
             current = row.get("metadata_location")

@@ -25,6 +25,7 @@ log = logging.getLogger("arco.iceberg")
 _BY_CODE: dict[str, tuple[int, str]] = {
     "no-such-namespace": (404, "NoSuchNamespaceException"),
     "no-such-table": (404, "NoSuchTableException"),
+    "no-such-view": (404, "NoSuchViewException"),
     "namespace-not-empty": (409, "NamespaceNotEmptyException"),
     "already-exists": (409, "AlreadyExistsException"),
     "commit-failed": (409, "CommitFailedException"),

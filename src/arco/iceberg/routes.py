@@ -147,6 +147,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
     """The Iceberg REST app (mount it at ``/iceberg``)."""
     from arco.iceberg.metadata import Warehouse
     from arco.iceberg.service import IcebergCatalog, MetadataCache
+    from arco.iceberg.view_routes import VIEW_ENDPOINTS
 
     app = FastAPI(
         title="Arco Iceberg REST catalog",
@@ -289,7 +290,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
                 {
                     "defaults": dict(io_config),
                     "overrides": {"prefix": scope.workspace},
-                    "endpoints": ENDPOINTS,
+                    "endpoints": ENDPOINTS + VIEW_ENDPOINTS,
                 }
             )
 
@@ -545,6 +546,10 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
             return Response(status_code=204)
 
         return await handle(request, "writer", prefix, work, body=True)
+
+    from arco.iceberg.view_routes import add_view_routes
+
+    add_view_routes(app, handle)
 
     @app.post("/v1/{prefix}/transactions/commit")
     async def commit_transaction(request: Request, prefix: str) -> Response:

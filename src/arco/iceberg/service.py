@@ -47,6 +47,7 @@ from arco.iceberg.metadata import (
 # Parsing the requests and writing the catalog's records have their own modules;
 # the names stay importable from here, as before.
 from arco.iceberg.records import FORMAT as FORMAT
+from arco.iceberg.records import VIEW_FORMAT
 from arco.iceberg.records import metadata_op as metadata_op
 from arco.iceberg.records import table_row as table_row
 from arco.iceberg.requests import TableChange as TableChange
@@ -266,10 +267,15 @@ class IcebergCatalog:
         return LoadedTable(location, metadata, raw)
 
     def _check_no_overlap(self, state: Any, location: str, except_id: str | None) -> None:
-        """Two tables never share a folder: a purge or GC of one must not touch the other."""
+        """Two tables (or views) never share a folder: a purge or GC of one must not
+        touch the other."""
         mine = self.warehouse.key_of(location).rstrip("/") + "/"
         for row in state.tables.values():
-            if row["id"] == except_id or row["format"] != FORMAT or not row.get("location"):
+            if (
+                row["id"] == except_id
+                or row["format"] not in (FORMAT, VIEW_FORMAT)
+                or not row.get("location")
+            ):
                 continue
             try:
                 theirs = self.warehouse.key_of(row["location"]).rstrip("/") + "/"
