@@ -123,6 +123,18 @@ def _json(body: bytes) -> Any:
         raise InvalidArgumentError(f"request body is not valid JSON: {exc}") from exc
 
 
+def _identifier(body: Any, key: str) -> tuple[list[str], str]:
+    """A rename request's ``source`` or ``destination``: ``{namespace: [...], name}``."""
+    raw = body.get(key) if isinstance(body, dict) else None
+    if (
+        not isinstance(raw, dict)
+        or not isinstance(raw.get("name"), str)
+        or not isinstance(raw.get("namespace"), list)
+    ):
+        raise InvalidArgumentError(f"{key} must be {{namespace: [...], name: ...}}")
+    return [str(p) for p in raw["namespace"]], raw["name"]
+
+
 def _ok(payload: Any, status: int = 200) -> Response:
     return Response(json.dumps(payload), status_code=status, media_type="application/json")
 
@@ -532,17 +544,7 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
         """Rename or move a table."""
 
         def work(svc: IcebergCatalog, body: Any) -> Response:
-            def ident(key: str) -> tuple[list[str], str]:
-                raw = body.get(key) if isinstance(body, dict) else None
-                if (
-                    not isinstance(raw, dict)
-                    or not isinstance(raw.get("name"), str)
-                    or not isinstance(raw.get("namespace"), list)
-                ):
-                    raise InvalidArgumentError(f"{key} must be {{namespace: [...], name: ...}}")
-                return [str(p) for p in raw["namespace"]], raw["name"]
-
-            svc.rename_table(ident("source"), ident("destination"))
+            svc.rename_table(_identifier(body, "source"), _identifier(body, "destination"))
             return Response(status_code=204)
 
         return await handle(request, "writer", prefix, work, body=True)

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from arco.core.errors import InvalidArgumentError
-from arco.iceberg.routes import _levels, _ok, _table_result
+from arco.iceberg.routes import _identifier, _levels, _ok, _table_result
 from arco.iceberg.service import IcebergCatalog
 from arco.iceberg.views import IcebergViews
 
@@ -132,17 +132,8 @@ def add_view_routes(app: FastAPI, handle: Handle) -> None:
         """Rename or move a view."""
 
         def work(svc: IcebergCatalog, body: Any) -> Response:
-            def ident(key: str) -> tuple[list[str], str]:
-                raw = body.get(key) if isinstance(body, dict) else None
-                if (
-                    not isinstance(raw, dict)
-                    or not isinstance(raw.get("name"), str)
-                    or not isinstance(raw.get("namespace"), list)
-                ):
-                    raise InvalidArgumentError(f"{key} must be {{namespace: [...], name: ...}}")
-                return [str(p) for p in raw["namespace"]], raw["name"]
-
-            IcebergViews(svc).rename_view(ident("source"), ident("destination"))
+            views = IcebergViews(svc)
+            views.rename_view(_identifier(body, "source"), _identifier(body, "destination"))
             return Response(status_code=204)
 
         return await handle(request, "writer", prefix, work, body=True)
