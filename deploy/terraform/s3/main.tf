@@ -3,7 +3,7 @@
 # who may do what is in docs/operations.md, "Bucket and identities").
 #
 # Arco's CI has no Terraform binary (and no provider registry): tests/deploy/
-# test_deploy.py parses these files with python-hcl2 and checks them against that
+# test_terraform_s3.py parses these files with python-hcl2 and checks them against that
 # table. `terraform fmt -check` has run on them; `terraform validate` has not (it
 # needs the hashicorp/aws provider). Run `terraform init && terraform validate`
 # before applying.
