@@ -4,7 +4,8 @@ runbook, every panel reads a metric Arco exports, least privilege per component)
 
 Images cannot be pulled in CI, so nothing here builds or runs a container; the
 Terraform has no installable binary (neither terraform nor opentofu is on PyPI or
-Debian main), so it is parsed with python-hcl2 and checked structurally.
+Debian main), so it is parsed with python-hcl2 and checked structurally (the S3
+module and its IAM roles in test_terraform_s3.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """Every runbook's commands, run as written against a real store in the situation
-the runbook is for (issue #16). A ``console`` block's ``$`` lines are commands;
-the lines under one are output it must print (``...`` matches anything); a
-command ending in ``# exit N`` must exit with N.
+the runbook is for (issue #16): a local folder, and for the runbooks about the
+store's contents also S3 (the session's SeaweedFS server, see tests/conftest.py).
+
+A ``console`` block's ``$`` lines are commands; the lines under one are output it
+must print (``...`` matches anything); a command ending in ``# exit N`` must exit
+with N. A block opened with ```` ```console file ```` or ```` ```console s3 ````
+runs only on that kind of store (the runbook's steps that differ by store).
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from arco.core.scope import Scope
 from arco.core.storage import open_store
 from arco.domain.lock import LeaseLock
 from arco.ledger.log import Ledger
+from conftest import SeaweedServer, require_or_skip  # tests/conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "docs" / "runbooks"
@@ -31,11 +38,14 @@ SECRET = "runbook-tests-secret-0123456789-abcdefghij"
 NEW_SECRET = "runbook-tests-new-secret-0123456789-abcdef"
 
 
-def blocks(name: str) -> list[tuple[str, list[str], int]]:
-    """(command, expected output lines, expected exit) of every console block."""
+def blocks(name: str, backend: str = "file") -> list[tuple[str, list[str], int]]:
+    """(command, expected output lines, expected exit) of every console block that
+    runs on ``backend``."""
     text = (RUNBOOKS / name).read_text()
     out: list[tuple[str, list[str], int]] = []
-    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+    for only, block in re.findall(r"```console([^\n]*)\n(.*?)```", text, re.S):
+        if only.strip() not in ("", backend):
+            continue
         for line in block.splitlines():
             if line.startswith("$ "):
                 command, _, note = line[2:].partition("  # exit ")
@@ -45,8 +55,8 @@ def blocks(name: str) -> list[tuple[str, list[str], int]]:
     return out
 
 
-def run_runbook(name: str, env: dict[str, str], cwd: Path) -> list[str]:
-    """Run the runbook's commands in order; returns their outputs."""
+def run_runbook(name: str, env: dict[str, str], cwd: Path, backend: str = "file") -> list[str]:
+    """Run the runbook's commands for ``backend`` in order; returns their outputs."""
     arco_bin = str(Path(sys.executable).parent)
     full = {
         **os.environ,
@@ -55,7 +65,7 @@ def run_runbook(name: str, env: dict[str, str], cwd: Path) -> list[str]:
         "COLUMNS": "200",
     }
     outputs = []
-    steps = blocks(name)
+    steps = blocks(name, backend)
     assert steps, f"{name} has no console commands"
     for command, expected, code in steps:
         done = subprocess.run(
@@ -78,16 +88,76 @@ def run_runbook(name: str, env: dict[str, str], cwd: Path) -> list[str]:
     return outputs
 
 
-@pytest.fixture
-def store_env(tmp_path: Path) -> dict[str, Any]:
-    folder = tmp_path / "store"
-    url = f"file://{folder}"
-    return {
-        "url": url,
-        "folder": folder,
-        "store": open_store(url),
-        "env": {"ARCO_STORE": url, "STORE_DIR": str(folder), "ARCO_JWT_SECRET": SECRET},
+STORES = ["file", pytest.param("s3", marks=pytest.mark.s3)]
+
+
+def aws_cli() -> str:
+    """The AWS CLI, which the S3 steps of the runbooks use (Debian's awscli in CI)."""
+    found = shutil.which("aws")
+    if found is None:
+        require_or_skip("the AWS CLI is not installed (apt-get install awscli)")
+    return str(found)
+
+
+@pytest.fixture(scope="session")
+def versioned_bucket(seaweed: SeaweedServer) -> str:
+    """A bucket with versioning on, as deploy/terraform/s3 makes it."""
+    bucket = "runbooks"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": seaweed.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweed.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_PAGER": "",
     }
+    for args in (
+        ["s3api", "create-bucket", "--bucket", bucket],
+        [
+            "s3api",
+            "put-bucket-versioning",
+            "--bucket",
+            bucket,
+            "--versioning-configuration",
+            "Status=Enabled",
+        ],
+    ):
+        done = subprocess.run(
+            [aws_cli(), "--endpoint-url", seaweed.endpoint, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    return bucket
+
+
+@pytest.fixture(params=STORES)
+def store_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """The store a runbook runs against, and the environment its commands see."""
+    env = {"ARCO_JWT_SECRET": SECRET}
+    if request.param == "file":
+        folder = tmp_path / "store"
+        url = f"file://{folder}"
+        env.update(STORE_DIR=str(folder))
+    else:
+        server: SeaweedServer = request.getfixturevalue("seaweed")
+        prefix = uuid.uuid4().hex
+        bucket = server.bucket
+        if request.node.get_closest_marker("versioned"):
+            bucket = request.getfixturevalue("versioned_bucket")
+        url = server.url(prefix).replace(f"s3://{server.bucket}/", f"s3://{bucket}/", 1)
+        env.update(
+            BUCKET=bucket,
+            PREFIX=f"{prefix}/",
+            S3_ENDPOINT=server.endpoint,
+            AWS_ACCESS_KEY_ID=server.access_key,
+            AWS_SECRET_ACCESS_KEY=server.secret_key,
+            AWS_DEFAULT_REGION="us-east-1",
+            AWS_PAGER="",  # AWS CLI v2 pages through less by default
+        )
+    env["ARCO_STORE"] = url
+    return {"backend": request.param, "url": url, "store": open_store(url), "env": env}
 
 
 def test_stuck_lease(store_env: dict[str, Any], tmp_path: Path) -> None:
@@ -96,7 +166,7 @@ def test_stuck_lease(store_env: dict[str, Any], tmp_path: Path) -> None:
     # A writer took the lease and died mid-commit: it never renews nor publishes.
     LeaseLock(store, Keys(SCOPE).lock("catalog"), ttl=0.2, holder="crashed").acquire()
     time.sleep(0.3)
-    run_runbook("stuck-lease.md", store_env["env"], tmp_path)
+    run_runbook("stuck-lease.md", store_env["env"], tmp_path, store_env["backend"])
     assert "runbook_check" in [n.name for n in Catalog(store, SCOPE).list_namespaces().items]
 
 
@@ -108,20 +178,30 @@ def test_compaction_lag(store_env: dict[str, Any], tmp_path: Path) -> None:
             "run.created",
             {"run_id": f"r{i}", "seq": 0, "selection": "*"},
         )
-    run_runbook("compaction-lag.md", store_env["env"], tmp_path)
+    run_runbook("compaction-lag.md", store_env["env"], tmp_path, store_env["backend"])
 
 
+@pytest.mark.versioned
 def test_failed_verify(store_env: dict[str, Any], tmp_path: Path) -> None:
-    store, folder = store_env["store"], store_env["folder"]
+    store, backend = store_env["store"], store_env["backend"]
     Catalog(store, SCOPE).create_namespace("sales")
     key = next(m.key for m in store.list(SCOPE.prefix + "snapshots/"))
-    backup = tmp_path / "backup"
-    (backup / key).parent.mkdir(parents=True)
-    (backup / key).write_bytes((folder / key).read_bytes())
-    (folder / key).write_bytes(b"damaged")
-    env = {**store_env["env"], "BACKUP": str(backup), "KEY": key}
-    outputs = run_runbook("failed-verify.md", env, tmp_path)
+    good, _ = store.get(key)
+    env = {**store_env["env"], "KEY": key}
+    if backend == "file":
+        folder = Path(env["STORE_DIR"])
+        backup = tmp_path / "backup"
+        (backup / key).parent.mkdir(parents=True)
+        (backup / key).write_bytes((folder / key).read_bytes())
+        (folder / key).write_bytes(b"damaged")
+        env["BACKUP"] = str(backup)
+    else:
+        aws_cli()
+        # Someone outside Arco's roles overwrote it; the bucket keeps the old version.
+        store.put(key, b"damaged", "overwrite")
+    outputs = run_runbook("failed-verify.md", env, tmp_path, backend)
     assert key in outputs[0]  # verify names the object
+    assert store.get(key)[0] == good
 
 
 def test_lost_pointer(store_env: dict[str, Any], tmp_path: Path) -> None:
@@ -130,11 +210,12 @@ def test_lost_pointer(store_env: dict[str, Any], tmp_path: Path) -> None:
     catalog.create_namespace("sales")
     catalog.create_namespace("hr")
     store.delete(Keys(SCOPE).pointer("catalog"))
-    run_runbook("lost-pointer.md", store_env["env"], tmp_path)
+    run_runbook("lost-pointer.md", store_env["env"], tmp_path, store_env["backend"])
     names = {n.name for n in Catalog(store, SCOPE).list_namespaces().items}
     assert names == {"sales", "hr"}
 
 
+@pytest.mark.parametrize("store_env", ["file"], indirect=True)  # no store involved
 def test_key_rotation(store_env: dict[str, Any], tmp_path: Path) -> None:
     from arco.api.auth import AuthenticationError, TokenVerifier
 
@@ -153,11 +234,12 @@ def test_restore(store_env: dict[str, Any], tmp_path: Path) -> None:
     catalog.create_namespace("sales")
     catalog.create_table("sales", "orders", [{"name": "id", "type": "int64"}])
     catalog.drop_table("sales", "orders")
-    outputs = run_runbook("restore.md", store_env["env"], tmp_path)
+    outputs = run_runbook("restore.md", store_env["env"], tmp_path, store_env["backend"])
     assert "orders" in outputs[1]  # the old version still shows the dropped table
     assert Catalog(store, SCOPE).get_table("sales", "orders").name == "orders"
 
 
+@pytest.mark.parametrize("store_env", ["file"], indirect=True)  # no store involved
 def test_scaling_the_api(store_env: dict[str, Any], tmp_path: Path) -> None:
     run_runbook("scaling-the-api.md", store_env["env"], tmp_path)
 

@@ -1,5 +1,5 @@
 # A GCS bucket for Arco and one service account per component, each with only what
-# it needs (ADR 017). Checked here by python-hcl2 parsing and structural tests only:
+# it needs (ADR 019). Checked here by python-hcl2 parsing and structural tests only:
 # no terraform/opentofu binary is installable in Arco's CI, so `terraform validate`
 # has not run on this file. Run `terraform fmt -check && terraform validate` before use.
 
