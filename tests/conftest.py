@@ -39,6 +39,9 @@ import pytest
 SEAWEED_ACCESS_KEY = "AKIDTEST"
 SEAWEED_SECRET_KEY = "SECRETTEST"
 SEAWEED_BUCKET = "test"
+#: A second identity that may only read the bucket: the browser signer of ADR 022.
+SEAWEED_SIGNER_KEY = "AKIDSIGNER"
+SEAWEED_SIGNER_SECRET = "SECRETSIGNER"
 _START_TIMEOUT_S = 30.0
 _GRPC_OFFSET = 10_000  # weed puts each service's gRPC port at its HTTP port + 10000
 
@@ -87,12 +90,18 @@ class SeaweedServer:
     access_key: str
     secret_key: str
     workdir: Path
+    signer_key: str = SEAWEED_SIGNER_KEY
+    signer_secret: str = SEAWEED_SIGNER_SECRET
 
-    def url(self, prefix: str) -> str:
-        """The store URL of ``prefix`` inside the bucket."""
+    def url(self, prefix: str, *, signer: bool = False) -> str:
+        """The store URL of ``prefix`` inside the bucket; with ``signer``, as the
+        identity that may only read (GET and HEAD) the bucket."""
+        key, secret = (
+            (self.signer_key, self.signer_secret) if signer else (self.access_key, self.secret_key)
+        )
         return (
             f"s3://{self.bucket}/{prefix.strip('/')}?endpoint={self.endpoint}"
-            f"&access_key_id={self.access_key}&secret_access_key={self.secret_key}"
+            f"&access_key_id={key}&secret_access_key={secret}"
             "&allow_http=true&virtual_hosted_style_request=false"
         )
 
@@ -229,7 +238,14 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedServer]
                 "name": "admin",
                 "credentials": [{"accessKey": SEAWEED_ACCESS_KEY, "secretKey": SEAWEED_SECRET_KEY}],
                 "actions": ["Admin", "Read", "List", "Tagging", "Write"],
-            }
+            },
+            {
+                "name": "signer",
+                "credentials": [
+                    {"accessKey": SEAWEED_SIGNER_KEY, "secretKey": SEAWEED_SIGNER_SECRET}
+                ],
+                "actions": [f"Read:{SEAWEED_BUCKET}"],
+            },
         ]
     }
     (workdir / "s3.json").write_text(json.dumps(identities))

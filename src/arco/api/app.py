@@ -49,7 +49,7 @@ from arco.api.services import ServiceCache
 from arco.api.settings import MAX_HEADER_BYTES, Settings
 from arco.core import metrics as core_metrics
 from arco.core.errors import ArcoError, ObjectNotFoundError
-from arco.core.storage import HmacSigner, ObjectStore, open_store
+from arco.core.storage import HmacSigner, ObjectStore, open_signer_store, open_store
 from arco.core.storage.signing import url_signing_secret
 from arco.core.telemetry import attached, configure_tracing, request_context, span
 from arco.governance.audit import AuditRecord, AuditWriter, outcome_of
@@ -311,6 +311,11 @@ def use_system_allocator() -> None:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
+#: The key ``/readyz`` reads (it never exists): the storage roles of deploy/terraform
+#: grant the API a read of it, outside any tenant's keys.
+READINESS_PROBE_KEY = "_arco_readiness_probe"
+
+
 def _without_fastapi_tracing() -> dict[str, Any]:
     """FastAPI's own request spans off (FastAPI >= 0.16x traces natively).
 
@@ -332,6 +337,13 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     use_system_allocator()
     # Spans go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (arco[otel]); else free.
     configure_tracing("arco-api")
+    # Checked before anything else opens: a signer store that cannot presign this
+    # store's keys is a configuration error for startup, not for the first request.
+    presigner = (
+        open_signer_store(settings.signer_store_url, settings.store_url)
+        if settings.signer_store_url
+        else None
+    )
     audit = AuditWriter(store or open_store(settings.store_url), source="api")
 
     @asynccontextmanager
@@ -355,6 +367,9 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     )
     app.state.settings = settings
     app.state.store = audit.store
+    # Presigns the browser's GET URLs: a read-only identity of its own when one is
+    # configured (ADR 022), else the store's own credentials.
+    app.state.presigner = presigner or app.state.store
     app.state.audit = audit
     app.state.governance = Governance(app.state.store)
     app.state.verifier = TokenVerifier(
@@ -398,7 +413,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     def readyz(response: Response) -> Any:
         """Readiness: the store answers a read."""
         try:
-            app.state.store.head("_arco_readiness_probe")
+            app.state.store.head(READINESS_PROBE_KEY)
         except ObjectNotFoundError:
             return {"status": "ok"}
         except ArcoError as exc:

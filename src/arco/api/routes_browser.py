@@ -168,6 +168,12 @@ def _signer(request: Request) -> HmacSigner:
     return signer
 
 
+def _presigner(request: Request) -> ObjectStore:
+    """The store that presigns: the configured signer identity, else the store itself."""
+    presigner: ObjectStore = request.app.state.presigner
+    return presigner
+
+
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -228,7 +234,7 @@ def browser_urls(request: Request, body: BrowserUrlsIn, svc: Querier) -> Any:
     now = datetime.now(UTC)
     # The signer's own expiry, so the advertised time matches the URLs'.
     expires_at = _iso(datetime.fromtimestamp(expiry_of(ttl, now.timestamp()), UTC))
-    store: ObjectStore = request.app.state.store
+    presigner = _presigner(request)
     signer = _signer(request)
     base = str(request.base_url)
     urls = []
@@ -237,7 +243,7 @@ def browser_urls(request: Request, body: BrowserUrlsIn, svc: Querier) -> Any:
             # Manifests are read back from storage: never sign what they name outside
             # the caller's scope, whoever wrote it there.
             raise IntegrityError(f"{domain}: a manifest names a file outside scope {svc.scope}")
-        url = store.signed_get_url(entry.path, ttl)
+        url = presigner.signed_get_url(entry.path, ttl)
         if url is None:
             url = signer.sign(entry.path, ttl, now=now.timestamp(), base_url=base)
         urls.append(
@@ -405,6 +411,7 @@ def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any
         )
     now = datetime.now(UTC)
     expires_at = _iso(datetime.fromtimestamp(expiry_of(ttl, now.timestamp()), UTC))
+    presigner = _presigner(request)
     signer = _signer(request)
     base = str(request.base_url)
     out = []
@@ -413,7 +420,7 @@ def browser_tables(request: Request, body: BrowserTablesIn, svc: Querier) -> Any
         for f in data.files:
             if not keys.is_within(f.key):  # resolve_table checked it; never sign otherwise
                 raise IntegrityError(f"{name}: a data file lies outside scope {svc.scope}")
-            url = store.signed_get_url(f.key, ttl)
+            url = presigner.signed_get_url(f.key, ttl)
             if url is None:
                 url = signer.sign(f.key, ttl, now=now.timestamp(), base_url=base)
             urls.append({"path": f.key, "url": url, "size": f.size})

@@ -6,7 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from arco.core.config import absolute_store_url, resolve_store
+from arco.core.config import absolute_store_url, find_config, resolve_store
+from arco.core.errors import InvalidArgumentError
 
 #: Request header bytes beyond which the API answers 431: bearer tokens are ~1 KB, so
 #: 32 KiB leaves room for every real client and stops a header used as a payload.
@@ -30,6 +31,34 @@ def _store_url(overrides: dict[str, object]) -> str:
         return absolute_store_url(from_env, Path.cwd())
     project_dir = overrides.get("project_dir") or os.environ.get("ARCO_PROJECT_DIR")
     return resolve_store(env={}, start=Path(str(project_dir)) if project_dir else None).url
+
+
+def _signer_store_url(overrides: dict[str, object]) -> str | None:
+    """``ARCO_SIGNER_STORE_URL``, else ``[server] signer_store_url`` of the nearest
+    arco.toml above the project folder, else None (presign with the store itself)."""
+    from_env = os.environ.get("ARCO_SIGNER_STORE_URL", "")
+    if from_env.strip():
+        return from_env.strip()
+    project_dir = overrides.get("project_dir") or os.environ.get("ARCO_PROJECT_DIR")
+    config = find_config(Path(str(project_dir)) if project_dir else None)
+    if config is None:
+        return None
+    section = config.section("server")
+    unknown = sorted(set(section) - {"signer_store_url"})
+    if unknown:
+        raise InvalidArgumentError(
+            f"{config.path}: unknown key(s) in [server]: {', '.join(unknown)} "
+            "(known: signer_store_url)"
+        )
+    value = section.get("signer_store_url")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidArgumentError(
+            f"{config.path}: [server] signer_store_url must be a store URL string, "
+            'e.g. "s3://bucket/prefix?access_key_id=...&secret_access_key=..."'
+        )
+    return value.strip()
 
 
 @dataclass(frozen=True)
@@ -56,6 +85,10 @@ class Settings:
     query_rows: int = 10_000
     query_bytes: int = 10 * 1024 * 1024
     signed_url_ttl_max: int = 3600
+    #: A second URL of the same bucket and prefix, with a read-only identity of its
+    #: own, that presigns the browser's URLs (``ARCO_SIGNER_STORE_URL`` or ``[server]
+    #: signer_store_url``); None: the store's own credentials presign them.
+    signer_store_url: str | None = None
     #: Secret of the blob route's signed URLs (``ARCO_URL_SECRET``); when unset it is
     #: derived from ``jwt_secret`` under a label of its own, else random per process.
     url_secret: str | None = None
@@ -91,6 +124,9 @@ class Settings:
             "query_seconds": _float("ARCO_QUERY_SECONDS", 10.0),
             "url_secret": os.environ.get("ARCO_URL_SECRET") or None,
             "signed_url_ttl_max": int(_float("ARCO_SIGNED_URL_TTL_MAX", 3600)),
+            "signer_store_url": (
+                None if "signer_store_url" in overrides else _signer_store_url(overrides)
+            ),
             "dev_tenant": os.environ.get("ARCO_TENANT") or "default",
             "dev_workspace": os.environ.get("ARCO_WORKSPACE") or "default",
             "project_module": os.environ.get("ARCO_PROJECT_MODULE") or None,

@@ -60,6 +60,14 @@ def serve(
         os.environ["ARCO_PROJECT_MODULE"] = module
     if not os.environ.get("ARCO_JWT_SECRET") and not os.environ.get("ARCO_JWKS"):
         raise CliUsageError("set ARCO_JWT_SECRET (HS256) or ARCO_JWKS (RS256) before serving")
+    from arco.api.settings import Settings
+    from arco.core.storage import check_signer_store_url
+
+    # A signer store that cannot presign this store's keys: one error line here,
+    # rather than a traceback from every uvicorn worker.
+    signer_url = Settings.from_env().signer_store_url
+    if signer_url:
+        check_signer_store_url(signer_url, os.environ["ARCO_STORE"])
     from arco.core.logs import resolve_format, uvicorn_log_config
 
     # --log-format / ARCO_LOG_FORMAT: uvicorn's own lines and Arco's, in one format.

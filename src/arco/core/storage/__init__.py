@@ -1,7 +1,13 @@
 """Object storage: one interface, backends chosen by URL."""
 
 from arco.core.storage.base import Match, ObjectMeta, ObjectStore, PutMode
-from arco.core.storage.factory import StoreConfig, open_store, parse_store_url
+from arco.core.storage.factory import (
+    StoreConfig,
+    check_signer_store_url,
+    open_signer_store,
+    open_store,
+    parse_store_url,
+)
 from arco.core.storage.faults import FaultInjectingStore, SimulatedCrash
 from arco.core.storage.obstore_backend import LocalFolderStore, ObstoreStore
 from arco.core.storage.signing import HmacSigner
@@ -17,6 +23,8 @@ __all__ = [
     "PutMode",
     "SimulatedCrash",
     "StoreConfig",
+    "check_signer_store_url",
+    "open_signer_store",
     "open_store",
     "parse_store_url",
 ]

@@ -212,3 +212,71 @@ def open_store(
         azure: Any = _azure_config(cfg.config)
         inner = AzureStore(cfg.bucket, prefix=prefix, config=azure, client_options=client)
     return ObstoreStore(inner, cfg.redacted_url(), signer=signer)
+
+
+#: Options that say *who* a store signs as, per scheme: a signer store must name
+#: other values than the store itself, or its URLs would carry the API's identity.
+_CREDENTIAL_KEYS = {
+    "s3": ("access_key_id", "secret_access_key", "session_token"),
+    "gs": ("service_account_path", "service_account_key", "application_credentials"),
+    "az": ("account_key", "sas_key", "client_id", "client_secret", "tenant_id"),
+}
+#: Options that say *where* the bucket is: a signer must reach the same server.
+_LOCATION_DEFAULTS: dict[str, dict[str, object]] = {
+    "s3": {"endpoint": "", "region": "us-east-1"},
+    "gs": {},
+    "az": {"account_name": "", "endpoint": "", "use_emulator": False},
+}
+
+
+def check_signer_store_url(signer_url: str, store_url: str) -> StoreConfig:
+    """Check that ``signer_url`` can presign the browser's URLs for ``store_url``.
+
+    The signer store is a second view of the same bucket (or container) and prefix,
+    opened with another, read-only identity (the ``signer`` role or service account
+    of ``deploy/terraform``): the same scheme, bucket, prefix and server, and
+    credentials of its own. Raises :class:`InvalidArgumentError` saying which part
+    differs (URLs are named without their secrets); returns the parsed signer URL.
+    """
+    signer = parse_store_url(signer_url)
+    store = parse_store_url(store_url)
+    what = f"the signer store {signer.redacted_url()}"
+    if signer.scheme not in _CREDENTIAL_KEYS:
+        raise InvalidArgumentError(
+            f"{what} cannot presign: only s3://, gs:// and az:// stores do (a file:// or "
+            "memory:// store's URLs are signed by Arco's blob route with ARCO_URL_SECRET)"
+        )
+    if (signer.scheme, signer.bucket, signer.prefix) != (store.scheme, store.bucket, store.prefix):
+        raise InvalidArgumentError(
+            f"{what} must name the same bucket and prefix as the store "
+            f"{store.redacted_url()}: it presigns keys of that store"
+        )
+    for name, default in _LOCATION_DEFAULTS[signer.scheme].items():
+        mine, theirs = signer.config.get(name, default), store.config.get(name, default)
+        if str(mine).rstrip("/") != str(theirs).rstrip("/"):
+            raise InvalidArgumentError(
+                f"{what} has {name}={mine!r} but the store {store.redacted_url()} has "
+                f"{name}={theirs!r}: both must reach the same bucket"
+            )
+    keys = _CREDENTIAL_KEYS[signer.scheme]
+    own = {k: signer.config[k] for k in keys if k in signer.config}
+    if own == {k: store.config[k] for k in keys if k in store.config}:
+        needed = {
+            "s3": "access_key_id and secret_access_key",
+            "gs": "service_account_path or service_account_key",
+            "az": "account_key, sas_key or client_id/client_secret/tenant_id",
+        }[signer.scheme]
+        raise InvalidArgumentError(
+            f"{what} names the same credentials as the store"
+            + ("" if own else " (none: both would use the process's default credentials)")
+            + f", so its URLs would be signed by the store's own identity; give it the "
+            f"read-only signer identity's {needed}"
+        )
+    return signer
+
+
+def open_signer_store(signer_url: str, store_url: str) -> ObjectStore:
+    """The store that presigns browser URLs with its own identity (see
+    :func:`check_signer_store_url`, which it runs first)."""
+    check_signer_store_url(signer_url, store_url)
+    return open_store(signer_url)
