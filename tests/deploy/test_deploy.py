@@ -4,8 +4,8 @@ runbook, every panel reads a metric Arco exports, least privilege per component)
 
 Images cannot be pulled in CI, so nothing here builds or runs a container; the
 Terraform has no installable binary (neither terraform nor opentofu is on PyPI or
-Debian main), so it is parsed with python-hcl2 and checked structurally (the S3
-module and its IAM roles in test_terraform_s3.py).
+Debian main), so it is parsed with python-hcl2 and checked against the access
+table of docs/operations.md in test_terraform_s3.py and test_terraform_gcs.py.
 """
 
 from __future__ import annotations
@@ -203,42 +203,3 @@ def test_grafana_dashboard_panels_read_exported_metrics() -> None:
         "arco_check_failures_total",
     ):
         assert family in seen, family
-
-
-# ---------------------------------------------------------------- Terraform
-def _unquote(value: Any) -> Any:
-    """python-hcl2 8 keeps the quotes of string literals."""
-    return value.strip('"') if isinstance(value, str) else value
-
-
-def test_terraform_parses_and_grants_least_privilege_per_component() -> None:
-    try:
-        import hcl2
-    except ImportError:
-        require_or_skip("python-hcl2 is not installed (dev extra)")
-    with (DEPLOY / "terraform" / "gcs" / "main.tf").open() as f:
-        doc = hcl2.load(f)
-    resources: dict[str, dict[str, Any]] = {}
-    for block in doc["resource"]:
-        for kind, named in block.items():
-            for name, body in named.items():
-                resources[f"{kind.strip(chr(34))}.{name.strip(chr(34))}"] = body
-    accounts = {k for k in resources if k.startswith("google_service_account.")}
-    assert accounts == {
-        "google_service_account.api",
-        "google_service_account.compactor",
-        "google_service_account.signer",
-    }
-    grants: dict[str, list[tuple[str, bool]]] = {}
-    for key, body in resources.items():
-        if key.startswith("google_storage_bucket_iam_member."):
-            who = re.search(r"google_service_account\.(\w+)\.email", body["member"]).group(1)
-            grants.setdefault(who, []).append((_unquote(body["role"]), "condition" in body))
-    assert sorted(grants["signer"]) == [("roles/storage.objectViewer", False)]
-    # The API never holds unconditional overwrite or delete rights.
-    for role, conditional in grants["api"]:
-        assert role in ("roles/storage.objectViewer", "roles/storage.objectCreator") or conditional
-    assert ("roles/storage.objectAdmin", False) in grants["compactor"]
-    bucket = resources["google_storage_bucket.arco"]
-    assert _unquote(bucket["public_access_prevention"]) == "enforced"
-    assert bucket["uniform_bucket_level_access"] is True

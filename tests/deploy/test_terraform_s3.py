@@ -2,7 +2,7 @@
 
 No Terraform binary (nor the AWS provider) installs in CI, so the files are parsed
 with python-hcl2 and checked against the access table of docs/operations.md
-("Bucket and identities on S3") in both directions; every key ``arco.core.keys``
+("Bucket and identities") in both directions; every key ``arco.core.keys``
 can build must fall under a row; and the components' own code, run against a store
 that refuses what the role's grants would refuse on S3, must need nothing more.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from arco.core.errors import StorageError
+from arco.core.errors import ObjectNotFoundError, StorageError
 from arco.core.storage import ObjectMeta, ObjectStore, PutMode
 from arco.core.storage.base import Match
 from conftest import require_or_skip  # tests/conftest.py: fails under ARCO_REQUIRE_ALL=1
@@ -86,7 +86,11 @@ def _pattern(resource: str) -> str:
     value = _unquote(resource)
     if value == "${aws_s3_bucket.arco.arn}":
         return "(bucket)"
-    for ref, root in (("${local.ws}", "tenant=*/workspace=*/"), ("${local.tenant}", "tenant=*/")):
+    for ref, root in (
+        ("${local.ws}", "tenant=*/workspace=*/"),
+        ("${local.tenant}", "tenant=*/"),
+        ("${local.root}", ""),
+    ):
         if value.startswith(ref):
             return root + value[len(ref) :]
     raise AssertionError(f"{value!r} is not under the store's tenant prefix")
@@ -118,9 +122,9 @@ def _expand(pattern: str) -> list[str]:
 
 
 def _access_table() -> dict[str, set[tuple[str, str]]]:
-    """The table of docs/operations.md ("Bucket and identities on S3"), per role."""
+    """The table of docs/operations.md ("Bucket and identities"), per role."""
     text = (ROOT / "docs" / "operations.md").read_text()
-    section = text.split("### Bucket and identities on S3", 1)[1].split("\n#", 1)[0]
+    section = text.split("### Bucket and identities", 1)[1].split("\n#", 1)[0]
     rows = [line.strip().strip("|") for line in section.splitlines() if line.startswith("| ")]
     assert [c.strip() for c in rows[0].split("|")] == ["keys", *_ROLES]
     table: dict[str, set[tuple[str, str]]] = {role: set() for role in _ROLES}
@@ -199,6 +203,11 @@ def test_s3_terraform_is_the_documented_access_table() -> None:
     assert "local.policies[each.key]" in attached["policy"]
     components = next(b["components"] for b in module["locals"] if "components" in b)
     assert all(f'"{role}"' in components for role in _ROLES)
+    # The signing user (ARCO_SIGNER_STORE_URL's static key) has the signer's policy only.
+    user_policy = _named(module, "resource", "aws_iam_user_policy")["signer"]
+    assert _unquote(user_policy["policy"]) == "${data.aws_iam_policy_document.signer.json}"
+    assert set(_named(module, "resource", "aws_iam_user")) == {"signer"}
+    assert not _named(module, "resource", "aws_iam_access_key")  # no secret in the state
     local_policies = next(b["policies"] for b in module["locals"] if "policies" in b)
     assert {k: _unquote(v) for k, v in local_policies.items()} == {
         role: f"${{data.aws_iam_policy_document.{role}.json}}" for role in _ROLES
@@ -389,13 +398,14 @@ class _RoleStore(ObjectStore):
         return self.inner.sign(key, ttl_seconds)
 
 
-def test_s3_each_component_needs_no_more_than_its_role() -> None:
-    """Each component's own code, on a store that answers as S3 would for its role."""
+def run_each_component(roles: dict[str, ObjectStore], inner: ObjectStore) -> None:
+    """Each component's own code, each on its store in ``roles`` (api, compactor, gc,
+    signer) over ``inner``: the requests each makes in production."""
     from arco import asset
+    from arco.api.app import READINESS_PROBE_KEY
     from arco.catalog.catalog import Catalog
     from arco.core.keys import DOMAINS_BUILTIN, Keys
     from arco.core.scope import Scope
-    from arco.core.storage import open_store
     from arco.discovery.lineage import LineageGraph
     from arco.discovery.search.index import SearchIndex
     from arco.domain.manifest import Pointer, fetch_manifest
@@ -412,10 +422,10 @@ def test_s3_each_component_needs_no_more_than_its_role() -> None:
     def orders() -> list[int]:
         return [1]
 
-    inner, scope = open_store(f"memory://{_ULID}"), Scope("acme", "main")
-    roles = {role: _RoleStore(inner, role) for role in _ROLES}
-
+    scope = Scope("acme", "main")
     api = roles["api"]  # arco serve and arco worker
+    with pytest.raises(ObjectNotFoundError):  # /readyz: answered, not refused
+        api.head(READINESS_PROBE_KEY)
     catalog = Catalog(api, scope)
     catalog.create_namespace("sales")
     catalog.create_table("sales", "orders", [{"name": "id", "type": "int64"}])
@@ -457,6 +467,16 @@ def test_s3_each_component_needs_no_more_than_its_role() -> None:
             signed += 1
     assert signed
 
+
+def test_s3_each_component_needs_no_more_than_its_role() -> None:
+    """Each component's own code, on a store that answers as S3 would for its role."""
+    from arco.core.scope import Scope
+    from arco.core.storage import open_store
+
+    inner, scope = open_store(f"memory://{_ULID}"), Scope("acme", "main")
+    roles = {role: _RoleStore(inner, role) for role in _ROLES}
+    run_each_component(dict(roles), inner)
+    api = roles["api"]
     for role, store in roles.items():
         assert store.refused == [], f"{role} needs more than its role: {store.refused}"
     # The refusals are real: the API may not rewrite the audit domain's head.

@@ -1,134 +1,104 @@
-# A GCS bucket for Arco and one service account per component, each with only what
-# it needs (ADR 019). Checked here by python-hcl2 parsing and structural tests only:
-# no terraform/opentofu binary is installable in Arco's CI, so `terraform validate`
-# has not run on this file. Run `terraform fmt -check && terraform validate` before use.
+# A GCS bucket for Arco and one service account per component, each allowed only the
+# requests that component makes against Arco's key layout: the same access table as
+# the S3 module (docs/operations.md, "Bucket and identities"; ADR 022), expressed as
+# IAM Conditions on object names in iam.tf.
+#
+# Arco's CI has no Terraform binary (and no provider registry): tests/deploy/
+# test_terraform_gcs.py parses these files with python-hcl2 and checks them against
+# that table. `terraform fmt -check` has run on them; `terraform validate` has not
+# (it needs the hashicorp/google provider). Run `terraform init && terraform
+# validate` before applying.
 
 terraform {
   required_version = ">= 1.5"
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "~> 5.0"
+      version = ">= 5.0"
     }
   }
 }
 
-variable "project" {
-  type        = string
-  description = "GCP project id"
-}
-
-variable "bucket" {
-  type        = string
-  description = "Bucket holding Arco's store (catalog, ledger, state, data)"
-}
-
-variable "location" {
-  type    = string
-  default = "EU"
+locals {
+  components = var.create_gc_account ? ["api", "compactor", "gc", "signer"] : ["api", "compactor", "signer"]
+  # The Kubernetes service account each GCP account is for (deploy/k8s/arco.yaml).
+  # The signer has none: the API process presigns with the signer's key file
+  # (ARCO_SIGNER_STORE_URL), as it cannot take a second workload identity.
+  service_accounts = {
+    api       = "arco-api"
+    compactor = "arco-compactor"
+    gc        = "arco-gc"
+  }
 }
 
 resource "google_storage_bucket" "arco" {
   project                     = var.project
   name                        = var.bucket
   location                    = var.location
-  uniform_bucket_level_access = true
+  uniform_bucket_level_access = true # IAM Conditions need it; no object ACLs
   public_access_prevention    = "enforced"
 
-  # Manifests, state files and ledger objects are immutable; a noncurrent version
-  # is a deleted or overwritten pointer: keep it a week for restores.
+  # Versioning on (ADR 022): a deleted or replaced object comes back from its
+  # previous version (docs/runbooks/failed-verify.md). On GCS this matters more than
+  # on S3: an account that may compare-and-swap a head pointer may also delete it.
   versioning {
     enabled = true
   }
 
+  # Only old versions: no rule ever deletes a live object (a deleted head pointer
+  # stops its domain, runbooks/lost-pointer.md).
   lifecycle_rule {
     condition {
-      days_since_noncurrent_time = 7
+      days_since_noncurrent_time = var.noncurrent_version_days
+      with_state                 = "ARCHIVED"
     }
     action {
       type = "Delete"
     }
   }
-}
 
-# The API (and run workers): read everything, create objects, and replace only the
-# mutable objects of the protocol - head pointers, leases, run markers, quota counters.
-resource "google_service_account" "api" {
-  project      = var.project
-  account_id   = "arco-api"
-  display_name = "Arco API and run workers (read, append, CAS pointers)"
-}
+  lifecycle_rule {
+    condition {
+      age = 1
+    }
+    action {
+      type = "AbortIncompleteMultipartUpload"
+    }
+  }
 
-# The compactor, GC and maintenance jobs: state writer, may delete (gc, prune).
-resource "google_service_account" "compactor" {
-  project      = var.project
-  account_id   = "arco-compactor"
-  display_name = "Arco compactor and maintenance (state writer, gc)"
-}
-
-# The browser signer: reads objects and signs GET URLs for them, nothing else.
-resource "google_service_account" "signer" {
-  project      = var.project
-  account_id   = "arco-signer"
-  display_name = "Arco signed-URL minter (read only)"
-}
-
-resource "google_storage_bucket_iam_member" "api_read" {
-  bucket = google_storage_bucket.arco.name
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.api.email}"
-}
-
-resource "google_storage_bucket_iam_member" "api_append" {
-  bucket = google_storage_bucket.arco.name
-  role   = "roles/storage.objectCreator"
-  member = "serviceAccount:${google_service_account.api.email}"
-}
-
-resource "google_storage_bucket_iam_member" "api_replace_mutable" {
-  bucket = google_storage_bucket.arco.name
-  role   = "roles/storage.objectUser"
-  member = "serviceAccount:${google_service_account.api.email}"
-  condition {
-    title       = "arco-mutable-objects"
-    description = "Head pointers, leases, run markers and admin records only"
-    expression  = <<-CEL
-      resource.name.endsWith(".pointer.json") ||
-      resource.name.endsWith(".lock.json") ||
-      resource.name.endsWith(".lease.json") ||
-      resource.name.extract("/control/{rest}") != "" ||
-      resource.name.extract("/_admin/{rest}") != ""
-    CEL
+  dynamic "cors" {
+    for_each = length(var.cors_origins) > 0 ? [var.cors_origins] : []
+    content {
+      origin          = cors.value
+      method          = ["GET", "HEAD"]
+      response_header = ["Content-Length", "Content-Range", "Accept-Ranges", "ETag", "Range"]
+      max_age_seconds = 600
+    }
   }
 }
 
-resource "google_storage_bucket_iam_member" "compactor_admin" {
-  bucket = google_storage_bucket.arco.name
-  role   = "roles/storage.objectAdmin"
-  member = "serviceAccount:${google_service_account.compactor.email}"
+resource "google_service_account" "arco" {
+  for_each     = toset(local.components)
+  project      = var.project
+  account_id   = "arco-${each.key}"
+  display_name = "Arco ${each.key} (deploy/terraform/gcs)"
 }
 
-resource "google_storage_bucket_iam_member" "signer_read" {
-  bucket = google_storage_bucket.arco.name
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.signer.email}"
-}
-
-# V4 signing without a key file: the signer signs blobs as itself (IAM signBlob).
-resource "google_service_account_iam_member" "signer_signs_as_itself" {
-  service_account_id = google_service_account.signer.name
-  role               = "roles/iam.serviceAccountTokenCreator"
-  member             = "serviceAccount:${google_service_account.signer.email}"
+resource "google_service_account_iam_member" "workload_identity" {
+  for_each           = var.gke_namespace == null ? {} : { for c in local.components : c => local.service_accounts[c] if c != "signer" }
+  service_account_id = google_service_account.arco[each.key].name
+  role               = "roles/iam.workloadIdentityUser"
+  member             = "serviceAccount:${var.project}.svc.id.goog[${var.gke_namespace}/${each.value}]"
 }
 
 output "bucket" {
   value = google_storage_bucket.arco.name
 }
 
+output "store_url" {
+  value = "gs://${google_storage_bucket.arco.name}/${var.prefix}"
+}
+
 output "service_accounts" {
-  value = {
-    api       = google_service_account.api.email
-    compactor = google_service_account.compactor.email
-    signer    = google_service_account.signer.email
-  }
+  value = { for name, account in google_service_account.arco : name => account.email }
 }

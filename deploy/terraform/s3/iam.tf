@@ -90,9 +90,10 @@ resource "aws_iam_role_policy" "arco" {
 # end, POST /compaction) and refreshes the search index, never the audit domain.
 data "aws_iam_policy_document" "api" {
   statement {
-    sid       = "Read"
-    actions   = ["s3:GetObject"]
-    resources = ["${local.tenant}*"]
+    sid     = "Read"
+    actions = ["s3:GetObject"]
+    # /readyz reads one key outside every tenant's keys (it never exists: 404).
+    resources = ["${local.tenant}*", "${local.root}_arco_readiness_probe"]
   }
 
   statement {
@@ -304,4 +305,22 @@ data "aws_iam_policy_document" "signer" {
       "${local.ws}snapshots/audit/*",
     ]
   }
+}
+
+# The signer as a user with a static access key, for ARCO_SIGNER_STORE_URL: a URL
+# presigned with a role's temporary credentials stops working when that session
+# ends, whatever its own lifetime, and the API process (one workload identity)
+# cannot take the signer role beside its own. Same policy as the signer role. Create
+# the key outside Terraform (aws iam create-access-key --user-name arco-signer), so
+# the secret never lands in the state.
+resource "aws_iam_user" "signer" {
+  count = var.signer_user ? 1 : 0
+  name  = "arco-signer"
+}
+
+resource "aws_iam_user_policy" "signer" {
+  count  = var.signer_user ? 1 : 0
+  name   = "arco-signer-store"
+  user   = aws_iam_user.signer[0].name
+  policy = data.aws_iam_policy_document.signer.json
 }

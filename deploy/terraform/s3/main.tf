@@ -26,7 +26,8 @@ locals {
   # Keys as IAM resource patterns: the store's prefix, then the tenant's root.
   # IAM's * also matches "/", so every pattern ends at a fixed suffix or a
   # folder of its own (see ADR 022 for the few places this is coarser than a key).
-  tenant = "${aws_s3_bucket.arco.arn}/${var.prefix}tenant=${var.tenant}/"
+  root   = "${aws_s3_bucket.arco.arn}/${var.prefix}"
+  tenant = "${local.root}tenant=${var.tenant}/"
   ws     = "${local.tenant}workspace=*/"
 }
 
@@ -226,4 +227,8 @@ output "store_url" {
 
 output "roles" {
   value = { for name, role in aws_iam_role.arco : name => role.arn }
+}
+
+output "signer_user" {
+  value = var.signer_user ? aws_iam_user.signer[0].name : null
 }

@@ -58,3 +58,9 @@ variable "eks_oidc" {
   default     = null
   description = "Trust the Kubernetes service accounts of deploy/k8s/arco.yaml (IRSA) instead of the account"
 }
+
+variable "signer_user" {
+  type        = bool
+  default     = true
+  description = "Create the IAM user arco-signer (the signer role's rights) whose access key the API presigns browser URLs with (ARCO_SIGNER_STORE_URL)"
+}
