@@ -233,11 +233,15 @@ def test_bulk_deltas_are_compressed_and_a_point_read_decodes_only_their_keys() -
     assert {codec(f.path) for f in small} == {"UNCOMPRESSED"}  # one-table commits stay cheap
 
     cold = Catalog(store)
-    assert cold.get_table("a", "s0001").name == "s0001"  # a base row: the deltas' keys suffice
-    cached = list(cold.domain._tables)
-    assert cached
-    assert all("#" in k for k in cached), cached
+    assert cold.get_table("a", "s0001").name == "s0001"  # a base row
+    # Neither delta's key ranges (t0000..t0499, and "one") can hold it: none is fetched.
+    assert list(cold.domain._tables) == []
     assert cold.get_table("a", "t0123") == cat.get_table("a", "t0123")  # a delta row, whole
+    cached = list(cold.domain._tables)
+    bulk = next(f.path for f in big)
+    # The bulk delta's key columns, then that one row's file whole; the one-table
+    # delta is ruled out by its id range.
+    assert cached == [f"{bulk}#id,namespace,name,_op,_version", bulk], cached
     # One question searches the deltas' key lists; only listings build the overlay.
     reader = cold._reader()
     assert reader is not None

@@ -55,3 +55,14 @@ def test_records_land_in_the_scope_written(tmp_path: Path) -> None:
     assert [(r["tenant"], r["workspace"], r["action"]) for r in rows] == [
         ("acme", "prod", "cli namespace create")
     ]
+
+
+def test_a_usage_error_records_nothing_and_creates_no_store(tmp_path: Path) -> None:
+    # Raised while the subcommand parses its arguments, inside the root group's
+    # invoke (after the global options set ctx.obj): Typer's vendored Click error.
+    store_dir = tmp_path / "store"
+    missing = cli("--store", f"file://{store_dir}", "table", "create")
+    assert missing.exit_code == 2
+    bad_option = cli("--store", f"file://{store_dir}", "namespace", "create", "a", "--bogus")
+    assert bad_option.exit_code == 2
+    assert not store_dir.exists()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import typer
+from typer.testing import CliRunner
 
 from arco.catalog.catalog import Catalog
 from arco.cli import main, output
@@ -23,6 +24,43 @@ def test_the_subcommand_table_names_every_command_the_modules_define() -> None:
     for name in listed:
         one = typer.main.get_command(main.build_app(only=name))
         assert list(one.commands) == [name] or name in one.commands  # type: ignore[attr-defined]
+
+
+def _group_commands() -> list[tuple[str, str]]:
+    full: Any = typer.main.get_command(main.build_app())
+    return [
+        (group, name)
+        for group, cmd in full.commands.items()
+        if hasattr(cmd, "commands")
+        for name in cmd.commands
+    ]
+
+
+def test_a_group_command_builds_only_itself_and_answers_as_the_full_app() -> None:
+    runner = CliRunner()
+    pairs = _group_commands()
+    assert ("table", "show") in pairs
+    # The groups of a module of their own (not those a module's register() adds).
+    lean_groups = {
+        names[0]
+        for names, register in main.SUBCOMMANDS
+        if register.__qualname__.startswith("_group.")
+    }
+    assert {"table", "namespace", "runs"} <= lean_groups
+    for group, name in pairs:
+        one: Any = typer.main.get_command(main.build_app(group, name))
+        if group in lean_groups:
+            assert list(one.commands[group].commands) == [name], (group, name)
+        for args in ([group, name, "--help"], [group, name, "--bogus"]):
+            lean = runner.invoke(main.build_app(group, name), args)
+            full = runner.invoke(main.build_app(), args)
+            assert (lean.exit_code, lean.output) == (full.exit_code, full.output), args
+    # A word that names no command of the group gets the whole group.
+    typo: Any = typer.main.get_command(main.build_app("table", "shwo"))
+    assert "show" in typo.commands["table"].commands
+    assert main.command_words(["--json", "table", "show", "a.b"]) == ("table", "show")
+    assert main.command_words(["table", "--help"]) == ("table", None)
+    assert main.command_words(["--bogus"]) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +89,7 @@ def _modules_after(tmp_path: Path, *args: str) -> tuple[set[str], str]:
         "import arco.cli.main as m\n"
         f"sys.argv = ['arco', *{list(args)!r}]\n"
         "try:\n"
-        "    m.build_app(m.subcommand(sys.argv[1:]))(prog_name='arco')\n"
+        "    m.build_app(*m.command_words(sys.argv[1:]))(prog_name='arco')\n"
         "except SystemExit:\n"
         "    pass\n"
         "print('\\nMODULES ' + json.dumps(sorted(sys.modules)))\n"
@@ -88,9 +126,14 @@ def test_table_show_reads_without_loading_other_commands_or_pyarrow_extras(
         "pyarrow.dataset",
         "duckdb",
         "fastapi",
+        "click",  # Typer vendors its own since 0.26
+        "ulid",  # reads its version through importlib.metadata; reads make no ids
     ):
         assert heavy not in modules, heavy
     assert "arco.cli.table" in modules
+    if tuple(int(p) for p in typer.__version__.split(".")[:2]) < (0, 29):
+        # Typer 0.29 coerces every parameter through pydantic (ADR 022 pins it below).
+        assert "pydantic" not in modules
 
 
 def _batches(count: int, taken: list[int]) -> Iterator[list[dict[str, Any]]]:

@@ -33,6 +33,7 @@ NAMESPACES = TableDef(
     ),
     ("name",),
     sort_key=("name",),
+    delta_ranges=True,
 )
 COLUMN_STRUCT = pa.struct(
     [
@@ -68,6 +69,7 @@ TABLES = TableDef(
     ),
     ("id",),
     sort_key=("namespace", "name"),
+    delta_ranges=True,
 )
 IDEMPOTENCY = TableDef(
     "idempotency",

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -190,8 +189,10 @@ class ArcoGroup(TyperGroup):
         except typer.Exit as exc:
             code = exc.exit_code
             raise
-        except click.UsageError:
-            code = 2
+        except typer.TyperException as exc:
+            # Typer's Click errors (vendored since Typer 0.26, so not ``click``'s own
+            # classes): a usage error carries exit code 2, any other 1.
+            code = getattr(exc, "exit_code", 1)
             raise
         finally:
             # A usage error (exit 2) is refused before anything is written: no record,

@@ -5,6 +5,7 @@ Global options come before the subcommand: ``arco --json --tenant acme table lis
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any
@@ -22,15 +23,21 @@ STORE_HELP = (
 )
 
 
-def _group(module: str, name: str) -> Callable[[typer.Typer], None]:
-    def register(app: typer.Typer) -> None:
-        app.add_typer(importlib.import_module(f"arco.cli.{module}").app, name=name)
+#: Registers a subcommand's module on the root app; the second argument is the
+#: word after the subcommand on the command line (``show`` of ``arco table show``).
+Register = Callable[[typer.Typer, str | None], None]
+
+
+def _group(module: str, name: str) -> Register:
+    def register(app: typer.Typer, command: str | None) -> None:
+        group = importlib.import_module(f"arco.cli.{module}").app
+        app.add_typer(group if command is None else only_command(group, command), name=name)
 
     return register
 
 
-def _commands(module: str, *names: str) -> Callable[[typer.Typer], None]:
-    def register(app: typer.Typer) -> None:
+def _commands(module: str, *names: str) -> Register:
+    def register(app: typer.Typer, _command: str | None) -> None:
         mod = importlib.import_module(f"arco.cli.{module}")
         for name in names:
             app.command(name)(getattr(mod, name))
@@ -38,18 +45,35 @@ def _commands(module: str, *names: str) -> Callable[[typer.Typer], None]:
     return register
 
 
-def _registered_by(module: str) -> Callable[[typer.Typer], None]:
-    def register(app: typer.Typer) -> None:
+def _registered_by(module: str) -> Register:
+    def register(app: typer.Typer, _command: str | None) -> None:
         importlib.import_module(f"arco.cli.{module}").register(app)
 
     return register
+
+
+def only_command(group: typer.Typer, command: str) -> typer.Typer:
+    """``group`` with only its command named ``command``, or ``group`` itself if it has none.
+
+    Typer turns every command of a group into a Click command (reading each
+    function's signature and evaluating its annotations) before it dispatches:
+    ``arco table show`` paid for the eight other ``table`` commands. A word that
+    names no command (a typo, ``--help``) gets the whole group, so its help and
+    its "No such command" error stay the same.
+    """
+    chosen = [c for c in group.registered_commands if c.name == command]
+    if not chosen or group.registered_groups:
+        return group
+    one = copy.copy(group)
+    one.registered_commands = chosen
+    return one
 
 
 #: Every subcommand, in ``--help`` order, with what registers it. A command
 #: imports only its own module: ``arco table show`` need not load the flow
 #: engine, the SQL worker or the compactor (a third of its start-up before).
 #: ``tests/cli`` checks this table against the commands the modules define.
-SUBCOMMANDS: tuple[tuple[tuple[str, ...], Callable[[typer.Typer], None]], ...] = (
+SUBCOMMANDS: tuple[tuple[tuple[str, ...], Register], ...] = (
     (("namespace",), _group("namespace", "namespace")),
     (("table",), _group("table", "table")),
     (("events",), _group("events", "events")),
@@ -122,8 +146,12 @@ def root(
     ctx.obj = Settings(store_option=store, tenant=tenant, workspace=workspace, json=as_json)
 
 
-def build_app(only: str | None = None) -> typer.Typer:
-    """The ``arco`` Typer app: every subcommand, or only the one named ``only``."""
+def build_app(only: str | None = None, command: str | None = None) -> typer.Typer:
+    """The ``arco`` Typer app: every subcommand, or only the one named ``only``.
+
+    ``command``, with ``only``: the word after it, so that of a group only that
+    command is built (:func:`only_command`).
+    """
     app = typer.Typer(
         name="arco",
         cls=ArcoGroup,
@@ -135,16 +163,12 @@ def build_app(only: str | None = None) -> typer.Typer:
     app.callback()(root)
     for names, register in SUBCOMMANDS:
         if only is None or only in names:
-            register(app)
+            register(app, command if only is not None else None)
     return app
 
 
-def subcommand(argv: Sequence[str]) -> str | None:
-    """The subcommand ``argv`` names, if it is one of :data:`SUBCOMMANDS`, else None.
-
-    None for ``arco --help``, an unknown word or a malformed option: the full app
-    then parses ``argv`` and says what is wrong.
-    """
+def _subcommand_at(argv: Sequence[str]) -> int | None:
+    """Where in ``argv`` the subcommand is, if it is one of :data:`SUBCOMMANDS`."""
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -156,8 +180,27 @@ def subcommand(argv: Sequence[str]) -> str | None:
                 i += 1
                 continue
             return None
-        return arg if any(arg in names for names, _ in SUBCOMMANDS) else None
+        return i if any(arg in names for names, _ in SUBCOMMANDS) else None
     return None
+
+
+def subcommand(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names, if it is one of :data:`SUBCOMMANDS`, else None.
+
+    None for ``arco --help``, an unknown word or a malformed option: the full app
+    then parses ``argv`` and says what is wrong.
+    """
+    at = _subcommand_at(argv)
+    return None if at is None else argv[at]
+
+
+def command_words(argv: Sequence[str]) -> tuple[str | None, str | None]:
+    """The subcommand ``argv`` names and the word right after it (None if none, or an option)."""
+    at = _subcommand_at(argv)
+    if at is None:
+        return None, None
+    after = argv[at + 1] if at + 1 < len(argv) else None
+    return argv[at], (None if after is None or after.startswith("-") else after)
 
 
 def __getattr__(name: str) -> Any:
@@ -184,7 +227,7 @@ def main() -> None:
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     code: int = 0
     try:
-        build_app(subcommand(sys.argv[1:]))(prog_name="arco")
+        build_app(*command_words(sys.argv[1:]))(prog_name="arco")
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         if exc.code is not None and not isinstance(exc.code, int):

@@ -20,7 +20,6 @@ loads anything heavy.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +74,8 @@ def find_config(start: Path | None = None) -> ProjectConfig | None:
     for folder in (here, *here.parents):
         path = folder / CONFIG_NAME
         if path.is_file():
+            import tomllib  # only when there is a file to parse: --store needs none
+
             try:
                 data = tomllib.loads(path.read_text())
             except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -39,7 +39,10 @@ class FileEntry:
     rows: int
     #: For a base sorted by its table's ``sort_key``: key range, byte range and
     #: SHA-256 of each row group and of the footer (``tableset.encode_sorted_base``),
-    #: so a reader can fetch and verify one group. Absent on other files.
+    #: so a reader can fetch and verify one group. For a delta of a table with
+    #: ``delta_ranges``: the range of its sort keys and primary keys
+    #: (``tableset.delta_index``), so a reader skips it unless it may hold the key.
+    #: Absent on other files.
     index: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:

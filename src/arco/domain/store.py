@@ -547,6 +547,8 @@ class DomainStore(Generic[S]):
                 and pending.data.num_rows <= tableset.SMALL_DELTA_ROWS
             )
             data = tableset.encode(pending.data, small=small)
+            if pending.kind == "delta":
+                index = tableset.delta_index(tdef, pending.data)
         self.store.put(key, data, "create")
         if pending.kind == "delta":
             self._cache_table(key, pending.data)

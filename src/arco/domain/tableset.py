@@ -50,6 +50,10 @@ class TableDef:
     #: ranges rather than single keys (search postings) use larger groups, which
     #: keeps the footer and the manifest's index short.
     group_rows: int = 0
+    #: Whether a delta's manifest entry carries the ranges of the keys it holds
+    #: (:func:`delta_index`), so that a point reader skips, without fetching it, a
+    #: delta that cannot hold the key it looks for. Only string key columns.
+    delta_ranges: bool = False
 
     @property
     def delta_schema(self) -> pa.Schema:
@@ -169,6 +173,55 @@ def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str
         "groups": groups,
     }
     return data, index
+
+
+#: ``FileEntry.index["kind"]`` of a delta's index (a base's index has no kind).
+DELTA_INDEX = "key-ranges"
+
+
+def delta_index(tdef: TableDef, table: pa.Table) -> dict[str, Any] | None:
+    """The index of a delta of ``tdef``: the range of its sort keys and of its primary keys.
+
+    ``{"format": 1, "kind": "key-ranges", "sort_key": [...], "key": [...],
+    "sort_range": [first, last], "key_range": [first, last]}``, over every row of the
+    file (deletes and rows of any version included). None if ``tdef`` keeps no
+    ranges or the delta is empty.
+    """
+    if not tdef.delta_ranges or table.num_rows == 0:
+        return None
+    ranges = key_ranges(table, tdef.sort_key, tdef.key)
+    if ranges is None:
+        return None
+    return {
+        "format": INDEX_FORMAT,
+        "kind": DELTA_INDEX,
+        "sort_key": list(tdef.sort_key),
+        "key": list(tdef.key),
+        "sort_range": ranges[0],
+        "key_range": ranges[1],
+    }
+
+
+def key_ranges(
+    table: pa.Table, sort_key: Sequence[str], key: Sequence[str]
+) -> tuple[list[list[str]], list[list[str]]] | None:
+    """``([min, max] of the sort keys, [min, max] of the primary keys)`` of ``table``'s rows.
+
+    Keys are compared as tuples, a null sort-key value as ``""`` (as point readers
+    order them). None unless every key column is a string column: other values
+    would not survive JSON, or compare with ``""``.
+    """
+    columns = dict.fromkeys((*sort_key, *key))
+    if not all(pa.types.is_string(table.schema.field(c).type) for c in columns):
+        return None
+    if any(table.column(c).null_count for c in key):
+        return None
+    values = {c: table.column(c).to_pylist() for c in columns}
+    sorts: list[tuple[str, ...]] = list(zip(*(values[c] for c in sort_key), strict=True))
+    if any(table.column(c).null_count for c in sort_key):
+        sorts = [tuple("" if v is None else v for v in k) for k in sorts]
+    keys = list(zip(*(values[c] for c in key), strict=True))
+    return [list(min(sorts)), list(max(sorts))], [list(min(keys)), list(max(keys))]
 
 
 def is_sorted(table: pa.Table, keys: Sequence[str]) -> bool:

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
+
 from arco.core import metrics
 from arco.core.errors import IntegrityError, ObjectNotFoundError, StorageError
 from arco.core.ids import sha256_hex
@@ -17,6 +19,7 @@ from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore
 from arco.core.telemetry import span
+from arco.domain import tableset
 from arco.domain.extfiles import check_metadata_files
 from arco.domain.lock import LockRecord
 from arco.domain.manifest import Manifest, Pointer
@@ -250,7 +253,11 @@ def index_problem(index: dict[str, Any], data: bytes) -> str | None:
 
     Point readers fetch the footer and single row groups by the index's byte
     ranges and check each against its SHA-256, so every range must hash as listed.
+    A delta's index (``kind`` ``key-ranges``) must hold the keys of every row of
+    the file: a point reader skips a delta whose ranges leave its key out.
     """
+    if isinstance(index, dict) and index.get("kind") == tableset.DELTA_INDEX:
+        return _delta_index_problem(index, data)
     try:
         ranges = [("footer", index["footer"][:3])]
         ranges += [(f"row group {i}", g[2:5]) for i, g in enumerate(index["groups"])]
@@ -260,6 +267,22 @@ def index_problem(index: dict[str, Any], data: bytes) -> str | None:
             if sha256_hex(data[start : start + length]) != sha:
                 return f"index: SHA-256 of {label} does not match the manifest"
     except (KeyError, TypeError, ValueError):
+        return "index: malformed"
+    return None
+
+
+def _delta_index_problem(index: dict[str, Any], data: bytes) -> str | None:
+    try:
+        sort_key, key = list(index["sort_key"]), list(index["key"])
+        table = tableset.decode(data, list(dict.fromkeys((*sort_key, *key))))
+        found = tableset.key_ranges(table, sort_key, key)
+        if found is None:
+            return "index: malformed"
+        for name, (first, last) in zip(("sort_range", "key_range"), found, strict=True):
+            lo, hi = (tuple(bound) for bound in index[name])
+            if not lo <= tuple(first) or not tuple(last) <= hi:
+                return "index: the file holds keys outside the index's key ranges"
+    except (KeyError, TypeError, ValueError, pa.ArrowException):
         return "index: malformed"
     return None
 
