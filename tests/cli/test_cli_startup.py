@@ -132,7 +132,7 @@ def test_table_show_reads_without_loading_other_commands_or_pyarrow_extras(
         assert heavy not in modules, heavy
     assert "arco.cli.table" in modules
     if tuple(int(p) for p in typer.__version__.split(".")[:2]) < (0, 29):
-        # Typer 0.29 coerces every parameter through pydantic (ADR 022 pins it below).
+        # Typer 0.29 coerces every parameter through pydantic (ADR 023 pins it below).
         assert "pydantic" not in modules
 
 
