@@ -378,10 +378,9 @@ class IndexReader:
             )
         return bytes(data)
 
-    def group(self, base: _Sorted, g: int, keep: bool = True) -> pa.Table:
-        """Row group ``g`` of a sorted base: fetched by range, verified, decoded (and
-        cached, unless ``keep`` is false)."""
-        table: pa.Table = self._cached_group(base, g, runs=False, keep=keep)
+    def group(self, base: _Sorted, g: int) -> pa.Table:
+        """Row group ``g`` of a sorted base: fetched by range, verified, decoded (cached)."""
+        table: pa.Table = self._cached_group(base, g, runs=False)
         return table
 
     def posting_runs(self, base: _Sorted, g: int) -> PostingRuns:
@@ -389,7 +388,7 @@ class IndexReader:
         runs: PostingRuns = self._cached_group(base, g, runs=True)
         return runs
 
-    def _cached_group(self, base: _Sorted, g: int, runs: bool, keep: bool = True) -> Any:
+    def _cached_group(self, base: _Sorted, g: int, runs: bool) -> Any:
         entry = base.entry
         assert entry.index is not None
         f_start, f_len, f_sha = entry.index["footer"]
@@ -416,8 +415,7 @@ class IndexReader:
             compact = PostingRuns.of(table)
             self.groups.put(key, compact, compact.nbytes)
             return compact
-        if keep:
-            self.groups.put(key, table, table.nbytes)
+        self.groups.put(key, table, table.nbytes)
         return table
 
     def kept(self, view: _View, kind: str, key: str) -> Any:
@@ -432,8 +430,9 @@ class IndexReader:
 
     def doc_rows(self, view: _View, gids: Sequence[int]) -> dict[int, dict[str, Any]]:
         """The ``docs`` rows of these document numbers as dicts, by number. Rows are
-        kept for the view one by one (a page needs a few rows of many groups, and
-        keeping whole decoded groups for them would crowd out the postings)."""
+        kept for the view one by one (a page needs a few rows of many groups): once a
+        page's rows are kept, its decoded groups are no longer used and age out of
+        the group cache."""
         out: dict[int, dict[str, Any]] = {}
         missing = []
         for g in gids:
@@ -443,16 +442,15 @@ class IndexReader:
             else:
                 out[g] = row
         if missing:
-            rows = self.docs(view, pa.array(missing, pa.int32()), keep_groups=False)
+            rows = self.docs(view, pa.array(missing, pa.int32()))
             for row in rows.to_pylist():
                 out[row["doc"]] = row
                 size = 160 + sum(len(v) for v in row.values() if isinstance(v, str))
                 self.keep(view, "doc", str(row["doc"]), row, size)
         return out
 
-    def docs(self, view: _View, gids: pa.Array, keep_groups: bool = True) -> pa.Table:
-        """The ``docs`` rows of these document numbers (any order); ``keep_groups``:
-        whether the decoded groups go to the cache (or are dropped after use)."""
+    def docs(self, view: _View, gids: pa.Array) -> pa.Table:
+        """The ``docs`` rows of these document numbers (any order)."""
         wanted = pc.unique(gids)
         parts = []
         delta = view.delta_docs
@@ -469,7 +467,7 @@ class IndexReader:
             for num in wanted.to_pylist():
                 groups.add(max(0, bisect.bisect_right(firsts, num) - 1))
             for g in sorted(groups):
-                group = self.group(view.docs, g, keep=keep_groups)
+                group = self.group(view.docs, g)
                 part = group.filter(pc.is_in(group.column("doc"), value_set=wanted))
                 if part.num_rows:
                     parts.append(part)
