@@ -109,3 +109,16 @@ def test_an_unchanged_catalog_is_searched_without_rereading_the_index_pointer(
     spy.calls.clear()
     index.search("orders")
     assert {c.key for c in spy.calls} == {keys.pointer("catalog"), keys.pointer("search")}
+
+
+def test_a_document_found_only_by_where_it_lives_is_no_hit(store: ObjectStore) -> None:
+    """With several tokens, a column of sales.orders satisfies "sales orders" only by
+    its qualified name: it must not be a hit, however its lookups were kept."""
+    cat = Catalog(store, SCOPE)
+    build(cat)
+    index = SearchIndex(store, SCOPE)
+    for _ in range(2):
+        hits = [h.qualified_name for h in index.search("sales orders", limit=100).hits]
+        assert "sales.orders" in hits
+        assert "sales.orders.customer_id" not in hits
+        assert "sales.orders.id" not in hits

@@ -244,8 +244,12 @@ def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]
 
 
 def _required(satisfying: list[pa.Array], direct: list[pa.Array]) -> pa.Array:
-    """The documents that satisfy every query token and match at least one by a
-    field of their own (not only by where they live)."""
+    """The documents that satisfy every query token, some perhaps only by where
+    they live.
+
+    With several tokens, those that match no token by a field of their own drop
+    out in :func:`_score` (which sums only field matches and the name prefix), so
+    they are not looked for here: that was a pass over every token's matches."""
     if len(direct) == 1:
         return direct[0]
     if not direct or not any(len(d) for d in direct):
@@ -258,10 +262,6 @@ def _required(satisfying: list[pa.Array], direct: list[pa.Array]) -> pa.Array:
         if not len(required):
             break
         required = _within(docs, required)
-    # Needed only when every token was satisfied partly by where things live: a
-    # token satisfied by its own matches alone already narrowed to those.
-    if len(required) and all(s is not d for s, d in zip(satisfying, direct, strict=True)):
-        required = _union([_within(d, required) for d in direct])
     return required
 
 
@@ -313,7 +313,8 @@ def _score(
 
     ``alone``: the query's only token, whose summed weights cover every candidate
     but the prefix ones and are kept with the view when common. With several
-    tokens each match is cut to the candidates before summing."""
+    tokens each match is cut to the candidates before summing, so only candidates
+    with a field match of their own (or a name prefix) are scored."""
     if candidates is not None:
         cut = [(label, _within(g, candidates), w) for label, g, w in matches]
         matches = [m for m in cut if len(m[1])]
