@@ -21,6 +21,7 @@ from arco.discovery.search import (
     name_tokens,
     tokenize,
 )
+from arco.discovery.search import index as search_index
 from arco.domain.store import Change
 
 from ._support import SCOPE, memory_store
@@ -420,7 +421,12 @@ def test_prefix_past_a_long_namespace(store: ObjectStore) -> None:
     assert names(index.search(long_ns[:27])) == [long_ns]
 
 
-def test_an_index_of_an_older_revision_is_rebuilt(store: ObjectStore, cat: Catalog) -> None:
+def test_an_index_of_an_older_revision_is_rebuilt(
+    store: ObjectStore, cat: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Re-read the index's pointer on every query: the older revision below is
+    # written behind this object's back, as another process would.
+    monkeypatch.setattr(search_index, "INDEX_RECHECK_SECONDS", 0.0)
     index = SearchIndex(store, SCOPE)
     index.refresh()
     # What the first revision left behind: no "revision", hence no word-prefix postings.

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response, status
 
 from arco.api.deps import Ingest, Querier, Reader, Writer
+from arco.api.responses import json_out
 from arco.api.schemas import (
     CompactionIn,
     CompactionsOut,
@@ -92,12 +93,14 @@ def search(
     result = svc.search.search(
         q, kind=kind, namespace=namespace, limit=limit, page_token=page_token
     )
-    return {
-        "hits": [h.to_dict() for h in result.hits],
-        "total": result.total,
-        "next_page_token": result.next_page_token,
-        "catalog_version": result.catalog_version,
-    }
+    return json_out(
+        {
+            "hits": [h.to_dict() for h in result.hits],
+            "total": result.total,
+            "next_page_token": result.next_page_token,
+            "catalog_version": result.catalog_version,
+        }
+    )
 
 
 @router.post(

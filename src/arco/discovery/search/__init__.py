@@ -33,7 +33,7 @@ from __future__ import annotations
 from .build import REBUILD_DELTA_POSTINGS, name_len_of
 from .index import SEARCH_LOCK_WAIT, SearchIndex
 from .query import FIELDS, SearchHit, SearchResults
-from .reader import CACHE_BYTES
+from .reader import CACHE_BYTES, KEPT_BYTES
 from .state import DEAD, DOCS, IDS, INDEX_REVISION, KINDS, POSTINGS, Kind, SearchState
 from .tokens import MAX_PREFIX, MIN_PREFIX, name_tokens, token_prefixes, tokenize
 
@@ -44,6 +44,7 @@ __all__ = [
     "FIELDS",
     "IDS",
     "INDEX_REVISION",
+    "KEPT_BYTES",
     "KINDS",
     "MAX_PREFIX",
     "MIN_PREFIX",

@@ -9,6 +9,7 @@ it on the view of the latest index snapshot.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,11 +34,16 @@ from .build import (
     incremental_change,
 )
 from .query import SearchResults, run_query
-from .reader import CACHE_BYTES, IndexReader, _fold
+from .reader import CACHE_BYTES, KEPT_BYTES, IndexReader, _fold
 from .state import INDEX_REVISION, KINDS, SearchState, _indexed
 
 #: How long a search writer waits for another one's lease (a rebuild is long).
 SEARCH_LOCK_WAIT = 360.0
+#: How long an index snapshot found current for the catalog's head is answered
+#: again without reading the index's pointer (while that head is unchanged). Only
+#: to notice, well within GC's grace period, an index another process rewrote for
+#: the same catalog version: either answers the same.
+INDEX_RECHECK_SECONDS = 2.0
 
 
 class SearchIndex:
@@ -52,6 +58,7 @@ class SearchIndex:
         max_staleness: float = 0.0,
         lock_ttl: float = DEFAULT_LOCK_TTL,
         cache_bytes: int = CACHE_BYTES,
+        kept_bytes: int = KEPT_BYTES,
     ) -> None:
         self.catalog = catalog or Catalog(store, scope)
         # A full rebuild of a large catalog is one long commit; its lease is renewed
@@ -65,9 +72,14 @@ class SearchIndex:
             lock_ttl=lock_ttl,
             lock_wait=SEARCH_LOCK_WAIT,
         )
-        self.reader = IndexReader(self.domain, cache_bytes)
+        self.reader = IndexReader(self.domain, cache_bytes, kept_bytes)
+        #: The last index snapshot found current for the catalog's head, and when.
+        self._current: tuple[Snapshot[SearchState], float] | None = None
         #: Decoded row groups, least recently used dropped first past ``cache_bytes``.
         self.groups = self.reader.groups
+        #: Common lookups and page rows kept per index version, dropped least recently
+        #: used first past ``kept_bytes``.
+        self.lookups = self.reader.lookups
 
     @property
     def cache_bytes(self) -> int:
@@ -89,10 +101,24 @@ class SearchIndex:
         Reads only the catalog's head (pointer and manifest): an index that is current
         costs no catalog state at all, and a refresh reads the catalog's files in
         Arrow without folding them into the shared :class:`Catalog`.
+
+        When the index snapshot this object last found current reflects exactly the
+        catalog's head version, it is answered again without reading the index's
+        pointer: every index of that catalog version holds the same documents, so
+        the query still sees the one catalog version its head read returned
+        (docs/adr/022-search-lookups-kept-per-index-version.md).
         """
         head = self.catalog.domain.read_head()
+        held = self._current
+        if (
+            held is not None
+            and _indexed(held[0]) == head.version
+            and time.monotonic() - held[1] < INDEX_RECHECK_SECONDS
+        ):
+            return head.version, held[0]
         current = self.domain.read()
         if _indexed(current) >= head.version:
+            self._hold(current, head.version)
             return head.version, current
         files = head.manifest.files if head.manifest is not None else ()
 
@@ -114,7 +140,13 @@ class SearchIndex:
             change.operation = {"ops": [{"op": "index", "from": indexed, "to": head.version}]}
             return change
 
-        return head.version, self.domain.commit(mutate).snapshot
+        snap = self.domain.commit(mutate).snapshot
+        self._hold(snap, head.version)
+        return head.version, snap
+
+    def _hold(self, snap: Snapshot[SearchState], catalog_version: int) -> None:
+        """Remember ``snap`` as current while the catalog's head is ``catalog_version``."""
+        self._current = (snap, time.monotonic()) if _indexed(snap) == catalog_version else None
 
     def _changes(
         self, indexed: int, files: Sequence[FileEntry]

@@ -27,6 +27,10 @@ _EMPTY_GIDS = pa.array([], pa.int32())
 #: One field match: its label (as a hit's ``matched`` shows it), the documents
 #: (without repeats) and its weight.
 _Match = tuple[str, pa.Array, float]
+#: A lookup whose answer holds at least this many documents is kept for the index
+#: view (a common token: the costly ones; a rare token is cheaper to look up again
+#: than to keep). See docs/adr/022-search-lookups-kept-per-index-version.md.
+MEMO_MIN_DOCS = 1_024
 
 
 @dataclass(frozen=True)
@@ -65,13 +69,35 @@ class SearchResults:
 
 
 @dataclass(frozen=True)
+class _Token:
+    """What one query token matches on one index view: its field matches and the
+    documents it matches by a field of their own (without repeats)."""
+
+    matches: list[_Match]
+    direct: pa.Array
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held (what the cache bound counts)."""
+        return int(self.direct.nbytes + sum(g.nbytes for _, g, _ in self.matches)) + 256
+
+
+@dataclass(frozen=True)
 class _Prefix:
     """The whole query as a prefix of names: the documents, each one's best prefix
     score, and those whose name the query is."""
 
     gids: pa.Array
     scores: pa.Array
-    exact: set[int]
+    exact: frozenset[int]
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held (what the cache bound counts)."""
+        return int(self.gids.nbytes + self.scores.nbytes) + 64 * len(self.exact) + 256
+
+
+_NO_PREFIX = _Prefix(_EMPTY_GIDS, pa.array([], pa.float64()), frozenset())
 
 
 def run_query(
@@ -89,13 +115,16 @@ def run_query(
     the kind and namespace filters, then the page from ``offset``."""
     # Tokenize before lowercasing so a camelCase query splits like the names.
     q_tokens = tokenize(query.strip())
-    matches, per_token = _token_matches(reader, view, q_tokens)
-    required = _required(per_token, [gids for _, gids, _ in matches])
+    matches, satisfying, direct = _token_matches(reader, view, q_tokens)
+    required = _required(satisfying, direct)
     prefix = _name_prefix(reader, view, query.strip().lower())
-    candidates = _union([required, prefix.gids])
-    if not len(candidates):
+    if not len(required) and not len(prefix.gids):
         return SearchResults([], 0, None, version)
-    ranked = _score(matches, prefix, candidates, several=len(per_token) > 1)
+    # One query token: every document it matches is a candidate, and its summed
+    # weights are kept with it; with several, matches are cut to the candidates.
+    alone = q_tokens[0] if len(q_tokens) == 1 else None
+    candidates = None if alone else _union([required, prefix.gids])
+    ranked, matches = _score(reader, view, matches, prefix, candidates, alone)
     if kind is not None:
         kinds = _kinds(reader, view, ranked.column("g").combine_chunks())
         ranked = ranked.filter(pc.equal(kinds, _KIND_ORDER[kind]))
@@ -145,24 +174,48 @@ def _lookup(reader: IndexReader, view: _View, token: str, prefix: bool) -> pa.Ta
 
 def _token_matches(
     reader: IndexReader, view: _View, q_tokens: Sequence[str]
-) -> tuple[list[_Match], list[list[pa.Array]]]:
-    """Every field match of every query token, and for each token the documents
-    that satisfy it."""
+) -> tuple[list[_Match], list[pa.Array], list[pa.Array]]:
+    """Every field match of every query token; for each token the documents that
+    satisfy it, and those it matches by a field of their own (each without repeats)."""
     matches: list[_Match] = []
-    per_token: list[list[pa.Array]] = []
+    satisfying: list[pa.Array] = []
+    direct: list[pa.Array] = []
     for token in q_tokens:
-        mine = _field_matches(reader, view, token)
-        matches.extend(mine)
-        parts = [gids for _, gids, _ in mine]
+        mine = _token(reader, view, token)
+        matches.extend(mine.matches)
+        direct.append(mine.direct)
         # Where an object lives (``q:``) can satisfy a query token but never makes
         # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
         # not list every column in the namespace.
-        if len(q_tokens) > 1:
-            located = _lookup(reader, view, "q:" + token, False).column("doc")
-            if len(located):
-                parts.append(located.combine_chunks())
-        per_token.append(parts)
-    return matches, per_token
+        satisfying.append(_located(reader, view, token, mine) if len(q_tokens) > 1 else mine.direct)
+    return matches, satisfying, direct
+
+
+def _token(reader: IndexReader, view: _View, token: str) -> _Token:
+    """The field matches of one query token (kept for the view when common)."""
+    kept: _Token | None = reader.kept(view, "token", token)
+    if kept is not None:
+        return kept
+    matches = _field_matches(reader, view, token)
+    found = _Token(matches, _union([gids for _, gids, _ in matches]))
+    if len(found.direct) >= MEMO_MIN_DOCS:
+        reader.keep(view, "token", token, found, found.nbytes)
+    return found
+
+
+def _located(reader: IndexReader, view: _View, token: str, mine: _Token) -> pa.Array:
+    """The documents that satisfy ``token`` in a query of several: its own matches
+    and what lives in a namespace or table it names (``q:``)."""
+    kept: pa.Array | None = reader.kept(view, "located", token)
+    if kept is not None:
+        return kept
+    located = _lookup(reader, view, "q:" + token, False).column("doc").combine_chunks()
+    if not len(located):
+        return mine.direct
+    found = _union([mine.direct, located])
+    if len(found) >= MEMO_MIN_DOCS:
+        reader.keep(view, "located", token, found, found.nbytes + 256)
+    return found
 
 
 def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]:
@@ -190,72 +243,112 @@ def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]
     return out
 
 
-def _required(per_token: list[list[pa.Array]], direct: list[pa.Array]) -> pa.Array:
-    """The documents that satisfy every query token and match at least one by a
-    field of their own (not only by where they live)."""
-    if len(per_token) == 1:
-        return _union(direct)
-    if not per_token or not direct:
+def _required(satisfying: list[pa.Array], direct: list[pa.Array]) -> pa.Array:
+    """The documents that satisfy every query token, some perhaps only by where
+    they live.
+
+    With several tokens, those that match no token by a field of their own drop
+    out in :func:`_score` (which sums only field matches and the name prefix), so
+    they are not looked for here: that was a pass over every token's matches."""
+    if len(direct) == 1:
+        return direct[0]
+    if not direct or not any(len(d) for d in direct):
         return _EMPTY_GIDS
-    # Every token must match: start from the rarest token and keep narrowing.
-    by_rarity = sorted(per_token, key=lambda parts: sum(len(p) for p in parts))
-    required = _union(by_rarity[0])
-    for parts in by_rarity[1:]:
+    # Every token must match: start from the rarest token and keep narrowing (each
+    # step hashes the narrowed set, the smaller side, and probes the token's).
+    by_rarity = sorted(satisfying, key=len)
+    required = by_rarity[0]
+    for docs in by_rarity[1:]:
         if not len(required):
             break
-        required = _union([_within(p, required) for p in parts])
-    if len(required):
-        required = _union([_within(p, required) for p in direct])
+        required = _within(docs, required)
     return required
 
 
 def _name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
     """The whole query ``q`` as a prefix of a name (or of a table's qualified name
-    past its namespace and the dot): the ``^`` postings of the range, scored."""
-    if q:
-        rows = _lookup(reader, view, "^" + q, True)
-        rows = rows.filter(pc.less_equal(rows.column("min_len"), len(q)))
-        if rows.num_rows:
-            is_exact = rows.column("exact")
-            score = pc.add(
-                500.0,
-                pc.divide(100.0 * len(q), rows.column("name_len").cast(pa.float64())),
-            )
-            score = pc.if_else(is_exact, 1000.0, score)
-            best = (
-                pa.table({"g": rows.column("doc"), "s": score})
-                .group_by("g", use_threads=False)
-                .aggregate([("s", "max")])
-            )
-            return _Prefix(
-                best.column("g").combine_chunks(),
-                best.column("s_max").combine_chunks(),
-                set(pc.filter(rows.column("doc"), is_exact).to_pylist()),
-            )
-    return _Prefix(_EMPTY_GIDS, pa.array([], pa.float64()), set())
+    past its namespace and the dot): the ``^`` postings of the range, scored (kept
+    for the view when the range is common)."""
+    if not q:
+        return _NO_PREFIX
+    kept: _Prefix | None = reader.kept(view, "prefix", q)
+    if kept is not None:
+        return kept
+    rows = _lookup(reader, view, "^" + q, True)
+    rows = rows.filter(pc.less_equal(rows.column("min_len"), len(q)))
+    if not rows.num_rows:
+        return _NO_PREFIX
+    is_exact = rows.column("exact")
+    score = pc.add(
+        500.0,
+        pc.divide(100.0 * len(q), rows.column("name_len").cast(pa.float64())),
+    )
+    score = pc.if_else(is_exact, 1000.0, score)
+    best = (
+        pa.table({"g": rows.column("doc"), "s": score})
+        .group_by("g", use_threads=False)
+        .aggregate([("s", "max")])
+    )
+    found = _Prefix(
+        best.column("g").combine_chunks(),
+        best.column("s_max").combine_chunks(),
+        frozenset(pc.filter(rows.column("doc"), is_exact).to_pylist()),
+    )
+    if len(found.gids) >= MEMO_MIN_DOCS:
+        reader.keep(view, "prefix", q, found, found.nbytes)
+    return found
 
 
-def _score(matches: list[_Match], prefix: _Prefix, candidates: pa.Array, several: bool) -> pa.Table:
+def _score(
+    reader: IndexReader,
+    view: _View,
+    matches: list[_Match],
+    prefix: _Prefix,
+    candidates: pa.Array | None,
+    alone: str | None,
+) -> tuple[pa.Table, list[_Match]]:
     """``g`` and ``score`` of each candidate: its field weights (integers, summed
     exactly) plus its prefix score, added last so the float result is the same
-    whatever order the tokens came in."""
-    parts = [
-        pa.table({"g": g, "w": pa.repeat(pa.scalar(w, pa.float64()), len(g))})
-        for _, g, w in matches
-    ]
-    if len(prefix.gids):
-        zero = pa.repeat(pa.scalar(0.0, pa.float64()), len(prefix.gids))
-        parts.append(pa.table({"g": prefix.gids, "w": zero}))
-    scored = pa.concat_tables(parts)
-    if several:
-        scored = scored.filter(pc.is_in(scored.column("g"), value_set=candidates))
-    summed = scored.group_by("g", use_threads=False).aggregate([("w", "sum")])
+    whatever order the tokens came in; and the matches cut to the candidates.
+
+    ``alone``: the query's only token, whose summed weights cover every candidate
+    but the prefix ones and are kept with the view when common. With several
+    tokens each match is cut to the candidates before summing, so only candidates
+    with a field match of their own (or a name prefix) are scored."""
+    if candidates is not None:
+        cut = [(label, _within(g, candidates), w) for label, g, w in matches]
+        matches = [m for m in cut if len(m[1])]
+    summed: pa.Table | None = reader.kept(view, "weights", alone) if alone else None
+    if summed is None:
+        # Field weights are whole numbers: summed as integers they are exact, and
+        # kept in 4 bytes a document.
+        parts = [
+            pa.table({"g": g, "w": pa.repeat(pa.scalar(int(w), pa.int32()), len(g))})
+            for _, g, w in matches
+        ]
+        if parts:
+            summed = (
+                pa.concat_tables(parts)
+                .group_by("g", use_threads=False)
+                .aggregate([("w", "sum")])
+                .combine_chunks()
+            )
+            summed = summed.set_column(1, "w_sum", summed.column(1).cast(pa.int32()))
+        else:
+            summed = pa.table({"g": _EMPTY_GIDS, "w_sum": pa.array([], pa.int32())})
+        if alone and summed.num_rows >= MEMO_MIN_DOCS:
+            reader.keep(view, "weights", alone, summed, summed.nbytes + 256)
     gids = summed.column("g").combine_chunks()
-    scores = summed.column("w_sum").combine_chunks()
+    scores = summed.column("w_sum").combine_chunks().cast(pa.float64())
     if len(prefix.gids):
-        extra = pc.index_in(gids, value_set=prefix.gids)
-        scores = pc.add(scores, pc.fill_null(pc.take(prefix.scores, extra), 0.0))
-    return pa.table({"g": gids, "score": scores})
+        # Documents found only as a name prefix have no field weight.
+        extra = _without(prefix.gids, gids)
+        if len(extra):
+            gids = pa.concat_arrays([gids, extra])
+            scores = pa.concat_arrays([scores, pa.repeat(pa.scalar(0.0, pa.float64()), len(extra))])
+        at = pc.index_in(gids, value_set=prefix.gids)
+        scores = pc.add(scores, pc.fill_null(pc.take(prefix.scores, at), 0.0))
+    return pa.table({"g": gids, "score": scores}), matches
 
 
 def _kinds(reader: IndexReader, view: _View, gids: pa.Array) -> pa.Array:
@@ -312,10 +405,10 @@ def _page(
 ) -> tuple[list[tuple[int, float]], dict[int, dict[str, Any]]]:
     """The page's ``(doc, score)`` in rank order (score, then kind, qualified name,
     id), and the ``docs`` rows of the candidates by number."""
-    rows = reader.docs(view, top.column("g").combine_chunks())
-    by_num = {r["doc"]: r for r in rows.to_pylist()}
+    gids = top.column("g").to_pylist()
+    by_num = reader.doc_rows(view, gids)
     order = sorted(
-        zip(top.column("g").to_pylist(), top.column("score").to_pylist(), strict=True),
+        zip(gids, top.column("score").to_pylist(), strict=True),
         key=lambda gs: (
             -gs[1],
             _KIND_ORDER[by_num[gs[0]]["kind"]],

@@ -30,6 +30,10 @@ from .state import DEAD, DOC_SCHEMA, DOCS, IDS, POSTINGS, SearchState, _indexed
 
 #: Default memory bound of one index's decoded row groups.
 CACHE_BYTES = 32 << 20
+#: Default memory bound of the lookups and page rows kept for the index's latest
+#: versions (apart from the groups: a kept lookup saves a query far more work than
+#: a group, and in one LRU the groups of rare tokens would push them out).
+KEPT_BYTES = 32 << 20
 
 
 def _fold(
@@ -299,10 +303,14 @@ class IndexReader:
     view of the latest manifest (cached), and row groups of its sorted bases by
     verified ranged reads (decoded ones cached by content hash)."""
 
-    def __init__(self, domain: DomainStore[SearchState], cache_bytes: int) -> None:
+    def __init__(
+        self, domain: DomainStore[SearchState], cache_bytes: int, kept_bytes: int = KEPT_BYTES
+    ) -> None:
         self.domain = domain
         #: Decoded row groups, least recently used dropped first past ``cache_bytes``.
         self.groups = _GroupCache(cache_bytes)
+        #: Lookups and rows kept per index version, bounded by ``kept_bytes``.
+        self.lookups = _GroupCache(kept_bytes)
         self._view: _View | None = None
         self._view_lock = threading.Lock()
 
@@ -409,6 +417,37 @@ class IndexReader:
             return compact
         self.groups.put(key, table, table.nbytes)
         return table
+
+    def kept(self, view: _View, kind: str, key: str) -> Any:
+        """What a query kept for this index view under ``kind`` and ``key`` (None if
+        nothing, or evicted). Keyed by the view's manifest (immutable, unique per
+        index commit): nothing kept for one index version answers for another."""
+        return self.lookups.get(f"{view.manifest_key}\x00{kind}\x00{key}")
+
+    def keep(self, view: _View, kind: str, key: str, value: Any, size: int) -> None:
+        """Keep a query's lookup for this index view, under the cache's byte bound."""
+        self.lookups.put(f"{view.manifest_key}\x00{kind}\x00{key}", value, size)
+
+    def doc_rows(self, view: _View, gids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The ``docs`` rows of these document numbers as dicts, by number. Rows are
+        kept for the view one by one (a page needs a few rows of many groups): once a
+        page's rows are kept, its decoded groups are no longer used and age out of
+        the group cache."""
+        out: dict[int, dict[str, Any]] = {}
+        missing = []
+        for g in gids:
+            row = self.kept(view, "doc", str(g))
+            if row is None:
+                missing.append(g)
+            else:
+                out[g] = row
+        if missing:
+            rows = self.docs(view, pa.array(missing, pa.int32()))
+            for row in rows.to_pylist():
+                out[row["doc"]] = row
+                size = 160 + sum(len(v) for v in row.values() if isinstance(v, str))
+                self.keep(view, "doc", str(row["doc"]), row, size)
+        return out
 
     def docs(self, view: _View, gids: pa.Array) -> pa.Table:
         """The ``docs`` rows of these document numbers (any order)."""
