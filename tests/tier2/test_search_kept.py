@@ -1,4 +1,4 @@
-"""What a search keeps between queries (docs/adr/022-search-lookups-kept-per-index-version.md):
+"""What a search keeps between queries (docs/adr/024-search-lookups-kept-per-index-version.md):
 common lookups and page rows per index version, and the index snapshot found
 current for the catalog's head. None of it may answer for another index version,
 another scope, or a catalog version the head no longer names."""

@@ -106,7 +106,7 @@ class SearchIndex:
         catalog's head version, it is answered again without reading the index's
         pointer: every index of that catalog version holds the same documents, so
         the query still sees the one catalog version its head read returned
-        (docs/adr/022-search-lookups-kept-per-index-version.md).
+        (docs/adr/024-search-lookups-kept-per-index-version.md).
         """
         head = self.catalog.domain.read_head()
         held = self._current

@@ -29,7 +29,7 @@ _EMPTY_GIDS = pa.array([], pa.int32())
 _Match = tuple[str, pa.Array, float]
 #: A lookup whose answer holds at least this many documents is kept for the index
 #: view (a common token: the costly ones; a rare token is cheaper to look up again
-#: than to keep). See docs/adr/022-search-lookups-kept-per-index-version.md.
+#: than to keep). See docs/adr/024-search-lookups-kept-per-index-version.md.
 MEMO_MIN_DOCS = 1_024
 
 
