@@ -29,6 +29,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arco import __version__
+from arco.api import direct as direct_routes
 from arco.api import problems
 from arco.api.auth import TokenVerifier
 from arco.api.blob import router as blob_router
@@ -149,12 +150,15 @@ class _Envelope:
         requests: Counter,
         latency: Histogram,
         audit: AuditWriter | None = None,
+        direct: dict[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
         self.requests = requests
         self.latency = latency
         self.audit = audit
+        #: Hot routes answered without FastAPI's router (see arco.api.direct).
+        self.direct = direct or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -236,7 +240,8 @@ class _Envelope:
                 )
                 await response(scope, receive, send_with_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                app = direct_routes.take(self.direct, scope) if self.direct else None
+                await (app or self.app)(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
@@ -387,6 +392,11 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         requests=requests_total,
         latency=latency,
         audit=audit,
+        # Inside the envelope, like FastAPI's routes, and under the same streamed-body limit.
+        direct={
+            key: _StreamedBodyLimit(route, limit=settings.max_body_bytes)
+            for key, route in direct_routes.direct_routes(openlineage_router.routes).items()
+        },
     )
 
     @app.get("/healthz", response_model=HealthOut, tags=["ops"])
