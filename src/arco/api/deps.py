@@ -121,8 +121,8 @@ async def govern(request: Request, who: Principal, rate: str | None) -> None:
         return guard
 
     # Cached policy answers at once; only a store read (or an allowance claim) needs
-    # the thread pool, so a read request costs no extra hop.
-    if rate in ("write", "ingest") or launch or not governance.cached(who):
+    # the thread pool, so a request whose policy is at hand costs no extra hop.
+    if launch or not governance.ready(who, rate):
         guard = await run_in_threadpool(apply)
     else:
         guard = apply()
