@@ -79,9 +79,9 @@ class Governance:
             if doc is None or fresh(("workspace", who.tenant, who.workspace)) is None:
                 return False
             quotas: tenants.Quotas = doc.value.quotas
-            if rate in ("write", "ingest") and quotas.storage_bytes is not None:
-                if fresh(("storage", who.tenant)) is None:
-                    return False
+            storage = rate in ("write", "ingest") and quotas.storage_bytes is not None
+            if storage and fresh(("storage", who.tenant)) is None:
+                return False
             limit = quotas.ingest_per_minute
             allowance = self._allowances.get((who.tenant, "ingest_per_minute"))
         if rate == "ingest" and limit is not None:
