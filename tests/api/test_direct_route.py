@@ -217,9 +217,16 @@ def test_direct_route_is_audited_measured_and_traced(
         ("bob", "POST /api/v1/lineage", "denied", 403),
     ]
     assert rows[0]["request_id"] == "req-1"
+    again = client.post(URL, json=_event(3), headers=tokens.headers())
+    assert again.status_code == 201
     metrics = client.get("/metrics").text
+    assert 'arco_http_request_seconds_count{route="/api/v1/lineage"} 3.0' in metrics
     assert (
-        'arco_http_requests_total{method="POST",route="/api/v1/lineage",status="201"} 1.0'
+        'arco_http_requests_total{method="POST",route="/api/v1/lineage",status="403"} 1.0'
+        in metrics
+    )
+    assert (
+        'arco_http_requests_total{method="POST",route="/api/v1/lineage",status="201"} 2.0'
         in metrics
     )
     request = next(s for s in spans.get_finished_spans() if s.name == "http.request")

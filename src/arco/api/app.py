@@ -159,6 +159,9 @@ class _Envelope:
         self.audit = audit
         #: Hot routes answered without FastAPI's router (see arco.api.direct).
         self.direct = direct or {}
+        #: The labelled metric children by (method, route, status): ``labels()`` costs a
+        #: locked lookup and a tuple of strings per call.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -246,8 +249,17 @@ class _Envelope:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - start
-            self.requests.labels(scope["method"], path, str(status)).inc()
-            self.latency.labels(path).observe(elapsed)
+            key = (scope["method"], path, status)
+            children = self._children.get(key)
+            if children is None:
+                if len(self._children) >= 4096:  # methods are the client's to choose
+                    self._children.clear()
+                children = self._children[key] = (
+                    self.requests.labels(scope["method"], path, str(status)),
+                    self.latency.labels(path),
+                )
+            children[0].inc()
+            children[1].observe(elapsed)
             sp.set_attribute("http.route", path)
             sp.set_attribute("http.response.status_code", status)
             who = scope["state"].get("principal")
