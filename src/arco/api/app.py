@@ -31,6 +31,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from arco import __version__
+from arco.api import direct as direct_routes
 from arco.api import problems
 from arco.api.auth import TokenVerifier
 from arco.api.blob import router as blob_router
@@ -151,12 +152,18 @@ class _Envelope:
         requests: Counter,
         latency: Histogram,
         audit: AuditWriter | None = None,
+        direct: dict[tuple[str, str], ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
         self.requests = requests
         self.latency = latency
         self.audit = audit
+        #: Hot routes answered without FastAPI's router (see arco.api.direct).
+        self.direct = direct or {}
+        #: The labelled metric children by (method, route, status): ``labels()`` costs a
+        #: locked lookup and a tuple of strings per call.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -238,13 +245,23 @@ class _Envelope:
                 )
                 await response(scope, receive, send_with_id)
             else:
-                await self.app(scope, receive, send_with_id)
+                app = direct_routes.take(self.direct, scope) if self.direct else None
+                await (app or self.app)(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             elapsed = time.perf_counter() - start
-            self.requests.labels(scope["method"], path, str(status)).inc()
-            self.latency.labels(path).observe(elapsed)
+            key = (scope["method"], path, status)
+            children = self._children.get(key)
+            if children is None:
+                if len(self._children) >= 4096:  # methods are the client's to choose
+                    self._children.clear()
+                children = self._children[key] = (
+                    self.requests.labels(scope["method"], path, str(status)),
+                    self.latency.labels(path),
+                )
+            children[0].inc()
+            children[1].observe(elapsed)
             sp.set_attribute("http.route", path)
             sp.set_attribute("http.response.status_code", status)
             who = scope["state"].get("principal")
@@ -434,6 +451,11 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         requests=requests_total,
         latency=latency,
         audit=audit,
+        # Inside the envelope, like FastAPI's routes, and under the same streamed-body limit.
+        direct={
+            key: _StreamedBodyLimit(route, limit=settings.max_body_bytes)
+            for key, route in direct_routes.direct_routes(openlineage_router.routes).items()
+        },
     )
 
     @app.get("/healthz", response_model=HealthOut, tags=["ops"])

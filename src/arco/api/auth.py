@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +53,10 @@ class Principal:
     workspace: str
     roles: tuple[str, ...]
 
-    @property
+    @cached_property
     def scope(self) -> Scope:
-        """The storage scope the caller may touch."""
+        """The storage scope the caller may touch (validated once: verified principals
+        are cached with their token and serve every request of it)."""
         return Scope(self.tenant, self.workspace)
 
     def has(self, role: str) -> bool:

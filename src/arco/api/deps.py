@@ -34,11 +34,20 @@ async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """The caller, from a verified bearer token (never from path, header or body).
+    """The caller, from a verified bearer token (never from path, header or body)."""
+    return await authenticate(request, credentials)
 
-    Async so a request does not hop to the thread pool just to check a token: HS256
-    and cached tokens are pure CPU. Only a verifier that may fetch a JWKS over the
-    network verifies an unseen token in the thread pool.
+
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    """Verify the bearer ``credentials`` and bind the caller to this request.
+
+    Shared by the ``principal`` dependency and the direct ingest route
+    (:mod:`arco.api.direct`). Async so a request does not hop to the thread pool
+    just to check a token: HS256 and cached tokens are pure CPU. Only a verifier
+    that may fetch a JWKS over the network verifies an unseen token in the thread
+    pool.
     """
     if credentials is None or not credentials.credentials:
         raise AuthenticationError("missing bearer token")
@@ -70,17 +79,25 @@ Caller = Annotated[Principal, Depends(principal)]
 
 def _role(role: str, rate: str | None = None):  # type: ignore[no-untyped-def]
     async def check(request: Request, who: Caller) -> Workspace:
-        if not who.has(role):
-            raise PermissionDeniedError(f"this operation needs the {role!r} role")
-        if rate is not None:
-            request.app.state.limiter.take(who.tenant, rate)
-        await govern(request, who, rate)
-        services: Workspace = request.app.state.services.get(who.scope)
-        return services
+        return await authorize(request, who, role, rate)
 
     #: Read by the route-role table (docs/reference/roles.md and its test).
     check.arco_role = role  # type: ignore[attr-defined]
+    #: Read by the test that holds the direct ingest route to the same checks.
+    check.arco_rate = rate  # type: ignore[attr-defined]
     return check
+
+
+async def authorize(request: Request, who: Principal, role: str, rate: str | None) -> Workspace:
+    """The caller's workspace once ``who`` holds ``role`` and the request passes the
+    tenant's rate limit (``rate``) and policy; shared with :mod:`arco.api.direct`."""
+    if not who.has(role):
+        raise PermissionDeniedError(f"this operation needs the {role!r} role")
+    if rate is not None:
+        request.app.state.limiter.take(who.tenant, rate)
+    await govern(request, who, rate)
+    services: Workspace = request.app.state.services.get(who.scope)
+    return services
 
 
 async def govern(request: Request, who: Principal, rate: str | None) -> None:
@@ -104,8 +121,8 @@ async def govern(request: Request, who: Principal, rate: str | None) -> None:
         return guard
 
     # Cached policy answers at once; only a store read (or an allowance claim) needs
-    # the thread pool, so a read request costs no extra hop.
-    if rate in ("write", "ingest") or launch or not governance.cached(who):
+    # the thread pool, so a request whose policy is at hand costs no extra hop.
+    if launch or not governance.ready(who, rate):
         guard = await run_in_threadpool(apply)
     else:
         guard = apply()

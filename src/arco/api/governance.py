@@ -64,14 +64,29 @@ class Governance:
             self._cache[key] = _Cached(value, now)
         return value
 
-    def cached(self, who: Principal) -> bool:
-        """True when the policy of ``who``'s requests can be answered without the store."""
+    def ready(self, who: Principal, rate: str | None) -> bool:
+        """True when the policy of a request of ``who`` (with rate class ``rate``) can be
+        applied without the store: every policy read cached, and an ingest allowance
+        or storage measurement it needs at hand."""
         now = time.monotonic()
+
+        def fresh(key: tuple[str, ...]) -> _Cached | None:
+            hit = self._cache.get(key)
+            return hit if hit is not None and now - hit.at < self.ttl else None
+
         with self._lock:
-            keys = (("quotas", who.tenant), ("workspace", who.tenant, who.workspace))
-            return all(
-                (hit := self._cache.get(k)) is not None and now - hit.at < self.ttl for k in keys
-            )
+            doc = fresh(("quotas", who.tenant))
+            if doc is None or fresh(("workspace", who.tenant, who.workspace)) is None:
+                return False
+            quotas: tenants.Quotas = doc.value.quotas
+            storage = rate in ("write", "ingest") and quotas.storage_bytes is not None
+            if storage and fresh(("storage", who.tenant)) is None:
+                return False
+            limit = quotas.ingest_per_minute
+            allowance = self._allowances.get((who.tenant, "ingest_per_minute"))
+        if rate == "ingest" and limit is not None:
+            return allowance is not None and allowance.local(limit)
+        return True
 
     def forget(self, tenant: str) -> None:
         """Drop what this process cached about ``tenant`` (after an admin change here)."""

@@ -111,6 +111,12 @@ async def post_lineage(request: Request, svc: Ingest) -> JSONResponse:
     Idempotent: an event with the same run id, ``eventType`` and ``eventTime`` as
     one already accepted is stored but counts once.
     """
+    return await accept_lineage(request, svc)
+
+
+async def accept_lineage(request: Request, svc: Workspace) -> JSONResponse:
+    """The body of ``POST /api/v1/lineage`` once the caller is authorized for ``svc``
+    (shared by the FastAPI route and the direct route of :mod:`arco.api.direct`)."""
     body, data = await _body(request)
     events = as_events(body)
     config = _config(request)

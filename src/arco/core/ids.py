@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +18,41 @@ MAX_JSON_DEPTH = 64
 MAX_IDEMPOTENCY_KEY = 255
 
 
-def new_ulid() -> str:
-    """A new ULID string: sortable by creation time, unique without coordination."""
-    # Imported on first use: python-ulid reads its own version through
-    # importlib.metadata (email, zipfile, csv: ~20 ms), which a read never needs.
-    from ulid import ULID
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: Every pair of Crockford base32 digits, by the 10 bits it encodes.
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]
+_SHIFTS = tuple(range(120, -1, -10))
+_ulid_lock = threading.Lock()
+#: The millisecond and randomness of this process's last ULID.
+_ulid_last = [0, 0]
 
-    return str(ULID())
+
+def ulid_text(ms: int, randomness: int) -> str:
+    """The 26-character ULID of a millisecond timestamp and 80 random bits."""
+    # 130 bits (2 of zero padding + 128), 10 bits at a time.
+    value = (ms << 80) | randomness
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in _SHIFTS])
+
+
+def new_ulid() -> str:
+    """A new ULID string: sortable by creation time, unique without coordination.
+
+    Monotonic within a process, as python-ulid's generator: a ULID of the same
+    millisecond as the previous one is that one plus one (so is one made while the
+    clock reads earlier than the previous one's). A fraction of the cost of
+    ``str(ULID())``; every ledger event and audit record takes one.
+    """
+    with _ulid_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms <= _ulid_last[0]:
+            ms = _ulid_last[0]
+            randomness = _ulid_last[1] + 1
+            if randomness >> 80:
+                raise ValueError("ULID randomness within one millisecond exhausted")
+        else:
+            randomness = int.from_bytes(os.urandom(10), "big")
+        _ulid_last[0], _ulid_last[1] = ms, randomness
+    return ulid_text(ms, randomness)
 
 
 def utc_now() -> datetime:

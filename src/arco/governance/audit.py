@@ -18,8 +18,10 @@ A record never holds a token, a signature, a signed URL or a query string.
 and encodes the event in the caller's thread (so a bad record fails loudly
 there) and queues it; one background thread writes whatever is queued as one
 ledger object per scope (group commit), so a burst of writes costs one PUT per
-scope per flush, not one per request. A record is durable a PUT's latency after
-its request answered; :meth:`AuditWriter.close` flushes at shutdown. A batch
+scope per flush, not one per request. Under a steady stream of records it
+flushes at most every ``min_interval`` (10 ms). A record is durable a PUT's
+latency after its request answered (plus at most ``min_interval`` under load);
+:meth:`AuditWriter.close` flushes at shutdown. A batch
 that cannot be written is logged in full on the ``arco.audit`` logger and
 counted in ``arco_audit_write_errors``.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,8 +101,12 @@ class AuditRecord:
         }
 
 
-def encode_record(record: AuditRecord, *, source: str) -> Envelope:
-    """Validate ``record`` as an ``audit.recorded`` event; the envelope's actor is its own."""
+def encode_record(record: AuditRecord, *, source: str, check_size: bool = True) -> Envelope:
+    """Validate ``record`` as an ``audit.recorded`` event; the envelope's actor is its own.
+
+    ``check_size=False``: the caller encodes the envelope with a size check
+    (:meth:`Ledger.encode_prepared`), so it is not encoded twice.
+    """
     event_id = new_ulid()
     with acting_as(record.actor):
         return build_envelope(
@@ -109,6 +116,7 @@ def encode_record(record: AuditRecord, *, source: str) -> Envelope:
             idempotency_key=f"audit:{event_id}",
             event_id=event_id,
             source=source,
+            check_size=check_size,
         )
 
 
@@ -132,30 +140,66 @@ def write_audit_many(
     return envs
 
 
-class AuditWriter:
-    """Queues audit records and writes them in the background, one object per scope."""
+#: Scopes whose ledger an :class:`AuditWriter` keeps at hand (it forgets them past this).
+_LEDGERS_KEPT = 1024
 
-    def __init__(self, store: ObjectStore, *, source: str = "api", max_batch: int = 1000) -> None:
+
+class AuditWriter:
+    """Queues audit records and writes them in the background, one object per scope.
+
+    Under a steady stream of records the writer writes at most once every
+    ``min_interval`` seconds (the records of that interval share one object per
+    scope); a record that arrives after a quiet period is written at once.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        source: str = "api",
+        max_batch: int = 1000,
+        min_interval: float = 0.01,
+    ) -> None:
         self.store = store
         self.source = source
         self.max_batch = max_batch
-        self._queue: list[tuple[Scope, Envelope]] = []
+        self.min_interval = min_interval
+        self._queue: list[tuple[Ledger, Envelope, bytes]] = []
+        self._ledgers: dict[tuple[str, str], Ledger] = {}
         self._cond = threading.Condition()
         self._busy = False
+        self._hurry = False
         self._closed = False
+        self._last_write = 0.0
         self._thread: threading.Thread | None = None
 
+    def _ledger(self, record: AuditRecord) -> Ledger:
+        key = (record.tenant, record.workspace)
+        ledger = self._ledgers.get(key)
+        if ledger is None:
+            if len(self._ledgers) >= _LEDGERS_KEPT:
+                self._ledgers.clear()
+            ledger = self._ledgers[key] = Ledger(self.store, record.scope)
+        return ledger
+
     def record(self, record: AuditRecord) -> None:
-        """Queue ``record`` (validated and encoded here); it is written within a PUT's time."""
-        env = encode_record(record, source=self.source)
+        """Queue ``record`` (validated and encoded here); it is written within a PUT's
+        time, or ``min_interval`` more under a steady stream of records."""
+        ledger = self._ledger(record)
+        env = encode_record(record, source=self.source, check_size=False)
+        # Encoded once, here, with its size checked: the writer only joins the bytes.
+        (data,) = ledger.encode_prepared(DOMAIN, [env])
         with self._cond:
-            self._queue.append((record.scope, env))
+            self._queue.append((ledger, env, data))
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(
                     target=self._loop, name="arco-audit-writer", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify_all()
+            # The writer waits for the first record or for a full batch; waking it for
+            # every record would cost a thread switch per request.
+            if len(self._queue) == 1 or len(self._queue) >= self.max_batch:
+                self._cond.notify_all()
         metrics.AUDIT_RECORDS.labels(record.outcome).inc()
 
     def _loop(self) -> None:
@@ -165,6 +209,11 @@ class AuditWriter:
                     self._cond.wait()
                 if not self._queue and self._closed:
                     return
+                while not (self._closed or self._hurry or len(self._queue) >= self.max_batch):
+                    wait = self._last_write + self.min_interval - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
                 batch, self._queue = self._queue, []
                 self._busy = True
             try:
@@ -172,22 +221,25 @@ class AuditWriter:
             finally:
                 with self._cond:
                     self._busy = False
+                    self._last_write = time.monotonic()
+                    if not self._queue:
+                        self._hurry = False
                     self._cond.notify_all()
 
-    def _write(self, batch: Sequence[tuple[Scope, Envelope]]) -> None:
-        by_scope: dict[Scope, list[Envelope]] = {}
-        for scope, env in batch:
-            by_scope.setdefault(scope, []).append(env)
-        for scope, envs in by_scope.items():
-            ledger = Ledger(self.store, scope)
-            for start in range(0, len(envs), self.max_batch):
-                part = envs[start : start + self.max_batch]
+    def _write(self, batch: Sequence[tuple[Ledger, Envelope, bytes]]) -> None:
+        by_scope: dict[int, list[tuple[Ledger, Envelope, bytes]]] = {}
+        for item in batch:
+            by_scope.setdefault(id(item[0]), []).append(item)
+        for items in by_scope.values():
+            ledger = items[0][0]
+            for start in range(0, len(items), self.max_batch):
+                part = items[start : start + self.max_batch]
                 try:
-                    ledger.append_prepared(DOMAIN, part)
+                    ledger.write_encoded(DOMAIN, [(env.event_id, data) for _, env, data in part])
                 except Exception:
                     metrics.AUDIT_WRITE_ERRORS.inc()
                     # The trail must not vanish silently: the records go to the log.
-                    for env in part:
+                    for _, env, _ in part:
                         log.error(
                             "audit record not written: %s",
                             json.dumps(env.payload, sort_keys=True),
@@ -197,6 +249,8 @@ class AuditWriter:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is written; False on timeout."""
         with self._cond:
+            self._hurry = True
+            self._cond.notify_all()
             return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
 
     def close(self, timeout: float = 10.0) -> None:

@@ -333,6 +333,14 @@ class MinuteAllowance:
     _windows: dict[int, _Window] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def local(self, limit: int, units: int = 1) -> bool:
+        """Whether :meth:`take` of ``units`` would be answered from this process's slice of
+        the current minute, without touching the store."""
+        minute = int(self.clock() // 60)
+        with self._lock:
+            window = self._windows.get(limit)
+            return window is not None and window.minute == minute and window.remaining >= units
+
     def take(self, limit: int, units: int = 1) -> None:
         """Spend ``units`` of this minute's ``limit`` or raise :class:`QuotaExceededError`."""
         if units <= 0:

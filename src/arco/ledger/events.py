@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -192,6 +192,10 @@ class AuditRecordedV1(_Payload):
     Written by the API (and the CLI's admin commands) into the ``audit`` ledger
     domain; never holds a token, a signature or a signed URL.
     """
+
+    #: Every field is a scalar, a list of strings or a map of strings: the shape bounds
+    #: the depth, so the registry skips its depth walk (the API audits every write).
+    FIXED_DEPTH: ClassVar[bool] = True
 
     action: str = Field(min_length=1, max_length=512)
     outcome: Literal["ok", "denied", "rejected", "error"]

@@ -35,6 +35,10 @@ from arco.ledger.events import (
     parse_occurred_at,
 )
 
+#: The compact encoder of stored envelopes, built once (``json.dumps`` with
+#: ``separators`` builds an encoder per call).
+_COMPACT = json.JSONEncoder(separators=(",", ":"))
+
 
 def ulid_time(value: str) -> datetime:
     """The timestamp encoded in a ULID."""
@@ -224,7 +228,7 @@ class Ledger:
                     f"event {i}: {env.event_type} v{env.event_version} is not of domain {domain}"
                 )
             check_event_keys(self.keys, env)
-            data = json.dumps(env.to_dict(), separators=(",", ":")).encode()
+            data = _COMPACT.encode(env.to_dict()).encode()
             if len(data) > MAX_EVENT_BYTES:
                 raise InvalidEventError(
                     f"event {i} is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}"

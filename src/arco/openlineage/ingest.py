@@ -120,7 +120,10 @@ def _column_edges(
 
 def idempotency_key(event: Event) -> str:
     """``ol:`` + a hash of run id (or job / dataset), eventType and eventTime."""
-    when = event.eventTime.astimezone(UTC).isoformat()
+    return _idempotency_key(event, event.eventTime.astimezone(UTC).isoformat())
+
+
+def _idempotency_key(event: Event, when: str) -> str:
     if isinstance(event, RunEvent):
         ident = f"run\x00{event.run.runId}\x00{event.eventType or 'OTHER'}"
     elif isinstance(event, DatasetEvent):
@@ -189,7 +192,7 @@ def normalise(raw: Any, mapper: DatasetMapper, *, text: str | None = None) -> No
         text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
     if len(text) <= _RAW_LIMIT:
         payload["raw_json"] = text
-    return Normalised(payload, idempotency_key(event), payload["kind"], when)
+    return Normalised(payload, _idempotency_key(event, when), payload["kind"], when)
 
 
 def as_events(body: Any) -> list[Any]:
