@@ -25,6 +25,7 @@ from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, parse_store_url
 from arco.iceberg.errors import error_response, response_for
+from arco.iceberg.fastpath import DirectTableLoads
 from arco.iceberg.signer import SignRequest, authorize, folder_test, signer_for
 
 log = logging.getLogger("arco.iceberg")
@@ -457,15 +458,24 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
 
         return await handle(request, "writer", prefix, work, body=True)
 
-    @app.get("/v1/{prefix}/namespaces/{namespace}/tables/{table}")
-    async def load_table(request: Request, prefix: str, namespace: str, table: str) -> Response:
-        """A table's current metadata and the client I/O config."""
-
+    async def load(request: Request, prefix: str, namespace: str, table: str) -> Response:
         def work(svc: IcebergCatalog, _: Any) -> Response:
             loaded = svc.load_table(_levels(namespace), table)
             return _table_result(loaded.metadata_location, loaded.raw, table_config)
 
         return await handle(request, "reader", prefix, work)
+
+    @app.get("/v1/{prefix}/namespaces/{namespace}/tables/{table}")
+    async def load_table(request: Request, prefix: str, namespace: str, table: str) -> Response:
+        """A table's current metadata and the client I/O config."""
+        return await load(request, prefix, namespace, table)
+
+    # The same handler without FastAPI's routing and parameter resolution (fastpath.py).
+    app.add_middleware(
+        DirectTableLoads,
+        handler=load,
+        route=next(r for r in app.router.routes if getattr(r, "endpoint", None) is load_table),
+    )
 
     @app.head("/v1/{prefix}/namespaces/{namespace}/tables/{table}")
     async def table_exists(request: Request, prefix: str, namespace: str, table: str) -> Response:
