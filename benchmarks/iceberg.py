@@ -168,8 +168,22 @@ def _appender(base: str, name: str, count: int, out: Any) -> None:
     out.put((wall, (time.process_time() - cpu0) / count, sorted(commits)[len(commits) // 2]))
 
 
-def concurrency(base: str, count: int, writers: int) -> dict[str, float]:
-    """Commits per second of 1 appender and of ``writers`` appenders on their own tables."""
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads (Linux), else 0."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def concurrency(base: str, count: int, writers: int, server_pid: int = 0) -> dict[str, float]:
+    """Commits per second of 1 appender and of ``writers`` appenders on their own tables.
+
+    Besides the rates: the client's CPU per append, the server's CPU per commit
+    (``server_pid``'s CPU over the run), and the rate the machine's cores could
+    sustain at most if both were spent on nothing else (the ceiling for the scale).
+    """
     cat = rest_catalog(base)
     cat.create_namespace("bench_mt")
     props = {"commit.retry.num-retries": "0"}
@@ -183,12 +197,14 @@ def concurrency(base: str, count: int, writers: int) -> dict[str, float]:
             ctx.Process(target=_appender, args=(base, f"bench_mt.t{i}", count, queue))
             for i in range(n)
         ]
+        cpu0 = process_cpu_s(server_pid) if server_pid else 0.0
         start = time.perf_counter()
         for p in procs:
             p.start()
         for p in procs:
             p.join()
         wall = time.perf_counter() - start
+        server_cpu = process_cpu_s(server_pid) - cpu0 if server_pid else 0.0
         results = [queue.get() for _ in procs]
         busy = [r[0] for r in results]
         # Throughput over the appending itself (process start-up excluded).
@@ -196,10 +212,16 @@ def concurrency(base: str, count: int, writers: int) -> dict[str, float]:
         out[f"wall_s_{n}"] = wall
         out[f"client_cpu_ms_per_append_{n}"] = 1000 * sum(r[1] for r in results) / n
         out[f"commit_request_ms_p50_{n}"] = 1000 * sorted(r[2] for r in results)[n // 2]
+        # Includes the server's idle ticks and process start-up time: an upper bound.
+        out[f"server_cpu_ms_per_commit_{n}"] = 1000 * server_cpu / (n * count)
     out["scale"] = out[f"commits_per_s_{writers}"] / out["commits_per_s_1"]
     cores = os.cpu_count() or 1
     # What the clients alone can do on this machine: every core busy with appends.
     out["cpu_bound_commits_per_s"] = 1000 * cores / out["client_cpu_ms_per_append_1"]
+    # ... and with the server's CPU per commit on the same cores.
+    per_append = out["client_cpu_ms_per_append_1"] + out["server_cpu_ms_per_commit_1"]
+    out["cpu_bound_with_server_commits_per_s"] = 1000 * cores / per_append
+    out["ceiling_scale"] = out["cpu_bound_with_server_commits_per_s"] / out["commits_per_s_1"]
     out["cores"] = cores
     return out
 
@@ -288,7 +310,7 @@ def main() -> None:
         proc, base = start_server(work / "store", work / "server.log")
         try:
             arco = measure(rest_catalog(base), loads, appends)
-            scale = concurrency(base, per_writer, 8)
+            scale = concurrency(base, per_writer, 8, proc.pid)
             server = server_commits(base, per_writer * 2, 8)
             duck = duckdb_attach(base)
         finally:
@@ -324,6 +346,12 @@ def main() -> None:
         f"{scale['commit_request_ms_p50_1']:.1f} ms (1), {scale['commit_request_ms_p50_8']:.1f} ms "
         f"(8); {scale['cores']} cores can run at most "
         f"{scale['cpu_bound_commits_per_s']:.1f} client appends/s"
+    )
+    print(
+        f"  server CPU per commit {scale['server_cpu_ms_per_commit_1']:.1f} ms (1 appender), "
+        f"{scale['server_cpu_ms_per_commit_8']:.1f} ms (8); client + server on {scale['cores']} "
+        f"cores: at most {scale['cpu_bound_with_server_commits_per_s']:.1f} appends/s = "
+        f"{scale['ceiling_scale']:.2f}x one appender"
     )
     print(
         f"server alone (tiny commits from threads): 1 writer {server['commits_per_s_1']:.1f}/s "

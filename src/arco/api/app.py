@@ -138,6 +138,38 @@ class _StreamedBodyLimit:
         await self.app(scope, replay, send)
 
 
+class _Prefixed:
+    """Requests under ``prefix`` straight to the app mounted there, as a ``Mount`` would.
+
+    The Iceberg catalog is mounted at ``/iceberg``; reaching it through the outer
+    app's exception, exit-stack and routing layers cost more CPU than a cached
+    table load does. The scope changes are Starlette's ``Mount``'s (``root_path``
+    grows by the prefix, in place, so the envelope's metrics and audit see the
+    same route as before); the ``Mount`` stays for everything else (``/iceberg``
+    without a slash, the route table).
+    """
+
+    def __init__(self, app: ASGIApp, *, prefix: str, target: ASGIApp) -> None:
+        self.app = app
+        self.prefix = prefix.rstrip("/")
+        self.target = target
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            root: str = scope.get("root_path", "")
+            if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+                path = path[len(root) :]
+            if path.startswith(self.prefix + "/"):
+                scope["path_params"] = dict(scope.get("path_params", {}))
+                scope["app_root_path"] = scope.get("app_root_path", root)
+                scope["root_path"] = root + self.prefix
+                scope["endpoint"] = self.target
+                await self.target(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class _Envelope:
     """Request id, the declared-length body limit and metrics, as plain ASGI.
 
@@ -442,6 +474,9 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.state.metrics_registry = registry
     register_openlineage_metrics(registry)
     problems.install(app)
+    iceberg = _iceberg_app(app, settings)
+    # Innermost: inside the body limit and the envelope (request id, metrics, audit).
+    app.add_middleware(_Prefixed, prefix="/iceberg", target=iceberg)
     # Added before ``envelope`` so it runs inside it (request id, metrics).
     app.add_middleware(_StreamedBodyLimit, limit=settings.max_body_bytes)
 
@@ -486,6 +521,8 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
         body = generate_latest(registry) + generate_latest(core_metrics.REGISTRY)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    # Requests under /iceberg/ reach it through ``_Prefixed``; the mount answers the rest.
+    app.mount("/iceberg", iceberg)
     app.include_router(catalog_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(openlineage_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(tier2_router, responses=problems.API_ERROR_RESPONSES)
@@ -495,7 +532,6 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     app.include_router(browser_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(admin_router, responses=problems.API_ERROR_RESPONSES)
     app.include_router(blob_router)
-    app.mount("/iceberg", _iceberg_app(app, settings))
     generate_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:

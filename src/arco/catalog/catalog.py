@@ -95,7 +95,8 @@ class Catalog(CatalogReads):
         fn: Callable[[_Txn], Any],
         decode: Callable[[dict[str, Any]], Any] | None,
     ) -> Any:
-        request_hash = sha256_hex(canonical_json(request))
+        # Only an idempotency key needs the request's hash (to tell a replay apart).
+        request_hash = sha256_hex(canonical_json(request)) if idempotency_key is not None else ""
         if idempotency_key is not None:
             check_idempotency_key(idempotency_key)
             replay = self._replay(self.snapshot(0).state, idempotency_key, request_hash, decode)

@@ -7,8 +7,10 @@ import base64
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
+from pydantic import TypeAdapter
 from pyiceberg.table.update import TableRequirement, TableUpdate
 
 from arco.core.errors import InvalidArgumentError
@@ -67,10 +69,15 @@ class TableChange:
     updates: tuple[TableUpdate, ...]
 
 
+@cache
+def _adapters() -> tuple[TypeAdapter[list[TableRequirement]], TypeAdapter[list[TableUpdate]]]:
+    # Built once: a TypeAdapter over the update union builds its whole validator,
+    # which cost more CPU than validating a commit's updates with it.
+    return TypeAdapter(list[TableRequirement]), TypeAdapter(list[TableUpdate])
+
+
 def table_changes(body: Any, default: tuple[tuple[str, ...], str] | None) -> TableChange:
     """Parse one ``CommitTableRequest`` (the identifier may come from the path)."""
-    from pydantic import TypeAdapter
-
     if not isinstance(body, dict):
         raise InvalidArgumentError("a table change must be a JSON object")
     ident = body.get("identifier")
@@ -87,10 +94,9 @@ def table_changes(body: Any, default: tuple[tuple[str, ...], str] | None) -> Tab
         target = default
     else:
         raise InvalidArgumentError("every table change needs an identifier")
-    requirements = TypeAdapter(list[TableRequirement]).validate_python(
-        body.get("requirements") or []
-    )
-    updates = TypeAdapter(list[TableUpdate]).validate_python(body.get("updates") or [])
+    requirement_adapter, update_adapter = _adapters()
+    requirements = requirement_adapter.validate_python(body.get("requirements") or [])
+    updates = update_adapter.validate_python(body.get("updates") or [])
     return TableChange(target[0], target[1], tuple(requirements), tuple(updates))
 
 

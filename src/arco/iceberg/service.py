@@ -427,9 +427,11 @@ class IcebergCatalog:
                 out.append(meta_location)
             return out
 
-        request = {
-            "op": "iceberg_commit",
-            "changes": [
+        # The request identifies the commit for its idempotency key only; without a
+        # key, dumping every update (a snapshot's whole summary) would be wasted.
+        request: dict[str, Any] = {"op": "iceberg_commit"}
+        if idempotency_key is not None:
+            request["changes"] = [
                 {
                     "namespace": list(c.namespace),
                     "name": c.name,
@@ -437,8 +439,7 @@ class IcebergCatalog:
                     "updates": [u.model_dump(mode="json") for u in c.updates],
                 }
                 for c in changes
-            ],
-        }
+            ]
         locations = self.catalog.write(request, fn, idempotency_key=idempotency_key, decode=_same)
         loaded = []
         for location in locations:
