@@ -317,7 +317,7 @@ class _Envelope:
                     workspace=who.workspace,
                     request_id=rid,
                     # The path only: a query string may carry a signature.
-                    target=(scope.get("root_path", "") + scope["path"])[:4096],
+                    target=_request_path(scope)[:4096],
                     status=status,
                     roles=tuple(who.roles),
                     duration_ms=elapsed * 1000,
@@ -326,6 +326,14 @@ class _Envelope:
         except Exception:  # auditing must never turn an answered request into a 500
             core_metrics.AUDIT_WRITE_ERRORS.inc()
             logging.getLogger("arco.audit").exception("could not queue an audit record")
+
+
+def _request_path(scope: Scope) -> str:
+    """The request's full path. Starlette keeps the mount prefix in ``path`` and also
+    sets it as ``root_path`` inside a mount (``/iceberg``): joining both doubled it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path if path.startswith(root) else root + path
 
 
 def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
@@ -339,6 +347,12 @@ def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
             state["principal"] = who  # so the envelope audits Iceberg writes too
         return who
 
+    def govern(who: Any, writes: bool) -> None:
+        governance = app.state.governance
+        governance.check_workspace(who)
+        if writes:
+            governance.check_storage(who.tenant)
+
     return create_iceberg_app(
         IcebergHooks(
             authenticate=authenticate,
@@ -346,6 +360,7 @@ def _iceberg_app(app: FastAPI, settings: Settings) -> ASGIApp:
             store=app.state.store,
             store_url=settings.store_url,
             rate_limit=app.state.limiter.take,
+            govern=govern,
         )
     )
 

@@ -35,6 +35,8 @@ _BY_CODE: dict[str, tuple[int, str]] = {
     "forbidden-location": (403, "ForbiddenException"),
     "unauthenticated": (401, "NotAuthorizedException"),
     "forbidden": (403, "ForbiddenException"),
+    "workspace-retired": (403, "ForbiddenException"),
+    "quota-exceeded": (429, "SlowDownException"),
     "rate-limited": (429, "SlowDownException"),
     "conflict": (409, "ConflictException"),
     "invalid-name": (400, "BadRequestException"),

@@ -85,6 +85,9 @@ class IcebergHooks:
     store_url: str
     #: Take a rate-limit token (``tenant``, ``kind``) or raise.
     rate_limit: Callable[[str, str], None] | None = None
+    #: Tenant policy (``caller``, ``writes``): a retired workspace, the storage quota.
+    #: Raises an ArcoError (``workspace-retired`` 403, ``quota-exceeded`` 429).
+    govern: Callable[[Caller, bool], None] | None = None
 
 
 class _ForbiddenError(ArcoError):
@@ -229,6 +232,10 @@ def create_iceberg_app(hooks: IcebergHooks) -> FastAPI:
             )
         if role != "reader" and hooks.rate_limit is not None:
             hooks.rate_limit(who.tenant, "write")
+        if hooks.govern is not None:
+            # The same tenant policy as /api/v1: a retired workspace is closed to
+            # both doors, and a tenant over its storage quota writes through neither.
+            hooks.govern(who, role != "reader")
         return who
 
     async def handle(
