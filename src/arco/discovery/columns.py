@@ -163,6 +163,8 @@ class ColumnLineage:
                     "last_seen": None,
                     "last_run_id": None,
                     "last_event_id": None,
+                    "transformation_seen": None,
+                    "transformation_event_id": None,
                 }
             )
             row["declared"] = True

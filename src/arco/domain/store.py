@@ -339,7 +339,7 @@ class DomainStore(Generic[S]):
                 and (base.max_version > known or cached is None)
             ):
                 state = state.clear(table)
-                rows = tableset.to_rows(self.load_file(base))
+                rows = tableset.to_rows(tableset.with_added_columns(tdef, self.load_file(base)))
                 for row in rows:
                     row["_op"] = tableset.OP_UPSERT
                 state = state.apply(table, rows)
@@ -348,7 +348,7 @@ class DomainStore(Generic[S]):
             for entry in deltas:
                 if entry.max_version <= since:
                     continue
-                rows = tableset.to_rows(self.load_file(entry))
+                rows = tableset.to_rows(tableset.with_added_columns(tdef, self.load_file(entry)))
                 if entry.min_version <= since:
                     rows = [r for r in rows if r["_version"] > since]
                 state = state.apply(table, rows)

@@ -308,6 +308,21 @@ def _column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
     return values
 
 
+def with_added_columns(tdef: TableDef, table: pa.Table) -> pa.Table:
+    """``table`` with a null column for each nullable column of ``tdef`` it lacks.
+
+    A state file keeps the schema it was written with: one written before a nullable
+    column was added to its table reads as if that column were null, so readers of
+    rows can rely on every column of the current schema being there. (Columns are
+    only ever added as nullable; a missing non-nullable one is left missing.)
+    """
+    have = set(table.column_names)
+    for field in tdef.schema:
+        if field.nullable and field.name not in have:
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table
+
+
 def delta_table(tdef: TableDef, rows: Sequence[dict[str, Any]]) -> pa.Table:
     """Arrow table of delta rows (each with ``_op`` and ``_version``)."""
     return pa.Table.from_pylist(list(rows), schema=tdef.delta_schema)
@@ -334,7 +349,12 @@ def merge_deltas(tdef: TableDef, tables: Sequence[pa.Table]) -> pa.Table:
     Append-only tables are simply concatenated.
     """
     if tdef.append_only:
-        return pa.concat_tables([t.cast(tdef.delta_schema) for t in tables])
+        return pa.concat_tables(
+            [
+                with_added_columns(tdef, t).select(tdef.delta_schema.names).cast(tdef.delta_schema)
+                for t in tables
+            ]
+        )
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for table in tables:
         for row in table.to_pylist():
@@ -347,9 +367,10 @@ def fold_table(tdef: TableDef, base: pa.Table | None, deltas: Sequence[pa.Table]
     """The live rows of a table from its base and deltas (oldest first), base schema."""
     parts: list[pa.Table] = []
     if tdef.append_only:
+        names = tdef.schema.names
         if base is not None:
-            parts.append(base.cast(tdef.schema))
-        parts.extend(d.drop_columns(["_op", "_version"]).cast(tdef.schema) for d in deltas)
+            parts.append(with_added_columns(tdef, base).select(names).cast(tdef.schema))
+        parts.extend(with_added_columns(tdef, d).select(names).cast(tdef.schema) for d in deltas)
         return pa.concat_tables(parts) if parts else tdef.schema.empty_table()
     latest: dict[tuple[Any, ...], dict[str, Any] | None] = {}
     if base is not None:

@@ -5,7 +5,9 @@
 * :mod:`~arco.ledger.compactor` - folding new events into a Tier-2 domain (a compaction);
 * :mod:`~arco.ledger.folds` - the pure folds: runs, tasks, materializations, lineage;
 * :mod:`~arco.ledger.external_lineage`, :mod:`~arco.ledger.automation_events` -
-  the folds and event types of OpenLineage and automation.
+  the event types (and state tables) of OpenLineage and automation;
+* :mod:`~arco.ledger.external_folds` - the OpenLineage folds and the rule each
+  field follows.
 
 Imports only ``arco.core`` and ``arco.domain``; never the catalog.
 """

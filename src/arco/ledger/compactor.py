@@ -34,11 +34,8 @@ from arco.core.telemetry import span
 from arco.domain.lock import DEFAULT_LOCK_TTL
 from arco.domain.store import Change, DomainStore, Snapshot
 from arco.ledger.events import REGISTRY, EventRegistry, InvalidEventError
-from arco.ledger.external_lineage import (
-    OpenLineageEventV2,
-    decode_fast,
-    fold_openlineage_payload,
-)
+from arco.ledger.external_folds import fold_openlineage_payload
+from arco.ledger.external_lineage import OpenLineageEventV2, decode_fast
 from arco.ledger.folds import (
     AuditState,
     ExecutionsState,

@@ -1,10 +1,11 @@
-"""External lineage: the ``openlineage.event`` Tier-2 payload, its state tables and folds.
+"""External lineage: the ``openlineage.event`` Tier-2 payload and its state tables.
 
 An OpenLineage event (from dbt-ol, Airflow, Spark, openlineage-python...) is
 validated and normalised at ingest (``arco.openlineage``) into the payload defined
 here: the event's identity, its run, job and parent, and its datasets already
-mapped to Arco qualified names. The compactor folds it, in the ``lineage``
-domain, into four tables:
+mapped to Arco qualified names. The compactor folds it (:mod:`arco.ledger.external_folds`,
+where the rule each field follows is stated), in the ``lineage`` domain, into four
+tables:
 
 * ``external_runs``: one row per OpenLineage run id;
 * ``datasets``: one row per OpenLineage dataset (namespace, name), mapped or not;
@@ -12,10 +13,10 @@ domain, into four tables:
   declared through :class:`arco.discovery.lineage.LineageGraph`);
 * and the existing ``edges`` table: one observed edge per input -> output.
 
-Every fold is deterministic in the set of events: rows follow the event with the
-greatest ``(event time, state rank, event id)``, counts add up and sets union.
-Qualified names were validated at ingest and are validated again here, since a
-ledger object is only as trustworthy as whoever could write it.
+Every field of these tables is a function of the set of events folded, whatever
+their order and however compactions split them; the columns named in
+:data:`BOOKKEEPING` record which event set a field, so that a later compaction can
+tell whether a new event beats it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import (
@@ -38,20 +39,16 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from arco.core.errors import InvalidNameError
 from arco.core.scope import validate_dotted
 from arco.domain.tableset import TableDef
-
-if TYPE_CHECKING:
-    from arco.ledger.events import Envelope
-    from arco.ledger.folds import Folder
 
 _TS = pa.timestamp("ms", tz="UTC")
 
 #: OpenLineage run event types, in the order a run moves through them.
 OL_EVENT_TYPES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
 OL_TERMINAL = frozenset({"COMPLETE", "ABORT", "FAIL"})
-_RANK = {"START": 0, "RUNNING": 1, "COMPLETE": 2, "ABORT": 2, "FAIL": 2}
+#: The order of run states when two events have the same time (``OTHER``: none).
+OL_RANK = {"START": 0, "RUNNING": 1, "COMPLETE": 2, "ABORT": 2, "FAIL": 2}
 OlEventType = Literal["START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER"]
 
 
@@ -60,7 +57,8 @@ class _Model(BaseModel):
 
 
 @lru_cache(maxsize=65_536)
-def _dotted(value: str) -> str:
+def dotted_node(value: str) -> str:
+    """``value`` validated as a dotted lineage node name (cached)."""
     # The same few thousand dataset names recur in every event: validate each once.
     return validate_dotted("lineage node", value)
 
@@ -68,7 +66,7 @@ def _dotted(value: str) -> str:
 def _qualified(value: str | None) -> str | None:
     if value is None:
         return None
-    return _dotted(value)
+    return dotted_node(value)
 
 
 class OlColumn(_Model):
@@ -105,7 +103,7 @@ class OlColumnEdge(_Model):
     @field_validator("source", "target")
     @classmethod
     def _node(cls, value: str) -> str:
-        return _dotted(value)
+        return dotted_node(value)
 
 
 class _OpenLineageEventFields(_Model):
@@ -170,7 +168,7 @@ def openlineage_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
 _FAST = ConfigDict(extra="forbid", strict=True)
 
 
-_Node = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_dotted)]
+_Node = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(dotted_node)]
 _Name = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 _Col = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 _Id = Annotated[str, StringConstraints(max_length=64)]
@@ -282,6 +280,15 @@ EXTERNAL_RUNS = TableDef(
             pa.field("last_rank", pa.int32(), nullable=False),
             pa.field("last_event_id", pa.string(), nullable=False),
             pa.field("updated_at", _TS, nullable=False),
+            # Provenance of the fields only some events carry (see external_folds):
+            # nullable, so that states written before they existed still load.
+            pa.field("job_seen", _TS),
+            pa.field("job_event_id", pa.string()),
+            pa.field("parent_seen", _TS),
+            pa.field("parent_event_id", pa.string()),
+            pa.field("fail_message", pa.string()),
+            pa.field("fail_seen", _TS),
+            pa.field("fail_event_id", pa.string()),
         ]
     ),
     ("run_id",),
@@ -303,6 +310,8 @@ DATASETS = TableDef(
             pa.field("schema_seen", _TS),
             pa.field("schema_event_id", pa.string()),
             pa.field("row_count", pa.int64()),
+            pa.field("row_count_seen", _TS),
+            pa.field("row_count_event_id", pa.string()),
         ]
     ),
     ("namespace", "name"),
@@ -323,253 +332,40 @@ COLUMN_EDGES = TableDef(
             pa.field("last_run_id", pa.string()),
             pa.field("last_event_id", pa.string()),
             pa.field("updated_at", _TS, nullable=False),
+            pa.field("transformation_seen", _TS),
+            pa.field("transformation_event_id", pa.string()),
         ]
     ),
     ("source", "source_column", "target", "target_column"),
 )
 EXTERNAL_TABLES = (EXTERNAL_RUNS, DATASETS, COLUMN_EDGES)
 
+#: The columns each fold keeps for itself (which event set which field), left out of
+#: the ``system.*`` tables.
+BOOKKEEPING: dict[str, tuple[str, ...]] = {
+    "external_runs": (
+        "last_event_time",
+        "last_rank",
+        "last_event_id",
+        "job_seen",
+        "job_event_id",
+        "parent_seen",
+        "parent_event_id",
+        "fail_message",
+        "fail_seen",
+        "fail_event_id",
+    ),
+    "datasets": (
+        "last_event_id",
+        "schema_seen",
+        "schema_event_id",
+        "row_count_seen",
+        "row_count_event_id",
+    ),
+    "column_edges": ("last_event_id", "transformation_seen", "transformation_event_id"),
+}
+
 
 def dataset_label(namespace: str, name: str) -> str:
     """How a dataset is named in run rows: ``namespace::name``."""
     return f"{namespace}::{name}"
-
-
-def _min(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None else a if b is None else min(a, b)
-
-
-def _node_or_none(value: str | None) -> str | None:
-    """A stored qualified name re-validated; an invalid one is treated as unmapped."""
-    if value is None:
-        return None
-    try:
-        return _dotted(value)
-    except InvalidNameError:
-        return None
-
-
-def fold_openlineage(folder: Folder, env: Envelope, when: datetime) -> None:
-    """Fold one ``openlineage.event`` into runs, datasets, edges and column edges."""
-    fold_openlineage_payload(folder, env.event_id, env.payload, when)
-
-
-def fold_openlineage_payload(
-    folder: Folder, event_id: str, p: dict[str, Any], when: datetime
-) -> None:
-    """:func:`fold_openlineage` of a validated (v2) payload and its event id."""
-    # Hot: 100,000 events touch the same few thousand rows half a million times, so
-    # the folds below inline their small helpers (each call was a tenth of the fold).
-    kind = p["kind"]
-    run_id = p.get("run_id") if kind == "run" else None
-    if run_id:
-        _fold_run(folder, event_id, p, when)
-    inputs, outputs = p["inputs"], p["outputs"]
-    if inputs or outputs:
-        datasets = folder.owned("datasets")
-        for ds in inputs:
-            _fold_dataset(folder, datasets, event_id, ds, "input", run_id, when)
-        for ds in outputs:
-            _fold_dataset(folder, datasets, event_id, ds, "output", run_id, when)
-    if inputs and outputs and kind in ("run", "job"):
-        sources = sorted({q for d in inputs if (q := _node_or_none(d.get("qualified_name")))})
-        targets = sorted({q for d in outputs if (q := _node_or_none(d.get("qualified_name")))})
-        for target in targets:
-            for source in sources:
-                if source != target:
-                    folder.observe_edge((source, target, "derives"), run_id, None, event_id, when)
-    for ce in p.get("column_edges") or ():
-        col_source, col_target = _node_or_none(ce["source"]), _node_or_none(ce["target"])
-        if col_source is None or col_target is None:
-            continue
-        fold_column_edge(
-            folder,
-            (col_source, ce["source_column"], col_target, ce["target_column"]),
-            ce.get("transformation"),
-            run_id,
-            event_id,
-            when,
-        )
-
-
-def fold_column_edge(
-    folder: Folder,
-    key: tuple[str, str, str, str],
-    transformation: str | None,
-    run_id: str | None,
-    event_id: str,
-    when: datetime,
-) -> None:
-    """Count one observation of a column edge (``source.col -> target.col``)."""
-    row = folder.row(
-        "column_edges",
-        key,
-        lambda: {
-            "source": key[0],
-            "source_column": key[1],
-            "target": key[2],
-            "target_column": key[3],
-            "transformation": None,
-            "declared": False,
-            "observations": 0,
-            "first_seen": None,
-            "last_seen": None,
-            "last_run_id": None,
-            "last_event_id": None,
-            "updated_at": when,
-        },
-    )
-    row["observations"] = int(row["observations"]) + 1
-    row["first_seen"] = _min(row["first_seen"], when)
-    if row["last_seen"] is None or (when, event_id) > (
-        row["last_seen"],
-        row["last_event_id"] or "",
-    ):
-        row["last_seen"] = when
-        row["last_event_id"] = event_id
-        row["last_run_id"] = run_id
-        if transformation:
-            row["transformation"] = transformation
-    row["updated_at"] = max(row["updated_at"], when)
-
-
-def _fold_run(folder: Folder, event_id: str, p: dict[str, Any], when: datetime) -> None:
-    key = (p["run_id"],)
-    row = folder.owned("external_runs").get(key)
-    if row is None:
-        row = folder.row(
-            "external_runs",
-            key,
-            lambda: {
-                "run_id": p["run_id"],
-                "job_namespace": None,
-                "job_name": None,
-                "parent_run_id": None,
-                "parent_job_namespace": None,
-                "parent_job_name": None,
-                "state": "OTHER",
-                "producer": None,
-                "started_at": None,
-                "finished_at": None,
-                "error_message": None,
-                "inputs": [],
-                "outputs": [],
-                "events": 0,
-                "last_event_time": None,
-                "last_rank": -1,
-                "last_event_id": "",
-                "updated_at": when,
-            },
-        )
-    etype = p.get("event_type") or "OTHER"
-    row["events"] = int(row["events"]) + 1
-    if etype in ("START", "RUNNING"):
-        started_at = row["started_at"]
-        if started_at is None or when < started_at:
-            row["started_at"] = when
-    rank = _RANK.get(etype)
-    if rank is None:
-        newer = False
-    else:
-        last_time = row["last_event_time"]
-        # (when, rank, event_id) > the row's (last_event_time, last_rank, last_event_id)
-        newer = (
-            last_time is None
-            or when > last_time
-            or (
-                when == last_time
-                and (
-                    rank > int(row["last_rank"])
-                    or (rank == int(row["last_rank"]) and event_id > row["last_event_id"])
-                )
-            )
-        )
-    if newer or row["job_name"] is None:
-        for field in ("job_namespace", "job_name", "producer"):
-            row[field] = p.get(field) or row[field]
-        if p.get("parent_run_id"):
-            row["parent_run_id"] = p["parent_run_id"]
-            row["parent_job_namespace"] = p.get("parent_job_namespace")
-            row["parent_job_name"] = p.get("parent_job_name")
-    if newer:
-        row["state"] = etype
-        row["last_event_time"], row["last_rank"], row["last_event_id"] = when, rank, event_id
-        row["finished_at"] = when if etype in OL_TERMINAL else None
-        row["error_message"] = p.get("error_message") if etype == "FAIL" else None
-    elif etype == "FAIL" and row["state"] == "FAIL" and row["error_message"] is None:
-        row["error_message"] = p.get("error_message")
-    for role in ("inputs", "outputs"):
-        datasets = p[role]
-        have = row[role]
-        if not have:
-            if datasets:
-                row[role] = sorted({f"{d['namespace']}::{d['name']}" for d in datasets})
-            continue
-        labels = {f"{d['namespace']}::{d['name']}" for d in datasets}
-        if not labels.issubset(have):
-            row[role] = sorted(labels.union(have))
-    if when > row["updated_at"]:
-        row["updated_at"] = when
-
-
-def _fold_dataset(
-    folder: Folder,
-    datasets: dict[tuple[Any, ...], dict[str, Any]],
-    event_id: str,
-    ds: dict[str, Any],
-    role: str,
-    run_id: str | None,
-    when: datetime,
-) -> None:
-    key = (ds["namespace"], ds["name"])
-    row = datasets.get(key)
-    if row is None:
-        row = folder.row(
-            "datasets",
-            key,
-            lambda: {
-                "namespace": key[0],
-                "name": key[1],
-                "qualified_name": None,
-                "roles": [],
-                "observations": 0,
-                "first_seen": None,
-                "last_seen": None,
-                "last_run_id": None,
-                "last_event_id": None,
-                "schema_json": None,
-                "schema_seen": None,
-                "schema_event_id": None,
-                "row_count": None,
-            },
-        )
-    row["observations"] = int(row["observations"]) + 1
-    roles = row["roles"] or ()
-    if role not in roles:
-        row["roles"] = sorted({*roles, role})
-    first_seen = row["first_seen"]
-    if first_seen is None or when < first_seen:
-        row["first_seen"] = when
-    last_seen = row["last_seen"]
-    if (
-        last_seen is None
-        or when > last_seen
-        or (when == last_seen and event_id > (row["last_event_id"] or ""))
-    ):
-        row["last_seen"] = when
-        row["last_event_id"] = event_id
-        row["last_run_id"] = run_id
-        row["qualified_name"] = _node_or_none(ds.get("qualified_name"))
-        if ds.get("row_count") is not None:
-            row["row_count"] = ds["row_count"]
-    schema = ds.get("schema")
-    if schema:
-        schema_seen = row["schema_seen"]
-        if (
-            schema_seen is None
-            or when > schema_seen
-            or (when == schema_seen and event_id > (row["schema_event_id"] or ""))
-        ):
-            row["schema_json"] = json.dumps(schema, sort_keys=True)
-            row["schema_seen"] = when
-            row["schema_event_id"] = event_id

@@ -3,7 +3,8 @@
 Every fold is commutative and idempotent once duplicates are removed by
 idempotency key: entity rows merge by a defined order — the payload's ``seq``,
 then ``event_id`` (edges: ``occurred_at``, then ``event_id``) — never by arrival, so any permutation
-of the same events, split over any number of compactions, gives the same state.
+of the same events, split over any number of compactions, gives the same state. The
+OpenLineage folds (:mod:`arco.ledger.external_folds`) state their rule per field.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from arco.ledger.events import Envelope
-from arco.ledger.external_lineage import fold_openlineage
+from arco.ledger.external_folds import fold_openlineage
 from arco.ledger.states import (
     ASSET_CHECKS,
     AUDIT,

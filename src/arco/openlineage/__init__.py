@@ -5,5 +5,6 @@
 * :mod:`arco.openlineage.ingest` normalises events into ``openlineage.event`` ledger events;
 * :mod:`arco.openlineage.emit` sends Arco's own runs to an OpenLineage endpoint.
 
-The compactor's folds live in :mod:`arco.ledger.external_lineage`.
+The ledger event and its state tables are :mod:`arco.ledger.external_lineage`; the
+compactor's folds (and the rule each field follows) :mod:`arco.ledger.external_folds`.
 """

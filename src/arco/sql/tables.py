@@ -60,7 +60,7 @@ from arco.core.storage import ObjectStore, open_store
 from arco.domain.store import DomainStore, Snapshot
 from arco.domain.tableset import TableDef
 from arco.ledger.compactor import tier2_store
-from arco.ledger.external_lineage import COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
+from arco.ledger.external_lineage import BOOKKEEPING, COLUMN_EDGES, DATASETS, EXTERNAL_RUNS
 from arco.ledger.folds import (
     ASSET_CHECKS,
     AUDIT,
@@ -220,16 +220,18 @@ SYSTEM_TABLES: dict[str, SystemTable] = {
         # OpenLineage (ADR 013): the state columns less the fold's own bookkeeping.
         SystemTable(
             "external_runs",
-            _without(EXTERNAL_RUNS, "last_event_time", "last_rank", "last_event_id"),
+            _without(EXTERNAL_RUNS, *BOOKKEEPING["external_runs"]),
             _lineage(EXTERNAL_RUNS),
         ),
         SystemTable(
             "datasets",
-            _without(DATASETS, "last_event_id", "schema_seen", "schema_event_id"),
+            _without(DATASETS, *BOOKKEEPING["datasets"]),
             _lineage(DATASETS),
         ),
         SystemTable(
-            "column_edges", _without(COLUMN_EDGES, "last_event_id"), _lineage(COLUMN_EDGES)
+            "column_edges",
+            _without(COLUMN_EDGES, *BOOKKEEPING["column_edges"]),
+            _lineage(COLUMN_EDGES),
         ),
         SystemTable("audit", AUDIT.schema, (Source("audit", AUDIT),), private=True),
     )
