@@ -185,3 +185,47 @@ def test_renewal_never_extends_a_lease_another_writer_took() -> None:
     assert (record[0].holder, record[0].token) == ("second", lease2.token)
     assert second.renew(lease2)
     second.check(lease2, force=True)
+
+
+def _keepers() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("lease-keeper")]
+
+
+def test_one_keeper_thread_serves_a_lock_across_commits() -> None:
+    store = open_store("memory://")
+    catalog = Catalog(store, SCOPE)
+    before = set(_keepers())
+    catalog.create_namespace("a")
+    first = set(_keepers()) - before
+    for name in ("b", "c", "d"):
+        catalog.create_namespace(name)
+    # Starting (and joining) a thread per commit cost two thread hand-offs each.
+    assert len(first) == 1
+    assert set(_keepers()) - before == first
+
+
+def test_the_keeper_stops_renewing_when_the_commit_ends() -> None:
+    store = open_store("memory://")
+    catalog = Catalog(store, SCOPE, lock_ttl=1.2)  # renewed every 0.4 s
+    catalog.create_namespace("ns")
+    lock = LeaseLock(store, KEYS.lock("catalog"))
+    before = lock.read()
+    time.sleep(1.0)
+    assert lock.read() == before  # no renewal of a finished commit's lease
+
+
+def test_an_idle_keeper_thread_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    import arco.domain.lock as lock_module
+
+    monkeypatch.setattr(lock_module, "KEEPER_IDLE_EXIT", 0.5)
+    store = open_store("memory://")
+    catalog = Catalog(store, SCOPE, lock_ttl=1.2)
+    before = set(_keepers())
+    catalog.create_namespace("ns")
+    mine = set(_keepers()) - before
+    assert len(mine) == 1
+    (thread,) = mine
+    thread.join(5)
+    assert not thread.is_alive()
+    catalog.create_namespace("again")  # a new keeper starts with the next commit
+    assert len(set(_keepers()) - before) == 1

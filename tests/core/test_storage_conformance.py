@@ -25,7 +25,7 @@ from arco.core.errors import (
     UnsupportedOperationError,
 )
 from arco.core.storage import Match, ObjectStore, open_store
-from arco.core.storage.obstore_backend import LocalFolderStore, ObstoreStore
+from arco.core.storage.obstore_backend import LocalFolderStore
 
 
 def _backend(url: str) -> str:
@@ -308,17 +308,18 @@ def test_file_cas_versions_stay_unique_with_a_coarse_file_clock(
     clock by truncating every written file's mtime to the whole second.
     """
     store = LocalFolderStore(str(tmp_path / "store"), "file://test")
-    plain_put = ObstoreStore.put
+    plain_write = LocalFolderStore._write_object
 
-    def coarse_put(self: ObstoreStore, key: str, data: bytes, mode: Any = "overwrite") -> str:
-        plain_put(self, key, data, mode)
+    def coarse_write(self: LocalFolderStore, key: str, data: bytes, mode: Any) -> str:
+        # Every write, plain or inside a CAS, lands with a whole-second mtime.
+        plain_write(self, key, data, mode)
         path = os.path.join(str(tmp_path / "store"), key)
         st = os.stat(path)
         coarse = st.st_mtime_ns // 1_000_000_000 * 1_000_000_000
         os.utime(path, ns=(st.st_atime_ns, coarse))
         return self.head(key).version
 
-    monkeypatch.setattr(ObstoreStore, "put", coarse_put)
+    monkeypatch.setattr(LocalFolderStore, "_write_object", coarse_write)
     for _ in range(5):
         v1 = store.put("ptr", b'{"counter": 5}')
         v2 = store.put("ptr", b'{"counter": 6}', mode=Match(v1))

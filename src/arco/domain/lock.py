@@ -14,7 +14,9 @@ single compare-and-swap, without reading it first.
 
 While a commit runs, a keeper thread renews its lease every third of the TTL
 (:meth:`LeaseLock.kept_alive`), so the TTL bounds how long a *dead* writer
-blocks the domain, not how long a live commit may take.
+blocks the domain, not how long a live commit may take. The thread outlives
+the commit (one per lock, ended after a while without leases): starting and
+joining a thread per commit cost two thread hand-offs on every commit.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -52,6 +55,8 @@ DEFAULT_LOCK_WAIT = 60.0
 #: Leases shorter than this are not renewed: sub-second TTLs exist to model a
 #: stalled writer in tests, and renewing them would cost a write every few ms.
 MIN_RENEWED_TTL = 1.0
+#: A lock's keeper thread ends after this many seconds without a lease to renew.
+KEEPER_IDLE_EXIT = 30.0
 
 
 def new_holder_id() -> str:
@@ -108,6 +113,8 @@ class Lease:
     uncontended: bool = False
     #: Set when a renewal found the lock taken over: the lease may not publish.
     lost: bool = False
+    #: True while :meth:`LeaseLock.kept_alive` keeps it: only then may the keeper renew.
+    kept: bool = False
 
 
 class LeaseLock:
@@ -134,6 +141,7 @@ class LeaseLock:
         self._last: tuple[LockRecord, str] | None = None
         # Serialises a renewal (keeper thread) with check and release (commit thread).
         self._renewing = threading.Lock()
+        self._keeper: _Keeper | None = None
 
     def read(self) -> tuple[LockRecord, str] | None:
         """The current lock record and its version, or None if never taken."""
@@ -266,20 +274,30 @@ class LeaseLock:
         and leave the lease as it was (the keeper tries again).
         """
         with self._renewing:
-            if lease.lost:
+            return self._renew_locked(lease)
+
+    def _renew_kept(self, lease: Lease) -> bool:
+        """Renew for the keeper: nothing once :meth:`kept_alive` has let ``lease`` go."""
+        with self._renewing:
+            if not lease.kept:
                 return False
-            now = time.time()
-            record = LockRecord(lease.holder, lease.token, lease.acquired_at, now + self.ttl)
-            try:
-                version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
-            except (PreconditionFailedError, ObjectNotFoundError):
-                lease.lost = True
-                self._last = None
-                return False
-            lease.version = version
-            lease.expires_at = record.expires_at
-            self._last = (record, version)
-            return True
+            return self._renew_locked(lease)
+
+    def _renew_locked(self, lease: Lease) -> bool:
+        if lease.lost:
+            return False
+        now = time.time()
+        record = LockRecord(lease.holder, lease.token, lease.acquired_at, now + self.ttl)
+        try:
+            version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
+        except (PreconditionFailedError, ObjectNotFoundError):
+            lease.lost = True
+            self._last = None
+            return False
+        lease.version = version
+        lease.expires_at = record.expires_at
+        self._last = (record, version)
+        return True
 
     @contextmanager
     def kept_alive(self, lease: Lease) -> Iterator[Lease]:
@@ -291,21 +309,104 @@ class LeaseLock:
         if self.ttl < MIN_RENEWED_TTL:
             yield lease
             return
-        stop = threading.Event()
-        interval = self.ttl / 3
-
-        def keep() -> None:
-            while not stop.wait(interval):
-                try:
-                    if not self.renew(lease):
-                        return
-                except StorageError:
-                    continue  # transient: the next beat tries again before expiry
-
-        keeper = threading.Thread(target=keep, name=f"lease-keeper {self.key}", daemon=True)
-        keeper.start()
+        keeper = self._keeper
+        if keeper is None:
+            keeper = self._keeper = _Keeper(self)
+        lease.kept = True
+        keeper.keep(lease)
         try:
             yield lease
         finally:
-            stop.set()
-            keeper.join()
+            # Under the renewal mutex: a renewal in flight finishes first, and none
+            # starts after this block (as joining a per-commit thread guaranteed).
+            with self._renewing:
+                lease.kept = False
+            keeper.drop(lease)
+
+
+#: Every keeper of this process, so a forked child can forget their threads.
+_KEEPERS: weakref.WeakSet[_Keeper] = weakref.WeakSet()
+
+
+class _Keeper:
+    """The thread that renews one lock's kept lease every third of its TTL.
+
+    It lives across commits and ends after :data:`KEEPER_IDLE_EXIT` seconds
+    without a lease. While idle it looks every third of the TTL, so a lease kept
+    later is always due after the thread's next look and ``keep`` needs no wake-up.
+    """
+
+    def __init__(self, lock: LeaseLock) -> None:
+        self.lock = lock
+        self.interval = lock.ttl / 3
+        self._reset()
+        _KEEPERS.add(self)
+
+    def _reset(self) -> None:
+        self.cond = threading.Condition(threading.Lock())
+        self.lease: Lease | None = None
+        self.due = 0.0
+        #: When the thread looks next on its own (``time.monotonic``).
+        self.wake_at = 0.0
+        self.thread: threading.Thread | None = None
+
+    def keep(self, lease: Lease) -> None:
+        """Renew ``lease`` from one interval from now until :meth:`drop`."""
+        due = time.monotonic() + self.interval
+        with self.cond:
+            self.lease, self.due = lease, due
+            if self.thread is None:
+                self.wake_at = due
+                self.thread = threading.Thread(
+                    target=self._run, name=f"lease-keeper {self.lock.key}", daemon=True
+                )
+                self.thread.start()
+            elif due < self.wake_at:
+                self.cond.notify()
+
+    def drop(self, lease: Lease) -> None:
+        """Stop renewing ``lease``."""
+        with self.cond:
+            if self.lease is lease:
+                self.lease = None
+
+    def _run(self) -> None:
+        idle_since: float | None = None
+        with self.cond:
+            while True:
+                now = time.monotonic()
+                lease = self.lease
+                if lease is not None and self.due <= now:
+                    idle_since = None
+                    self.due = now + self.interval
+                    self.cond.release()
+                    try:
+                        kept = self.lock._renew_kept(lease)
+                    except StorageError:
+                        kept = True  # transient: the next beat tries again before expiry
+                    finally:
+                        self.cond.acquire()
+                    if not kept and self.lease is lease:
+                        self.lease = None
+                    continue
+                if lease is None:
+                    if idle_since is None:
+                        idle_since = now
+                    elif now - idle_since >= KEEPER_IDLE_EXIT:
+                        self.thread = None
+                        return
+                    self.wake_at = now + self.interval
+                else:
+                    idle_since = None
+                    self.wake_at = self.due
+                self.cond.wait(self.wake_at - now)
+
+
+def _forget_keepers_after_fork() -> None:
+    # The child has none of the parent's threads, and a keeper's mutex may have
+    # been held by one of them at the fork.
+    for keeper in list(_KEEPERS):
+        keeper._reset()
+
+
+os.register_at_fork(after_in_child=_forget_keepers_after_fork)

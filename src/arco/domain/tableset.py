@@ -14,6 +14,7 @@ applies exactly the rows newer than V, even from a merged file.
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -355,12 +356,52 @@ def merge_deltas(tdef: TableDef, tables: Sequence[pa.Table]) -> pa.Table:
                 for t in tables
             ]
         )
+    merged = _merge_by_slices(tdef, tables)
+    if merged is not None:
+        return merged
     latest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for table in tables:
         for row in table.to_pylist():
             latest[tdef.row_key(row)] = row
     rows = sorted(latest.values(), key=lambda r: r["_version"])
     return pa.Table.from_pylist(rows, schema=tdef.delta_schema)
+
+
+def _merge_by_slices(tdef: TableDef, tables: Sequence[pa.Table]) -> pa.Table | None:
+    """:func:`merge_deltas` cut from the inputs as slices, or None where it cannot be.
+
+    Only the key and ``_version`` columns become Python values: the newest row of
+    each key is its last one when the inputs are in version order (a commit's
+    later row of a key replaces its earlier one, as when a fold applies them),
+    so the kept rows are runs of the concatenated inputs. Inputs of another
+    schema (files written before a column was added) or out of version order
+    take the row-by-row path.
+    """
+    schema = tdef.delta_schema
+    if not tables or any(not t.schema.equals(schema) for t in tables):
+        return None
+    keys: list[Any] = []
+    versions: list[int] = []
+    for table in tables:
+        columns = [table.column(k).to_pylist() for k in tdef.key]
+        keys.extend(zip(*columns, strict=True))
+        versions.extend(table.column("_version").to_pylist())
+    if any(later < earlier for earlier, later in itertools.pairwise(versions)):
+        return None
+    last = {key: i for i, key in enumerate(keys)}
+    combined = pa.concat_tables(tables)
+    if len(last) < len(keys):
+        kept = sorted(last.values())
+        parts = []
+        start = prev = kept[0]
+        for i in kept[1:]:
+            if i != prev + 1:
+                parts.append(combined.slice(start, prev - start + 1))
+                start = i
+            prev = i
+        parts.append(combined.slice(start, prev - start + 1))
+        combined = pa.concat_tables(parts)
+    return combined.combine_chunks().replace_schema_metadata(schema.metadata)
 
 
 def fold_table(tdef: TableDef, base: pa.Table | None, deltas: Sequence[pa.Table]) -> pa.Table:

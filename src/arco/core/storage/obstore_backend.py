@@ -20,6 +20,7 @@ from arco.core.errors import (
     UnsupportedOperationError,
 )
 from arco.core.storage.base import Match, ObjectMeta, ObjectStore, PutMode
+from arco.core.storage.local_files import local_etag, plain_path, read_object, write_object
 from arco.core.storage.signing import note_mint
 from arco.core.telemetry import storage_call
 
@@ -245,11 +246,6 @@ def _os_error(exc: OSError, key: str) -> StorageError:
     return StorageError(f"{key}: local store failed: {reason}")
 
 
-def _local_etag(st: os.stat_result) -> str:
-    """obstore LocalStore's ETag for a file: ``"{inode:x}-{mtime_us:x}-{size:x}"``."""
-    return f'"{st.st_ino:x}-{st.st_mtime_ns // 1000:x}-{st.st_size:x}"'
-
-
 class LocalFolderStore(ObstoreStore):
     """A local folder, with compare-and-swap supplied by Arco.
 
@@ -257,6 +253,11 @@ class LocalFolderStore(ObstoreStore):
     create-only, but not compare-and-swap. We add it with an ``flock`` on a lock
     file per key, held across read-compare-rename, which excludes other threads
     and other processes on the same machine.
+
+    Whole-object GETs and PUTs of plain keys are done in the calling thread
+    (:mod:`arco.core.storage.local_files`: the same files, staging names and
+    versions as LocalStore) rather than on obstore's I/O runtime, whose thread
+    hand-offs cost more than the file-system work of a small object.
     """
 
     def __init__(self, root: str, url: str, *, signer: Any = None) -> None:
@@ -273,6 +274,22 @@ class LocalFolderStore(ObstoreStore):
             os.makedirs(self._lock_dir, exist_ok=True)
         super().__init__(LocalStore(self.root, mkdir=True), url, signer=signer)
 
+    def get(self, key: str) -> tuple[bytes, str]:
+        """Read a whole object."""
+        path = plain_path(self.root, key)
+        if path is None:
+            return super().get(key)
+        self._runtime()
+        with storage_call("get", key) as call:
+            try:
+                data, version = read_object(path)
+            except FileNotFoundError as exc:
+                raise ObjectNotFoundError(f"{key}: no such object") from exc
+            except OSError as exc:
+                raise _os_error(exc, key) from exc
+            call.received(len(data))
+        return data, version
+
     def put(self, key: str, data: bytes, mode: PutMode = "overwrite") -> str:
         """Write an object; :class:`Match` runs under a cross-process file lock.
 
@@ -280,13 +297,29 @@ class LocalFolderStore(ObstoreStore):
         :class:`StorageError` like every other backend failure.
         """
         if not isinstance(mode, Match):
-            return super().put(key, data, mode)
+            if mode not in ("create", "overwrite"):  # pragma: no cover - guarded by the type
+                raise ValueError(f"unknown put mode {mode!r}")
+            self._runtime()
+            with storage_call("put", key, len(data)):
+                return self._write_object(key, data, mode)
         self._runtime()
         with storage_call("put", key, len(data), {"arco.cas": True}):
             try:
                 return self._put_match(key, data, mode)
             except OSError as exc:
                 raise _os_error(exc, key) from exc
+
+    def _write_object(self, key: str, data: bytes, mode: PutMode) -> str:
+        """Create or overwrite ``key`` (uncounted; the CAS path calls it under its lock)."""
+        path = plain_path(self.root, key)
+        if path is None:
+            return self._put(key, data, mode, mode)
+        try:
+            return write_object(path, data, create=mode == "create")
+        except FileExistsError as exc:
+            raise PreconditionFailedError(f"{key}: already exists") from exc
+        except OSError as exc:
+            raise _os_error(exc, key) from exc
 
     def _put_match(self, key: str, data: bytes, mode: Match) -> str:
         import fcntl
@@ -304,11 +337,11 @@ class LocalFolderStore(ObstoreStore):
                 before = os.stat(path)
             except FileNotFoundError as exc:
                 raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
-            if _local_etag(before) != mode.version:
+            if local_etag(before) != mode.version:
                 raise PreconditionFailedError(f"{key}: version does not match")
-            self._put(key, data, "overwrite", "overwrite")
+            self._write_object(key, data, "overwrite")
             self._bump_mtime(path, before.st_mtime_ns)
-            version = _local_etag(os.stat(path))
+            version = local_etag(os.stat(path))
             return version
         finally:
             os.close(fd)  # closing the descriptor releases the flock

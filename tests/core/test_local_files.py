@@ -1,0 +1,136 @@
+"""The local-folder store reads and writes whole objects itself, exactly as obstore would.
+
+LocalFolderStore does GET and PUT of plain keys in the calling thread instead of
+on obstore's I/O runtime (a thread hand-off per request). The files, staging
+names and versions must stay those of obstore's LocalStore, so a folder written
+by either can be read, listed and compare-and-swapped by the other.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import obstore
+import pytest
+from obstore.store import LocalStore
+
+from arco.core.errors import ObjectNotFoundError, PreconditionFailedError
+from arco.core.storage import Match
+from arco.core.storage.local_files import plain_path
+from arco.core.storage.obstore_backend import LocalFolderStore
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> str:
+    return str(tmp_path / "store")
+
+
+@pytest.fixture
+def store(root: str) -> LocalFolderStore:
+    return LocalFolderStore(root, "file://test")
+
+
+def _staging_files(root: str) -> list[str]:
+    return [os.path.join(d, f) for d, _, files in os.walk(root) for f in files if "#" in f]
+
+
+def test_plain_keys_never_reach_the_obstore_runtime(
+    store: LocalFolderStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("went through obstore")
+
+    monkeypatch.setattr(obstore, "put", refuse)
+    monkeypatch.setattr(obstore, "get", refuse)
+    v1 = store.put("t/manifests/catalog.pointer.json", b"1", "create")
+    v2 = store.put("t/manifests/catalog.pointer.json", b"22", Match(v1))
+    v3 = store.put("t/snapshots/catalog/00000000000000000001-X.L0.parquet", b"333")
+    assert store.get("t/manifests/catalog.pointer.json") == (b"22", v2)
+    assert store.get("t/snapshots/catalog/00000000000000000001-X.L0.parquet") == (b"333", v3)
+
+
+def test_objects_and_versions_are_the_ones_obstore_writes_and_reads(
+    store: LocalFolderStore, root: str
+) -> None:
+    native = LocalStore(root, mkdir=True)
+    version = store.put("a/b/mine.json", b"written by arco", "create")
+    got = obstore.get(native, "a/b/mine.json")
+    assert bytes(got.bytes()) == b"written by arco"
+    assert got.meta["e_tag"] == version
+    theirs = obstore.put(native, "a/b/theirs.json", b"written by obstore")
+    assert store.get("a/b/theirs.json") == (b"written by obstore", theirs["e_tag"])
+    # A version obstore reported is good for a compare-and-swap here, and back.
+    v2 = store.put("a/b/theirs.json", b"swapped", Match(str(theirs["e_tag"])))
+    assert obstore.head(native, "a/b/theirs.json")["e_tag"] == v2
+    assert sorted(m["path"] for b in obstore.list(native, "a") for m in b) == [
+        "a/b/mine.json",
+        "a/b/theirs.json",
+    ]
+
+
+def test_writes_leave_no_staging_file_and_step_over_a_crashed_one(
+    store: LocalFolderStore, root: str
+) -> None:
+    store.put("k/obj", b"1", "create")
+    with pytest.raises(PreconditionFailedError):
+        store.put("k/obj", b"2", "create")
+    store.put("k/obj", b"3")
+    assert _staging_files(root) == []
+    # A writer that crashed mid-put leaves "key#1"; the next writer uses "#2".
+    Path(root, "k", "next#1").write_bytes(b"partial")
+    store.put("k/next", b"whole", "create")
+    assert store.get("k/next")[0] == b"whole"
+    assert _staging_files(root) == [os.path.join(root, "k", "next#1")]
+    # Listings hide staging names, as obstore's always have.
+    assert sorted(m.key for m in store.list("k/")) == ["k/next", "k/obj"]
+
+
+def test_a_failed_create_keeps_the_existing_object(store: LocalFolderStore) -> None:
+    version = store.put("k/obj", b"first", "create")
+    with pytest.raises(PreconditionFailedError):
+        store.put("k/obj", b"second", "create")
+    assert store.get("k/obj") == (b"first", version)
+
+
+def test_folders_and_paths_through_objects_are_not_objects(
+    store: LocalFolderStore,
+) -> None:
+    store.put("dir/sub/obj", b"x")
+    for key in ("dir", "dir/sub", "dir/sub/obj/below", "missing/obj"):
+        with pytest.raises(ObjectNotFoundError):
+            store.get(key)
+
+
+def test_large_objects_read_back_whole(store: LocalFolderStore) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 7)
+    version = store.put("big/obj", data)
+    assert store.get("big/obj") == (data, version)
+
+
+@pytest.mark.parametrize(
+    ("key", "plain"),
+    [
+        ("t/manifests/catalog.pointer.json", True),
+        ("a-b_c.d=e/f", True),
+        ("with space/x", False),
+        ("hash#1", False),
+        ("per%25cent", False),
+        ("a/../b", False),
+        ("a/./b", False),
+        ("a//b", False),
+        ("/abs", False),
+        ("trailing/", False),
+        ("ünï", False),
+    ],
+)
+def test_only_keys_obstore_names_verbatim_take_the_direct_path(key: str, plain: bool) -> None:
+    assert (plain_path("/root", key) is not None) is plain
+
+
+def test_other_keys_still_work_through_obstore(store: LocalFolderStore) -> None:
+    version = store.put("odd key/with space", b"v", "create")
+    assert store.get("odd key/with space") == (b"v", version)
+    v2 = store.put("odd key/with space", b"w", Match(version))
+    assert store.get("odd key/with space") == (b"w", v2)
