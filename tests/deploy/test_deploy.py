@@ -86,8 +86,9 @@ def test_kubernetes_manifests_are_well_formed_and_commands_exist() -> None:
     docs = _k8s_docs()
     kinds = [d["kind"] for d in docs]
     assert kinds.count("Deployment") == 2
-    assert kinds.count("CronJob") == 2
+    assert kinds.count("CronJob") == 3
     assert "Service" in kinds
+    accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
     commands = _arco_commands()
     names = set()
     for doc in docs:
@@ -107,6 +108,7 @@ def test_kubernetes_manifests_are_well_formed_and_commands_exist() -> None:
         else:
             continue
         assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["serviceAccountName"] in accounts, doc["metadata"]["name"]
         for container in pod["containers"]:
             args = container.get("args", [])
             if container.get("command"):  # a shell line: every arco word names a command
