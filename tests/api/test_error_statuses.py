@@ -58,6 +58,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "arco.iceberg.service:NoSuchTableError": (404, "no-such-table"),
     "arco.iceberg.service:NamespaceNotEmptyError": (409, "namespace-not-empty"),
     "arco.iceberg.service:TableAlreadyExistsError": (409, "already-exists"),
+    "arco.iceberg.views:NoSuchViewError": (404, "no-such-view"),
+    "arco.iceberg.views:ViewAlreadyExistsError": (409, "already-exists"),
     "arco.iceberg.metadata:CommitRejectedError": (409, "commit-failed"),
     "arco.iceberg.metadata:ForbiddenLocationError": (422, "forbidden-location"),
     "arco.iceberg.signer:SignRefusedError": (403, "forbidden-location"),

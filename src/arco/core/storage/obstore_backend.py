@@ -243,7 +243,9 @@ def _os_error(exc: OSError, key: str) -> StorageError:
     """A local file-system failure as the storage error every backend raises."""
     reason = exc.strerror or type(exc).__name__
     metrics.STORAGE_ERRORS.labels("file", "local").inc()
-    return StorageError(f"{key}: local store failed: {reason}")
+    # As obstore's own messages once scrubbed: the place relative to the store,
+    # never the server's absolute folder.
+    return StorageError(f"{key}: local store failed at <store>/{key}: {reason}")
 
 
 class LocalFolderStore(ObstoreStore):
