@@ -85,7 +85,15 @@ def start_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         ARCO_RATE_WRITE="1000000",
         ARCO_BURST_WRITE="1000000",
     )
-    cmd = [sys.executable, "-m", "uvicorn", "arco.api.app:create_app", "--factory"]
+    return start_uvicorn("arco.api.app:create_app", port, env, log)
+
+
+def start_uvicorn(
+    factory: str, port: int, env: dict[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``factory`` served by uvicorn on loopback (one worker, no access log), once
+    its ``/healthz`` answers; shared by the floor benchmark's raw server."""
+    cmd = [sys.executable, "-m", "uvicorn", factory, "--factory"]
     cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
     cmd += ["--no-access-log"]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -98,7 +106,7 @@ def start_server(store: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         except httpx.TransportError:
             time.sleep(0.1)
     proc.kill()
-    raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
+    raise RuntimeError(f"{factory} did not start: {log.read_text()[-2000:]}")
 
 
 def token() -> str:

@@ -32,7 +32,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -50,6 +49,7 @@ from iceberg import (
     rest_catalog,
     sql_catalog,
     start_server,
+    start_uvicorn,
     token,
 )
 
@@ -98,20 +98,7 @@ def start_raw(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = dict(os.environ, ARCO_FLOOR_DIR=str(folder))
     env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
-    cmd = [sys.executable, "-m", "uvicorn", "iceberg_floor:raw_app_factory", "--factory"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    cmd += ["--no-access-log"]
-    proc = subprocess.Popen(cmd, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"raw server did not start: {log.read_text()[-2000:]}")
+    return start_uvicorn("iceberg_floor:raw_app_factory", port, env, log)
 
 
 def cpu_seconds(pid: int) -> float:
