@@ -77,6 +77,32 @@ def record(
     settings: Any, path: tuple[str, ...], target: str | None, code: int, started: float
 ) -> None:
     """Write the audit record of one finished command (best effort, one line if it fails)."""
+    write_best_effort(
+        settings,
+        "cli " + " ".join(path),
+        outcome_of_exit(code),
+        started,
+        target=target,
+        role="operator",
+        detail={"exit_code": str(code)},
+        source="cli",
+    )
+
+
+def write_best_effort(
+    settings: Any,
+    action: str,
+    outcome: str,
+    started: float,
+    *,
+    target: str | None = None,
+    role: str,
+    detail: dict[str, str],
+    source: str,
+) -> None:
+    """One audit record in the scope of ``settings``, as the current actor; a record
+    that cannot be written is one line on stderr and never changes the command's
+    outcome (the write it records is done)."""
     from arco.core.actor import current_actor
     from arco.core.ids import new_ulid
     from arco.governance.audit import AuditRecord, write_audit
@@ -86,18 +112,18 @@ def record(
         write_audit(
             settings.store(),
             AuditRecord(
-                action="cli " + " ".join(path),
-                outcome=outcome_of_exit(code),
+                action=action,
+                outcome=outcome,
                 actor=current_actor(),
                 tenant=scope.tenant,
                 workspace=scope.workspace,
                 request_id=new_ulid(),
                 target=target,
-                roles=("operator",),
+                roles=(role,),
                 duration_ms=(time.perf_counter() - started) * 1000,
-                detail={"exit_code": str(code)},
+                detail=detail,
             ),
-            source="cli",
+            source=source,
         )
     except Exception as exc:  # an audit failure must not turn a done write into an error
         typer.echo(f"warning: audit record not written: {' '.join(str(exc).split())}", err=True)

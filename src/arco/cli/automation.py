@@ -110,29 +110,17 @@ def _verify(ctx: typer.Context) -> list[str]:
 
 def _audit_verify(opts: Any, problems: list[str], started: float) -> None:
     """The scheduled verify in the audit trail (best effort: a note on stderr if not)."""
-    from arco.core.actor import current_actor
-    from arco.core.ids import new_ulid
-    from arco.governance.audit import AuditRecord, write_audit
+    from arco.cli.audit_trail import write_best_effort
 
-    scope = opts.scope()
-    try:
-        write_audit(
-            opts.store(),
-            AuditRecord(
-                action="automation verify",
-                outcome="error" if problems else "ok",
-                actor=current_actor(),
-                tenant=scope.tenant,
-                workspace=scope.workspace,
-                request_id=new_ulid(),
-                roles=("automation",),
-                duration_ms=(time.perf_counter() - started) * 1000,
-                detail={"problems": str(len(problems))},
-            ),
-            source="automation",
-        )
-    except Exception as exc:  # the verify's verdict stands without its record
-        typer.echo(f"warning: audit record not written: {' '.join(str(exc).split())}", err=True)
+    write_best_effort(
+        opts,
+        "automation verify",
+        "error" if problems else "ok",
+        started,
+        role="automation",
+        detail={"problems": str(len(problems))},
+        source="automation",
+    )
 
 
 def daemon_cmd(
