@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -57,3 +58,24 @@ def test_same_millisecond_ulids_count_up_and_a_clock_step_back_is_not_followed(
     fourth = ULID.from_str(new_ulid())
     assert fourth.milliseconds == 1_700_000_000_005
     assert int(fourth) > int(third)
+
+
+def test_a_forked_child_does_not_continue_the_parents_sequence() -> None:
+    # Parent and child counting up from the same inherited ULID would collide:
+    # a dask worker's asset value key equalled another process's (CI, 2026-12-06).
+    future_ms = int(time.time() * 1000) + 60_000
+    ids._ulid_last[0], ids._ulid_last[1] = future_ms, 12345
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next ULID and leave at once
+        os.write(write, new_ulid().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    parent = new_ulid()
+    assert parent == ulid_text(future_ms, 12346)  # the parent goes on counting
+    assert child != parent
+    assert ULID.from_str(child).milliseconds < future_ms  # the child's own clock
+    ids._ulid_last[0], ids._ulid_last[1] = 0, 0

@@ -40,3 +40,41 @@ def test_the_package_names_every_backend() -> None:
     assert isinstance(executors.make_executor("process"), executors.ProcessExecutor)
     with pytest.raises(InvalidArgumentError):
         executors.make_executor("threads")
+
+
+def test_running_the_same_job_twice_succeeds_both_times(tmp_path: Path) -> None:
+    """dask re-runs a finished task whose result died with its worker before the
+    scheduler collected it: the same job executes twice. Both executions succeed,
+    each value in an object of its own (the first one's is an orphan for gc)."""
+    from arco.core.keys import Keys
+    from arco.core.scope import Scope
+    from arco.core.storage import open_store
+    from arco.flow.executors.attempt import execute
+    from arco.flow.executors.base import Job
+    from arco.flow.io import load_value
+
+    url = f"file://{tmp_path}/store"
+    job = Job(
+        run_id="01J00000000000000000000000",
+        task_id="t1",
+        asset_key="shop.orders",
+        partition=None,
+        attempt=1,
+        module="tests.flow.flowassets",
+        qualname="orders",
+        inputs=(),
+        io="auto",
+        store_url=url,
+        tenant="default",
+        workspace="default",
+        timeout=None,
+    )
+    first, second = execute(job), execute(job)
+    assert first.ok, first.error
+    assert second.ok, second.error
+    assert first.location != second.location
+    keys = Keys(Scope("default", "default"))
+    store = open_store(url)
+    for outcome in (first, second):
+        assert outcome.location is not None
+        assert load_value(store, outcome.location, keys).num_rows == outcome.row_count

@@ -55,6 +55,20 @@ def new_ulid() -> str:
     return ulid_text(ms, randomness)
 
 
+def _forget_sequence_after_fork() -> None:
+    # A forked child (dask's and multiprocessing's workers, a forkserver's
+    # children) inherits the parent's last ULID: counting up from it, parent and
+    # children would make the same "unique" ids within one millisecond. A child
+    # starts its own sequence from fresh randomness instead, with a fresh lock in
+    # case another thread held it at the fork.
+    global _ulid_lock
+    _ulid_lock = threading.Lock()
+    _ulid_last[0] = _ulid_last[1] = 0
+
+
+os.register_at_fork(after_in_child=_forget_sequence_after_fork)
+
+
 def utc_now() -> datetime:
     """The current time, timezone-aware in UTC."""
     return datetime.now(UTC)

@@ -15,6 +15,7 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from arco.core.ids import new_ulid
 from arco.core.keys import Keys
 from arco.core.scope import Scope
 from arco.core.storage import ObjectStore, open_store
@@ -152,8 +153,13 @@ def _execute(job: Job, *, writes: list[Future[None]] | None) -> Outcome:
             def write(key: str, data: bytes) -> None:
                 writes.append(_write_behind(store, key, data))
 
+        # The value's object is named per execution, not by the job's
+        # materialization id: dask re-runs a finished task whose result was lost
+        # with its worker before the scheduler collected it, and that second
+        # execution of the same job found its create-only key taken and failed
+        # the attempt. The first execution's object is an orphan gc removes.
         stored = store_value(
-            store, keys, job.asset_key, job.partition, job.materialization_id, value, job.io, write
+            store, keys, job.asset_key, job.partition, new_ulid(), value, job.io, write
         )
         return Outcome(
             ok=True,
