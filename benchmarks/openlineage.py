@@ -92,6 +92,46 @@ def run_event(i: int, etype: str = "COMPLETE") -> dict[str, Any]:
     }
 
 
+def floor_app_factory() -> Any:
+    """The least any Python server does per event (uvicorn ``--factory``): read the
+    body, parse the JSON, answer 201 with an id. No auth, validation or storage."""
+    counter = iter(range(1 << 62))
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # lifespan: nothing to set up
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+                await receive()
+                await send({"type": "lifespan.shutdown.complete"})
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        status, body = 200, b"{}"
+        if scope["method"] == "POST":
+            events = json.loads(b"".join(chunks))
+            n = len(events) if isinstance(events, list) else 1
+            body = json.dumps({"accepted": n, "event_ids": [next(counter)]}).encode()
+            status = 201
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,9 +177,16 @@ def _post_loop(
 
 
 def bench_http(
-    seconds: float, clients: int = 8, batch: int = 1, *, workers: int = 1, client: str = "stdlib"
+    seconds: float,
+    clients: int = 8,
+    batch: int = 1,
+    *,
+    workers: int = 1,
+    client: str = "stdlib",
+    floor: bool = False,
 ) -> dict[str, Any]:
-    """Events/s accepted over HTTP by ``workers`` uvicorn processes."""
+    """Events/s accepted over HTTP by ``workers`` uvicorn processes (``floor``: of
+    :func:`floor_app_factory` instead of Arco, served and loaded the same way)."""
     tmp = Path(tempfile.mkdtemp(prefix="arco-ol-bench-"))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCO_")}
@@ -149,9 +196,13 @@ def bench_http(
         ARCO_RATE_INGEST="1000000",
         ARCO_BURST_INGEST="1000000",
     )
+    app = "arco.api.app:create_app"
+    if floor:
+        app = "openlineage:floor_app_factory"
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "uvicorn", "arco.api.app:create_app", "--factory"),
+            *(sys.executable, "-m", "uvicorn", app, "--factory"),
             *("--port", str(port), "--log-level", "warning", "--no-access-log"),
             *("--workers", str(workers)),
         ],
@@ -195,6 +246,7 @@ def bench_http(
             raise RuntimeError(errors[0])
         total = sum(counts)
         return {
+            "server": "floor" if floor else "arco",
             "clients": clients,
             "client": client,
             "workers": workers,
@@ -309,12 +361,22 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("http", "compaction", "traversal"), help="run one phase only"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure the floor: a bare ASGI app (parse, answer) in the same uvicorn",
+    )
     args = parser.parse_args()
     seconds = 3.0 if args.quick else 10.0
     http_kw = {"workers": args.workers, "client": args.client}
     phases: dict[str, Callable[[], dict[str, Any]]] = {
         "http_single": lambda: bench_http(seconds, batch=1, **http_kw),
         "http_batch100": lambda: bench_http(seconds, batch=100, **http_kw),
+        **(
+            {"http_single_floor": lambda: bench_http(seconds, batch=1, floor=True, **http_kw)}
+            if args.floor
+            else {}
+        ),
         "compaction": lambda: bench_compaction(10_000 if args.quick else 100_000),
         "traversal": lambda: bench_traversal(tables=50 if args.quick else 500),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -53,6 +54,7 @@ def test_running_the_same_job_twice_succeeds_both_times(tmp_path: Path) -> None:
     from arco.flow.executors.base import Job
     from arco.flow.io import load_value
 
+    orders = importlib.import_module("flowassets").orders  # tests/flow is on sys.path
     url = f"file://{tmp_path}/store"
     job = Job(
         run_id="01J00000000000000000000000",
@@ -60,8 +62,8 @@ def test_running_the_same_job_twice_succeeds_both_times(tmp_path: Path) -> None:
         asset_key="shop.orders",
         partition=None,
         attempt=1,
-        module="tests.flow.flowassets",
-        qualname="orders",
+        module=orders.fn.__module__,
+        qualname=orders.fn.__qualname__,
         inputs=(),
         io="auto",
         store_url=url,
