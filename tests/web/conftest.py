@@ -196,9 +196,14 @@ def web_ui() -> Path:
     return STATIC_DIR
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(web_ui: Path) -> Iterator[Any]:
-    """Headless Debian Chromium under pip Playwright, for the whole session."""
+    """Headless Debian Chromium under pip Playwright, for the web tests.
+
+    Package scope, not session: Playwright's sync API keeps an event loop running
+    in the main thread while it is open, and every later test calling
+    ``asyncio.run`` (any test run after the web tests) would fail.
+    """
     if not Path(CHROMIUM).is_file():
         require_or_skip(f"{CHROMIUM} not found (apt-get install chromium)")
     try:
