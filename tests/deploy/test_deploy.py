@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from arco.core import metrics
@@ -135,6 +136,74 @@ def test_compose_file_wires_the_four_services() -> None:
     for word in re.findall(r"\barco (\w[\w-]*)", services["maintenance"]["command"][0]):
         assert word in commands
     assert services["api"]["environment"]["ARCO_STORE"].startswith("s3://")
+
+
+_COMPOSE_VAR = re.compile(r"\$\{(\w+)(?::([?-])([^}]*))?\}")
+
+
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """What ``docker compose`` makes of ``value``: ``${VAR}``, ``${VAR:-default}``,
+    ``${VAR:?error}`` (an error when VAR is unset or empty) and ``$$`` for ``$``."""
+
+    def one(m: re.Match[str]) -> str:
+        name, op, arg = m.group(1), m.group(2), m.group(3)
+        if env.get(name):
+            return env[name]
+        if op == "?":
+            raise KeyError(f"{name}: {arg}")
+        return arg or "" if op == "-" else ""
+
+    parts = value.split("$$")
+    return "$".join(_COMPOSE_VAR.sub(one, part) for part in parts)
+
+
+def test_compose_identities_match_what_each_arco_process_uses(tmp_path: Path) -> None:
+    """SeaweedFS's identities are rendered at start from the operator's secrets (no
+    secret in the repository), the API and worker use the read-write one, and the
+    API presigns browser URLs with the read-only signer, which Arco accepts."""
+    from arco.core.storage.factory import check_signer_store_url, parse_store_url
+
+    compose = DEPLOY / "compose"
+    doc = yaml.safe_load((compose / "compose.yaml").read_text())
+    env = {"ARCO_S3_SECRET": "a1" * 12, "ARCO_SIGNER_SECRET": "b2" * 12, "ARCO_JWT_SECRET": "c3"}
+    seaweed = doc["services"]["seaweedfs"]
+    # The entrypoint's rendering step, run by a real shell with the service's env.
+    script = _interpolate(seaweed["command"][0], env)
+    render, _, start = script.partition(" && exec ")
+    assert start.startswith("weed server")
+    assert "-s3.config=/tmp/s3.json" in start
+    (template,) = [v.split(":")[1] for v in seaweed["volumes"] if "template" in v]
+    render = render.replace(template, str(compose / "seaweedfs-s3.template.json"))
+    render = render.replace("/tmp/s3.json", str(tmp_path / "s3.json"))
+    service_env = {k: _interpolate(v, env) for k, v in seaweed["environment"].items()}
+    done = subprocess.run(["sh", "-c", render], env=service_env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    identities = {
+        i["name"]: i for i in json.loads((tmp_path / "s3.json").read_text())["identities"]
+    }
+    assert "@" not in (tmp_path / "s3.json").read_text()  # every placeholder filled
+
+    def key_of(name: str) -> tuple[str, str]:
+        cred = identities[name]["credentials"][0]
+        return cred["accessKey"], cred["secretKey"]
+
+    assert identities["arco-signer"]["actions"] == ["Read:arco"]
+    for name in ("api", "worker", "maintenance"):
+        arco_env = {
+            k: _interpolate(v, env) for k, v in doc["services"][name]["environment"].items()
+        }
+        assert key_of("arco") == (arco_env["AWS_ACCESS_KEY_ID"], arco_env["AWS_SECRET_ACCESS_KEY"])
+        assert parse_store_url(arco_env["ARCO_STORE"]).bucket == "arco"
+    api_env = {k: _interpolate(v, env) for k, v in doc["services"]["api"]["environment"].items()}
+    signer = check_signer_store_url(api_env["ARCO_SIGNER_STORE_URL"], api_env["ARCO_STORE"])
+    assert key_of("arco-signer") == (
+        signer.config["access_key_id"],
+        signer.config["secret_access_key"],
+    )
+    assert "ARCO_SIGNER_STORE_URL" not in doc["services"]["worker"]["environment"]
+    # An operator who forgets a secret is stopped by compose, not by a failed PUT.
+    with pytest.raises(KeyError, match="ARCO_SIGNER_SECRET"):
+        _interpolate(seaweed["environment"]["ARCO_SIGNER_SECRET"], {})
 
 
 # ------------------------------------------------------------- Prometheus
