@@ -8,7 +8,7 @@ gives changed documents new numbers in delta files.
 
 from __future__ import annotations
 
-import functools
+import itertools
 from collections.abc import Collection
 from typing import Any
 
@@ -28,7 +28,7 @@ from .state import (
     POSTINGS,
     SearchState,
 )
-from .tokens import MIN_PREFIX, tokenize
+from .tokens import MIN_PREFIX, tokenize, word_tokens
 
 #: Delta postings past which a refresh rebuilds the index instead (a query reads
 #: every delta posting of its tokens' ranges from memory; a rebuild is seconds).
@@ -41,24 +41,108 @@ _SNIPPET = 300
 _INT16_MAX = (1 << 15) - 1
 
 
-def _name_tokens(name: str) -> list[str]:
-    words = tokenize(name)
-    whole = name.lower()
-    return [f"n:{w}" for w in words] + ([] if whole in words else [f"n={whole}"])
+#: What separates words in an ASCII value (as ``tokens._SPLIT_RE`` does there).
+_ASCII_SPLIT = "[^A-Za-z0-9]+"
 
 
-def _words(marker: str, text: str) -> list[str]:
-    return [f"{marker}:{w}" for w in tokenize(text)]
+def _token_pairs(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Every token of every value, and the position of the value it came from.
 
-
-def _explode(values: pa.Array, nums: pa.Array, fn: Any) -> tuple[pa.Array, pa.Array]:
-    """Tokens of each value (``fn`` applied once per distinct value) and the document
-    number of each token: Python work grows with the distinct names and texts, not
-    with the documents."""
+    The tokens of a value are those of :func:`tokenize`; a value's repeats are kept,
+    since the postings' sort drops them. Arrow splits ASCII values into words, and
+    each distinct word is camel-split once in Python. Values with other characters
+    (where Python's and RE2's notions of a word character differ) go through
+    :func:`tokenize` whole. A full build splits hundreds of thousands of names and
+    descriptions, and calling ``tokenize`` once per value was half its time.
+    """
+    values = values.cast(pa.string())
     if len(values) == 0:
-        return pa.array([], pa.string()), pa.array([], pa.int32())
-    per_doc = _token_lists(values, fn)
-    return pc.list_flatten(per_doc), nums.take(pc.list_parent_indices(per_doc))
+        return pa.array([], pa.string()), pa.array([], pa.int64())
+    plain = pc.fill_null(pc.string_is_ascii(values), True)
+    words = pc.split_pattern_regex(pc.fill_null(values, ""), _ASCII_SPLIT)
+    flat = pc.list_flatten(words)
+    parents = pc.list_parent_indices(words)
+    keep = pc.and_(pc.not_equal(flat, ""), plain.take(parents))
+    flat, parents = flat.filter(keep), parents.filter(keep)
+    # A word of only lowercase letters, or only digits, is its own token; the rest
+    # (camel humps, letters and digits together) are split once per distinct word.
+    simple = pc.match_substring_regex(flat, "^(?:[a-z]+|[0-9]+)$")
+    tokens = [flat.filter(simple)]
+    owners = [parents.filter(simple)]
+    humped = pc.invert(simple)
+    encoded = flat.filter(humped).dictionary_encode()
+    offsets = [0]
+    pieces: list[str] = []
+    for word in encoded.dictionary.to_pylist():
+        pieces.extend(word_tokens(word))
+        offsets.append(len(pieces))
+    per_word = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()), pa.array(pieces, pa.string())
+    ).take(encoded.indices)
+    tokens.append(pc.list_flatten(per_word))
+    owners.append(parents.filter(humped).take(pc.list_parent_indices(per_word)))
+    others = pc.indices_nonzero(pc.invert(plain))
+    if len(others):
+        extra: list[str] = []
+        extra_owners: list[int] = []
+        for i, value in zip(others.to_pylist(), values.take(others).to_pylist(), strict=True):
+            mine = tokenize(value)
+            extra.extend(mine)
+            extra_owners.extend([i] * len(mine))
+        tokens.append(pa.array(extra, pa.string()))
+        owners.append(pa.array(extra_owners, pa.int64()))
+    return (
+        pa.concat_arrays([t.cast(pa.string()) for t in tokens]),
+        pa.concat_arrays([o.cast(pa.int64()) for o in owners]),
+    )
+
+
+def _marked(marker: str, tokens: pa.Array) -> pa.Array:
+    """``marker`` before every token (``d:`` + ``word``)."""
+    return pc.binary_join_element_wise(pa.scalar(marker), tokens, "")
+
+
+def _python_lower(values: pa.Array) -> pa.Array:
+    """``str.lower()`` of every value, once per distinct value (Arrow's lowercasing
+    differs from Python's for some non-ASCII letters, and queries use Python's)."""
+    encoded = values.cast(pa.string()).dictionary_encode()
+    lowered = [v.lower() for v in encoded.dictionary.to_pylist()]
+    return pa.array(lowered, pa.string()).take(encoded.indices)
+
+
+def _explode_words(values: pa.Array, nums: pa.Array, marker: str) -> tuple[pa.Array, pa.Array]:
+    """``marker:word`` postings of every value's words, with the value's document number."""
+    tokens, owners = _token_pairs(values)
+    return _marked(f"{marker}:", tokens), nums.take(owners)
+
+
+def _explode_names(names: pa.Array, nums: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Name postings: ``n:word`` for each word of a name, and ``n=name`` (lowercased)
+    when the whole name is not itself one of its words."""
+    tokens, owners = _token_pairs(names)
+    whole = _python_lower(pc.fill_null(names.cast(pa.string()), ""))
+    # A word equal to the whole name spans all of it: the name is that one word.
+    itself = pc.unique(owners.filter(pc.equal(tokens, whole.take(owners))))
+    without = pc.invert(pc.is_in(pa.array(range(len(names)), pa.int64()), value_set=itself))
+    return (
+        pa.concat_arrays([_marked("n:", tokens), _marked("n=", whole.filter(without))]),
+        pa.concat_arrays([nums.take(owners), nums.filter(without)]),
+    )
+
+
+def _pair_lists(tokens: pa.Array, owners: pa.Array, n: int) -> pa.ListArray:
+    """The tokens of each of ``n`` values as one list per value, from
+    :func:`_token_pairs`' tokens and owners."""
+    order = pc.sort_indices(owners)
+    owners = owners.take(order)
+    counts = [0] * n
+    found = pc.value_counts(owners)
+    for owner, count in zip(
+        found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True
+    ):
+        counts[owner] = count
+    offsets = pa.array(list(itertools.accumulate(counts, initial=0)), pa.int32())
+    return pa.ListArray.from_arrays(offsets, tokens.take(order))
 
 
 def _documents(namespaces: pa.Table, tables: pa.Table) -> pa.Table:
@@ -149,7 +233,7 @@ def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Tabl
     is_table = pc.equal(kind, 1)
 
     # Names: namespaces also get the words of their full dotted name (few: in Python).
-    add(*_explode(name.filter(not_ns), num.filter(not_ns), _name_tokens))
+    add(*_explode_names(name.filter(not_ns), num.filter(not_ns)))
     ns_tokens: list[str] = []
     ns_nums: list[int] = []
     for short, full, d in zip(
@@ -186,13 +270,15 @@ def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Tabl
     )
 
     # Descriptions and properties.
-    add(*_explode(description, num, functools.partial(_words, "d")))
+    add(*_explode_words(description, num, "d"))
     _add_properties(add, docs, namespaces, tables)
 
     # Where an object lives: the words of its qualified name. A column's are its
     # table's plus its own (repeats go in the final sort).
     t_num = num.filter(is_table)
-    q_table = _token_lists(qualified.filter(is_table), functools.partial(_words, "q"))
+    t_qualified = qualified.filter(is_table)
+    q_tokens, q_owners = _token_pairs(t_qualified)
+    q_table = _pair_lists(_marked("q:", q_tokens), q_owners, len(t_qualified))
     add(pc.list_flatten(q_table), t_num.take(pc.list_parent_indices(q_table)))
     is_col = pc.equal(kind, 2)
     c_num = num.filter(is_col)
@@ -203,7 +289,7 @@ def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Tabl
         position = pc.index_in(row.filter(is_col), value_set=t_rows)
         q_cols = q_table.take(position)
         add(pc.list_flatten(q_cols), c_num.take(pc.list_parent_indices(q_cols)))
-        add(*_explode(name.filter(is_col), c_num, functools.partial(_words, "q")))
+        add(*_explode_words(name.filter(is_col), c_num, "q"))
 
     out = pa.table(
         {
@@ -219,18 +305,6 @@ def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Tabl
 def name_len_of(names: pa.Array) -> pa.Array:
     """Length of each lowercased name (Python's lowercasing), as int16."""
     return pa.array([min(len(v.lower()), _INT16_MAX) for v in names.to_pylist()], pa.int16())
-
-
-def _token_lists(values: pa.Array, fn: Any) -> pa.ListArray:
-    """The tokens of each value as a list (``fn`` applied once per distinct value)."""
-    encoded = values.dictionary_encode()
-    offsets = [0]
-    flat: list[str] = []
-    for value in encoded.dictionary.to_pylist():
-        flat.extend(fn(value))
-        offsets.append(len(flat))
-    lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(flat, pa.string()))
-    return lists.take(encoded.indices)
 
 
 def _add_properties(add: Any, docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> None:

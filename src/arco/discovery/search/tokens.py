@@ -24,12 +24,14 @@ def tokenize(text: str | None) -> list[str]:
     out: list[str] = []
     for chunk in _SPLIT_RE.split(text):
         if chunk:
-            out.extend(_chunk_tokens(chunk))
+            out.extend(word_tokens(chunk))
     return list(dict.fromkeys(out))
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _chunk_tokens(chunk: str) -> tuple[str, ...]:
+def word_tokens(chunk: str) -> tuple[str, ...]:
+    """The tokens of one word (a run of letters and digits): its camelCase and
+    digit parts, lowercased, for an ASCII word; the word lowercased otherwise."""
     # Words repeat across names, columns and descriptions: a full index build
     # splits each distinct word once instead of once per occurrence.
     if not chunk.isascii():
