@@ -17,6 +17,30 @@ from pathlib import Path
 from typing import Any
 
 
+async def asgi_lifespan(receive: Any, send: Any) -> None:
+    """Answer an ASGI lifespan conversation of an app with nothing to set up."""
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.complete"})
+        await receive()
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+async def send_json(send: Any, status: int, body: bytes) -> None:
+    """Send one whole ``application/json`` response over ASGI."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """The ``p``-th percentile (0-100) of ``values``, linearly interpolated."""
     if not values:

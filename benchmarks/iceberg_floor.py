@@ -40,7 +40,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _util import Stats, environment, fmt_ms, load_average, print_table, write_json
+from _util import (
+    Stats,
+    asgi_lifespan,
+    environment,
+    fmt_ms,
+    load_average,
+    print_table,
+    send_json,
+    write_json,
+)
 from iceberg import (
     WORKSPACE,
     _batch,
@@ -66,29 +75,15 @@ def raw_app_factory() -> Any:
     }
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":  # lifespan: nothing to set up
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-                await receive()
-                await send({"type": "lifespan.shutdown.complete"})
+        if scope["type"] != "http":
+            await asgi_lifespan(receive, send)
             return
         body = answers.get(scope["path"])
         if scope["path"] == "/healthz":
             body = b"{}"
         status = 200 if body is not None else 404
         body = body if body is not None else b'{"error":"not found"}'
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, status, body)
 
     return app
 

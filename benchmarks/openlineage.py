@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _util import asgi_lifespan, send_json
 
 from arco.api.auth import mint_token
 from arco.core import Scope, open_store
@@ -101,12 +102,8 @@ def floor_app_factory() -> Any:
     counter = iter(range(1 << 62))
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":  # lifespan: nothing to set up
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-                await receive()
-                await send({"type": "lifespan.shutdown.complete"})
+        if scope["type"] != "http":
+            await asgi_lifespan(receive, send)
             return
         chunks = []
         more = True
@@ -120,17 +117,7 @@ def floor_app_factory() -> Any:
             n = len(events) if isinstance(events, list) else 1
             body = json.dumps({"accepted": n, "event_ids": [next(counter)]}).encode()
             status = 201
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, status, body)
 
     return app
 
