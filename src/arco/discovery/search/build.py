@@ -308,17 +308,28 @@ def name_len_of(names: pa.Array) -> pa.Array:
 
 
 def _add_properties(add: Any, docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> None:
-    kind = docs.column("kind_order").to_pylist()
-    rows = docs.column("row").to_pylist()
-    nums = docs.column("doc").to_pylist()
-    ns_props = namespaces.column("properties").to_pylist()
+    kind_order = docs.column("kind_order").combine_chunks()
+    row = docs.column("row").combine_chunks()
     t_props = tables.column("properties")
     t_with: set[int] = set()
     if tables.num_rows:
         # Map arrays have no list_value_length kernel: lengths from the offsets.
         offsets = t_props.combine_chunks().offsets
         lengths = pc.subtract(offsets.slice(1), offsets.slice(0, len(offsets) - 1))
-        t_with = {i for i, v in enumerate(pc.greater(lengths, 0).to_pylist()) if v}
+        t_with = set(pc.indices_nonzero(pc.greater(lengths, 0)).to_pylist())
+    # Only namespaces and tables with properties reach Python: a million column
+    # documents as Python ints cost more memory than the whole postings table.
+    with_props = pc.or_(
+        pc.equal(kind_order, 0),
+        pc.and_(
+            pc.equal(kind_order, 1),
+            pc.is_in(row, value_set=pa.array(sorted(t_with), row.type)),
+        ),
+    )
+    kind = kind_order.filter(with_props).to_pylist()
+    rows = row.filter(with_props).to_pylist()
+    nums = docs.column("doc").combine_chunks().filter(with_props).to_pylist()
+    ns_props = namespaces.column("properties").to_pylist()
     tokens: list[str] = []
     out: list[int] = []
     for k, r, d in zip(kind, rows, nums, strict=True):
