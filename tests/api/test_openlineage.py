@@ -279,6 +279,45 @@ def test_invalid_events_get_a_400_naming_the_field(
     assert client.get("/api/v1/events/lineage", headers=tokens.headers()).json() == []
 
 
+def test_text_that_is_not_unicode_is_refused_naming_the_field(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """A lone surrogate escape (JSON ``"\\ud800"``) is valid JSON but not Unicode text.
+    Accepted, it reached the ledger, and the compactor quarantined its whole ledger
+    object: with group commit, other clients' acknowledged events with it."""
+    h = {**tokens.headers(), "Content-Type": "application/json"}
+
+    def failing(message: str) -> dict[str, Any]:
+        facet = {
+            "_producer": PRODUCER,
+            "_schemaURL": PRODUCER,
+            "message": message,
+            "programmingLanguage": "python",
+        }
+        return _raw_event(
+            eventType="FAIL", run={"runId": str(uuid.uuid4()), "facets": {"errorMessage": facet}}
+        )
+
+    field = "run.facets.errorMessage.message"
+    for body in (json.dumps(failing("bad \ud800 text")), json.dumps(failing("\udfff"))):
+        r = client.post("/api/v1/lineage", content=body, headers=h)
+        assert r.status_code == 400, r.text
+        assert r.json()["detail"].startswith(f"{field}: text that is not valid Unicode")
+    batch = json.dumps([_raw_event(), failing("x\ud800")])
+    r = client.post("/api/v1/lineage", content=batch, headers=h)
+    assert r.status_code == 400, r.text
+    assert r.json()["detail"].startswith(f"events[1].{field}:")
+    assert client.get("/api/v1/events/lineage", headers=h).json() == []
+    # A surrogate pair is one character (an emoji), escaped or not: accepted as is.
+    for body in (
+        json.dumps(failing("ok \U0001f600")),
+        json.dumps(failing("ok \U0001f600"), ensure_ascii=False),
+    ):
+        assert client.post("/api/v1/lineage", content=body.encode(), headers=h).status_code == 201
+    stored = client.get("/api/v1/events/lineage", headers=h).json()
+    assert [e["payload"]["error_message"] for e in stored] == ["ok \U0001f600"] * 2
+
+
 def test_batch_gzip_and_all_or_nothing(client: TestClient, tokens: Tokens) -> None:
     h = tokens.headers()
     good = [_raw_event(), _raw_event(eventType="COMPLETE")]

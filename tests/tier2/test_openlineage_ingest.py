@@ -33,6 +33,7 @@ from arco.openlineage.ingest import (
     prepare,
 )
 from arco.openlineage.mapping import OpenLineageConfig
+from arco.openlineage.schema import InvalidOpenLineageEventError
 
 from ._support import SCOPE, memory_store
 
@@ -398,3 +399,29 @@ def test_other_shapes_take_the_general_path_and_still_fold() -> None:
     assert (report.events, report.quarantined) == (2, 0)
     datasets = {r["name"]: r for r in _lineage_state(store)["datasets"]}
     assert datasets["mart.t1"]["row_count"] == 42
+
+
+def test_text_that_is_not_unicode_never_reaches_the_ledger_on_any_path() -> None:
+    """Stored, a lone surrogate is JSON the compactor refuses: its object would go to
+    quarantine with every event in it. Each write path refuses it, naming the field."""
+    store = memory_store()
+    ledger = Ledger(store, SCOPE)
+    bad = run_event(3, "FAIL")
+    bad["run"]["facets"]["errorMessage"] = _facet(message="a \ud800 b", programmingLanguage="py")
+    with pytest.raises(InvalidOpenLineageEventError, match=r"events\[1\]\.run\.facets\.error"):
+        ingest(ledger, [run_event(4), bad], MAPPER)
+    [env] = prepare([run_event(5)], MAPPER)
+    poisoned = Envelope(**{**env.__dict__, "payload": {**env.payload, "job_name": "\udc80"}})
+    with pytest.raises(InvalidEventError, match=r"event 1: field payload\.job_name"):
+        ledger.append_prepared("lineage", [env, poisoned])
+    with pytest.raises(InvalidEventError, match=r"at asset"):
+        ledger.append("executions", "materialization.recorded", {"asset": "a\ud800"})
+    assert list(store.list("")) == []
+    # Text UTF-8 can hold goes through every path, astral characters included.
+    good = run_event(6, "FAIL")
+    good["run"]["facets"]["errorMessage"] = _facet(message="Größe 😀", programmingLanguage="py")
+    ingest(ledger, [good], MAPPER)
+    ledger.append("executions", "materialization.recorded", {"asset": "a.größe😀"})
+    assert Compactor(store, SCOPE).compact("lineage").events == 1
+    snap = Compactor(store, SCOPE).domain_store("lineage").read(max_staleness=0)
+    assert [r["error_message"] for r in snap.state.rows("external_runs")] == ["Größe 😀"]

@@ -69,6 +69,44 @@ class InvalidEventError(InvalidArgumentError):
     code = "invalid-event"
 
 
+class EventTooLargeError(InvalidEventError):
+    """An event whose stored form is over :data:`MAX_EVENT_BYTES`."""
+
+
+def surrogate_path(value: Any, path: str = "") -> str | None:
+    """Where in ``value`` a string holds a lone UTF-16 surrogate (``\\ud800`` from a
+    JSON escape: text that UTF-8, Parquet and the compactor cannot hold), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "."
+        return None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = surrogate_path(k, path) or surrogate_path(v, f"{path}.{k}")
+            if found:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            found = surrogate_path(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def refuse_surrogates(raw: dict[str, Any], what: str = "event") -> None:
+    """Raise :class:`InvalidEventError` naming the field of ``raw`` whose text holds a
+    lone surrogate. Stored, such an event is valid JSON that the compactor refuses,
+    and it would take every event of its ledger object into quarantine with it."""
+    where = surrogate_path(raw)
+    if where is not None:
+        raise InvalidEventError(
+            f"{what} field {where.lstrip('.') or '.'} holds text that is not valid Unicode "
+            "(a lone UTF-16 surrogate such as \\ud800)"
+        )
+
+
 class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -496,7 +534,7 @@ def build_envelope(
 def _check_size(raw: dict[str, Any]) -> None:
     size = len(json.dumps(raw))
     if size > MAX_EVENT_BYTES:
-        raise InvalidEventError(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
+        raise EventTooLargeError(f"event is {size} bytes; the limit is {MAX_EVENT_BYTES}")
 
 
 def encode_envelope(env: Envelope) -> bytes:
@@ -505,6 +543,8 @@ def encode_envelope(env: Envelope) -> bytes:
     as the compact one, so it is computed only for an envelope near the limit."""
     raw = env.to_dict()
     data = json.dumps(raw, separators=(",", ":")).encode()
+    if b"\\ud" in data:  # ASCII output escapes astral letters as pairs, lone ones alone
+        refuse_surrogates(raw)
     if 2 * len(data) > MAX_EVENT_BYTES:
         _check_size(raw)
     return data

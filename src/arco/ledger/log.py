@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pydantic_core
 from ulid import ULID
 
 from arco.core.errors import InvalidNameError, ObjectNotFoundError
@@ -29,15 +30,27 @@ from arco.ledger.events import (
     REGISTRY,
     Envelope,
     EventRegistry,
+    EventTooLargeError,
     InvalidEventError,
     build_envelope,
     encode_envelope,
     parse_occurred_at,
+    refuse_surrogates,
 )
 
 #: The compact encoder of stored envelopes, built once (``json.dumps`` with
 #: ``separators`` builds an encoder per call).
 _COMPACT = json.JSONEncoder(separators=(",", ":"))
+
+
+def _compact_json(value: dict[str, Any], index: int) -> bytes:
+    """Compact JSON of an envelope, by pydantic-core's encoder (~3.5x faster than the
+    standard library's; non-ASCII stays UTF-8 rather than ``\\u`` escapes)."""
+    try:
+        return pydantic_core.to_json(value)
+    except pydantic_core.PydanticSerializationError:
+        refuse_surrogates(value, f"event {index}:")  # the only text UTF-8 cannot hold
+        raise
 
 
 def ulid_time(value: str) -> datetime:
@@ -228,9 +241,9 @@ class Ledger:
                     f"event {i}: {env.event_type} v{env.event_version} is not of domain {domain}"
                 )
             check_event_keys(self.keys, env)
-            data = _COMPACT.encode(env.to_dict()).encode()
+            data = _compact_json(env.to_dict(), i)
             if len(data) > MAX_EVENT_BYTES:
-                raise InvalidEventError(
+                raise EventTooLargeError(
                     f"event {i} is {len(data)} bytes; the limit is {MAX_EVENT_BYTES}"
                 )
             parts.append(data)
