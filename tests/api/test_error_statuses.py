@@ -39,6 +39,7 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "arco.core.errors:IntegrityError": (500, "integrity"),
     "arco.core.errors:PointerMissingError": (500, "pointer-missing"),
     "arco.ledger.events:InvalidEventError": (400, "invalid-event"),
+    "arco.ledger.events:EventTooLargeError": (400, "invalid-event"),
     "arco.sql.errors:QueryRejectedError": (400, "query-rejected"),
     "arco.sql.errors:QueryError": (400, "query-error"),
     "arco.sql.errors:QueryTooLargeError": (413, "query-too-large"),

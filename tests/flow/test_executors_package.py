@@ -80,3 +80,59 @@ def test_running_the_same_job_twice_succeeds_both_times(tmp_path: Path) -> None:
     for outcome in (first, second):
         assert outcome.location is not None
         assert load_value(store, outcome.location, keys).num_rows == outcome.row_count
+
+
+def test_a_job_dask_runs_again_returns_its_first_outcome_without_running_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dask's re-run of a finished task (its result died with its worker) must not run
+    the asset a second time for the same attempt: the recorded outcome is returned."""
+    import dataclasses
+    import textwrap
+
+    from arco.flow.executors.base import Job
+    from arco.flow.executors.dask import execute_once
+
+    (tmp_path / "once_assets.py").write_text(
+        textwrap.dedent(
+            """
+            from pathlib import Path
+            from arco import asset
+
+            CALLS = Path(__file__).with_name("calls.txt")
+
+            @asset(namespace="once")
+            def counted() -> dict:
+                n = int(CALLS.read_text()) + 1 if CALLS.exists() else 1
+                CALLS.write_text(str(n))
+                return {"call": n}
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    counted = importlib.import_module("once_assets").counted
+    job = Job(
+        run_id="01J00000000000000000000000",
+        task_id="once.counted[2024-01-01]",
+        asset_key="once.counted",
+        partition=None,
+        attempt=1,
+        module=counted.fn.__module__,
+        qualname=counted.fn.__qualname__,
+        inputs=(),
+        io="auto",
+        store_url=f"file://{tmp_path}/store",
+        tenant="default",
+        workspace="default",
+        timeout=None,
+    )
+    calls = tmp_path / "calls.txt"
+    first = execute_once(job)
+    assert first.ok, first.error
+    assert execute_once(job) == first
+    assert calls.read_text() == "1"
+    # The next attempt of the same task is a new execution.
+    again = execute_once(dataclasses.replace(job, attempt=2))
+    assert again.ok
+    assert again.location != first.location
+    assert calls.read_text() == "2"

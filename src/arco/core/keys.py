@@ -6,6 +6,7 @@ name from a request can never escape its scope.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -127,6 +128,15 @@ class Keys:
     def run_cancel(self, run_id: str) -> str:
         """Marker object asking a running scheduler to cancel ``run_id``."""
         return f"{self.root}control/runs/{validate_ulid(run_id)}.cancel.json"
+
+    def attempt_outcome(self, run_id: str, task_id: str, attempt: int) -> str:
+        """The outcome of one attempt, as the executor that ran it recorded it (dask:
+        see :func:`arco.flow.executors.dask.execute_once`). Task ids hold partition
+        keys, so they are hashed here."""
+        task = hashlib.sha256(task_id.encode()).hexdigest()[:32]
+        return (
+            f"{self.root}control/runs/{validate_ulid(run_id)}/attempts/{task}.{int(attempt)}.json"
+        )
 
     def run_request(self, run_id: str) -> str:
         """The immutable request of a queued run (its plan and options)."""

@@ -6,14 +6,53 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import json
 import logging
 import os
 import signal
 from typing import Any
 
-from arco.flow.executors.attempt import execute
+from arco.core.errors import ObjectNotFoundError, PreconditionFailedError, StorageError
+from arco.core.storage import ObjectStore
+from arco.flow.executors.attempt import _keys, _store, execute
 from arco.flow.executors.base import Executor, Handle, Job, Outcome
+
+
+def execute_once(job: Job) -> Outcome:
+    """:func:`execute` ``job`` at most once, however often dask runs this.
+
+    dask runs a finished task again when its result dies with its worker before the
+    scheduler collects it (a worker crash moments later is enough). The asset would
+    run twice for one attempt. Before returning, the first execution records its
+    outcome under the attempt's key; a later execution of the same job returns that
+    record instead of running the asset again.
+    """
+    store = _store(job.store_url)
+    key = _keys(job.tenant, job.workspace).attempt_outcome(job.run_id, job.task_id, job.attempt)
+    recorded = _recorded(store, key)
+    if recorded is not None:
+        return recorded
+    outcome = execute(job)
+    data = json.dumps(dataclasses.asdict(outcome), default=str).encode()
+    try:
+        store.put(key, data, "create")
+    except PreconditionFailedError:
+        # Another execution of this job finished first: one outcome for the attempt.
+        return _recorded(store, key) or outcome
+    except StorageError:
+        # Without the record, a re-run would run the asset again; the outcome stands.
+        logging.getLogger(__name__).warning("could not record the outcome of %s", job.task_id)
+    return outcome
+
+
+def _recorded(store: ObjectStore, key: str) -> Outcome | None:
+    try:
+        data, _ = store.get(key)
+    except ObjectNotFoundError:
+        return None
+    return Outcome(**json.loads(data))
 
 
 def _executing(dask_worker: Any) -> tuple[int, list[str]]:
@@ -91,7 +130,7 @@ class DaskExecutor(Executor):
 
     def start(self, job: Job) -> Handle:
         """Submit ``job`` (retries are the scheduler's job, not dask's)."""
-        return _DaskHandle(self.client.submit(execute, job, pure=False, retries=0), self)
+        return _DaskHandle(self.client.submit(execute_once, job, pure=False, retries=0), self)
 
     def _stop(self, future: Any) -> None:
         """Cancel ``future``; on our local cluster also kill the worker running it
