@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,27 @@ def test_the_package_names_every_backend() -> None:
         executors.make_executor("threads")
 
 
+def _job(fn: Any, store_url: str, task_id: str = "t1") -> Any:
+    """An attempt's job for the asset function ``fn`` (no inputs, attempt 1)."""
+    from arco.flow.executors.base import Job
+
+    return Job(
+        run_id="01J00000000000000000000000",
+        task_id=task_id,
+        asset_key="test.asset",
+        partition=None,
+        attempt=1,
+        module=fn.__module__,
+        qualname=fn.__qualname__,
+        inputs=(),
+        io="auto",
+        store_url=store_url,
+        tenant="default",
+        workspace="default",
+        timeout=None,
+    )
+
+
 def test_running_the_same_job_twice_succeeds_both_times(tmp_path: Path) -> None:
     """dask re-runs a finished task whose result died with its worker before the
     scheduler collected it: the same job executes twice. Both executions succeed,
@@ -51,26 +73,11 @@ def test_running_the_same_job_twice_succeeds_both_times(tmp_path: Path) -> None:
     from arco.core.scope import Scope
     from arco.core.storage import open_store
     from arco.flow.executors.attempt import execute
-    from arco.flow.executors.base import Job
     from arco.flow.io import load_value
 
     orders = importlib.import_module("flowassets").orders  # tests/flow is on sys.path
     url = f"file://{tmp_path}/store"
-    job = Job(
-        run_id="01J00000000000000000000000",
-        task_id="t1",
-        asset_key="shop.orders",
-        partition=None,
-        attempt=1,
-        module=orders.fn.__module__,
-        qualname=orders.fn.__qualname__,
-        inputs=(),
-        io="auto",
-        store_url=url,
-        tenant="default",
-        workspace="default",
-        timeout=None,
-    )
+    job = _job(orders.fn, url)
     first, second = execute(job), execute(job)
     assert first.ok, first.error
     assert second.ok, second.error
@@ -90,7 +97,6 @@ def test_a_job_dask_runs_again_returns_its_first_outcome_without_running_again(
     import dataclasses
     import textwrap
 
-    from arco.flow.executors.base import Job
     from arco.flow.executors.dask import execute_once
 
     (tmp_path / "once_assets.py").write_text(
@@ -111,21 +117,7 @@ def test_a_job_dask_runs_again_returns_its_first_outcome_without_running_again(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     counted = importlib.import_module("once_assets").counted
-    job = Job(
-        run_id="01J00000000000000000000000",
-        task_id="once.counted[2024-01-01]",
-        asset_key="once.counted",
-        partition=None,
-        attempt=1,
-        module=counted.fn.__module__,
-        qualname=counted.fn.__qualname__,
-        inputs=(),
-        io="auto",
-        store_url=f"file://{tmp_path}/store",
-        tenant="default",
-        workspace="default",
-        timeout=None,
-    )
+    job = _job(counted.fn, f"file://{tmp_path}/store", "once.counted[2024-01-01]")
     calls = tmp_path / "calls.txt"
     first = execute_once(job)
     assert first.ok, first.error
