@@ -160,6 +160,8 @@ def _sample_keys() -> list[str]:
 
     args: dict[str, Any] = {
         "version": 7,
+        "attempt": 2,
+        "task_id": "orders[2026-01-02]",
         "day": datetime(2026, 1, 2, tzinfo=UTC),
         "name": "tables.parquet",
         "asset_key": "orders",

@@ -129,13 +129,16 @@ class Keys:
         """Marker object asking a running scheduler to cancel ``run_id``."""
         return f"{self.root}control/runs/{validate_ulid(run_id)}.cancel.json"
 
-    def attempt_outcome(self, run_id: str, task_id: str, attempt: int) -> str:
+    def attempt_outcome(self, asset_key: str, run_id: str, task_id: str, attempt: int) -> str:
         """The outcome of one attempt, as the executor that ran it recorded it (dask:
-        see :func:`arco.flow.executors.dask.execute_once`). Task ids hold partition
-        keys, so they are hashed here."""
+        see :func:`arco.flow.executors.dask.execute_once`). It sits beside the asset's
+        values, written with the same right, and the asset gc removes it once past
+        its grace period, as it does an orphaned value. Task ids hold partition keys,
+        so they are hashed here."""
         task = hashlib.sha256(task_id.encode()).hexdigest()[:32]
         return (
-            f"{self.root}control/runs/{validate_ulid(run_id)}/attempts/{task}.{int(attempt)}.json"
+            f"{self.asset_prefix(asset_key)}_attempts/"
+            f"{validate_ulid(run_id)}.{task}.{int(attempt)}.json"
         )
 
     def run_request(self, run_id: str) -> str:

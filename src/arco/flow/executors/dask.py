@@ -30,7 +30,8 @@ def execute_once(job: Job) -> Outcome:
     record instead of running the asset again.
     """
     store = _store(job.store_url)
-    key = _keys(job.tenant, job.workspace).attempt_outcome(job.run_id, job.task_id, job.attempt)
+    keys = _keys(job.tenant, job.workspace)
+    key = keys.attempt_outcome(job.asset_key, job.run_id, job.task_id, job.attempt)
     recorded = _recorded(store, key)
     if recorded is not None:
         return recorded
