@@ -55,6 +55,27 @@ if TYPE_CHECKING:
     from arco.ledger.folds import Folder
 
 
+def observe(row: dict[str, Any], when: datetime, event_id: str, run_id: str | None) -> bool:
+    """Count one more observation of ``row`` (an edge or a dataset) at ``when`` and
+    widen its first/last seen; True when this event is the newest so far (latest
+    time, then highest event id), whose run is then the row's last run."""
+    row["observations"] = int(row["observations"]) + 1
+    first_seen = row["first_seen"]
+    if first_seen is None or when < first_seen:
+        row["first_seen"] = when
+    last_seen = row["last_seen"]
+    if (
+        last_seen is None
+        or when > last_seen
+        or (when == last_seen and event_id > (row["last_event_id"] or ""))
+    ):
+        row["last_seen"] = when
+        row["last_event_id"] = event_id
+        row["last_run_id"] = run_id
+        return True
+    return False
+
+
 def node_or_none(value: str | None) -> str | None:
     """A stored qualified name re-validated; an invalid one is treated as unmapped."""
     if value is None:
@@ -145,19 +166,7 @@ def fold_column_edge(
         # Folded before provenance was kept, or declared (Tier 1) after observations.
         row["transformation_seen"] = row["last_seen"]
         row["transformation_event_id"] = row["last_event_id"] or ""
-    row["observations"] = int(row["observations"]) + 1
-    first_seen = row["first_seen"]
-    if first_seen is None or when < first_seen:
-        row["first_seen"] = when
-    last_seen = row["last_seen"]
-    if (
-        last_seen is None
-        or when > last_seen
-        or (when == last_seen and event_id > (row["last_event_id"] or ""))
-    ):
-        row["last_seen"] = when
-        row["last_event_id"] = event_id
-        row["last_run_id"] = run_id
+    observe(row, when, event_id, run_id)
     if transformation:
         seen = row["transformation_seen"]
         if (
@@ -340,22 +349,10 @@ def _fold_dataset(
             # Folded before provenance was kept: the count came from the last event.
             row["row_count_seen"] = row["last_seen"]
             row["row_count_event_id"] = row["last_event_id"] or ""
-    row["observations"] = int(row["observations"]) + 1
     roles = row["roles"] or ()
     if role not in roles:
         row["roles"] = sorted({*roles, role})
-    first_seen = row["first_seen"]
-    if first_seen is None or when < first_seen:
-        row["first_seen"] = when
-    last_seen = row["last_seen"]
-    if (
-        last_seen is None
-        or when > last_seen
-        or (when == last_seen and event_id > (row["last_event_id"] or ""))
-    ):
-        row["last_seen"] = when
-        row["last_event_id"] = event_id
-        row["last_run_id"] = run_id
+    if observe(row, when, event_id, run_id):
         row["qualified_name"] = node_or_none(ds.get("qualified_name"))
     count = ds.get("row_count")
     if count is not None:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from arco.ledger.events import Envelope
-from arco.ledger.external_folds import fold_openlineage
+from arco.ledger.external_folds import fold_openlineage, observe
 from arco.ledger.states import (
     ASSET_CHECKS,
     AUDIT,
@@ -339,19 +339,7 @@ class Folder:
                     "updated_at": when,
                 },
             )
-        row["observations"] = int(row["observations"]) + 1
-        first_seen = row["first_seen"]
-        if first_seen is None or when < first_seen:
-            row["first_seen"] = when
-        last_seen = row["last_seen"]
-        if (
-            last_seen is None
-            or when > last_seen
-            or (when == last_seen and event_id > (row["last_event_id"] or ""))
-        ):
-            row["last_seen"] = when
-            row["last_event_id"] = event_id
-            row["last_run_id"] = run_id
+        observe(row, when, event_id, run_id)
         if columns or row["columns"] is None:
             row["columns"] = sorted(set(row["columns"] or []) | set(columns or []))
         updated_at = row["updated_at"]
