@@ -1,7 +1,9 @@
 """Rendering: Rich tables for people, JSON for machines.
 
 Every user-supplied string goes through :class:`rich.text.Text`, never through
-markup, so a description such as ``[red]x`` prints literally.
+markup, so a description such as ``[red]x`` prints literally. Rich is imported by
+the views that draw with it, not here: the detail views (``table show``,
+``namespace show``) draw with :mod:`arco.cli.plain` and never load it (ADR 025).
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table as RichTable
-from rich.text import Text
+
+from arco.cli import plain
 
 if TYPE_CHECKING:
     import pyarrow as pa
+    from rich.console import Console
+    from rich.text import Text
 
     from arco.catalog import Namespace, Table
     from arco.discovery.lineage import Edge
@@ -38,6 +41,8 @@ SHORT_PAYLOAD = 60
 
 def console() -> Console:
     """A console on the current stdout (looked up per call, so test runners capture it)."""
+    from rich.console import Console
+
     return Console(highlight=False)
 
 
@@ -158,11 +163,9 @@ def say(message: str) -> None:
 
 
 def _text(value: object) -> Text:
-    if value is None:
-        return Text("")
-    if isinstance(value, datetime):
-        return Text(when(value))
-    return Text(str(value))
+    from rich.text import Text
+
+    return Text(_plain(value))
 
 
 def when(value: datetime | str, *, utc_suffix: bool = True) -> str:
@@ -183,33 +186,32 @@ def _props_inline(props: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(props.items()))
 
 
+def _plain(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return when(value)
+    return str(value)
+
+
 def _details(title: str, rows: Iterable[tuple[str, object]]) -> None:
-    out = console()
-    out.print(Text(title, style="bold"))
-    grid = RichTable.grid(padding=(0, 2))
-    grid.add_column(style="dim", overflow="fold")
-    grid.add_column(overflow="fold")
-    for label, value in rows:
-        grid.add_row(Text(label), _text(value))
-    out.print(grid)
+    plain.write_title(title)
+    plain.grid([(label, _plain(value)) for label, value in rows])
 
 
 def properties_table(props: Mapping[str, str]) -> None:
     """Print a table's or namespace's properties (or say there are none)."""
-    out = console()
     if not props:
-        out.print(Text("No properties.", style="dim"))
+        plain.write_note("No properties.")
         return
-    table = RichTable(title="Properties", title_justify="left")
-    table.add_column("Key", overflow="fold")
-    table.add_column("Value", overflow="fold")
-    for key, value in sorted(props.items()):
-        table.add_row(Text(key), Text(value))
-    out.print(table)
+    plain.boxed("Properties", ["Key", "Value"], sorted(props.items()))
 
 
 def namespaces_table(items: Sequence[Namespace]) -> None:
     """Print namespaces as a table."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     out = console()
     if not items:
         out.print(Text("No namespaces.", style="dim"))
@@ -242,6 +244,9 @@ def _qualified(t: Mapping[str, Any]) -> str:
 
 def tables_table(items: Sequence[Mapping[str, Any]]) -> None:
     """Print tables (``Table.to_dict()`` form) as a table."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     out = console()
     if not items:
         out.print(Text("No tables.", style="dim"))
@@ -307,25 +312,24 @@ def table_details(t: Table) -> None:
             ("updated", t.updated_at),
         ],
     )
-    out = console()
     if t.columns:
-        cols = RichTable(title="Columns", title_justify="left")
-        cols.add_column("#", justify="right", overflow="fold")
-        cols.add_column("Name", overflow="fold")
-        cols.add_column("Type", overflow="fold")
-        cols.add_column("Nullable", overflow="fold")
-        cols.add_column("Description", overflow="fold")
-        for col in t.columns:
-            cols.add_row(
-                Text(str(col.ordinal + 1)),
-                Text(col.name),
-                Text(col.data_type),
-                Text("yes" if col.nullable else "no"),
-                _text(col.description),
-            )
-        out.print(cols)
+        plain.boxed(
+            "Columns",
+            ["#", "Name", "Type", "Nullable", "Description"],
+            [
+                [
+                    str(col.ordinal + 1),
+                    col.name,
+                    col.data_type,
+                    "yes" if col.nullable else "no",
+                    _plain(col.description),
+                ]
+                for col in t.columns
+            ],
+            ["right", "left", "left", "left", "left"],
+        )
     else:
-        out.print(Text("No columns.", style="dim"))
+        plain.write_note("No columns.")
     properties_table(t.properties)
 
 
@@ -377,6 +381,9 @@ def history_table(
     domain: str, entries: Sequence[tuple[str, Manifest]], limit: int | None = None
 ) -> None:
     """Print commit history as a table, newest first (``limit``: how many were asked for)."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     out = console()
     if not entries:
         out.print(Text(f"No commits in domain {domain} yet.", style="dim"))
@@ -422,6 +429,9 @@ def short_json(value: Any, limit: int = SHORT_PAYLOAD) -> str:
 
 def events_table(domain: str, envelopes: Sequence[Envelope]) -> None:
     """Print ledger events, oldest first."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     out = console()
     if not envelopes:
         out.print(Text(f"No events in domain {domain}.", style="dim"))
@@ -445,6 +455,9 @@ def events_table(domain: str, envelopes: Sequence[Envelope]) -> None:
 
 def event_types_table(rows: Sequence[Mapping[str, Any]]) -> None:
     """Print the registered event types."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     table = RichTable(title="Event types", title_justify="left")
     table.add_column("Type", overflow="fold")
     table.add_column("Domain", overflow="fold")
@@ -462,6 +475,9 @@ def event_types_table(rows: Sequence[Mapping[str, Any]]) -> None:
 
 def edges_table(edges: Sequence[Edge]) -> None:
     """Print lineage edges."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     out = console()
     if not edges:
         out.print(Text("No lineage edges.", style="dim"))
@@ -498,6 +514,9 @@ def search_json(results: SearchResults) -> dict[str, Any]:
 
 def search_table(query: str, results: SearchResults) -> None:
     """Print a page of search results, best first, and how to get the next page."""
+    from rich.table import Table as RichTable
+    from rich.text import Text
+
     out = console()
     if not results.hits:
         out.print(Text(f"No matches for {query!r}.", style="dim"))
