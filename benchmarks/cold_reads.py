@@ -10,6 +10,10 @@ warehouse), then times, each in a **new process**, median of ``--repeat``:
 * in-process cold ``get_table``: a new ``Catalog`` object per call, in a
   process that has already imported everything / a new ``SqlCatalog`` +
   ``load_table``.
+* the API's first request: a new ``uvicorn`` server on the catalog, and its first
+  ``GET /api/v1/namespaces/NS/tables/T`` once ``/healthz`` answers (client-side
+  latency, and the server's resident memory after it); no peer (pyiceberg has no
+  server of its own).
 
 Wall time is spawn to exit; peak memory is the child's peak RSS as GNU
 ``/usr/bin/time -f %M`` reports it (see ``run_once``). Peers run in the same
@@ -259,6 +263,50 @@ def compile_arco() -> str:
     return where
 
 
+def api_first_get(url: str, size: int, repeat: int) -> dict[str, Any]:
+    """The first table read of a new API server: ms to answer it, server RSS after."""
+    import httpx
+
+    from api import SECRET, Server
+    from arco.api.auth import mint_token
+
+    folder = Path(url.removeprefix("file://"))
+    token = mint_token(SECRET, tenant="default", workspace="default", roles=["reader"])
+    path = f"/api/v1/namespaces/{NAMESPACE}/tables/t{size // 2:06d}"
+    times, second, rss = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in range(repeat + 1):
+            server = Server(folder, Path(tmp) / "server.log")
+            server.start()
+            try:
+                assert server.proc is not None
+                with httpx.Client(
+                    base_url=server.base, headers={"Authorization": f"Bearer {token}"}
+                ) as client:
+                    client.get("/healthz")  # the connection, not the catalog
+                    t0 = time.perf_counter()
+                    first = client.get(path)
+                    t1 = time.perf_counter()
+                    client.get(path.replace(f"{size // 2:06d}", f"{size // 3:06d}"))
+                    t2 = time.perf_counter()
+                if first.status_code != 200:
+                    raise RuntimeError(f"{path}: {first.status_code} {first.text[:200]}")
+                status = Path(f"/proc/{server.proc.pid}/status").read_text()
+                kib = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("VmRSS"))
+            finally:
+                server.stop()
+            if k:  # the first server warms the page cache and .pyc files
+                times.append((t1 - t0) * 1000)
+                second.append((t2 - t1) * 1000)
+                rss.append(kib / 1024)
+    return {
+        "ms": statistics.median(times),
+        "second_ms": statistics.median(second),
+        "rss_mib": statistics.median(rss),
+        "all_ms": times,
+    }
+
+
 def bench_size(url: str, peer: Path | None, size: int, repeat: int) -> dict[str, Any]:
     """Every figure for one catalog size."""
     one = f"{NAMESPACE}.t{size // 2:06d}"
@@ -284,6 +332,11 @@ def bench_size(url: str, peer: Path | None, size: int, repeat: int) -> dict[str,
                 f"  pyiceberg {name}: {res[f'peer_{name}']['s']:.3f} s, "
                 f"{res[f'peer_{name}']['mib']:.0f} MiB"
             )
+    res["arco_api_first"] = got = api_first_get(url, size, repeat)
+    log(
+        f"  arco API first get_table: {got['ms']:.1f} ms (next {got['second_ms']:.1f} ms), "
+        f"server RSS {got['rss_mib']:.0f} MiB"
+    )
     res["arco_get_cold"] = inproc(INPROC_ARCO, url, size, max(repeat, 5) * 4)
     got = res["arco_get_cold"]
     log(f"  arco in-process cold get_table: {got['ms']:.2f} ms (CPU {got['cpu_ms']:.2f})")
@@ -330,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         v = r.get(key)
         if v is None:
             return "-"
+        if "second_ms" in v:
+            return f"{v['ms']:.1f} ms / server {v['rss_mib']:.0f} MiB"
         if "ms" in v:
             # CPU beside wall: on a loaded machine the wall time of a read that waits
             # on I/O threads grows with the load, its CPU time far less.
@@ -343,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             ("list_json", "--json table list"),
             ("list_text", "table list (text)"),
             ("get_cold", "in-process cold get"),
+            ("api_first", "API: first get_table"),
         ):
             rows.append(
                 [f"{r['tables']:,}", label, cell(r, f"arco_{name}"), cell(r, f"peer_{name}")]
