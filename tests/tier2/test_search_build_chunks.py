@@ -1,5 +1,5 @@
 """The full index build in slices of documents and ranges of sorted keys gives the
-same index as a build in one piece (docs/adr/025-search-build-in-bounded-memory.md).
+same index as a build in one piece (docs/adr/026-search-build-in-bounded-memory.md).
 
 The full build makes postings a few documents at a time, keeps them as ranks into a
 dictionary of all distinct tokens and sorts them a range of keys at a time as they

@@ -1,9 +1,10 @@
 """Building the index: documents and their postings from catalog rows.
 
 Owns how namespaces, tables and columns become numbered documents (``docs``
-rows) and field-marked postings sorted by ``(token, doc)``, and the two changes a
-refresh commits: a full rebuild in rank order, and an incremental change that
-gives changed documents new numbers in delta files.
+rows) and field-marked postings sorted by ``(token, doc)``, and the incremental
+change that gives changed documents new numbers in delta files. The full rebuild
+in rank order (:mod:`.runs`) makes its documents and postings with these same
+functions, a slice of documents at a time.
 """
 
 from __future__ import annotations

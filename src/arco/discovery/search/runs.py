@@ -10,7 +10,7 @@ range of keys at a time by :func:`arco.domain.tableset.encode_sorted_base`. The
 other token (``^`` is below the letters of the other markers) and are written
 first. The ``docs`` and ``ids`` bases are made batch by batch at their write and
 let go of the documents once written
-(docs/adr/025-search-build-in-bounded-memory.md).
+(docs/adr/026-search-build-in-bounded-memory.md).
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def full_change(
     names = tables.select(["namespace", "name"])
     props = tables.select(["properties"])
     del tables
+    release_unused()
     order = pc.sort_indices(
         docs,
         sort_keys=[
@@ -239,6 +240,7 @@ def _keys(parts: list[_Part]) -> tuple[list[pa.Array], pa.Array]:
     rank_sorted = pc.subtract(pc.cumulative_sum(new.cast(pa.int64())), 1)
     ranks = rank_sorted.take(pc.sort_indices(order))
     del order, rank_sorted, new
+    release_unused()
     keys: list[pa.Array] = []
     offset = 0
     while parts:
