@@ -93,7 +93,9 @@ def full_change(
             ("doc_id", "ascending"),
         ],
     )
-    docs = _take_columns(docs, order)
+    columns = dict(zip(docs.column_names, docs.columns, strict=True))
+    del docs
+    docs = _take_columns(columns, order)
     del order
     release_unused()
     q_lists = _table_q_lists(names)
@@ -121,19 +123,16 @@ def full_change(
     return change
 
 
-def _take_columns(table: pa.Table, order: pa.Array) -> pa.Table:
-    """``table.take(order)``, a column at a time, each unsorted column let go once
-    taken. Kind and namespace (a few distinct values each) are kept
-    dictionary-encoded until the ``docs`` base is written."""
-    names = table.column_names
-    columns = {name: table.column(name) for name in names}
-    del table
-    for name in names:
+def _take_columns(columns: dict[str, pa.ChunkedArray], order: pa.Array) -> pa.Table:
+    """The table of ``columns`` taken in ``order``, a column at a time: each column is
+    popped from ``columns`` (the caller's only reference) and let go once taken.
+    Kind and namespace (a few distinct values each) are kept dictionary-encoded
+    until the ``docs`` base is written."""
+    taken: dict[str, pa.ChunkedArray] = {}
+    for name in list(columns):
         column = columns.pop(name).take(order)
-        if name in ("kind", "namespace"):
-            column = column.dictionary_encode()
-        columns[name] = column
-    return pa.table(columns)
+        taken[name] = column.dictionary_encode() if name in ("kind", "namespace") else column
+    return pa.table(taken)
 
 
 def _once(
