@@ -173,7 +173,9 @@ def catalogs(draw: st.DrawFn) -> Spec:
     for _ in range(draw(st.integers(1, 3))):
         name = draw(identifiers())
         if namespaces and draw(st.booleans()):
-            name = f"{draw(st.sampled_from(sorted(namespaces)))}.{name}"  # nested
+            nested = f"{draw(st.sampled_from(sorted(namespaces)))}.{name}"
+            # Three levels of 60-character names pass the catalog's 128-character limit.
+            name = nested if len(nested) <= 128 else name
         if name.lower() not in {n.lower() for n in namespaces}:
             namespaces[name] = (draw(free_text), draw(properties))
     tables: dict[tuple[str, str], tuple[str | None, dict[str, str], list[tuple[str, str | None]]]]

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from arco.domain import tableset
 from arco.domain.manifest import FileEntry
-from arco.domain.tableset import TableDef
+from arco.domain.tableset import SortedBatches, TableDef
 from arco.domain.types import Change, DomainState
 
 
@@ -29,15 +29,18 @@ class Pending:
     min_version: int
     max_version: int
     #: The file's rows as Arrow, or how to build them: a new delta is built only if
-    #: it is kept, since the merge policy may fold it into a new base at once.
-    source: pa.Table | Callable[[], pa.Table]
+    #: it is kept, since the merge policy may fold it into a new base at once. A
+    #: base given as sorted batches is only ever streamed into its file.
+    source: pa.Table | SortedBatches | Callable[[], pa.Table]
     kind: str = "delta"
-    #: Row count while ``source`` is unbuilt.
+    #: Row count while ``source`` is unbuilt (sorted batches: until written).
     rows: int = 0
 
     @property
     def data(self) -> pa.Table:
         """The file's rows as Arrow (built on first use)."""
+        if isinstance(self.source, SortedBatches):
+            raise TypeError(f"{self.table}: a base of sorted batches is not held as a table")
         if not isinstance(self.source, pa.Table):
             self.source = self.source()
         return self.source

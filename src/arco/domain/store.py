@@ -489,7 +489,12 @@ class DomainStore(Generic[S]):
             if not isinstance(p, Pending):
                 files.append(p)
                 continue
-            if change.prepare_base is not None and p.kind == "base" and p.table in change.bases:
+            if (
+                change.prepare_base is not None
+                and p.kind == "base"
+                and p.table in change.bases
+                and not isinstance(p.source, tableset.SortedBatches)
+            ):
                 p = replace(p, source=change.prepare_base(p.table, p.data))
             files.append(self._write(p, version, commit_id))
         return files
@@ -535,7 +540,12 @@ class DomainStore(Generic[S]):
         )
         tdef = self.state_cls.TABLES[pending.table]
         index = None
-        if pending.kind == "base" and tdef.sort_key:
+        if isinstance(pending.source, tableset.SortedBatches):
+            if pending.kind != "base" or not tdef.sort_key:
+                raise ValueError(f"{pending.table}: sorted batches are for sorted bases only")
+            data, index = tableset.encode_sorted_base(tdef, pending.source)
+            pending = replace(pending, rows=sum(g[5] for g in index["groups"]))
+        elif pending.kind == "base" and tdef.sort_key:
             rows = pending.data
             if not tableset.is_sorted(rows, tdef.sort_key):
                 rows = rows.sort_by([(k, "ascending") for k in tdef.sort_key])
@@ -561,7 +571,7 @@ class DomainStore(Generic[S]):
             max_version=pending.max_version,
             sha256=sha256_hex(data),
             size=len(data),
-            rows=pending.data.num_rows,
+            rows=pending.num_rows,
             index=index,
         )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -109,11 +109,19 @@ def parquet_reader(source: Any, metadata: Any = None) -> Any:
 
 
 def decode(data: bytes, columns: Sequence[str] | None = None) -> pa.Table:
-    """Arrow table from Parquet bytes (only ``columns``, if given)."""
+    """Arrow table from Parquet bytes (only ``columns``, if given: top-level columns,
+    nested ones included)."""
     # Single-threaded: pyarrow's thread pool can abort the interpreter at exit after
     # threaded reads (apache/arrow#34314), and state files are small.
     reader = parquet_reader(pa.BufferReader(data))
-    indices = None if columns is None else [reader.column_name_idx(c) for c in columns]
+    indices = None
+    if columns is not None:
+        # A nested column is stored as several leaf columns, each with its own path.
+        paths = [path[0] for path in reader.column_paths]
+        indices = []
+        for c in columns:
+            leaves = [i for i, first in enumerate(paths) if first == c]
+            indices.extend(leaves or [reader.column_name_idx(c)])
     table: pa.Table = reader.read_all(column_indices=indices, use_threads=False)
     return table
 
@@ -130,7 +138,23 @@ def sort_rows(tdef: TableDef, rows: Iterable[dict[str, Any]]) -> list[dict[str, 
     return sorted(rows, key=lambda r: tuple("" if r[k] is None else r[k] for k in key))
 
 
-def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str, Any]]:
+@dataclass(frozen=True)
+class SortedBatches:
+    """The rows of a new base, already in its table's sort-key order, made batch by
+    batch only while the base is written (``Change.bases``).
+
+    A large base built from a compact form (the search index's postings) never
+    exists whole in memory: ``batches`` is called once, at the write, and each of
+    its record batches (any sizes, ``schema``) is encoded and dropped in turn.
+    """
+
+    schema: pa.Schema
+    batches: Callable[[], Iterable[pa.RecordBatch]]
+
+
+def encode_sorted_base(
+    tdef: TableDef, table: pa.Table | SortedBatches
+) -> tuple[bytes, dict[str, Any]]:
     """Parquet bytes of a base already sorted by ``tdef.sort_key``, and its index.
 
     The index lists, per row group, the first and last sort key and the byte range
@@ -139,13 +163,32 @@ def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str
     """
     import hashlib
 
+    import pyarrow.parquet as pq
+
+    group_rows = tdef.group_rows or GROUP_ROWS
+    if isinstance(table, pa.Table):
+        schema, batches = table.schema, table.to_batches(max_chunksize=group_rows)
+    else:
+        schema, batches = table.schema, table.batches()
+    sink = io.BytesIO()
+    bounds: list[tuple[list[Any], list[Any]]] = []
     # Statistics only for the sort key: the footer, which a point read fetches
     # whole, holds one entry per group and column, so it stays small.
-    data = encode_groups(table, tdef.group_rows or GROUP_ROWS, statistics=list(tdef.sort_key))
+    with pq.ParquetWriter(
+        sink, schema, compression="zstd", write_statistics=list(tdef.sort_key)
+    ) as writer:
+        for group in _regroup(batches, group_rows):
+            last = group.num_rows - 1
+            bounds.append(
+                (
+                    [group.column(k)[0].as_py() for k in tdef.sort_key],
+                    [group.column(k)[last].as_py() for k in tdef.sort_key],
+                )
+            )
+            writer.write_batch(group, row_group_size=group_rows)
+    data = sink.getvalue()
     meta = parquet_reader(pa.BufferReader(data)).metadata
-    key_columns = [table.column(k) for k in tdef.sort_key]
     groups: list[list[Any]] = []
-    row = 0
     for g in range(meta.num_row_groups):
         rg = meta.row_group(g)
         start = min(_chunk_start(rg.column(c)) for c in range(rg.num_columns))
@@ -153,18 +196,17 @@ def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str
             _chunk_start(rg.column(c)) + rg.column(c).total_compressed_size
             for c in range(rg.num_columns)
         )
-        last = row + rg.num_rows - 1
+        first, last_key = bounds[g]
         groups.append(
             [
-                [col[row].as_py() for col in key_columns],
-                [col[last].as_py() for col in key_columns],
+                first,
+                last_key,
                 start,
                 end - start,
                 hashlib.sha256(data[start:end]).hexdigest(),
                 rg.num_rows,
             ]
         )
-        row += rg.num_rows
     footer_len = int.from_bytes(data[-8:-4], "little") + 8
     footer_start = len(data) - footer_len
     index = {
@@ -174,6 +216,30 @@ def encode_sorted_base(tdef: TableDef, table: pa.Table) -> tuple[bytes, dict[str
         "groups": groups,
     }
     return data, index
+
+
+def _regroup(batches: Iterable[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``batches`` again, as batches of exactly ``rows`` (the last may be
+    shorter): one row group each, as ``pq.write_table(row_group_size=rows)`` makes."""
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        while batch.num_rows:
+            take = min(rows - count, batch.num_rows)
+            held.append(batch.slice(0, take))
+            count += take
+            batch = batch.slice(take)
+            if count == rows:
+                yield _one_batch(held)
+                held, count = [], 0
+    if count:
+        yield _one_batch(held)
+
+
+def _one_batch(parts: list[pa.RecordBatch]) -> pa.RecordBatch:
+    if len(parts) == 1:
+        return parts[0]
+    return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
 
 
 #: ``FileEntry.index["kind"]`` of a delta's index (a base's index has no kind).
@@ -254,17 +320,6 @@ def _chunk_start(chunk: Any) -> int:
     if chunk.has_dictionary_page and chunk.dictionary_page_offset is not None:
         offset = min(offset, chunk.dictionary_page_offset)
     return int(offset)
-
-
-def encode_groups(table: pa.Table, group_rows: int, *, statistics: list[str]) -> bytes:
-    """zstd Parquet bytes in row groups of ``group_rows``, with statistics of some columns."""
-    import pyarrow.parquet as pq
-
-    sink = io.BytesIO()
-    pq.write_table(
-        table, sink, compression="zstd", write_statistics=statistics, row_group_size=group_rows
-    )
-    return sink.getvalue()
 
 
 def to_rows(table: pa.Table) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from arco.domain import tableset
 from arco.domain.manifest import FileEntry, Manifest, Pointer
-from arco.domain.tableset import TableDef
+from arco.domain.tableset import SortedBatches, TableDef
 
 
 class DomainState(Protocol):
@@ -83,7 +83,9 @@ class Change:
     replace: set[str] = field(default_factory=set)
     #: Non-resident tables whose whole new content is given as Arrow (base schema):
     #: written as their new base without becoming row dicts; they are replaced too.
-    bases: dict[str, pa.Table] = field(default_factory=dict)
+    #: A sorted table's base may come as ``tableset.SortedBatches``, made only while
+    #: it is written (already in order; ``prepare_base`` does not apply to it).
+    bases: dict[str, pa.Table | SortedBatches] = field(default_factory=dict)
     #: Applied to each table of ``bases`` just before it is written, one at a time,
     #: so a compact form can be kept in memory and expanded only for the write.
     prepare_base: Callable[[str, pa.Table], pa.Table] | None = None

@@ -22,7 +22,8 @@ The modules, each with one job:
 
 * :mod:`.tokens` - the tokenizer (names, texts and queries into words);
 * :mod:`.state` - the domain's tables, schemas and index revision;
-* :mod:`.build` - documents and postings from catalog rows; full and incremental changes;
+* :mod:`.build` - documents and postings from catalog rows; the incremental change;
+* :mod:`.runs` - the full rebuild, its postings kept compact and sorted as written;
 * :mod:`.reader` - ranged, verified, cached reads of the index's row groups;
 * :mod:`.query` - posting lookups, matching, ranking and the page of hits;
 * :mod:`.index` - :class:`SearchIndex`: refresh and search wired together.

@@ -1,9 +1,10 @@
 """Building the index: documents and their postings from catalog rows.
 
 Owns how namespaces, tables and columns become numbered documents (``docs``
-rows) and field-marked postings sorted by ``(token, doc)``, and the two changes a
-refresh commits: a full rebuild in rank order, and an incremental change that
-gives changed documents new numbers in delta files.
+rows) and field-marked postings sorted by ``(token, doc)``, and the incremental
+change that gives changed documents new numbers in delta files. The full rebuild
+in rank order (:mod:`.runs`) makes its documents and postings with these same
+functions, a slice of documents at a time.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from .state import (
     DEAD,
     DOC_SCHEMA,
     DOCS,
-    ID_SCHEMA,
     IDS,
     POSTING_SCHEMA,
     POSTINGS,
@@ -206,31 +206,73 @@ def _documents(namespaces: pa.Table, tables: pa.Table) -> pa.Table:
     return pa.concat_tables([ns_docs, table_docs, col_docs])
 
 
-def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Table:
-    """The postings of numbered documents (``docs`` of :func:`_documents` plus
-    ``doc``), sorted by ``(token, doc)``, without repeats."""
+def _table_q_lists(tables: pa.Table) -> pa.ListArray:
+    """The ``q:`` tokens of each table row's qualified name (one list per row): a
+    table's own, and the first part of each of its columns'. The tokens are
+    dictionary-encoded: a full build keeps them while it makes all postings."""
+    qualified = pc.binary_join_element_wise(
+        tables.column("namespace").combine_chunks(), tables.column("name").combine_chunks(), "."
+    )
+    q_tokens, q_owners = _token_pairs(qualified)
+    return _pair_lists(_marked("q:", q_tokens).dictionary_encode(), q_owners, len(qualified))
+
+
+def _caret_postings(docs: pa.Table) -> pa.Table:
+    """The ``^`` postings of numbered documents, unsorted: one per name and one per
+    table's qualified name, with ``name_len`` and ``min_len``."""
+    kind = docs.column("kind_order").combine_chunks()
+    num = docs.column("doc").combine_chunks()
+    name = docs.column("name").combine_chunks()
+    is_table = pc.equal(kind, 1)
+    # Whole-name prefixes: one "^" posting per name, matched by range.
+    encoded = name.dictionary_encode()
+    lowered = [v.lower() for v in encoded.dictionary.to_pylist()]
+    lens = [min(len(v), _INT16_MAX) for v in lowered]
+    names = pa.table(
+        {
+            "token": pa.array([f"^{v}" for v in lowered], pa.string()).take(encoded.indices),
+            "doc": num,
+            "name_len": pa.array(lens, pa.int16()).take(encoded.indices),
+            "min_len": pa.array([min(n, MIN_PREFIX) for n in lens], pa.int16()).take(
+                encoded.indices
+            ),
+        },
+        schema=POSTING_SCHEMA,
+    )
+    # A table's qualified name, matched past its namespace and the dot.
+    t_lower = [q.lower() for q in docs.column("qualified_name").filter(is_table).to_pylist()]
+    qualified = pa.table(
+        {
+            "token": pa.array([f"^{q}" for q in t_lower], pa.string()),
+            "doc": num.filter(is_table),
+            "name_len": pc.fill_null(name_len_of(name.filter(is_table)), 0),
+            "min_len": pa.array([min(q.rfind(".") + 2, _INT16_MAX) for q in t_lower], pa.int16()),
+        },
+        schema=POSTING_SCHEMA,
+    )
+    return pa.concat_tables([names, qualified])
+
+
+def _word_postings(
+    docs: pa.Table, namespaces: pa.Table, tables: pa.Table, q_lists: pa.ListArray
+) -> tuple[pa.Array, pa.Array]:
+    """The other postings of numbered documents (``n:``, ``n=``, ``d:``, ``p:``, ``q:``),
+    unsorted and with repeats: their tokens and document numbers. ``q_lists`` is
+    :func:`_table_q_lists` of all of ``tables`` (a column's table may be in another
+    slice of the documents)."""
     tokens: list[pa.Array] = []
     nums: list[pa.Array] = []
-    name_len: list[pa.Array] = []
-    min_len: list[pa.Array] = []
 
-    def add(
-        t: pa.Array, d: pa.Array, nl: pa.Array | None = None, ml: pa.Array | None = None
-    ) -> None:
+    def add(t: pa.Array, d: pa.Array) -> None:
         tokens.append(t)
         nums.append(d)
-        name_len.append(nl if nl is not None else pa.nulls(len(t), pa.int16()))
-        min_len.append(ml if ml is not None else pa.nulls(len(t), pa.int16()))
 
     kind = docs.column("kind_order").combine_chunks()
     num = docs.column("doc").combine_chunks()
     row = docs.column("row").combine_chunks()
     name = docs.column("name").combine_chunks()
-    qualified = docs.column("qualified_name").combine_chunks()
-    description = docs.column("description").combine_chunks()
     is_ns = pc.equal(kind, 0)
     not_ns = pc.invert(is_ns)
-    is_table = pc.equal(kind, 1)
 
     # Names: namespaces also get the words of their full dotted name (few: in Python).
     add(*_explode_names(name.filter(not_ns), num.filter(not_ns)))
@@ -238,7 +280,7 @@ def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Tabl
     ns_nums: list[int] = []
     for short, full, d in zip(
         name.filter(is_ns).to_pylist(),
-        qualified.filter(is_ns).to_pylist(),
+        docs.column("qualified_name").filter(is_ns).to_pylist(),
         num.filter(is_ns).to_pylist(),
         strict=True,
     ):
@@ -249,57 +291,39 @@ def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Tabl
         ns_nums.extend([d] * len(mine))
     add(pa.array(ns_tokens, pa.string()), pa.array(ns_nums, pa.int32()))
 
-    # Whole-name prefixes: one "^" posting per name, matched by range.
-    encoded = name.dictionary_encode()
-    lowered = [v.lower() for v in encoded.dictionary.to_pylist()]
-    lens = [min(len(v), _INT16_MAX) for v in lowered]
-    add(
-        pa.array([f"^{v}" for v in lowered], pa.string()).take(encoded.indices),
-        num,
-        pa.array(lens, pa.int16()).take(encoded.indices),
-        pa.array([min(n, MIN_PREFIX) for n in lens], pa.int16()).take(encoded.indices),
-    )
-    # A table's qualified name, matched past its namespace and the dot.
-    t_q = qualified.filter(is_table).to_pylist()
-    t_lower = [q.lower() for q in t_q]
-    add(
-        pa.array([f"^{q}" for q in t_lower], pa.string()),
-        num.filter(is_table),
-        pc.fill_null(name_len_of(name.filter(is_table)), 0),
-        pa.array([min(q.rfind(".") + 2, _INT16_MAX) for q in t_lower], pa.int16()),
-    )
-
     # Descriptions and properties.
-    add(*_explode_words(description, num, "d"))
+    add(*_explode_words(docs.column("description").combine_chunks(), num, "d"))
     _add_properties(add, docs, namespaces, tables)
 
     # Where an object lives: the words of its qualified name. A column's are its
     # table's plus its own (repeats go in the final sort).
-    t_num = num.filter(is_table)
-    t_qualified = qualified.filter(is_table)
-    q_tokens, q_owners = _token_pairs(t_qualified)
-    q_table = _pair_lists(_marked("q:", q_tokens), q_owners, len(t_qualified))
-    add(pc.list_flatten(q_table), t_num.take(pc.list_parent_indices(q_table)))
+    in_table = pc.invert(is_ns)
+    q_docs = q_lists.take(row.filter(in_table))
+    add(pc.list_flatten(q_docs), num.filter(in_table).take(pc.list_parent_indices(q_docs)))
     is_col = pc.equal(kind, 2)
-    c_num = num.filter(is_col)
-    if len(c_num):
-        # Tables come before their columns in ``docs`` and ``row`` is the table row:
-        # the i-th table document is table row i only when all tables are present.
-        t_rows = row.filter(is_table)
-        position = pc.index_in(row.filter(is_col), value_set=t_rows)
-        q_cols = q_table.take(position)
-        add(pc.list_flatten(q_cols), c_num.take(pc.list_parent_indices(q_cols)))
-        add(*_explode_words(name.filter(is_col), c_num, "q"))
-
-    out = pa.table(
-        {
-            "token": pa.concat_arrays([t.cast(pa.string()) for t in tokens]),
-            "doc": pa.concat_arrays([d.cast(pa.int32()) for d in nums]),
-            "name_len": pa.concat_arrays([x.cast(pa.int16()) for x in name_len]),
-            "min_len": pa.concat_arrays([x.cast(pa.int16()) for x in min_len]),
-        }
+    if pc.any(is_col).as_py():
+        add(*_explode_words(name.filter(is_col), num.filter(is_col), "q"))
+    return (
+        pa.concat_arrays([t.cast(pa.string()) for t in tokens]),
+        pa.concat_arrays([d.cast(pa.int32()) for d in nums]),
     )
-    return _sort_postings(out)
+
+
+def _postings(docs: pa.Table, namespaces: pa.Table, tables: pa.Table) -> pa.Table:
+    """The postings of numbered documents (``docs`` of :func:`_documents` plus
+    ``doc``), sorted by ``(token, doc)``, without repeats, built in one piece."""
+    tokens, nums = _word_postings(docs, namespaces, tables, _table_q_lists(tables))
+    n = len(tokens)
+    words = pa.table(
+        {
+            "token": tokens,
+            "doc": nums,
+            "name_len": pa.nulls(n, pa.int16()),
+            "min_len": pa.nulls(n, pa.int16()),
+        },
+        schema=POSTING_SCHEMA,
+    )
+    return _sort_postings(pa.concat_tables([_caret_postings(docs), words]))
 
 
 def name_len_of(names: pa.Array) -> pa.Array:
@@ -382,45 +406,14 @@ def _doc_rows(docs: pa.Table) -> pa.Table:
         {
             "doc": docs.column("doc"),
             "doc_id": docs.column("doc_id"),
-            "kind": docs.column("kind"),
+            "kind": docs.column("kind").cast(pa.string()),
             "name": docs.column("name"),
             "qualified_name": docs.column("qualified_name"),
-            "namespace": docs.column("namespace"),
+            "namespace": docs.column("namespace").cast(pa.string()),
             "description": snippet,
         },
         schema=DOC_SCHEMA,
     )
-
-
-def full_change(namespaces: pa.Table, tables: pa.Table) -> Change:
-    """A rebuild of the whole index in Arrow: documents numbered in rank order
-    (kind, qualified name, id), their postings sorted by ``(token, doc)``."""
-    docs = _documents(namespaces, tables)
-    order = pc.sort_indices(
-        docs,
-        sort_keys=[
-            ("kind_order", "ascending"),
-            ("qualified_name", "ascending"),
-            ("doc_id", "ascending"),
-        ],
-    )
-    docs = docs.take(order)
-    n = docs.num_rows
-    docs = docs.append_column("doc", pa.array(range(n), pa.int32()))
-    postings = _postings(docs, namespaces, tables)
-    ids = pa.table({"doc_id": docs.column("doc_id"), "doc": docs.column("doc")})
-    ids = ids.take(pc.sort_indices(ids, sort_keys=[("doc_id", "ascending")]))
-    kinds = docs.column("kind_order")
-    n_ns = pc.sum(pc.equal(kinds, 0)).as_py() or 0
-    n_tables = pc.sum(pc.equal(kinds, 1)).as_py() or 0
-    bases = {POSTINGS: postings, DOCS: _doc_rows(docs), IDS: ids.cast(ID_SCHEMA)}
-    change = Change(replace=set(SearchState.TABLES), bases=bases)
-    change.meta = {
-        "base_docs": n,
-        "next_doc": n,
-        "kind_starts": [n_ns, n_ns + n_tables],
-    }
-    return change
 
 
 def document_ids(

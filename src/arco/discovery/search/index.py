@@ -26,15 +26,10 @@ from arco.domain.lock import DEFAULT_LOCK_TTL
 from arco.domain.manifest import FileEntry
 from arco.domain.store import Change, DomainStore, Snapshot
 
-from .build import (
-    _NS_COLUMNS,
-    _TABLE_COLUMNS,
-    document_ids,
-    full_change,
-    incremental_change,
-)
+from .build import _NS_COLUMNS, _TABLE_COLUMNS, document_ids, incremental_change
 from .query import SearchResults, run_query
 from .reader import CACHE_BYTES, KEPT_BYTES, IndexReader, _fold
+from .runs import full_change, release_unused
 from .state import INDEX_REVISION, KINDS, SearchState, _indexed
 
 #: How long a search writer waits for another one's lease (a rebuild is long).
@@ -131,7 +126,9 @@ class SearchIndex:
             if changed is not None:
                 change = self._incremental(snap, *changed)
             if change is None:
-                change = full_change(*self._catalog_tables(files))
+                # The build holds the only references to the catalog's rows, so that
+                # it can let go of them as soon as the documents are made.
+                change = full_change(lambda: self._catalog_tables(files))
             change.meta = {
                 **(change.meta or {}),
                 "catalog_version": head.version,
@@ -196,14 +193,18 @@ class SearchIndex:
             base = next((f for f in entries if f.kind == "base"), None)
             deltas = sorted((f for f in entries if f.kind == "delta"), key=lambda f: f.min_version)
             load = self.catalog.domain.load_file
+            # Only the columns documents are made of are decoded: the whole ``tables``
+            # base decoded is several times what the build keeps of it.
             out.append(
                 _fold(
                     tdef,
-                    load(base) if base is not None else None,
-                    [load(d) for d in deltas],
+                    load(base, columns) if base is not None else None,
+                    [load(d, [*columns, "_op", "_version"]) for d in deltas],
                     columns,
                 )
             )
+            # Decoding leaves freed buffers behind in Arrow's pool: return them.
+            release_unused()
         return out[0], out[1]
 
     def _incremental(

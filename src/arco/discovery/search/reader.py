@@ -60,13 +60,21 @@ def _fold(
             .cast(schema)
         )
     parts.extend(d.select([*names, "_op", "_version"]).cast(schema) for d in deltas)
-    rows = pa.concat_tables(parts).combine_chunks()
-    rows = rows.append_column("_pos", pa.array(range(rows.num_rows), pa.int64()))
-    last = rows.group_by(list(tdef.key), use_threads=False).aggregate([("_pos", "max")])
-    newest = last.column("_pos_max")
-    rows = rows.take(pc.take(newest, pc.sort_indices(newest)))
-    rows = rows.filter(pc.not_equal(rows.column("_op"), tableset.OP_DELETE))
-    return rows.select(names)
+    # The newest row of each key is found on the keys alone, and the rows are copied
+    # once, by one take (a full index build folds the whole ``tables`` base here).
+    rows = pa.concat_tables(parts)
+    keys = pa.table(
+        {
+            **{k: rows.column(k) for k in tdef.key},
+            "_pos": pa.array(range(rows.num_rows), pa.int64()),
+        }
+    )
+    last = keys.group_by(list(tdef.key), use_threads=False).aggregate([("_pos", "max")])
+    del keys
+    newest = last.column("_pos_max").combine_chunks()
+    newest = newest.take(pc.sort_indices(newest))
+    live = pc.not_equal(rows.column("_op").take(newest), tableset.OP_DELETE)
+    return rows.select(names).take(newest.filter(live))
 
 
 class _Sparse:
