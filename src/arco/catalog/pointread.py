@@ -279,13 +279,14 @@ class StateReader:
         if cached is not None:
             return cached
         meta = _GROUPS.get((f_sha, -1))
-        buf = bytearray(base.size)
-        buf[g_start : g_start + g_len] = self._fetch(base.path, g_start, g_len, g_sha)
+        data = self._fetch(base.path, g_start, g_len, g_sha)
         if meta is None:
-            buf[f_start : f_start + f_len] = self._fetch(base.path, f_start, f_len, f_sha)
-            meta = tableset.parquet_reader(pa.BufferReader(pa.py_buffer(buf))).metadata
+            footer = self._fetch(base.path, f_start, f_len, f_sha)
+            sparse = tableset.SparseFile(base.size, {f_start: footer})
+            meta = tableset.parquet_reader(pa.PythonFile(sparse, mode="r")).metadata
             _GROUPS.put((f_sha, -1), meta)
-        reader = tableset.parquet_reader(pa.BufferReader(pa.py_buffer(buf)), meta)
+        sparse = tableset.SparseFile(base.size, {g_start: data})
+        reader = tableset.parquet_reader(pa.PythonFile(sparse, mode="r"), meta)
         table = reader.read_row_group(g, use_threads=False)
         # The keys too: bisecting needs them as Python values, 2 ms per group of 512.
         hit = (table, self._group_keys(table))

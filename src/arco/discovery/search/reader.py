@@ -69,46 +69,6 @@ def _fold(
     return rows.select(names)
 
 
-class _Sparse:
-    """A read-only file of ``size`` bytes of which only some ranges are known (the
-    ones fetched and verified); Parquet reads only those for one row group."""
-
-    def __init__(self, size: int, ranges: dict[int, bytes]) -> None:
-        self.size = size
-        self.ranges = ranges
-        self.pos = 0
-        self.closed = False
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        self.pos = pos if whence == 0 else (self.pos + pos if whence == 1 else self.size + pos)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
-        out = bytearray(end - self.pos)
-        for start, data in self.ranges.items():
-            lo, hi = max(start, self.pos), min(start + len(data), end)
-            if lo < hi:
-                out[lo - self.pos : hi - self.pos] = data[lo - start : hi - start]
-        self.pos = end
-        return bytes(out)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
-
-
 _HIT_SCHEMA = pa.schema(
     [
         pa.field("doc", pa.int32(), nullable=False),
@@ -402,12 +362,12 @@ class IndexReader:
         meta = self.groups.get(f_sha)
         if meta is None:
             footer = self._fetch(entry, f_start, f_len, f_sha)
-            sparse = _Sparse(entry.size, {f_start: footer})
+            sparse = tableset.SparseFile(entry.size, {f_start: footer})
             meta = tableset.parquet_reader(pa.PythonFile(sparse, mode="r")).metadata
             self.groups.put(f_sha, meta, len(footer) * 4)
         data = self._fetch(entry, g_start, g_len, g_sha)
         reader = tableset.parquet_reader(
-            pa.PythonFile(_Sparse(entry.size, {g_start: data}), mode="r"), meta
+            pa.PythonFile(tableset.SparseFile(entry.size, {g_start: data}), mode="r"), meta
         )
         table: pa.Table = reader.read_row_group(g, use_threads=False)
         table = table.combine_chunks()
