@@ -12,7 +12,8 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,6 +272,9 @@ class IndexReader:
         self.groups = _GroupCache(cache_bytes)
         #: Lookups and rows kept per index version, bounded by ``kept_bytes``.
         self.lookups = _GroupCache(kept_bytes)
+        #: Per lookup being made: its lock and how many threads hold or wait for it.
+        self._making: dict[str, list[Any]] = {}
+        self._making_lock = threading.Lock()
         self._view: _View | None = None
         self._view_lock = threading.Lock()
 
@@ -383,6 +387,30 @@ class IndexReader:
         nothing, or evicted). Keyed by the view's manifest (immutable, unique per
         index commit): nothing kept for one index version answers for another."""
         return self.lookups.get(f"{view.manifest_key}\x00{kind}\x00{key}")
+
+    @contextmanager
+    def making(self, view: _View, kind: str, key: str) -> Iterator[None]:
+        """Held while one thread makes the lookup ``kind``/``key`` of this view.
+
+        Concurrent requests for one query (a popular search, the first ones after
+        a commit) would each make the same common-token lookup, megabytes of Arrow
+        buffers and milliseconds of CPU apiece; the second waits here for the first
+        and then finds the lookup kept (:meth:`kept`). Never held around another
+        ``making`` (no lock order to keep)."""
+        name = f"{view.manifest_key}\x00{kind}\x00{key}"
+        with self._making_lock:
+            entry = self._making.get(name)
+            if entry is None:
+                entry = self._making[name] = [threading.Lock(), 0]
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._making_lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._making[name]
 
     def keep(self, view: _View, kind: str, key: str, value: Any, size: int) -> None:
         """Keep a query's lookup for this index view, under the cache's byte bound."""
