@@ -20,7 +20,8 @@ RSS (``ru_maxrss``) are reported, median of ``--build-runs``.
 
 *Mixed load*: one real ``uvicorn`` server (``arco.api.app:create_app``, one
 worker) on loopback, started fresh on the catalog (search index already built),
-with its real routes and auth (an admin token, so every request is also audited).
+with its real routes and auth (an admin token, so every request is also audited,
+as ADR 019 requires; ``--role reader`` for a reader's token, whose reads are not).
 ``--clients`` client processes (fork), each with one keep-alive ``http.client``
 connection and its request paths made before the clock starts, send requests for
 ``--seconds`` seconds, each cycling through search (five kinds of query: exact,
@@ -175,9 +176,9 @@ def ensure_index_and_lineage(folder: Path, n: int) -> None:
     (folder / "indexed").write_text("ok")
 
 
-def token() -> str:
-    """A reader+writer token of the benchmark's scope."""
-    return mint_token(SECRET, tenant=TENANT, workspace=WORKSPACE, roles=["admin"], ttl_seconds=7200)
+def token(role: str = "admin") -> str:
+    """A token of the benchmark's scope (an admin's by default: reads and writes)."""
+    return mint_token(SECRET, tenant=TENANT, workspace=WORKSPACE, roles=[role], ttl_seconds=7200)
 
 
 def proc_status(pid: int, field: str) -> float | None:
@@ -287,7 +288,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 def load_run(
-    server: Server, reqs: dict[str, list[Request]], clients: int, seconds: float
+    server: Server,
+    reqs: dict[str, list[Request]],
+    clients: int,
+    seconds: float,
+    role: str = "admin",
 ) -> dict[str, Any]:
     """``clients`` processes cycling through every request type for ``seconds``.
 
@@ -308,7 +313,7 @@ def load_run(
             target=_client_process,
             args=(
                 server.port,
-                token(),
+                token(role),
                 client_plan(reqs, t, PLAN_LENGTH),
                 len(names),
                 seconds,
@@ -447,6 +452,12 @@ def main(argv: list[str] | None = None) -> int:
         "--src", help="run the server and the build from this src folder (another tree)"
     )
     parser.add_argument(
+        "--role",
+        choices=("admin", "reader"),
+        default="admin",
+        help="the clients' role: an admin's requests are all audited (ADR 019), a reader's not",
+    )
+    parser.add_argument(
         "--floor",
         action="store_true",
         help="also measure a bare ASGI app in the same uvicorn under the same clients",
@@ -484,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     try:
         for r in range(args.runs):
-            res = load_run(server, reqs, args.clients, args.seconds)
+            res = load_run(server, reqs, args.clients, args.seconds, args.role)
             runs.append(res)
             log(f"run {r + 1}: {run_line(res)}")
             if res["first_error"]:
