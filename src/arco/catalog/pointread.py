@@ -349,12 +349,13 @@ class StateReader:
         """
         touched, _ = self._deltas()
         n = len(prefix)
-        start = prefix if after is None or after < prefix else after
+        past = after is not None and after >= prefix
+        start = after if past and after is not None else prefix
 
         def first(keys: Sequence[Key], lo: int = 0) -> int:
             """Where the keys after ``after`` (else from ``prefix``) begin in ``keys``."""
-            if start is after:
-                return bisect.bisect_right(keys, after, lo)
+            if past:
+                return bisect.bisect_right(keys, start, lo)
             return bisect.bisect_left(keys, prefix, lo)
 
         def end(keys: Sequence[Key], lo: int) -> int:
