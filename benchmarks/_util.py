@@ -41,6 +41,24 @@ async def send_json(send: Any, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+#: The body the floor app answers every GET with: about the size of a small page of
+#: search hits (what a bare server spends to send a few KiB back).
+FLOOR_BODY = b'{"items": [' + b", ".join([b'{"name": "x", "score": 1.0}'] * 60) + b"]}"
+
+
+def floor_get_app_factory() -> Any:
+    """A bare ASGI app (uvicorn ``--factory``) that answers every request 200 with
+    :data:`FLOOR_BODY`: no routing, auth or work, the least any Python server does."""
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await asgi_lifespan(receive, send)
+            return
+        await send_json(send, 200, FLOOR_BODY)
+
+    return app
+
+
 def percentile(values: Sequence[float], p: float) -> float:
     """The ``p``-th percentile (0-100) of ``values``, linearly interpolated."""
     if not values:

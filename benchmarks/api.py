@@ -171,7 +171,16 @@ def server_env(store_dir: Path) -> dict[str, str]:
 class Server:
     """One uvicorn process; stopped (process group) on exit, Ctrl-C or SIGTERM."""
 
-    def __init__(self, store_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self,
+        store_dir: Path,
+        log_path: Path,
+        *,
+        app: str = "arco.api.app:create_app",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.app = app
+        self.env = env or {}
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -185,7 +194,7 @@ class Server:
             sys.executable,
             "-m",
             "uvicorn",
-            "arco.api.app:create_app",
+            self.app,
             "--factory",
             "--host",
             "127.0.0.1",
@@ -198,7 +207,7 @@ class Server:
             start = time.perf_counter()
             self.proc = subprocess.Popen(
                 cmd,
-                env=server_env(self.store_dir),
+                env={**server_env(self.store_dir), **self.env},
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/api_load.py                      # 100,000 tables, 8 clients, 30 s
     .venv/bin/python benchmarks/api_load.py --tables 10000 --seconds 10 --runs 3
     .venv/bin/python benchmarks/api_load.py --build-only          # only the index build figure
+    .venv/bin/python benchmarks/api_load.py --skip-build --floor  # and a bare app's figure
     git archive HEAD~3 src | tar -x -C /tmp/old && \
       .venv/bin/python benchmarks/api_load.py --src /tmp/old/src   # another tree, same catalog
 
@@ -18,14 +19,24 @@ runs ``SearchIndex.refresh()`` (a full build); wall time and the child's peak
 RSS (``ru_maxrss``) and CPU time are reported, for each of ``--build-runs``.
 
 *Mixed load*: one real ``uvicorn`` server (``arco.api.app:create_app``, one
-worker) on loopback, started fresh on the catalog (search index already built).
-``--clients`` threads, each with its own keep-alive ``httpx.Client``, send
-requests for ``--seconds`` seconds, each thread cycling through search (five
-kinds of query: exact, qualified, prefix, token, multi-token), get table, list a
-page of 100 tables, get namespace and lineage (depth 3, both directions). Each
-request type gets p50 / p95 over all threads. The server's ``VmRSS`` is sampled
-every 0.5 s; its ``VmHWM`` (peak) is read at the end. ``--runs`` repeats the
-load against the same server; the report gives each run and the median.
+worker) on loopback, started fresh on the catalog (search index already built),
+with its real routes and auth (an admin token, so every request is also audited,
+as ADR 019 requires; ``--role reader`` for a reader's token, whose reads are not).
+``--clients`` client processes (fork), each with one keep-alive ``http.client``
+connection and its request paths made before the clock starts, send requests for
+``--seconds`` seconds, each cycling through search (five kinds of query: exact,
+qualified, prefix, token, multi-token), get table, list a page of 100 tables, get
+namespace and lineage (depth 3). Client threads of one process would queue on
+their own GIL and add that wait to every latency. Each request type gets p50 /
+p95 over all clients; each run also reports requests/s, the server's CPU per
+request (from ``/proc``: less sensitive to other load than latency) and the
+clients'. The server's ``VmRSS`` is sampled every 0.5 s; its ``VmHWM`` (peak) is
+read at the end. ``--runs`` repeats the load against the same server; the report
+gives each run and the median.
+
+*Floor* (``--floor``): the same clients against a bare ASGI app (answers every
+request with a fixed 1.7 KB JSON body) in the same uvicorn: what this machine and
+the HTTP stack allow before Arco does any work.
 
 The load generator shares the machine with the server (and other jobs), so the
 load average is printed with each figure.
@@ -35,6 +46,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
+import multiprocessing
 import os
 import random
 import shutil
@@ -43,11 +56,12 @@ import subprocess
 import sys
 import threading
 import time
+from array import array
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-import httpx
 from _util import Stats, environment, load_average, print_table, write_json
 from discovery import make_queries, make_tables
 
@@ -59,7 +73,10 @@ from arco.core.scope import Scope
 BATCH = 5_000
 SEED = 20240601
 EDGE_TABLES = 1_000
-Request = Callable[[httpx.Client, int], httpx.Response]
+#: Paths each client makes before the clock starts (then it cycles through them).
+PLAN_LENGTH = 16_384
+#: A request maker: the path (and query) of a client's ``i``-th request.
+Request = Callable[[int], str]
 
 
 def log(msg: str) -> None:
@@ -164,9 +181,9 @@ def ensure_index_and_lineage(folder: Path, n: int) -> None:
     (folder / "indexed").write_text("ok")
 
 
-def token() -> str:
-    """A reader+writer token of the benchmark's scope."""
-    return mint_token(SECRET, tenant=TENANT, workspace=WORKSPACE, roles=["admin"], ttl_seconds=7200)
+def token(role: str = "admin") -> str:
+    """A token of the benchmark's scope (an admin's by default: reads and writes)."""
+    return mint_token(SECRET, tenant=TENANT, workspace=WORKSPACE, roles=[role], ttl_seconds=7200)
 
 
 def proc_status(pid: int, field: str) -> float | None:
@@ -179,7 +196,7 @@ def proc_status(pid: int, field: str) -> float | None:
 
 
 def requests_for(n: int) -> dict[str, list[Request]]:
-    """Request makers per type (each type several variants, picked round-robin)."""
+    """Request paths per type (each type several variants, picked round-robin)."""
     rng = random.Random(SEED + 2)
     tables = make_tables(n, random.Random(SEED + 1))
     queries = make_queries(tables, 40, rng)
@@ -188,90 +205,179 @@ def requests_for(n: int) -> dict[str, list[Request]]:
     nodes = [f"{t.namespace}.{t.name}" for t in tables[3 : min(EDGE_TABLES, n) - 3]]
 
     def search_of(q: str) -> Request:
-        return lambda c, i: c.get("/api/v1/search", params={"q": q})
+        path = "/api/v1/search?" + urlencode({"q": q})
+        return lambda i: path
 
     out: dict[str, list[Request]] = {
         f"search {kind}": [search_of(q) for q in qs] for kind, qs in queries.items()
     }
 
-    def get_table(c: httpx.Client, i: int) -> httpx.Response:
+    def get_table(i: int) -> str:
         t = picks[i % len(picks)]
-        return c.get(f"/api/v1/namespaces/{t.namespace}/tables/{t.name}")
+        return f"/api/v1/namespaces/{t.namespace}/tables/{t.name}"
 
     out["get table"] = [get_table]
     out["list tables page"] = [
-        lambda c, i: c.get(
-            f"/api/v1/namespaces/{namespaces[i % len(namespaces)]}/tables",
-            params={"page_size": 100},
-        )
+        lambda i: f"/api/v1/namespaces/{namespaces[i % len(namespaces)]}/tables?page_size=100"
     ]
-    out["get namespace"] = [
-        lambda c, i: c.get(f"/api/v1/namespaces/{namespaces[i % len(namespaces)]}")
-    ]
-    out["lineage"] = [
-        lambda c, i: c.get(
-            f"/api/v1/lineage/{nodes[i % len(nodes)]}", params={"direction": "both", "depth": 3}
-        )
-    ]
+    out["get namespace"] = [lambda i: f"/api/v1/namespaces/{namespaces[i % len(namespaces)]}"]
+    out["lineage"] = [lambda i: f"/api/v1/lineage/{nodes[i % len(nodes)]}?direction=both&depth=3"]
     return out
 
 
-def load_run(
-    server: Server, reqs: dict[str, list[Request]], clients: int, seconds: float
-) -> dict[str, Any]:
-    """``clients`` threads cycling through every request type for ``seconds``."""
+def client_plan(reqs: dict[str, list[Request]], client: int, count: int) -> list[tuple[int, str]]:
+    """The first ``count`` (type number, path) a client sends, in order."""
     # Search is one type with five kinds of query: it gets five slots per cycle, as
     # the other types get one each, so the mix is about half searches.
-    plan = [(name, variants) for name, variants in reqs.items()]
-    samples: dict[str, list[float]] = {name: [] for name in reqs}
+    plan = list(reqs.values())
+    out = []
+    for i in range(client * 7919, client * 7919 + count):
+        kind = i % len(plan)
+        variants = plan[kind]
+        out.append((kind, variants[(i // len(plan)) % len(variants)](i)))
+    return out
+
+
+def _client_process(
+    port: int,
+    token: str,
+    plan: list[tuple[int, str]],
+    kinds: int,
+    seconds: float,
+    go: Any,
+    ready: Any,
+    results: Any,
+) -> None:
+    """One client (a process of its own, one keep-alive connection): connect, wait
+    for ``go``, send ``plan`` in a loop for ``seconds``, put back the latencies (ms)
+    per type, the errors and this process's CPU seconds."""
+    headers = {"Authorization": f"Bearer {token}"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.connect()
+    latencies = [array("d") for _ in range(kinds)]
     errors: list[str] = []
-    lock = threading.Lock()
-    stop = time.perf_counter() + seconds
-    rss: list[float] = []
+    error_count = 0
+    ready.put(True)
+    go.wait()
+    cpu = time.process_time()
+    clock = time.perf_counter
+    stop = clock() + seconds
+    k = 0
+    while clock() < stop:
+        kind, path = plan[k % len(plan)]
+        k += 1
+        start = clock()
+        try:
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 200:
+                error_count += 1
+                if len(errors) < 5:
+                    errors.append(f"{path}: HTTP {response.status} {body[:200]!r}")
+        except (OSError, http.client.HTTPException) as exc:
+            error_count += 1
+            if len(errors) < 5:
+                errors.append(f"{path}: {exc!r}")
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        latencies[kind].append((clock() - start) * 1000)
+    conn.close()
+    results.put(([a.tolist() for a in latencies], errors, error_count, time.process_time() - cpu))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load_run(
+    server: Server,
+    reqs: dict[str, list[Request]],
+    clients: int,
+    seconds: float,
+    role: str = "admin",
+) -> dict[str, Any]:
+    """``clients`` processes cycling through every request type for ``seconds``.
+
+    One process per client: client threads of one interpreter queue on its GIL, so
+    their latencies would include the load generator's own queueing (a bare app
+    served ~975 requests/s to 8 thread clients, 4.7-6.3k/s to 8 processes; see
+    "OpenLineage ingest: the load generator was the limit" in docs/performance.md).
+    Each client's paths are made before the clock starts.
+    """
+    names = list(reqs)
     assert server.proc is not None
     pid = server.proc.pid
-
-    def worker(t: int) -> None:
-        mine: dict[str, list[float]] = {name: [] for name in reqs}
-        with new_client(server.base, token()) as c:
-            i = t * 7919
-            while time.perf_counter() < stop:
-                name, variants = plan[i % len(plan)]
-                fn = variants[(i // len(plan)) % len(variants)]
-                start = time.perf_counter()
-                try:
-                    resp = fn(c, i)
-                    if resp.status_code != 200:
-                        errors.append(f"{name}: HTTP {resp.status_code} {resp.text[:200]}")
-                except httpx.HTTPError as exc:
-                    errors.append(f"{name}: {exc!r}")
-                mine[name].append((time.perf_counter() - start) * 1000)
-                i += 1
-        with lock:
-            for name, xs in mine.items():
-                samples[name].extend(xs)
+    ctx = multiprocessing.get_context("fork")
+    go = ctx.Event()
+    ready, results = ctx.Queue(), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_client_process,
+            args=(
+                server.port,
+                token(role),
+                client_plan(reqs, t, PLAN_LENGTH),
+                len(names),
+                seconds,
+                go,
+                ready,
+                results,
+            ),
+        )
+        for t in range(clients)
+    ]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    rss: list[float] = []
+    done = threading.Event()
 
     def sampler() -> None:
-        while time.perf_counter() < stop:
+        while not done.wait(0.5):
             value = proc_status(pid, "VmRSS")
             if value is not None:
                 rss.append(value)
-            time.sleep(0.5)
 
     load_before = load_average()
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(clients)]
-    threads.append(threading.Thread(target=sampler))
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    cpu_before = cpu_seconds(pid)
+    sampling = threading.Thread(target=sampler)
+    sampling.start()
+    started = time.perf_counter()
+    go.set()
+    outcomes = [results.get(timeout=seconds + 300) for _ in procs]
+    elapsed = time.perf_counter() - started
+    server_cpu = cpu_seconds(pid) - cpu_before
+    done.set()
+    sampling.join()
+    for p in procs:
+        p.join()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    errors: list[str] = []
+    error_count = 0
+    client_cpu = 0.0
+    for lat, errs, count, cpu in outcomes:
+        for name, xs in zip(names, lat, strict=True):
+            samples[name].extend(xs)
+        errors.extend(errs)
+        error_count += count
+        client_cpu += cpu
+    requests = sum(len(xs) for xs in samples.values())
     all_search = [x for name, xs in samples.items() if name.startswith("search") for x in xs]
     per_type = {name: Stats.of(xs).to_dict() for name, xs in samples.items() if xs}
     per_type["search (all)"] = Stats.of(all_search).to_dict()
     return {
         "per_type": per_type,
-        "requests": sum(len(xs) for xs in samples.values()),
-        "errors": len(errors),
+        "requests": requests,
+        "seconds": elapsed,
+        "requests_per_s": requests / elapsed,
+        "server_cpu_ms_per_request": server_cpu * 1000 / max(requests, 1),
+        "server_cpu_share": server_cpu / elapsed,
+        "client_cpu_ms_per_request": client_cpu * 1000 / max(requests, 1),
+        "errors": error_count,
         "first_error": errors[0] if errors else None,
         "rss_max_mib": max(rss) if rss else None,
         "rss_end_mib": proc_status(pid, "VmRSS"),
@@ -279,6 +385,61 @@ def load_run(
         "load_before": load_before,
         "load_after": load_average(),
     }
+
+
+def run_line(res: dict[str, Any]) -> str:
+    """One run's throughput, CPU and memory figures."""
+    rss = "-" if res["rss_max_mib"] is None else f"{res['rss_max_mib']:.0f}"
+    return (
+        f"{res['requests']:,} requests ({res['requests_per_s']:.0f}/s), {res['errors']} errors, "
+        f"server CPU {res['server_cpu_ms_per_request']:.2f} ms/request "
+        f"({res['server_cpu_share']:.2f} cores), clients {res['client_cpu_ms_per_request']:.2f} "
+        f"ms/request, RSS max {rss} MiB, HWM {res['hwm_mib']:.0f} MiB, "
+        f"load {fmt_load(res['load_before'])} -> {fmt_load(res['load_after'])}"
+    )
+
+
+def fmt_load(load: tuple[float, float, float] | None) -> str:
+    """The 1/5/15-minute load average, short."""
+    return "-" if load is None else "/".join(f"{x:.2f}" for x in load)
+
+
+def measure_floor(
+    cache: Path, reqs: dict[str, list[Request]], clients: int, seconds: float
+) -> dict[str, Any]:
+    """The same clients against a bare ASGI app in the same uvicorn: what the machine
+    and the HTTP stack allow, with no routing, auth or work per request."""
+    here = str(Path(__file__).resolve().parent)
+    server = Server(
+        cache,
+        cache / "floor-server.log",
+        app="_util:floor_get_app_factory",
+        env={"PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")])},
+    )
+    server.start()
+    try:
+        return load_run(server, reqs, clients, seconds)
+    finally:
+        server.stop()
+
+
+def summary_rows(runs: list[dict[str, Any]]) -> list[list[str]]:
+    """p50 / p95 medians of the runs, per request type."""
+    rows = []
+    for name in runs[0]["per_type"]:
+        p50s = [r["per_type"][name]["p50_ms"] for r in runs if name in r["per_type"]]
+        p95s = [r["per_type"][name]["p95_ms"] for r in runs if name in r["per_type"]]
+        counts = [r["per_type"][name]["n"] for r in runs if name in r["per_type"]]
+        rows.append(
+            [
+                name,
+                f"{statistics.median(p50s):.1f}",
+                f"{statistics.median(p95s):.1f}",
+                " / ".join(f"{x:.0f}" for x in p95s),
+                f"{statistics.median(counts):.0f}",
+            ]
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,6 +455,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-build", action="store_true", help="no index build figure")
     parser.add_argument(
         "--src", help="run the server and the build from this src folder (another tree)"
+    )
+    parser.add_argument(
+        "--role",
+        choices=("admin", "reader"),
+        default="admin",
+        help="the clients' role: an admin's requests are all audited (ADR 019), a reader's not",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure a bare ASGI app in the same uvicorn under the same clients",
     )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
@@ -331,41 +503,35 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     try:
         for r in range(args.runs):
-            res = load_run(server, reqs, args.clients, args.seconds)
+            res = load_run(server, reqs, args.clients, args.seconds, args.role)
             runs.append(res)
-            log(
-                f"run {r + 1}: {res['requests']:,} requests, {res['errors']} errors, "
-                f"RSS max {res['rss_max_mib']:.0f} MiB, HWM {res['hwm_mib']:.0f} MiB, "
-                f"load {res['load_before']} -> {res['load_after']}"
-            )
+            log(f"run {r + 1}: {run_line(res)}")
             if res["first_error"]:
                 log(f"  first error: {res['first_error']}")
     finally:
         server.stop()
     report["runs"] = runs
-    rows = []
-    for name in runs[0]["per_type"]:
-        p50s = [r["per_type"][name]["p50_ms"] for r in runs if name in r["per_type"]]
-        p95s = [r["per_type"][name]["p95_ms"] for r in runs if name in r["per_type"]]
-        counts = [r["per_type"][name]["n"] for r in runs if name in r["per_type"]]
-        rows.append(
-            [
-                name,
-                f"{statistics.median(p50s):.1f}",
-                f"{statistics.median(p95s):.1f}",
-                " / ".join(f"{x:.0f}" for x in p95s),
-                f"{statistics.median(counts):.0f}",
-            ]
-        )
+    headers = ["request", "p50 ms (median)", "p95 ms (median)", "p95 per run", "n per run"]
     print_table(
-        ["request", "p50 ms (median)", "p95 ms (median)", "p95 per run", "n per run"],
-        rows,
+        headers,
+        summary_rows(runs),
         f"{args.clients} clients, {args.seconds:.0f} s per run, {args.tables:,} tables",
     )
     log(
         f"server RSS idle {report['rss_idle_mib']:.0f} MiB; max during runs "
-        f"{max(r['rss_max_mib'] for r in runs):.0f} MiB; VmHWM {runs[-1]['hwm_mib']:.0f} MiB"
+        f"{max(r['rss_max_mib'] for r in runs):.0f} MiB; VmHWM {runs[-1]['hwm_mib']:.0f} MiB; "
+        f"server CPU per request "
+        + " / ".join(f"{r['server_cpu_ms_per_request']:.2f}" for r in runs)
+        + " ms"
     )
+    if args.floor:
+        floor = measure_floor(cache, reqs, args.clients, args.seconds)
+        report["floor"] = floor
+        log(f"floor (bare ASGI app, same uvicorn and clients): {run_line(floor)}")
+        log(
+            f"floor p50 / p95: {floor['per_type']['search (all)']['p50_ms']:.2f} / "
+            f"{floor['per_type']['search (all)']['p95_ms']:.2f} ms"
+        )
     if args.json:
         write_json(args.json, report)
     return 0

@@ -8,6 +8,7 @@ import random
 import pyarrow as pa
 import pytest
 
+from arco.catalog import pointread
 from arco.catalog.catalog import Catalog
 from arco.catalog.pointread import table_from_row
 from arco.catalog.state import TABLES, CatalogState
@@ -17,10 +18,12 @@ from arco.domain import tableset
 from arco.domain.verify import verify
 
 
-@pytest.fixture
-def small_groups(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Row groups of 8 rows, so a few hundred tables span many groups."""
+@pytest.fixture(params=[128, 3], ids=["whole-groups", "slices-of-3"])
+def small_groups(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """Row groups of 8 rows, so a few hundred tables span many groups; scans turn
+    base rows into Python a whole group at a time, or in slices of 3 within groups."""
     monkeypatch.setattr(tableset, "GROUP_ROWS", 8)
+    monkeypatch.setattr(pointread, "_SCAN_ROWS", request.param)
 
 
 def _answer(cat: Catalog, ns: str, name: str) -> object:

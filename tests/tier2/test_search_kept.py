@@ -122,3 +122,47 @@ def test_a_document_found_only_by_where_it_lives_is_no_hit(store: ObjectStore) -
         assert "sales.orders" in hits
         assert "sales.orders.customer_id" not in hits
         assert "sales.orders.id" not in hits
+
+
+def test_concurrent_searches_for_one_query_make_each_lookup_once(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight requests for the same query at once (a popular search, the first ones
+    after a commit): one makes each common lookup, the others wait and use it."""
+    import threading
+    import time
+
+    cat = Catalog(store, SCOPE)
+    build(cat)
+    index = SearchIndex(store, SCOPE)
+    want = page(SearchIndex(store, SCOPE).search("orders", limit=100))
+    made: list[str] = []
+    field_matches, name_prefix = search_query._field_matches, search_query._make_name_prefix
+
+    def slow_field_matches(*args: object) -> object:
+        made.append(f"token {args[2]}")
+        time.sleep(0.05)  # long enough for every thread to ask for it meanwhile
+        return field_matches(*args)  # type: ignore[arg-type]
+
+    def slow_name_prefix(*args: object) -> object:
+        made.append(f"prefix {args[2]}")
+        time.sleep(0.05)
+        return name_prefix(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search_query, "_field_matches", slow_field_matches)
+    monkeypatch.setattr(search_query, "_make_name_prefix", slow_name_prefix)
+    start = threading.Barrier(8)
+    got: list[list[dict[str, object]]] = []
+
+    def client() -> None:
+        start.wait()
+        got.append(page(index.search("orders", limit=100)))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [want] * 8
+    assert sorted(made) == ["prefix orders", "token orders"]
+    assert not index.reader._making  # nothing left behind for the next lookup

@@ -98,6 +98,7 @@ class StateReader:
         # key) from its index, or None: a point read skips a delta outside them.
         self._ranges = [_delta_ranges(d.index, tdef) for d in self.deltas]
         self._overlay: tuple[set[Key], dict[Key, tuple[int, int]]] | None = None
+        self._ordered: tuple[list[Key], list[tuple[int, int]]] | None = None
         self._keys: dict[int, pa.Table] = {}
         self._lists: dict[tuple[int, str], list[Any]] = {}
         self._lock = threading.Lock()
@@ -135,6 +136,23 @@ class StateReader:
             }
             self._overlay = (set(latest), live)
             return self._overlay
+
+    def _ordered_live(self) -> tuple[list[Key], list[tuple[int, int]]]:
+        """The live delta rows' sort keys in order, and their (file, row) positions.
+
+        Sorted once per reader: a listing page bisects its range here instead of
+        filtering and sorting the whole overlay (10,000 rows after two bulk loads).
+        """
+        ordered = self._ordered
+        if ordered is None:
+            _, live = self._deltas()
+            pairs = sorted(live.items())
+            ordered = ([k for k, _ in pairs], [w for _, w in pairs])
+            with self._lock:
+                if self._ordered is None:
+                    self._ordered = ordered
+                ordered = self._ordered
+        return ordered
 
     def _key_table(self, d: int) -> pa.Table:
         """The key columns of delta ``d`` (fetched, verified and decoded once per reader)."""
@@ -261,13 +279,14 @@ class StateReader:
         if cached is not None:
             return cached
         meta = _GROUPS.get((f_sha, -1))
-        buf = bytearray(base.size)
-        buf[g_start : g_start + g_len] = self._fetch(base.path, g_start, g_len, g_sha)
+        data = self._fetch(base.path, g_start, g_len, g_sha)
         if meta is None:
-            buf[f_start : f_start + f_len] = self._fetch(base.path, f_start, f_len, f_sha)
-            meta = tableset.parquet_reader(pa.BufferReader(pa.py_buffer(buf))).metadata
+            footer = self._fetch(base.path, f_start, f_len, f_sha)
+            sparse = tableset.SparseFile(base.size, {f_start: footer})
+            meta = tableset.parquet_reader(pa.PythonFile(sparse, mode="r")).metadata
             _GROUPS.put((f_sha, -1), meta)
-        reader = tableset.parquet_reader(pa.BufferReader(pa.py_buffer(buf)), meta)
+        sparse = tableset.SparseFile(base.size, {g_start: data})
+        reader = tableset.parquet_reader(pa.PythonFile(sparse, mode="r"), meta)
         table = reader.read_row_group(g, use_threads=False)
         # The keys too: bisecting needs them as Python values, 2 ms per group of 512.
         hit = (table, self._group_keys(table))
@@ -328,42 +347,58 @@ class StateReader:
         Rows come out group by group, so the first batch is ready before the last
         group is read.
         """
-        touched, live = self._deltas()
+        touched, _ = self._deltas()
         n = len(prefix)
+        past = after is not None and after >= prefix
+        start = after if past and after is not None else prefix
 
-        def wanted(key: Key) -> bool:
-            if key[:n] != prefix or (after is not None and key <= after):
-                return False
+        def first(keys: Sequence[Key], lo: int = 0) -> int:
+            """Where the keys after ``after`` (else from ``prefix``) begin in ``keys``."""
+            if past:
+                return bisect.bisect_right(keys, start, lo)
+            return bisect.bisect_left(keys, prefix, lo)
+
+        def end(keys: Sequence[Key], lo: int) -> int:
+            """Where the keys that start with ``prefix`` end in ``keys`` (from ``lo``)."""
+            return bisect.bisect_right(keys, prefix, lo, key=lambda k: k[:n])
+
+        def named(key: Key) -> bool:
             return name_prefix is None or str(key[-1]).startswith(name_prefix)
 
-        pending = sorted((k, w) for k, w in live.items() if wanted(k))
-        p = 0
+        live_keys, live_where = self._ordered_live()
+        p = first(live_keys)
+        p_end = end(live_keys, p)
         groups: Sequence[int] = ()
         if self.base is not None:
-            lo = max(prefix, after) if after is not None else prefix
-            groups = self._groups_for(lo, None)
+            groups = self._groups_for(start, None)
         for g in groups:
             if self._bounds[g][0][:n] > prefix:
                 break
             table, keys = self._group(g)
-            lo_i = bisect.bisect_left(keys, prefix)
-            rows = tableset.to_rows(table.slice(lo_i)) if lo_i < len(keys) else []
-            # Base rows as dicts, delta rows as (file, row) positions resolved per batch.
-            batch: list[dict[str, Any] | tuple[int, int]] = []
-            for key, row in zip(keys[lo_i:], rows, strict=True):
-                if key[:n] > prefix:
-                    break
-                if not wanted(key) or tuple(row[c] for c in self.tdef.key) in touched:
-                    continue
-                while p < len(pending) and pending[p][0] < key:
-                    batch.append(pending[p][1])
-                    p += 1
-                batch.append(row)
-            if batch:
-                yield self._resolve(batch)
-        for start in range(p, len(pending), tableset.GROUP_ROWS):
-            chunk = [w for _, w in pending[start : start + tableset.GROUP_ROWS]]
-            yield self._delta_rows(chunk)
+            lo_i = first(keys)
+            hi_i = end(keys, lo_i)
+            # Rows become Python objects a slice at a time: a page of a listing
+            # stops after page_size rows, not at the end of the group.
+            for c in range(lo_i, hi_i, _SCAN_ROWS):
+                c_end = min(hi_i, c + _SCAN_ROWS)
+                rows = tableset.to_rows(table.slice(c, c_end - c))
+                # Base rows as dicts, delta rows as (file, row) positions resolved per batch.
+                batch: list[dict[str, Any] | tuple[int, int]] = []
+                for key, row in zip(keys[c:c_end], rows, strict=True):
+                    if not named(key) or tuple(row[k] for k in self.tdef.key) in touched:
+                        continue
+                    while p < p_end and live_keys[p] < key:
+                        if named(live_keys[p]):
+                            batch.append(live_where[p])
+                        p += 1
+                    batch.append(row)
+                if batch:
+                    yield self._resolve(batch)
+            if hi_i < len(keys):
+                break  # the next key of this group is past the prefix
+        pending = [live_where[i] for i in range(p, p_end) if named(live_keys[i])]
+        for c in range(0, len(pending), tableset.GROUP_ROWS):
+            yield self._delta_rows(pending[c : c + tableset.GROUP_ROWS])
 
     def scan_arrow(self, prefix: Key = ()) -> Iterator[pa.Table]:
         """:meth:`scan` as Arrow tables of the table's schema, one per base group.
@@ -420,6 +455,10 @@ class StateReader:
             return batch  # type: ignore[return-value]
         rows = iter(self._delta_rows(wheres))
         return [next(rows) if isinstance(b, tuple) else b for b in batch]
+
+
+#: Base rows a scan turns into Python rows at a time.
+_SCAN_ROWS = 128
 
 
 def _delta_ranges(index: dict[str, Any] | None, tdef: TableDef) -> tuple[Key, Key, Key, Key] | None:

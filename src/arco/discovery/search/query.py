@@ -196,11 +196,15 @@ def _token(reader: IndexReader, view: _View, token: str) -> _Token:
     kept: _Token | None = reader.kept(view, "token", token)
     if kept is not None:
         return kept
-    matches = _field_matches(reader, view, token)
-    found = _Token(matches, _union([gids for _, gids, _ in matches]))
-    if len(found.direct) >= MEMO_MIN_DOCS:
-        reader.keep(view, "token", token, found, found.nbytes)
-    return found
+    with reader.making(view, "token", token):
+        kept = reader.kept(view, "token", token)
+        if kept is not None:
+            return kept
+        matches = _field_matches(reader, view, token)
+        found = _Token(matches, _union([gids for _, gids, _ in matches]))
+        if len(found.direct) >= MEMO_MIN_DOCS:
+            reader.keep(view, "token", token, found, found.nbytes)
+        return found
 
 
 def _located(reader: IndexReader, view: _View, token: str, mine: _Token) -> pa.Array:
@@ -209,13 +213,17 @@ def _located(reader: IndexReader, view: _View, token: str, mine: _Token) -> pa.A
     kept: pa.Array | None = reader.kept(view, "located", token)
     if kept is not None:
         return kept
-    located = _lookup(reader, view, "q:" + token, False).column("doc").combine_chunks()
-    if not len(located):
-        return mine.direct
-    found = _union([mine.direct, located])
-    if len(found) >= MEMO_MIN_DOCS:
-        reader.keep(view, "located", token, found, found.nbytes + 256)
-    return found
+    with reader.making(view, "located", token):
+        kept = reader.kept(view, "located", token)
+        if kept is not None:
+            return kept
+        located = _lookup(reader, view, "q:" + token, False).column("doc").combine_chunks()
+        if not len(located):
+            return mine.direct
+        found = _union([mine.direct, located])
+        if len(found) >= MEMO_MIN_DOCS:
+            reader.keep(view, "located", token, found, found.nbytes + 256)
+        return found
 
 
 def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]:
@@ -274,6 +282,18 @@ def _name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
     kept: _Prefix | None = reader.kept(view, "prefix", q)
     if kept is not None:
         return kept
+    with reader.making(view, "prefix", q):
+        kept = reader.kept(view, "prefix", q)
+        if kept is not None:
+            return kept
+        found = _make_name_prefix(reader, view, q)
+        if len(found.gids) >= MEMO_MIN_DOCS:
+            reader.keep(view, "prefix", q, found, found.nbytes)
+        return found
+
+
+def _make_name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
+    """:func:`_name_prefix` when nothing is kept for ``q``."""
     rows = _lookup(reader, view, "^" + q, True)
     rows = rows.filter(pc.less_equal(rows.column("min_len"), len(q)))
     if not rows.num_rows:
@@ -289,14 +309,11 @@ def _name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
         .group_by("g", use_threads=False)
         .aggregate([("s", "max")])
     )
-    found = _Prefix(
+    return _Prefix(
         best.column("g").combine_chunks(),
         best.column("s_max").combine_chunks(),
         frozenset(pc.filter(rows.column("doc"), is_exact).to_pylist()),
     )
-    if len(found.gids) >= MEMO_MIN_DOCS:
-        reader.keep(view, "prefix", q, found, found.nbytes)
-    return found
 
 
 def _score(
@@ -319,25 +336,15 @@ def _score(
         cut = [(label, _within(g, candidates), w) for label, g, w in matches]
         matches = [m for m in cut if len(m[1])]
     summed: pa.Table | None = reader.kept(view, "weights", alone) if alone else None
-    if summed is None:
-        # Field weights are whole numbers: summed as integers they are exact, and
-        # kept in 4 bytes a document.
-        parts = [
-            pa.table({"g": g, "w": pa.repeat(pa.scalar(int(w), pa.int32()), len(g))})
-            for _, g, w in matches
-        ]
-        if parts:
-            summed = (
-                pa.concat_tables(parts)
-                .group_by("g", use_threads=False)
-                .aggregate([("w", "sum")])
-                .combine_chunks()
-            )
-            summed = summed.set_column(1, "w_sum", summed.column(1).cast(pa.int32()))
-        else:
-            summed = pa.table({"g": _EMPTY_GIDS, "w_sum": pa.array([], pa.int32())})
-        if alone and summed.num_rows >= MEMO_MIN_DOCS:
-            reader.keep(view, "weights", alone, summed, summed.nbytes + 256)
+    if summed is None and alone:
+        with reader.making(view, "weights", alone):
+            summed = reader.kept(view, "weights", alone)
+            if summed is None:
+                summed = _sum_weights(matches)
+                if summed.num_rows >= MEMO_MIN_DOCS:
+                    reader.keep(view, "weights", alone, summed, summed.nbytes + 256)
+    elif summed is None:
+        summed = _sum_weights(matches)
     gids = summed.column("g").combine_chunks()
     scores = summed.column("w_sum").combine_chunks().cast(pa.float64())
     if len(prefix.gids):
@@ -349,6 +356,22 @@ def _score(
         at = pc.index_in(gids, value_set=prefix.gids)
         scores = pc.add(scores, pc.fill_null(pc.take(prefix.scores, at), 0.0))
     return pa.table({"g": gids, "score": scores}), matches
+
+
+def _sum_weights(matches: list[_Match]) -> pa.Table:
+    """``g`` and ``w_sum``: each matched document's field weights, summed."""
+    # Field weights are whole numbers: summed as integers they are exact, and
+    # kept in 4 bytes a document.
+    parts = [
+        pa.table({"g": g, "w": pa.repeat(pa.scalar(int(w), pa.int32()), len(g))})
+        for _, g, w in matches
+    ]
+    if not parts:
+        return pa.table({"g": _EMPTY_GIDS, "w_sum": pa.array([], pa.int32())})
+    summed = (
+        pa.concat_tables(parts).group_by("g", use_threads=False).aggregate([("w", "sum")])
+    ).combine_chunks()
+    return summed.set_column(1, "w_sum", summed.column(1).cast(pa.int32()))
 
 
 def _kinds(reader: IndexReader, view: _View, gids: pa.Array) -> pa.Array:

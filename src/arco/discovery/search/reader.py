@@ -12,7 +12,8 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,46 +76,6 @@ def _fold(
     newest = newest.take(pc.sort_indices(newest))
     live = pc.not_equal(rows.column("_op").take(newest), tableset.OP_DELETE)
     return rows.select(names).take(newest.filter(live))
-
-
-class _Sparse:
-    """A read-only file of ``size`` bytes of which only some ranges are known (the
-    ones fetched and verified); Parquet reads only those for one row group."""
-
-    def __init__(self, size: int, ranges: dict[int, bytes]) -> None:
-        self.size = size
-        self.ranges = ranges
-        self.pos = 0
-        self.closed = False
-
-    def seek(self, pos: int, whence: int = 0) -> int:
-        self.pos = pos if whence == 0 else (self.pos + pos if whence == 1 else self.size + pos)
-        return self.pos
-
-    def tell(self) -> int:
-        return self.pos
-
-    def read(self, n: int = -1) -> bytes:
-        end = self.size if n is None or n < 0 else min(self.size, self.pos + n)
-        out = bytearray(end - self.pos)
-        for start, data in self.ranges.items():
-            lo, hi = max(start, self.pos), min(start + len(data), end)
-            if lo < hi:
-                out[lo - self.pos : hi - self.pos] = data[lo - start : hi - start]
-        self.pos = end
-        return bytes(out)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def writable(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        self.closed = True
 
 
 _HIT_SCHEMA = pa.schema(
@@ -319,6 +280,9 @@ class IndexReader:
         self.groups = _GroupCache(cache_bytes)
         #: Lookups and rows kept per index version, bounded by ``kept_bytes``.
         self.lookups = _GroupCache(kept_bytes)
+        #: Per lookup being made: its lock and how many threads hold or wait for it.
+        self._making: dict[str, list[Any]] = {}
+        self._making_lock = threading.Lock()
         self._view: _View | None = None
         self._view_lock = threading.Lock()
 
@@ -410,12 +374,12 @@ class IndexReader:
         meta = self.groups.get(f_sha)
         if meta is None:
             footer = self._fetch(entry, f_start, f_len, f_sha)
-            sparse = _Sparse(entry.size, {f_start: footer})
+            sparse = tableset.SparseFile(entry.size, {f_start: footer})
             meta = tableset.parquet_reader(pa.PythonFile(sparse, mode="r")).metadata
             self.groups.put(f_sha, meta, len(footer) * 4)
         data = self._fetch(entry, g_start, g_len, g_sha)
         reader = tableset.parquet_reader(
-            pa.PythonFile(_Sparse(entry.size, {g_start: data}), mode="r"), meta
+            pa.PythonFile(tableset.SparseFile(entry.size, {g_start: data}), mode="r"), meta
         )
         table: pa.Table = reader.read_row_group(g, use_threads=False)
         table = table.combine_chunks()
@@ -431,6 +395,30 @@ class IndexReader:
         nothing, or evicted). Keyed by the view's manifest (immutable, unique per
         index commit): nothing kept for one index version answers for another."""
         return self.lookups.get(f"{view.manifest_key}\x00{kind}\x00{key}")
+
+    @contextmanager
+    def making(self, view: _View, kind: str, key: str) -> Iterator[None]:
+        """Held while one thread makes the lookup ``kind``/``key`` of this view.
+
+        Concurrent requests for one query (a popular search, the first ones after
+        a commit) would each make the same common-token lookup, megabytes of Arrow
+        buffers and milliseconds of CPU apiece; the second waits here for the first
+        and then finds the lookup kept (:meth:`kept`). Never held around another
+        ``making`` (no lock order to keep)."""
+        name = f"{view.manifest_key}\x00{kind}\x00{key}"
+        with self._making_lock:
+            entry = self._making.get(name)
+            if entry is None:
+                entry = self._making[name] = [threading.Lock(), 0]
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._making_lock:
+                entry[1] -= 1
+                if not entry[1]:
+                    del self._making[name]
 
     def keep(self, view: _View, kind: str, key: str, value: Any, size: int) -> None:
         """Keep a query's lookup for this index view, under the cache's byte bound."""
