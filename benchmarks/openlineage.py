@@ -306,7 +306,7 @@ def bench_http(
         for k in range(2 * workers):
             _post_loop(port, token, 1, time.monotonic() + 0.01, 90_000_000 + k, client)
         pids = [proc.pid, *_children(proc.pid)]
-        cpu_before = sum(_cpu_seconds(p) for p in pids)
+        cpu_start = {p: _cpu_seconds(p) for p in pids}
         load_before = os.getloadavg()[0]
         # One process per client: 8 client threads in one interpreter serialise on
         # its GIL and cap any server near 1,000 requests/s (measured with the floor
@@ -331,7 +331,8 @@ def bench_http(
         for p in procs:
             p.join()
         elapsed = time.monotonic() - started
-        cpu = sum(_cpu_seconds(p) for p in pids) - cpu_before
+        per_process = [round(_cpu_seconds(p) - cpu_start[p], 2) for p in pids]
+        cpu = sum(per_process)
         errors = [error for _, error, _ in outcomes if error]
         if errors:
             raise RuntimeError(errors[0])
@@ -347,6 +348,8 @@ def bench_http(
             "seconds": round(elapsed, 2),
             "events_per_s": round(total / elapsed),
             "server_cpu_us_per_event": round(cpu / max(total, 1) * 1e6),
+            # The supervisor first, then each worker: how evenly the connections spread.
+            "server_cpu_s_per_process": per_process,
             "client_cpu_us_per_request": round(client_cpu / max(total // batch, 1) * 1e6),
             "load_1m": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         }
