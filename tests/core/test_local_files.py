@@ -17,7 +17,7 @@ import pytest
 from obstore.store import LocalStore
 
 from arco.core.errors import ObjectNotFoundError, PreconditionFailedError
-from arco.core.storage import Match
+from arco.core.storage import Match, local_files
 from arco.core.storage.local_files import plain_path
 from arco.core.storage.obstore_backend import LocalFolderStore
 
@@ -85,6 +85,40 @@ def test_writes_leave_no_staging_file_and_step_over_a_crashed_one(
     assert _staging_files(root) == [os.path.join(root, "k", "next#1")]
     # Listings hide staging names, as obstore's always have.
     assert sorted(m.key for m in store.list("k/")) == ["k/next", "k/obj"]
+
+
+def test_a_volatile_cas_swaps_the_object_in_without_a_rename(
+    store: LocalFolderStore, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if local_files._load_renameat2() is None:
+        pytest.skip("no renameat2 here: a volatile CAS is a rename")
+
+    def no_rename(*args: Any) -> None:
+        raise AssertionError("renamed over the object")
+
+    v1 = store.put("t/locks/catalog.lock.json", b"token 1", "create")
+    monkeypatch.setattr(local_files.os, "rename", no_rename)
+    v2 = store.put("t/locks/catalog.lock.json", b"token 2", Match(v1, volatile=True))
+    assert v2 != v1
+    assert store.get("t/locks/catalog.lock.json") == (b"token 2", v2)
+    # The staging name, which held the old object after the swap, is gone.
+    assert _staging_files(root) == []
+    # Still a compare-and-swap: a stale version loses and changes nothing.
+    with pytest.raises(PreconditionFailedError):
+        store.put("t/locks/catalog.lock.json", b"token 3", Match(v1, volatile=True))
+    native = LocalStore(root, mkdir=True)
+    got = obstore.get(native, "t/locks/catalog.lock.json")
+    assert (bytes(got.bytes()), got.meta["e_tag"]) == (b"token 2", v2)
+
+
+def test_a_volatile_cas_renames_where_no_exchange_is_possible(
+    store: LocalFolderStore, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_files, "_exchange", lambda stage, path: False)
+    v1 = store.put("t/locks/catalog.lock.json", b"token 1", "create")
+    v2 = store.put("t/locks/catalog.lock.json", b"token 2", Match(v1, volatile=True))
+    assert store.get("t/locks/catalog.lock.json") == (b"token 2", v2)
+    assert _staging_files(root) == []
 
 
 def test_a_failed_create_keeps_the_existing_object(store: LocalFolderStore) -> None:
