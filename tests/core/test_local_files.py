@@ -121,6 +121,18 @@ def test_a_volatile_cas_renames_where_no_exchange_is_possible(
     assert _staging_files(root) == []
 
 
+def test_a_cas_makes_the_lock_folder_again_if_it_went(store: LocalFolderStore, root: str) -> None:
+    v1 = store.put("k/ptr", b"1", "create")
+    v2 = store.put("k/ptr", b"2", Match(v1))
+    locks = Path(root, ".cas-locks")
+    for child in locks.iterdir():
+        child.unlink()
+    locks.rmdir()
+    v3 = store.put("k/ptr", b"3", Match(v2))
+    assert store.get("k/ptr") == (b"3", v3)
+    assert locks.is_dir()
+
+
 def test_a_failed_create_keeps_the_existing_object(store: LocalFolderStore) -> None:
     version = store.put("k/obj", b"first", "create")
     with pytest.raises(PreconditionFailedError):

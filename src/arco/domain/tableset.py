@@ -238,14 +238,15 @@ def key_ranges(
     order them). None unless every key column is a string column: other values
     would not survive JSON, or compare with ``""``.
     """
-    columns = dict.fromkeys((*sort_key, *key))
-    if not all(pa.types.is_string(table.schema.field(c).type) for c in columns):
+    schema = table.schema  # a new wrapper on every access: taken once
+    if not all(pa.types.is_string(schema.field(c).type) for c in (*sort_key, *key)):
         return None
-    if any(table.column(c).null_count for c in key):
+    arrays = {c: table.column(c) for c in (*sort_key, *key)}
+    if any(arrays[c].null_count for c in key):
         return None
-    values = {c: table.column(c).to_pylist() for c in columns}
+    values = {c: a.to_pylist() for c, a in arrays.items()}
     sorts: list[tuple[str, ...]] = list(zip(*(values[c] for c in sort_key), strict=True))
-    if any(table.column(c).null_count for c in sort_key):
+    if any(arrays[c].null_count for c in sort_key):
         sorts = [tuple("" if v is None else v for v in k) for k in sorts]
     keys = list(zip(*(values[c] for c in key), strict=True))
     return [list(min(sorts)), list(max(sorts))], [list(min(keys)), list(max(keys))]

@@ -327,9 +327,12 @@ class LocalFolderStore(ObstoreStore):
         import fcntl
         import hashlib
 
-        os.makedirs(self._lock_dir, exist_ok=True)
         lock_path = os.path.join(self._lock_dir, hashlib.sha256(key.encode()).hexdigest())
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the lock folder is made on the first CAS
+            os.makedirs(self._lock_dir, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             path = os.path.join(self.root, key)
