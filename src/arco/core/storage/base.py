@@ -28,7 +28,9 @@ class Match:
     domain lease lock says so: an unreadable lock counts as free and its next token
     continues above the head pointer's (``arco.domain.lock``). A local folder then
     replaces the file without the data flush ext4 does when a file is renamed over
-    another; other backends ignore it.
+    another, and without a new inode (a reader that stalls across two replaces
+    may then read newer bytes under the older version, which fails any CAS; see
+    ``arco.core.storage.local_files``); other backends ignore it.
     """
 
     version: str

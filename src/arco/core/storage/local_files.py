@@ -26,12 +26,19 @@ Like ``LocalStore``, nothing is fsynced: a write survives a crash of the process
 (the kernel has the data) but not necessarily a crash of the machine. ext4 does
 write a file's data before a ``rename`` over an existing file commits, so a
 replaced object reads as the old or the new one after a power loss; that flush
-is most of the cost of replacing a small file. A *volatile* replace (the lease
-lock's, see :class:`~arco.core.storage.base.Match`) swaps the staging file in
-with ``renameat2(RENAME_EXCHANGE)`` instead, which ext4 does not flush for, and
-removes the staging name, which then holds the old object: the same atomic
-replace for readers and writers, whose new bytes a power loss may leave empty.
-Where the call is missing or refused, it falls back to ``rename``.
+is most of the cost of replacing a small file.
+
+A *volatile* replace (the lease lock's, see :class:`~arco.core.storage.base.Match`)
+writes a spare file ``root/key#0`` (hidden like a staging name) and swaps it in
+with ``renameat2(RENAME_EXCHANGE)``, which ext4 does not flush for; the spare
+then holds the old object and is written over by the next replace, so the two
+files take turns and no inode is allocated or freed (a new inode was the
+costliest part of a small write on a busy file system: 0.1-0.3 ms). Readers and
+writers see the same atomic replace and a new version; what is given up, which
+the lease lock tolerates, is that a power loss may leave the new bytes empty and
+that a reader that opened the object and stalled across two later replaces may
+read the newer bytes (or part of them) under the older version, which then fails
+any compare-and-swap. Where the exchange is missing or refused it renames.
 """
 
 from __future__ import annotations
@@ -102,11 +109,13 @@ def write_object(path: str, data: bytes, *, create: bool, volatile: bool = False
 
     ``create``: fail with :class:`FileExistsError` if the file exists (the check
     and the write are one ``link``). Missing parent folders are made.
-    ``volatile`` (replacing an existing file only): swap the file in without the
-    data flush a ``rename`` over it makes ext4 do (see the module's docstring).
+    ``volatile`` (replacing an existing file only): swap the new bytes in from the
+    spare file, without a new inode or the data flush of a ``rename`` over the
+    file (see the module's docstring).
     """
+    if volatile and not create:
+        return _swap_in(path, data)
     fd, stage = _open_stage(path)
-    staged_left = create
     try:
         try:
             view = memoryview(data)
@@ -117,21 +126,42 @@ def write_object(path: str, data: bytes, *, create: bool, volatile: bool = False
             os.close(fd)
         if create:
             os.link(stage, path)
-        elif volatile and _exchange(stage, path):
-            staged_left = True  # the staging name now holds the old object
         else:
             os.rename(stage, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(stage)
         raise
-    if staged_left:
+    if create:
         # The object is written; a left-over staging name is hidden from listings.
         with contextlib.suppress(OSError):
             os.unlink(stage)
     return local_etag(st)
 
 
+def _swap_in(path: str, data: bytes) -> str:
+    """Replace the existing file ``path`` by ``data`` written into its spare; return its version."""
+    spare = f"{path}#0"
+    fd = os.open(spare, _SPARE_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+        st = os.fstat(fd)
+        if st.st_size > len(data):
+            # Cut to the new length (a lease record is never empty: a cut to zero
+            # would make ext4 flush the file when it is closed).
+            os.ftruncate(fd, len(data))
+            st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not _exchange(spare, path):
+        os.rename(spare, path)
+    return local_etag(st)
+
+
+_SPARE_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 #: Why an exchange may be refused where a rename works: no such call or flag on
