@@ -15,7 +15,7 @@ from arco.catalog import Catalog, Change, Snapshot
 from arco.core import Keys, Scope
 from arco.core.errors import FencedError
 from arco.core.ids import new_ulid, utc_now
-from arco.core.storage import FaultInjectingStore, open_store
+from arco.core.storage import FaultInjectingStore, Match, ObjectStore, PutMode, open_store
 from arco.discovery.search import SearchIndex
 from arco.domain.lock import DEFAULT_LOCK_TTL, LeaseLock
 from arco.domain.verify import verify
@@ -70,6 +70,65 @@ def test_a_catalog_writes_its_lease_with_the_default_ttl() -> None:
     record = LeaseLock(store, KEYS.lock("catalog")).read()
     assert record is not None
     assert record[0].expires_at - record[0].acquired_at == pytest.approx(DEFAULT_LOCK_TTL)
+
+
+class _Recording(FaultInjectingStore):
+    """Records the mode of every put."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        super().__init__(inner)
+        self.modes: list[tuple[str, PutMode]] = []
+
+    def put(self, key: str, data: bytes, mode: PutMode = "overwrite") -> str:
+        self.modes.append((key, mode))
+        return super().put(key, data, mode)
+
+
+def test_only_a_domain_lock_is_written_as_a_volatile_cas() -> None:
+    # A domain lock may lose its record in a machine crash (the next token continues
+    # above the head's); a run lease has no head to continue from.
+    store = _Recording(open_store("memory://"))
+    catalog = Catalog(store, SCOPE)
+    catalog.create_namespace("a")
+    catalog.create_namespace("b")
+    lock_modes = [m for k, m in store.modes if k == KEYS.lock("catalog")]
+    assert lock_modes[0] == "create"
+    assert lock_modes[1:]
+    assert all(isinstance(m, Match) and m.volatile for m in lock_modes[1:])
+    pointer_modes = [m for k, m in store.modes if k == KEYS.pointer("catalog")]
+    assert all(not (isinstance(m, Match) and m.volatile) for m in pointer_modes)
+    run_lock = LeaseLock(store, KEYS.run_lease(new_ulid()), ttl=15.0)
+    store.modes.clear()
+    run_lock.release(run_lock.acquire())
+    run_lock.release(run_lock.acquire())
+    assert [type(m) for _, m in store.modes] == [str, Match, Match, Match]
+    assert not any(isinstance(m, Match) and m.volatile for _, m in store.modes)
+
+
+def test_a_lock_emptied_by_a_machine_crash_neither_blocks_nor_lowers_the_token(
+    tmp_path: Path,
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    catalog = Catalog(url, SCOPE)
+    catalog.create_namespace("first")
+    catalog.create_namespace("second")
+    token = catalog.domain.read().pointer.fencing_token  # type: ignore[union-attr]
+    # What a power loss may leave of a volatile write: the new file, without its bytes.
+    lock_file = tmp_path / "store" / KEYS.lock("catalog")
+    lock_file.write_bytes(b"")
+    started = time.monotonic()
+    other = Catalog(url, SCOPE)
+    other.create_namespace("third")
+    assert time.monotonic() - started < 5.0  # no lease to wait out
+    head = other.domain.read()
+    assert head.pointer is not None
+    assert head.pointer.fencing_token == token + 1
+    assert [n.name for n in Catalog(url, SCOPE).list_namespaces().items] == [
+        "first",
+        "second",
+        "third",
+    ]
+    assert verify(open_store(url), SCOPE).ok  # the commit wrote the lock again
 
 
 _DEAD_WRITER = """

@@ -103,3 +103,62 @@ def test_a_member_out_of_the_writers_order_is_not_swallowed() -> None:
     lazy = Manifest.from_bytes(moved.encode(), lazy_operation=True)
     assert lazy.meta == {"w": [1]}
     assert lazy.operation == {"ops": TRICKY_OPS}
+
+
+def _reference_bytes(m: Manifest) -> bytes:
+    """The manifest encoding as one ``json.dumps`` of the whole record."""
+    files = []
+    for f in m.files:
+        entry = {k: getattr(f, k) for k in FileEntry.__dataclass_fields__}
+        if entry["index"] is None:
+            del entry["index"]
+        files.append(entry)
+    raw = {
+        "format": "arco.manifest/1",
+        "domain": m.domain,
+        "version": m.version,
+        "commit_id": m.commit_id,
+        "committed_at": m.committed_at,
+        "fencing_token": m.fencing_token,
+        "writer": m.writer,
+        "actor": m.actor,
+        "parent": {"path": m.parent.path, "sha256": m.parent.sha256} if m.parent else None,
+        "files": files,
+        "operation": m.operation,
+        "meta": m.meta,
+    }
+    return json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("operation", [{"ops": TRICKY_OPS}, {}])
+def test_the_encoding_is_one_json_dumps_of_the_record(operation: dict[str, object]) -> None:
+    indexed = FileEntry(
+        "s/g.parquet",
+        "tables",
+        "delta",
+        1,
+        2,
+        9,
+        "ef" * 32,
+        99,
+        8,
+        index={"kind": "key-ranges", "format": 1, "key_range": [["\u00e9"], ["z"]]},
+    )
+    m = _manifest(operation, {"z": 1.5, "a": [None, True, {"y": "\u6f22", "b": 2}]})
+    for manifest in (
+        m,
+        Manifest(**{**m.__dict__, "files": (*m.files, indexed), "actor": None, "parent": None}),
+    ):
+        assert manifest.to_bytes() == _reference_bytes(manifest)
+        assert manifest.to_bytes() == manifest.to_bytes()  # entries' cached text reused
+        assert Manifest.from_bytes(manifest.to_bytes()) == manifest
+
+
+def test_a_catalogs_manifests_are_one_json_dumps_of_their_record() -> None:
+    cat = Catalog("memory://")
+    cat.create_namespace("ns")
+    for i in range(20):  # deltas of several levels, and their key-range indexes
+        cat.create_table("ns", f"t{i}", ["a:int64"])
+    for key, manifest in cat.domain.history(limit=25):
+        data, _ = cat.store.get(key)
+        assert data == _reference_bytes(manifest) == manifest.to_bytes()

@@ -17,7 +17,7 @@ import pytest
 from obstore.store import LocalStore
 
 from arco.core.errors import ObjectNotFoundError, PreconditionFailedError
-from arco.core.storage import Match
+from arco.core.storage import Match, local_files
 from arco.core.storage.local_files import plain_path
 from arco.core.storage.obstore_backend import LocalFolderStore
 
@@ -85,6 +85,63 @@ def test_writes_leave_no_staging_file_and_step_over_a_crashed_one(
     assert _staging_files(root) == [os.path.join(root, "k", "next#1")]
     # Listings hide staging names, as obstore's always have.
     assert sorted(m.key for m in store.list("k/")) == ["k/next", "k/obj"]
+
+
+def test_a_volatile_cas_swaps_in_a_spare_file_without_a_rename(
+    store: LocalFolderStore, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if local_files._load_renameat2() is None:
+        pytest.skip("no renameat2 here: a volatile CAS is a rename")
+
+    def no_rename(*args: Any) -> None:
+        raise AssertionError("renamed over the object")
+
+    key = "t/locks/catalog.lock.json"
+    v1 = store.put(key, b"token 1 is long", "create")
+    first = os.stat(os.path.join(root, key)).st_ino
+    monkeypatch.setattr(local_files.os, "rename", no_rename)
+    v2 = store.put(key, b"token 2", Match(v1, volatile=True))
+    assert v2 != v1
+    assert store.get(key) == (b"token 2", v2)  # the longer old bytes were cut
+    # The spare file holds the old object, hidden from listings...
+    spare = os.path.join(root, "t", "locks", "catalog.lock.json#0")
+    assert _staging_files(root) == [spare]
+    assert Path(spare).read_bytes() == b"token 1 is long"
+    assert [m.key for m in store.list("t/")] == [key]
+    # ...and takes the next object's bytes: two files take turns, no new inode.
+    v3 = store.put(key, b"token 3, longer again", Match(v2, volatile=True))
+    assert os.stat(os.path.join(root, key)).st_ino == first
+    assert store.get(key) == (b"token 3, longer again", v3)
+    assert len({v1, v2, v3}) == 3
+    # Still a compare-and-swap: a stale version loses and changes nothing.
+    for stale in (v1, v2):
+        with pytest.raises(PreconditionFailedError):
+            store.put(key, b"token 4", Match(stale, volatile=True))
+    native = LocalStore(root, mkdir=True)
+    got = obstore.get(native, key)
+    assert (bytes(got.bytes()), got.meta["e_tag"]) == (b"token 3, longer again", v3)
+
+
+def test_a_volatile_cas_renames_where_no_exchange_is_possible(
+    store: LocalFolderStore, root: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_files, "_exchange", lambda stage, path: False)
+    v1 = store.put("t/locks/catalog.lock.json", b"token 1", "create")
+    v2 = store.put("t/locks/catalog.lock.json", b"token 2", Match(v1, volatile=True))
+    assert store.get("t/locks/catalog.lock.json") == (b"token 2", v2)
+    assert _staging_files(root) == []  # the spare itself was renamed into place
+
+
+def test_a_cas_makes_the_lock_folder_again_if_it_went(store: LocalFolderStore, root: str) -> None:
+    v1 = store.put("k/ptr", b"1", "create")
+    v2 = store.put("k/ptr", b"2", Match(v1))
+    locks = Path(root, ".cas-locks")
+    for child in locks.iterdir():
+        child.unlink()
+    locks.rmdir()
+    v3 = store.put("k/ptr", b"3", Match(v2))
+    assert store.get("k/ptr") == (b"3", v3)
+    assert locks.is_dir()
 
 
 def test_a_failed_create_keeps_the_existing_object(store: LocalFolderStore) -> None:

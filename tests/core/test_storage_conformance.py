@@ -310,9 +310,11 @@ def test_file_cas_versions_stay_unique_with_a_coarse_file_clock(
     store = LocalFolderStore(str(tmp_path / "store"), "file://test")
     plain_write = LocalFolderStore._write_object
 
-    def coarse_write(self: LocalFolderStore, key: str, data: bytes, mode: Any) -> str:
+    def coarse_write(
+        self: LocalFolderStore, key: str, data: bytes, mode: Any, *, volatile: bool = False
+    ) -> str:
         # Every write, plain or inside a CAS, lands with a whole-second mtime.
-        plain_write(self, key, data, mode)
+        plain_write(self, key, data, mode, volatile=volatile)
         path = os.path.join(str(tmp_path / "store"), key)
         st = os.stat(path)
         coarse = st.st_mtime_ns // 1_000_000_000 * 1_000_000_000
@@ -320,13 +322,14 @@ def test_file_cas_versions_stay_unique_with_a_coarse_file_clock(
         return self.head(key).version
 
     monkeypatch.setattr(LocalFolderStore, "_write_object", coarse_write)
-    for _ in range(5):
+    # A volatile CAS (the lease lock's) frees the old inode too, by an exchange.
+    for volatile in [False] * 5 + [True] * 5:
         v1 = store.put("ptr", b'{"counter": 5}')
-        v2 = store.put("ptr", b'{"counter": 6}', mode=Match(v1))
-        v3 = store.put("ptr", b'{"counter": 7}', mode=Match(v2))
+        v2 = store.put("ptr", b'{"counter": 6}', mode=Match(v1, volatile))
+        v3 = store.put("ptr", b'{"counter": 7}', mode=Match(v2, volatile))
         assert len({v1, v2, v3}) == 3
         with pytest.raises(PreconditionFailedError):
-            store.put("ptr", b'{"counter": 6}', mode=Match(v1))
+            store.put("ptr", b'{"counter": 6}', mode=Match(v1, volatile))
         assert store.get("ptr") == (b'{"counter": 7}', v3)
         store.delete("ptr")
 

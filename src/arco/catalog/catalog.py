@@ -16,6 +16,7 @@ from arco.catalog.parse import (
     MAX_PROPERTIES,
     MAX_PROPERTY_KEY,
     MAX_PROPERTY_VALUE,
+    _as_spec,
     _spec_json,
     parse_column_spec,
     split_qualified,
@@ -233,11 +234,16 @@ class Catalog(CatalogReads):
         idempotency_key: str | None = None,
     ) -> Table:
         """Register a table with its columns."""
+        # Parsed once, for the request and for the working copy (which still checks
+        # them, and that they are a list).
+        specs = [_as_spec(c) for c in columns]
+        if isinstance(columns, Sequence) and not isinstance(columns, str):
+            columns = specs
         request = {
             "op": "create_table",
             "namespace": namespace,
             "name": name,
-            "columns": [_spec_json(c) for c in columns],
+            "columns": [_spec_json(c) for c in specs],
             "format": format,
             "location": location,
             "description": description,

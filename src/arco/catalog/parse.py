@@ -34,8 +34,9 @@ def parse_column_spec(text: str) -> ColumnSpec:
         raise InvalidArgumentError(f"column {text!r} must look like NAME:TYPE[:not-null]")
     name, rest = text.split(":", 1)
     nullable = True
+    lowered = rest.lower()
     for suffix in (":not-null", ":not_null", ":notnull", ":required"):
-        if rest.lower().endswith(suffix):
+        if lowered.endswith(suffix):
             rest, nullable = rest[: -len(suffix)], False
             break
     return ColumnSpec(name=name.strip(), data_type=rest.strip(), nullable=nullable)

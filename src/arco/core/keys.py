@@ -224,8 +224,13 @@ def validate_store_key(kind: str, key: object) -> str:
     if not key or len(key) > MAX_KEY_LENGTH:
         raise InvalidNameError(f"{kind} must have 1 to {MAX_KEY_LENGTH} characters")
     shown = key[:200]
-    if not key.isprintable() or any(
-        unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for ch in key
+    # Printable ASCII holds none of these categories: only other keys need the
+    # per-character lookup (a manifest's keys are checked on every read).
+    if not key.isprintable() or (
+        not key.isascii()
+        and any(
+            unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp") for ch in key
+        )
     ):
         raise InvalidNameError(f"{kind} {shown!r} contains control or invisible characters")
     if "\\" in key or "://" in key:

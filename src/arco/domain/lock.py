@@ -12,6 +12,13 @@ one commit is done, so a successful commit needs no release write. A writer
 that finds the lock exactly as it last left it takes the next token with a
 single compare-and-swap, without reading it first.
 
+A domain lock (one with a ``published_token``) is written as a volatile
+compare-and-swap (:class:`~arco.core.storage.Match`): its content need not survive
+a crash of the machine, since an unreadable lock counts as free and its next token
+continues above the head pointer's, and every holder died with the machine. A
+local folder then skips the data flush that is most of a CAS's cost on ext4. Run
+leases, which have no head to continue from, are written like any other object.
+
 While a commit runs, a keeper thread renews its lease every third of the TTL
 (:meth:`LeaseLock.kept_alive`), so the TTL bounds how long a *dead* writer
 blocks the domain, not how long a live commit may take. The thread outlives
@@ -138,6 +145,8 @@ class LeaseLock:
         # Reads the fencing token of the domain's head pointer (0 if none); a lease
         # whose token the head already carries has done its commit.
         self.published_token = published_token
+        # Only a lock whose token the head carries may lose its record (see above).
+        self._volatile = published_token is not None
         self._last: tuple[LockRecord, str] | None = None
         # Serialises a renewal (keeper thread) with check and release (commit thread).
         self._renewing = threading.Lock()
@@ -150,6 +159,9 @@ class LeaseLock:
         except ObjectNotFoundError:
             return None
         return LockRecord.from_bytes(data), version
+
+    def _match(self, version: str) -> Match:
+        return Match(version, volatile=self._volatile)
 
     def _take(self, old_token: int, mode: PutMode, uncontended: bool = False) -> Lease:
         now = time.time()
@@ -185,7 +197,7 @@ class LeaseLock:
         if self._last is not None:
             last, last_version = self._last
             try:
-                return self._take(last.token, Match(last_version), uncontended=True)
+                return self._take(last.token, self._match(last_version), uncontended=True)
             except PreconditionFailedError:
                 self._last = None
         deadline = time.monotonic() + self.wait_timeout
@@ -211,7 +223,7 @@ class LeaseLock:
                     # An unreadable lock lost its token: continue above the head's.
                     base = max(base, self.published_token())
                 try:
-                    return self._take(base, Match(old_version))
+                    return self._take(base, self._match(old_version))
                 except PreconditionFailedError:
                     continue
             if time.monotonic() >= deadline:
@@ -261,7 +273,7 @@ class LeaseLock:
         record = LockRecord(lease.holder, lease.token, time.time(), 0.0, released=True)
         with self._renewing:
             try:
-                version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
+                version = self.store.put(self.key, record.to_bytes(), self._match(lease.version))
                 self._last = (record, version)
             except StorageError:  # incl. a lost CAS or a vanished lock
                 self._last = None
@@ -289,7 +301,7 @@ class LeaseLock:
         now = time.time()
         record = LockRecord(lease.holder, lease.token, lease.acquired_at, now + self.ttl)
         try:
-            version = self.store.put(self.key, record.to_bytes(), Match(lease.version))
+            version = self.store.put(self.key, record.to_bytes(), self._match(lease.version))
         except (PreconditionFailedError, ObjectNotFoundError):
             lease.lost = True
             self._last = None

@@ -12,6 +12,8 @@ import json
 import json.decoder
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from functools import cached_property
 from typing import Any
 
 from arco.core.actor import clean_actor
@@ -47,10 +49,19 @@ class FileEntry:
 
     def to_json(self) -> dict[str, Any]:
         """The manifest's JSON record of this entry (no ``index`` key when absent)."""
-        raw = dict(self.__dict__)
+        raw = {name: getattr(self, name) for name in _ENTRY_FIELDS}
         if raw["index"] is None:
             del raw["index"]
         return raw
+
+    @cached_property
+    def json_text(self) -> str:
+        """:meth:`to_json` as the manifest writes it (sorted keys, no spaces).
+
+        Encoded once per entry: most entries of a manifest pass unchanged from its
+        parent, and their encoding was most of a manifest's.
+        """
+        return _dumps(self.to_json())
 
 
 @dataclass(frozen=True)
@@ -88,25 +99,21 @@ class Manifest:
     __hash__ = None  # type: ignore[assignment]  # mutable dicts inside, as before
 
     def to_bytes(self) -> bytes:
-        """Stable JSON encoding (sorted keys) of the manifest."""
-        # Built by hand: dataclasses.asdict deep-copies and dominated commit time.
-        raw = {
-            "format": MANIFEST_FORMAT,
-            "domain": self.domain,
-            "version": self.version,
-            "commit_id": self.commit_id,
-            "committed_at": self.committed_at,
-            "fencing_token": self.fencing_token,
-            "writer": self.writer,
-            "actor": self.actor,
-            "parent": {"path": self.parent.path, "sha256": self.parent.sha256}
-            if self.parent
-            else None,
-            "files": [f.to_json() for f in self.files],
-            "operation": self.operation,
-            "meta": self.meta,
-        }
-        return json.dumps(raw, sort_keys=True, separators=(",", ":")).encode()
+        """Stable JSON encoding (sorted keys, no spaces) of the manifest."""
+        # Exactly json.dumps of the whole record with sort_keys (a test holds them
+        # equal), put together from its members in sorted order so that each file
+        # entry's text, encoded once, is reused by every later manifest.
+        parent = {"path": self.parent.path, "sha256": self.parent.sha256} if self.parent else None
+        files = ",".join([f.json_text for f in self.files])
+        text = (
+            f'{{"actor":{_dumps(self.actor)},"commit_id":{_dumps(self.commit_id)},'
+            f'"committed_at":{_dumps(self.committed_at)},"domain":{_dumps(self.domain)},'
+            f'"fencing_token":{_dumps(self.fencing_token)},"files":[{files}],'
+            f'"format":{_dumps(MANIFEST_FORMAT)},"meta":{_dumps(self.meta)},'
+            f'"operation":{_dumps(self.operation)},"parent":{_dumps(parent)},'
+            f'"version":{_dumps(self.version)},"writer":{_dumps(self.writer)}}}'
+        )
+        return text.encode()
 
     @classmethod
     def from_bytes(cls, data: bytes, *, key: str = "", lazy_operation: bool = False) -> Manifest:
@@ -169,6 +176,13 @@ class _LazyOperationManifest(Manifest):
         self.__dict__["_operation"] = value
 
     operation = property(_get_operation, _set_operation)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+_ENTRY_FIELDS = [f.name for f in dataclass_fields(FileEntry)]
 
 
 # The C scanners behind json.loads (typeshed does not declare them).

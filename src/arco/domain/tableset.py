@@ -18,6 +18,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -56,12 +57,17 @@ class TableDef:
     #: delta that cannot hold the key it looks for. Only string key columns.
     delta_ranges: bool = False
 
-    @property
+    @cached_property
     def delta_schema(self) -> pa.Schema:
         """Schema of a delta file: the table's columns plus ``_op`` and ``_version``."""
         return self.schema.append(pa.field("_op", pa.int8(), nullable=False)).append(
             pa.field("_version", pa.int64(), nullable=False)
         )
+
+    @cached_property
+    def delta_row_type(self) -> pa.StructType:
+        """A delta row without its ``_version`` as one struct: the table's columns and ``_op``."""
+        return pa.struct([*self.schema, pa.field("_op", pa.int8(), nullable=False)])
 
     def row_key(self, row: dict[str, Any]) -> tuple[Any, ...]:
         """The primary key of a row."""
@@ -80,17 +86,37 @@ def encode(table: pa.Table, *, small: bool = False) -> bytes:
 
     Small level-0 deltas skip compression, statistics and dictionaries: for a few
     rows they save nothing and cost a third of a millisecond on every commit.
-    """
-    import pyarrow.parquet as pq  # writers only: readers need not load pyarrow.fs (below)
 
-    sink = io.BytesIO()
+    The bytes are those of ``pyarrow.parquet.write_table`` with the same options
+    (a test holds them equal), written by the writer under it into an Arrow
+    buffer: the wrapper's checks and a Python file object, whose ``write`` the
+    writer calls once per page and footer part, were a fifth of a small delta's
+    encoding time.
+    """
+    from pyarrow._parquet import ParquetWriter
+
+    sink = pa.BufferOutputStream()
     if small:
-        pq.write_table(
-            table, sink, compression="none", write_statistics=False, use_dictionary=False
+        writer = ParquetWriter(
+            sink,
+            table.schema,
+            compression="none",
+            write_statistics=False,
+            use_dictionary=False,
+            writer_engine_version="V2",
         )
     else:
-        pq.write_table(table, sink, compression="zstd", write_statistics=True)
-    return sink.getvalue()
+        writer = ParquetWriter(
+            sink,
+            table.schema,
+            compression="zstd",
+            write_statistics=True,
+            writer_engine_version="V2",
+        )
+    writer.write_table(table)
+    writer.close()
+    data: bytes = sink.getvalue().to_pybytes()
+    return data
 
 
 class SparseFile:
@@ -323,14 +349,15 @@ def key_ranges(
     order them). None unless every key column is a string column: other values
     would not survive JSON, or compare with ``""``.
     """
-    columns = dict.fromkeys((*sort_key, *key))
-    if not all(pa.types.is_string(table.schema.field(c).type) for c in columns):
+    schema = table.schema  # a new wrapper on every access: taken once
+    if not all(pa.types.is_string(schema.field(c).type) for c in (*sort_key, *key)):
         return None
-    if any(table.column(c).null_count for c in key):
+    arrays = {c: table.column(c) for c in (*sort_key, *key)}
+    if any(arrays[c].null_count for c in key):
         return None
-    values = {c: table.column(c).to_pylist() for c in columns}
+    values = {c: a.to_pylist() for c, a in arrays.items()}
     sorts: list[tuple[str, ...]] = list(zip(*(values[c] for c in sort_key), strict=True))
-    if any(table.column(c).null_count for c in sort_key):
+    if any(arrays[c].null_count for c in sort_key):
         sorts = [tuple("" if v is None else v for v in k) for k in sorts]
     keys = list(zip(*(values[c] for c in key), strict=True))
     return [list(min(sorts)), list(max(sorts))], [list(min(keys)), list(max(keys))]
@@ -431,11 +458,18 @@ def delta_table(tdef: TableDef, rows: Sequence[dict[str, Any]]) -> pa.Table:
 
 def delta_table_of(tdef: TableDef, rows: Sequence[dict[str, Any]], version: int) -> pa.Table:
     """Arrow delta table of rows carrying ``_op``, all stamped ``_version = version``
-    (a column, so the rows need not be copied to carry it)."""
-    schema = tdef.schema.append(pa.field("_op", pa.int8(), nullable=False))
-    table = pa.Table.from_pylist(list(rows), schema=schema)
+    (a column, so the rows need not be copied to carry it).
+
+    The rows are converted as one struct array, which gives what
+    ``Table.from_pylist`` gives (missing keys null, others ignored) with one
+    conversion call instead of one per column: a third less time for a commit's
+    one row.
+    """
+    rows = rows if isinstance(rows, list) else list(rows)
+    batch = pa.RecordBatch.from_struct_array(pa.array(rows, type=tdef.delta_row_type))
     stamp = pa.repeat(pa.scalar(version, pa.int64()), len(rows))
-    return table.append_column(pa.field("_version", pa.int64(), nullable=False), stamp)
+    batch = batch.append_column(pa.field("_version", pa.int64(), nullable=False), stamp)
+    return pa.Table.from_batches([batch])
 
 
 def base_table(tdef: TableDef, rows: Iterable[dict[str, Any]]) -> pa.Table:

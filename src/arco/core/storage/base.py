@@ -21,9 +21,20 @@ class ObjectMeta:
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """Put mode: compare-and-swap, succeed only if the object's version is ``version``."""
+    """Put mode: compare-and-swap, succeed only if the object's version is ``version``.
+
+    ``volatile``: the writer can live with losing this write's bytes in a crash of
+    the machine (not of the process), the object then reading as empty. Only the
+    domain lease lock says so: an unreadable lock counts as free and its next token
+    continues above the head pointer's (``arco.domain.lock``). A local folder then
+    replaces the file without the data flush ext4 does when a file is renamed over
+    another, and without a new inode (a reader that stalls across two replaces
+    may then read newer bytes under the older version, which fails any CAS; see
+    ``arco.core.storage.local_files``); other backends ignore it.
+    """
 
     version: str
+    volatile: bool = False
 
 
 PutMode = Literal["create", "overwrite"] | Match

@@ -23,16 +23,34 @@ obstore):
 - an object's version is obstore's ETag ``"{inode:x}-{mtime_us:x}-{size:x}"``.
 
 Like ``LocalStore``, nothing is fsynced: a write survives a crash of the process
-(the kernel has the data) but not necessarily a crash of the machine.
+(the kernel has the data) but not necessarily a crash of the machine. ext4 does
+write a file's data before a ``rename`` over an existing file commits, so a
+replaced object reads as the old or the new one after a power loss; that flush
+is most of the cost of replacing a small file.
+
+A *volatile* replace (the lease lock's, see :class:`~arco.core.storage.base.Match`)
+writes a spare file ``root/key#0`` (hidden like a staging name) and swaps it in
+with ``renameat2(RENAME_EXCHANGE)``, which ext4 does not flush for; the spare
+then holds the old object and is written over by the next replace, so the two
+files take turns and no inode is allocated or freed (a new inode was the
+costliest part of a small write on a busy file system: 0.1-0.3 ms). Readers and
+writers see the same atomic replace and a new version; what is given up, which
+the lease lock tolerates, is that a power loss may leave the new bytes empty and
+that a reader that opened the object and stalled across two later replaces may
+read the newer bytes (or part of them) under the older version, which then fails
+any compare-and-swap. Where the exchange is missing or refused it renames.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import re
 import stat
+import sys
+from collections.abc import Callable
 
 # Names obstore maps to the same file name: no characters it percent-encodes, no
 # '#' (its staging suffix), no empty, '.' or '..' segments (checked below).
@@ -86,12 +104,17 @@ def read_object(path: str) -> tuple[bytes, str]:
     return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), local_etag(st)
 
 
-def write_object(path: str, data: bytes, *, create: bool) -> str:
+def write_object(path: str, data: bytes, *, create: bool, volatile: bool = False) -> str:
     """Write ``data`` as the file ``path`` atomically; return its version.
 
     ``create``: fail with :class:`FileExistsError` if the file exists (the check
     and the write are one ``link``). Missing parent folders are made.
+    ``volatile`` (replacing an existing file only): swap the new bytes in from the
+    spare file, without a new inode or the data flush of a ``rename`` over the
+    file (see the module's docstring).
     """
+    if volatile and not create:
+        return _swap_in(path, data)
     fd, stage = _open_stage(path)
     try:
         try:
@@ -114,6 +137,66 @@ def write_object(path: str, data: bytes, *, create: bool) -> str:
         with contextlib.suppress(OSError):
             os.unlink(stage)
     return local_etag(st)
+
+
+def _swap_in(path: str, data: bytes) -> str:
+    """Replace the existing file ``path`` by ``data`` written into its spare; return its version."""
+    spare = f"{path}#0"
+    fd = os.open(spare, _SPARE_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        offset = 0
+        while offset < len(data):
+            offset += os.pwrite(fd, view[offset:], offset)
+        st = os.fstat(fd)
+        if st.st_size > len(data):
+            # Cut to the new length (a lease record is never empty: a cut to zero
+            # would make ext4 flush the file when it is closed).
+            os.ftruncate(fd, len(data))
+            st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    if not _exchange(spare, path):
+        os.rename(spare, path)
+    return local_etag(st)
+
+
+_SPARE_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+#: Why an exchange may be refused where a rename works: no such call or flag on
+#: this kernel or file system, or nothing at ``path`` to exchange with.
+_NO_EXCHANGE = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOENT, errno.EPERM}
+_renameat2: Callable[..., int] | None = None
+_renameat2_loaded = False
+
+
+def _exchange(stage: str, path: str) -> bool:
+    """Atomically swap the files ``stage`` and ``path``; False where this cannot be done."""
+    global _renameat2, _renameat2_loaded
+    if not _renameat2_loaded:
+        _renameat2, _renameat2_loaded = _load_renameat2(), True
+    if _renameat2 is None:
+        return False
+    if _renameat2(_AT_FDCWD, os.fsencode(stage), _AT_FDCWD, os.fsencode(path), _RENAME_EXCHANGE):
+        err = ctypes.get_errno()
+        if err in _NO_EXCHANGE:
+            return False
+        raise OSError(err, os.strerror(err), path)
+    return True
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    """glibc's (or musl's) ``renameat2``, or None off Linux or without it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    fn.restype = ctypes.c_int
+    return fn
 
 
 def _open_stage(path: str) -> tuple[int, str]:

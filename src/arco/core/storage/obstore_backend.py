@@ -311,13 +311,13 @@ class LocalFolderStore(ObstoreStore):
             except OSError as exc:
                 raise _os_error(exc, key) from exc
 
-    def _write_object(self, key: str, data: bytes, mode: PutMode) -> str:
+    def _write_object(self, key: str, data: bytes, mode: PutMode, *, volatile: bool = False) -> str:
         """Create or overwrite ``key`` (uncounted; the CAS path calls it under its lock)."""
         path = plain_path(self.root, key)
         if path is None:
             return self._put(key, data, mode, mode)
         try:
-            return write_object(path, data, create=mode == "create")
+            return write_object(path, data, create=mode == "create", volatile=volatile)
         except FileExistsError as exc:
             raise PreconditionFailedError(f"{key}: already exists") from exc
         except OSError as exc:
@@ -327,9 +327,12 @@ class LocalFolderStore(ObstoreStore):
         import fcntl
         import hashlib
 
-        os.makedirs(self._lock_dir, exist_ok=True)
         lock_path = os.path.join(self._lock_dir, hashlib.sha256(key.encode()).hexdigest())
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the lock folder is made on the first CAS
+            os.makedirs(self._lock_dir, exist_ok=True)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             path = os.path.join(self.root, key)
@@ -341,7 +344,7 @@ class LocalFolderStore(ObstoreStore):
                 raise PreconditionFailedError(f"{key}: object is gone, CAS lost") from exc
             if local_etag(before) != mode.version:
                 raise PreconditionFailedError(f"{key}: version does not match")
-            self._write_object(key, data, "overwrite")
+            self._write_object(key, data, "overwrite", volatile=mode.volatile)
             self._bump_mtime(path, before.st_mtime_ns)
             version = local_etag(os.stat(path))
             return version
