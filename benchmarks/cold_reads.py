@@ -134,8 +134,11 @@ def build(cache: Path, size: int, peer: bool) -> tuple[str, Path | None]:
 KEEP_OUTPUT = 1 << 20
 
 
-def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, bytes, int]:
-    """Wall seconds, peak RSS (MiB), stdout (its first MiB) and its size, of one new process.
+def run_once(
+    argv: list[str], env: dict[str, str] | None = None
+) -> tuple[float, float, bytes, int, float]:
+    """Wall seconds, peak RSS (MiB), stdout (its first MiB), its size and CPU seconds
+    (user + system), of one new process.
 
     The peak comes from GNU time (``/usr/bin/time -f %M``), not from ``wait4`` here:
     Linux charges a child with the peak RSS of the address space it was spawned
@@ -144,7 +147,7 @@ def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float,
     reported for 100,000-table listings were this process's own peak).
     """
     with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss_file:
-        timed = ["/usr/bin/time", "-f", "%M", "-o", rss_file.name, *argv]
+        timed = ["/usr/bin/time", "-f", "%M %U %S", "-o", rss_file.name, *argv]
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             timed, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
@@ -161,21 +164,25 @@ def run_once(argv: list[str], env: dict[str, str] | None = None) -> tuple[float,
         wall = time.perf_counter() - t0
         if proc.returncode != 0:
             raise RuntimeError(f"{argv} exited {proc.returncode}: {err.decode()[-2000:]}")
-        peak_kib = int(rss_file.read().split()[-1])
-    return wall, peak_kib / 1024, bytes(out), size
+        kib, user, system = rss_file.read().split()[-3:]
+    return wall, int(kib) / 1024, bytes(out), size, float(user) + float(system)
 
 
 def measure(argv: list[str], repeat: int, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Median wall time and peak RSS of ``repeat`` new processes (after one warm-up)."""
     run_once(argv, env)  # page cache, .pyc files
-    walls, rss = [], []
+    walls, rss, cpu = [], [], []
     size = 0
     for _ in range(repeat):
-        wall, peak, _, size = run_once(argv, env)
+        wall, peak, _, size, used = run_once(argv, env)
+        cpu.append(used)
         walls.append(wall)
         rss.append(peak)
     return {
         "s": statistics.median(walls),
+        # GNU time's CPU: the host's speed varies by up to 1.5x from minute to minute
+        # (the same command took 0.15 or 0.23 s of CPU), so compare sizes by both.
+        "cpu_s": statistics.median(cpu),
         "mib": statistics.median(rss),
         "all_s": walls,
         "all_mib": rss,
@@ -230,7 +237,7 @@ print(json.dumps({"ms": statistics.median(times), "all_ms": times,
 
 def inproc(code: str, target: str, size: int, repeat: int) -> dict[str, Any]:
     """In-process cold point reads: median ms over ``repeat`` new catalog objects."""
-    _, peak, out, _ = run_once([PY, "-c", code, target, str(size), str(repeat)])
+    _, peak, out, _, _ = run_once([PY, "-c", code, target, str(size), str(repeat)])
     result: dict[str, Any] = json.loads(out)
     result["peak_mib"] = peak
     return result
@@ -321,9 +328,8 @@ def bench_size(url: str, peer: Path | None, size: int, repeat: int) -> dict[str,
     }
     for name, (argv, peer_args) in cases.items():
         res[f"arco_{name}"] = measure(argv, repeat)
-        log(
-            f"  arco {name}: {res[f'arco_{name}']['s']:.3f} s, {res[f'arco_{name}']['mib']:.0f} MiB"
-        )
+        got = res[f"arco_{name}"]
+        log(f"  arco {name}: {got['s']:.3f} s (CPU {got['cpu_s']:.3f}), {got['mib']:.0f} MiB")
         if peer is not None:
             res[f"peer_{name}"] = measure(
                 [PYICEBERG, "--catalog", "bench", *peer_args], repeat, peer_env(peer)
@@ -389,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
             # CPU beside wall: on a loaded machine the wall time of a read that waits
             # on I/O threads grows with the load, its CPU time far less.
             return f"{v['ms']:.2f} ms (CPU {v['cpu_ms']:.2f})"
-        return f"{v['s']:.2f} s / {v['mib']:.0f} MiB"
+        return f"{v['s']:.2f} s (CPU {v['cpu_s']:.2f}) / {v['mib']:.0f} MiB"
 
     rows = []
     for r in results:
