@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 import os
 import platform
 import resource
@@ -246,3 +247,39 @@ def write_json(path: str | Path, data: Any) -> None:
     Path(path).write_text(
         json.dumps(_clean(data), indent=2, default=_json_default) + "\n", encoding="utf-8"
     )
+
+
+@dataclass
+class Clients:
+    """Client processes forked by :func:`start_clients`, each waiting for the go."""
+
+    procs: list[Any]
+    go: Any
+    results: Any
+
+    def run(self, timeout: float) -> list[Any]:
+        """Start every client at once; what each put on its results queue."""
+        self.go.set()
+        outcomes = [self.results.get(timeout=timeout) for _ in self.procs]
+        for p in self.procs:
+            p.join()
+        return outcomes
+
+
+def start_clients(target: Callable[..., None], per_client: Sequence[tuple[Any, ...]]) -> Clients:
+    """Fork a process per client, each running ``target(*args, go, ready, results)``,
+    and wait until every one has put on ``ready`` (its requests made).
+
+    A process each, not threads: client threads of one interpreter queue on its GIL,
+    which capped a bare server near 1,000 requests/s (docs/performance.md, "the load
+    generator was the limit").
+    """
+    ctx = multiprocessing.get_context("fork")
+    go = ctx.Event()
+    ready, results = ctx.Queue(), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(*args, go, ready, results)) for args in per_client]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    return Clients(procs, go, results)

@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import multiprocessing
 import os
 import random
 import shutil
@@ -62,7 +61,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from _util import Stats, environment, load_average, print_table, write_json
+from _util import Stats, environment, load_average, print_table, start_clients, write_json
 from discovery import make_queries, make_tables
 
 from api import SECRET, TENANT, WORKSPACE, Server, new_client
@@ -310,29 +309,13 @@ def load_run(
     names = list(reqs)
     assert server.proc is not None
     pid = server.proc.pid
-    ctx = multiprocessing.get_context("fork")
-    go = ctx.Event()
-    ready, results = ctx.Queue(), ctx.Queue()
-    procs = [
-        ctx.Process(
-            target=_client_process,
-            args=(
-                server.port,
-                token(role),
-                client_plan(reqs, t, PLAN_LENGTH),
-                len(names),
-                seconds,
-                go,
-                ready,
-                results,
-            ),
-        )
-        for t in range(clients)
-    ]
-    for p in procs:
-        p.start()
-    for _ in procs:
-        ready.get(timeout=120)
+    clients_ready = start_clients(
+        _client_process,
+        [
+            (server.port, token(role), client_plan(reqs, t, PLAN_LENGTH), len(names), seconds)
+            for t in range(clients)
+        ],
+    )
     rss: list[float] = []
     done = threading.Event()
 
@@ -347,14 +330,11 @@ def load_run(
     sampling = threading.Thread(target=sampler)
     sampling.start()
     started = time.perf_counter()
-    go.set()
-    outcomes = [results.get(timeout=seconds + 300) for _ in procs]
+    outcomes = clients_ready.run(timeout=seconds + 300)
     elapsed = time.perf_counter() - started
     server_cpu = cpu_seconds(pid) - cpu_before
     done.set()
     sampling.join()
-    for p in procs:
-        p.join()
     samples: dict[str, list[float]] = {name: [] for name in names}
     errors: list[str] = []
     error_count = 0

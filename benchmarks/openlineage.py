@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import multiprocessing
 import os
 import random
 import socket
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from _util import asgi_lifespan, send_json
+from _util import asgi_lifespan, send_json, start_clients
 
 from arco.api.auth import mint_token
 from arco.core import Scope, open_store
@@ -308,28 +307,12 @@ def bench_http(
         pids = [proc.pid, *_children(proc.pid)]
         cpu_start = {p: _cpu_seconds(p) for p in pids}
         load_before = os.getloadavg()[0]
-        # One process per client: 8 client threads in one interpreter serialise on
-        # its GIL and cap any server near 1,000 requests/s (measured with the floor
-        # app: the server sat idle 80% of the time).
-        ctx = multiprocessing.get_context("fork")
-        go = ctx.Event()
-        ready, results = ctx.Queue(), ctx.Queue()
-        procs = [
-            ctx.Process(
-                target=_client_process,
-                args=(port, token, batch, seconds, k * 10_000_000, client, go, ready, results),
-            )
-            for k in range(clients)
-        ]
-        for p in procs:
-            p.start()
-        for _ in procs:  # every client's bodies made
-            ready.get(timeout=120)
+        clients_ready = start_clients(
+            _client_process,
+            [(port, token, batch, seconds, k * 10_000_000, client) for k in range(clients)],
+        )
         started = time.monotonic()
-        go.set()
-        outcomes = [results.get(timeout=seconds + 60) for _ in procs]
-        for p in procs:
-            p.join()
+        outcomes = clients_ready.run(timeout=seconds + 60)
         elapsed = time.monotonic() - started
         per_process = [round(_cpu_seconds(p) - cpu_start[p], 2) for p in pids]
         cpu = sum(per_process)
