@@ -11,7 +11,7 @@ import io
 import string
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,11 +32,14 @@ def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NO_COLOR", raising=False)
 
 
-def _capture(draw: object, monkeypatch: pytest.MonkeyPatch) -> str:
-    buf = io.StringIO()
-    monkeypatch.setattr(sys, "stdout", buf)
-    draw()  # type: ignore[operator]
-    monkeypatch.undo()
+def _capture(draw: Callable[[], None]) -> str:
+    """What ``draw`` writes to stdout."""
+    buf, old = io.StringIO(), sys.stdout
+    sys.stdout = buf
+    try:
+        draw()
+    finally:
+        sys.stdout = old
     return buf.getvalue()
 
 
@@ -59,8 +62,9 @@ def test_a_table_that_fits_looks_as_rich_draws_it(headers: list[str], data: st.D
             st.lists(WORDS, min_size=len(headers), max_size=len(headers)), min_size=1, max_size=5
         )
     )
+    sides: list[plain.Justify] = ["left", "right"]
     justify = data.draw(
-        st.lists(st.sampled_from(["left", "right"]), min_size=len(headers), max_size=len(headers))
+        st.lists(st.sampled_from(sides), min_size=len(headers), max_size=len(headers))
     )
     table = RichTable(title="Columns", title_justify="left")
     for h, j in zip(headers, justify, strict=True):
@@ -69,7 +73,7 @@ def test_a_table_that_fits_looks_as_rich_draws_it(headers: list[str], data: st.D
         table.add_row(*(Text(c) for c in row))
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("COLUMNS", "80")
-        ours = _capture(lambda: plain.boxed("Columns", headers, rows, justify), mp)  # type: ignore[arg-type]
+        ours = _capture(lambda: plain.boxed("Columns", headers, rows, justify))
     assert ours == _rich(table)
 
 
@@ -85,13 +89,7 @@ def test_a_grid_looks_as_rich_draws_it(monkeypatch: pytest.MonkeyPatch) -> None:
     grid.add_column(overflow="fold")
     for label, value in rows:
         grid.add_row(Text(label), Text(value))
-    assert _capture(lambda: plain.grid(rows), monkeypatch) == _rich(grid)
-
-
-def _cells(out: str) -> Iterator[str]:
-    for line in out.splitlines():
-        if line.startswith(("│", "┃")):
-            yield from (cell.strip() for cell in line[1:-1].replace("┃", "│").split("│"))
+    assert _capture(lambda: plain.grid(rows)) == _rich(grid)
 
 
 @settings(max_examples=100, deadline=None)
@@ -105,8 +103,7 @@ def test_any_width_fits_and_keeps_every_character(width: int, text: str) -> None
         out = _capture(
             lambda: plain.boxed(
                 "T", ["#", "Name", "Description"], [["1", "c0", text]], ["right", "left", "left"]
-            ),
-            mp,
+            )
         )
     assert all(plain.cell_len(line) <= width for line in out.splitlines())
     lines = out.splitlines()
@@ -117,8 +114,8 @@ def test_any_width_fits_and_keeps_every_character(width: int, text: str) -> None
 
 def test_control_characters_in_user_text_are_never_written(monkeypatch: pytest.MonkeyPatch) -> None:
     evil = "ok\x1b[31mred\x07\x08 tab\there\r\nnext line"
-    out = _capture(lambda: plain.boxed("T", ["Key", "Value"], [["k", evil]]), monkeypatch)
-    out += _capture(lambda: plain.grid([("description", evil)]), monkeypatch)
+    out = _capture(lambda: plain.boxed("T", ["Key", "Value"], [["k", evil]]))
+    out += _capture(lambda: plain.grid([("description", evil)]))
     assert "\x1b" not in out
     assert "\x07" not in out
     assert "\x08" not in out
@@ -128,7 +125,7 @@ def test_control_characters_in_user_text_are_never_written(monkeypatch: pytest.M
 
 
 def test_wide_characters_take_two_cells(monkeypatch: pytest.MonkeyPatch) -> None:
-    out = _capture(lambda: plain.boxed("T", ["Name"], [["界界"], ["abcd"]]), monkeypatch)
+    out = _capture(lambda: plain.boxed("T", ["Name"], [["界界"], ["abcd"]]))
     widths = {plain.cell_len(line) for line in out.splitlines()[1:]}
     assert widths == {8}  # every line of the box as wide as the others
     assert plain.cell_len("e\u0301") == 1
@@ -172,3 +169,21 @@ def test_table_show_in_a_new_process_does_not_load_rich(tmp_path: Path) -> None:
     assert "│ 1 │ id   │ int64 │" in done.stdout
     assert "\x1b" not in done.stdout
     assert "x?[2Jy" in done.stdout
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    width=st.integers(min_value=1, max_value=60),
+    cells=st.lists(st.text(max_size=40), min_size=2, max_size=2),
+)
+def test_any_text_at_any_width_draws_without_error(width: int, cells: list[str]) -> None:
+    out = ""
+    for draw in (
+        lambda: plain.boxed("T", ["Key", "Value"], [cells]),
+        lambda: plain.grid([("label", cells[0])]),
+    ):
+        with pytest.MonkeyPatch.context() as mp:  # _capture undoes its patches
+            mp.setenv("COLUMNS", str(width))
+            out += _capture(draw)
+    assert all(ch.isprintable() or ch == "\n" for ch in out)
+    assert all(plain.cell_len(line) <= max(20, width) for line in out.splitlines())
