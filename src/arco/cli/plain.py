@@ -150,10 +150,11 @@ def boxed(
     """Print a table in Rich's default box (heavy head), its title above on the left."""
     ncols = len(headers)
     just: Sequence[Justify] = justify or ["left"] * ncols
+    # Every cell as its display lines, cleaned once for measuring and drawing.
+    head = [clean(h) for h in headers]
     cells = [[clean(c) for c in row] for row in rows]
     natural = [
-        max([cell_len(h)] + [cell_len(line) for row in cells for line in row[i]])
-        for i, h in enumerate(headers)
+        max(cell_len(line) for row in (head, *cells) for line in row[i]) for i in range(ncols)
     ]
     # Headers fold too, as in Rich: a narrow terminal squeezes the widest first.
     floor = [min(n, 3) for n in natural]
@@ -162,10 +163,10 @@ def boxed(
     def rule(left: str, fill: str, mid: str, right: str) -> str:
         return left + mid.join(fill * (w + 2) for w in widths) + right + "\n"
 
-    def body(values: Sequence[str], edge: str, *, head: bool = False) -> str:
+    def body(values: Sequence[list[str]], edge: str, *, bold: bool = False) -> str:
         folded = [
-            [p for line in clean(v) for p in fold(line, w)] or [""]
-            for v, w in zip(values, widths, strict=True)
+            [p for line in lines for p in fold(line, w)] or [""]
+            for lines, w in zip(values, widths, strict=True)
         ]
         height = max(len(f) for f in folded)
         text = ""
@@ -174,16 +175,16 @@ def boxed(
                 " " + _pad(f[k] if k < len(f) else "", w, j) + " "
                 for f, w, j in zip(folded, widths, just, strict=True)
             ]
-            if head and styled():
+            if bold and styled():
                 parts = [f"{_BOLD}{p}{_RESET}" for p in parts]
             text += edge + edge.join(parts) + edge + "\n"
         return text
 
     out = [
         rule("┏", "━", "┳", "┓"),
-        body(headers, "┃", head=True),
+        body(head, "┃", bold=True),
         rule("┡", "━", "╇", "┩"),
-        *(body(row, "│") for row in rows),
+        *(body(row, "│") for row in cells),
         rule("└", "─", "┴", "┘"),
     ]
     write_title(title, style=_ITALIC)

@@ -193,37 +193,27 @@ def _token_matches(
 
 def _token(reader: IndexReader, view: _View, token: str) -> _Token:
     """The field matches of one query token (kept for the view when common)."""
-    kept: _Token | None = reader.kept(view, "token", token)
-    if kept is not None:
-        return kept
-    with reader.making(view, "token", token):
-        kept = reader.kept(view, "token", token)
-        if kept is not None:
-            return kept
+
+    def make() -> tuple[_Token, int | None]:
         matches = _field_matches(reader, view, token)
         found = _Token(matches, _union([gids for _, gids, _ in matches]))
-        if len(found.direct) >= MEMO_MIN_DOCS:
-            reader.keep(view, "token", token, found, found.nbytes)
-        return found
+        return found, (found.nbytes if len(found.direct) >= MEMO_MIN_DOCS else None)
+
+    return reader.kept_or_made(view, "token", token, make)
 
 
 def _located(reader: IndexReader, view: _View, token: str, mine: _Token) -> pa.Array:
     """The documents that satisfy ``token`` in a query of several: its own matches
     and what lives in a namespace or table it names (``q:``)."""
-    kept: pa.Array | None = reader.kept(view, "located", token)
-    if kept is not None:
-        return kept
-    with reader.making(view, "located", token):
-        kept = reader.kept(view, "located", token)
-        if kept is not None:
-            return kept
+
+    def make() -> tuple[pa.Array, int | None]:
         located = _lookup(reader, view, "q:" + token, False).column("doc").combine_chunks()
         if not len(located):
-            return mine.direct
+            return mine.direct, None
         found = _union([mine.direct, located])
-        if len(found) >= MEMO_MIN_DOCS:
-            reader.keep(view, "located", token, found, found.nbytes + 256)
-        return found
+        return found, (found.nbytes + 256 if len(found) >= MEMO_MIN_DOCS else None)
+
+    return reader.kept_or_made(view, "located", token, make)
 
 
 def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]:
@@ -279,17 +269,12 @@ def _name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
     for the view when the range is common)."""
     if not q:
         return _NO_PREFIX
-    kept: _Prefix | None = reader.kept(view, "prefix", q)
-    if kept is not None:
-        return kept
-    with reader.making(view, "prefix", q):
-        kept = reader.kept(view, "prefix", q)
-        if kept is not None:
-            return kept
+
+    def make() -> tuple[_Prefix, int | None]:
         found = _make_name_prefix(reader, view, q)
-        if len(found.gids) >= MEMO_MIN_DOCS:
-            reader.keep(view, "prefix", q, found, found.nbytes)
-        return found
+        return found, (found.nbytes if len(found.gids) >= MEMO_MIN_DOCS else None)
+
+    return reader.kept_or_made(view, "prefix", q, make)
 
 
 def _make_name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
@@ -335,15 +320,14 @@ def _score(
     if candidates is not None:
         cut = [(label, _within(g, candidates), w) for label, g, w in matches]
         matches = [m for m in cut if len(m[1])]
-    summed: pa.Table | None = reader.kept(view, "weights", alone) if alone else None
-    if summed is None and alone:
-        with reader.making(view, "weights", alone):
-            summed = reader.kept(view, "weights", alone)
-            if summed is None:
-                summed = _sum_weights(matches)
-                if summed.num_rows >= MEMO_MIN_DOCS:
-                    reader.keep(view, "weights", alone, summed, summed.nbytes + 256)
-    elif summed is None:
+    if alone:
+
+        def make() -> tuple[pa.Table, int | None]:
+            made = _sum_weights(matches)
+            return made, (made.nbytes + 256 if made.num_rows >= MEMO_MIN_DOCS else None)
+
+        summed: pa.Table = reader.kept_or_made(view, "weights", alone, make)
+    else:
         summed = _sum_weights(matches)
     gids = summed.column("g").combine_chunks()
     scores = summed.column("w_sum").combine_chunks().cast(pa.float64())

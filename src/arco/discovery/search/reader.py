@@ -12,10 +12,10 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -77,6 +77,8 @@ def _fold(
     live = pc.not_equal(rows.column("_op").take(newest), tableset.OP_DELETE)
     return rows.select(names).take(newest.filter(live))
 
+
+T = TypeVar("T")
 
 _HIT_SCHEMA = pa.schema(
     [
@@ -396,15 +398,32 @@ class IndexReader:
         index commit): nothing kept for one index version answers for another."""
         return self.lookups.get(f"{view.manifest_key}\x00{kind}\x00{key}")
 
-    @contextmanager
-    def making(self, view: _View, kind: str, key: str) -> Iterator[None]:
-        """Held while one thread makes the lookup ``kind``/``key`` of this view.
+    def kept_or_made(
+        self, view: _View, kind: str, key: str, make: Callable[[], tuple[T, int | None]]
+    ) -> T:
+        """What is kept for ``kind``/``key`` of this view, else what ``make`` returns,
+        kept under the size it gives with it (None: not kept, too small to matter).
 
-        Concurrent requests for one query (a popular search, the first ones after
-        a commit) would each make the same common-token lookup, megabytes of Arrow
-        buffers and milliseconds of CPU apiece; the second waits here for the first
-        and then finds the lookup kept (:meth:`kept`). Never held around another
-        ``making`` (no lock order to keep)."""
+        One thread at a time makes a given lookup: concurrent requests for one query
+        (a popular search, the first ones after a commit) would each make the same
+        common-token lookup, megabytes of Arrow buffers and milliseconds of CPU
+        apiece; the second waits for the first and then finds the lookup kept.
+        ``make`` must not itself call this (no lock order to keep)."""
+        kept: T | None = self.kept(view, kind, key)
+        if kept is not None:
+            return kept
+        with self._one_maker(view, kind, key):
+            kept = self.kept(view, kind, key)
+            if kept is not None:
+                return kept
+            value, size = make()
+            if size is not None:
+                self.keep(view, kind, key, value, size)
+            return value
+
+    @contextmanager
+    def _one_maker(self, view: _View, kind: str, key: str) -> Iterator[None]:
+        """Held while one thread makes the lookup ``kind``/``key`` of this view."""
         name = f"{view.manifest_key}\x00{kind}\x00{key}"
         with self._making_lock:
             entry = self._making.get(name)
