@@ -374,8 +374,13 @@ def use_system_allocator() -> None:
     Under concurrent requests the default pool (mimalloc/jemalloc) kept the freed
     buffers of decoded row groups: a 100,000-table server under 8 mixed clients grew
     to ~580 MiB with it, ~410 MiB with malloc, at the same latencies (issue #12).
+
+    ``pa.set_memory_pool`` changes only the pool of pyarrow's own calls; importing
+    :mod:`arco.api` before pyarrow loads also makes malloc the pool of Arrow's C++
+    code. "system" there is this function's default too, so a process that loaded
+    pyarrow first still gets the pyarrow half.
     """
-    if not os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL", "system") == "system":
         pa.set_memory_pool(pa.system_memory_pool())
     if pa.default_memory_pool().backend_name == "system":
         fix_mmap_threshold()

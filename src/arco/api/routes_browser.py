@@ -21,7 +21,6 @@ from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -356,6 +355,10 @@ def _empty_sql(schema: pa.Schema | None) -> str:
     """A SELECT of no rows with ``schema``'s columns (an Iceberg table with no snapshot)."""
     if schema is None or not schema.names:
         return "SELECT NULL AS empty WHERE false"
+    # Imported here: the API process needs DuckDB only for this rare case (queries
+    # run in worker processes), and loading it costs every server ~12 MiB.
+    import duckdb
+
     con = duckdb.connect()
     try:
         types = con.from_arrow(schema.empty_table()).types

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from arco.api.deps import Querier
 from arco.api.responses import json_out
 from arco.api.schemas import QueryIn, QueryOut
-from arco.sql.engine import run_query
 from arco.sql.limits import QueryLimits
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
@@ -35,6 +34,10 @@ def query(
     be read (format, location outside the caller's data) is a 422, a missing data
     file a 404, data over the byte budget a 413.
     """
+    # Imported on the first query: the engine loads DuckDB (~12 MiB), which a
+    # server answering only catalog reads never needs.
+    from arco.sql.engine import run_query
+
     settings = request.app.state.settings
     limits = QueryLimits(
         max_seconds=settings.query_seconds,

@@ -1,0 +1,80 @@
+"""What a server process loads and allocates with before and while it answers (issue #12).
+
+Each test starts a new Python process, as ``uvicorn arco.api.app:create_app``
+does, because what matters is the state of a fresh interpreter: which modules it
+loaded and which pool Arrow's C++ code chose when the library was first used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+#: Builds the app the way uvicorn's factory does, reads a Parquet file the way a
+#: point read does, then reports what the process holds.
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys, tempfile
+    import arco.api.app
+    from arco.api.app import create_app
+    os.environ.update({"ARCO_STORE": "memory://", "ARCO_JWT_SECRET": "s" * 32})
+    app = create_app()
+    import pyarrow as pa, pyarrow.parquet as pq
+    path = os.path.join(tempfile.mkdtemp(), "t.parquet")
+    pq.write_table(pa.table({"a": list(range(50_000))}), path)
+    assert pq.read_table(path).num_rows == 50_000
+    print(json.dumps({
+        "pool": pa.default_memory_pool().backend_name,
+        "env": os.environ.get("ARROW_DEFAULT_MEMORY_POOL"),
+        "mimalloc_region": any(
+            (int(b, 16) - int(a, 16)) >= 1 << 30
+            for a, b in (line.split()[0].split("-") for line in open("/proc/self/maps"))
+        ),
+        "duckdb": "duckdb" in sys.modules,
+        "sql_engine": "arco.sql.engine" in sys.modules,
+    }))
+    """
+)
+
+
+def _run(env: dict[str, str]) -> dict[str, object]:
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    found: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_arrow_c_plus_plus_code_allocates_with_malloc_in_a_server_process() -> None:
+    """``pa.set_memory_pool`` alone left the Parquet reader on mimalloc, whose pages
+    held ~50 MiB more in a loaded server; importing the API first fixes the C++ pool."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    found = _run(env)
+    assert found["pool"] == "system"
+    assert found["env"] == "system"
+    # mimalloc reserves a 1 GiB region on its first allocation; malloc does not.
+    assert found["mimalloc_region"] is False
+
+
+def test_a_pool_the_user_chose_stays() -> None:
+    found = _run({**os.environ, "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"})
+    assert found["pool"] == "mimalloc"
+    assert found["env"] == "mimalloc"
+
+
+def test_the_server_loads_duckdb_only_for_a_query() -> None:
+    """The SQL engine (and DuckDB, ~12 MiB) is loaded by the first query, not at start."""
+    found = _run(dict(os.environ))
+    assert found["duckdb"] is False
+    assert found["sql_engine"] is False
