@@ -61,8 +61,8 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "arco.iceberg.service:TableAlreadyExistsError": (409, "already-exists"),
     "arco.iceberg.views:NoSuchViewError": (404, "no-such-view"),
     "arco.iceberg.views:ViewAlreadyExistsError": (409, "already-exists"),
-    "arco.iceberg.metadata:CommitRejectedError": (409, "commit-failed"),
-    "arco.iceberg.metadata:ForbiddenLocationError": (422, "forbidden-location"),
+    "arco.iceberg.errors:CommitRejectedError": (409, "commit-failed"),
+    "arco.iceberg.errors:ForbiddenLocationError": (422, "forbidden-location"),
     "arco.iceberg.signer:SignRefusedError": (403, "forbidden-location"),
     "arco.api.ratelimit:RateLimitedError": (429, "rate-limited"),
     "arco.api.problems:PayloadTooLargeError": (413, "payload-too-large"),
@@ -81,7 +81,10 @@ def _load(name: str) -> type[ArcoError]:
 
 def _all_subclasses() -> set[type[ArcoError]]:
     importlib.import_module("arco.api.app")  # every route module, hence every error
-    importlib.import_module("arco.iceberg.routes")  # mounted lazily by the app
+    # Loaded by the first request that needs them, not with the app: the Iceberg
+    # app's modules and the SQL engine.
+    for module in ("arco.iceberg.routes", "arco.iceberg.service", "arco.sql.engine"):
+        importlib.import_module(module)
     seen: set[type[ArcoError]] = {ArcoError}
     stack: list[type[ArcoError]] = [ArcoError]
     while stack:

@@ -37,6 +37,7 @@ SCRIPT = textwrap.dedent(
         ),
         "duckdb": "duckdb" in sys.modules,
         "sql_engine": "arco.sql.engine" in sys.modules,
+        "pyiceberg": "pyiceberg" in sys.modules,
     }))
     """
 )
@@ -78,3 +79,59 @@ def test_the_server_loads_duckdb_only_for_a_query() -> None:
     found = _run(dict(os.environ))
     assert found["duckdb"] is False
     assert found["sql_engine"] is False
+
+
+def test_the_server_loads_pyiceberg_only_for_an_iceberg_request() -> None:
+    """The Iceberg app (and pyiceberg, ~20 MiB) is made by the first Iceberg request."""
+    assert _run(dict(os.environ))["pyiceberg"] is False
+
+
+def test_the_iceberg_app_made_on_first_use_answers_the_first_request() -> None:
+    """The first request under /iceberg is answered by the app it makes, and a second
+    by the same app; URLs under the mount still resolve."""
+    from fastapi.testclient import TestClient
+
+    from .conftest import Tokens, make_app
+
+    app = make_app()
+    headers = Tokens().headers(roles=["admin"])
+    with TestClient(app) as client:
+        r = client.get("/iceberg/v1/config", headers=headers)
+        assert r.status_code == 200, r.text
+        assert "defaults" in r.json()
+        r = client.post(
+            "/iceberg/v1/main/namespaces", json={"namespace": ["sales"]}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+        r = client.get("/iceberg/v1/main/namespaces", headers=headers)
+        assert r.json()["namespaces"] == [["sales"]]
+    mounts = [m for m in app.routes if getattr(m, "path", "") == "/iceberg"]
+    assert mounts
+    assert any(getattr(r, "path", "") == "/v1/config" for r in mounts[0].routes)
+
+
+def test_the_app_limits_malloc_heaps_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two glibc heaps for the request threads (the GIL runs them one at a time); a
+    ``MALLOC_ARENA_MAX`` the user set stays."""
+    from arco.api import app as app_module
+
+    calls: list[tuple[int, int]] = []
+
+    def mallopt(param: int, value: int) -> int:
+        calls.append((param, value))
+        return 1
+
+    class Libc:
+        def __init__(self) -> None:
+            self.mallopt = mallopt
+
+    monkeypatch.setattr(app_module.ctypes, "CDLL", lambda _name: Libc())
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert app_module.limit_malloc_arenas()
+    assert calls == [(-8, app_module.MALLOC_ARENAS)]
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert not app_module.limit_malloc_arenas()
+    assert len(calls) == 1

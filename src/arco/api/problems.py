@@ -16,7 +16,7 @@ from arco.api.schemas import Problem
 from arco.core import errors as err
 from arco.flow.states import IllegalTransitionError
 from arco.governance.tenants import QuotaExceededError
-from arco.iceberg.metadata import CommitRejectedError, ForbiddenLocationError
+from arco.iceberg.errors import CommitRejectedError, ForbiddenLocationError
 from arco.iceberg.signer import SignRefusedError
 from arco.sql.errors import QueryTimeoutError, QueryTooLargeError
 from arco.sql.tabledata import TableDataError

@@ -20,6 +20,21 @@ from arco.core import errors as err
 
 log = logging.getLogger("arco.iceberg")
 
+
+# Defined here, not with the metadata code that raises them, so the API's problem
+# mapping can name them without loading pyiceberg (the Iceberg app loads lazily).
+class CommitRejectedError(err.ArcoError):
+    """A commit requirement does not hold for the table's current metadata (HTTP 409)."""
+
+    code = "commit-failed"
+
+
+class ForbiddenLocationError(err.ArcoError):
+    """A location lies outside the caller's own warehouse folder (HTTP 403)."""
+
+    code = "forbidden-location"
+
+
 # Most specific first; matched by error code, then by class (the API's auth and
 # rate-limit errors are not imported here: arco.iceberg sits below the API layer).
 _BY_CODE: dict[str, tuple[int, str]] = {

@@ -56,8 +56,9 @@ from pyiceberg.types import (
 )
 
 from arco.catalog.datatypes import normalize_type
-from arco.core.errors import ArcoError, InvalidArgumentError
+from arco.core.errors import InvalidArgumentError
 from arco.core.keys import Keys
+from arco.iceberg.errors import CommitRejectedError, ForbiddenLocationError
 
 __all__ = [
     "CommitRejectedError",
@@ -72,18 +73,6 @@ __all__ = [
 ]
 
 _METADATA_NAME_RE = re.compile(r"^(\d+)-([0-9a-fA-F-]{36})\.metadata\.json$")
-
-
-class CommitRejectedError(ArcoError):
-    """A commit requirement does not hold for the table's current metadata (HTTP 409)."""
-
-    code = "commit-failed"
-
-
-class ForbiddenLocationError(ArcoError):
-    """A location lies outside the caller's own warehouse folder (HTTP 403)."""
-
-    code = "forbidden-location"
 
 
 @dataclass(frozen=True)
