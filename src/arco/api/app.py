@@ -187,6 +187,7 @@ class _Envelope:
         latency: Histogram,
         audit: AuditWriter | None = None,
         direct: dict[tuple[str, str], ASGIApp] | None = None,
+        reads: list[direct_routes.DirectRead] | None = None,
     ) -> None:
         self.app = app
         self.max_body = max_body
@@ -195,6 +196,8 @@ class _Envelope:
         self.audit = audit
         #: Hot routes answered without FastAPI's router (see arco.api.direct).
         self.direct = direct or {}
+        #: Hot reads answered without FastAPI's dependency solver (arco.api.direct).
+        self.reads = reads or []
         #: The labelled metric children by (method, route, status): ``labels()`` costs a
         #: locked lookup and a tuple of strings per call.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
@@ -281,7 +284,7 @@ class _Envelope:
                 )
                 await response(scope, receive, send_with_id)
             else:
-                app = direct_routes.take(self.direct, scope) if self.direct else None
+                app = direct_routes.take(self.direct, scope, self.reads)
                 await (app or self.app)(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
@@ -579,6 +582,7 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
             key: _StreamedBodyLimit(route, limit=settings.max_body_bytes)
             for key, route in direct_routes.direct_routes(openlineage_router.routes).items()
         },
+        reads=direct_routes.read_routes([*catalog_router.routes, *tier2_router.routes]),
     )
 
     @app.get("/healthz", response_model=HealthOut, tags=["ops"])
