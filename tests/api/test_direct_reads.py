@@ -24,6 +24,7 @@ from arco.core.scope import Scope
 from arco.core.storage import open_store
 from arco.discovery.search import SearchIndex
 from arco.governance.audit import read_audit
+from arco.workspace import Workspace
 
 from .conftest import PROBLEM_JSON, Tokens, in_process_client, make_app
 
@@ -49,6 +50,9 @@ def store_url(tmp_path: Path) -> str:
     # A delta after the base, then an index that knows everything.
     cat.create_table("ops", "incidents", ["id:int64", "note:string"], description="Pager")
     SearchIndex(open_store(url), Scope("acme", "main")).refresh()
+    lineage = Workspace(open_store(url), Scope("acme", "main")).lineage
+    lineage.add_edge("sales.orders_01", "sales.orders_02", columns=["id"])
+    lineage.add_edge("sales.orders_02", "ops.incidents")
     return url
 
 
@@ -129,10 +133,17 @@ def test_direct_reads_answer_as_fastapi_does(
         "/api/v1/search?q=orders&kind=table&namespace=sales&limit=5&page_token=5",
         "/api/v1/search?q=zzzz-nothing",
         "/api/v1/search?q=orders&q=incidents",
+        "/api/v1/lineage/sales.orders_02",
+        "/api/v1/lineage/sales.orders_01?direction=downstream&depth=1",
+        "/api/v1/lineage/ops.incidents?direction=upstream&depth=50",
+        "/api/v1/lineage/nothing.here",
     ]
     for path in ok:
         answer = _both(apps, path, direct_path=True, headers=reader)
         assert answer["status"] == 200, (path, answer)
+    walk = _both(apps, "/api/v1/lineage/sales.orders_02", direct_path=True, headers=reader)
+    assert {n["name"] for n in walk["body"]["nodes"]} == {"sales.orders_01", "ops.incidents"}
+    assert walk["body"]["edges"][0]["columns"] in (["id"], [])
     # Follow a listing's pages by their tokens: the same pages both ways.
     path = "/api/v1/namespaces/sales/tables?page_size=10"
     pages = 0
@@ -167,6 +178,10 @@ def test_direct_reads_answer_as_fastapi_does(
         ("/api/v1/search?q=a&kind=bogus", 422),
         ("/api/v1/search?q=a&limit=0", 422),
         ("/api/v1/search?q=orders&as_of_version=1", 400),
+        ("/api/v1/lineage/sales.orders_01?depth=0", 422),
+        ("/api/v1/lineage/sales.orders_01?depth=51", 422),
+        ("/api/v1/lineage/sales.orders_01?direction=sideways", 422),
+        ("/api/v1/lineage/sales.orders_01?as_of_version=3", 400),
     ]:
         assert _both(apps, path, direct_path=False, headers=reader)["status"] == status, path
 

@@ -17,7 +17,7 @@ direct route does not take (any query string, a root path) goes through FastAPI
 as before; the FastAPI route stays the one documented in the OpenAPI document.
 
 The hot catalog and search reads (:data:`READS`: get a namespace, get a table,
-list a namespace's tables, search) are served by :class:`DirectRead` the same way:
+list a namespace's tables, search, a lineage walk) are served by :class:`DirectRead` the same way:
 the route's own parameter validation (FastAPI's ``request_params_to_args`` on the
 route's own fields), the dependency's role and rate checks, the route's own
 endpoint in the thread pool. A request whose parameters do not validate, that
@@ -53,6 +53,7 @@ READS = (
     routes_catalog.get_table,
     routes_catalog.list_tables,
     routes_tier2.search,
+    routes_tier2.traverse,
 )
 
 Handler = Callable[[Request], Awaitable[Response]]

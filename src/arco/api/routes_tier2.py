@@ -77,7 +77,7 @@ def traverse(
     depth: Annotated[int, Query(ge=1, le=50)] = 5,
 ) -> Any:
     """Upstream and/or downstream lineage of a table or asset, up to ``depth`` hops."""
-    return svc.lineage.traverse(node, direction=direction, depth=depth).to_dict()
+    return json_out(svc.lineage.traverse(node, direction=direction, depth=depth).to_dict())
 
 
 @router.get("/search", response_model=SearchOut, tags=["search"])
