@@ -344,8 +344,59 @@ class StateReader:
 
         ``after`` skips keys up to and including it (a page marker);
         ``name_prefix`` keeps keys whose last component starts with it.
-        Rows come out group by group, so the first batch is ready before the last
-        group is read.
+        Rows come out a slice of a group at a time, so the first batch is ready
+        before the last group is read.
+        """
+        for group, runs in self._live(prefix, after, name_prefix, _SCAN_ROWS):
+            yield tableset.to_rows(self._assemble(group, runs))
+
+    def scan_page(
+        self, prefix: Key, *, after: Key | None, name_prefix: str | None, limit: int
+    ) -> pa.Table:
+        """The first ``limit`` rows :meth:`scan` gives, as one Arrow table of the schema.
+
+        Cut from the groups and deltas as slices: only the rows of the page are
+        ever decoded into Python, by whoever reads the table (a page of 100 used
+        to convert one or two slices of 128 base rows, and each delta row apart).
+        """
+        parts: list[pa.Table] = []
+        need = limit
+        for group, runs in self._live(prefix, after, name_prefix, limit):
+            runs = _first_runs(runs, need)
+            parts.append(self._assemble(group, runs))
+            need -= sum(stop - start for _, start, stop in runs)
+            if need <= 0:
+                break
+        if not parts:
+            return self.tdef.schema.empty_table()
+        return parts[0] if len(parts) == 1 else self._concat(parts)
+
+    def scan_arrow(self, prefix: Key = ()) -> Iterator[pa.Table]:
+        """:meth:`scan` as Arrow tables of the table's schema, one per base group.
+
+        The live rows are cut from the decoded group and the delta files as slices
+        of contiguous runs, so no row becomes a Python object: a caller that
+        renders them (``arco table list``) works column by column.
+        """
+        for group, runs in self._live(prefix, None, None, None, keep=False):
+            yield self._assemble(group, runs)
+
+    def _live(
+        self,
+        prefix: Key,
+        after: Key | None,
+        name_prefix: str | None,
+        chunk: int | None,
+        *,
+        keep: bool = True,
+    ) -> Iterator[tuple[pa.Table | None, list[list[int]]]]:
+        """Where the live rows of a scan are, in sort-key order, as ``(group, runs)``.
+
+        A run ``[source, start, stop]`` is contiguous rows of ``group`` (source -1)
+        or of delta file ``source``. One item per ``chunk`` keys of a base group (or
+        per group, if None), with the delta rows whose keys fall among them; then
+        the delta rows past the last group. Only sort and primary keys are read as
+        Python values; see :meth:`scan` for ``after`` and ``name_prefix``.
         """
         touched, _ = self._deltas()
         n = len(prefix)
@@ -374,91 +425,74 @@ class StateReader:
         for g in groups:
             if self._bounds[g][0][:n] > prefix:
                 break
-            table, keys = self._group(g)
+            table, keys = self._group(g, keep=keep)
             lo_i = first(keys)
             hi_i = end(keys, lo_i)
-            # Rows become Python objects a slice at a time: a page of a listing
-            # stops after page_size rows, not at the end of the group.
-            for c in range(lo_i, hi_i, _SCAN_ROWS):
-                c_end = min(hi_i, c + _SCAN_ROWS)
-                rows = tableset.to_rows(table.slice(c, c_end - c))
-                # Base rows as dicts, delta rows as (file, row) positions resolved per batch.
-                batch: list[dict[str, Any] | tuple[int, int]] = []
-                for key, row in zip(keys[c:c_end], rows, strict=True):
-                    if not named(key) or tuple(row[k] for k in self.tdef.key) in touched:
+            step = chunk or max(1, hi_i - lo_i)
+            for c in range(lo_i, hi_i, step):
+                c_end = min(hi_i, c + step)
+                cols = [table.column(k).slice(c, c_end - c).to_pylist() for k in self.tdef.key]
+                pks = zip(*cols, strict=True)
+                runs: list[list[int]] = []
+                for i, key, pk in zip(range(c, c_end), keys[c:c_end], pks, strict=True):
+                    if not named(key) or pk in touched:
                         continue
                     while p < p_end and live_keys[p] < key:
                         if named(live_keys[p]):
-                            batch.append(live_where[p])
+                            _extend(runs, *live_where[p])
                         p += 1
-                    batch.append(row)
-                if batch:
-                    yield self._resolve(batch)
+                    _extend(runs, -1, i)
+                if runs:
+                    yield table, runs
             if hi_i < len(keys):
                 break  # the next key of this group is past the prefix
         pending = [live_where[i] for i in range(p, p_end) if named(live_keys[i])]
         for c in range(0, len(pending), tableset.GROUP_ROWS):
-            yield self._delta_rows(pending[c : c + tableset.GROUP_ROWS])
-
-    def scan_arrow(self, prefix: Key = ()) -> Iterator[pa.Table]:
-        """:meth:`scan` as Arrow tables of the table's schema, one per base group.
-
-        The live rows are cut from the decoded group and the delta files as slices
-        of contiguous runs, so no row becomes a Python object: a caller that
-        renders them (``arco table list``) works column by column.
-        """
-        touched, live = self._deltas()
-        n = len(prefix)
-        pending = sorted((k, w) for k, w in live.items() if k[:n] == prefix)
-        p = 0
-        groups: Sequence[int] = ()
-        if self.base is not None:
-            groups = self._groups_for(prefix, None)
-        for g in groups:
-            if self._bounds[g][0][:n] > prefix:
-                break
-            table, keys = self._group(g, keep=False)
-            pks = list(zip(*(table.column(c).to_pylist() for c in self.tdef.key), strict=True))
-            runs: list[list[int]] = []  # [source, start, stop]; source -1 is the group
-            for i in range(bisect.bisect_left(keys, prefix), len(keys)):
-                key = keys[i]
-                if key[:n] > prefix:
-                    break
-                if pks[i] in touched:
-                    continue
-                while p < len(pending) and pending[p][0] < key:
-                    _extend(runs, *pending[p][1])
-                    p += 1
-                _extend(runs, -1, i)
-            if runs:
-                yield self._assemble(table, runs)
-        for start in range(p, len(pending), tableset.GROUP_ROWS):
             runs = []
-            for _, (d, r) in pending[start : start + tableset.GROUP_ROWS]:
+            for d, r in pending[c : c + tableset.GROUP_ROWS]:
                 _extend(runs, d, r)
-            yield self._assemble(None, runs)
+            yield None, runs
 
     def _assemble(self, group: pa.Table | None, runs: list[list[int]]) -> pa.Table:
+        """The rows of ``runs`` (see :meth:`_live`) as one table of the schema."""
         parts = []
         for source, start, stop in runs:
             if source < 0:
                 assert group is not None
                 parts.append(group.slice(start, stop - start))
             else:
-                table = self.domain.load_file(self.deltas[source])
-                parts.append(table.slice(start, stop - start).drop_columns(["_op", "_version"]))
-        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                parts.append(self._delta_table(source).slice(start, stop - start))
+        return parts[0] if len(parts) == 1 else self._concat(parts)
 
-    def _resolve(self, batch: list[dict[str, Any] | tuple[int, int]]) -> list[dict[str, Any]]:
-        wheres = [b for b in batch if isinstance(b, tuple)]
-        if not wheres:
-            return batch  # type: ignore[return-value]
-        rows = iter(self._delta_rows(wheres))
-        return [next(rows) if isinstance(b, tuple) else b for b in batch]
+    def _delta_table(self, d: int) -> pa.Table:
+        """Delta ``d`` whole, without its ``_op`` and ``_version`` (the file is cached)."""
+        return self.domain.load_file(self.deltas[d]).drop_columns(["_op", "_version"])
+
+    def _concat(self, parts: list[pa.Table]) -> pa.Table:
+        """``parts`` as one table; files written before a column was added get it as nulls."""
+        schema = parts[0].schema
+        if any(not p.schema.equals(schema) for p in parts):
+            names = self.tdef.schema.names
+            parts = [tableset.with_added_columns(self.tdef, p).select(names) for p in parts]
+            if any(not p.schema.equals(self.tdef.schema) for p in parts):
+                parts = [p.cast(self.tdef.schema) for p in parts]
+        return pa.concat_tables(parts)
 
 
-#: Base rows a scan turns into Python rows at a time.
+#: Base keys a scan turns into Python rows at a time.
 _SCAN_ROWS = 128
+
+
+def _first_runs(runs: list[list[int]], n: int) -> list[list[int]]:
+    """The runs of the first ``n`` rows of ``runs``."""
+    out: list[list[int]] = []
+    for source, start, stop in runs:
+        if n <= 0:
+            break
+        take = min(n, stop - start)
+        out.append([source, start, start + take])
+        n -= take
+    return out
 
 
 def _delta_ranges(index: dict[str, Any] | None, tdef: TableDef) -> tuple[Key, Key, Key, Key] | None:

@@ -18,8 +18,10 @@ from arco.catalog.pointread import (
     table_from_row,
 )
 from arco.catalog.state import CatalogState
+from arco.catalog.tablejson import table_json_texts
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.core.scope import validate_dotted, validate_identifier
+from arco.domain import tableset
 from arco.domain.store import DomainStore, Snapshot
 
 
@@ -95,6 +97,20 @@ class CatalogView:
         items = [self.state.table(ns, n) for ns, n in chunk]
         token = _encode_token(list(chunk[-1])) if len(keys) > size and chunk else None
         return Page([i for i in items if i is not None], token)
+
+    def list_tables_json(
+        self,
+        namespace: str | None = None,
+        *,
+        prefix: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[str]:
+        """:meth:`list_tables` with each table as the compact JSON text of its ``to_dict()``."""
+        page = self.list_tables(
+            namespace, prefix=prefix, page_size=page_size, page_token=page_token
+        )
+        return _json_page(page)
 
 
 class CatalogReads:
@@ -203,12 +219,41 @@ class CatalogReads:
             )
         size = _page_size(page_size)
         after = _decode_token(page_token)
-        if after is not None and len(after) != 2:
-            raise InvalidArgumentError("page token is not valid for this listing")
-        batches = self._scan_tables(reader, namespace, tuple(after) if after else None, prefix)
-        rows = _first(batches, size + 1)
-        items = [table_from_row(r) for r in rows]
+        page = self._table_page(reader, namespace, after, prefix, size)
+        items = [table_from_row(r) for r in tableset.to_rows(page)]
         return _page(items, size, lambda t: [t.namespace, t.name])
+
+    def list_tables_json(
+        self,
+        namespace: str | None = None,
+        *,
+        prefix: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[str]:
+        """:meth:`list_tables` with each table as the compact JSON text of its ``to_dict()``.
+
+        The same page, token and errors, for a caller that writes JSON (the API):
+        a point reader renders the page's Arrow rows column by column
+        (:mod:`arco.catalog.tablejson`) without a ``Table`` or a dict per table.
+        """
+        reader = self._reader()
+        if reader is None:
+            return _json_page(
+                self.view().list_tables(
+                    namespace, prefix=prefix, page_size=page_size, page_token=page_token
+                )
+            )
+        size = _page_size(page_size)
+        page = self._table_page(reader, namespace, _decode_token(page_token), prefix, size)
+        texts = table_json_texts(page.slice(0, size), compact=True)
+        token = None
+        if page.num_rows > size:
+            last = page.slice(size - 1, 1)
+            token = _encode_token(
+                [last.column("namespace")[0].as_py(), last.column("name")[0].as_py()]
+            )
+        return Page(texts, token)
 
     def iter_tables(self, namespace: str | None = None) -> Iterator[list[Table]]:
         """Every table sorted by (namespace, name), in batches, read as they are yielded.
@@ -231,7 +276,6 @@ class CatalogReads:
         work column by column (``arco table list``), with no Python object per row.
         """
         from arco.catalog.state import TABLES
-        from arco.domain import tableset
 
         reader = self._reader()
         if reader is None:
@@ -249,10 +293,7 @@ class CatalogReads:
                     schema=TABLES.schema,
                 )
             return
-        if namespace is not None:
-            validate_dotted("namespace", namespace)
-            if reader.namespace_row(namespace) is None:
-                raise NotFoundError(f"namespace {namespace!r} does not exist")
+        _check_namespace(reader, namespace)
         yield from reader.tables.scan_arrow((namespace,) if namespace is not None else ())
 
     @staticmethod
@@ -262,12 +303,33 @@ class CatalogReads:
         after: tuple[str, ...] | None,
         prefix: str | None,
     ) -> Iterator[list[dict[str, Any]]]:
-        if namespace is not None:
-            validate_dotted("namespace", namespace)
-            if reader.namespace_row(namespace) is None:
-                raise NotFoundError(f"namespace {namespace!r} does not exist")
+        _check_namespace(reader, namespace)
         key = (namespace,) if namespace is not None else ()
         return reader.tables.scan(key, after=after, name_prefix=prefix)
+
+    @staticmethod
+    def _table_page(
+        reader: CatalogReader,
+        namespace: str | None,
+        after: list[str] | None,
+        prefix: str | None,
+        size: int,
+    ) -> pa.Table:
+        """Up to ``size + 1`` rows of a page of tables (one more: is there a next page)."""
+        if after is not None and len(after) != 2:
+            raise InvalidArgumentError("page token is not valid for this listing")
+        _check_namespace(reader, namespace)
+        key = (namespace,) if namespace is not None else ()
+        marker = tuple(after) if after else None
+        return reader.tables.scan_page(key, after=marker, name_prefix=prefix, limit=size + 1)
+
+
+def _check_namespace(reader: CatalogReader, namespace: str | None) -> None:
+    """Raise unless ``namespace`` is None or an existing namespace."""
+    if namespace is not None:
+        validate_dotted("namespace", namespace)
+        if reader.namespace_row(namespace) is None:
+            raise NotFoundError(f"namespace {namespace!r} does not exist")
 
 
 def _first(
@@ -283,6 +345,12 @@ def _first(
             if len(out) >= n:
                 return out
     return out
+
+
+def _json_page(page: Page[Table]) -> Page[str]:
+    """``page`` with each table as the compact JSON text of its ``to_dict()``."""
+    dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    return Page([dump(t.to_dict()) for t in page.items], page.next_page_token)
 
 
 def _page(items: list[Any], size: int, marker: Callable[[Any], list[str]]) -> Page[Any]:
