@@ -210,3 +210,29 @@ def test_a_page_reads_only_the_rows_it_needs(
     assert page.next_page_token is not None
     assert converted[-1] == 4
     assert len(converted) <= 2  # and maybe the namespace's row
+
+
+@pytest.mark.parametrize("scans", [0, 10**9])
+def test_point_reads_answer_alike_whether_delta_keys_are_scanned_or_mapped(
+    catalogs: tuple[Catalog, Catalog], monkeypatch: pytest.MonkeyPatch, scans: int
+) -> None:
+    """A reader maps a delta's key column to rows after a few lookups; renamed,
+    dropped and re-created tables are found (or not) as the fold finds them."""
+    folded, _ = catalogs
+    monkeypatch.setattr(pointread, "_SCANS_BEFORE_MAP", scans)
+    cold = Catalog(folded.store)
+    names = [(t.namespace, t.name) for t in folded.list_tables().items]
+    names += [(ns, f"t{i:05d}") for ns in NAMESPACES for i in range(0, 2200, 41)]
+    for ns, name in names:
+        try:
+            expected: object = folded.get_table(ns, name)
+        except NotFoundError as exc:
+            expected = str(exc)
+        try:
+            got: object = cold.get_table(ns, name)
+        except NotFoundError as exc:
+            got = str(exc)
+        assert got == expected, (ns, name)
+    reader = cold._reader()
+    assert reader is not None
+    assert bool(reader.tables._where_maps) == (scans == 0)

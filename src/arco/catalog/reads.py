@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from arco.catalog.models import Namespace, Page, Table
-from arco.catalog.pointread import (
-    CatalogReader,
-    namespace_from_row,
-    table_from_row,
-)
-from arco.catalog.state import CatalogState
+from arco.catalog.pointread import Key, StateReader, namespace_from_row, table_from_row
+from arco.catalog.state import NAMESPACES, TABLES, CatalogState
 from arco.catalog.tablejson import table_json_texts
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.core.scope import validate_dotted, validate_identifier
 from arco.domain import tableset
+from arco.domain.manifest import Manifest
 from arco.domain.store import DomainStore, Snapshot
 
 
@@ -111,6 +110,50 @@ class CatalogView:
             namespace, prefix=prefix, page_size=page_size, page_token=page_token
         )
         return _json_page(page)
+
+
+class CatalogReader:
+    """The catalog at one manifest, answered by point reads instead of a full fold."""
+
+    #: Resolved tables (and namespace rows) kept per reader, so repeated reads stay in memory.
+    TABLE_CACHE_SIZE = 4096
+
+    def __init__(self, domain: DomainStore[Any], manifest: Manifest) -> None:
+        self.version = manifest.version
+        self.namespaces = StateReader(domain, manifest, NAMESPACES)
+        self.tables = StateReader(domain, manifest, TABLES)
+        self.indexed = self.namespaces.indexed and self.tables.indexed
+        # Tables by (namespace, name), namespace rows by (name,).
+        self._hot: OrderedDict[Key, Any] = OrderedDict()
+        self._hot_lock = threading.Lock()
+
+    def namespace_row(self, name: str) -> dict[str, Any] | None:
+        """The row of namespace ``name`` (kept: every listing and table read checks it)."""
+        row: dict[str, Any] | None = self._kept((name,))
+        if row is None:
+            row = self.namespaces.get((name,))
+            self._keep((name,), row)
+        return row
+
+    def table(self, namespace: str, name: str) -> Table | None:
+        """The :class:`~arco.catalog.models.Table` ``namespace.name``, or None."""
+        table: Table | None = self._kept((namespace, name))
+        if table is None:
+            row = self.tables.get((namespace, name))
+            table = None if row is None else table_from_row(row)
+            self._keep((namespace, name), table)
+        return table
+
+    def _kept(self, key: Key) -> Any:
+        with self._hot_lock:
+            return self._hot.get(key)
+
+    def _keep(self, key: Key, value: object) -> None:
+        if value is not None:
+            with self._hot_lock:
+                self._hot[key] = value
+                while len(self._hot) > self.TABLE_CACHE_SIZE:
+                    self._hot.popitem(last=False)
 
 
 class CatalogReads:
@@ -275,8 +318,6 @@ class CatalogReads:
         per row group of the base, read as they are yielded: for renderers that
         work column by column (``arco table list``), with no Python object per row.
         """
-        from arco.catalog.state import TABLES
-
         reader = self._reader()
         if reader is None:
             view = self.view()
