@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import json.encoder
 from datetime import datetime, timedelta
-from typing import Any
 
 import pyarrow as pa
 
@@ -33,46 +32,88 @@ def table_json_texts(batch: pa.Table, *, compact: bool = False) -> list[str]:
     ``compact``: the separators ``,`` and ``:`` (as the API writes its bodies),
     else ``json.dumps``'s defaults ``, `` and ``: ``.
     """
-    enc = json.encoder.encode_basestring
     s, k = (",", ":") if compact else (", ", ": ")
     dump = _ENCODERS[compact]
-
-    def text(values: list[Any]) -> list[str]:
-        return ["null" if v is None else enc(v) for v in values]
-
+    # A batch cut from many runs (a page, a listing's group) has a chunk per run:
+    # one copy into single arrays costs less than converting each column chunk by chunk.
+    batch = batch.combine_chunks()
     have = set(batch.column_names)
+    rows = batch.num_rows
 
-    def col(name: str) -> list[Any]:
+    def text(name: str) -> list[str]:
         if name not in have:  # a file written before the column existed
-            return [None] * batch.num_rows
-        return column_values(batch.column(name))
+            return ["null"] * rows
+        return _texts(batch.column(name))
 
-    ids, namespaces, names = text(col("id")), text(col("namespace")), text(col("name"))
-    formats, locations = text(col("format")), text(col("location"))
-    descriptions, metadata = text(col("description")), text(col("metadata_location"))
     stamps: dict[tuple[str, int], str] = {}  # updated_at is mostly created_at again
     created = iso_texts(batch.column("created_at"), stamps)
     updated = iso_texts(batch.column("updated_at"), stamps)
-    versions = col("schema_version")
-    props = [dump(dict(p)) if p else "{}" for p in col("properties")]
-    nested = batch.column("columns").combine_chunks()
-    offsets = nested.offsets.to_pylist()
-    values = nested.values.slice(offsets[0], offsets[-1] - offsets[0]) if offsets else None
-    fields: dict[str, list[Any]] = (
-        {f: values.field(f).to_pylist() for f in _COLUMN_FIELDS} if values is not None else {}
+    props = [dump(dict(p)) if p else "{}" for p in column_values(batch.column("properties"))]
+    columns = _columns_texts(batch.column("columns").chunk(0), s, k)
+    template = (
+        "".join(f'{s if i else "{"}"{name}"{k}%s' for i, name in enumerate(_TABLE_KEYS)) + "}"
     )
-    c_ord = fields.get("ordinal", [])
+    return [
+        template % row
+        for row in zip(
+            text("id"),
+            text("namespace"),
+            text("name"),
+            text("format"),
+            text("location"),
+            text("description"),
+            props,
+            columns,
+            created,
+            updated,
+            column_values(batch.column("schema_version")),
+            text("metadata_location"),
+            strict=True,
+        )
+    ]
+
+
+#: The keys of ``Table.to_dict()``, in its order.
+_TABLE_KEYS = (
+    "id",
+    "namespace",
+    "name",
+    "format",
+    "location",
+    "description",
+    "properties",
+    "columns",
+    "created_at",
+    "updated_at",
+    "schema_version",
+    "metadata_location",
+)
+
+
+def _texts(column: pa.ChunkedArray | pa.Array) -> list[str]:
+    """JSON texts of a string column's values, escaped by ``json``'s own C function."""
+    enc = json.encoder.encode_basestring
+    if not column.null_count:
+        return list(map(enc, column.to_pylist()))
+    return ["null" if v is None else enc(v) for v in column.to_pylist()]
+
+
+def _columns_texts(nested: pa.ListArray, s: str, k: str) -> list[str]:
+    """The JSON text of each row's ``columns`` list, in ordinal order, as ``Column.to_dict()``."""
+    offsets = nested.offsets.to_pylist()
+    values = nested.values.slice(offsets[0], offsets[-1] - offsets[0])
+    c_ord = values.field("ordinal").to_pylist()
     # One text per column of every table in the batch, in one pass over flat lists.
     frags = [
         f'{{"name"{k}{n}{s}"type"{k}{t}{s}"nullable"{k}{"true" if nl else "false"}{s}'
         f'"ordinal"{k}{o}{s}"description"{k}{d}{s}"column_id"{k}{c}}}'
         for n, t, nl, o, d, c in zip(
-            text(fields.get("name", [])),
-            text(fields.get("data_type", [])),
-            fields.get("nullable", []),
+            _texts(values.field("name")),
+            _texts(values.field("data_type")),
+            values.field("nullable").to_pylist(),
             c_ord,
-            text(fields.get("description", [])),
-            fields.get("column_id", []),
+            _texts(values.field("description")),
+            values.field("column_id").to_pylist(),
             strict=True,
         )
     ]
@@ -80,24 +121,17 @@ def table_json_texts(batch: pa.Table, *, compact: bool = False) -> list[str]:
     # (Per scalar: Array.is_valid would import pyarrow.compute into a cold CLI.)
     valid = [v.is_valid for v in nested] if nested.null_count else None
     out = []
-    first = offsets[0] if offsets else 0
-    for i in range(batch.num_rows):
+    first = offsets[0]
+    for i in range(len(offsets) - 1):
         lo, hi = offsets[i] - first, offsets[i + 1] - first
         if valid is not None and not valid[i]:
             lo = hi
-        part = frags[lo:hi]
         ords = c_ord[lo:hi]
-        if ords != sorted(ords):  # ordinal order, as Table does (stored in it already)
-            part = [frags[j] for j in sorted(range(lo, hi), key=c_ord.__getitem__)]
-        columns = s.join(part)
-        out.append(
-            f'{{"id"{k}{ids[i]}{s}"namespace"{k}{namespaces[i]}{s}"name"{k}{names[i]}{s}'
-            f'"format"{k}{formats[i]}{s}"location"{k}{locations[i]}{s}'
-            f'"description"{k}{descriptions[i]}{s}"properties"{k}{props[i]}{s}'
-            f'"columns"{k}[{columns}]{s}"created_at"{k}{created[i]}{s}'
-            f'"updated_at"{k}{updated[i]}{s}'
-            f'"schema_version"{k}{versions[i]}{s}"metadata_location"{k}{metadata[i]}}}'
-        )
+        if ords == sorted(ords):  # ordinal order, as Table does (stored in it already)
+            out.append("[" + s.join(frags[lo:hi]) + "]")
+        else:
+            order = sorted(range(lo, hi), key=c_ord.__getitem__)
+            out.append("[" + s.join([frags[j] for j in order]) + "]")
     return out
 
 

@@ -438,12 +438,9 @@ def _column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
 def timestamp_integers(column: pa.ChunkedArray | pa.Array) -> list[int | None]:
     """The integers under a timestamp column (in its unit), None where it is null."""
     # view, not cast: the same buffer read as int64, without pyarrow.compute.
-    if isinstance(column, pa.Array):
-        values: list[int | None] = column.view(pa.int64()).to_pylist()
-        return values
-    values = []
-    for chunk in column.chunks:
-        values.extend(chunk.view(pa.int64()).to_pylist())
+    # Chunks combined first: a page cut from many runs has a chunk per run.
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values: list[int | None] = array.view(pa.int64()).to_pylist()
     return values
 
 
