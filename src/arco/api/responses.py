@@ -18,3 +18,15 @@ def json_out(payload: Any, status_code: int = 200) -> Response:
     """
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return Response(body.encode(), status_code=status_code, media_type="application/json")
+
+
+def json_page_out(items: list[str], next_page_token: str | None) -> Response:
+    """A page ``{"items": [...], "next_page_token": ...}`` of items that are JSON texts.
+
+    The bytes :func:`json_out` writes for the same page of values, when each item
+    is that value's compact JSON text (``list_tables_json``): the page is joined,
+    not encoded again.
+    """
+    token = "null" if next_page_token is None else json.dumps(next_page_token, ensure_ascii=False)
+    body = '{"items":[' + ",".join(items) + '],"next_page_token":' + token + "}"
+    return Response(body.encode(), media_type="application/json")

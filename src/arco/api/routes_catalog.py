@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 
 from arco.api.deps import Reader, Writer
-from arco.api.responses import json_out
+from arco.api.responses import json_out, json_page_out
 from arco.api.schemas import (
     ColumnIn,
     HistoryEntry,
@@ -144,12 +144,10 @@ def list_tables(
     as_of_version: AsOfVersion = None,
 ) -> Any:
     """Tables of a namespace sorted by name."""
-    page = _view(svc, as_of_version).list_tables(
+    page = _view(svc, as_of_version).list_tables_json(
         namespace, prefix=prefix, page_size=page_size, page_token=page_token
     )
-    return json_out(
-        {"items": [t.to_dict() for t in page.items], "next_page_token": page.next_page_token}
-    )
+    return json_page_out(page.items, page.next_page_token)
 
 
 @router.get("/tables", response_model=TablePage)
@@ -160,10 +158,10 @@ def list_all_tables(
     as_of_version: AsOfVersion = None,
 ) -> Any:
     """Every table of the workspace sorted by (namespace, name)."""
-    page = _view(svc, as_of_version).list_tables(None, page_size=page_size, page_token=page_token)
-    return json_out(
-        {"items": [t.to_dict() for t in page.items], "next_page_token": page.next_page_token}
+    page = _view(svc, as_of_version).list_tables_json(
+        None, page_size=page_size, page_token=page_token
     )
+    return json_page_out(page.items, page.next_page_token)
 
 
 @router.get("/namespaces/{namespace}/tables/{name}", response_model=TableOut)

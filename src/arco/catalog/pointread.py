@@ -19,13 +19,13 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from arco.catalog.models import Namespace, Table
-from arco.catalog.state import NAMESPACES, TABLES, CatalogState
+from arco.catalog.state import CatalogState
 from arco.core.errors import IntegrityError, ObjectNotFoundError
 from arco.core.ids import sha256_hex
 from arco.domain import tableset
@@ -101,6 +101,9 @@ class StateReader:
         self._ordered: tuple[list[Key], list[tuple[int, int]]] | None = None
         self._keys: dict[int, pa.Table] = {}
         self._lists: dict[tuple[int, str], list[Any]] = {}
+        self._rows: dict[int, pa.Table] = {}
+        self._asked: dict[tuple[int, str], int] = {}
+        self._where_maps: dict[tuple[int, str], dict[Any, list[int]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------- overlay
@@ -174,6 +177,27 @@ class StateReader:
                 hit = self._lists[(d, column)] = table.column(column).to_pylist()
             return hit
 
+    def _where(self, d: int, column: str, value: Any) -> Iterable[int]:
+        """Rows of delta ``d`` whose key column ``column`` holds ``value``.
+
+        The first lookups scan the column with ``list.index`` (a C loop, nothing to
+        build: a cold reader asks one question); a reader asked more often (a
+        server's) maps the column's values to rows once, as a scan of a bulk
+        load's 5,000-row delta per lookup was a fifth of a get-table request.
+        """
+        where = self._where_maps.get((d, column))
+        if where is not None:
+            return where.get(value, ())
+        asked = self._asked[(d, column)] = self._asked.get((d, column), 0) + 1
+        if asked <= _SCANS_BEFORE_MAP:
+            return _occurrences(self._col(d, column), value)
+        where = {}
+        for r, v in enumerate(self._col(d, column)):
+            where.setdefault(v, []).append(r)
+        with self._lock:
+            self._where_maps[(d, column)] = where
+        return where.get(value, ())
+
     def _value(self, d: int, column: str, row: int) -> Any:
         return self._key_table(d).column(column)[row].as_py()
 
@@ -199,7 +223,7 @@ class StateReader:
         for d in range(len(self.deltas)):
             if not self._may_hold(d, pk=(pk,)):
                 continue
-            for r in _occurrences(self._col(d, column), pk):
+            for r in self._where(d, column, pk):
                 version = self._value(d, "_version", r)
                 if version > self.since and (best is None or version >= best[0]):
                     best = (version, d, r)
@@ -211,7 +235,7 @@ class StateReader:
         for d in range(len(self.deltas)):
             if not self._may_hold(d, key=key):
                 continue
-            for r in _occurrences(self._col(d, sk[-1]), key[-1]):
+            for r in self._where(d, sk[-1], key[-1]):
                 if self._value(d, "_version", r) <= self.since:
                     continue
                 if _key_of(tuple(self._value(d, c, r) for c in sk)) != key:
@@ -344,8 +368,59 @@ class StateReader:
 
         ``after`` skips keys up to and including it (a page marker);
         ``name_prefix`` keeps keys whose last component starts with it.
-        Rows come out group by group, so the first batch is ready before the last
-        group is read.
+        Rows come out a slice of a group at a time, so the first batch is ready
+        before the last group is read.
+        """
+        for group, runs in self._live(prefix, after, name_prefix, _SCAN_ROWS):
+            yield tableset.to_rows(self._assemble(group, runs))
+
+    def scan_page(
+        self, prefix: Key, *, after: Key | None, name_prefix: str | None, limit: int
+    ) -> pa.Table:
+        """The first ``limit`` rows :meth:`scan` gives, as one Arrow table of the schema.
+
+        Cut from the groups and deltas as slices: only the rows of the page are
+        ever decoded into Python, by whoever reads the table (a page of 100 used
+        to convert one or two slices of 128 base rows, and each delta row apart).
+        """
+        parts: list[pa.Table] = []
+        need = limit
+        for group, runs in self._live(prefix, after, name_prefix, limit):
+            runs = _first_runs(runs, need)
+            parts.append(self._assemble(group, runs))
+            need -= sum(stop - start for _, start, stop in runs)
+            if need <= 0:
+                break
+        if not parts:
+            return self.tdef.schema.empty_table()
+        return parts[0] if len(parts) == 1 else self._concat(parts)
+
+    def scan_arrow(self, prefix: Key = ()) -> Iterator[pa.Table]:
+        """:meth:`scan` as Arrow tables of the table's schema, one per base group.
+
+        The live rows are cut from the decoded group and the delta files as slices
+        of contiguous runs, so no row becomes a Python object: a caller that
+        renders them (``arco table list``) works column by column.
+        """
+        for group, runs in self._live(prefix, None, None, None, keep=False):
+            yield self._assemble(group, runs)
+
+    def _live(
+        self,
+        prefix: Key,
+        after: Key | None,
+        name_prefix: str | None,
+        chunk: int | None,
+        *,
+        keep: bool = True,
+    ) -> Iterator[tuple[pa.Table | None, list[list[int]]]]:
+        """Where the live rows of a scan are, in sort-key order, as ``(group, runs)``.
+
+        A run ``[source, start, stop]`` is contiguous rows of ``group`` (source -1)
+        or of delta file ``source``. One item per ``chunk`` keys of a base group (or
+        per group, if None), with the delta rows whose keys fall among them; then
+        the delta rows past the last group. Only sort and primary keys are read as
+        Python values; see :meth:`scan` for ``after`` and ``name_prefix``.
         """
         touched, _ = self._deltas()
         n = len(prefix)
@@ -374,91 +449,81 @@ class StateReader:
         for g in groups:
             if self._bounds[g][0][:n] > prefix:
                 break
-            table, keys = self._group(g)
+            table, keys = self._group(g, keep=keep)
             lo_i = first(keys)
             hi_i = end(keys, lo_i)
-            # Rows become Python objects a slice at a time: a page of a listing
-            # stops after page_size rows, not at the end of the group.
-            for c in range(lo_i, hi_i, _SCAN_ROWS):
-                c_end = min(hi_i, c + _SCAN_ROWS)
-                rows = tableset.to_rows(table.slice(c, c_end - c))
-                # Base rows as dicts, delta rows as (file, row) positions resolved per batch.
-                batch: list[dict[str, Any] | tuple[int, int]] = []
-                for key, row in zip(keys[c:c_end], rows, strict=True):
-                    if not named(key) or tuple(row[k] for k in self.tdef.key) in touched:
+            step = chunk or max(1, hi_i - lo_i)
+            for c in range(lo_i, hi_i, step):
+                c_end = min(hi_i, c + step)
+                cols = [table.column(k).slice(c, c_end - c).to_pylist() for k in self.tdef.key]
+                pks = zip(*cols, strict=True)
+                runs: list[list[int]] = []
+                for i, key, pk in zip(range(c, c_end), keys[c:c_end], pks, strict=True):
+                    if not named(key) or pk in touched:
                         continue
                     while p < p_end and live_keys[p] < key:
                         if named(live_keys[p]):
-                            batch.append(live_where[p])
+                            _extend(runs, *live_where[p])
                         p += 1
-                    batch.append(row)
-                if batch:
-                    yield self._resolve(batch)
+                    _extend(runs, -1, i)
+                if runs:
+                    yield table, runs
             if hi_i < len(keys):
                 break  # the next key of this group is past the prefix
         pending = [live_where[i] for i in range(p, p_end) if named(live_keys[i])]
         for c in range(0, len(pending), tableset.GROUP_ROWS):
-            yield self._delta_rows(pending[c : c + tableset.GROUP_ROWS])
-
-    def scan_arrow(self, prefix: Key = ()) -> Iterator[pa.Table]:
-        """:meth:`scan` as Arrow tables of the table's schema, one per base group.
-
-        The live rows are cut from the decoded group and the delta files as slices
-        of contiguous runs, so no row becomes a Python object: a caller that
-        renders them (``arco table list``) works column by column.
-        """
-        touched, live = self._deltas()
-        n = len(prefix)
-        pending = sorted((k, w) for k, w in live.items() if k[:n] == prefix)
-        p = 0
-        groups: Sequence[int] = ()
-        if self.base is not None:
-            groups = self._groups_for(prefix, None)
-        for g in groups:
-            if self._bounds[g][0][:n] > prefix:
-                break
-            table, keys = self._group(g, keep=False)
-            pks = list(zip(*(table.column(c).to_pylist() for c in self.tdef.key), strict=True))
-            runs: list[list[int]] = []  # [source, start, stop]; source -1 is the group
-            for i in range(bisect.bisect_left(keys, prefix), len(keys)):
-                key = keys[i]
-                if key[:n] > prefix:
-                    break
-                if pks[i] in touched:
-                    continue
-                while p < len(pending) and pending[p][0] < key:
-                    _extend(runs, *pending[p][1])
-                    p += 1
-                _extend(runs, -1, i)
-            if runs:
-                yield self._assemble(table, runs)
-        for start in range(p, len(pending), tableset.GROUP_ROWS):
             runs = []
-            for _, (d, r) in pending[start : start + tableset.GROUP_ROWS]:
+            for d, r in pending[c : c + tableset.GROUP_ROWS]:
                 _extend(runs, d, r)
-            yield self._assemble(None, runs)
+            yield None, runs
 
     def _assemble(self, group: pa.Table | None, runs: list[list[int]]) -> pa.Table:
+        """The rows of ``runs`` (see :meth:`_live`) as one table of the schema."""
         parts = []
         for source, start, stop in runs:
             if source < 0:
                 assert group is not None
                 parts.append(group.slice(start, stop - start))
             else:
-                table = self.domain.load_file(self.deltas[source])
-                parts.append(table.slice(start, stop - start).drop_columns(["_op", "_version"]))
-        return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+                parts.append(self._delta_table(source).slice(start, stop - start))
+        return parts[0] if len(parts) == 1 else self._concat(parts)
 
-    def _resolve(self, batch: list[dict[str, Any] | tuple[int, int]]) -> list[dict[str, Any]]:
-        wheres = [b for b in batch if isinstance(b, tuple)]
-        if not wheres:
-            return batch  # type: ignore[return-value]
-        rows = iter(self._delta_rows(wheres))
-        return [next(rows) if isinstance(b, tuple) else b for b in batch]
+    def _delta_table(self, d: int) -> pa.Table:
+        """Delta ``d`` without ``_op`` and ``_version``, kept (a page asks once per run)."""
+        table = self._rows.get(d)
+        if table is None:
+            table = self.domain.load_file(self.deltas[d]).drop_columns(["_op", "_version"])
+            with self._lock:
+                self._rows[d] = table
+        return table
+
+    def _concat(self, parts: list[pa.Table]) -> pa.Table:
+        """``parts`` as one table; files written before a column was added get it as nulls."""
+        schema = parts[0].schema
+        if any(not p.schema.equals(schema) for p in parts):
+            names = self.tdef.schema.names
+            parts = [tableset.with_added_columns(self.tdef, p).select(names) for p in parts]
+            if any(not p.schema.equals(self.tdef.schema) for p in parts):
+                parts = [p.cast(self.tdef.schema) for p in parts]
+        return pa.concat_tables(parts)
 
 
-#: Base rows a scan turns into Python rows at a time.
+#: Base keys a scan turns into Python rows at a time.
 _SCAN_ROWS = 128
+#: Lookups of a delta's key column by scanning it before it is mapped (:meth:`StateReader._where`).
+_SCANS_BEFORE_MAP = 16
+
+
+def _first_runs(runs: list[list[int]], n: int) -> list[list[int]]:
+    """The runs of the first ``n`` rows of ``runs``."""
+    out: list[list[int]] = []
+    for source, start, stop in runs:
+        if n <= 0:
+            break
+        take = min(n, stop - start)
+        out.append([source, start, start + take])
+        n -= take
+    return out
 
 
 def _delta_ranges(index: dict[str, Any] | None, tdef: TableDef) -> tuple[Key, Key, Key, Key] | None:
@@ -492,42 +557,6 @@ def _extend(runs: list[list[int]], source: int, row: int) -> None:
         runs[-1][2] = row + 1
     else:
         runs.append([source, row, row + 1])
-
-
-class CatalogReader:
-    """The catalog at one manifest, answered by point reads instead of a full fold."""
-
-    #: Resolved tables kept per reader, so repeated reads of one table stay in memory.
-    TABLE_CACHE_SIZE = 4096
-
-    def __init__(self, domain: DomainStore[Any], manifest: Manifest) -> None:
-        self.version = manifest.version
-        self.namespaces = StateReader(domain, manifest, NAMESPACES)
-        self.tables = StateReader(domain, manifest, TABLES)
-        self.indexed = self.namespaces.indexed and self.tables.indexed
-        self._hot: OrderedDict[Key, Table] = OrderedDict()
-        self._hot_lock = threading.Lock()
-
-    def namespace_row(self, name: str) -> dict[str, Any] | None:
-        """The row of namespace ``name``."""
-        return self.namespaces.get((name,))
-
-    def table(self, namespace: str, name: str) -> Table | None:
-        """The :class:`~arco.catalog.models.Table` ``namespace.name``, or None."""
-        key = (namespace, name)
-        with self._hot_lock:
-            hit = self._hot.get(key)
-        if hit is not None:
-            return hit
-        row = self.tables.get(key)
-        if row is None:
-            return None
-        table = table_from_row(row)
-        with self._hot_lock:
-            self._hot[key] = table
-            while len(self._hot) > self.TABLE_CACHE_SIZE:
-                self._hot.popitem(last=False)
-        return table
 
 
 def table_from_row(row: dict[str, Any]) -> Table:

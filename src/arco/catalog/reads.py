@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
 
 from arco.catalog.models import Namespace, Page, Table
-from arco.catalog.pointread import (
-    CatalogReader,
-    namespace_from_row,
-    table_from_row,
-)
-from arco.catalog.state import CatalogState
+from arco.catalog.pointread import Key, StateReader, namespace_from_row, table_from_row
+from arco.catalog.state import NAMESPACES, TABLES, CatalogState
+from arco.catalog.tablejson import table_json_texts
 from arco.core.errors import InvalidArgumentError, NotFoundError
 from arco.core.scope import validate_dotted, validate_identifier
+from arco.domain import tableset
+from arco.domain.manifest import Manifest
 from arco.domain.store import DomainStore, Snapshot
 
 
@@ -95,6 +96,64 @@ class CatalogView:
         items = [self.state.table(ns, n) for ns, n in chunk]
         token = _encode_token(list(chunk[-1])) if len(keys) > size and chunk else None
         return Page([i for i in items if i is not None], token)
+
+    def list_tables_json(
+        self,
+        namespace: str | None = None,
+        *,
+        prefix: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[str]:
+        """:meth:`list_tables` with each table as the compact JSON text of its ``to_dict()``."""
+        page = self.list_tables(
+            namespace, prefix=prefix, page_size=page_size, page_token=page_token
+        )
+        return _json_page(page)
+
+
+class CatalogReader:
+    """The catalog at one manifest, answered by point reads instead of a full fold."""
+
+    #: Resolved tables (and namespace rows) kept per reader, so repeated reads stay in memory.
+    TABLE_CACHE_SIZE = 4096
+
+    def __init__(self, domain: DomainStore[Any], manifest: Manifest) -> None:
+        self.version = manifest.version
+        self.namespaces = StateReader(domain, manifest, NAMESPACES)
+        self.tables = StateReader(domain, manifest, TABLES)
+        self.indexed = self.namespaces.indexed and self.tables.indexed
+        # Tables by (namespace, name), namespace rows by (name,).
+        self._hot: OrderedDict[Key, Any] = OrderedDict()
+        self._hot_lock = threading.Lock()
+
+    def namespace_row(self, name: str) -> dict[str, Any] | None:
+        """The row of namespace ``name`` (kept: every listing and table read checks it)."""
+        row: dict[str, Any] | None = self._kept((name,))
+        if row is None:
+            row = self.namespaces.get((name,))
+            self._keep((name,), row)
+        return row
+
+    def table(self, namespace: str, name: str) -> Table | None:
+        """The :class:`~arco.catalog.models.Table` ``namespace.name``, or None."""
+        table: Table | None = self._kept((namespace, name))
+        if table is None:
+            row = self.tables.get((namespace, name))
+            table = None if row is None else table_from_row(row)
+            self._keep((namespace, name), table)
+        return table
+
+    def _kept(self, key: Key) -> Any:
+        with self._hot_lock:
+            return self._hot.get(key)
+
+    def _keep(self, key: Key, value: object) -> None:
+        if value is not None:
+            with self._hot_lock:
+                self._hot[key] = value
+                while len(self._hot) > self.TABLE_CACHE_SIZE:
+                    self._hot.popitem(last=False)
 
 
 class CatalogReads:
@@ -203,12 +262,41 @@ class CatalogReads:
             )
         size = _page_size(page_size)
         after = _decode_token(page_token)
-        if after is not None and len(after) != 2:
-            raise InvalidArgumentError("page token is not valid for this listing")
-        batches = self._scan_tables(reader, namespace, tuple(after) if after else None, prefix)
-        rows = _first(batches, size + 1)
-        items = [table_from_row(r) for r in rows]
+        page = self._table_page(reader, namespace, after, prefix, size)
+        items = [table_from_row(r) for r in tableset.to_rows(page)]
         return _page(items, size, lambda t: [t.namespace, t.name])
+
+    def list_tables_json(
+        self,
+        namespace: str | None = None,
+        *,
+        prefix: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[str]:
+        """:meth:`list_tables` with each table as the compact JSON text of its ``to_dict()``.
+
+        The same page, token and errors, for a caller that writes JSON (the API):
+        a point reader renders the page's Arrow rows column by column
+        (:mod:`arco.catalog.tablejson`) without a ``Table`` or a dict per table.
+        """
+        reader = self._reader()
+        if reader is None:
+            return _json_page(
+                self.view().list_tables(
+                    namespace, prefix=prefix, page_size=page_size, page_token=page_token
+                )
+            )
+        size = _page_size(page_size)
+        page = self._table_page(reader, namespace, _decode_token(page_token), prefix, size)
+        texts = table_json_texts(page.slice(0, size), compact=True)
+        token = None
+        if page.num_rows > size:
+            last = page.slice(size - 1, 1)
+            token = _encode_token(
+                [last.column("namespace")[0].as_py(), last.column("name")[0].as_py()]
+            )
+        return Page(texts, token)
 
     def iter_tables(self, namespace: str | None = None) -> Iterator[list[Table]]:
         """Every table sorted by (namespace, name), in batches, read as they are yielded.
@@ -230,9 +318,6 @@ class CatalogReads:
         per row group of the base, read as they are yielded: for renderers that
         work column by column (``arco table list``), with no Python object per row.
         """
-        from arco.catalog.state import TABLES
-        from arco.domain import tableset
-
         reader = self._reader()
         if reader is None:
             view = self.view()
@@ -249,10 +334,7 @@ class CatalogReads:
                     schema=TABLES.schema,
                 )
             return
-        if namespace is not None:
-            validate_dotted("namespace", namespace)
-            if reader.namespace_row(namespace) is None:
-                raise NotFoundError(f"namespace {namespace!r} does not exist")
+        _check_namespace(reader, namespace)
         yield from reader.tables.scan_arrow((namespace,) if namespace is not None else ())
 
     @staticmethod
@@ -262,12 +344,33 @@ class CatalogReads:
         after: tuple[str, ...] | None,
         prefix: str | None,
     ) -> Iterator[list[dict[str, Any]]]:
-        if namespace is not None:
-            validate_dotted("namespace", namespace)
-            if reader.namespace_row(namespace) is None:
-                raise NotFoundError(f"namespace {namespace!r} does not exist")
+        _check_namespace(reader, namespace)
         key = (namespace,) if namespace is not None else ()
         return reader.tables.scan(key, after=after, name_prefix=prefix)
+
+    @staticmethod
+    def _table_page(
+        reader: CatalogReader,
+        namespace: str | None,
+        after: list[str] | None,
+        prefix: str | None,
+        size: int,
+    ) -> pa.Table:
+        """Up to ``size + 1`` rows of a page of tables (one more: is there a next page)."""
+        if after is not None and len(after) != 2:
+            raise InvalidArgumentError("page token is not valid for this listing")
+        _check_namespace(reader, namespace)
+        key = (namespace,) if namespace is not None else ()
+        marker = tuple(after) if after else None
+        return reader.tables.scan_page(key, after=marker, name_prefix=prefix, limit=size + 1)
+
+
+def _check_namespace(reader: CatalogReader, namespace: str | None) -> None:
+    """Raise unless ``namespace`` is None or an existing namespace."""
+    if namespace is not None:
+        validate_dotted("namespace", namespace)
+        if reader.namespace_row(namespace) is None:
+            raise NotFoundError(f"namespace {namespace!r} does not exist")
 
 
 def _first(
@@ -283,6 +386,12 @@ def _first(
             if len(out) >= n:
                 return out
     return out
+
+
+def _json_page(page: Page[Table]) -> Page[str]:
+    """``page`` with each table as the compact JSON text of its ``to_dict()``."""
+    dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    return Page([dump(t.to_dict()) for t in page.items], page.next_page_token)
 
 
 def _page(items: list[Any], size: int, marker: Callable[[Any], list[str]]) -> Page[Any]:

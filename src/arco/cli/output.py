@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import json.encoder
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -54,71 +53,13 @@ def emit_json(value: Any) -> None:
 def tables_json_texts(batch: pa.Table) -> list[str]:
     """Each row of a ``tables`` batch as ``json.dumps(Table.to_dict(), ensure_ascii=False)``.
 
-    Built column by column from Arrow (:meth:`Catalog.iter_table_batches`): no
-    ``Table``, ``Column`` or row dict per table, and every string escaped by the
-    C function ``json`` itself uses. ``tests/cli`` checks it text for text
-    against ``json.dumps``.
+    Built column by column from Arrow (:meth:`Catalog.iter_table_batches`) by
+    :func:`arco.catalog.tablejson.table_json_texts`: no ``Table``, ``Column`` or
+    row dict per table. ``tests/cli`` checks it text for text against ``json.dumps``.
     """
-    from arco.domain.tableset import column_values
+    from arco.catalog.tablejson import table_json_texts
 
-    enc = json.encoder.encode_basestring
-
-    def text(values: list[Any]) -> list[str]:
-        return ["null" if v is None else enc(v) for v in values]
-
-    def col(name: str) -> list[Any]:
-        return column_values(batch.column(name))
-
-    ids, namespaces, names = text(col("id")), text(col("namespace")), text(col("name"))
-    formats, locations = text(col("format")), text(col("location"))
-    descriptions, metadata = text(col("description")), text(col("metadata_location"))
-    created = [enc(v.isoformat()) for v in col("created_at")]
-    updated = [enc(v.isoformat()) for v in col("updated_at")]
-    versions = col("schema_version")
-    props = [json.dumps(dict(p), ensure_ascii=False) if p else "{}" for p in col("properties")]
-    nested = batch.column("columns").combine_chunks()
-    offsets = nested.offsets.to_pylist()
-    values = nested.values.slice(offsets[0], offsets[-1] - offsets[0]) if offsets else None
-    fields: dict[str, list[Any]] = (
-        {
-            f: values.field(f).to_pylist()
-            for f in ("name", "data_type", "nullable", "ordinal", "description", "column_id")
-        }
-        if values is not None
-        else {}
-    )
-    c_ord = fields.get("ordinal", [])
-    # One text per column of every table in the batch, in one pass over flat lists.
-    frags = [
-        f'{{"name": {n}, "type": {t}, "nullable": {"true" if nl else "false"}, '
-        f'"ordinal": {o}, "description": {d}, "column_id": {c}}}'
-        for n, t, nl, o, d, c in zip(
-            text(fields.get("name", [])),
-            text(fields.get("data_type", [])),
-            fields.get("nullable", []),
-            c_ord,
-            text(fields.get("description", [])),
-            fields.get("column_id", []),
-            strict=True,
-        )
-    ]
-    out = []
-    first = offsets[0] if offsets else 0
-    for i in range(batch.num_rows):
-        lo, hi = offsets[i] - first, offsets[i + 1] - first
-        part = frags[lo:hi]
-        ords = c_ord[lo:hi]
-        if ords != sorted(ords):  # ordinal order, as Table does (stored in it already)
-            part = [frags[j] for j in sorted(range(lo, hi), key=c_ord.__getitem__)]
-        columns = ", ".join(part)
-        out.append(
-            f'{{"id": {ids[i]}, "namespace": {namespaces[i]}, "name": {names[i]}, '
-            f'"format": {formats[i]}, "location": {locations[i]}, '
-            f'"description": {descriptions[i]}, "properties": {props[i]}, '
-            f'"columns": [{columns}], "created_at": {created[i]}, "updated_at": {updated[i]}, '
-            f'"schema_version": {versions[i]}, "metadata_location": {metadata[i]}}}'
-        )
-    return out
+    return table_json_texts(batch)
 
 
 def emit_json_texts(batches: Iterable[Sequence[str]]) -> None:

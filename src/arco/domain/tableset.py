@@ -421,18 +421,26 @@ def column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
 
 
 def _column_values(column: pa.ChunkedArray | pa.Array) -> list[Any]:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    dtype = array.type
+    dtype = column.type
     if pa.types.is_timestamp(dtype) and dtype.tz in _EPOCHS and dtype.unit in _UNIT_MICROSECONDS:
         epoch, scale = _EPOCHS[dtype.tz], _UNIT_MICROSECONDS[dtype.unit]
         # Whole-epoch arithmetic on an aware UTC datetime matches pyarrow's
         # conversion exactly (no DST in UTC), including the ZoneInfo tzinfo.
         return [
             None if v is None else epoch + timedelta(microseconds=v * scale)
-            # view, not cast: the same buffer read as int64, without pyarrow.compute.
-            for v in array.view(pa.int64()).to_pylist()
+            for v in timestamp_integers(column)
         ]
-    values: list[Any] = array.to_pylist()
+    # A chunked column as it is: combining the chunks first costs more than it saves.
+    values: list[Any] = column.to_pylist()
+    return values
+
+
+def timestamp_integers(column: pa.ChunkedArray | pa.Array) -> list[int | None]:
+    """The integers under a timestamp column (in its unit), None where it is null."""
+    # view, not cast: the same buffer read as int64, without pyarrow.compute.
+    # Chunks combined first: a page cut from many runs has a chunk per run.
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    values: list[int | None] = array.view(pa.int64()).to_pylist()
     return values
 
 
