@@ -29,6 +29,7 @@ from arco.catalog import Catalog
 from arco.core import InvalidArgumentError
 from arco.discovery.search import MAX_PREFIX, MIN_PREFIX, SearchIndex, tokenize
 from arco.discovery.search import query as search_query
+from arco.discovery.search import sets as search_sets
 
 from ._support import SCOPE, memory_store
 
@@ -329,8 +330,9 @@ def test_kept_lookups_agree_with_the_reference_across_changes(
 ) -> None:
     """Every lookup kept (however rare), every query asked twice, and a change in
     between: what a query kept for one index version never answers for the next."""
-    saved = search_query.MEMO_MIN_DOCS
-    search_query.MEMO_MIN_DOCS = 0
+    saved = search_query.MEMO_MIN_DOCS, search_query._FEW_ROWS, search_sets.MASK_MIN_DOCS
+    # Every kept set a mask, every name prefix grouped by Arrow.
+    search_query.MEMO_MIN_DOCS, search_query._FEW_ROWS, search_sets.MASK_MIN_DOCS = 0, 0, 0
     try:
         store = memory_store()
         cat = Catalog(store, SCOPE)
@@ -349,7 +351,7 @@ def test_kept_lookups_agree_with_the_reference_across_changes(
                 spec.tables[(ns, name)] = (new_description, props, columns)
             check(index, reference_docs(spec), spec, data, twice=True)
     finally:
-        search_query.MEMO_MIN_DOCS = saved
+        search_query.MEMO_MIN_DOCS, search_query._FEW_ROWS, search_sets.MASK_MIN_DOCS = saved
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\t\n"])

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .reader import _HIT_SCHEMA, IndexReader, _View
+from .sets import EMPTY_GIDS, DocSet, intersect, without
 from .state import _KIND_ORDER, KINDS
 from .tokens import MAX_PREFIX, MIN_PREFIX, tokenize
 
@@ -23,14 +24,17 @@ from .tokens import MAX_PREFIX, MIN_PREFIX, tokenize
 #: of the field scores the first weight, one that only starts a token the second
 #: (each below the field's whole-token weight, above the next field's).
 FIELDS = (("n", 100.0, 50.0), ("d", 10.0, 6.0), ("p", 5.0, 2.0))
-_EMPTY_GIDS = pa.array([], pa.int32())
+_EMPTY_GIDS = EMPTY_GIDS
 #: One field match: its label (as a hit's ``matched`` shows it), the documents
 #: (without repeats) and its weight.
-_Match = tuple[str, pa.Array, float]
+_Match = tuple[str, DocSet, float]
 #: A lookup whose answer holds at least this many documents is kept for the index
 #: view (a common token: the costly ones; a rare token is cheaper to look up again
 #: than to keep). See docs/adr/024-search-lookups-kept-per-index-version.md.
 MEMO_MIN_DOCS = 1_024
+#: A name-prefix range of at most this many postings is scored without a grouping plan.
+_FEW_ROWS = 64
+_RANK_KEYS = [("score", "descending"), ("g", "ascending")]
 
 
 @dataclass(frozen=True)
@@ -74,12 +78,12 @@ class _Token:
     documents it matches by a field of their own (without repeats)."""
 
     matches: list[_Match]
-    direct: pa.Array
+    direct: DocSet
 
     @property
     def nbytes(self) -> int:
         """Memory held (what the cache bound counts)."""
-        return int(self.direct.nbytes + sum(g.nbytes for _, g, _ in self.matches)) + 256
+        return self.direct.nbytes + sum(g.nbytes for _, g, _ in self.matches) + 256
 
 
 @dataclass(frozen=True)
@@ -90,14 +94,17 @@ class _Prefix:
     gids: pa.Array
     scores: pa.Array
     exact: frozenset[int]
+    #: ``gids`` again, as a mask when the range is common (to probe a page by).
+    members: DocSet
 
     @property
     def nbytes(self) -> int:
         """Memory held (what the cache bound counts)."""
-        return int(self.gids.nbytes + self.scores.nbytes) + 64 * len(self.exact) + 256
+        held = self.gids.nbytes + self.scores.nbytes + 64 * len(self.exact)
+        return int(held) + (self.members.nbytes if self.members.mask is not None else 0) + 256
 
 
-_NO_PREFIX = _Prefix(_EMPTY_GIDS, pa.array([], pa.float64()), frozenset())
+_NO_PREFIX = _Prefix(_EMPTY_GIDS, pa.array([], pa.float64()), frozenset(), DocSet.of(_EMPTY_GIDS))
 
 
 def run_query(
@@ -115,16 +122,26 @@ def run_query(
     the kind and namespace filters, then the page from ``offset``."""
     # Tokenize before lowercasing so a camelCase query splits like the names.
     q_tokens = tokenize(query.strip())
-    matches, satisfying, direct = _token_matches(reader, view, q_tokens)
-    required = _required(satisfying, direct)
-    prefix = _name_prefix(reader, view, query.strip().lower())
-    if not len(required) and not len(prefix.gids):
-        return SearchResults([], 0, None, version)
-    # One query token: every document it matches is a candidate, and its summed
-    # weights are kept with it; with several, matches are cut to the candidates.
-    alone = q_tokens[0] if len(q_tokens) == 1 else None
-    candidates = None if alone else _union([required, prefix.gids])
-    ranked, matches = _score(reader, view, matches, prefix, candidates, alone)
+    q = query.strip().lower()
+    tokens = [_token(reader, view, token) for token in q_tokens]
+    matches = [m for found in tokens for m in found.matches]
+    prefix = _name_prefix(reader, view, q)
+    if len(q_tokens) == 1:
+        # One query token: every document it matches is a candidate, and the scored
+        # documents are kept in rank order with the view when common.
+        if not len(tokens[0].direct) and not len(prefix.gids):
+            return SearchResults([], 0, None, version)
+        ranked = _ranked_alone(reader, view, q_tokens[0], q, tokens[0], prefix)
+        in_order = True
+    else:
+        # With several, the candidates are those satisfying every token (or the
+        # whole query as a name prefix), scored by the matches that hold them.
+        required = _required(reader, view, q_tokens, tokens)
+        if not len(required) and not len(prefix.gids):
+            return SearchResults([], 0, None, version)
+        candidates = _union([required, prefix.gids]) if len(prefix.gids) else required
+        ranked = _score(matches, prefix, candidates)
+        in_order = False
     if kind is not None:
         kinds = _kinds(reader, view, ranked.column("g").combine_chunks())
         ranked = ranked.filter(pc.equal(kinds, _KIND_ORDER[kind]))
@@ -134,7 +151,8 @@ def run_query(
     need = offset + limit
     if offset >= total:
         return SearchResults([], total, None, version)
-    order, by_num = _page(reader, view, _top(ranked, view.base_docs, need), offset, need)
+    top = _top(ranked, view.base_docs, need, in_order)
+    order, by_num = _page(reader, view, top, offset, need)
     hits = _hits(order, by_num, _labels(order, matches, prefix))
     return SearchResults(hits, total, str(need) if need < total else None, version)
 
@@ -172,54 +190,65 @@ def _lookup(reader: IndexReader, view: _View, token: str, prefix: bool) -> pa.Ta
     return out
 
 
-def _token_matches(
-    reader: IndexReader, view: _View, q_tokens: Sequence[str]
-) -> tuple[list[_Match], list[pa.Array], list[pa.Array]]:
-    """Every field match of every query token; for each token the documents that
-    satisfy it, and those it matches by a field of their own (each without repeats)."""
-    matches: list[_Match] = []
-    satisfying: list[pa.Array] = []
-    direct: list[pa.Array] = []
-    for token in q_tokens:
-        mine = _token(reader, view, token)
-        matches.extend(mine.matches)
-        direct.append(mine.direct)
-        # Where an object lives (``q:``) can satisfy a query token but never makes
-        # a hit on its own: "sales orders" finds sales.orders, "sales" alone does
-        # not list every column in the namespace.
-        satisfying.append(_located(reader, view, token, mine) if len(q_tokens) > 1 else mine.direct)
-    return matches, satisfying, direct
-
-
 def _token(reader: IndexReader, view: _View, token: str) -> _Token:
-    """The field matches of one query token (kept for the view when common)."""
+    """The field matches of one query token (kept for the view when common, large
+    sets as masks)."""
 
     def make() -> tuple[_Token, int | None]:
-        matches = _field_matches(reader, view, token)
-        found = _Token(matches, _union([gids for _, gids, _ in matches]))
-        return found, (found.nbytes if len(found.direct) >= MEMO_MIN_DOCS else None)
+        raw = _field_matches(reader, view, token)
+        direct = _union([gids for _, gids, _ in raw])
+        if len(direct) < MEMO_MIN_DOCS:
+            found = _Token([(k, DocSet.of(g), w) for k, g, w in raw], DocSet.of(direct))
+            return found, None
+        size = _doc_limit(view)
+        found = _Token(
+            [(k, DocSet.of(g).compact(size), w) for k, g, w in raw],
+            DocSet.of(direct).compact(size),
+        )
+        return found, found.nbytes
 
     return reader.kept_or_made(view, "token", token, make)
 
 
-def _located(reader: IndexReader, view: _View, token: str, mine: _Token) -> pa.Array:
+def _located(reader: IndexReader, view: _View, token: str, mine: _Token) -> DocSet:
     """The documents that satisfy ``token`` in a query of several: its own matches
     and what lives in a namespace or table it names (``q:``)."""
 
-    def make() -> tuple[pa.Array, int | None]:
+    def make() -> tuple[DocSet, int | None]:
         located = _lookup(reader, view, "q:" + token, False).column("doc").combine_chunks()
         if not len(located):
             return mine.direct, None
-        found = _union([mine.direct, located])
-        return found, (found.nbytes + 256 if len(found) >= MEMO_MIN_DOCS else None)
+        found = DocSet.of(_union([mine.direct.ids(), located]))
+        if len(found) < MEMO_MIN_DOCS:
+            return found, None
+        found = found.compact(_doc_limit(view))
+        return found, found.nbytes + 256
 
     return reader.kept_or_made(view, "located", token, make)
 
 
-def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]:
+def _doc_limit(view: _View) -> int:
+    """A bound on the view's document numbers (masks are made this long)."""
+    return max(int(view.meta.get("next_doc", 0)), view.base_docs)
+
+
+def _every(reader: IndexReader, view: _View) -> pa.Array:
+    """The numbers ``0 .. _doc_limit(view)-1`` (kept: masks' documents are read from it)."""
+
+    def make() -> tuple[pa.Array, int | None]:
+        every = pa.array(range(_doc_limit(view)), pa.int32())
+        return every, every.nbytes + 256
+
+    every: pa.Array = reader.kept_or_made(view, "every", "", make)
+    return every
+
+
+def _field_matches(
+    reader: IndexReader, view: _View, token: str
+) -> list[tuple[str, pa.Array, float]]:
     """The fields ``token`` matches, exactly (a name also by its whole) and, when it
     is long enough, as the start of a longer token."""
-    out: list[_Match] = []
+    out: list[tuple[str, pa.Array, float]] = []
     can_prefix = MIN_PREFIX <= len(token) <= MAX_PREFIX
     for marker, weight, prefix_weight in FIELDS:
         key = f"{marker}:{token}"
@@ -241,26 +270,26 @@ def _field_matches(reader: IndexReader, view: _View, token: str) -> list[_Match]
     return out
 
 
-def _required(satisfying: list[pa.Array], direct: list[pa.Array]) -> pa.Array:
-    """The documents that satisfy every query token, some perhaps only by where
-    they live.
+def _required(
+    reader: IndexReader, view: _View, q_tokens: Sequence[str], tokens: Sequence[_Token]
+) -> pa.Array:
+    """The documents that satisfy every one of several query tokens, some perhaps
+    only by where they live.
 
-    With several tokens, those that match no token by a field of their own drop
-    out in :func:`_score` (which sums only field matches and the name prefix), so
-    they are not looked for here: that was a pass over every token's matches."""
-    if len(direct) == 1:
-        return direct[0]
-    if not direct or not any(len(d) for d in direct):
+    Those that match no token by a field of their own drop out in :func:`_score`
+    (which sums only field matches and the name prefix), so they are not looked
+    for here."""
+    if not any(len(found.direct) for found in tokens):
         return _EMPTY_GIDS
-    # Every token must match: start from the rarest token and keep narrowing (each
-    # step hashes the narrowed set, the smaller side, and probes the token's).
-    by_rarity = sorted(satisfying, key=len)
-    required = by_rarity[0]
-    for docs in by_rarity[1:]:
-        if not len(required):
-            break
-        required = _within(docs, required)
-    return required
+    # Where an object lives (``q:``) can satisfy a query token but never makes a
+    # hit on its own: "sales orders" finds sales.orders, "sales" alone does not
+    # list every column in the namespace.
+    satisfying = [
+        _located(reader, view, token, found) for token, found in zip(q_tokens, tokens, strict=True)
+    ]
+    if all(s.mask is not None for s in satisfying):
+        return intersect(satisfying, _every(reader, view))
+    return intersect(satisfying)
 
 
 def _name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
@@ -289,63 +318,80 @@ def _make_name_prefix(reader: IndexReader, view: _View, q: str) -> _Prefix:
         pc.divide(100.0 * len(q), rows.column("name_len").cast(pa.float64())),
     )
     score = pc.if_else(is_exact, 1000.0, score)
+    exact = frozenset(pc.filter(rows.column("doc"), is_exact).to_pylist())
+    if rows.num_rows <= _FEW_ROWS:
+        # A rare range: the best score of each document without a grouping plan
+        # (which costs ~50 µs before its first row).
+        best_of: dict[int, float] = {}
+        for g, s in zip(rows.column("doc").to_pylist(), score.to_pylist(), strict=True):
+            if g not in best_of or s > best_of[g]:
+                best_of[g] = s
+        gids = pa.array(list(best_of), pa.int32())
+        return _Prefix(gids, pa.array(list(best_of.values()), pa.float64()), exact, DocSet.of(gids))
     best = (
         pa.table({"g": rows.column("doc"), "s": score})
         .group_by("g", use_threads=False)
         .aggregate([("s", "max")])
     )
-    return _Prefix(
-        best.column("g").combine_chunks(),
-        best.column("s_max").combine_chunks(),
-        frozenset(pc.filter(rows.column("doc"), is_exact).to_pylist()),
-    )
+    gids = best.column("g").combine_chunks()
+    members = DocSet.of(gids)
+    if len(gids) >= MEMO_MIN_DOCS:
+        members = members.compact(_doc_limit(view))
+    return _Prefix(gids, best.column("s_max").combine_chunks(), exact, members)
 
 
-def _score(
-    reader: IndexReader,
-    view: _View,
-    matches: list[_Match],
-    prefix: _Prefix,
-    candidates: pa.Array | None,
-    alone: str | None,
-) -> tuple[pa.Table, list[_Match]]:
-    """``g`` and ``score`` of each candidate: its field weights (integers, summed
-    exactly) plus its prefix score, added last so the float result is the same
-    whatever order the tokens came in; and the matches cut to the candidates.
+def _ranked_alone(
+    reader: IndexReader, view: _View, token: str, q: str, mine: _Token, prefix: _Prefix
+) -> pa.Table:
+    """``g`` and ``score`` of every document a one-token query finds, in rank order
+    (score descending, then number): its token's summed field weights plus its
+    prefix score, added last (kept for the view when common)."""
 
-    ``alone``: the query's only token, whose summed weights cover every candidate
-    but the prefix ones and are kept with the view when common. With several
-    tokens each match is cut to the candidates before summing, so only candidates
-    with a field match of their own (or a name prefix) are scored."""
-    if candidates is not None:
-        cut = [(label, _within(g, candidates), w) for label, g, w in matches]
-        matches = [m for m in cut if len(m[1])]
-    if alone:
+    def make() -> tuple[pa.Table, int | None]:
+        summed = _sum_weights([(label, s.ids(), w) for label, s, w in mine.matches])
+        gids = summed.column("g").combine_chunks()
+        scores = summed.column("w_sum").combine_chunks().cast(pa.float64())
+        if len(prefix.gids):
+            # Documents found only as a name prefix have no field weight.
+            extra = without(prefix.gids, mine.direct)
+            if len(extra):
+                gids = pa.concat_arrays([gids, extra])
+                zeros = pa.repeat(pa.scalar(0.0, pa.float64()), len(extra))
+                scores = pa.concat_arrays([scores, zeros])
+            at = pc.index_in(gids, value_set=prefix.gids)
+            scores = pc.add(scores, pc.fill_null(pc.take(prefix.scores, at), 0.0))
+        ranked = pa.table({"g": gids, "score": scores}).sort_by(_RANK_KEYS)
+        return ranked, (ranked.nbytes + 256 if ranked.num_rows >= MEMO_MIN_DOCS else None)
 
-        def make() -> tuple[pa.Table, int | None]:
-            made = _sum_weights(matches)
-            return made, (made.nbytes + 256 if made.num_rows >= MEMO_MIN_DOCS else None)
+    ranked: pa.Table = reader.kept_or_made(view, "ranked", f"{token}\x00{q}", make)
+    return ranked
 
-        summed: pa.Table = reader.kept_or_made(view, "weights", alone, make)
-    else:
-        summed = _sum_weights(matches)
-    gids = summed.column("g").combine_chunks()
-    scores = summed.column("w_sum").combine_chunks().cast(pa.float64())
+
+def _score(matches: list[_Match], prefix: _Prefix, candidates: pa.Array) -> pa.Table:
+    """``g`` and ``score`` of the candidates with a field match or a name prefix: their
+    field weights (integers, summed exactly) plus their prefix score, added last so
+    the float result is the same whatever order the tokens came in."""
+    summed: pa.Array | None = None
+    for _, docs, w in matches:
+        part = pc.if_else(docs.member(candidates), int(w), 0)
+        summed = part if summed is None else pc.add(summed, part)
+    if summed is None:
+        summed = pa.repeat(pa.scalar(0, pa.int64()), len(candidates))
+    # Field weights are all positive: a candidate matched by no field sums to 0.
+    keep = pc.greater(summed, 0)
     if len(prefix.gids):
-        # Documents found only as a name prefix have no field weight.
-        extra = _without(prefix.gids, gids)
-        if len(extra):
-            gids = pa.concat_arrays([gids, extra])
-            scores = pa.concat_arrays([scores, pa.repeat(pa.scalar(0.0, pa.float64()), len(extra))])
+        keep = pc.or_(keep, prefix.members.member(candidates))
+    gids = candidates.filter(keep)
+    scores = summed.filter(keep).cast(pa.float64())
+    if len(prefix.gids):
         at = pc.index_in(gids, value_set=prefix.gids)
         scores = pc.add(scores, pc.fill_null(pc.take(prefix.scores, at), 0.0))
-    return pa.table({"g": gids, "score": scores}), matches
+    return pa.table({"g": gids, "score": scores})
 
 
-def _sum_weights(matches: list[_Match]) -> pa.Table:
+def _sum_weights(matches: list[tuple[str, pa.Array, float]]) -> pa.Table:
     """``g`` and ``w_sum``: each matched document's field weights, summed."""
-    # Field weights are whole numbers: summed as integers they are exact, and
-    # kept in 4 bytes a document.
+    # Field weights are whole numbers: summed as integers they are exact.
     parts = [
         pa.table({"g": g, "w": pa.repeat(pa.scalar(int(w), pa.int32()), len(g))})
         for _, g, w in matches
@@ -389,8 +435,9 @@ def _in_namespace(reader: IndexReader, view: _View, ranked: pa.Table, namespace:
     return ranked.filter(pc.is_in(ranked.column("g"), value_set=allowed))
 
 
-def _top(ranked: pa.Table, base_docs: int, need: int) -> pa.Table:
-    """The ranked documents that may make the first ``need`` hits.
+def _top(ranked: pa.Table, base_docs: int, need: int, in_order: bool = False) -> pa.Table:
+    """The ranked documents that may make the first ``need`` hits (``in_order``: the
+    rows are sorted by score descending, then number).
 
     Documents of the last full build are numbered in rank order (kind, qualified
     name, id): among equal scores the lower number ranks first. Later ones are
@@ -399,8 +446,10 @@ def _top(ranked: pa.Table, base_docs: int, need: int) -> pa.Table:
     base = ranked.filter(early)
     late = ranked.filter(pc.invert(early))
     if base.num_rows > need:
-        keys = [("score", "descending"), ("g", "ascending")]
-        base = base.take(pc.select_k_unstable(base, k=need, sort_keys=keys))
+        if in_order:
+            base = base.slice(0, need)
+        else:
+            base = base.take(pc.select_k_unstable(base, k=need, sort_keys=_RANK_KEYS))
     if late.num_rows and base.num_rows >= need:
         floor = pc.min(base.column("score")).as_py()
         late = late.filter(pc.greater_equal(late.column("score"), floor))
@@ -430,14 +479,18 @@ def _labels(
     order: list[tuple[int, float]], matches: list[_Match], prefix: _Prefix
 ) -> dict[int, set[str]]:
     """What each hit of the page matched: field labels, and ``exact`` or ``prefix``."""
-    page_gids = pa.array([g for g, _ in order], pa.int32())
-    labels: dict[int, set[str]] = {g: set() for g, _ in order}
-    for label, g, _ in matches:
-        for hit in pc.filter(g, pc.is_in(g, value_set=page_gids)).to_pylist():
-            labels[hit].add(label)
+    page = [g for g, _ in order]
+    page_gids = pa.array(page, pa.int32())
+    labels: dict[int, set[str]] = {g: set() for g in page}
+    for label, docs, _ in matches:
+        for hit, found in zip(page, docs.member(page_gids).to_pylist(), strict=True):
+            if found:
+                labels[hit].add(label)
     if len(prefix.gids):
-        for hit in pc.filter(prefix.gids, pc.is_in(prefix.gids, value_set=page_gids)).to_pylist():
-            labels[hit].add("exact" if hit in prefix.exact else "prefix")
+        found_all = prefix.members.member(page_gids).to_pylist()
+        for hit, found in zip(page, found_all, strict=True):
+            if found:
+                labels[hit].add("exact" if hit in prefix.exact else "prefix")
     return labels
 
 
@@ -476,13 +529,4 @@ def _union(parts: Sequence[pa.Array]) -> pa.Array:
 
 def _without(gids: pa.Array, removed: pa.Array) -> pa.Array:
     """The gids not in ``removed``."""
-    if not len(gids) or not len(removed):
-        return gids
-    return pc.filter(gids, pc.invert(pc.is_in(gids, value_set=removed)))
-
-
-def _within(gids: pa.Array, allowed: pa.Array) -> pa.Array:
-    """The gids also in ``allowed``."""
-    if not len(gids) or not len(allowed):
-        return _EMPTY_GIDS
-    return pc.filter(gids, pc.is_in(gids, value_set=allowed))
+    return without(gids, DocSet.of(removed))
