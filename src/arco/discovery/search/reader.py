@@ -177,9 +177,10 @@ class PostingRuns:
                 hi = mid
         return lo
 
-    def find(self, key: str, prefix: bool) -> pa.Table:
-        """The postings of ``key`` (and of the tokens starting with it, when ``prefix``),
-        ``key``'s own first; columns of ``_HIT_SCHEMA``."""
+    def rows(self, key: str, prefix: bool) -> tuple[int, int, int]:
+        """Where the postings of ``key`` are, ``(start, mid, end)``: ``key``'s own in
+        rows ``start .. mid``, then (when ``prefix``) those of the tokens starting
+        with it, to ``end`` (all three equal if there are none)."""
         raw = key.encode()
         n = len(self.tokens)
         lo, hi = 0, n
@@ -191,14 +192,21 @@ class PostingRuns:
                 hi = mid
         first = lo
         if first == n:
-            return _HIT_SCHEMA.empty_table()
+            return 0, 0, 0
         exact = self._token(first) == raw
         last = self._first(raw, prefix) if prefix else first + (1 if exact else 0)
         if last == first:
-            return _HIT_SCHEMA.empty_table()
+            return 0, 0, 0
         row = self._end(first - 1) if first else 0
         mid_row = self._end(first) if exact else row
-        end = self._end(last - 1)
+        return row, mid_row, self._end(last - 1)
+
+    def find(self, key: str, prefix: bool) -> pa.Table:
+        """The postings of ``key`` (and of the tokens starting with it, when ``prefix``),
+        ``key``'s own first; columns of ``_HIT_SCHEMA``."""
+        row, mid_row, end = self.rows(key, prefix)
+        if end == row:
+            return _HIT_SCHEMA.empty_table()
         count = end - row
         flags = pa.concat_arrays(
             [pa.repeat(pa.scalar(True), mid_row - row), pa.repeat(pa.scalar(False), end - mid_row)]

@@ -23,8 +23,13 @@ EMPTY_GIDS = pa.array([], pa.int32())
 #: A set of at least this many documents is kept as a mask when it is kept (below
 #: it, hashing the numbers to probe them costs less than the mask's memory is worth).
 MASK_MIN_DOCS = 2_048
+#: Probing at least this many numbers against a set held as numbers makes a mask of
+#: the set first (~0.1 ms, then ~4 ns a probe against ~15 ns a probe for ``is_in``).
+PROBES_FOR_MASK = 8_192
 #: ``inverse_permutation`` with a ``max_index`` is bound in pyarrow 23 and later.
 _HAS_INVERSE = hasattr(pc, "InversePermutationOptions")
+#: Up to this many numbers, a mask is made faster bit by bit in Python.
+_FEW_FOR_BITS = 256
 
 
 def mask_of(gids: pa.Array, size: int) -> pa.Array:
@@ -34,7 +39,7 @@ def mask_of(gids: pa.Array, size: int) -> pa.Array:
         size = max(size, int(pc.max(gids).as_py()) + 1)
     if not size:
         return pa.array([], pa.bool_())
-    if _HAS_INVERSE:
+    if _HAS_INVERSE and len(gids) > _FEW_FOR_BITS:
         return pc.is_valid(pc.inverse_permutation(gids, max_index=size - 1))
     bits = bytearray((size + 7) // 8)
     for g in gids.to_pylist():
@@ -75,7 +80,11 @@ class DocSet:
         """Whether each of ``probes`` is in the set (a boolean array, no nulls)."""
         if self.mask is None:
             assert self.gids is not None
-            return pc.is_in(probes, value_set=self.gids)
+            if len(probes) < PROBES_FOR_MASK or not self.count:
+                return pc.is_in(probes, value_set=self.gids)
+            # A mask long enough for every probe, used once.
+            size = int(pc.max(probes).as_py()) + 1
+            return DocSet(self.count, mask=mask_of(self.gids, size)).member(probes)
         try:
             return pc.take(self.mask, probes)
         except IndexError:
