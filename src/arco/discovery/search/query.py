@@ -1,23 +1,33 @@
-"""Answering a query: posting lookups, matching, ranking and the page of hits.
+"""Answering a query: posting lookups, matching and scoring.
 
 Owns what a query means on one index view: which documents each query token
 matches (by field, exactly or by prefix), which match them all, the whole query
-as a prefix of names, the scores, the kind and namespace filters, and the ranked
-page of :class:`SearchHit` (document rows read only for that page).
+as a prefix of names, and the scores; what is kept for the view (common tokens'
+sets as masks, see :mod:`.sets`; a one-token query's scored documents in rank
+order). The filters and the page of :class:`SearchHit` are :mod:`.page`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .page import (
+    RANK_KEYS,
+    SearchHit,
+    hit_labels,
+    in_namespace,
+    kinds_of,
+    page_hits,
+    page_rows,
+    top_rows,
+)
 from .reader import _HIT_SCHEMA, IndexReader, _View
 from .sets import EMPTY_GIDS, DocSet, intersect, without
-from .state import _KIND_ORDER, KINDS
+from .state import _KIND_ORDER
 from .tokens import MAX_PREFIX, MIN_PREFIX, tokenize
 
 #: Field markers of token postings and their weights: a query token equal to a token
@@ -34,32 +44,6 @@ _Match = tuple[str, DocSet, float]
 MEMO_MIN_DOCS = 1_024
 #: A name-prefix range of at most this many postings is scored without a grouping plan.
 _FEW_ROWS = 512
-_RANK_KEYS = [("score", "descending"), ("g", "ascending")]
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    """One ranked result."""
-
-    kind: str
-    name: str
-    qualified_name: str
-    namespace: str
-    description: str | None
-    score: float
-    matched: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "kind": self.kind,
-            "name": self.name,
-            "qualified_name": self.qualified_name,
-            "namespace": self.namespace,
-            "description": self.description,
-            "score": self.score,
-            "matched": list(self.matched),
-        }
 
 
 @dataclass
@@ -151,20 +135,22 @@ def run_query(
         ranked = _score(matches, prefix, candidates)
         in_order = False
     if kind is not None:
-        kinds = _kinds(reader, view, ranked.column("g").combine_chunks())
+        kinds = kinds_of(reader, view, ranked.column("g").combine_chunks())
         ranked = ranked.filter(pc.equal(kinds, _KIND_ORDER[kind]))
     if namespace is not None and ranked.num_rows:
-        ranked = _in_namespace(reader, view, ranked, namespace)
+        ranked = in_namespace(reader, view, ranked, namespace)
     total = ranked.num_rows
     need = offset + limit
     if offset >= total:
         return SearchResults([], total, None, version)
     # Documents numbered past the last full build's exist unless it was the last change.
     late = int(view.meta.get("next_doc", -1)) != view.base_docs
-    top = _top(ranked, view.base_docs, need, in_order, late)
-    order, by_num = _page(reader, view, top, offset, need)
-    hits = _hits(order, by_num, _labels(order, matches, prefix))
-    return SearchResults(hits, total, str(need) if need < total else None, version)
+    top = top_rows(ranked, view.base_docs, need, in_order, late)
+    order, by_num = page_rows(reader, view, top, offset, need)
+    found_by = hit_labels(order, matches, prefix.members, prefix.exact)
+    return SearchResults(
+        page_hits(order, by_num, found_by), total, str(need) if need < total else None, version
+    )
 
 
 def _lookup(reader: IndexReader, view: _View, token: str, prefix: bool) -> pa.Table:
@@ -445,7 +431,7 @@ def _ranked_alone(
                 scores = pa.concat_arrays([scores, zeros])
             at = pc.index_in(gids, value_set=prefix.gids)
             scores = pc.add(scores, pc.fill_null(pc.take(prefix.scores, at), 0.0))
-        ranked = pa.table({"g": gids, "score": scores}).sort_by(_RANK_KEYS)
+        ranked = pa.table({"g": gids, "score": scores}).sort_by(RANK_KEYS)
         return ranked, (ranked.nbytes + 256 if ranked.num_rows >= MEMO_MIN_DOCS else None)
 
     ranked: pa.Table = reader.kept_or_made(view, "ranked", f"{token}\x00{q}", make)
@@ -493,141 +479,6 @@ def _sum_weights(matches: list[tuple[str, pa.Array, float]]) -> pa.Table:
         pa.concat_tables(parts).group_by("g", use_threads=False).aggregate([("w", "sum")])
     ).combine_chunks()
     return summed.set_column(1, "w_sum", summed.column(1).cast(pa.int32()))
-
-
-def _kinds(reader: IndexReader, view: _View, gids: pa.Array) -> pa.Array:
-    """Each document's kind order (0 namespace, 1 table, 2 column)."""
-    t0, c0 = view.meta.get("kind_starts", [0, 0])
-    kinds = pc.add(
-        pc.greater_equal(gids, t0).cast(pa.int8()), pc.greater_equal(gids, c0).cast(pa.int8())
-    )
-    late = pc.greater_equal(gids, view.base_docs)
-    if pc.any(late).as_py():
-        rows = reader.docs(view, pc.filter(gids, late))
-        order = pc.index_in(rows.column("kind"), value_set=pa.array(KINDS))
-        at = pc.index_in(gids, value_set=rows.column("doc"))
-        kinds = pc.if_else(late, pc.take(order.cast(pa.int8()), at), kinds)
-    return kinds
-
-
-def _in_namespace(reader: IndexReader, view: _View, ranked: pa.Table, namespace: str) -> pa.Table:
-    """The ranked documents inside ``namespace`` (or one of its children), and the
-    namespace itself."""
-    meta = reader.docs(view, ranked.column("g").combine_chunks())
-    ns = meta.column("namespace")
-    inside = pc.or_(
-        pc.or_(pc.equal(ns, namespace), pc.starts_with(ns, namespace + ".")),
-        pc.and_(
-            pc.equal(meta.column("kind"), "namespace"),
-            pc.equal(meta.column("qualified_name"), namespace),
-        ),
-    )
-    allowed = pc.filter(meta.column("doc"), pc.fill_null(inside, False))
-    return ranked.filter(pc.is_in(ranked.column("g"), value_set=allowed))
-
-
-def _top(
-    ranked: pa.Table, base_docs: int, need: int, in_order: bool = False, late: bool = True
-) -> pa.Table:
-    """The ranked documents that may make the first ``need`` hits (``in_order``: the
-    rows are sorted by score descending, then number; ``late``: some may be numbered
-    past ``base_docs``).
-
-    Documents of the last full build are numbered in rank order (kind, qualified
-    name, id): among equal scores the lower number ranks first. Later ones are
-    placed by their rows, read with the page."""
-    base, after = ranked, None
-    if late:
-        early = pc.less(ranked.column("g"), base_docs)
-        base = ranked.filter(early)
-        after = ranked.filter(pc.invert(early))
-    if base.num_rows > need:
-        base = base.slice(0, need) if in_order else _best(base, need)
-    if after is None or not after.num_rows:
-        return base
-    if base.num_rows >= need:
-        floor = pc.min(base.column("score")).as_py()
-        after = after.filter(pc.greater_equal(after.column("score"), floor))
-    return pa.concat_tables([base, after]) if after.num_rows else base
-
-
-def _best(rows: pa.Table, need: int) -> pa.Table:
-    """The first ``need`` of ``rows`` (more than ``need``) by score descending, then
-    number ascending.
-
-    A selection by the two keys costs ~0.5 ms over 20,000 rows; by the score alone,
-    then by number among those tied at the last score taken, ~0.15 ms."""
-    scores = rows.column("score").combine_chunks()
-    picked = pc.select_k_unstable(scores, k=need, sort_keys=[("", "descending")])
-    floor = pc.min(scores.take(picked))
-    # Every row scoring above the floor is among the first ``need``: fewer than
-    # ``need`` of them, the rest are the lowest numbers tied at the floor.
-    above = rows.filter(pc.greater(scores, floor))
-    tied = rows.filter(pc.equal(scores, floor))
-    g = tied.column("g").combine_chunks()
-    first = pc.select_k_unstable(g, k=need - above.num_rows, sort_keys=[("", "ascending")])
-    return pa.concat_tables([above, tied.take(first)])
-
-
-def _page(
-    reader: IndexReader, view: _View, top: pa.Table, offset: int, need: int
-) -> tuple[list[tuple[int, float]], dict[int, dict[str, Any]]]:
-    """The page's ``(doc, score)`` in rank order (score, then kind, qualified name,
-    id), and the ``docs`` rows of the candidates by number."""
-    gids = top.column("g").to_pylist()
-    by_num = reader.doc_rows(view, gids)
-    order = sorted(
-        zip(gids, top.column("score").to_pylist(), strict=True),
-        key=lambda gs: (
-            -gs[1],
-            _KIND_ORDER[by_num[gs[0]]["kind"]],
-            by_num[gs[0]]["qualified_name"],
-            by_num[gs[0]]["doc_id"],
-        ),
-    )[offset:need]
-    return order, by_num
-
-
-def _labels(
-    order: list[tuple[int, float]], matches: list[_Match], prefix: _Prefix
-) -> dict[int, set[str]]:
-    """What each hit of the page matched: field labels, and ``exact`` or ``prefix``."""
-    page = [g for g, _ in order]
-    page_gids = pa.array(page, pa.int32())
-    labels: dict[int, set[str]] = {g: set() for g in page}
-    for label, docs, _ in matches:
-        for hit, found in zip(page, docs.member(page_gids).to_pylist(), strict=True):
-            if found:
-                labels[hit].add(label)
-    if len(prefix.gids):
-        found_all = prefix.members.member(page_gids).to_pylist()
-        for hit, found in zip(page, found_all, strict=True):
-            if found:
-                labels[hit].add("exact" if hit in prefix.exact else "prefix")
-    return labels
-
-
-def _hits(
-    order: list[tuple[int, float]],
-    by_num: dict[int, dict[str, Any]],
-    labels: dict[int, set[str]],
-) -> list[SearchHit]:
-    """The page's hits from their ``docs`` rows, scores and labels."""
-    page = []
-    for gid, score in order:
-        doc = by_num[gid]
-        page.append(
-            SearchHit(
-                kind=doc["kind"],
-                name=doc["name"],
-                qualified_name=doc["qualified_name"],
-                namespace=doc["namespace"],
-                description=doc["description"],
-                score=score,
-                matched=tuple(sorted(labels[gid])),
-            )
-        )
-    return page
 
 
 def _union(parts: Sequence[pa.Array]) -> pa.Array:
