@@ -89,3 +89,23 @@ def test_compact_keeps_small_sets_as_numbers_and_large_ones_as_masks() -> None:
         True,
         False,
     ]
+
+
+@pytest.mark.usefixtures("mask_maker")
+@settings(max_examples=200, deadline=None)
+@given(members=numbers, probes=numbers)
+def test_a_set_of_numbers_probed_by_many_answers_like_is_in(
+    members: list[int], probes: list[int]
+) -> None:
+    """Past ``PROBES_FOR_MASK`` probes a set held as numbers is probed through a mask
+    made for the call; a few probes of a small set are answered in Python."""
+    held = DocSet.of(arr(sorted(set(members))))
+    expected = pc.is_in(arr(probes), value_set=arr(members))
+    saved = sets.PROBES_FOR_MASK
+    sets.PROBES_FOR_MASK = 1
+    try:
+        assert held.member(arr(probes)).equals(expected)
+    finally:
+        sets.PROBES_FOR_MASK = saved
+    assert held.flags(arr(probes), probes) == expected.to_pylist()
+    assert as_mask(members, 10).flags(arr(probes), probes) == expected.to_pylist()

@@ -151,11 +151,11 @@ def hit_labels(
     page_gids = pa.array(on_page, pa.int32())
     found_by: dict[int, set[str]] = {g: set() for g in on_page}
     for label, docs, _ in matches:
-        for hit, found in zip(on_page, docs.member(page_gids).to_pylist(), strict=True):
+        for hit, found in zip(on_page, docs.flags(page_gids, on_page), strict=True):
             if found:
                 found_by[hit].add(label)
     if len(named):
-        for hit, found in zip(on_page, named.member(page_gids).to_pylist(), strict=True):
+        for hit, found in zip(on_page, named.flags(page_gids, on_page), strict=True):
             if found:
                 found_by[hit].add("exact" if hit in exact else "prefix")
     return found_by

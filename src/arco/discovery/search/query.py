@@ -44,6 +44,8 @@ _Match = tuple[str, DocSet, float]
 MEMO_MIN_DOCS = 1_024
 #: A name-prefix range of at most this many postings is scored without a grouping plan.
 _FEW_ROWS = 512
+#: At most this many candidates (and name-prefix documents) are scored in Python.
+FEW_CANDIDATES = 64
 
 
 @dataclass
@@ -442,6 +444,8 @@ def _score(matches: list[_Match], prefix: _Prefix, candidates: pa.Array) -> pa.T
     """``g`` and ``score`` of the candidates with a field match or a name prefix: their
     field weights (integers, summed exactly) plus their prefix score, added last so
     the float result is the same whatever order the tokens came in."""
+    if len(candidates) <= FEW_CANDIDATES and len(prefix.gids) <= FEW_CANDIDATES:
+        return _score_few(matches, prefix, candidates)
     summed: pa.Array | None = None
     for _, docs, w in matches:
         part = pc.if_else(docs.member(candidates), int(w), 0)
@@ -464,6 +468,31 @@ def _score(matches: list[_Match], prefix: _Prefix, candidates: pa.Array) -> pa.T
     at = pc.index_in(named, value_set=prefix.gids)
     added = pc.add(scores.filter(in_prefix), pc.fill_null(pc.take(prefix.scores, at), 0.0))
     return pa.table({"g": gids, "score": pc.replace_with_mask(scores, in_prefix, added)})
+
+
+def _score_few(matches: list[_Match], prefix: _Prefix, candidates: pa.Array) -> pa.Table:
+    """:func:`_score` of a few candidates, summed in Python (the same integer sums,
+    and the same float addition of the prefix score): three Arrow calls a match cost
+    more than the work for an exact name's handful of candidates."""
+    listed = candidates.to_pylist()
+    summed = [0] * len(listed)
+    for _, docs, w in matches:
+        weight = int(w)
+        for i, found in enumerate(docs.flags(candidates, listed)):
+            if found:
+                summed[i] += weight
+    named = dict(zip(prefix.gids.to_pylist(), prefix.scores.to_pylist(), strict=True))
+    gids: list[int] = []
+    scores: list[float] = []
+    for g, w in zip(listed, summed, strict=True):
+        if g in named:
+            gids.append(g)
+            p = named[g]
+            scores.append(float(w) + (p if p is not None else 0.0))
+        elif w:
+            gids.append(g)
+            scores.append(float(w))
+    return pa.table({"g": pa.array(gids, pa.int32()), "score": pa.array(scores, pa.float64())})
 
 
 def _sum_weights(matches: list[tuple[str, pa.Array, float]]) -> pa.Table:

@@ -28,6 +28,8 @@ MASK_MIN_DOCS = 2_048
 PROBES_FOR_MASK = 8_192
 #: ``inverse_permutation`` with a ``max_index`` is bound in pyarrow 23 and later.
 _HAS_INVERSE = hasattr(pc, "InversePermutationOptions")
+#: A set of at most this many numbers held as numbers is probed for a few numbers in Python.
+FEW_IN_PYTHON = 64
 #: Up to this many numbers, a mask is made faster bit by bit in Python.
 _FEW_FOR_BITS = 256
 
@@ -93,6 +95,16 @@ class DocSet:
             if not len(self.mask):
                 return inside
             return pc.and_(pc.take(self.mask, pc.if_else(inside, probes, 0)), inside)
+
+    def flags(self, probes: pa.Array, listed: list[int]) -> list[bool]:
+        """:meth:`member` of ``probes`` (also given as ``listed``) as a list: a small
+        set held as numbers is probed in Python, without an Arrow call."""
+        if self.mask is None and self.count <= FEW_IN_PYTHON:
+            assert self.gids is not None
+            held = set(self.gids.to_pylist())
+            return [g in held for g in listed]
+        found: list[bool] = self.member(probes).to_pylist()
+        return found
 
     def ids(self, every: pa.Array | None = None) -> pa.Array:
         """The numbers (ascending when held as a mask; ``every``, if given, is the
