@@ -26,7 +26,7 @@ from .page import (
     top_rows,
 )
 from .reader import _HIT_SCHEMA, IndexReader, _View
-from .sets import EMPTY_GIDS, DocSet, intersect, without
+from .sets import EMPTY_GIDS, DocSet, intersect, mask_of, without
 from .state import _KIND_ORDER
 from .tokens import MAX_PREFIX, MIN_PREFIX, tokenize
 
@@ -258,6 +258,15 @@ def _located(reader: IndexReader, view: _View, token: str, mine: _Token) -> DocS
         located, _ = _lookup_docs(reader, view, "q:" + token, False)
         if not len(located):
             return mine.direct, None
+        own = mine.direct.mask
+        if own is not None:
+            # A common token: the union bit by bit (hashing ~50,000 numbers for their
+            # distinct ones cost ~3 ms).
+            theirs = mask_of(located, len(own))
+            if len(theirs) == len(own):
+                union = pc.or_(own, theirs)
+                found = DocSet(int(pc.sum(union).as_py() or 0), mask=union)
+                return found, found.nbytes + 256
         found = DocSet.of(_union([mine.direct.ids(), located]))
         if len(found) < MEMO_MIN_DOCS:
             return found, None
