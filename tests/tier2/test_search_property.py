@@ -29,6 +29,7 @@ from arco.catalog import Catalog
 from arco.core import InvalidArgumentError
 from arco.discovery.search import MAX_PREFIX, MIN_PREFIX, SearchIndex, tokenize
 from arco.discovery.search import query as search_query
+from arco.discovery.search import sets as search_sets
 
 from ._support import SCOPE, memory_store
 
@@ -329,8 +330,18 @@ def test_kept_lookups_agree_with_the_reference_across_changes(
 ) -> None:
     """Every lookup kept (however rare), every query asked twice, and a change in
     between: what a query kept for one index version never answers for the next."""
-    saved = search_query.MEMO_MIN_DOCS
-    search_query.MEMO_MIN_DOCS = 0
+    # Every kept set a mask; every name prefix grouped, every query scored and every
+    # page labelled by Arrow (the other test takes the Python paths for small sets).
+    knobs = [
+        (search_query, "MEMO_MIN_DOCS"),
+        (search_query, "_FEW_ROWS"),
+        (search_query, "FEW_CANDIDATES"),
+        (search_sets, "MASK_MIN_DOCS"),
+        (search_sets, "FEW_IN_PYTHON"),
+    ]
+    saved = [getattr(module, name) for module, name in knobs]
+    for module, name in knobs:
+        setattr(module, name, 0)
     try:
         store = memory_store()
         cat = Catalog(store, SCOPE)
@@ -349,7 +360,8 @@ def test_kept_lookups_agree_with_the_reference_across_changes(
                 spec.tables[(ns, name)] = (new_description, props, columns)
             check(index, reference_docs(spec), spec, data, twice=True)
     finally:
-        search_query.MEMO_MIN_DOCS = saved
+        for (module, name), value in zip(knobs, saved, strict=True):
+            setattr(module, name, value)
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\t\n"])

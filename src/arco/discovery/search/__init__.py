@@ -33,7 +33,8 @@ from __future__ import annotations
 
 from .build import REBUILD_DELTA_POSTINGS, name_len_of
 from .index import SEARCH_LOCK_WAIT, SearchIndex
-from .query import FIELDS, SearchHit, SearchResults
+from .page import SearchHit
+from .query import FIELDS, SearchResults
 from .reader import CACHE_BYTES, KEPT_BYTES
 from .state import DEAD, DOCS, IDS, INDEX_REVISION, KINDS, POSTINGS, Kind, SearchState
 from .tokens import MAX_PREFIX, MIN_PREFIX, name_tokens, token_prefixes, tokenize

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -91,6 +91,15 @@ _HIT_SCHEMA = pa.schema(
 
 
 @dataclass(frozen=True)
+class _Views:
+    """Zero-copy views of a :class:`PostingRuns`' token offsets and bytes and run ends."""
+
+    offsets: memoryview
+    data: memoryview
+    ends: memoryview
+
+
+@dataclass(frozen=True)
 class PostingRuns:
     """A postings row group in compact form: its distinct tokens (sorted, as the group
     is), the row where each one's postings end, and the rows' numbers (and the ``^``
@@ -103,6 +112,7 @@ class PostingRuns:
     docs: pa.Array
     name_len: pa.Array | None
     min_len: pa.Array | None
+    _views: _Views = field(init=False, repr=False, compare=False)
 
     @classmethod
     def of(cls, group: pa.Table) -> PostingRuns:
@@ -124,40 +134,79 @@ class PostingRuns:
         extra = sum(a.nbytes for a in (self.name_len, self.min_len) if a is not None)
         return int(self.tokens.nbytes + self.ends.nbytes + self.docs.nbytes + extra)
 
-    def _first(self, key: str, prefix: bool) -> int:
+    def __post_init__(self) -> None:
+        # The binary searches read the tokens' bytes and the run ends in place
+        # (zero-copy views of the Arrow buffers): a scalar per step cost ~3 µs, and
+        # a lookup takes ~30 steps in a group of 8,192 tokens.
+        offsets, data = self.tokens.buffers()[1:3]
+        start = self.tokens.offset
+        if offsets is None:
+            all_offsets = memoryview(bytes(8)).cast("i")
+        elif pa.types.is_large_string(self.tokens.type):
+            all_offsets = memoryview(offsets).cast("q")
+        else:
+            all_offsets = memoryview(offsets).cast("i")
+        views = _Views(
+            all_offsets[start : start + len(self.tokens) + 1],
+            memoryview(data) if data is not None else memoryview(b""),
+            memoryview(self.ends.buffers()[1] or b"").cast("i")[
+                self.ends.offset : self.ends.offset + len(self.ends)
+            ],
+        )
+        object.__setattr__(self, "_views", views)
+
+    def _token(self, i: int) -> bytes:
+        """The UTF-8 bytes of distinct token ``i``."""
+        v = self._views
+        return bytes(v.data[v.offsets[i] : v.offsets[i + 1]])
+
+    def _end(self, i: int) -> int:
+        """The row where distinct token ``i``'s postings end."""
+        return int(self._views.ends[i])
+
+    def _first(self, key: bytes, prefix: bool) -> int:
         """The first distinct token past ``key`` (past every token starting with it
         when ``prefix``): binary search, tokens in code point order (UTF-8 byte order)."""
         lo, hi = 0, len(self.tokens)
         while lo < hi:
             mid = (lo + hi) // 2
-            token = self.tokens[mid].as_py()
-            if token < key or token == key or (prefix and token.startswith(key)):
+            token = self._token(mid)
+            if token <= key or (prefix and token.startswith(key)):
                 lo = mid + 1
             else:
                 hi = mid
         return lo
 
-    def find(self, key: str, prefix: bool) -> pa.Table:
-        """The postings of ``key`` (and of the tokens starting with it, when ``prefix``),
-        ``key``'s own first; columns of ``_HIT_SCHEMA``."""
+    def rows(self, key: str, prefix: bool) -> tuple[int, int, int]:
+        """Where the postings of ``key`` are, ``(start, mid, end)``: ``key``'s own in
+        rows ``start .. mid``, then (when ``prefix``) those of the tokens starting
+        with it, to ``end`` (all three equal if there are none)."""
+        raw = key.encode()
         n = len(self.tokens)
         lo, hi = 0, n
         while lo < hi:
             mid = (lo + hi) // 2
-            if self.tokens[mid].as_py() < key:
+            if self._token(mid) < raw:
                 lo = mid + 1
             else:
                 hi = mid
         first = lo
         if first == n:
-            return _HIT_SCHEMA.empty_table()
-        exact = self.tokens[first].as_py() == key
-        last = self._first(key, prefix) if prefix else first + (1 if exact else 0)
+            return 0, 0, 0
+        exact = self._token(first) == raw
+        last = self._first(raw, prefix) if prefix else first + (1 if exact else 0)
         if last == first:
+            return 0, 0, 0
+        row = self._end(first - 1) if first else 0
+        mid_row = self._end(first) if exact else row
+        return row, mid_row, self._end(last - 1)
+
+    def find(self, key: str, prefix: bool) -> pa.Table:
+        """The postings of ``key`` (and of the tokens starting with it, when ``prefix``),
+        ``key``'s own first; columns of ``_HIT_SCHEMA``."""
+        row, mid_row, end = self.rows(key, prefix)
+        if end == row:
             return _HIT_SCHEMA.empty_table()
-        row = self.ends[first - 1].as_py() if first else 0
-        mid_row = self.ends[first].as_py() if exact else row
-        end = self.ends[last - 1].as_py()
         count = end - row
         flags = pa.concat_arrays(
             [pa.repeat(pa.scalar(True), mid_row - row), pa.repeat(pa.scalar(False), end - mid_row)]
