@@ -88,33 +88,3 @@ def test_the_app_allocates_arrow_memory_with_malloc_unless_told_otherwise(
         assert pa.default_memory_pool().backend_name == "mimalloc"
     finally:
         pa.set_memory_pool(before)
-
-
-def test_the_app_fixes_the_malloc_mmap_threshold_unless_told_otherwise(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """With Arrow on malloc, glibc's moving mmap threshold would leave the freed
-    buffers of concurrent requests in the heaps; the app fixes it (a user's own
-    ``MALLOC_MMAP_THRESHOLD_`` stays)."""
-    import sys
-
-    from arco.api import app as app_module
-
-    calls: list[tuple[int, int]] = []
-
-    def mallopt(param: int, value: int) -> int:
-        calls.append((param, value))
-        return 1
-
-    class Libc:
-        def __init__(self) -> None:
-            self.mallopt = mallopt
-
-    monkeypatch.setattr(app_module.ctypes, "CDLL", lambda _name: Libc())
-    monkeypatch.setattr(sys, "platform", "linux")
-    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    assert app_module.fix_mmap_threshold()
-    assert calls == [(-3, app_module.MMAP_THRESHOLD)]
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
-    assert not app_module.fix_mmap_threshold()
-    assert len(calls) == 1

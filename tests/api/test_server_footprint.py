@@ -110,11 +110,8 @@ def test_the_iceberg_app_made_on_first_use_answers_the_first_request() -> None:
     assert any(getattr(r, "path", "") == "/v1/config" for r in mounts[0].routes)
 
 
-def test_the_app_limits_malloc_heaps_unless_told_otherwise(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Two glibc heaps for the request threads (the GIL runs them one at a time); a
-    ``MALLOC_ARENA_MAX`` the user set stays."""
+def _mallopt_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The ``mallopt`` calls the app makes from here on (a fake C library records them)."""
     from arco.api import app as app_module
 
     calls: list[tuple[int, int]] = []
@@ -129,6 +126,34 @@ def test_the_app_limits_malloc_heaps_unless_told_otherwise(
 
     monkeypatch.setattr(app_module.ctypes, "CDLL", lambda _name: Libc())
     monkeypatch.setattr(sys, "platform", "linux")
+    return calls
+
+
+def test_the_app_fixes_the_malloc_mmap_threshold_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With Arrow on malloc, glibc's moving mmap threshold would leave the freed
+    buffers of concurrent requests in the heaps; the app fixes it (a user's own
+    ``MALLOC_MMAP_THRESHOLD_`` stays)."""
+    from arco.api import app as app_module
+
+    calls = _mallopt_calls(monkeypatch)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert app_module.fix_mmap_threshold()
+    assert calls == [(-3, app_module.MMAP_THRESHOLD)]
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "1048576")
+    assert not app_module.fix_mmap_threshold()
+    assert len(calls) == 1
+
+
+def test_the_app_limits_malloc_heaps_unless_told_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two glibc heaps for the request threads (the GIL runs them one at a time); a
+    ``MALLOC_ARENA_MAX`` the user set stays."""
+    from arco.api import app as app_module
+
+    calls = _mallopt_calls(monkeypatch)
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     assert app_module.limit_malloc_arenas()
     assert calls == [(-8, app_module.MALLOC_ARENAS)]
