@@ -22,6 +22,16 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+def _threads(name: str) -> int | None:
+    """A positive thread count from ``name``, or None when it is unset."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 1024:
+        raise ValueError(f"{name} must be a whole number from 1 to 1024, not {raw!r}")
+    return int(raw)
+
+
 def _store_url(overrides: dict[str, object]) -> str:
     """The CLI's order: ``ARCO_STORE`` (relative to the working folder), else the nearest
     arco.toml above the project folder (``ARCO_PROJECT_DIR``, else the working folder),
@@ -81,6 +91,9 @@ class Settings:
     leeway_seconds: float = 30.0
     max_body_bytes: int = 8 * 1024 * 1024
     max_staleness: float = 0.0
+    #: Threads that run request handlers at once (``ARCO_REQUEST_THREADS``); None:
+    #: :func:`arco.api.app.request_threads` picks them from the store (ADR 028).
+    request_threads: int | None = None
     query_seconds: float = 10.0
     query_rows: int = 10_000
     query_bytes: int = 10 * 1024 * 1024
@@ -121,6 +134,7 @@ class Settings:
             "jwt_audience": os.environ.get("ARCO_JWT_AUDIENCE", "arco"),
             "jwks": os.environ.get("ARCO_JWKS") or None,
             "max_staleness": _float("ARCO_MAX_STALENESS", 0.0),
+            "request_threads": _threads("ARCO_REQUEST_THREADS"),
             "query_seconds": _float("ARCO_QUERY_SECONDS", 10.0),
             "url_secret": os.environ.get("ARCO_URL_SECRET") or None,
             "signed_url_ttl_max": int(_float("ARCO_SIGNED_URL_TTL_MAX", 3600)),
