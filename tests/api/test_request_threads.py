@@ -17,10 +17,10 @@ from arco.api.settings import Settings
 from .conftest import Tokens, in_process_client, make_app
 
 
-def test_a_local_store_gets_one_more_thread_than_cores_up_to_four(
+def test_a_local_store_gets_a_thread_per_core_from_two_to_four(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for cores, expected in ((1, 2), (2, 3), (3, 4), (64, 4)):
+    for cores, expected in ((1, 2), (2, 2), (3, 3), (4, 4), (64, 4)):
         monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
         for url in ("file:///srv/arco", "memory://"):
             assert app_module.request_threads(Settings(store_url=url)) == expected

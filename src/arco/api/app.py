@@ -425,10 +425,10 @@ def request_threads(settings: Settings) -> int:
     On a local folder or in memory a request is CPU-bound and the GIL runs one
     thread at a time: each further thread adds hand-offs of the GIL, and a request
     that releases it (an Arrow call, a file read) then waits behind the others'
-    running time to get it back. At 100,000 tables under 8 clients on 2 cores,
-    search p95 was 33-63 ms with 2 threads, 44 ms with 3, 56 ms with 4 and 65-87 ms
-    with anyio's default of 40, at the same CPU per request. So: one more than the
-    cores (a thread waiting on a file read leaves no core idle), at most
+    running time to get it back. At 100,000 tables under 8 clients on 2 cores, the
+    median search p95 of 3 runs was 33-63 ms with 2 threads (3 of 4 times under
+    50 ms), 44-62 ms with 3, 56 ms with 4 and 65-87 ms with anyio's default of 40,
+    at the same CPU per request. So: the cores, from 2 to
     :data:`LOCAL_REQUEST_THREADS`. An object store's cold reads wait on the network
     with the GIL released: :data:`REMOTE_REQUEST_THREADS`. ``ARCO_REQUEST_THREADS``
     (``Settings.request_threads``) overrides both.
@@ -437,7 +437,7 @@ def request_threads(settings: Settings) -> int:
         return settings.request_threads
     scheme = settings.store_url.split("://", 1)[0].lower() if "://" in settings.store_url else ""
     if scheme in ("", "file", "memory"):
-        return min(LOCAL_REQUEST_THREADS, (os.cpu_count() or 1) + 1)
+        return max(2, min(LOCAL_REQUEST_THREADS, os.cpu_count() or 2))
     return REMOTE_REQUEST_THREADS
 
 
