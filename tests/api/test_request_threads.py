@@ -80,3 +80,14 @@ def test_a_running_server_runs_at_most_that_many_handlers_at_once(
         with ThreadPoolExecutor(6) as pool:
             assert list(pool.map(ask, range(6))) == [200] * 6
     assert most == 2
+
+
+def test_a_bad_number_in_the_environment_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every numeric setting names its variable when it cannot be read."""
+    for name in ("ARCO_MAX_STALENESS", "ARCO_QUERY_SECONDS", "ARCO_RATE_QUERY"):
+        monkeypatch.setenv(name, "abc")
+        with pytest.raises(ValueError, match=f"{name} must be a number, not 'abc'"):
+            Settings.from_env(store_url="memory://")
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ARCO_MAX_STALENESS", " 2.5 ")
+    assert Settings.from_env(store_url="memory://").max_staleness == 2.5
