@@ -55,7 +55,13 @@ from arco.api.services import ServiceCache
 from arco.api.settings import MAX_HEADER_BYTES, Settings
 from arco.core import metrics as core_metrics
 from arco.core.errors import ArcoError, ObjectNotFoundError
-from arco.core.storage import HmacSigner, ObjectStore, open_signer_store, open_store
+from arco.core.storage import (
+    HmacSigner,
+    ObjectStore,
+    open_signer_store,
+    open_store,
+    parse_store_url,
+)
 from arco.core.storage.signing import url_signing_secret
 from arco.core.telemetry import attached, configure_tracing, request_context, span
 from arco.governance.audit import AuditRecord, AuditWriter, outcome_of
@@ -435,8 +441,7 @@ def request_threads(settings: Settings) -> int:
     """
     if settings.request_threads is not None:
         return settings.request_threads
-    scheme = settings.store_url.split("://", 1)[0].lower() if "://" in settings.store_url else ""
-    if scheme in ("", "file", "memory"):
+    if parse_store_url(settings.store_url).scheme in ("file", "memory"):
         return max(2, min(LOCAL_REQUEST_THREADS, os.cpu_count() or 2))
     return REMOTE_REQUEST_THREADS
 

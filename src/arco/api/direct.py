@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from arco.api import routes_catalog, routes_tier2
 from arco.api.deps import authenticate, authorize, bearer
 from arco.api.routes_openlineage import accept_lineage, post_lineage
+from arco.workspace import Workspace
 
 __all__ = ["READS", "DirectRead", "DirectRoute", "direct_routes", "read_routes", "take"]
 
@@ -106,9 +107,14 @@ async def ingest_lineage(request: Request) -> Response:
     ``tests/api/test_direct_route.py`` holds the FastAPI route to exactly these
     dependencies, so a dependency added there cannot be missed here.
     """
+    return await accept_lineage(request, await _service(request, "writer", "ingest"))
+
+
+async def _service(request: Request, role: str, rate: str | None) -> Workspace:
+    """What the route's role dependency gives it: the verified caller's workspace,
+    once the caller holds ``role`` and passes the ``rate`` limit and the policy."""
     who = await authenticate(request, await bearer(request))
-    svc = await authorize(request, who, "writer", "ingest")
-    return await accept_lineage(request, svc)
+    return await authorize(request, who, role, rate)
 
 
 def direct_routes(routes: Iterable[BaseRoute]) -> dict[tuple[str, str], DirectRoute]:
@@ -167,8 +173,9 @@ class DirectRead:
         self.rate: str | None = getattr(subs[0].call, "arco_rate", None)
         self.service = subs[0].name
         self.declared = frozenset(f.alias for f in dependant.query_params)
-        #: Routes (of any method) another request path of this route could reach.
+        #: The earlier GET routes and mounts a path of this route could also match.
         self._rivals: list[BaseRoute] | None = None
+        self._direct = DirectRoute(route, self._answer)
 
     def takes(self, scope: Scope) -> bool:
         """Whether this route serves ``scope``: the one FastAPI would pick, with
@@ -195,17 +202,13 @@ class DirectRead:
         return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        values: dict[str, Any] = scope.pop(_VALUES)
+        await self._direct(scope, receive, send)
 
-        async def handler(request: Request) -> Response:
-            who = await authenticate(request, await bearer(request))
-            svc = await authorize(request, who, self.role, self.rate)
-            response: Response = await run_in_threadpool(
-                self.route.endpoint, **values, **{self.service: svc}
-            )
-            return response
-
-        await DirectRoute(self.route, handler)(scope, receive, send)
+    async def _answer(self, request: Request) -> Response:
+        values: dict[str, Any] = request.scope.pop(_VALUES)
+        values[self.service] = await _service(request, self.role, self.rate)
+        response: Response = await run_in_threadpool(self.route.endpoint, **values)
+        return response
 
 
 #: The scope key of a direct read's validated parameters (from ``takes`` to the call).
