@@ -235,6 +235,12 @@ def test_asset_panel_links_closes_and_has_a_url(page: Any, flow_server: WebServe
     page.wait_for_url(re.compile(r"/lineage/analytics\.daily_revenue$"), timeout=WAIT_MS)
     facts = page.get_by_test_id("node-facts")
     facts.wait_for(state="visible", timeout=WAIT_MS)
+    # The facts show first what the lineage answer says, then what the asset read
+    # (its own request) adds: wait for that text instead of reading it at once.
+    page.wait_for_function(
+        "document.querySelector('[data-testid=node-facts]').innerText.includes('asset graph')",
+        timeout=WAIT_MS,
+    )
     assert "asset graph" in facts.inner_text()
     assert page.get_by_test_id("error").count() == 0
     assert page.page_errors == []
