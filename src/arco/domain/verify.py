@@ -261,13 +261,41 @@ def index_problem(index: dict[str, Any], data: bytes) -> str | None:
     try:
         ranges = [("footer", index["footer"][:3])]
         ranges += [(f"row group {i}", g[2:5]) for i, g in enumerate(index["groups"])]
+        own = index.get("group_footers")
+        if own is not None:
+            if len(own) != len(index["groups"]):
+                return "index: group_footers does not list one footer per row group"
+            ranges += [(f"row group {i}'s own footer", f[:3]) for i, f in enumerate(own)]
         for label, (start, length, sha) in ranges:
             if start < 0 or start + length > len(data):
                 return f"index: {label} lies outside the file"
             if sha256_hex(data[start : start + length]) != sha:
                 return f"index: SHA-256 of {label} does not match the manifest"
+        if own is not None:
+            return _own_footer_problem(index, data)
     except (KeyError, TypeError, ValueError):
         return "index: malformed"
+    return None
+
+
+def _own_footer_problem(index: dict[str, Any], data: bytes) -> str | None:
+    """Whether each row group reads the same through its own footer as through the file's.
+
+    A cold point reader decodes a group by its own footer alone (ADR 029): a
+    footer that hashes right but describes other bytes would answer wrongly.
+    """
+    try:
+        reader = tableset.parquet_reader(pa.BufferReader(data))
+        for i, (g, (start, length, _, size)) in enumerate(
+            zip(index["groups"], index["group_footers"], strict=True)
+        ):
+            footer = tableset.unpack_own_footer(data[start : start + length], size)
+            body = data[g[2] : g[2] + g[3]]
+            alone = tableset.read_group_alone(body, footer)
+            if not alone.equals(reader.read_row_group(i, use_threads=False)):
+                return f"index: row group {i} reads otherwise through its own footer"
+    except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+        return f"index: a row group's own footer cannot be read ({exc})"
     return None
 
 
