@@ -160,3 +160,40 @@ def test_the_app_limits_malloc_heaps_unless_told_otherwise(
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     assert not app_module.limit_malloc_arenas()
     assert len(calls) == 1
+
+
+WARM = textwrap.dedent(
+    """
+    import asyncio, gc, json, os, sys
+    os.environ.update({"ARCO_STORE": "memory://", "ARCO_JWT_SECRET": "s" * 32})
+    from arco.api.app import create_app
+    app = create_app()
+    before = {"parquet": "pyarrow._parquet" in sys.modules, "frozen": gc.get_freeze_count()}
+
+    async def main():
+        async with app.router.lifespan_context(app):
+            during = {"parquet": "pyarrow._parquet" in sys.modules, "frozen": gc.get_freeze_count()}
+        return during
+
+    during = asyncio.run(main())
+    print(json.dumps({"before": before, "during": during, "after": gc.get_freeze_count()}))
+    """
+)
+
+
+def test_a_started_server_has_loaded_the_parquet_reader_and_frozen_its_heap() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", WARM],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    # Not at import (a CLI or a test that builds the app pays nothing)...
+    assert found["before"] == {"parquet": False, "frozen": 0}
+    # ...but once the server starts, before its first request.
+    assert found["during"]["parquet"] is True
+    assert found["during"]["frozen"] > 10_000
+    assert found["after"] == 0  # collectable again once the app stops

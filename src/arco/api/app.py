@@ -7,6 +7,7 @@ store; per-process state is limited to read caches, keyed by immutable ids.
 from __future__ import annotations
 
 import ctypes
+import gc
 import logging
 import os
 import re
@@ -466,6 +467,33 @@ def use_system_allocator() -> None:
         limit_malloc_arenas()
 
 
+def warm_up() -> None:
+    """Pay at start what the first request would: Arrow's Parquet reader, then freeze the heap.
+
+    A new server's first read decoded its first Parquet file 3-5 ms slower than the
+    next (the reader's module, the zstd codec and nested-type decoders load on
+    first use): a tiny file of the same column kinds is decoded here instead.
+    ``gc.freeze`` then moves the objects of the started app (FastAPI's routes and
+    models, the imported modules) out of the collector's reach: a full collection
+    triggered by a request's allocations walked all of them, ~2 ms that landed on
+    whichever request was running (issue #12: the first read of a 100,000-table
+    catalog, whose manifest allocates ~10,000 objects).
+    """
+    from arco.domain import tableset
+
+    sample = pa.table(
+        {
+            "name": ["a"],
+            "columns": [[{"id": 1, "type": "long"}]],
+            "properties": pa.array([[("k", "v")]], pa.map_(pa.string(), pa.string())),
+            "at": pa.array([0], pa.timestamp("ms", tz="UTC")),
+        }
+    )
+    tableset.decode(tableset.encode(sample))
+    gc.collect()
+    gc.freeze()
+
+
 #: Blocks from this size are mapped by malloc, and unmapped when freed.
 MMAP_THRESHOLD = 64 << 10
 #: ``mallopt``'s parameter number for it (glibc's ``M_MMAP_THRESHOLD``).
@@ -556,7 +584,12 @@ def create_app(settings: Settings | None = None, *, store: ObjectStore | None = 
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Per event loop: the handlers of this server's requests, and nothing else.
         current_default_thread_limiter().total_tokens = request_threads(settings)
-        yield
+        warm_up()
+        try:
+            yield
+        finally:
+            # Collectable again: a process that starts many apps (tests) keeps none.
+            gc.unfreeze()
         # Records queued by the last requests are written before the process exits.
         audit.close()
 
