@@ -50,6 +50,20 @@ def _base(cat: Catalog) -> FileEntry:
     return next(f for f in files if f.table == "tables" and f.kind == "base")
 
 
+def _ranges_read(store: Any, path: str) -> list[tuple[int, int]]:
+    """The (start, length) of every ranged read of ``path`` from now on."""
+    fetched: list[tuple[int, int]] = []
+    inner = store.get_range
+
+    def get_range(key: str, start: int, end: int) -> bytes:
+        if key == path:
+            fetched.append((start, end - start))
+        return inner(key, start, end)
+
+    store.get_range = get_range
+    return fetched
+
+
 def _sample_table(rows: int) -> pa.Table:
     return pa.table(
         {
@@ -124,15 +138,7 @@ def test_a_cold_point_read_never_fetches_the_files_footer() -> None:
     assert base.index is not None
     assert "group_footers" in base.index
     footer = base.index["footer"]
-    fetched: list[tuple[int, int]] = []
-    inner = store.get_range
-
-    def get_range(key: str, start: int, end: int) -> bytes:
-        if key == base.path:
-            fetched.append((start, end - start))
-        return inner(key, start, end)
-
-    store.get_range = get_range  # type: ignore[method-assign]
+    fetched = _ranges_read(store, base.path)
     cold = Catalog(store)
     got = cold.get_table("a", "t01234")
     assert got == cat.get_table("a", "t01234")
@@ -150,15 +156,7 @@ def test_a_reader_that_keeps_reading_a_base_switches_to_the_files_footer(
     assert base.index is not None
     footer = base.index["footer"]
     groups = base.index["groups"]
-    fetched: list[tuple[int, int]] = []
-    inner = store.get_range
-
-    def get_range(key: str, start: int, end: int) -> bytes:
-        if key == base.path:
-            fetched.append((start, end - start))
-        return inner(key, start, end)
-
-    store.get_range = get_range  # type: ignore[method-assign]
+    fetched = _ranges_read(store, base.path)
     reader = Catalog(store)
     # One name from each of more groups than OWN_FOOTER_READS.
     for g in range(pointread.OWN_FOOTER_READS + 3):
