@@ -234,3 +234,15 @@ def test_a_writer_whose_group_bytes_differ_alone_writes_no_own_footers(
     assert index["footer"][0] + index["footer"][1] == len(data)
     assert pq.read_table(pa.BufferReader(data)).equals(table)
     assert index_problem(index, data) is None
+
+
+def test_tables_read_through_the_files_footer_keep_no_own_footers() -> None:
+    from arco.discovery.search.state import SearchState
+
+    assert all(not t.own_footers for t in SearchState.TABLES.values() if t.sort_key)
+    table = _sample_table(300)
+    plain = dataclasses.replace(_tdef(), own_footers=False)
+    data, index = tableset.encode_sorted_base(plain, table)
+    assert "group_footers" not in index
+    assert len(data) < len(tableset.encode_sorted_base(_tdef(), table)[0])
+    assert pq.read_table(pa.BufferReader(data)).equals(table)

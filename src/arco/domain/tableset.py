@@ -56,6 +56,10 @@ class TableDef:
     #: (:func:`delta_index`), so that a point reader skips, without fetching it, a
     #: delta that cannot hold the key it looks for. Only string key columns.
     delta_ranges: bool = False
+    #: Whether a sorted base keeps each row group's own footer (ADR 029) for cold
+    #: point reads. Off for tables read many groups at a time through the file's
+    #: footer (the search index), which would pay a second encoding for nothing.
+    own_footers: bool = True
 
     @cached_property
     def delta_schema(self) -> pa.Schema:
@@ -264,7 +268,8 @@ def encode_sorted_base(
                 )
             )
             writer.write_batch(group, row_group_size=group_rows)
-            own.append(_own_footer(schema, group, options))
+            if tdef.own_footers:
+                own.append(_own_footer(schema, group, options))
             if first_group is None:
                 first_group = group
     data = sink.getvalue()

@@ -85,12 +85,26 @@ class SearchState(RowMapState):
             resident=False,
             sort_key=("token", "doc"),
             group_rows=8_192,
+            own_footers=False,
         ),
+        # The search reader reads groups through the file's footer (ADR 029).
         DOCS: TableDef(
-            DOCS, DOC_SCHEMA, ("doc",), resident=False, sort_key=("doc",), group_rows=1_024
+            DOCS,
+            DOC_SCHEMA,
+            ("doc",),
+            resident=False,
+            sort_key=("doc",),
+            group_rows=1_024,
+            own_footers=False,
         ),
         IDS: TableDef(
-            IDS, ID_SCHEMA, ("doc_id",), resident=False, sort_key=("doc_id",), group_rows=4_096
+            IDS,
+            ID_SCHEMA,
+            ("doc_id",),
+            resident=False,
+            sort_key=("doc_id",),
+            group_rows=4_096,
+            own_footers=False,
         ),
         DEAD: TableDef(DEAD, DEAD_SCHEMA, ("doc",), resident=False),
         **{
