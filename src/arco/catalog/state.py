@@ -34,6 +34,7 @@ NAMESPACES = TableDef(
     ("name",),
     sort_key=("name",),
     delta_ranges=True,
+    dictionary=False,
 )
 COLUMN_STRUCT = pa.struct(
     [
@@ -70,6 +71,7 @@ TABLES = TableDef(
     ("id",),
     sort_key=("namespace", "name"),
     delta_ranges=True,
+    dictionary=False,
 )
 IDEMPOTENCY = TableDef(
     "idempotency",

@@ -60,6 +60,11 @@ class TableDef:
     #: point reads. Off for tables read many groups at a time through the file's
     #: footer (the search index), which would pay a second encoding for nothing.
     own_footers: bool = True
+    #: Whether a sorted base dictionary-encodes its columns (Parquet's default).
+    #: Off for the catalog's tables: their strings are nearly all distinct, so a
+    #: dictionary made the groups larger (7.2 against 5.1 KB per 512 tables with
+    #: zstd) and a point read's decode slower (1.36 against 1.03 ms).
+    dictionary: bool = True
 
     @cached_property
     def delta_schema(self) -> pa.Schema:
@@ -257,7 +262,11 @@ def encode_sorted_base(
     first_group: pa.RecordBatch | None = None
     # Statistics only for the sort key: the footer, which a point read fetches
     # whole, holds one entry per group and column, so it stays small.
-    options: dict[str, Any] = {"compression": "zstd", "write_statistics": list(tdef.sort_key)}
+    options: dict[str, Any] = {
+        "compression": "zstd",
+        "write_statistics": list(tdef.sort_key),
+        "use_dictionary": tdef.dictionary,
+    }
     with pq.ParquetWriter(sink, schema, **options) as writer:
         for group in _regroup(batches, group_rows):
             last = group.num_rows - 1
