@@ -246,3 +246,15 @@ def test_tables_read_through_the_files_footer_keep_no_own_footers() -> None:
     assert "group_footers" not in index
     assert len(data) < len(tableset.encode_sorted_base(_tdef(), table)[0])
     assert pq.read_table(pa.BufferReader(data)).equals(table)
+
+
+def test_the_catalogs_bases_have_no_dictionary_pages() -> None:
+    # Nearly every string of a table row is distinct: a dictionary only made the
+    # groups larger and a point read slower (issue #12).
+    store, _, base = _catalog()
+    meta = pq.read_metadata(pa.BufferReader(store.get(base.path)[0]))
+    group = meta.row_group(0)
+    assert not any(group.column(c).has_dictionary_page for c in range(group.num_columns))
+    search_like = dataclasses.replace(_tdef(), dictionary=True)
+    data, _ = tableset.encode_sorted_base(search_like, _sample_table(200))
+    assert pq.read_metadata(pa.BufferReader(data)).row_group(0).column(0).has_dictionary_page
