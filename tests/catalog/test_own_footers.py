@@ -197,10 +197,16 @@ def test_verify_reports_an_own_footer_that_describes_other_bytes() -> None:
     assert "one footer per row group" in (index_problem(short, data) or "")
 
 
-def test_a_base_without_own_footers_is_read_through_the_files_footer() -> None:
+@pytest.mark.parametrize("own", ["absent", "malformed", "short"])
+def test_a_base_without_usable_own_footers_is_read_through_the_files_footer(own: str) -> None:
     store, _, base = _catalog()
     assert base.index is not None
     old_index = {k: v for k, v in base.index.items() if k != "group_footers"}
+    groups = len(base.index["groups"])
+    if own == "malformed":
+        old_index["group_footers"] = [["x", None, 3, "y"]] * groups
+    elif own == "short":
+        old_index["group_footers"] = base.index["group_footers"][:-1]
     reader = Catalog(store)
     snap = reader.domain.read_head(0)
     manifest = snap.manifest

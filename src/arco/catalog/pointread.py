@@ -87,8 +87,11 @@ def _own_footer_of(index: dict[str, Any], g: int) -> tuple[int, int, str, int] |
     own = index.get("group_footers")
     if not isinstance(own, list) or len(own) != len(index["groups"]):
         return None
-    start, length, sha, size = own[g]
-    return int(start), int(length), str(sha), int(size)
+    try:
+        start, length, sha, size = own[g]
+        return int(start), int(length), str(sha), int(size)
+    except (TypeError, ValueError):
+        return None  # not an entry this code wrote: read through the file's footer
 
 
 class _Group:
