@@ -32,7 +32,7 @@ from arco.domain.verify import index_problem, verify
 def _cold_process(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts as a new process would: no footer or group kept."""
     monkeypatch.setattr(pointread, "_GROUPS", pointread._GroupCache(pointread.GROUP_CACHE_SIZE))
-    monkeypatch.setattr(pointread, "_own_counts", type(pointread._own_counts)())
+    monkeypatch.setattr(pointread, "_OWN_FOOTERS", pointread._GroupCache(16))
 
 
 def _catalog(tables: int = 2500) -> tuple[Any, Catalog, FileEntry]:
@@ -148,23 +148,28 @@ def test_a_cold_point_read_never_fetches_the_files_footer() -> None:
     assert sum(n for _, n in fetched) < footer[1]
 
 
-def test_a_reader_that_keeps_reading_a_base_switches_to_the_files_footer(
+def test_a_reader_that_keeps_reading_a_base_fetches_its_own_footers_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(tableset, "GROUP_ROWS", 100)
-    store, _, base = _catalog()
+    store, cat, base = _catalog()
     assert base.index is not None
     footer = base.index["footer"]
     groups = base.index["groups"]
+    own = base.index["group_footers"]
     fetched = _ranges_read(store, base.path)
     reader = Catalog(store)
-    # One name from each of more groups than OWN_FOOTER_READS.
-    for g in range(pointread.OWN_FOOTER_READS + 3):
+    for g in range(12):
         name = groups[g][0][-1]
-        assert reader.get_table("a", name).name == name
-    assert fetched.count((footer[0], footer[1])) == 1  # fetched once, then kept
-    own_starts = {f[0] for f in base.index["group_footers"]}
-    assert sum(1 for s, _ in fetched if s in own_starts) == pointread.OWN_FOOTER_READS
+        assert reader.get_table("a", name) == cat.get_table("a", name)
+    assert (footer[0], footer[1]) not in fetched  # the file's footer: never
+    blob = (own[0][0], own[-1][0] + own[-1][1] - own[0][0])
+    group_ranges = {(g[2], g[3]) for g in groups}
+    # Group 0 with its own footer; group 1 with all of them; then one GET a group.
+    assert fetched[:2] == [(groups[0][2], groups[0][3]), (own[0][0], own[0][1])]
+    assert fetched[2:4] == [(groups[1][2], groups[1][3]), blob]
+    assert fetched[4:] == [(g[2], g[3]) for g in groups[2:12]]
+    assert set(fetched[4:]) <= group_ranges
 
 
 def test_a_damaged_own_footer_is_refused_by_the_reader_and_reported_by_verify() -> None:
@@ -177,6 +182,13 @@ def test_a_damaged_own_footer_is_refused_by_the_reader_and_reported_by_verify() 
     store.put(base.path, bytes(data), "overwrite")
     with pytest.raises(IntegrityError, match="do not match the manifest's index"):
         Catalog(store).get_table("a", name)
+    # ...and when it comes with all the others, after a first group was read.
+    pointread._OWN_FOOTERS = pointread._GroupCache(16)
+    reader = Catalog(store)
+    first = base.index["groups"][0][0][-1]
+    assert reader.get_table("a", first).name == first
+    with pytest.raises(IntegrityError, match="do not match the manifest's index"):
+        reader.get_table("a", name)
     problems = [p.message for p in verify(store, cat.scope).problems]
     assert any("SHA-256" in m for m in problems), problems  # the whole file's hash
 

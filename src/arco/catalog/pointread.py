@@ -65,21 +65,9 @@ class _GroupCache:
 
 _GROUPS = _GroupCache(GROUP_CACHE_SIZE)
 
-#: Groups of one base a process decodes through their own footers before it
-#: fetches and keeps the file's footer (ADR 029).
-OWN_FOOTER_READS = 8
-_own_counts: OrderedDict[str, int] = OrderedDict()
-_own_lock = threading.Lock()
-
-
-def _own_reads(f_sha: str) -> int:
-    """Count one more read of the base whose footer hashes to ``f_sha``; return the count."""
-    with _own_lock:
-        n = _own_counts.pop(f_sha, 0) + 1
-        _own_counts[f_sha] = n
-        while len(_own_counts) > GROUP_CACHE_SIZE:
-            _own_counts.popitem(last=False)
-        return n
+#: The own footers (ADR 029) of a few bases, kept per process as fetched: a reader
+#: that reads a second group of a base fetches them all at once (~0.8 KB a group).
+_OWN_FOOTERS = _GroupCache(16)
 
 
 def _own_footer_of(index: dict[str, Any], g: int) -> tuple[int, int, str, int] | None:
@@ -352,18 +340,51 @@ class StateReader:
         return [found[w] for w in wheres]
 
     # ---------------------------------------------------------------- base
-    def _fetch(self, path: str, start: int, length: int, sha256: str) -> bytes:
+    def _fetch(self, path: str, start: int, length: int, sha256: str | None) -> bytes:
+        """Bytes ``start`` to ``start + length`` of ``path``, checked against ``sha256``
+        (None: the caller checks each part it uses)."""
         if not self.domain.keys.is_within(path):
             raise IntegrityError(f"{path}: state file outside scope {self.domain.scope}")
         try:
             data = self.domain.store.get_range(path, start, start + length)
         except ObjectNotFoundError as exc:
             raise IntegrityError(f"{path}: state file is missing") from exc
-        if len(data) != length or sha256_hex(data) != sha256:
+        if len(data) != length or (sha256 is not None and sha256_hex(data) != sha256):
             raise IntegrityError(
                 f"{path}: bytes {start}-{start + length} do not match the manifest's index"
             )
         return data
+
+    def _own_footer(self, own: tuple[int, int, str, int], f_sha: str) -> bytes:
+        """A group's own footer (ADR 029), uncompressed, checked against its SHA-256.
+
+        The first group read of a base fetches only its own footer (a one-shot
+        reader: the CLI, a new server's first request); a second fetches every own
+        footer of the base in one ranged GET and keeps them, so a reader that goes on
+        makes one GET per group and never parses the file's footer.
+        """
+        base = self.base
+        assert base is not None
+        assert base.index is not None
+        start, length, sha, size = own
+        kept: tuple[int, bytes] | None = _OWN_FOOTERS.get((f_sha, 0))
+        if kept is None:
+            seen = _OWN_FOOTERS.get((f_sha, 1))
+            if seen is None:
+                _OWN_FOOTERS.put((f_sha, 1), True)
+                return tableset.unpack_own_footer(self._fetch(base.path, start, length, sha), size)
+            entries = base.index["group_footers"]
+            lo = min(int(e[0]) for e in entries)
+            hi = max(int(e[0]) + int(e[1]) for e in entries)
+            kept = (lo, self._fetch(base.path, lo, hi - lo, None))
+            _OWN_FOOTERS.put((f_sha, 0), kept)
+        lo, blob = kept
+        packed = blob[start - lo : start - lo + length]
+        if len(packed) != length or sha256_hex(packed) != sha:
+            raise IntegrityError(
+                f"{base.path}: bytes {start}-{start + length} do not match the manifest's index"
+            )
+        return tableset.unpack_own_footer(packed, size)
 
     def _group(self, g: int, *, keep: bool = True) -> tuple[pa.Table, list[Key]]:
         """Row group ``g`` of the base and its sort keys, fetched by range and verified.
@@ -389,13 +410,10 @@ class StateReader:
         meta = _GROUPS.get((f_sha, -1))
         data = self._fetch(base.path, g_start, g_len, g_sha)
         own = _own_footer_of(index, g)
-        if meta is None and own is not None and _own_reads(f_sha) <= OWN_FOOTER_READS:
-            # A cold reader: the group's own footer (~1 KB) instead of the file's,
-            # which grows with the catalog (ADR 029). A reader that keeps reading
-            # this base parses the file's footer once instead (one GET per group).
-            o_start, o_len, o_sha, o_size = own
-            packed = self._fetch(base.path, o_start, o_len, o_sha)
-            table = tableset.read_group_alone(data, tableset.unpack_own_footer(packed, o_size))
+        if meta is None and own is not None:
+            # The group's own footer (~1 KB) instead of the file's, whose size grows
+            # with the catalog (ADR 029).
+            table = tableset.read_group_alone(data, self._own_footer(own, f_sha))
         else:
             if meta is None:
                 footer = self._fetch(base.path, f_start, f_len, f_sha)
