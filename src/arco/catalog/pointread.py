@@ -70,6 +70,19 @@ _GROUPS = _GroupCache(GROUP_CACHE_SIZE)
 _OWN_FOOTERS = _GroupCache(16)
 
 
+def _checked(data: bytes, path: str, start: int, length: int, sha256: str) -> bytes:
+    """``data``, the bytes ``start`` to ``start + length`` of ``path``, if they hash as listed."""
+    if len(data) != length or sha256_hex(data) != sha256:
+        raise _range_mismatch(path, start, length)
+    return data
+
+
+def _range_mismatch(path: str, start: int, length: int) -> IntegrityError:
+    return IntegrityError(
+        f"{path}: bytes {start}-{start + length} do not match the manifest's index"
+    )
+
+
 def _own_footer_of(index: dict[str, Any], g: int) -> tuple[int, int, str, int] | None:
     """Group ``g``'s own footer ``(start, length, sha256, size)`` in ``index``, if it lists one."""
     own = index.get("group_footers")
@@ -349,11 +362,11 @@ class StateReader:
             data = self.domain.store.get_range(path, start, start + length)
         except ObjectNotFoundError as exc:
             raise IntegrityError(f"{path}: state file is missing") from exc
-        if len(data) != length or (sha256 is not None and sha256_hex(data) != sha256):
-            raise IntegrityError(
-                f"{path}: bytes {start}-{start + length} do not match the manifest's index"
-            )
-        return data
+        if sha256 is None:
+            if len(data) != length:
+                raise _range_mismatch(path, start, length)
+            return data
+        return _checked(data, path, start, length, sha256)
 
     def _own_footer(self, own: tuple[int, int, str, int], f_sha: str) -> bytes:
         """A group's own footer (ADR 029), uncompressed, checked against its SHA-256.
@@ -379,11 +392,7 @@ class StateReader:
             kept = (lo, self._fetch(base.path, lo, hi - lo, None))
             _OWN_FOOTERS.put((f_sha, 0), kept)
         lo, blob = kept
-        packed = blob[start - lo : start - lo + length]
-        if len(packed) != length or sha256_hex(packed) != sha:
-            raise IntegrityError(
-                f"{base.path}: bytes {start}-{start + length} do not match the manifest's index"
-            )
+        packed = _checked(blob[start - lo : start - lo + length], base.path, start, length, sha)
         return tableset.unpack_own_footer(packed, size)
 
     def _group(self, g: int, *, keep: bool = True) -> tuple[pa.Table, list[Key]]:
