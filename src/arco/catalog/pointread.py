@@ -28,7 +28,7 @@ from arco.catalog.models import Namespace, Table
 from arco.catalog.state import CatalogState
 from arco.core.errors import IntegrityError, ObjectNotFoundError
 from arco.core.ids import sha256_hex
-from arco.domain import tableset
+from arco.domain import packed, tableset
 from arco.domain.manifest import FileEntry, Manifest
 from arco.domain.tableset import TableDef
 
@@ -86,7 +86,7 @@ def _range_mismatch(path: str, start: int, length: int) -> IntegrityError:
 def _own_footer_of(index: dict[str, Any], g: int) -> tuple[int, int, str, int] | None:
     """Group ``g``'s own footer ``(start, length, sha256, size)`` in ``index``, if it lists one."""
     own = index.get("group_footers")
-    if not isinstance(own, list) or len(own) != len(index["groups"]):
+    if not isinstance(own, list | packed.PackedRows) or len(own) != len(index["groups"]):
         return None
     try:
         start, length, sha, size = own[g]
@@ -172,9 +172,10 @@ class StateReader:
             and index.get("format") == tableset.INDEX_FORMAT
             and tuple(index.get("sort_key", ())) == tdef.sort_key
         )
-        self._bounds: list[tuple[Key, Key]] = (
-            [(tuple(g[0]), tuple(g[1])) for g in index["groups"]] if index is not None else []
-        )
+        self._bounds: list[tuple[Key, Key]] = []
+        if index is not None:
+            firsts, lasts = packed.key_bounds(index["groups"])
+            self._bounds = [(tuple(a), tuple(b)) for a, b in zip(firsts, lasts, strict=True)]
         # Per delta, (first sort key, last sort key, first primary key, last primary
         # key) from its index, or None: a point read skips a delta outside them.
         self._ranges = [_delta_ranges(d.index, tdef) for d in self.deltas]
@@ -387,13 +388,17 @@ class StateReader:
                 _OWN_FOOTERS.put((f_sha, 1), True)
                 return tableset.unpack_own_footer(self._fetch(base.path, start, length, sha), size)
             entries = base.index["group_footers"]
-            lo = min(int(e[0]) for e in entries)
-            hi = max(int(e[0]) + int(e[1]) for e in entries)
+            if isinstance(entries, packed.PackedRows):
+                starts, lengths = entries.column(0), entries.column(1)
+            else:
+                starts, lengths = [e[0] for e in entries], [e[1] for e in entries]
+            lo = min(int(a) for a in starts)
+            hi = max(int(a) + int(n) for a, n in zip(starts, lengths, strict=True))
             kept = (lo, self._fetch(base.path, lo, hi - lo, None))
             _OWN_FOOTERS.put((f_sha, 0), kept)
         lo, blob = kept
-        packed = _checked(blob[start - lo : start - lo + length], base.path, start, length, sha)
-        return tableset.unpack_own_footer(packed, size)
+        stored = _checked(blob[start - lo : start - lo + length], base.path, start, length, sha)
+        return tableset.unpack_own_footer(stored, size)
 
     def _group(self, g: int, *, keep: bool = True) -> tuple[pa.Table, list[Key]]:
         """Row group ``g`` of the base and its sort keys, fetched by range and verified.

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from arco.core.errors import IntegrityError, ObjectNotFoundError
 from arco.core.ids import sha256_hex
-from arco.domain import tableset
+from arco.domain import packed, tableset
 from arco.domain.manifest import FileEntry
 from arco.domain.store import DomainStore, Snapshot
 from arco.domain.tableset import TableDef
@@ -248,7 +248,8 @@ class _Sorted:
             or tuple(index["sort_key"]) != tdef.sort_key
         ):
             raise IntegrityError(f"{entry.path}: unexpected index layout")
-        return cls(entry, [g[0][0] for g in index["groups"]], [g[1][0] for g in index["groups"]])
+        firsts, lasts = packed.key_bounds(index["groups"])
+        return cls(entry, [k[0] for k in firsts], [k[0] for k in lasts])
 
     def groups_for(self, lo: Any, prefix: str | None = None, hi: Any = None) -> list[int]:
         """Groups that may hold keys from ``lo`` (to ``hi``, or starting with ``prefix``)."""
