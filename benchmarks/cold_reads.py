@@ -363,6 +363,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--json", metavar="PATH")
     parser.add_argument(
+        "--pairs",
+        type=int,
+        default=10,
+        metavar="N",
+        help="then N alternating pairs of the smallest and largest size's in-process "
+        "cold get and API first get, and the median ratio of each (a sequential run "
+        "compares two moments of a host whose speed drifts by 2x within a minute)",
+    )
+    parser.add_argument(
         "--src",
         metavar="DIR",
         help="run arco from this source tree (e.g. a `git archive` of an older commit)",
@@ -410,10 +419,42 @@ def main(argv: list[str] | None = None) -> int:
                 [f"{r['tables']:,}", label, cell(r, f"arco_{name}"), cell(r, f"peer_{name}")]
             )
     print_table(["tables", "operation", "arco", "pyiceberg"], rows, title="Cold reads (median)")
+    pairs = bench_pairs(built[min(sizes)][0], built[max(sizes)][0], sizes, args.pairs)
     print(f"load average at end {load_average()}")
     if args.json:
-        write_json(args.json, {"benchmark": "cold_reads", "environment": env, "results": results})
+        write_json(
+            args.json,
+            {"benchmark": "cold_reads", "environment": env, "results": results, "pairs": pairs},
+        )
     return 0
+
+
+def bench_pairs(small_url: str, big_url: str, sizes: list[int], n: int) -> dict[str, Any]:
+    """``n`` alternating pairs (small, large) of each cold point read, and the median
+    ratio large / small: the flatness goal of issue #12 measured so that both sides
+    of a ratio see the same moment of the host."""
+    out: dict[str, Any] = {}
+    if n <= 0 or len(sizes) < 2:
+        return out
+    small, big = min(sizes), max(sizes)
+    log(f"\n== {n} alternating pairs, {small:,} and {big:,} tables ==")
+    for label, measure in (
+        ("in-process cold get", lambda url, size: inproc(INPROC_ARCO, url, size, 20)["ms"]),
+        ("API first get_table", lambda url, size: api_first_get(url, size, 5)["ms"]),
+    ):
+        ratios = []
+        for i in range(n):
+            # ABBA: which side goes first alternates too.
+            order = [(small_url, small), (big_url, big)]
+            if i % 2:
+                order.reverse()
+            got = {size: measure(url, size) for url, size in order}
+            ratios.append(got[big] / got[small])
+            log(f"  {label} pair {i}: {got[small]:.2f} / {got[big]:.2f} ms = {ratios[-1]:.2f}x")
+        median = statistics.median(ratios)
+        log(f"  {label}: median ratio {median:.2f} (goal <= 1.3), worst {max(ratios):.2f}")
+        out[label] = {"ratios": ratios, "median": median}
+    return out
 
 
 if __name__ == "__main__":
