@@ -251,3 +251,26 @@ def test_bulk_deltas_are_compressed_and_a_point_read_decodes_only_their_keys() -
     assert reader.tables._overlay is None
     cold.list_tables("a", page_size=5)
     assert reader.tables._overlay is not None
+
+
+def test_a_table_past_one_row_group_is_read_by_row_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 1,000 tables a cold point read decodes one row group, not a 1,000-row delta."""
+    assert tableset.BASE_MIN_DELTA_ROWS <= tableset.GROUP_ROWS
+    store = open_store("memory://")
+    cat = Catalog(store)
+    cat.create_namespace("a")
+    with cat.transaction() as tx:
+        for i in range(1000):
+            tx.create_table("a", f"t{i:04d}", ["x:int64"])
+    files = cat.snapshot().manifest.files  # type: ignore[union-attr]
+    assert [f.kind for f in files if f.table == "tables"] == ["base"]
+    decoded: list[int] = []
+    whole = tableset.decode
+
+    def counting_decode(data: bytes, columns: object = None) -> pa.Table:
+        decoded.append(len(data))
+        return whole(data, columns)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tableset, "decode", counting_decode)
+    assert Catalog(store).get_table("a", "t0777").name == "t0777"
+    assert decoded == []  # no state file decoded whole: one row group, by range
