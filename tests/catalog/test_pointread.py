@@ -121,13 +121,20 @@ def test_cold_reads_match_the_fold_through_renames_drops_and_base_rewrites() -> 
     _check_same(store, cat, names)
 
 
-def test_a_point_read_fetches_one_row_group_not_the_whole_base() -> None:
+def _bulk_catalog(tables: int) -> tuple[object, Catalog]:
+    """A memory store with namespace ``a`` of ``tables`` tables ``t00000``, ... made in one
+    transaction."""
     store = open_store("memory://")
     cat = Catalog(store)
     cat.create_namespace("a")
     with cat.transaction() as tx:
-        for i in range(2500):
+        for i in range(tables):
             tx.create_table("a", f"t{i:05d}", ["x:int64"])
+    return store, cat
+
+
+def test_a_point_read_fetches_one_row_group_not_the_whole_base() -> None:
+    store, cat = _bulk_catalog(2500)
     base = next(
         f
         for f in cat.snapshot().manifest.files  # type: ignore[union-attr]
@@ -256,12 +263,7 @@ def test_bulk_deltas_are_compressed_and_a_point_read_decodes_only_their_keys() -
 def test_a_table_past_one_row_group_is_read_by_row_group(monkeypatch: pytest.MonkeyPatch) -> None:
     """At 1,000 tables a cold point read decodes one row group, not a 1,000-row delta."""
     assert tableset.BASE_MIN_DELTA_ROWS <= tableset.GROUP_ROWS
-    store = open_store("memory://")
-    cat = Catalog(store)
-    cat.create_namespace("a")
-    with cat.transaction() as tx:
-        for i in range(1000):
-            tx.create_table("a", f"t{i:04d}", ["x:int64"])
+    store, cat = _bulk_catalog(1000)
     files = cat.snapshot().manifest.files  # type: ignore[union-attr]
     assert [f.kind for f in files if f.table == "tables"] == ["base"]
     decoded: list[int] = []
@@ -272,5 +274,5 @@ def test_a_table_past_one_row_group_is_read_by_row_group(monkeypatch: pytest.Mon
         return whole(data, columns)  # type: ignore[arg-type]
 
     monkeypatch.setattr(tableset, "decode", counting_decode)
-    assert Catalog(store).get_table("a", "t0777").name == "t0777"
+    assert Catalog(store).get_table("a", "t00777").name == "t00777"
     assert decoded == []  # no state file decoded whole: one row group, by range
