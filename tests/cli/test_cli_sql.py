@@ -163,7 +163,10 @@ def test_a_query_over_the_engine_limits_is_a_one_line_error(
 ) -> None:
     started = time.monotonic()
     line = user_error(cli(store, "sql", sql, "--timeout", "2"), contains)
-    assert time.monotonic() - started < 2 + 3, line
+    # The time-limit query runs ~11 s on an idle machine (twice that on a slow one),
+    # so 2 s of limit plus 5 s for starting the CLI and its query worker on a busy
+    # host (5.9 s in all was seen once in CI) still proves the deadline.
+    assert time.monotonic() - started < 2 + 5, line
 
 
 def test_tenants_are_isolated(store: str) -> None:
