@@ -388,10 +388,7 @@ class StateReader:
                 _OWN_FOOTERS.put((f_sha, 1), True)
                 return tableset.unpack_own_footer(self._fetch(base.path, start, length, sha), size)
             entries = base.index["group_footers"]
-            if isinstance(entries, packed.PackedRows):
-                starts, lengths = entries.column(0), entries.column(1)
-            else:
-                starts, lengths = [e[0] for e in entries], [e[1] for e in entries]
+            starts, lengths = packed.column_of(entries, 0), packed.column_of(entries, 1)
             lo = min(int(a) for a in starts)
             hi = max(int(a) + int(n) for a, n in zip(starts, lengths, strict=True))
             kept = (lo, self._fetch(base.path, lo, hi - lo, None))

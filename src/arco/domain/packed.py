@@ -67,9 +67,12 @@ class PackedRows(Sequence[list[Any]]):
         """Pack ``rows`` (each ``len(layout)`` long); raises ValueError on a row that
         does not fit the layout (a wrong length, a non-integer, a malformed hash)."""
         rows = list(rows)
+        for row in rows:
+            if not isinstance(row, list | tuple) or len(row) != len(layout):
+                raise ValueError(f"row {row!r} does not have {len(layout)} members")
         columns: list[Any] = []
         for c, kind in enumerate(layout):
-            values = [_at(row, c, len(layout)) for row in rows]
+            values = [row[c] for row in rows]
             if kind == JSON:
                 columns.append(values)
             elif kind == INT:
@@ -182,12 +185,6 @@ class PackedRows(Sequence[list[Any]]):
         return f"PackedRows({self.layout!r}, {list(self)!r})"
 
 
-def _at(row: Sequence[Any], c: int, width: int) -> Any:
-    if not isinstance(row, list | tuple) or len(row) != width:
-        raise ValueError(f"row {row!r} does not have {width} members")
-    return row[c]
-
-
 def _digest(value: Any) -> str:
     if not isinstance(value, str) or len(value) != _HEX:
         raise ValueError(f"{value!r} is not a SHA-256 in hex")
@@ -231,11 +228,17 @@ def unpack_index(index: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def column_of(rows: Sequence[Sequence[Any]], c: int) -> Sequence[Any]:
+    """Member ``c`` of every row of an index member, packed or in rows, without
+    building the rows of a :class:`PackedRows`."""
+    if isinstance(rows, PackedRows):
+        return rows.column(c)
+    return [r[c] for r in rows]
+
+
 def key_bounds(groups: Sequence[Sequence[Any]]) -> tuple[Sequence[Any], Sequence[Any]]:
     """The first and last sort key of each group of a base index's ``groups``."""
-    if isinstance(groups, PackedRows):
-        return groups.column(0), groups.column(1)
-    return [g[0] for g in groups], [g[1] for g in groups]
+    return column_of(groups, 0), column_of(groups, 1)
 
 
 #: An operation record whose JSON is longer than this is stored compressed.
