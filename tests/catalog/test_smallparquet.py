@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -17,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from arco.catalog.catalog import Catalog
+from arco.catalog.state import TABLES
 from arco.core.scope import Scope
 from arco.domain import smallparquet, tableset
 from arco.domain.tableset import TableDef
@@ -185,6 +187,52 @@ def test_the_first_table_of_a_schema_is_checked_then_the_rest_skip_pyarrow() -> 
     later = pa.Table.from_pylist([{"x_first_check": None, "n": 2}] * 3, schema=schema)
     assert smallparquet.encode_small(later, reference) == _pyarrow(later)
     assert calls == [1], "the fast path asked pyarrow after the schema was learned"
+
+
+def _table_row(i: int, columns: int) -> dict[str, Any]:
+    now = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
+    return {
+        "id": f"01J{i:023d}",
+        "namespace": "sales",
+        "name": f"t{i}",
+        "format": "parquet",
+        "properties": {"owner": "data"},
+        "schema_version": 1,
+        "last_column_id": columns,
+        "columns": [
+            {"column_id": c + 1, "ordinal": c, "name": f"c{c}", "data_type": "int64"}
+            | {"nullable": True}
+            for c in range(columns)
+        ],
+        "created_at": now,
+        "updated_at": now,
+        "_op": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "here"),
+    [(1, 10, True), (4, 10, True), (64, 10, False), (1, 500, False), (2, 0, True)],
+)
+def test_deltas_pyarrow_writes_faster_are_left_to_it(rows: int, columns: int, here: bool) -> None:
+    # pyarrow pays per leaf, this module per value: a bulk transaction's 64 rows or
+    # a 500-column table's one row cost less through pyarrow.
+    table = tableset.delta_table_of(
+        TABLES, [_table_row(i, columns) for i in range(rows)], version=3
+    )
+    plan = smallparquet._plan_of(table.schema)
+    assert smallparquet._cheaper_here(plan, table) is here
+    calls: list[int] = []
+
+    def reference(t: pa.Table) -> bytes:
+        calls.append(t.num_rows)
+        return _pyarrow(t)
+
+    learn = tableset.delta_table_of(TABLES, [_table_row(0, 3)], version=3)
+    smallparquet.encode_small(learn, reference)
+    calls.clear()
+    assert smallparquet.encode_small(table, reference) == _pyarrow(table)
+    assert calls == ([] if here else [rows])
 
 
 def test_a_first_table_too_large_for_the_fast_path_does_not_turn_it_off() -> None:
