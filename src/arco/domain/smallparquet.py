@@ -505,7 +505,9 @@ def _encode(plan: _Plan, table: pa.Table) -> bytes:
     offset = 4
     zz = _ZZ
     for leaf, (reps, defs, values) in zip(leaves, out, strict=True):
-        if leaf.max_def:
+        if leaf.max_def and len(defs) > _MAX_PATTERN_LENGTH:
+            levels, count, hists = _levels(leaf, reps, defs)
+        elif leaf.max_def:
             key = (tuple(reps), tuple(defs)) if leaf.max_rep else tuple(defs)
             known = leaf.levels.get(key)
             if known is None:
@@ -587,8 +589,10 @@ _PAGE_TAIL = b"\x15\x00\x15\x06\x15\x06\x1c\x00\x00\x00"
 _STATS = b"\x49\x1c\x15\x00\x15\x00\x15\x02\x00"
 #: Both histograms of a leaf whose levels are all 0: empty lists.
 _NO_HISTOGRAMS = b"\x06\x19\x06"
-#: Level patterns kept per leaf; a commit's rows repeat a few of them.
+#: Level patterns kept per leaf, and the longest kept: a commit's rows repeat a few
+#: short ones, and the bound keeps the cache under ~1 MB per leaf.
 _MAX_LEVEL_PATTERNS = 512
+_MAX_PATTERN_LENGTH = 64
 
 
 def _levels(leaf: _Leaf, reps: list[int], defs: list[int]) -> tuple[bytes, int, bytes]:
