@@ -357,3 +357,18 @@ def test_a_catalog_commit_writes_a_delta_duckdb_reads(
     ).fetchall()
     assert rows == [(f"orders_{i}", f"table {i}", "note") for i in range(5)]
     assert [t.name for t in cat.list_tables("sales").items] == [f"orders_{i}" for i in range(5)]
+
+
+def test_a_table_of_several_chunks_or_a_slice_gives_pyarrows_bytes() -> None:
+    one = tableset.delta_table_of(TABLES, [_table_row(0, 3)], version=2)
+    two = tableset.delta_table_of(TABLES, [_table_row(1, 5), _table_row(2, 0)], version=3)
+    joined = pa.concat_tables([one, two])
+    assert joined.column(0).num_chunks == 2
+    assert _ours(joined) == _pyarrow(joined)
+    sliced = joined.slice(1, 2)
+    assert _ours(sliced) == _pyarrow(sliced)
+    # Sliced list offsets count only the slice's items.
+    plan = smallparquet._plan_of(TABLES.delta_schema)
+    wide = tableset.delta_table_of(TABLES, [_table_row(3, 200), _table_row(4, 1)], version=4)
+    assert not smallparquet._cheaper_here(plan, wide)
+    assert smallparquet._cheaper_here(plan, wide.slice(1, 1))
