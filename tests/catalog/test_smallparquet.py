@@ -113,7 +113,10 @@ def test_random_rows_of_each_delta_schema_give_pyarrows_bytes(name: str, data: A
     schema = SCHEMAS[name]
     rows = data.draw(_rows(schema))
     table = pa.Table.from_pylist(rows, schema=schema)
-    assert _ours(table) == _pyarrow(table)
+    reference = _pyarrow(table)
+    assert _ours(table) == reference
+    # What a process does with the first table of a schema: check, then serve it.
+    assert isinstance(smallparquet._learn(table, reference), smallparquet._Plan)
 
 
 NESTED = pa.schema(
