@@ -282,7 +282,9 @@ class _Node:
 
 @dataclass
 class _Plan:
-    schema: pa.Schema
+    """How one schema's tables are written: its nodes and leaves, and the footer
+    parts copied from pyarrow's file."""
+
     roots: list[_Node]
     #: Per top-level column, the type to view it as before reading its values
     #: (integers for timestamps and dates), or None.
@@ -361,7 +363,7 @@ def _plan_of(schema: pa.Schema) -> _Plan:
         (i, len(r.leaves)) for i, r in enumerate(roots) if r.kind == _LIST or r.kind == _MAP
     )
     flat = len(leaves) - sum(n for _, n in repeated)
-    return _Plan(schema, roots, views, leaves, flat_leaves=flat, repeated=repeated)
+    return _Plan(roots, views, leaves, flat_leaves=flat, repeated=repeated)
 
 
 def _chunk_head(ptype: int, path: list[str]) -> bytes:
